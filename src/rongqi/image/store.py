@@ -83,6 +83,9 @@ class BlobWriter:
 
     def __enter__(self) -> BlobWriter:
         self._lock.__enter__()
+        if self.store.has_blob(self.digest):
+            # Someone else finished it while we waited for the lock; callers check `exists`.
+            return self
         try:
             self._file = open(self.partial, "ab+")
             self._file.seek(0)
