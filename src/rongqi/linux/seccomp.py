@@ -1,0 +1,475 @@
+"""Seccomp: an OCI-shaped profile compiled by libseccomp and loaded with seccomp(2).
+
+On the runtime's start path: standard library and ctypes only, plain classes, and
+libseccomp.so.2 opened only when a profile must be compiled (not on a cache hit).
+
+Compiling and loading are two steps on purpose: the container's init compiles
+while the host's filesystem (and libseccomp) is still in view, then loads the BPF
+bytes with one system call just before execve, when only the container's root is
+left. compile_filter caches the exported BPF on disk, keyed by the profile, the
+architecture, the kernel release and the libseccomp build, so a warm start does
+not load libseccomp at all.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+# libseccomp's action values (seccomp.h); ERRNO and TRACE carry a 16-bit datum.
+ACTIONS: dict[str, int] = {
+    "SCMP_ACT_KILL": 0x00000000,  # runc maps KILL to kill-thread, as libseccomp does
+    "SCMP_ACT_KILL_THREAD": 0x00000000,
+    "SCMP_ACT_KILL_PROCESS": 0x80000000,
+    "SCMP_ACT_TRAP": 0x00030000,
+    "SCMP_ACT_ERRNO": 0x00050000,
+    "SCMP_ACT_TRACE": 0x7FF00000,
+    "SCMP_ACT_ALLOW": 0x7FFF0000,
+    "SCMP_ACT_LOG": 0x7FFC0000,
+    "SCMP_ACT_NOTIFY": 0x7FC00000,
+}
+OPERATORS: dict[str, int] = {
+    "SCMP_CMP_NE": 1,
+    "SCMP_CMP_LT": 2,
+    "SCMP_CMP_LE": 3,
+    "SCMP_CMP_EQ": 4,
+    "SCMP_CMP_GE": 5,
+    "SCMP_CMP_GT": 6,
+    "SCMP_CMP_MASKED_EQ": 7,
+}
+# seccomp(2) filter flags that config.json may ask for.
+FLAGS: dict[str, int] = {
+    "SECCOMP_FILTER_FLAG_TSYNC": 1,
+    "SECCOMP_FILTER_FLAG_LOG": 2,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 32,
+}
+ARCHITECTURES = (
+    "SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM",
+    "SCMP_ARCH_AARCH64", "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32",
+    "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64", "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC",
+    "SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390", "SCMP_ARCH_S390X",
+    "SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64", "SCMP_ARCH_RISCV64", "SCMP_ARCH_LOONGARCH64",
+)
+EPERM = 1
+_FLAG_NEW_LISTENER = 8
+_FLAG_TSYNC_ESRCH = 16
+_SECCOMP_SET_MODE_FILTER = 1
+_SCMP_FLTATR_CTL_NNP = 3
+_BPF_MAXINSNS = 4096
+# seccomp(2)'s number, by os.uname().machine.
+_SYS_SECCOMP = {"x86_64": 317, "aarch64": 277, "riscv64": 277, "loongarch64": 277,
+                "s390x": 348, "ppc64le": 358, "ppc64": 358, "i686": 354, "i386": 354,
+                "armv7l": 383, "armv8l": 383, "mips64": 5312}
+
+
+class SeccompArg:
+    __slots__ = ("index", "value", "valueTwo", "op")
+
+    def __init__(self, index: int, value: int, op: str, valueTwo: int = 0):
+        self.index = index
+        self.value = value
+        self.valueTwo = valueTwo
+        self.op = op
+
+    def _key(self) -> str:
+        return f"{self.index}:{self.op}:{self.value}:{self.valueTwo}"
+
+
+class SeccompRule:
+    __slots__ = ("names", "action", "errnoRet", "args")
+
+    def __init__(self, names: list[str], action: str, errnoRet: int | None = None,
+                 args: list[SeccompArg] | None = None):
+        self.names = names
+        self.action = action
+        self.errnoRet = errnoRet
+        self.args = args or []
+
+    def _key(self) -> str:
+        return (",".join(self.names) + "|" + self.action + "|" + str(self.errnoRet) + "|"
+                + ";".join(a._key() for a in self.args))
+
+
+class SeccompProfile:
+    """linux.seccomp of config.json, checked (see rongqi.oci.seccomp_spec)."""
+
+    __slots__ = ("defaultAction", "defaultErrnoRet", "architectures", "flags", "syscalls",
+                 "listenerPath", "listenerMetadata")
+
+    def __init__(self, defaultAction: str, defaultErrnoRet: int | None = None,
+                 architectures: list[str] | None = None, flags: list[str] | None = None,
+                 syscalls: list[SeccompRule] | None = None, listenerPath: str = "",
+                 listenerMetadata: str = ""):
+        self.defaultAction = defaultAction
+        self.defaultErrnoRet = defaultErrnoRet
+        self.architectures = architectures or []
+        self.flags = flags or []
+        self.syscalls = syscalls or []
+        self.listenerPath = listenerPath
+        self.listenerMetadata = listenerMetadata
+
+    def uses_notify(self) -> bool:
+        return any(r.action == "SCMP_ACT_NOTIFY" for r in self.syscalls)
+
+    def key(self) -> str:
+        """A canonical text of everything that shapes the BPF (for the cache)."""
+        return "\n".join([
+            self.defaultAction, str(self.defaultErrnoRet), ",".join(self.architectures),
+            *(r._key() for r in self.syscalls),
+        ])
+
+
+class CompiledFilter:
+    """BPF ready for seccomp(2), and the flags to load it with."""
+
+    __slots__ = ("bpf", "flags", "notify")
+
+    def __init__(self, bpf: bytes, flags: int, notify: bool):
+        self.bpf = bpf
+        self.flags = flags
+        self.notify = notify
+
+
+# ---- libseccomp through ctypes --------------------------------------------------
+
+class _ArgCmp(ctypes.Structure):
+    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int),
+                ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
+
+
+class _Version(ctypes.Structure):
+    _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
+
+
+_LIB_DIRS = ("/usr/lib/{m}-linux-gnu", "/lib/{m}-linux-gnu", "/usr/lib64", "/lib64",
+             "/usr/lib", "/lib")
+_lib = None
+_lib_path: str | None = None
+
+
+def _find_libseccomp() -> str | None:
+    machine = os.uname().machine
+    for d in _LIB_DIRS:
+        p = d.format(m=machine) + "/libseccomp.so.2"
+        if os.path.exists(p):
+            return os.path.realpath(p)
+    return None
+
+
+def _libseccomp():
+    global _lib
+    if _lib is None:
+        path = _find_libseccomp() or "libseccomp.so.2"
+        try:
+            lib = ctypes.CDLL(path, use_errno=True)
+        except OSError as err:
+            raise OSError(2, f"libseccomp.so.2 is needed to apply a seccomp profile "
+                             f"(apt-get install libseccomp2): {err}") from None
+        vp = ctypes.c_void_p
+        lib.seccomp_init.argtypes = [ctypes.c_uint32]
+        lib.seccomp_init.restype = vp
+        lib.seccomp_release.argtypes = [vp]
+        lib.seccomp_release.restype = None
+        lib.seccomp_arch_add.argtypes = [vp, ctypes.c_uint32]
+        lib.seccomp_arch_add.restype = ctypes.c_int
+        lib.seccomp_arch_resolve_name.argtypes = [ctypes.c_char_p]
+        lib.seccomp_arch_resolve_name.restype = ctypes.c_uint32
+        lib.seccomp_attr_set.argtypes = [vp, ctypes.c_int, ctypes.c_uint32]
+        lib.seccomp_attr_set.restype = ctypes.c_int
+        lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+        lib.seccomp_syscall_resolve_name.restype = ctypes.c_int
+        lib.seccomp_rule_add_array.argtypes = [vp, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
+                                               ctypes.POINTER(_ArgCmp)]
+        lib.seccomp_rule_add_array.restype = ctypes.c_int
+        lib.seccomp_export_bpf.argtypes = [vp, ctypes.c_int]
+        lib.seccomp_export_bpf.restype = ctypes.c_int
+        lib.seccomp_version.argtypes = []
+        lib.seccomp_version.restype = ctypes.POINTER(_Version)
+        _lib = lib
+    return _lib
+
+
+def libseccomp_version() -> str:
+    v = _libseccomp().seccomp_version().contents
+    return f"{v.major}.{v.minor}.{v.micro}"
+
+
+def _action_value(action: str, errno_ret: int | None) -> int:
+    base = ACTIONS[action]
+    if action in ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE"):
+        return base | ((EPERM if errno_ret is None else errno_ret) & 0xFFFF)
+    return base
+
+
+def _check(rc: int, what: str) -> None:
+    if rc < 0:
+        raise OSError(-rc, f"{what}: {os.strerror(-rc)}")
+
+
+def _compile_with_libseccomp(profile: SeccompProfile) -> bytes:
+    lib = _libseccomp()
+    default = _action_value(profile.defaultAction, profile.defaultErrnoRet)
+    ctx = lib.seccomp_init(default)
+    if not ctx:
+        raise OSError(22, f"seccomp: libseccomp refused the default action {profile.defaultAction}")
+    try:
+        # no_new_privs is the runtime's business (process.noNewPrivileges), not libseccomp's.
+        _check(lib.seccomp_attr_set(ctx, _SCMP_FLTATR_CTL_NNP, 0), "seccomp: clear the NNP attribute")
+        for arch in profile.architectures:
+            token = lib.seccomp_arch_resolve_name(arch[len("SCMP_ARCH_"):].lower().encode())
+            if token == 0:
+                continue  # an architecture this libseccomp does not know: its calls hit the bad-arch kill
+            rc = lib.seccomp_arch_add(ctx, token)
+            if rc != -17:  # EEXIST: the native architecture is always there
+                _check(rc, f"seccomp: add architecture {arch}")
+        for rule in profile.syscalls:
+            action = _action_value(rule.action, rule.errnoRet)
+            if action == default:
+                continue  # libseccomp refuses such a rule; it would change nothing (runc skips it too)
+            groups = _condition_groups(rule.args)
+            for name in rule.names:
+                nr = lib.seccomp_syscall_resolve_name(name.encode())
+                if nr == -1:
+                    continue  # a name this libseccomp does not know: skipped, as runc skips it
+                for conds in groups:
+                    arr = (_ArgCmp * max(1, len(conds)))()
+                    for i, a in enumerate(conds):
+                        arr[i].arg = a.index
+                        arr[i].op = OPERATORS[a.op]
+                        arr[i].datum_a = a.value
+                        arr[i].datum_b = a.valueTwo
+                    _check(lib.seccomp_rule_add_array(ctx, action, nr, len(conds), arr),
+                           f"seccomp: add the rule for {name}")
+        fd = os.memfd_create("rongqi-seccomp", os.MFD_CLOEXEC)
+        try:
+            _check(lib.seccomp_export_bpf(ctx, fd), "seccomp: export the BPF program")
+            size = os.lseek(fd, 0, os.SEEK_END)
+            return os.pread(fd, size, 0)
+        finally:
+            os.close(fd)
+    finally:
+        lib.seccomp_release(ctx)
+
+
+def _condition_groups(args: list[SeccompArg]) -> list[list[SeccompArg]]:
+    """Which conditions go into one rule: all of them (AND), as runc does, unless
+    two test the same argument; then each becomes its own rule (OR), also as runc
+    does, because libseccomp cannot AND two comparisons of one argument."""
+    if not args:
+        return [[]]
+    seen: set[int] = set()
+    for a in args:
+        if a.index in seen:
+            return [[a] for a in args]
+        seen.add(a.index)
+    return [list(args)]
+
+
+# ---- the cache -----------------------------------------------------------------
+
+def default_cache_dir() -> str | None:
+    """Where compiled filters are kept: on tmpfs, so a reboot (new kernel) clears them."""
+    if os.geteuid() == 0:
+        return "/run/rongqi/seccomp"
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    return f"{xdg}/rongqi/seccomp" if xdg else None
+
+
+def _cache_key(profile: SeccompProfile) -> str | None:
+    lib = _lib_path_for_key()
+    if lib is None:
+        return None
+    st = os.stat(lib)
+    u = os.uname()
+    import _sha256  # hashlib would pull in OpenSSL's _hashlib; this is the builtin one
+    h = _sha256.sha256()
+    for part in ("rongqi-seccomp-1", u.machine, u.release, lib, str(st.st_size),
+                 str(st.st_mtime_ns), profile.key()):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _lib_path_for_key() -> str | None:
+    global _lib_path
+    if _lib_path is None:
+        _lib_path = _find_libseccomp() or ""
+    return _lib_path or None
+
+
+def _trusted_dir(path: str) -> bool:
+    # A cached filter is loaded without checking what it does: the directory must be
+    # ours alone, or anyone who can write there could choose the container's filter.
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        try:
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            st = os.lstat(path)
+        except OSError:
+            return False
+    except OSError:
+        return False
+    return (st.st_mode & 0o170000 == 0o040000 and st.st_uid == os.geteuid()
+            and st.st_mode & 0o022 == 0)
+
+
+def _read_cached(path: str) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            return None
+        data = os.read(fd, st.st_size + 1)
+    finally:
+        os.close(fd)
+    if not data or len(data) % 8 or len(data) > _BPF_MAXINSNS * 8:
+        return None
+    return data
+
+
+def _write_cached(path: str, bpf: bytes) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, bpf)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except OSError:
+        # The cache only saves time: a full disk or a race with another runtime is no error.
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+_UNSET = object()
+
+
+def compile_filter(profile: SeccompProfile, cache_dir: str | None | object = _UNSET) -> CompiledFilter:
+    """The profile as BPF, from the cache when it is there, else from libseccomp.
+
+    cache_dir None turns the cache off; left out, default_cache_dir() is used.
+    """
+    if cache_dir is _UNSET:
+        cache_dir = default_cache_dir()
+    notify = profile.uses_notify()
+    flags = 0
+    for f in profile.flags:
+        flags |= FLAGS[f]
+    if notify:
+        flags |= _FLAG_NEW_LISTENER
+        if flags & FLAGS["SECCOMP_FILTER_FLAG_TSYNC"]:
+            flags |= _FLAG_TSYNC_ESRCH  # the kernel refuses TSYNC with a listener otherwise
+    else:
+        # The kernel accepts WAIT_KILLABLE_RECV only with a listener; without one it means nothing.
+        flags &= ~FLAGS["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]
+    path = None
+    if isinstance(cache_dir, str):
+        key = _cache_key(profile)
+        if key is not None and _trusted_dir(cache_dir):
+            path = f"{cache_dir}/{key}.bpf"
+            bpf = _read_cached(path)
+            if bpf is not None:
+                return CompiledFilter(bpf, flags, notify)
+    bpf = _compile_with_libseccomp(profile)
+    if path is not None:
+        _write_cached(path, bpf)
+    return CompiledFilter(bpf, flags, notify)
+
+
+# ---- loading -------------------------------------------------------------------
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+_libc = None
+
+
+def _c():
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.syscall.restype = ctypes.c_long
+        _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong,
+                                ctypes.c_ulong, ctypes.c_ulong]
+        _libc.prctl.restype = ctypes.c_int
+    return _libc
+
+
+def load_filter(compiled: CompiledFilter) -> int | None:
+    """Install compiled in this process; the notify fd if it has a listener."""
+    nr = _SYS_SECCOMP.get(os.uname().machine)
+    if nr is None:
+        raise OSError(38, f"seccomp: no system call number known for {os.uname().machine}")
+    buf = ctypes.create_string_buffer(compiled.bpf, len(compiled.bpf))
+    prog = _SockFprog(len(compiled.bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    rc = _c().syscall(ctypes.c_long(nr), ctypes.c_long(_SECCOMP_SET_MODE_FILTER),
+                      ctypes.c_long(compiled.flags), ctypes.byref(prog))
+    if rc < 0:
+        err = ctypes.get_errno()
+        hint = ""
+        if err == 13:  # EACCES
+            hint = " (loading a filter needs no_new_privs or CAP_SYS_ADMIN)"
+        raise OSError(err, f"seccomp: load the filter: {os.strerror(err)}{hint}")
+    return int(rc) if compiled.notify else None
+
+
+def load(profile: SeccompProfile, cache_dir: str | None | object = _UNSET) -> int | None:
+    """Compile (or take from the cache) and install profile in THIS process.
+
+    Returns the notify fd when a rule uses SCMP_ACT_NOTIFY, else None. Syscall
+    names libseccomp does not know are skipped, as runc skips them.
+    """
+    return load_filter(compile_filter(profile, cache_dir))
+
+
+def no_new_privs() -> bool:
+    return _c().prctl(39, 0, 0, 0, 0) == 1  # PR_GET_NO_NEW_PRIVS
+
+
+def load_needs_cap_sys_admin(no_new_privileges: bool) -> bool:
+    """Whether loading the filter needs CAP_SYS_ADMIN: the kernel lets a process
+    install a filter only under no_new_privs or with CAP_SYS_ADMIN. When true, the
+    init must load before it drops capabilities (as runc does), and the filter must
+    then allow the syscalls left between that point and execve."""
+    return not no_new_privileges and not no_new_privs()
+
+
+# ---- the notify fd, handed to the listener as runc hands it --------------------
+
+def send_notify_fd(fd: int, listener_path: str, state_json: bytes, metadata: str) -> None:
+    """Connect to listener_path and send the containerProcessState with fd.
+
+    state_json is the container's state (as `state` prints it). One message goes
+    out: the JSON {"ociVersion","fds":["seccompFd"],"pid","metadata","state"} as
+    data and fd as the one SCM_RIGHTS control message, as runc sends it.
+    """
+    import _socket
+    import sys
+    from rongqi import fastjson
+
+    state = fastjson.loads(state_json)
+    msg = fastjson.dumps({
+        "ociVersion": state.get("ociVersion", ""),
+        "fds": ["seccompFd"],
+        "pid": state.get("pid", 0),
+        "metadata": metadata,
+        "state": state,
+    }).encode()
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    try:
+        try:
+            sock.connect(listener_path)
+        except OSError as err:
+            raise OSError(err.errno, f"seccomp listener {listener_path}: {err.strerror}") from None
+        sock.sendmsg([msg], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))])
+    finally:
+        sock.close()
