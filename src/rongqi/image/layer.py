@@ -1,0 +1,413 @@
+"""Applying a layer tar (plain, gzip or zstd; streamed) to a directory, with no way out of it.
+
+Every path is resolved component by component from a directory fd with O_NOFOLLOW, so no
+entry, symlink or hardlink can write outside the layer root; whiteouts become overlayfs
+whiteouts (a layer unpacked on its own) or deletions (layers flattened into one tree).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import stat
+import tarfile
+import zlib
+from dataclasses import dataclass
+from typing import IO
+
+from rongqi.image.errors import LayerError
+
+CHUNK = 1 << 20
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
+_ZERO = bytes(CHUNK)
+_MAX_SYMLINKS = 40
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class _GzipReader:
+    """gzip (including multi-member, as pigz writes) decompressed in large chunks."""
+
+    def __init__(self, raw: IO[bytes], head: bytes):
+        self.raw, self.buf, self.pending = raw, bytearray(), head
+        self.z = zlib.decompressobj(31)
+        self.eof = False
+
+    def read(self, n: int = -1) -> bytes:
+        while not self.eof and (n < 0 or len(self.buf) < n):
+            data = self.pending or self.raw.read(CHUNK)
+            self.pending = b""
+            if not data:
+                if not self.z.eof:
+                    raise LayerError("layer is truncated: gzip stream ends early")
+                self.eof = True
+                break
+            try:
+                self.buf += self.z.decompress(data)
+                while self.z.eof and self.z.unused_data:
+                    rest = self.z.unused_data
+                    self.z = zlib.decompressobj(31)
+                    self.buf += self.z.decompress(rest)
+            except zlib.error as e:
+                raise LayerError(f"layer is not valid gzip: {e}") from None
+        if n < 0:
+            n = len(self.buf)
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+
+class _PrefixReader:
+    def __init__(self, raw: IO[bytes], head: bytes):
+        self.raw, self.head = raw, head
+
+    def read(self, n: int = -1) -> bytes:
+        if self.head:
+            out, self.head = self.head, b""
+            if n < 0:
+                return out + self.raw.read()
+            if len(out) < n:
+                out += self.raw.read(n - len(out))
+            return out
+        return self.raw.read(n)
+
+
+class _DigestReader:
+    """Hashes what passes through, so the diff_id is known without a second read."""
+
+    def __init__(self, inner: object):
+        self.inner = inner
+        self.h = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.inner.read(n)  # type: ignore[attr-defined]
+        self.h.update(data)
+        self.size += len(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
+
+
+def decompressed(raw: IO[bytes]) -> IO[bytes]:
+    """Sniff the compression from the magic bytes (media types are not always honest)."""
+    head = raw.read(4)
+    if head[:2] == b"\x1f\x8b":
+        return _GzipReader(raw, head)  # type: ignore[return-value]
+    if head == b"\x28\xb5\x2f\xfd":
+        import zstandard
+        return zstandard.ZstdDecompressor().stream_reader(_PrefixReader(raw, head),
+                                                           read_size=CHUNK)
+    return _PrefixReader(raw, head)  # type: ignore[return-value]
+
+
+@dataclass
+class LayerStats:
+    diff_id: str
+    size: int
+    entries: int
+
+
+class LayerApplier:
+    """Applies layer tars under `root`.
+
+    whiteouts="overlay": a whiteout becomes a 0/0 character device and an opaque marker the
+    trusted.overlay.opaque xattr (the layer is one overlayfs lowerdir). whiteouts="delete":
+    the whiteout removes what lower layers put there (layers flattened into one tree).
+    """
+
+    def __init__(self, root: str, *, whiteouts: str = "overlay", same_owner: bool | None = None,
+                 allow_devices: bool | None = None):
+        if whiteouts not in ("overlay", "delete"):
+            raise ValueError(whiteouts)
+        self.root = root
+        self.whiteouts = whiteouts
+        is_root = os.geteuid() == 0
+        self.same_owner = is_root if same_owner is None else same_owner
+        self.allow_devices = is_root if allow_devices is None else allow_devices
+        self._root_fd = -1
+        self._fds: dict[tuple[str, ...], int] = {}
+        self._stale: list[int] = []
+        self._written: set[tuple[str, ...]] = set()
+        self._dirs: list[tuple[tuple[str, ...], int, float]] = []
+        self._entry = ""
+
+    # -- path resolution, never leaving root --------------------------------------------------
+    def _fail(self, why: str) -> LayerError:
+        return LayerError(f"layer entry {self._entry!r}: {why}; nothing was written outside "
+                          "the layer root")
+
+    def _clean(self, name: str) -> tuple[str, ...]:
+        out: list[str] = []
+        for part in name.split("/"):
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not out:
+                    raise self._fail("path escapes the layer root")
+                out.pop()
+            else:
+                out.append(part)
+        return tuple(out)
+
+    def _forget_fds(self) -> None:
+        # Closed once the current entry is done: its own parent fd may be among them.
+        self._stale.extend(self._fds.values())
+        self._fds.clear()
+
+    def _close_stale(self) -> None:
+        for fd in self._stale:
+            os.close(fd)
+        self._stale.clear()
+
+    def _dir_fd(self, parts: tuple[str, ...], create: bool = True) -> int:
+        """An fd for the directory at `parts`, following symlinks only while inside root."""
+        fd = self._fds.get(parts)
+        if fd is not None:
+            return fd
+        stack: list[tuple[str, int]] = []
+        pending = list(parts)
+        links = 0
+        cur = self._root_fd
+        opened: list[int] = []
+        try:
+            while pending:
+                comp = pending.pop(0)
+                if comp in ("", "."):
+                    continue
+                if comp == "..":
+                    if not stack:
+                        raise self._fail("a symlink leads out of the layer root")
+                    stack.pop()
+                    cur = stack[-1][1] if stack else self._root_fd
+                    continue
+                try:
+                    nfd = os.open(comp, _DIR_FLAGS, dir_fd=cur)
+                except FileNotFoundError:
+                    if not create:
+                        raise self._fail(f"{'/'.join(parts)} does not exist in the layer") \
+                            from None
+                    os.mkdir(comp, 0o755, dir_fd=cur)
+                    nfd = os.open(comp, _DIR_FLAGS, dir_fd=cur)
+                except OSError as e:
+                    if e.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    st = os.lstat(comp, dir_fd=cur)
+                    if not stat.S_ISLNK(st.st_mode):
+                        raise self._fail(f"{comp} is not a directory") from None
+                    links += 1
+                    if links > _MAX_SYMLINKS:
+                        raise self._fail("too many levels of symlinks") from None
+                    target = os.readlink(comp, dir_fd=cur)
+                    if target.startswith("/"):
+                        # An absolute target means the layer root, as the container will see it.
+                        stack.clear()
+                        cur = self._root_fd
+                    pending[:0] = target.split("/")
+                    continue
+                opened.append(nfd)
+                stack.append((comp, nfd))
+                cur = nfd
+            fd = os.dup(cur)
+        finally:
+            for o in opened:
+                os.close(o)
+        if len(self._fds) > 256:
+            self._forget_fds()
+        self._fds[parts] = fd
+        return fd
+
+    def _parent(self, parts: tuple[str, ...], create: bool = True) -> tuple[int, str]:
+        return self._dir_fd(parts[:-1], create), parts[-1]
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _remove(self, dfd: int, name: str) -> None:
+        try:
+            st = os.lstat(name, dir_fd=dfd)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(name, dir_fd=dfd)
+            self._forget_fds()
+        else:
+            if stat.S_ISLNK(st.st_mode):
+                self._forget_fds()
+            os.unlink(name, dir_fd=dfd)
+
+    def _xattrs(self, member: tarfile.TarInfo, dfd: int, name: str) -> None:
+        for key, value in member.pax_headers.items():
+            if not key.startswith("SCHILY.xattr."):
+                continue
+            attr = key[len("SCHILY.xattr."):]
+            raw = value.encode("utf-8", "surrogateescape")
+            try:
+                os.setxattr(f"/proc/self/fd/{dfd}/{name}", attr, raw, follow_symlinks=False)
+            except OSError as e:
+                if e.errno not in (errno.ENOTSUP, errno.EPERM, errno.EOPNOTSUPP):
+                    raise
+
+    def _owner_mode_time(self, member: tarfile.TarInfo, dfd: int, name: str) -> None:
+        if self.same_owner:
+            os.chown(name, member.uid, member.gid, dir_fd=dfd, follow_symlinks=False)
+        if not member.issym():
+            os.chmod(name, member.mode & 0o7777, dir_fd=dfd)
+        os.utime(name, ns=(int(member.mtime * 1e9),) * 2, dir_fd=dfd, follow_symlinks=False)
+
+    # -- entries --------------------------------------------------------------------------------
+    def _whiteout(self, parts: tuple[str, ...], base: str) -> None:
+        dfd = self._dir_fd(parts[:-1])
+        if base == OPAQUE_MARKER:
+            if self.whiteouts == "overlay":
+                os.setxattr(f"/proc/self/fd/{dfd}", OVERLAY_OPAQUE_XATTR, b"y")
+            else:
+                prefix = parts[:-1]
+                for child in os.listdir(dfd):
+                    if prefix + (child,) not in self._written:
+                        self._remove(dfd, child)
+            return
+        if base.startswith(WHITEOUT_PREFIX + WHITEOUT_PREFIX):
+            return  # aufs bookkeeping (.wh..wh.plnk and friends), meaningless here
+        target = base[len(WHITEOUT_PREFIX):]
+        if not target or target in (".", ".."):
+            raise self._fail("bad whiteout name")
+        self._remove(dfd, target)
+        if self.whiteouts == "overlay":
+            os.mknod(target, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=dfd)
+
+    def _write_file(self, tf: tarfile.TarFile, member: tarfile.TarInfo, dfd: int,
+                    name: str) -> None:
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600, dir_fd=dfd)
+        try:
+            src = tf.extractfile(member)
+            assert src is not None
+            hole = False
+            while chunk := src.read(CHUNK):
+                if len(chunk) == CHUNK and chunk == _ZERO:
+                    os.lseek(fd, CHUNK, os.SEEK_CUR)
+                    hole = True
+                else:
+                    _write_all(fd, chunk)
+            if hole:
+                os.ftruncate(fd, member.size)
+        finally:
+            os.close(fd)
+
+    def _apply_member(self, tf: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        self._entry = member.name
+        parts = self._clean(member.name)
+        if not parts:
+            return  # the root itself: its owner and mode belong to whoever made it
+        base = parts[-1]
+        if base.startswith(WHITEOUT_PREFIX):
+            self._whiteout(parts, base)
+            return
+        dfd, name = self._parent(parts)
+        self._written.add(parts)
+        if member.isdir():
+            try:
+                st = os.lstat(name, dir_fd=dfd)
+                if not stat.S_ISDIR(st.st_mode):
+                    self._remove(dfd, name)
+                    os.mkdir(name, 0o755, dir_fd=dfd)
+            except FileNotFoundError:
+                os.mkdir(name, 0o755, dir_fd=dfd)
+            if self.same_owner:
+                os.chown(name, member.uid, member.gid, dir_fd=dfd, follow_symlinks=False)
+            self._xattrs(member, dfd, name)
+            # Modes and times of directories last: later entries would change the times,
+            # and a read-only mode would stop an unprivileged applier from filling it.
+            self._dirs.append((parts, member.mode & 0o7777, member.mtime))
+            return
+        self._remove(dfd, name)
+        if member.isreg():
+            self._write_file(tf, member, dfd, name)
+        elif member.issym():
+            os.symlink(member.linkname, name, dir_fd=dfd)
+        elif member.islnk():
+            tparts = self._clean(member.linkname)
+            if not tparts:
+                raise self._fail("hardlink to the layer root")
+            tdfd, tname = self._parent(tparts, create=False)
+            try:
+                os.link(tname, name, src_dir_fd=tdfd, dst_dir_fd=dfd, follow_symlinks=False)
+            except FileNotFoundError:
+                raise self._fail(f"hardlink target {member.linkname!r} is not in the layer") \
+                    from None
+            return  # a hardlink shares its target's owner, mode and times
+        elif member.ischr() or member.isblk():
+            if not self.allow_devices:
+                raise self._fail("device nodes are not allowed here (rootless or untrusted)")
+            kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
+            try:
+                os.mknod(name, kind | (member.mode & 0o7777),
+                         os.makedev(member.devmajor, member.devminor), dir_fd=dfd)
+            except PermissionError:
+                raise self._fail("cannot create a device node without privilege") from None
+        elif member.isfifo():
+            os.mkfifo(name, member.mode & 0o7777, dir_fd=dfd)
+        else:
+            return
+        self._xattrs(member, dfd, name)
+        self._owner_mode_time(member, dfd, name)
+
+    def _finish_dirs(self) -> None:
+        for parts, mode, mtime in reversed(self._dirs):
+            try:
+                dfd, name = self._parent(parts, create=False)
+                fd = os.open(name, _DIR_FLAGS, dir_fd=dfd)
+            except (OSError, LayerError):
+                continue  # replaced or removed by a later entry
+            try:
+                os.fchmod(fd, mode)
+                os.utime(fd, ns=(int(mtime * 1e9),) * 2)
+            finally:
+                os.close(fd)
+
+    def apply(self, stream: IO[bytes]) -> LayerStats:
+        """Apply one (possibly compressed) layer tar; returns its diff_id and size."""
+        reader = _DigestReader(decompressed(stream))
+        self._root_fd = os.open(self.root, _DIR_FLAGS)
+        entries = 0
+        try:
+            try:
+                with tarfile.open(fileobj=reader, mode="r|", bufsize=CHUNK) as tf:  # type: ignore[call-overload]
+                    for member in tf:
+                        entries += 1
+                        self._apply_member(tf, member)
+                        if self._stale:
+                            self._close_stale()
+            except tarfile.TarError as e:
+                raise LayerError(f"layer is not a valid tar: {e}") from None
+            except (zlib.error, EOFError) as e:
+                raise LayerError(f"layer is truncated or corrupt: {e}") from None
+            except OSError as e:
+                if type(e).__name__ == "ZstdError":
+                    raise LayerError(f"layer is not valid zstd: {e}") from None
+                raise
+            self._finish_dirs()
+            reader.drain()
+        finally:
+            self._forget_fds()
+            self._close_stale()
+            os.close(self._root_fd)
+            self._root_fd = -1
+            self._written.clear()
+            self._dirs.clear()
+        return LayerStats("sha256:" + reader.h.hexdigest(), reader.size, entries)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def apply_layer(root: str, stream: IO[bytes], **kw: object) -> LayerStats:
+    return LayerApplier(root, **kw).apply(stream)  # type: ignore[arg-type]
