@@ -1,0 +1,395 @@
+"""Leak detection for the test suite: mounts, cgroups, netns, veths and processes.
+
+A snapshot before a test and one after it are compared; what is new is a leak. Several
+developers run the suite on this machine at once, so every new resource is classified:
+"ours" (provably made by this pytest process) is always a leak and is cleaned up by path or
+PID; "ambiguous" (matches "rongqi" but cannot be attributed) is a leak only while no other
+pytest session is running, and is otherwise reported as a warning and left alone.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+# Never touched, not even to clean up: the machine's own process accounting lives here.
+CGROUP_FORBIDDEN = ("memory/process_api",)
+# Shared parents that runtimes create and leave (runc removes only the leaf of cgroupsPath):
+# not leaks in themselves; removed at the end of the session when empty.
+CGROUP_SHARED_PARENTS = ("rongqi-test",)
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> bool:
+    """Make orphaned descendants (detached containers, shims) reparent to this process.
+
+    That makes "descendant of the test process" an exact test of ownership for processes.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+
+def _unescape(s: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo.
+    if "\\" not in s:
+        return s
+    out, i = [], 0
+    while i < len(s):
+        if s[i] == "\\" and i + 3 < len(s) and s[i + 1 : i + 4].isdigit():
+            out.append(chr(int(s[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(s[i])
+            i += 1
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Mount:
+    mount_id: int
+    mountpoint: str
+    fstype: str
+    source: str
+    line: str
+
+    def __str__(self) -> str:
+        return f"mount {self.mountpoint} ({self.fstype} from {self.source})"
+
+
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    ppid: int
+    starttime: int
+    state: str
+    cmdline: str
+
+    def __str__(self) -> str:
+        return f"process {self.pid} [{self.state}] {self.cmdline[:160]!r}"
+
+
+@dataclass
+class Snapshot:
+    mounts: dict[int, Mount] = field(default_factory=dict)
+    cgroups: set[str] = field(default_factory=set)
+    netns: set[str] = field(default_factory=set)
+    veths: set[str] = field(default_factory=set)  # all host links; veths picked at compare
+    procs: dict[tuple[int, int], Proc] = field(default_factory=dict)
+
+
+@dataclass
+class Leaks:
+    """New resources after a test: `ours` fail the test, `ambiguous` fail only when alone."""
+
+    mounts: list[Mount] = field(default_factory=list)
+    cgroups: list[str] = field(default_factory=list)
+    netns: list[str] = field(default_factory=list)
+    veths: list[str] = field(default_factory=list)
+    procs: list[Proc] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.mounts or self.cgroups or self.netns or self.veths or self.procs)
+
+    def lines(self) -> list[str]:
+        return (
+            [str(p) for p in self.procs]
+            + [str(m) for m in self.mounts]
+            + [f"cgroup {c}" for c in self.cgroups]
+            + [f"netns {n}" for n in self.netns]
+            + [f"veth {v}" for v in self.veths]
+        )
+
+
+def read_mounts() -> list[Mount]:
+    mounts = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            mounts.append(
+                Mount(
+                    mount_id=int(fields[0]),
+                    mountpoint=_unescape(fields[4]),
+                    fstype=fields[sep + 1],
+                    source=_unescape(fields[sep + 2]) if len(fields) > sep + 2 else "",
+                    line=line.rstrip("\n"),
+                )
+            )
+    return mounts
+
+
+def read_cgroups(maxdepth: int = 5) -> set[str]:
+    """Cgroup dirs (relative to /sys/fs/cgroup) whose path contains "rongqi"."""
+    found: set[str] = set()
+    base_depth = CGROUP_ROOT.rstrip("/").count("/")
+    for dirpath, dirnames, _files in os.walk(CGROUP_ROOT):
+        depth = dirpath.rstrip("/").count("/") - base_depth
+        if depth >= maxdepth:
+            dirnames[:] = []
+        rel = os.path.relpath(dirpath, CGROUP_ROOT)
+        if "rongqi" in rel:
+            found.add(rel)
+    return found
+
+
+def _run_lines(argv: list[str]) -> list[str]:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return out.stdout.splitlines()
+
+
+def read_netns() -> set[str]:
+    """Named network namespaces, as `ip netns list` shows them (it lists /run/netns)."""
+    try:
+        return set(os.listdir("/run/netns"))
+    except FileNotFoundError:
+        return set()
+
+
+def read_links() -> set[str]:
+    """Network interfaces of the host namespace (cheap; veths are picked out on demand)."""
+    return set(os.listdir("/sys/class/net"))
+
+
+def read_veths() -> set[str]:
+    names = set()
+    for line in _run_lines(["ip", "-o", "link", "show", "type", "veth"]):
+        parts = line.split(":", 2)
+        if len(parts) >= 2:
+            names.add(parts[1].strip().split("@")[0])
+    return names
+
+
+def read_procs() -> dict[int, Proc]:
+    procs: dict[int, Proc] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        # comm may contain spaces and parentheses: split after the last ")".
+        rest = stat[stat.rindex(")") + 2 :].split()
+        if not cmdline:
+            cmdline = "[" + stat[stat.index("(") + 1 : stat.rindex(")")] + "]"
+        pid = int(name)
+        procs[pid] = Proc(pid, int(rest[1]), int(rest[19]), rest[0], cmdline)
+    return procs
+
+
+def _ancestors(pid: int, procs: dict[int, Proc]) -> list[int]:
+    chain, seen = [], set()
+    while pid in procs and pid not in seen and pid > 1:
+        seen.add(pid)
+        pid = procs[pid].ppid
+        chain.append(pid)
+    return chain
+
+
+class LeakChecker:
+    """Snapshots and compares; one per pytest session."""
+
+    def __init__(self, basetemp: str, tag: str) -> None:
+        self.me = os.getpid()
+        self.basetemp = os.path.realpath(basetemp)
+        self.tmp_parent = os.path.dirname(self.basetemp)
+        self.tag = tag  # appears in ids and cgroup paths made by this session's fixtures
+
+    # -- snapshot -------------------------------------------------------------------------
+    def snapshot(self, procs: dict[int, Proc] | None = None) -> Snapshot:
+        snap = Snapshot()
+        snap.mounts = {
+            m.mount_id: m
+            for m in read_mounts()
+            if "rongqi" in m.line or self._under_basetemp(m.mountpoint)
+        }
+        snap.cgroups = read_cgroups()
+        snap.netns = read_netns()
+        snap.veths = read_links()
+        procs = procs if procs is not None else read_procs()
+        mine = self._descendants(procs)
+        for p in procs.values():
+            if p.pid == self.me:
+                continue
+            if p.pid in mine or "rongqi" in p.cmdline:
+                snap.procs[(p.pid, p.starttime)] = p
+        return snap
+
+    def _under_basetemp(self, path: str) -> bool:
+        return path == self.basetemp or path.startswith(self.basetemp + "/")
+
+    def _descendants(self, procs: dict[int, Proc]) -> set[int]:
+        return {pid for pid in procs if self.me in _ancestors(pid, procs)}
+
+    def other_sessions(self, procs: dict[int, Proc] | None = None) -> list[Proc]:
+        """Other live pytest processes (not us, not our ancestors, not our descendants)."""
+        procs = procs if procs is not None else read_procs()
+        mine = self._descendants(procs) | set(_ancestors(self.me, procs)) | {self.me}
+        return [
+            p
+            for p in procs.values()
+            if p.pid not in mine and "pytest" in p.cmdline and p.state != "Z"
+        ]
+
+    # -- compare --------------------------------------------------------------------------
+    def reap_zombie_children(self, procs: dict[int, Proc], before: Snapshot | None = None) -> None:
+        """Reap exited children reparented to us as subreaper; drop them from procs."""
+        known = {pid for pid, _ in before.procs} if before else set()
+        for p in list(procs.values()):
+            if p.ppid == self.me and p.state == "Z" and p.pid not in known:
+                try:
+                    os.waitpid(p.pid, os.WNOHANG)
+                    del procs[p.pid]
+                except ChildProcessError:
+                    pass
+
+    def compare(self, before: Snapshot) -> tuple[Leaks, Leaks]:
+        """Return (ours, ambiguous) new resources since `before`."""
+        procs = read_procs()
+        self.reap_zombie_children(procs, before)
+        after = self.snapshot(procs)
+        mine = self._descendants(procs)
+        foreign_roots = {p.pid for p in self.other_sessions(procs)}
+        ours, ambiguous = Leaks(), Leaks()
+
+        for key, p in after.procs.items():
+            if key in before.procs:
+                continue
+            if p.pid in mine or self.basetemp in p.cmdline or self.tag in p.cmdline:
+                ours.procs.append(p)
+            elif not foreign_roots & set(_ancestors(p.pid, procs)):
+                ambiguous.procs.append(p)
+
+        for mid, m in after.mounts.items():
+            if mid in before.mounts:
+                continue
+            if self._under_basetemp(m.mountpoint) or self.basetemp in m.line or self.tag in m.line:
+                ours.mounts.append(m)
+            elif not m.mountpoint.startswith(self.tmp_parent + "/"):
+                # Under another session's basetemp it is theirs; elsewhere nobody can tell.
+                ambiguous.mounts.append(m)
+
+        for cg in sorted(after.cgroups - before.cgroups):
+            parts = cg.split("/")
+            if len(parts) == 2 and parts[1] in CGROUP_SHARED_PARENTS:
+                continue
+            if self.tag in cg or self._cgroup_pids(cg) & mine:
+                ours.cgroups.append(cg)
+            else:
+                ambiguous.cgroups.append(cg)
+
+        for name in sorted(after.netns - before.netns):
+            (ours if self.tag in name else ambiguous).netns.append(name)
+        new_links = after.veths - before.veths
+        for name in sorted(new_links & read_veths() if new_links else ()):
+            (ours if self.tag in name else ambiguous).veths.append(name)
+        return ours, ambiguous
+
+    @staticmethod
+    def _cgroup_pids(rel: str) -> set[int]:
+        try:
+            with open(os.path.join(CGROUP_ROOT, rel, "cgroup.procs")) as f:
+                return {int(x) for x in f.read().split()}
+        except (OSError, ValueError):
+            return set()
+
+    # -- clean up -------------------------------------------------------------------------
+    def cleanup(self, leaks: Leaks, kill_processes: bool = True) -> list[str]:
+        """Remove leaked resources by path or PID; return what could not be removed."""
+        failed: list[str] = []
+        if kill_processes:
+            failed += self._kill(leaks.procs)
+        for m in sorted(leaks.mounts, key=lambda m: m.mountpoint.count("/"), reverse=True):
+            r = subprocess.run(["umount", "-l", m.mountpoint], capture_output=True, text=True)
+            if r.returncode != 0 and any(x.mount_id == m.mount_id for x in read_mounts()):
+                failed.append(f"umount {m.mountpoint}: {r.stderr.strip()}")
+        for cg in sorted(leaks.cgroups, key=lambda c: c.count("/"), reverse=True):
+            if not self.remove_cgroup(cg):
+                failed.append(f"rmdir cgroup {cg}")
+        for name in leaks.netns:
+            if "rongqi" in name or self.tag in name:
+                subprocess.run(["ip", "netns", "delete", name], capture_output=True)
+        for name in leaks.veths:
+            if "rongqi" in name or self.tag in name or name.startswith("rq"):
+                subprocess.run(["ip", "link", "delete", name], capture_output=True)
+        return failed
+
+    def _kill(self, procs: list[Proc]) -> list[str]:
+        failed = []
+        current = read_procs()
+        victims = [p for p in procs if p.pid in current and current[p.pid].starttime == p.starttime]
+        for p in victims:
+            try:
+                os.kill(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 5
+        for p in victims:
+            while time.monotonic() < deadline:
+                try:
+                    if os.waitpid(p.pid, os.WNOHANG)[0]:
+                        break
+                except ChildProcessError:
+                    pass
+                cur = read_procs().get(p.pid)
+                if cur is None or cur.starttime != p.starttime or (cur.state == "Z" and cur.ppid != self.me):
+                    break
+                time.sleep(0.02)
+            else:
+                failed.append(f"kill {p.pid}")
+        return failed
+
+    def remove_cgroup(self, rel: str) -> bool:
+        if any(rel == f or rel.startswith(f + "/") for f in CGROUP_FORBIDDEN):
+            return False
+        path = os.path.join(CGROUP_ROOT, rel)
+        if not os.path.isdir(path):
+            return True
+        for sub in sorted(
+            (os.path.join(d, n) for d, ns, _ in os.walk(path) for n in ns),
+            key=lambda p: p.count("/"),
+            reverse=True,
+        ):
+            self._rmdir_cgroup(sub)
+        return self._rmdir_cgroup(path)
+
+    @staticmethod
+    def _rmdir_cgroup(path: str) -> bool:
+        state = os.path.join(path, "freezer.state")
+        if os.path.exists(state):
+            try:
+                with open(state, "w") as f:
+                    f.write("THAWED")
+            except OSError:
+                pass
+        for _ in range(50):
+            try:
+                os.rmdir(path)
+                return True
+            except FileNotFoundError:
+                return True
+            except OSError:
+                time.sleep(0.02)  # EBUSY while killed tasks finish exiting
+        return False
+
+    def remove_shared_parents(self) -> None:
+        """At session end: remove the empty shared parents (rongqi-test) if nobody uses them."""
+        for rel in read_cgroups(maxdepth=2):
+            parts = rel.split("/")
+            if len(parts) == 2 and parts[1] in CGROUP_SHARED_PARENTS:
+                try:
+                    os.rmdir(os.path.join(CGROUP_ROOT, rel))
+                except OSError:
+                    pass  # still in use by a live container or another session: theirs to remove

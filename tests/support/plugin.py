@@ -1,0 +1,179 @@
+"""The suite's pytest plugin: leak checks around every test, root skips, runtime fixtures.
+
+tests/conftest.py star-imports it; a throw-away test dir can do the same (the leak checker's
+own tests do), so the fixtures are defined once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import subprocess
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support.leaks import LeakChecker, become_subreaper
+
+# A tag unique to this pytest session: it goes into container ids and cgroup paths so that
+# the leak checker can tell this session's resources from those of another developer's run.
+SESSION_TAG = f"p{os.getpid()}{secrets.token_hex(2)}"
+_ids = itertools.count(1)
+
+IS_ROOT = os.geteuid() == 0
+REPO = Path(__file__).resolve().parents[2]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "root: needs root and real kernel features")
+    config.addinivalue_line("markers", "clients: drives a real peer (containerd, registry, skopeo)")
+    config.addinivalue_line("markers", "no_leak_check: the test manages leaks itself")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("root") and not IS_ROOT:
+        pytest.skip("needs root (run the suite as root: sudo ./scripts/test.sh)")
+
+
+# -- leak checking ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def leak_checker(tmp_path_factory: pytest.TempPathFactory) -> LeakChecker:
+    become_subreaper()
+    return LeakChecker(str(tmp_path_factory.getbasetemp()), SESSION_TAG)
+
+
+def _judge(checker: LeakChecker, before: Any, what: str) -> None:
+    ours, ambiguous = checker.compare(before)
+    alone = not checker.other_sessions()
+    problems = ours.lines()
+    failed = checker.cleanup(ours)
+    if ambiguous:
+        if alone:
+            problems += ambiguous.lines()
+            # Not provably ours: unmount and rmdir, but never kill a process we cannot own.
+            failed += checker.cleanup(ambiguous, kill_processes=False)
+        else:
+            warnings.warn(
+                f"{what}: new rongqi resources appeared while another pytest session was "
+                "running; not attributed to this test: " + "; ".join(ambiguous.lines()),
+                stacklevel=1,
+            )
+    if problems:
+        msg = f"{what} leaked:\n  " + "\n  ".join(problems)
+        if failed:
+            msg += "\ncleanup failed for:\n  " + "\n  ".join(failed)
+        pytest.fail(msg, pytrace=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_leak_check(leak_checker: LeakChecker) -> Iterator[None]:
+    """Catches what module- and session-scoped fixtures leave behind."""
+    before = leak_checker.snapshot()
+    yield
+    try:
+        _judge(leak_checker, before, "the test session")
+    finally:
+        if not leak_checker.other_sessions():
+            leak_checker.remove_shared_parents()
+
+
+@pytest.fixture(autouse=True)
+def _leak_check(request: pytest.FixtureRequest, leak_checker: LeakChecker) -> Iterator[None]:
+    # Autouse and function-scoped: set up before, torn down after, the test's own fixtures,
+    # so runtime_root's force-delete has run when this compares.
+    if request.node.get_closest_marker("no_leak_check"):
+        yield
+        return
+    before = leak_checker.snapshot()
+    yield
+    _judge(leak_checker, before, request.node.nodeid)
+
+
+# -- runtime fixtures ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def oci_binary() -> str:
+    """Path of the rongqi-oci under test: $RONGQI_OCI, else the checkout's bin/rongqi-oci."""
+    path = os.environ.get("RONGQI_OCI") or str(REPO / "bin" / "rongqi-oci")
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"rongqi-oci not executable at {path} (set RONGQI_OCI)", pytrace=False)
+    return path
+
+
+def new_id(prefix: str = "rongqi") -> str:
+    """A container id unique on this machine and traceable to this session."""
+    return f"{prefix}-{SESSION_TAG}-{next(_ids)}"
+
+
+@pytest.fixture
+def unique_id() -> str:
+    return new_id()
+
+
+def force_delete_all(binary: str, root: str) -> list[str]:
+    """Force-delete every container whose state lives under root; return runtime errors."""
+    errors = []
+    try:
+        ids = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return errors
+    for cid in ids:
+        if not os.path.isdir(os.path.join(root, cid)):
+            continue
+        r = subprocess.run(
+            [binary, "--root", root, "delete", "--force", cid],
+            capture_output=True, text=True, timeout=60,
+        )
+        if r.returncode != 0 and os.path.isdir(os.path.join(root, cid)):
+            errors.append(f"{cid}: {r.stderr.strip() or r.stdout.strip()}")
+    return errors
+
+
+@pytest.fixture
+def runtime_root(tmp_path: Path, oci_binary: str) -> Iterator[str]:
+    """A fresh `--root` dir; every container left in it is force-deleted at teardown."""
+    root = tmp_path / "runtime-root"
+    root.mkdir()
+    yield str(root)
+    force_delete_all(oci_binary, str(root))
+
+
+BundleFactory = Callable[..., str]
+
+
+@pytest.fixture
+def bundle_factory(tmp_path: Path) -> BundleFactory:
+    """make_bundle into tmp: factory(args, **make_spec options) -> bundle dir.
+
+    The cgroupsPath defaults to /rongqi-test/<session tag>-<n>, so leaks are attributable.
+    """
+    from rongqi.image.busybox import make_bundle
+
+    counter = itertools.count(1)
+
+    def factory(args: list[str], **opts: Any) -> str:
+        n = next(counter)
+        opts.setdefault("cgroups_path", f"/rongqi-test/{SESSION_TAG}-{next(_ids)}")
+        return make_bundle(str(tmp_path / f"bundle{n}"), args, **opts)
+
+    return factory
+
+
+__all__ = [
+    "pytest_configure",
+    "pytest_runtest_setup",
+    "leak_checker",
+    "_session_leak_check",
+    "_leak_check",
+    "oci_binary",
+    "unique_id",
+    "runtime_root",
+    "bundle_factory",
+]

@@ -1,0 +1,121 @@
+"""Tests of the suite's leak check: a test that leaks fails, and the leak is cleaned up.
+
+Each case runs a throw-away pytest session (a subprocess using tests/support/plugin.py) whose
+tests leak on purpose, then checks the verdicts and that nothing was left on the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from support.leaks import _unescape, read_cgroups, read_mounts, read_procs
+
+TESTS = Path(__file__).resolve().parents[1]
+REPO = TESTS.parent
+
+root = pytest.mark.root
+
+
+def _run_inner(tmp_path: Path, body: str) -> tuple[int, str]:
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    (inner / "conftest.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(TESTS)!r})\nfrom support.plugin import *\n"
+    )
+    (inner / "test_inner.py").write_text(textwrap.dedent(body))
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-rA", "-p", "no:cacheprovider", "-o", "addopts=",
+         "--rootdir", str(inner), "-c", os.devnull, "--basetemp", str(tmp_path / "bt"), str(inner)],
+        capture_output=True, text=True, timeout=120, cwd=inner,
+    )
+    return r.returncode, r.stdout + r.stderr
+
+
+def test_mountinfo_octal_escapes_are_decoded():
+    assert _unescape(r"/tmp/a\040b\011c\134d") == "/tmp/a b\tc\\d"
+    assert _unescape("/plain") == "/plain"
+
+
+@root
+def test_clean_test_passes_and_leaking_mount_fails_and_is_unmounted(tmp_path):
+    code, out = _run_inner(tmp_path, """
+        import subprocess
+
+        def test_clean(tmp_path):
+            (tmp_path / "m").mkdir()
+            subprocess.run(["mount", "-t", "tmpfs", "t", str(tmp_path / "m")], check=True)
+            subprocess.run(["umount", str(tmp_path / "m")], check=True)
+
+        def test_leaky(tmp_path):
+            (tmp_path / "m").mkdir()
+            subprocess.run(["mount", "-t", "tmpfs", "rqleak", str(tmp_path / "m")], check=True)
+
+        def test_after_leak_starts_clean():
+            pass
+    """)
+    assert code == 1, out
+    assert "PASSED test_inner.py::test_clean" in out
+    assert "ERROR test_inner.py::test_leaky" in out
+    assert "leaked" in out and "test_leaky0/m (tmpfs from rqleak)" in out
+    assert "PASSED test_inner.py::test_after_leak_starts_clean" in out
+    assert not [m for m in read_mounts() if m.mountpoint.startswith(str(tmp_path))]
+
+
+@root
+def test_orphaned_process_is_caught_through_subreaper_and_killed(tmp_path):
+    marker = f"98{secrets.randbelow(10**6)}.5"
+    code, out = _run_inner(tmp_path, f"""
+        import subprocess
+
+        def test_leaves_an_orphan():
+            # The shell exits at once; its background sleep is reparented, not to PID 1, but
+            # to the pytest process (a child subreaper), so it is still "ours".
+            subprocess.run(["sh", "-c", "sleep {marker} </dev/null >/dev/null 2>&1 &"], check=True)
+    """)
+    assert code == 1, out
+    assert "ERROR test_inner.py::test_leaves_an_orphan" in out
+    assert f"sleep {marker}" in out
+    assert not [p for p in read_procs().values() if marker in p.cmdline]
+
+
+@root
+def test_leaked_cgroup_and_netns_fail_the_test_and_are_removed(tmp_path):
+    code, out = _run_inner(tmp_path, """
+        import os, subprocess
+        from support.plugin import SESSION_TAG
+
+        def test_leaves_a_cgroup():
+            os.makedirs(f"/sys/fs/cgroup/pids/rongqi-test/{SESSION_TAG}-leak")
+
+        def test_leaves_a_netns():
+            subprocess.run(["ip", "netns", "add", f"rongqi-{SESSION_TAG}-n"], check=True)
+    """)
+    assert code == 1, out
+    assert "ERROR test_inner.py::test_leaves_a_cgroup" in out
+    assert "cgroup pids/rongqi-test/" in out
+    assert "ERROR test_inner.py::test_leaves_a_netns" in out
+    assert not [c for c in read_cgroups() if c.endswith("-leak")]
+    netns = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
+    assert not [n for n in netns if n.startswith("rongqi-p") and n.endswith("-n")]
+
+
+def test_root_marker_skips_with_a_reason_when_not_root(tmp_path):
+    code, out = _run_inner(tmp_path, """
+        import os, pytest
+        import support.plugin as plugin
+
+        plugin.IS_ROOT = False  # as an unprivileged user would see it
+
+        @pytest.mark.root
+        def test_needs_root():
+            raise AssertionError("must not run")
+    """)
+    assert code == 0, out
+    assert "SKIPPED" in out and "needs root" in out
