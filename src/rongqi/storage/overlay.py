@@ -1,0 +1,392 @@
+"""Unpacked layers by chain id (shared, read-only) and overlayfs snapshots per container.
+
+A layer is unpacked once into layers/<chain>/diff (temp dir, then rename); a snapshot is
+upper/ + work/ over those dirs, mounted at rootfs/; where overlayfs cannot be mounted the
+snapshot is a flattened copy instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import stat
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+
+from rongqi.image import layer as image_layer
+from rongqi.image.errors import ImageError, LayerError
+from rongqi.image.store import FileLock, ImageStore
+
+DEFAULT_ROOT = "/var/lib/rongqi/overlay"
+OVERLAY_OPAQUE = "trusted.overlay.opaque"
+_CWD_LOCK = threading.Lock()
+_PAGE = 4096
+
+
+class StorageError(ImageError):
+    pass
+
+
+def chain_ids(diff_ids: Iterable[str]) -> list[str]:
+    """The OCI chain ids: ChainID(n) = sha256(ChainID(n-1) + " " + DiffID(n))."""
+    out: list[str] = []
+    for d in diff_ids:
+        out.append(d if not out else
+                   "sha256:" + hashlib.sha256(f"{out[-1]} {d}".encode()).hexdigest())
+    return out
+
+
+@dataclass
+class Snapshot:
+    """A container's writable root: `rootfs` is what the bundle points at."""
+
+    id: str
+    path: str
+    mode: str  # "overlay" or "copy"
+    chain_ids: list[str]
+
+    @property
+    def rootfs(self) -> str:
+        return os.path.join(self.path, "rootfs")
+
+    @property
+    def upper(self) -> str:
+        return os.path.join(self.path, "upper")
+
+    @property
+    def work(self) -> str:
+        return os.path.join(self.path, "work")
+
+
+def _hex(chain_id: str) -> str:
+    algo, _, h = chain_id.partition(":")
+    if algo != "sha256" or len(h) != 64:
+        raise StorageError(f"bad chain id {chain_id!r}")
+    return h
+
+
+def _is_mounted(path: str) -> bool:
+    real = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == real for line in f)
+
+
+class LayerStorage:
+    """layers/<chain>/diff shared by every snapshot; snapshots/<id>/{upper,work,rootfs}."""
+
+    def __init__(self, root: str = DEFAULT_ROOT, mode: str = "auto"):
+        if mode not in ("auto", "overlay", "copy"):
+            raise ValueError(mode)
+        self.root = os.path.abspath(root)
+        self.mode = mode
+        self.layers_dir = os.path.join(self.root, "layers")
+        self.links_dir = os.path.join(self.root, "l")
+        self.snap_dir = os.path.join(self.root, "snapshots")
+        self.tmp_dir = os.path.join(self.root, "tmp")
+        self.lock_dir = os.path.join(self.root, "locks")
+        for d in (self.layers_dir, self.links_dir, self.snap_dir, self.tmp_dir, self.lock_dir):
+            os.makedirs(d, exist_ok=True)
+        from rongqi.linux.syscall import Syscalls
+        self.sys = Syscalls()
+
+    # -- layers ------------------------------------------------------------------------------
+    def layer_path(self, chain_id: str) -> str:
+        return os.path.join(self.layers_dir, _hex(chain_id), "diff")
+
+    def has_layer(self, chain_id: str) -> bool:
+        return os.path.isdir(self.layer_path(chain_id))
+
+    def _lock(self, name: str, shared: bool = False) -> FileLock:
+        return FileLock(os.path.join(self.lock_dir, name + ".lock"), shared)
+
+    def ensure_layer(self, chain_id: str, unpack: Callable[[str], None]) -> str:
+        """Unpack a layer once: `unpack(dir)` fills a temp dir that is renamed on success."""
+        path = self.layer_path(chain_id)
+        if os.path.isdir(path):
+            return path
+        with self._lock("gc", shared=True), self._lock("layer-" + _hex(chain_id)):
+            if os.path.isdir(path):
+                return path
+            tmp = os.path.join(self.tmp_dir, f"{_hex(chain_id)}-{secrets.token_hex(4)}")
+            os.makedirs(os.path.join(tmp, "diff"), mode=0o755)
+            try:
+                unpack(os.path.join(tmp, "diff"))
+                short = secrets.token_hex(13).upper()
+                with open(os.path.join(tmp, "link"), "w") as f:
+                    f.write(short)
+                os.symlink(f"../layers/{_hex(chain_id)}/diff", os.path.join(self.links_dir, short))
+                os.rename(tmp, os.path.dirname(path))
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        return path
+
+    def _short(self, chain_id: str) -> str:
+        with open(os.path.join(self.layers_dir, _hex(chain_id), "link")) as f:
+            return f.read().strip()
+
+    def unpack_image(self, store: ImageStore, manifest_digest: str) -> list[str]:
+        """Unpack every layer of an image (verifying diff_ids); returns its chain ids."""
+        manifest = store.manifest(manifest_digest)
+        config = store.read_json(manifest["config"]["digest"])
+        diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
+        layers = manifest["layers"]
+        if len(diff_ids) != len(layers):
+            raise LayerError(f"image {manifest_digest}: {len(layers)} layers but "
+                             f"{len(diff_ids)} diff_ids in its config")
+        chains = chain_ids(diff_ids)
+        for desc, diff_id, chain in zip(layers, diff_ids, chains):
+            def unpack(dest: str, desc: dict = desc, diff_id: str = diff_id) -> None:
+                with store.open_blob(desc["digest"]) as f:
+                    stats = image_layer.LayerApplier(dest).apply(f)
+                if stats.diff_id != diff_id:
+                    raise LayerError(f"layer {desc['digest']}: uncompressed digest "
+                                     f"{stats.diff_id} does not match the config's {diff_id}")
+            self.ensure_layer(chain, unpack)
+        return chains
+
+    # -- snapshots ---------------------------------------------------------------------------
+    def _meta_path(self, snap_id: str) -> str:
+        return os.path.join(self.snap_dir, snap_id, "snapshot.json")
+
+    def create_snapshot(self, snap_id: str, chains: list[str], *, mount: bool = True) -> Snapshot:
+        """A writable root over `chains` (bottom layer first), mounted at snapshot.rootfs."""
+        if not snap_id or "/" in snap_id or snap_id.startswith("."):
+            raise StorageError(f"bad snapshot id {snap_id!r}")
+        for c in chains:
+            if not self.has_layer(c):
+                raise StorageError(f"layer {c} is not unpacked")
+        path = os.path.join(self.snap_dir, snap_id)
+        with self._lock("gc", shared=True):
+            try:
+                os.mkdir(path, 0o700)
+            except FileExistsError:
+                raise StorageError(f"snapshot {snap_id} already exists") from None
+            for d in ("upper", "work", "rootfs"):
+                os.mkdir(os.path.join(path, d), 0o755)
+            mode = "copy" if self.mode == "copy" else "overlay"
+            snap = Snapshot(snap_id, path, mode, list(chains))
+            self._save(snap)
+        if mount:
+            try:
+                self.mount(snap)
+            except BaseException:
+                self.remove_snapshot(snap_id)
+                raise
+        return snap
+
+    def _save(self, snap: Snapshot) -> None:
+        with open(self._meta_path(snap.id), "w") as f:
+            json.dump(asdict(snap), f)
+
+    def get_snapshot(self, snap_id: str) -> Snapshot:
+        try:
+            with open(self._meta_path(snap_id)) as f:
+                return Snapshot(**json.load(f))
+        except FileNotFoundError:
+            raise StorageError(f"snapshot {snap_id} does not exist") from None
+
+    def snapshots(self) -> list[Snapshot]:
+        out = []
+        for name in sorted(os.listdir(self.snap_dir)):
+            with contextlib.suppress(StorageError, ValueError, TypeError):
+                out.append(self.get_snapshot(name))
+        return out
+
+    def _overlay_data(self, snap: Snapshot, relative: bool) -> str:
+        if relative:
+            lowers = [f"l/{self._short(c)}" for c in reversed(snap.chain_ids)]
+            upper = os.path.relpath(snap.upper, self.root)
+            work = os.path.relpath(snap.work, self.root)
+        else:
+            lowers = [self.layer_path(c) for c in reversed(snap.chain_ids)]
+            upper, work = snap.upper, snap.work
+        if not lowers:
+            # overlayfs needs a lower layer; an image without layers gets an empty one.
+            empty = os.path.join(snap.path, "empty")
+            os.makedirs(empty, exist_ok=True)
+            lowers = [os.path.relpath(empty, self.root) if relative else empty]
+        return f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
+
+    def mount(self, snap: Snapshot) -> None:
+        if _is_mounted(snap.rootfs):
+            return
+        if snap.mode == "overlay":
+            try:
+                self._mount_overlay(snap)
+                return
+            except OSError as e:
+                if self.mode == "overlay" or e.errno not in (errno.EPERM, errno.ENODEV,
+                                                             errno.EINVAL, errno.ENOTSUP):
+                    raise StorageError(f"cannot mount overlay for snapshot {snap.id}: "
+                                       f"{e.strerror}") from None
+                snap.mode = "copy"
+                self._save(snap)
+        if not os.listdir(snap.rootfs):
+            self._flatten(snap)
+
+    def _mount_overlay(self, snap: Snapshot) -> None:
+        data = self._overlay_data(snap, relative=False)
+        if len(data) < _PAGE - 1:
+            self.sys.mount("overlay", snap.rootfs, "overlay", 0, data)
+            return
+        # Too long for one page: the kernel resolves relative lowerdirs against our cwd,
+        # and the short links in l/ keep each one at a few bytes.
+        data = self._overlay_data(snap, relative=True)
+        if len(data) >= _PAGE - 1:
+            raise StorageError(f"snapshot {snap.id}: too many layers for one overlay mount")
+        with _CWD_LOCK:
+            old = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.chdir(self.root)
+                self.sys.mount("overlay", snap.rootfs, "overlay", 0, data)
+            finally:
+                os.fchdir(old)
+                os.close(old)
+
+    def _flatten(self, snap: Snapshot) -> None:
+        """The copy fallback: merge the layer dirs into rootfs, honouring overlay whiteouts."""
+        for c in snap.chain_ids:
+            _merge_tree(self.layer_path(c), snap.rootfs)
+
+    def unmount(self, snap: Snapshot) -> None:
+        if snap.mode == "overlay" and _is_mounted(snap.rootfs):
+            try:
+                self.sys.umount2(snap.rootfs, 0)
+            except OSError as e:
+                if e.errno != errno.EBUSY:
+                    raise
+                self.sys.umount2(snap.rootfs, 2)  # MNT_DETACH: busy, but ours to drop
+
+    def remove_snapshot(self, snap_id: str) -> None:
+        path = os.path.join(self.snap_dir, snap_id)
+        if not os.path.isdir(path):
+            return
+        with contextlib.suppress(StorageError):
+            self.unmount(self.get_snapshot(snap_id))
+        if _is_mounted(os.path.join(path, "rootfs")):
+            raise StorageError(f"snapshot {snap_id} is still mounted")
+        shutil.rmtree(path)
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    def layers(self) -> list[str]:
+        return ["sha256:" + h for h in os.listdir(self.layers_dir)]
+
+    def gc(self, keep: Iterable[str]) -> list[str]:
+        """Remove unpacked layers that neither `keep` (live images) nor a snapshot uses."""
+        removed = []
+        with self._lock("gc"):
+            used = set(keep)
+            for s in self.snapshots():
+                used.update(s.chain_ids)
+            for chain in self.layers():
+                if chain in used:
+                    continue
+                d = os.path.dirname(self.layer_path(chain))
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self.links_dir, self._short(chain)))
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(chain)
+            for name in os.listdir(self.tmp_dir):
+                shutil.rmtree(os.path.join(self.tmp_dir, name), ignore_errors=True)
+        return removed
+
+    def disk_usage(self) -> tuple[int, int]:
+        """(bytes in unpacked layers, bytes in snapshots' upper dirs / copies)."""
+        return _du(self.layers_dir), _du(self.snap_dir)
+
+
+def _du(path: str) -> int:
+    total, seen = 0, set()
+    for dirpath, dirnames, filenames in os.walk(path):
+        for n in filenames + dirnames:
+            with contextlib.suppress(OSError):
+                st = os.lstat(os.path.join(dirpath, n))
+                if (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    total += st.st_blocks * 512
+    return total
+
+
+def _copy_meta(src_st: os.stat_result, dst: str) -> None:
+    os.lchown(dst, src_st.st_uid, src_st.st_gid) if os.geteuid() == 0 else None
+    if not stat.S_ISLNK(src_st.st_mode):
+        os.chmod(dst, stat.S_IMODE(src_st.st_mode))
+    os.utime(dst, ns=(src_st.st_atime_ns, src_st.st_mtime_ns), follow_symlinks=False)
+
+
+def _copy_xattrs(src: str, dst: str) -> None:
+    with contextlib.suppress(OSError):
+        for name in os.listxattr(src, follow_symlinks=False):
+            if name == OVERLAY_OPAQUE:
+                continue
+            with contextlib.suppress(OSError):
+                os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=False),
+                            follow_symlinks=False)
+
+
+def _remove(path: str) -> None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
+def _merge_tree(src_root: str, dst_root: str) -> None:
+    """Copy one overlay lowerdir onto a flattened tree, as overlayfs would show them merged."""
+    links: dict[tuple[int, int], str] = {}
+    dir_meta: list[tuple[os.stat_result, str]] = []
+    for dirpath, dirnames, filenames in os.walk(src_root):
+        rel = os.path.relpath(dirpath, src_root)
+        ddir = dst_root if rel == "." else os.path.join(dst_root, rel)
+        for name in list(dirnames):
+            s, d = os.path.join(dirpath, name), os.path.join(ddir, name)
+            st = os.lstat(s)
+            if stat.S_ISLNK(st.st_mode):
+                # os.walk lists symlinks to directories as directories; copy them as links.
+                dirnames.remove(name)
+                filenames.append(name)
+                continue
+            opaque = False
+            with contextlib.suppress(OSError):
+                opaque = os.getxattr(s, OVERLAY_OPAQUE, follow_symlinks=False) == b"y"
+            if os.path.lexists(d) and (opaque or not os.path.isdir(d) or os.path.islink(d)):
+                _remove(d)
+            if not os.path.lexists(d):
+                os.mkdir(d, 0o700)
+            _copy_xattrs(s, d)
+            dir_meta.append((st, d))
+        for name in filenames:
+            s, d = os.path.join(dirpath, name), os.path.join(ddir, name)
+            st = os.lstat(s)
+            _remove(d)
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                continue  # a whiteout: the lower file is gone
+            key = (st.st_dev, st.st_ino)
+            if st.st_nlink > 1 and key in links:
+                os.link(links[key], d)
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                os.symlink(os.readlink(s), d)
+            elif stat.S_ISREG(st.st_mode):
+                shutil.copyfile(s, d, follow_symlinks=False)
+            elif stat.S_ISFIFO(st.st_mode):
+                os.mkfifo(d)
+            else:
+                os.mknod(d, st.st_mode, st.st_rdev)
+            _copy_xattrs(s, d)
+            _copy_meta(st, d)
+            if st.st_nlink > 1:
+                links[key] = d
+    for st, d in reversed(dir_meta):
+        _copy_meta(st, d)
