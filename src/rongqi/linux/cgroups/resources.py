@@ -1,0 +1,139 @@
+"""Plain value classes for an OCI LinuxResources block, as the cgroup controllers consume it.
+
+None means "not set: leave the kernel's value alone", so one Resources serves create and update.
+"""
+
+from __future__ import annotations
+
+
+class _Value:
+    """Slots-only value base: keyword construction, equality and repr from __slots__."""
+
+    __slots__ = ()
+
+    def __init__(self, **kw: object) -> None:
+        for name in self.__slots__:
+            object.__setattr__(self, name, kw.pop(name, None))
+        if kw:
+            raise TypeError(f"{type(self).__name__}: unknown field(s) {', '.join(kw)}")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+    def __repr__(self) -> str:
+        parts = [f"{n}={getattr(self, n)!r}" for n in self.__slots__ if getattr(self, n) is not None]
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def is_empty(self) -> bool:
+        for n in self.__slots__:
+            v = getattr(self, n)
+            if v is None:
+                continue
+            if isinstance(v, _Value):
+                if not v.is_empty():
+                    return False
+            elif isinstance(v, (list, dict)):
+                if v:
+                    return False
+            else:
+                return False
+        return True
+
+
+class Memory(_Value):
+    # Bytes; -1 means unlimited. swap is memory+swap together, as in the OCI spec and cgroup v1.
+    __slots__ = (
+        "limit",
+        "reservation",
+        "swap",
+        "kernel",
+        "kernel_tcp",
+        "swappiness",
+        "disable_oom_killer",
+        "use_hierarchy",
+        "check_before_update",
+    )
+
+
+class Cpu(_Value):
+    # shares (v1 units, 2..262144), quota/period/burst in microseconds; cpus/mems as "0-3,5".
+    __slots__ = (
+        "shares",
+        "quota",
+        "burst",
+        "period",
+        "realtime_runtime",
+        "realtime_period",
+        "cpus",
+        "mems",
+        "idle",
+    )
+
+
+class Pids(_Value):
+    # -1 means unlimited ("max").
+    __slots__ = ("limit",)
+
+
+class WeightDevice(_Value):
+    __slots__ = ("major", "minor", "weight", "leaf_weight")
+
+
+class ThrottleDevice(_Value):
+    __slots__ = ("major", "minor", "rate")
+
+
+class BlockIO(_Value):
+    __slots__ = (
+        "weight",
+        "leaf_weight",
+        "weight_device",
+        "throttle_read_bps_device",
+        "throttle_write_bps_device",
+        "throttle_read_iops_device",
+        "throttle_write_iops_device",
+    )
+
+
+class HugepageLimit(_Value):
+    # page_size as in the spec ("2MB", "1GB"); limit in bytes.
+    __slots__ = ("page_size", "limit")
+
+
+class DeviceRule(_Value):
+    # type "a" | "c" | "b"; major/minor None means any; access a subset of "rwm".
+    __slots__ = ("allow", "type", "major", "minor", "access")
+
+
+class InterfacePriority(_Value):
+    __slots__ = ("name", "priority")
+
+
+class Network(_Value):
+    __slots__ = ("class_id", "priorities")
+
+
+class RdmaLimit(_Value):
+    __slots__ = ("hca_handles", "hca_objects")
+
+
+class Resources(_Value):
+    """One LinuxResources block.
+
+    hugepage_limits and devices are lists (None = not given); unified maps cgroup v2 file
+    names to values; rdma maps a device name to an RdmaLimit.
+    """
+
+    __slots__ = (
+        "memory",
+        "cpu",
+        "pids",
+        "block_io",
+        "hugepage_limits",
+        "devices",
+        "unified",
+        "rdma",
+        "network",
+    )
