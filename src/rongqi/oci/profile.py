@@ -184,6 +184,15 @@ def _applies(cond: dict, goarch: str, caps: set[str], kernel: tuple[int, int]) -
     return True
 
 
+def _copy(v):
+    # Callers (the engine) edit the profile they get; the table must stay as it is.
+    if isinstance(v, dict):
+        return {k: _copy(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_copy(x) for x in v]
+    return v
+
+
 def default_seccomp(arch: str | None = None, caps: list[str] | None = None,
                     kernel: str | None = None) -> dict:
     """linux.seccomp (OCI JSON) equal in effect to docker's default profile.
@@ -200,7 +209,7 @@ def default_seccomp(arch: str | None = None, caps: list[str] | None = None,
     rules = []
     for rule, cond in _RULES:
         if _applies(cond, goarch, held, kver):
-            rules.append({k: (list(v) if isinstance(v, list) else v) for k, v in rule.items()})
+            rules.append(_copy(rule))
     return {
         "defaultAction": "SCMP_ACT_ERRNO",
         "defaultErrnoRet": 1,  # EPERM
