@@ -297,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - the one place errors become a line
         from rongqi.errors import RongqiError
 
+        if os.environ.get("RONGQI_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
         if isinstance(err, RongqiError):
             msg = str(err)
             code = err.exit_code

@@ -1,0 +1,27 @@
+"""One module per rongqi-oci command: parse nothing, check arguments, call oci.container, print.
+
+Each module exposes run(g, opts, args, log) -> exit code; oci/cli.py imports
+only the module of the command being run.
+"""
+
+from __future__ import annotations
+
+from rongqi.errors import UsageError
+
+
+def one_id(args: list[str], command: str, extra_ok: int = 0) -> str:
+    if not args:
+        raise UsageError(f'"{command}" requires a container id (see rongqi-oci {command} --help)')
+    if len(args) > 1 + extra_ok:
+        raise UsageError(f'"{command}" takes a container id{" and at most " + str(extra_ok) + " more argument" if extra_ok else ""}, '
+                         f"got {len(args)} arguments")
+    return args[0]
+
+
+def create_options(g, opts):
+    from rongqi.oci.container import CreateOptions
+
+    return CreateOptions(bundle=opts["bundle"], pid_file=opts["pid-file"], console_socket=opts["console-socket"],
+                         pidfd_socket=opts["pidfd-socket"], no_pivot=opts["no-pivot"],
+                         no_new_keyring=opts["no-new-keyring"], preserve_fds=opts["preserve-fds"],
+                         systemd_cgroup=g.systemd_cgroup, rootless=g.rootless)

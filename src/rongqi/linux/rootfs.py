@@ -1,0 +1,459 @@
+"""The container's root: propagation, the spec's mounts, /dev, pivot_root, masked and read-only paths.
+
+Every destination is resolved inside the root with openat2(RESOLVE_IN_ROOT) and
+mounted through /proc/self/fd/N, so a symlink in the image (or one swapped in
+by a racing container process) can never send a mount outside the root.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as st
+
+from rongqi.linux import syscall as s
+from rongqi.linux.mount import MountOptions, locked_flags, parse_options
+
+O_PATH = os.O_PATH
+_RESOLVE = s.RESOLVE_IN_ROOT | s.RESOLVE_NO_MAGICLINKS
+
+
+class MountSpec:
+    """One mount to make (plain values; rongqi.oci converts spec mounts to these)."""
+
+    __slots__ = ("destination", "type", "source", "options")
+
+    def __init__(self, destination: str, type_: str, source: str, options: list[str]):
+        self.destination = destination
+        self.type = type_
+        self.source = source
+        self.options = options
+
+
+class DeviceSpec:
+    __slots__ = ("path", "type", "major", "minor", "mode", "uid", "gid")
+
+    def __init__(self, path: str, type_: str, major: int, minor: int, mode: int = 0o666, uid: int = 0, gid: int = 0):
+        self.path = path
+        self.type = type_
+        self.major = major
+        self.minor = minor
+        self.mode = mode
+        self.uid = uid
+        self.gid = gid
+
+
+DEFAULT_DEVICES = (
+    DeviceSpec("/dev/null", "c", 1, 3),
+    DeviceSpec("/dev/zero", "c", 1, 5),
+    DeviceSpec("/dev/full", "c", 1, 7),
+    DeviceSpec("/dev/random", "c", 1, 8),
+    DeviceSpec("/dev/urandom", "c", 1, 9),
+    DeviceSpec("/dev/tty", "c", 5, 0),
+)
+
+DEV_SYMLINKS = (
+    ("/proc/self/fd", "/dev/fd"),
+    ("/proc/self/fd/0", "/dev/stdin"),
+    ("/proc/self/fd/1", "/dev/stdout"),
+    ("/proc/self/fd/2", "/dev/stderr"),
+)
+
+
+def fd_path(fd: int) -> str:
+    return f"/proc/self/fd/{fd}"
+
+
+# -- resolving and creating paths inside the root -----------------------------------
+
+def open_in_root(sc: s.Syscalls, root_fd: int, path: str, flags: int = O_PATH) -> int:
+    return sc.openat2(root_fd, path.lstrip("/") or ".", flags, 0, _RESOLVE)
+
+
+def mkdir_all(sc: s.Syscalls, root_fd: int, path: str, mode: int = 0o755) -> int:
+    """Create path (and its parents) inside the root; return an O_PATH fd of the directory."""
+    rel = path.strip("/")
+    if not rel:
+        return os.dup(root_fd)
+    try:
+        return open_in_root(sc, root_fd, rel, O_PATH | os.O_DIRECTORY)
+    except OSError as err:
+        if err.errno != errno.ENOENT:
+            raise
+    parent, _, name = rel.rpartition("/")
+    pfd = mkdir_all(sc, root_fd, parent, mode)
+    try:
+        try:
+            sc.mkdirat(pfd, name, mode)
+        except FileExistsError:
+            pass
+        return sc.openat2(pfd, name, O_PATH | os.O_DIRECTORY, 0, s.RESOLVE_NO_SYMLINKS)
+    except OSError as err:
+        if err.errno in (errno.ELOOP, errno.ENOTDIR, errno.EEXIST):
+            # A dangling symlink or a file where a directory must be.
+            raise OSError(err.errno, f"{path} in the container's root is not a directory "
+                                     f"(or is a symlink to one that does not exist)") from None
+        raise
+    finally:
+        os.close(pfd)
+
+
+def make_mountpoint(sc: s.Syscalls, root_fd: int, path: str, is_dir: bool) -> int:
+    """Return an O_PATH fd of path inside the root, creating a dir or an empty file."""
+    if is_dir:
+        return mkdir_all(sc, root_fd, path)
+    try:
+        return open_in_root(sc, root_fd, path, O_PATH)
+    except OSError as err:
+        if err.errno != errno.ENOENT:
+            raise
+    parent, _, name = path.strip("/").rpartition("/")
+    pfd = mkdir_all(sc, root_fd, parent)
+    try:
+        try:
+            fd = sc.openat2(pfd, name, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o644, s.RESOLVE_NO_SYMLINKS)
+            os.close(fd)
+        except FileExistsError:
+            pass
+        return sc.openat2(pfd, name, O_PATH | os.O_NOFOLLOW, 0, s.RESOLVE_NO_SYMLINKS)
+    finally:
+        os.close(pfd)
+
+
+# -- the sequence ----------------------------------------------------------------------
+
+class RootfsSetup:
+    """Builds a container's root filesystem in the current (new) mount namespace.
+
+    Call in this order: prepare(), mount_all(), create_devices(), then (after
+    the createRuntime/createContainer hooks) pivot(), then finalize().
+    """
+
+    def __init__(self, sc: s.Syscalls, rootfs: str, *, propagation: str = "", userns: bool = False,
+                 bundle: str = "", mount_label: str = ""):
+        self.sc = sc
+        self.rootfs = rootfs
+        self.propagation = propagation
+        self.userns = userns
+        self.bundle = bundle
+        self.mount_label = mount_label
+        self.root_fd = -1
+        self._ro_after_devices: list[tuple[str, int]] = []
+        self._dev_is_bind = False
+
+    # 1. propagation and the root bind mount
+    def prepare(self) -> None:
+        from rongqi.linux.mount import PROPAGATION
+
+        prop = PROPAGATION.get(self.propagation, s.MS_SLAVE | s.MS_REC)
+        self.sc.mount(None, "/", None, prop)
+        if prop & s.MS_SHARED:
+            self._make_parent_private()
+        self.sc.mount(self.rootfs, self.rootfs, "bind", s.MS_BIND | s.MS_REC)
+        self.root_fd = os.open(self.rootfs, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def _make_parent_private(self) -> None:
+        # pivot_root refuses a shared parent mount; make the mount holding the rootfs private.
+        best = "/"
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                mp = line.split()[4].replace("\\040", " ")
+                if (self.rootfs == mp or self.rootfs.startswith(mp.rstrip("/") + "/")) and len(mp) > len(best):
+                    best = mp
+        self.sc.mount(None, best, None, s.MS_PRIVATE)
+
+    # 2. the spec's mounts
+    def mount_all(self, mounts: list[MountSpec]) -> None:
+        for m in mounts:
+            try:
+                self.mount_one(m)
+            except OSError as err:
+                raise OSError(err.errno, f"mounts {m.destination}: {err.strerror or err}") from None
+
+    def mount_one(self, m: MountSpec) -> None:
+        o = parse_options(m.options)
+        kind = m.type
+        if kind == "bind" or o.is_bind:
+            self._bind(m, o)
+            return
+        if kind == "cgroup" or kind == "cgroup2":
+            self._mount_cgroup(m, o)
+            return
+        fd = make_mountpoint(self.sc, self.root_fd, m.destination, True)
+        try:
+            target = fd_path(fd)
+            flags = o.flags
+            data = o.data_string()
+            if self.mount_label and kind in ("tmpfs", "devpts", "mqueue"):
+                data = (data + "," if data else "") + f'context="{self.mount_label}"'
+            if kind == "tmpfs" and m.destination == "/dev" and flags & s.MS_RDONLY:
+                # /dev read-only: make the devices first, then remount.
+                self._ro_after_devices.append((m.destination, flags))
+                flags &= ~s.MS_RDONLY
+            if "tmpcopyup" in o.extensions:
+                self._tmpcopyup(fd, m, flags, data)
+            else:
+                try:
+                    self.sc.mount(m.source or kind, target, kind, flags, data or None)
+                except PermissionError:
+                    if kind == "sysfs" or (kind == "mqueue" and self.userns):
+                        # Inside a user namespace without its own network namespace
+                        # sysfs cannot be mounted; bind the host's, as runc does.
+                        src = "/sys" if kind == "sysfs" else "/dev/mqueue"
+                        self.sc.mount(src, target, "bind", s.MS_BIND | s.MS_REC)
+                        self.sc.mount(None, target, None, s.MS_BIND | s.MS_REMOUNT | s.MS_REC |
+                                      (flags & (s.MS_RDONLY | s.MS_NOSUID | s.MS_NODEV | s.MS_NOEXEC)) |
+                                      locked_flags(target))
+                    else:
+                        raise
+            self._finish(fd, o)
+        finally:
+            os.close(fd)
+
+    def _bind(self, m: MountSpec, o: MountOptions) -> None:
+        src = m.source
+        if not src.startswith("/"):
+            src = os.path.join(self.bundle, src)
+        try:
+            sstat = os.stat(src)
+        except OSError as err:
+            raise OSError(err.errno, f"bind source {src}: {err.strerror}") from None
+        if m.destination == "/dev":
+            self._dev_is_bind = True
+        fd = make_mountpoint(self.sc, self.root_fd, m.destination, st.S_ISDIR(sstat.st_mode))
+        try:
+            target = fd_path(fd)
+            self.sc.mount(src, target, "bind", o.flags & (s.MS_BIND | s.MS_REC))
+            remount = o.flags & ~(s.MS_BIND | s.MS_REC | s.MS_REMOUNT)
+            if remount:
+                # The bind itself ignores flags: apply them with a remount that keeps
+                # the flags the kernel locked on the source (nosuid, nodev... in a user ns).
+                self.sc.mount(None, target, None, s.MS_BIND | s.MS_REMOUNT | remount | locked_flags(target))
+            self._finish(fd, o)
+        finally:
+            os.close(fd)
+
+    def _finish(self, fd: int, o: MountOptions) -> None:
+        target = fd_path(fd)
+        for p in o.propagation:
+            self.sc.mount(None, target, None, p)
+        if o.attr_set or o.attr_clr:
+            # Recursive flags (rro, rnosuid...) need mount_setattr on a fd of the new mount.
+            mfd = os.open(target, O_PATH | os.O_CLOEXEC)
+            try:
+                self.sc.mount_setattr(mfd, "", 0x1000 | s.AT_RECURSIVE, o.attr_set, o.attr_clr)
+            finally:
+                os.close(mfd)
+
+    def _tmpcopyup(self, fd: int, m: MountSpec, flags: int, data: str) -> None:
+        # Copy what the image has at the destination into the new tmpfs (runc's tmpcopyup).
+        import shutil
+        import tempfile
+
+        tmp = tempfile.mkdtemp(prefix="rongqi-tmpcopyup-")
+        try:
+            self.sc.mount("tmpfs", tmp, "tmpfs", flags & ~s.MS_RDONLY, data or None)
+            try:
+                src = os.path.join(self.rootfs, m.destination.lstrip("/"))
+                for name in os.listdir(src):
+                    p = os.path.join(src, name)
+                    if os.path.isdir(p) and not os.path.islink(p):
+                        shutil.copytree(p, os.path.join(tmp, name), symlinks=True)
+                    else:
+                        shutil.copy2(p, os.path.join(tmp, name), follow_symlinks=False)
+                self.sc.mount(tmp, fd_path(fd), None, s.MS_MOVE)
+            except BaseException:
+                self.sc.umount2(tmp, s.MNT_DETACH)
+                raise
+            if flags & s.MS_RDONLY:
+                self.sc.mount(None, fd_path(fd), None, s.MS_REMOUNT | flags)
+        finally:
+            os.rmdir(tmp)
+
+    def _mount_cgroup(self, m: MountSpec, o: MountOptions) -> None:
+        """A cgroup mount shows the container's own cgroup(s), read-only unless asked otherwise."""
+        fd = make_mountpoint(self.sc, self.root_fd, m.destination, True)
+        try:
+            target = fd_path(fd)
+            flags = o.flags | s.MS_NOSUID | s.MS_NODEV | s.MS_NOEXEC
+            hierarchies = _host_cgroup_hierarchies()
+            if m.type == "cgroup2" or hierarchies == [("", "cgroup2")]:
+                self.sc.mount("cgroup2", target, "cgroup2", flags, None)
+                self._finish(fd, o)
+                return
+            # v1 or hybrid: a tmpfs with one cgroup mount per hierarchy.
+            self.sc.mount("tmpfs", target, "tmpfs", (flags & ~s.MS_RDONLY), "mode=755")
+            dest_fd = os.open(target, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                for name, fstype in hierarchies:
+                    sub = name or "unified"
+                    self.sc.mkdirat(dest_fd, sub, 0o755)
+                    sfd = self.sc.openat2(dest_fd, sub, O_PATH | os.O_DIRECTORY, 0, s.RESOLVE_NO_SYMLINKS)
+                    try:
+                        if fstype == "cgroup2":
+                            self.sc.mount("cgroup2", fd_path(sfd), "cgroup2", flags, None)
+                        else:
+                            opts = name if not name.startswith("name=") else name
+                            self.sc.mount("cgroup", fd_path(sfd), "cgroup", flags, opts)
+                    finally:
+                        os.close(sfd)
+                    if name.startswith("name="):
+                        continue
+                    if "," in name:
+                        for alias in name.split(","):
+                            try:
+                                self.sc.symlinkat(name, dest_fd, alias)
+                            except FileExistsError:
+                                pass
+            finally:
+                os.close(dest_fd)
+            if flags & s.MS_RDONLY:
+                self.sc.mount(None, target, None, s.MS_BIND | s.MS_REMOUNT | (flags & ~s.MS_BIND))
+        finally:
+            os.close(fd)
+
+    # 3. /dev
+    def create_devices(self, devices: list[DeviceSpec], *, default: bool = True) -> None:
+        if self._dev_is_bind:
+            return
+        wanted: dict[str, DeviceSpec] = {}
+        if default:
+            for d in DEFAULT_DEVICES:
+                wanted[d.path] = d
+        for d in devices:
+            wanted[d.path] = d
+        for d in wanted.values():
+            self._create_device(d)
+        dev_fd = mkdir_all(self.sc, self.root_fd, "/dev")
+        try:
+            for target, link in DEV_SYMLINKS + ((("/proc/kcore", "/dev/core"),) if os.path.exists("/proc/kcore") else ()):
+                name = link.rpartition("/")[2]
+                try:
+                    self.sc.symlinkat(target, dev_fd, name)
+                except FileExistsError:
+                    pass
+            # /dev/ptmx points at the container's own devpts instance.
+            try:
+                os.unlink("ptmx", dir_fd=dev_fd)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                pass
+            try:
+                self.sc.symlinkat("pts/ptmx", dev_fd, "ptmx")
+            except FileExistsError:
+                pass
+        finally:
+            os.close(dev_fd)
+        for dest, flags in self._ro_after_devices:
+            fd = open_in_root(self.sc, self.root_fd, dest, O_PATH)
+            try:
+                self.sc.mount(None, fd_path(fd), None, s.MS_REMOUNT | flags)
+            finally:
+                os.close(fd)
+
+    def _create_device(self, d: DeviceSpec) -> None:
+        parent, _, name = d.path.strip("/").rpartition("/")
+        pfd = mkdir_all(self.sc, self.root_fd, parent)
+        try:
+            try:
+                os.unlink(name, dir_fd=pfd)
+            except FileNotFoundError:
+                pass
+            if self.userns:
+                # mknod is not allowed in a user namespace: bind the host's node.
+                fd = self.sc.openat2(pfd, name, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o644, s.RESOLVE_NO_SYMLINKS)
+                os.close(fd)
+                nfd = self.sc.openat2(pfd, name, O_PATH | os.O_NOFOLLOW, 0, s.RESOLVE_NO_SYMLINKS)
+                try:
+                    self.sc.mount(d.path, fd_path(nfd), "bind", s.MS_BIND)
+                finally:
+                    os.close(nfd)
+                return
+            kind = {"c": st.S_IFCHR, "u": st.S_IFCHR, "b": st.S_IFBLK, "p": st.S_IFIFO}[d.type]
+            self.sc.mknodat(pfd, name, kind | (d.mode & 0o7777), os.makedev(d.major, d.minor))
+            os.chown(name, d.uid, d.gid, dir_fd=pfd, follow_symlinks=False)
+            os.chmod(f"/proc/self/fd/{pfd}/{name}", d.mode & 0o7777)
+        finally:
+            os.close(pfd)
+
+    def make_cwd(self, cwd: str) -> None:
+        os.close(mkdir_all(self.sc, self.root_fd, cwd))
+
+    # 4. the switch
+    def pivot(self, no_pivot: bool = False) -> None:
+        sc = self.sc
+        os.close(self.root_fd)
+        self.root_fd = -1
+        if no_pivot:
+            # For initramfs hosts, where pivot_root is not possible: move the root over "/".
+            sc.chdir(self.rootfs)
+            sc.mount(self.rootfs, "/", None, s.MS_MOVE)
+            sc.chroot(".")
+            sc.chdir("/")
+            return
+        old = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+        new = os.open(self.rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            sc.chdir(new)
+            # pivot_root(".", ".") stacks the old root under the new one; no put_old dir needed.
+            sc.pivot_root(".", ".")
+            sc.chdir(old)
+            # Keep the unmount of the old root from propagating to the host.
+            sc.mount(None, ".", None, s.MS_SLAVE | s.MS_REC)
+            sc.umount2(".", s.MNT_DETACH)
+            sc.chdir("/")
+        finally:
+            os.close(old)
+            os.close(new)
+
+    # 5. after the switch: paths are the container's own
+    def finalize(self, *, readonly_root: bool, sysctl: dict[str, str], readonly_paths: list[str],
+                 masked_paths: list[str]) -> None:
+        sc = self.sc
+        for key, value in sysctl.items():
+            path = "/proc/sys/" + key.replace(".", "/")
+            try:
+                sc.write_file(path, value)
+            except OSError as err:
+                raise OSError(err.errno, f"linux.sysctl.{key}: cannot write {value!r}: {err.strerror}") from None
+        for p in readonly_paths:
+            try:
+                sc.mount(p, p, "bind", s.MS_BIND | s.MS_REC)
+            except FileNotFoundError:
+                continue
+            sc.mount(None, p, None, s.MS_BIND | s.MS_REMOUNT | s.MS_RDONLY | s.MS_REC | locked_flags(p))
+        for p in masked_paths:
+            try:
+                isdir = st.S_ISDIR(os.stat(p).st_mode)
+            except FileNotFoundError:
+                continue
+            if isdir:
+                sc.mount("tmpfs", p, "tmpfs", s.MS_RDONLY, None)
+            else:
+                sc.mount("/dev/null", p, "bind", s.MS_BIND)
+        if readonly_root:
+            sc.mount(None, "/", None, s.MS_BIND | s.MS_REMOUNT | s.MS_RDONLY | locked_flags("/"))
+
+
+def _host_cgroup_hierarchies() -> list[tuple[str, str]]:
+    """(controller list or name=..., fstype) for each cgroup hierarchy mounted on the host."""
+    out = []
+    seen = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            fields = post.split()
+            if len(fields) < 3 or fields[0] not in ("cgroup", "cgroup2"):
+                continue
+            if fields[0] == "cgroup2":
+                key = ""
+            else:
+                opts = [o for o in fields[2].split(",") if o not in ("rw", "ro", "nosuid", "nodev", "noexec", "relatime", "clone_children", "xattr", "noprefix")]
+                opts = [o for o in opts if not o.startswith("release_agent=")]
+                key = ",".join(opts)
+            if (key, fields[0]) in seen:
+                continue
+            seen.add((key, fields[0]))
+            out.append((key, fields[0]))
+    return out

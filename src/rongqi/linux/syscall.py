@@ -1,0 +1,251 @@
+"""The single door to the kernel: ctypes bindings for what os does not offer.
+
+Code above this module takes a Syscalls object, so unit tests can pass a
+recorder (tests/unit/fake_syscalls.py) and check the order of operations.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+# Syscall numbers that differ between architectures (glibc has no wrapper for these).
+_MACHINE = os.uname().machine
+if _MACHINE == "x86_64":
+    NR = {"clone": 56, "pivot_root": 155, "keyctl": 250, "pidfd_send_signal": 424,
+          "openat2": 437, "mount_setattr": 442, "ioprio_set": 251, "sched_setattr": 314}
+elif _MACHINE in ("aarch64", "riscv64"):
+    NR = {"clone": 220, "pivot_root": 41, "keyctl": 219, "pidfd_send_signal": 424,
+          "openat2": 437, "mount_setattr": 442, "ioprio_set": 30, "sched_setattr": 274}
+else:  # pragma: no cover - only the two above are tested
+    NR = {}
+
+# clone(2) / unshare(2) / setns(2)
+CLONE_NEWTIME = 0x00000080
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_PARENT = 0x00008000
+SIGCHLD = 17
+
+# mount(2)
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_SYNCHRONOUS = 16
+MS_REMOUNT = 32
+MS_MANDLOCK = 64
+MS_DIRSYNC = 128
+MS_NOSYMFOLLOW = 256
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_BIND = 4096
+MS_MOVE = 8192
+MS_REC = 16384
+MS_SILENT = 32768
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_I_VERSION = 1 << 23
+MS_STRICTATIME = 1 << 24
+MS_LAZYTIME = 1 << 25
+MNT_DETACH = 2
+
+# prctl(2)
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+PR_SET_NAME = 15
+PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+
+# openat2(2)
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+
+# mount_setattr(2)
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+
+KEYCTL_JOIN_SESSION_KEYRING = 1
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+
+_mount = _libc.mount
+_mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
+_umount2 = _libc.umount2
+_umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
+_unshare = _libc.unshare
+_unshare.argtypes = (ctypes.c_int,)
+_setns = _libc.setns
+_setns.argtypes = (ctypes.c_int, ctypes.c_int)
+_sethostname = _libc.sethostname
+_sethostname.argtypes = (ctypes.c_char_p, ctypes.c_size_t)
+_setdomainname = _libc.setdomainname
+_setdomainname.argtypes = (ctypes.c_char_p, ctypes.c_size_t)
+_prctl = _libc.prctl
+_prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = (("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64))
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = (("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64))
+
+
+def _b(s: str | bytes | None) -> bytes | None:
+    if s is None or isinstance(s, bytes):
+        return s
+    return os.fsencode(s)
+
+
+def _fail(what: str, path: str | None = None) -> OSError:
+    e = ctypes.get_errno()
+    err = OSError(e, f"{what}: {os.strerror(e)}")
+    if path is not None:
+        err.filename = path
+    return err
+
+
+class Syscalls:
+    """The real kernel. Every method raises OSError naming what failed."""
+
+    # -- namespaces and processes -------------------------------------------------
+    def clone(self, flags: int) -> int:
+        """fork(2) with namespace flags: returns 0 in the child, the child's pid in the parent.
+
+        A raw clone with a NULL stack behaves like fork (copy-on-write of the
+        caller's stack). It skips Python's after-fork hooks, which only matter
+        to threaded programs; the runtime is single-threaded here.
+        """
+        if _MACHINE == "x86_64":
+            pid = _syscall(NR["clone"], ctypes.c_ulong(flags | SIGCHLD), None, None, None, None)
+        else:
+            pid = _syscall(NR["clone"], ctypes.c_ulong(flags | SIGCHLD), None, None, None, None)
+        if pid < 0:
+            raise _fail("clone")
+        return pid
+
+    def unshare(self, flags: int) -> None:
+        if _unshare(flags) != 0:
+            raise _fail("unshare")
+
+    def setns(self, fd: int, nstype: int, path: str | None = None) -> None:
+        if _setns(fd, nstype) != 0:
+            raise _fail("setns", path)
+
+    def sethostname(self, name: str) -> None:
+        b = name.encode()
+        if _sethostname(b, len(b)) != 0:
+            raise _fail("sethostname")
+
+    def setdomainname(self, name: str) -> None:
+        b = name.encode()
+        if _setdomainname(b, len(b)) != 0:
+            raise _fail("setdomainname")
+
+    def prctl(self, option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
+        r = _prctl(option, a2, a3, a4, a5)
+        if r < 0:
+            raise _fail(f"prctl({option})")
+        return r
+
+    def pidfd_send_signal(self, pidfd: int, sig: int) -> None:
+        if _syscall(NR["pidfd_send_signal"], pidfd, sig, None, 0) < 0:
+            raise _fail("pidfd_send_signal")
+
+    def join_session_keyring(self, name: str | None) -> None:
+        r = _syscall(NR["keyctl"], KEYCTL_JOIN_SESSION_KEYRING, _b(name), 0, 0, 0)
+        if r < 0:
+            raise _fail("keyctl(JOIN_SESSION_KEYRING)")
+
+    # -- credentials --------------------------------------------------------------
+    def setgroups(self, gids: list[int]) -> None:
+        os.setgroups(gids)
+
+    def setresgid(self, gid: int) -> None:
+        os.setresgid(gid, gid, gid)
+
+    def setresuid(self, uid: int) -> None:
+        os.setresuid(uid, uid, uid)
+
+    # -- mounts -------------------------------------------------------------------
+    def mount(self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+        if _mount(_b(source), _b(target), _b(fstype), flags, _b(data) if data else None) != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, f"mount {source or fstype or 'none'} on {target} "
+                             f"(type {fstype or 'none'}, flags {flags:#x}{', ' + data if data else ''}): {os.strerror(e)}")
+
+    def umount2(self, target: str, flags: int = 0) -> None:
+        if _umount2(_b(target), flags) != 0:
+            raise _fail("umount", target)
+
+    def mount_setattr(self, fd: int, path: str, flags: int, attr_set: int, attr_clr: int, propagation: int = 0) -> None:
+        attr = _MountAttr(attr_set, attr_clr, propagation, 0)
+        if _syscall(NR["mount_setattr"], fd, _b(path), flags, ctypes.byref(attr), ctypes.sizeof(attr)) < 0:
+            raise _fail("mount_setattr", path)
+
+    def pivot_root(self, new_root: str, put_old: str) -> None:
+        if _syscall(NR["pivot_root"], _b(new_root), _b(put_old)) < 0:
+            raise _fail("pivot_root", new_root)
+
+    def chroot(self, path: str) -> None:
+        os.chroot(path)
+
+    def chdir(self, path: str | int) -> None:
+        os.chdir(path)
+
+    # -- files --------------------------------------------------------------------
+    def openat2(self, dirfd: int, path: str, flags: int, mode: int = 0, resolve: int = 0) -> int:
+        how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+        fd = _syscall(NR["openat2"], dirfd, _b(path), ctypes.byref(how), ctypes.sizeof(how))
+        if fd < 0:
+            raise _fail("open", path)
+        return fd
+
+    def mkdirat(self, dirfd: int, name: str, mode: int = 0o755) -> None:
+        os.mkdir(name, mode, dir_fd=dirfd)
+
+    def mknodat(self, dirfd: int, name: str, mode: int, device: int) -> None:
+        os.mknod(name, mode, device, dir_fd=dirfd)
+
+    def symlinkat(self, target: str, dirfd: int, name: str) -> None:
+        os.symlink(target, name, dir_fd=dirfd)
+
+    def write_file(self, path: str, data: str | bytes) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, data.encode() if isinstance(data, str) else data)
+        finally:
+            os.close(fd)
+
+    # -- exec ---------------------------------------------------------------------
+    def execve(self, path: str, args: list[str], env: dict[str, str] | list[str]) -> None:
+        os.execve(path, args, env)
+
+
+# The module-level default, used when no syscall object is passed in.
+SYSCALLS = Syscalls()

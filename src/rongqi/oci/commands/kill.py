@@ -1,0 +1,14 @@
+"""rongqi-oci kill: send a signal (default SIGTERM) to the init, or with --all to every process."""
+
+from __future__ import annotations
+
+from rongqi.oci.commands import one_id
+
+
+def run(g, opts, args, log) -> int:
+    from rongqi.oci import container
+
+    cid = one_id(args, "kill", extra_ok=1)
+    sig = container.parse_signal(args[1]) if len(args) > 1 else container.SIGTERM
+    container.kill(g.root, cid, sig, opts["all"])
+    return 0

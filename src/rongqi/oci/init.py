@@ -1,0 +1,326 @@
+"""The container's first process: the setup sequence from clone to execve, in order.
+
+This runs in the child that clone(2) made in oci/container.py: a fork of the
+runtime, so it already holds the parsed spec in memory (no re-exec, no config
+passed over a pipe). It talks to its parent over two pipes (Sync) and never
+returns: it execs the user's program or exits.
+"""
+
+from __future__ import annotations
+
+import os
+
+from rongqi.linux import namespaces
+from rongqi.linux import rootfs as rootfs_mod
+from rongqi.linux import syscall as sysc
+from rongqi.oci.state import FIFO
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class Sync:
+    """Line messages between the runtime and the init: "word text\\n"."""
+
+    __slots__ = ("rfd", "wfd", "_buf")
+
+    def __init__(self, rfd: int, wfd: int):
+        self.rfd = rfd
+        self.wfd = wfd
+        self._buf = b""
+
+    def send(self, word: str, text: str = "") -> None:
+        line = (word + (" " + text.replace("\n", " ") if text else "") + "\n").encode()
+        os.write(self.wfd, line)
+
+    def recv(self) -> tuple[str, str]:
+        while b"\n" not in self._buf:
+            chunk = os.read(self.rfd, 4096)
+            if not chunk:
+                return "eof", ""
+            self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        word, _, text = line.decode(errors="replace").partition(" ")
+        return word, text
+
+    def close(self) -> None:
+        for fd in (self.rfd, self.wfd):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.rfd = self.wfd = -1
+
+
+class InitConfig:
+    """Everything the init needs, prepared by the parent before clone."""
+
+    __slots__ = ("spec", "state_dir_fd", "sync", "no_pivot", "no_new_keyring", "preserve_fds",
+                 "late_joins", "new_cgroupns", "userns", "runtime_hooks", "state_json", "container_id",
+                 "console_socket", "caps", "seccomp_before_caps")
+
+    def __init__(self):
+        self.spec = None
+        self.state_dir_fd = -1
+        self.sync: Sync | None = None
+        self.no_pivot = False
+        self.no_new_keyring = False
+        self.preserve_fds = 0
+        self.late_joins: list[tuple[str, str]] = []
+        self.new_cgroupns = False
+        self.userns = False
+        self.runtime_hooks = False
+        self.state_json = None  # callable(status) -> bytes
+        self.container_id = ""
+        self.console_socket = ""
+        self.caps = None  # rongqi.linux.caps.CapSets or None (keep the runtime's)
+        self.seccomp_before_caps = False
+
+
+def run(sc: sysc.Syscalls, c: InitConfig) -> None:
+    """Never returns: execs the container's program or exits non-zero."""
+    code = 1
+    try:
+        setup(sc, c)
+    except SystemExit as e:  # pragma: no cover - defensive
+        code = e.code if isinstance(e.code, int) else 1
+    except BaseException as err:  # noqa: BLE001 - every failure goes to the parent
+        msg = describe(err)
+        if os.environ.get("RONGQI_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        sent = False
+        if c.sync is not None and c.sync.wfd >= 0:
+            try:
+                c.sync.send("error", msg)
+                sent = True
+            except OSError:
+                pass
+        if not sent:
+            try:
+                os.write(2, f"rongqi-oci init: {msg}\n".encode())
+            except OSError:
+                pass
+        code = 127 if isinstance(err, ExecNotFound) else 1
+    os._exit(code)
+
+
+class ExecNotFound(Exception):
+    pass
+
+
+def describe(err: BaseException) -> str:
+    if isinstance(err, OSError):
+        text = err.strerror or str(err)
+        return f"{err.filename}: {text}" if err.filename else text
+    return str(err) or type(err).__name__
+
+
+def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
+    spec = c.spec
+    lin = spec.linux
+    proc = spec.process
+    sync = c.sync
+    word, text = sync.recv()
+    if word != "go":
+        raise RuntimeError("the runtime went away before the container was set up")
+    if c.userns:
+        # Become root of the new user namespace (the parent has written the maps).
+        try:
+            sc.setresgid(0)
+            sc.setresuid(0)
+        except OSError as err:
+            raise OSError(err.errno, f"cannot become root in the user namespace (is uid/gid 0 mapped?): {err.strerror}") from None
+    for kind, path in c.late_joins:
+        namespaces.join(sc, kind, path)
+    if c.new_cgroupns:
+        # After the parent put us in our cgroup, so that it becomes our cgroup's root.
+        sc.unshare(sysc.CLONE_NEWCGROUP)
+    if spec.hostname:
+        sc.sethostname(spec.hostname)
+    if spec.domainname:
+        sc.setdomainname(spec.domainname)
+
+    rs = rootfs_mod.RootfsSetup(sc, spec.root_path, propagation=lin.rootfs_propagation, userns=c.userns,
+                                bundle=spec.bundle, mount_label=lin.mount_label)
+    rs.prepare()
+    rs.mount_all([rootfs_mod.MountSpec(m.destination, m.type, m.source, m.options) for m in spec.mounts])
+    rs.create_devices([_device(d) for d in lin.devices])
+    rs.make_cwd(proc.cwd)
+    if c.runtime_hooks:
+        sync.send("hooks")
+        word, text = sync.recv()
+        if word != "hooks-done":
+            raise RuntimeError(text or "the runtime went away while running hooks")
+    hooks = spec.hooks.get("createContainer")
+    if hooks:
+        _run_hooks("createContainer", hooks, c.state_json("created"))
+    rs.pivot(c.no_pivot)
+    rs.finalize(readonly_root=spec.root_readonly, sysctl=lin.sysctl, readonly_paths=lin.readonly_paths,
+                masked_paths=lin.masked_paths)
+    if not c.no_new_keyring:
+        sc.join_session_keyring("_ses." + c.container_id)
+    os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
+
+    env = _environ(proc)
+    try:
+        sc.chdir(proc.cwd)
+    except OSError as err:
+        raise OSError(err.errno, f"process.cwd {proc.cwd}: {err.strerror}") from None
+    exe = find_executable(proc.args[0], env.get("PATH", DEFAULT_PATH))
+
+    if proc.terminal:
+        from rongqi.oci.terminal import setup_console
+
+        setup_console(sc, c.console_socket, proc.console_size)
+
+    sync.send("ready")
+    sync.close()
+
+    # Block until `start` opens the fifo for reading.
+    fd = os.open(FIFO, os.O_WRONLY | os.O_CLOEXEC, dir_fd=c.state_dir_fd)
+    os.write(fd, b"0")
+    os.close(fd)
+    os.close(c.state_dir_fd)
+    c.state_dir_fd = -1
+
+    hooks = spec.hooks.get("startContainer")
+    if hooks:
+        _run_hooks("startContainer", hooks, c.state_json("running"))
+
+    finalize_process(sc, c)
+    _reset_signals()
+    keep = 3 + c.preserve_fds
+    for fd in range(3, keep):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+    # No fd of the runtime survives into the container (CVE-2024-21626 class).
+    os.closerange(keep, 1 << 20)
+    sc.execve(exe, proc.args, env)
+
+
+def finalize_process(sc: sysc.Syscalls, c: InitConfig) -> None:
+    """User, groups, capabilities, no_new_privs and seccomp: the last steps before execve."""
+    proc = c.spec.process
+    lin = c.spec.linux
+    user = proc.user
+    caps = c.caps
+    seccomp = lin.seccomp
+    notify_fd = None
+    if seccomp is not None and c.seccomp_before_caps:
+        # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we have it.
+        notify_fd = _load_seccomp(seccomp)
+    if caps is not None:
+        from rongqi.linux import caps as capmod
+
+        capmod.drop_bounding(caps.bounding)
+        if user.uid != 0:
+            capmod.set_keep_caps(True)
+    if not (c.userns and _setgroups_denied()):
+        sc.setgroups(user.additional_gids)
+    sc.setresgid(user.gid)
+    sc.setresuid(user.uid)
+    if caps is not None:
+        from rongqi.linux import caps as capmod
+
+        capmod.set_caps(caps.effective, caps.permitted, caps.inheritable)
+        # Like runc, raise only what the kernel allows in the ambient set:
+        # capabilities that are both permitted and inheritable.
+        ambient = caps.ambient & caps.permitted & caps.inheritable
+        if ambient:
+            capmod.raise_ambient(ambient)
+        if user.uid != 0:
+            capmod.set_keep_caps(False)
+    if proc.no_new_privileges:
+        sc.prctl(sysc.PR_SET_NO_NEW_PRIVS, 1)
+    if seccomp is not None and not c.seccomp_before_caps:
+        notify_fd = _load_seccomp(seccomp)
+    if notify_fd is not None:
+        from rongqi.linux import seccomp as seccomp_mod
+
+        seccomp_mod.send_notify_fd(notify_fd, seccomp.listenerPath, c.state_json("creating"),
+                                   seccomp.listenerMetadata)
+        os.close(notify_fd)
+
+
+def _reset_signals() -> None:
+    # Python ignores SIGPIPE and SIGXFSZ; ignored signals stay ignored across
+    # execve, so the container's program would inherit that. Undo it, and
+    # unblock everything.
+    import _signal
+
+    for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):
+        _signal.signal(sig, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
+
+
+def _load_seccomp(profile):
+    from rongqi.linux import seccomp as seccomp_mod
+
+    return seccomp_mod.load(profile)
+
+
+def _setgroups_denied() -> bool:
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() == "deny"
+    except OSError:
+        return False
+
+
+def _environ(proc) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for e in proc.env:
+        k, sep, v = e.partition("=")
+        if sep and k:
+            env[k] = v
+    if "HOME" not in env:
+        env["HOME"] = _home_of(proc.user.uid)
+    return env
+
+
+def _home_of(uid: int) -> str:
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                parts = line.rstrip("\n").split(":")
+                if len(parts) >= 6 and parts[2] == str(uid):
+                    return parts[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def find_executable(name: str, path: str) -> str:
+    """exec.LookPath as runc uses it: a name with a slash is taken as is, else searched in PATH."""
+    if "/" in name:
+        if _is_executable(name):
+            return name
+        raise ExecNotFound(f'exec: "{name}": stat {name}: no such file or directory or not executable')
+    for d in path.split(":"):
+        p = (d or ".") + "/" + name
+        if _is_executable(p):
+            return p
+    raise ExecNotFound(f'exec: "{name}": executable file not found in $PATH')
+
+
+def _is_executable(p: str) -> bool:
+    try:
+        st = os.stat(p)
+    except OSError:
+        return False
+    return (st.st_mode & 0o170000) == 0o100000 and os.access(p, os.X_OK)
+
+
+def _device(d) -> rootfs_mod.DeviceSpec:
+    mode = d.file_mode if d.file_mode is not None else 0o666
+    return rootfs_mod.DeviceSpec(d.path, d.type, d.major, d.minor, mode, d.uid or 0, d.gid or 0)
+
+
+def _run_hooks(kind: str, hooks, state_json: bytes) -> None:
+    from rongqi.oci.hooks import HookSpec, run_hooks
+
+    run_hooks(kind, [HookSpec(h.path, h.args, h.env, h.timeout) for h in hooks], state_json)
