@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 
 from rongqi.errors import RongqiError, SpecError
-from rongqi.linux.cgroups.files import CgroupError, read_pids, write
+from rongqi.linux.cgroups import files
+from rongqi.linux.cgroups.files import CgroupError, read_pids
 
 DEFAULT_ROOT = "/sys/fs/cgroup"
 UNIFIED = "unified"  # key of the cgroup2 directory in Cgroup.dirs, on v2 and hybrid hosts
@@ -326,7 +327,7 @@ class Cgroup:
     def add_pid(self, pid: int) -> None:
         """Move pid into the cgroup in every hierarchy."""
         for d in self.dirs.values():
-            write(d, "cgroup.procs", pid)
+            files.write(d, "cgroup.procs", pid)
 
     def pids(self, recursive: bool = True) -> list[int]:
         d = self._member_dir()
@@ -372,7 +373,7 @@ class Cgroup:
         """Send sig to every process in the cgroup (and its children cgroups)."""
         u = self._unified()
         if sig == _SIGKILL and u is not None and os.path.exists(u + "/cgroup.kill"):
-            write(u, "cgroup.kill", "1")
+            files.write(u, "cgroup.kill", "1")
             return
         try:
             impl, fd = self._freezer()

@@ -25,7 +25,7 @@ def write(directory: str, name: str, value: object, field: str = "") -> None:
     path = directory + "/" + name
     data = str(value).encode()
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     except OSError as err:
         raise CgroupError(_why(err, path, name, data), field, path, err.errno) from None
     try:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 
-from rongqi.linux.cgroups import convert
-from rongqi.linux.cgroups.files import CgroupError, exists, read, read_int, read_keyed, read_or, write
+from rongqi.linux.cgroups import convert, files
+from rongqi.linux.cgroups.files import CgroupError, exists, read, read_int, read_keyed, read_or
 from rongqi.linux.cgroups.resources import Resources
 
 R = "linux.resources"
@@ -28,14 +28,14 @@ class MemoryController:
         F = R + ".memory"
         _memory_and_swap(d, m.limit, m.swap)
         if m.reservation is not None:
-            write(d, "memory.soft_limit_in_bytes", convert.v1_limit(m.reservation), F + ".reservation")
+            files.write(d, "memory.soft_limit_in_bytes", convert.v1_limit(m.reservation), F + ".reservation")
         # m.kernel is ignored, as runc 1.1+ does: kmem limits are deprecated and unenforced since Linux 5.16.
         if m.kernel_tcp is not None:
-            write(d, "memory.kmem.tcp.limit_in_bytes", convert.v1_limit(m.kernel_tcp), F + ".kernelTCP")
+            files.write(d, "memory.kmem.tcp.limit_in_bytes", convert.v1_limit(m.kernel_tcp), F + ".kernelTCP")
         if m.swappiness is not None:
-            write(d, "memory.swappiness", m.swappiness, F + ".swappiness")
+            files.write(d, "memory.swappiness", m.swappiness, F + ".swappiness")
         if m.disable_oom_killer:
-            write(d, "memory.oom_control", "1", F + ".disableOOMKiller")
+            files.write(d, "memory.oom_control", "1", F + ".disableOOMKiller")
 
 
 def _memory_and_swap(d: str, limit: int | None, swap: int | None) -> None:
@@ -52,16 +52,16 @@ def _memory_and_swap(d: str, limit: int | None, swap: int | None) -> None:
         # Order the two writes so that memsw >= limit holds after each one.
         current = read_int(d, "memory.memsw.limit_in_bytes", -1)
         if swap == -1 or current < swap:
-            write(d, "memory.memsw.limit_in_bytes", convert.v1_limit(swap), F + ".swap")
-            write(d, "memory.limit_in_bytes", convert.v1_limit(limit), F + ".limit")
+            files.write(d, "memory.memsw.limit_in_bytes", convert.v1_limit(swap), F + ".swap")
+            files.write(d, "memory.limit_in_bytes", convert.v1_limit(limit), F + ".limit")
         else:
-            write(d, "memory.limit_in_bytes", convert.v1_limit(limit), F + ".limit")
-            write(d, "memory.memsw.limit_in_bytes", convert.v1_limit(swap), F + ".swap")
+            files.write(d, "memory.limit_in_bytes", convert.v1_limit(limit), F + ".limit")
+            files.write(d, "memory.memsw.limit_in_bytes", convert.v1_limit(swap), F + ".swap")
         return
     if limit:
-        write(d, "memory.limit_in_bytes", convert.v1_limit(limit), F + ".limit")
+        files.write(d, "memory.limit_in_bytes", convert.v1_limit(limit), F + ".limit")
     if swap:
-        write(d, "memory.memsw.limit_in_bytes", convert.v1_limit(swap), F + ".swap")
+        files.write(d, "memory.memsw.limit_in_bytes", convert.v1_limit(swap), F + ".swap")
 
 
 class CpuController:
@@ -81,28 +81,28 @@ class CpuController:
         c = res.cpu
         F = R + ".cpu"
         if c.shares:
-            write(d, "cpu.shares", c.shares, F + ".shares")
+            files.write(d, "cpu.shares", c.shares, F + ".shares")
         period_pending = False
         if c.period:
             try:
-                write(d, "cpu.cfs_period_us", c.period, F + ".period")
+                files.write(d, "cpu.cfs_period_us", c.period, F + ".period")
             except CgroupError as err:
                 # A shorter period can be refused while the old quota still applies; retry after the quota.
                 if err.errno != 22 or not c.quota:
                     raise
                 period_pending = True
         if c.quota:
-            write(d, "cpu.cfs_quota_us", convert.v1_limit(c.quota), F + ".quota")
+            files.write(d, "cpu.cfs_quota_us", convert.v1_limit(c.quota), F + ".quota")
             if period_pending:
-                write(d, "cpu.cfs_period_us", c.period, F + ".period")
+                files.write(d, "cpu.cfs_period_us", c.period, F + ".period")
         if c.burst is not None:
-            write(d, "cpu.cfs_burst_us", c.burst, F + ".burst")
+            files.write(d, "cpu.cfs_burst_us", c.burst, F + ".burst")
         if c.realtime_period:
-            write(d, "cpu.rt_period_us", c.realtime_period, F + ".realtimePeriod")
+            files.write(d, "cpu.rt_period_us", c.realtime_period, F + ".realtimePeriod")
         if c.realtime_runtime:
-            write(d, "cpu.rt_runtime_us", c.realtime_runtime, F + ".realtimeRuntime")
+            files.write(d, "cpu.rt_runtime_us", c.realtime_runtime, F + ".realtimeRuntime")
         if c.idle is not None:
-            write(d, "cpu.idle", c.idle, F + ".idle")
+            files.write(d, "cpu.idle", c.idle, F + ".idle")
 
 
 class CpusetController:
@@ -116,9 +116,9 @@ class CpusetController:
     @staticmethod
     def apply(d: str, res: Resources) -> None:
         if res.cpu.cpus:
-            write(d, "cpuset.cpus", res.cpu.cpus, R + ".cpu.cpus")
+            files.write(d, "cpuset.cpus", res.cpu.cpus, R + ".cpu.cpus")
         if res.cpu.mems:
-            write(d, "cpuset.mems", res.cpu.mems, R + ".cpu.mems")
+            files.write(d, "cpuset.mems", res.cpu.mems, R + ".cpu.mems")
 
 
 class PidsController:
@@ -132,7 +132,7 @@ class PidsController:
     @staticmethod
     def apply(d: str, res: Resources) -> None:
         limit = res.pids.limit
-        write(d, "pids.max", "max" if limit <= 0 else limit, R + ".pids.limit")
+        files.write(d, "pids.max", "max" if limit <= 0 else limit, R + ".pids.limit")
 
 
 class BlkioController:
@@ -150,18 +150,18 @@ class BlkioController:
         # CFQ's blkio.weight is gone from current kernels; BFQ's takes the same 10..1000 range.
         prefix = "blkio." if exists(d, "blkio.weight") else "blkio.bfq."
         if b.weight:
-            write(d, prefix + "weight", b.weight, F + ".weight")
+            files.write(d, prefix + "weight", b.weight, F + ".weight")
         if b.leaf_weight:
-            write(d, "blkio.leaf_weight", b.leaf_weight, F + ".leafWeight")
+            files.write(d, "blkio.leaf_weight", b.leaf_weight, F + ".leafWeight")
         for i, wd in enumerate(b.weight_device or ()):
             where = f"{F}.weightDevice[{i}]"
             if wd.weight:
-                write(d, prefix + "weight_device", f"{wd.major}:{wd.minor} {wd.weight}", where + ".weight")
+                files.write(d, prefix + "weight_device", f"{wd.major}:{wd.minor} {wd.weight}", where + ".weight")
             if wd.leaf_weight:
-                write(d, "blkio.leaf_weight_device", f"{wd.major}:{wd.minor} {wd.leaf_weight}", where + ".leafWeight")
+                files.write(d, "blkio.leaf_weight_device", f"{wd.major}:{wd.minor} {wd.leaf_weight}", where + ".leafWeight")
         for attr, key, fname in _THROTTLES:
             for i, t in enumerate(getattr(b, attr) or ()):
-                write(d, fname, f"{t.major}:{t.minor} {t.rate}", f"{F}.{key}[{i}]")
+                files.write(d, fname, f"{t.major}:{t.minor} {t.rate}", f"{F}.{key}[{i}]")
 
 
 _THROTTLES = (
@@ -185,9 +185,9 @@ class HugetlbController:
         for i, h in enumerate(res.hugepage_limits):
             size = convert.hugepage_name(h.page_size)
             where = f"{R}.hugepageLimits[{i}]"
-            write(d, f"hugetlb.{size}.limit_in_bytes", h.limit, where + ".limit")
+            files.write(d, f"hugetlb.{size}.limit_in_bytes", h.limit, where + ".limit")
             if exists(d, f"hugetlb.{size}.rsvd.limit_in_bytes"):
-                write(d, f"hugetlb.{size}.rsvd.limit_in_bytes", h.limit, where + ".limit")
+                files.write(d, f"hugetlb.{size}.rsvd.limit_in_bytes", h.limit, where + ".limit")
 
 
 class DevicesController:
@@ -203,7 +203,7 @@ class DevicesController:
         # Rules apply in order, later ones overriding earlier ones, exactly as the v1 lists do.
         for i, rule in enumerate(res.devices):
             fname = "devices.allow" if rule.allow else "devices.deny"
-            write(d, fname, convert.device_line(rule), f"{R}.devices[{i}]")
+            files.write(d, fname, convert.device_line(rule), f"{R}.devices[{i}]")
 
 
 class NetClsController:
@@ -216,7 +216,7 @@ class NetClsController:
 
     @staticmethod
     def apply(d: str, res: Resources) -> None:
-        write(d, "net_cls.classid", res.network.class_id, R + ".network.classID")
+        files.write(d, "net_cls.classid", res.network.class_id, R + ".network.classID")
 
 
 class NetPrioController:
@@ -230,7 +230,7 @@ class NetPrioController:
     @staticmethod
     def apply(d: str, res: Resources) -> None:
         for i, p in enumerate(res.network.priorities):
-            write(d, "net_prio.ifpriomap", f"{p.name} {p.priority}", f"{R}.network.priorities[{i}]")
+            files.write(d, "net_prio.ifpriomap", f"{p.name} {p.priority}", f"{R}.network.priorities[{i}]")
 
 
 class RdmaController:
@@ -244,7 +244,7 @@ class RdmaController:
     @staticmethod
     def apply(d: str, res: Resources) -> None:
         for dev, limit in res.rdma.items():
-            write(d, "rdma.max", convert.rdma_line(dev, limit), f"{R}.rdma.{dev}")
+            files.write(d, "rdma.max", convert.rdma_line(dev, limit), f"{R}.rdma.{dev}")
 
 
 # runc's order: cpuset first, so that later writes never meet a cgroup with no cpus.
@@ -268,7 +268,7 @@ def prepare_cpuset(parent: str, d: str) -> None:
         if not read_or(d, name):
             value = read_or(parent, name)
             if value:
-                write(d, name, value)
+                files.write(d, name, value)
 
 
 # --- freezer ---------------------------------------------------------------------------
@@ -280,18 +280,18 @@ def freeze(d: str) -> None:
     delay = 0.001
     while True:
         # Re-writing FROZEN nudges tasks that were forking during the first attempt (runc does too).
-        write(d, "freezer.state", "FROZEN")
+        files.write(d, "freezer.state", "FROZEN")
         if read(d, "freezer.state") == "FROZEN":
             return
         if time.monotonic() > deadline:
-            write(d, "freezer.state", "THAWED")
+            files.write(d, "freezer.state", "THAWED")
             raise CgroupError(f"timed out freezing {d}")
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
 
 
 def thaw(d: str) -> None:
-    write(d, "freezer.state", "THAWED")
+    files.write(d, "freezer.state", "THAWED")
 
 
 def is_frozen(d: str) -> bool:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 
-from rongqi.linux.cgroups import convert
-from rongqi.linux.cgroups.files import CgroupError, exists, read_int, read_keyed, read_or, write
+from rongqi.linux.cgroups import convert, files
+from rongqi.linux.cgroups.files import CgroupError, exists, read_int, read_keyed, read_or
 from rongqi.linux.cgroups.resources import Resources
 
 R = "linux.resources"
@@ -54,11 +54,11 @@ class MemoryController:
                     if swap != -1:
                         raise CgroupError("swap accounting is not enabled in this kernel (no memory.swap.max)", F + ".swap")
                 else:
-                    write(d, "memory.swap.max", convert.v2_limit(swap), F + ".swap")
+                    files.write(d, "memory.swap.max", convert.v2_limit(swap), F + ".swap")
         if m.limit:
-            write(d, "memory.max", convert.v2_limit(m.limit), F + ".limit")
+            files.write(d, "memory.max", convert.v2_limit(m.limit), F + ".limit")
         if m.reservation:
-            write(d, "memory.low", convert.v2_limit(m.reservation), F + ".reservation")
+            files.write(d, "memory.low", convert.v2_limit(m.reservation), F + ".reservation")
 
 
 class CpuController:
@@ -78,17 +78,17 @@ class CpuController:
             field = F + (".realtimeRuntime" if c.realtime_runtime else ".realtimePeriod")
             raise CgroupError("real-time CPU limits do not exist in cgroup v2", field)
         if c.shares:
-            write(d, "cpu.weight", convert.shares_to_weight(c.shares), F + ".shares")
+            files.write(d, "cpu.weight", convert.shares_to_weight(c.shares), F + ".shares")
         if c.idle is not None:
-            write(d, "cpu.idle", c.idle, F + ".idle")
+            files.write(d, "cpu.idle", c.idle, F + ".idle")
         if c.quota or c.period:
             # cpu.max holds both; keep the half that this update does not name.
             cur_quota, _, cur_period = read_or(d, "cpu.max", "max 100000").partition(" ")
             quota = cur_quota if not c.quota else convert.v2_limit(c.quota)
             period = c.period or cur_period or "100000"
-            write(d, "cpu.max", f"{quota} {period}", F + (".quota" if c.quota else ".period"))
+            files.write(d, "cpu.max", f"{quota} {period}", F + (".quota" if c.quota else ".period"))
         if c.burst is not None:
-            write(d, "cpu.max.burst", c.burst, F + ".burst")
+            files.write(d, "cpu.max.burst", c.burst, F + ".burst")
 
 
 class CpusetController:
@@ -102,9 +102,9 @@ class CpusetController:
     @staticmethod
     def apply(d: str, res: Resources) -> None:
         if res.cpu.cpus:
-            write(d, "cpuset.cpus", res.cpu.cpus, R + ".cpu.cpus")
+            files.write(d, "cpuset.cpus", res.cpu.cpus, R + ".cpu.cpus")
         if res.cpu.mems:
-            write(d, "cpuset.mems", res.cpu.mems, R + ".cpu.mems")
+            files.write(d, "cpuset.mems", res.cpu.mems, R + ".cpu.mems")
 
 
 class PidsController:
@@ -118,7 +118,7 @@ class PidsController:
     @staticmethod
     def apply(d: str, res: Resources) -> None:
         limit = res.pids.limit
-        write(d, "pids.max", "max" if limit <= 0 else limit, R + ".pids.limit")
+        files.write(d, "pids.max", "max" if limit <= 0 else limit, R + ".pids.limit")
 
 
 class IoController:
@@ -138,22 +138,22 @@ class IoController:
         bfq = exists(d, "io.bfq.weight")
         if b.weight:
             if bfq:
-                write(d, "io.bfq.weight", b.weight, F + ".weight")
+                files.write(d, "io.bfq.weight", b.weight, F + ".weight")
             else:
-                write(d, "io.weight", f"default {convert.blkio_weight_to_io_weight(b.weight)}", F + ".weight")
+                files.write(d, "io.weight", f"default {convert.blkio_weight_to_io_weight(b.weight)}", F + ".weight")
         # leafWeight has no v2 counterpart (v2 has no internal tasks to weigh against): ignored, as by runc.
         for i, wd in enumerate(b.weight_device or ()):
             if not wd.weight:
                 continue
             if bfq:
-                write(d, "io.bfq.weight", f"{wd.major}:{wd.minor} {wd.weight}", f"{F}.weightDevice[{i}].weight")
+                files.write(d, "io.bfq.weight", f"{wd.major}:{wd.minor} {wd.weight}", f"{F}.weightDevice[{i}].weight")
             else:
                 w = convert.blkio_weight_to_io_weight(wd.weight)
-                write(d, "io.weight", f"{wd.major}:{wd.minor} {w}", f"{F}.weightDevice[{i}].weight")
+                files.write(d, "io.weight", f"{wd.major}:{wd.minor} {w}", f"{F}.weightDevice[{i}].weight")
         for attr, key, io_key in _THROTTLES:
             for i, t in enumerate(getattr(b, attr) or ()):
                 rate = "max" if t.rate == 0 else t.rate  # 0 removes a v1 throttle; "max" does on v2
-                write(d, "io.max", f"{t.major}:{t.minor} {io_key}={rate}", f"{F}.{key}[{i}]")
+                files.write(d, "io.max", f"{t.major}:{t.minor} {io_key}={rate}", f"{F}.{key}[{i}]")
 
 
 _THROTTLES = (
@@ -177,9 +177,9 @@ class HugetlbController:
         for i, h in enumerate(res.hugepage_limits):
             size = convert.hugepage_name(h.page_size)
             where = f"{R}.hugepageLimits[{i}].limit"
-            write(d, f"hugetlb.{size}.max", convert.v2_limit(h.limit), where)
+            files.write(d, f"hugetlb.{size}.max", convert.v2_limit(h.limit), where)
             if exists(d, f"hugetlb.{size}.rsvd.max"):
-                write(d, f"hugetlb.{size}.rsvd.max", convert.v2_limit(h.limit), where)
+                files.write(d, f"hugetlb.{size}.rsvd.max", convert.v2_limit(h.limit), where)
 
 
 class RdmaController:
@@ -193,7 +193,7 @@ class RdmaController:
     @staticmethod
     def apply(d: str, res: Resources) -> None:
         for dev, limit in res.rdma.items():
-            write(d, "rdma.max", convert.rdma_line(dev, limit), f"{R}.rdma.{dev}")
+            files.write(d, "rdma.max", convert.rdma_line(dev, limit), f"{R}.rdma.{dev}")
 
 
 class NetworkController:
@@ -243,7 +243,7 @@ class UnifiedController:
                 require(d, controller, field)
             if not exists(d, key):
                 raise CgroupError(f"no such cgroup v2 file {key!r} in {d}", field, d)
-            write(d, key, value, field)
+            files.write(d, key, value, field)
 
 
 CONTROLLERS = (
@@ -283,7 +283,7 @@ def enable_in_ancestors(root: str, dirs: list[str]) -> None:
         missing = [c for c in wanted if c not in have and c in usable]
         if missing:
             try:
-                write(d, "cgroup.subtree_control", " ".join("+" + c for c in missing))
+                files.write(d, "cgroup.subtree_control", " ".join("+" + c for c in missing))
             except CgroupError:
                 pass  # e.g. processes in that ancestor; apply() names the field that needs the controller
 
@@ -293,19 +293,19 @@ def enable_in_ancestors(root: str, dirs: list[str]) -> None:
 def freeze(d: str) -> None:
     import time
 
-    write(d, "cgroup.freeze", "1")
+    files.write(d, "cgroup.freeze", "1")
     deadline = time.monotonic() + 10.0
     delay = 0.0005
     while not is_frozen(d):
         if time.monotonic() > deadline:
-            write(d, "cgroup.freeze", "0")
+            files.write(d, "cgroup.freeze", "0")
             raise CgroupError(f"timed out freezing {d}")
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
 
 
 def thaw(d: str) -> None:
-    write(d, "cgroup.freeze", "0")
+    files.write(d, "cgroup.freeze", "0")
 
 
 def is_frozen(d: str) -> bool:
