@@ -131,8 +131,13 @@ class LayerStorage:
         with open(os.path.join(self.layers_dir, _hex(chain_id), "link")) as f:
             return f.read().strip()
 
-    def unpack_image(self, store: ImageStore, manifest_digest: str) -> list[str]:
-        """Unpack every layer of an image (verifying diff_ids); returns its chain ids."""
+    def unpack_image(self, store: ImageStore, manifest_digest: str,
+                     parallel: int = 1) -> list[str]:
+        """Unpack every layer of an image (verifying diff_ids); returns its chain ids.
+
+        Layers go to separate dirs, so they can be unpacked at once (`parallel` threads):
+        decompression, hashing and file writes release the GIL.
+        """
         manifest = store.manifest(manifest_digest)
         config = store.read_json(manifest["config"]["digest"])
         diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
@@ -141,14 +146,25 @@ class LayerStorage:
             raise LayerError(f"image {manifest_digest}: {len(layers)} layers but "
                              f"{len(diff_ids)} diff_ids in its config")
         chains = chain_ids(diff_ids)
-        for desc, diff_id, chain in zip(layers, diff_ids, chains):
-            def unpack(dest: str, desc: dict = desc, diff_id: str = diff_id) -> None:
+
+        def one(desc: dict, diff_id: str, chain: str) -> None:
+            def unpack(dest: str) -> None:
                 with store.open_blob(desc["digest"]) as f:
                     stats = image_layer.LayerApplier(dest).apply(f)
                 if stats.diff_id != diff_id:
                     raise LayerError(f"layer {desc['digest']}: uncompressed digest "
                                      f"{stats.diff_id} does not match the config's {diff_id}")
             self.ensure_layer(chain, unpack)
+
+        todo = [(d, i, c) for d, i, c in zip(layers, diff_ids, chains) if not self.has_layer(c)]
+        if parallel <= 1 or len(todo) <= 1:
+            for args in todo:
+                one(*args)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(max_workers=parallel) as pool:
+                for f in [pool.submit(one, *args) for args in todo]:
+                    f.result()
         return chains
 
     # -- snapshots ---------------------------------------------------------------------------

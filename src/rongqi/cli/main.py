@@ -1,0 +1,638 @@
+"""`rongqi` commands: for now the image commands (pull, push, images, rmi, tag, inspect, history,
+load, save, import, export, image prune, system df, login, logout).
+
+A RongqiError becomes one line on stderr and exit code 125; anything else is a bug and shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import getpass
+import json
+import os
+import sys
+from typing import Any
+
+from rongqi.errors import RongqiError, UsageError
+
+DEFAULT_ROOT = "/var/lib/rongqi"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+class Context:
+    """What every command needs, made on first use (so `rongqi --help` stays cheap)."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.root = args.root
+        self._store = None
+        self._storage = None
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from rongqi.image.store import ImageStore
+            self._store = ImageStore(self.root)
+        return self._store
+
+    @property
+    def storage(self) -> Any:
+        if self._storage is None:
+            from rongqi.storage.overlay import LayerStorage
+            self._storage = LayerStorage(os.path.join(self.root, "overlay"),
+                                         mode=self.args.storage_mode)
+        return self._storage
+
+    def registry(self) -> Any:
+        from rongqi.image.registry import RegistryClient, RegistryConfig, default_config_path
+        cfg = RegistryConfig.load(self.args.registries_conf or default_config_path())
+        return RegistryClient(config=cfg)
+
+    def progress(self, quiet: bool) -> Any:
+        from rongqi.image.progress import for_terminal
+        return for_terminal(quiet)
+
+
+def _mark_insecure(client: Any, ref: Any, tls_verify: bool) -> None:
+    if not tls_verify:
+        client.config.insecure.add(ref.api_host)
+
+
+def _resolve(ctx: Context, name: str, *, builtin: bool = True) -> tuple[str, Any]:
+    from rongqi.image.builtin import is_builtin, make_busybox_image
+    from rongqi.image.errors import ImageNotFound
+    try:
+        return ctx.store.resolve(name)
+    except ImageNotFound:
+        if builtin and is_builtin(name):
+            make_busybox_image(ctx.store)
+            return ctx.store.resolve(name)
+        raise
+
+
+def _short_id(digest: str) -> str:
+    return digest.partition(":")[2][:12]
+
+
+def _ago(created: str) -> str:
+    if not created:
+        return "N/A"
+    try:
+        t = datetime.datetime.fromisoformat(created.replace("Z", "+00:00"))
+    except ValueError:
+        return created
+    secs = (datetime.datetime.now(datetime.timezone.utc) - t).total_seconds()
+    for unit, n in (("years", 31536000), ("months", 2592000), ("weeks", 604800),
+                    ("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if secs >= 2 * n:
+            return f"{int(secs // n)} {unit} ago"
+    return "About a minute ago" if secs >= 60 else "Less than a second ago" if secs < 1 \
+        else f"{int(secs)} seconds ago"
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.3g}{unit}" if unit != "B" else f"{int(n)}B"
+        n /= 1000
+    return f"{n}"
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    from rongqi.image import reference
+    ref = reference.parse(name)
+    fam = ref.familiar()
+    if ref.tag:
+        return fam.rsplit(":", 1)[0], ref.tag
+    return fam.split("@")[0], "<none>"
+
+
+# -- commands ------------------------------------------------------------------------------------
+def cmd_pull(ctx: Context, a: argparse.Namespace) -> int:
+    from rongqi.image import reference
+    from rongqi.image.builtin import is_builtin, make_busybox_image
+    from rongqi.image.registry import Platform
+    ref = reference.parse(a.name)
+    client = ctx.registry()
+    _mark_insecure(client, ref, a.tls_verify)
+    if a.creds:
+        user, _, pw = a.creds.partition(":")
+        client.explicit_creds[ref.api_host] = (user, pw)
+    platform = Platform.parse(a.platform) if a.platform else None
+    with ctx.progress(a.quiet) as progress:
+        try:
+            desc = client.pull(ref, ctx.store, platform=platform, progress=progress)
+        except RongqiError as e:
+            if not is_builtin(a.name) or a.platform:
+                raise
+            progress.message(f"registry not reachable ({e}); using the built-in busybox")
+            desc = make_busybox_image(ctx.store)
+        if not a.no_unpack:
+            ctx.storage.unpack_image(ctx.store, desc.digest, parallel=a.jobs)
+    if a.quiet:
+        print(str(ref))
+    return 0
+
+
+def cmd_push(ctx: Context, a: argparse.Namespace) -> int:
+    from rongqi.image import reference
+    name, desc = _resolve(ctx, a.source)
+    dest = reference.parse(a.destination or name)
+    client = ctx.registry()
+    _mark_insecure(client, dest, a.tls_verify)
+    if a.creds:
+        user, _, pw = a.creds.partition(":")
+        client.explicit_creds[dest.api_host] = (user, pw)
+    # Other repositories on the same registry that hold this image: blobs can be mounted.
+    mount_from = []
+    for n, d in ctx.store.names():
+        r = reference.parse(n)
+        if r.domain == dest.domain and r.path != dest.path and d.digest == desc.digest:
+            mount_from.append(r.path)
+    with ctx.progress(a.quiet) as progress:
+        client.push(ctx.store, desc, dest, progress=progress, mount_from=mount_from)
+    return 0
+
+
+def cmd_images(ctx: Context, a: argparse.Namespace) -> int:
+    records = sorted(ctx.store.images(), key=lambda r: r.name)
+    if a.format == "json":
+        print(json.dumps([{"Names": [r.name], "Id": r.id, "Digest": r.manifest.digest,
+                           "Created": r.created, "Size": r.size} for r in records], indent=2))
+        return 0
+    if a.quiet:
+        seen = []
+        for r in records:
+            if _short_id(r.config_digest) not in seen:
+                seen.append(_short_id(r.config_digest))
+        print("\n".join(seen))
+        return 0
+    rows = [("REPOSITORY", "TAG", *(("DIGEST",) if a.digests else ()), "IMAGE ID", "CREATED",
+             "SIZE")]
+    for r in records:
+        repo, tag = _split_name(r.name)
+        digest = ((r.manifest.annotations or {}).get("io.rongqi.repo.digest", "").split("@")[-1]
+                  or r.manifest.digest)
+        rows.append((repo, tag, *((digest,) if a.digests else ()), _short_id(r.config_digest),
+                     _ago(r.created), _human(r.size)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("   ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def _gc(ctx: Context) -> tuple[int, int]:
+    removed, freed = ctx.store.gc()
+    from rongqi.storage.overlay import chain_ids
+    keep = []
+    for _, d in ctx.store.names():
+        try:
+            cfg = ctx.store.config(d)
+            keep.extend(chain_ids(cfg.get("rootfs", {}).get("diff_ids", [])))
+        except RongqiError:
+            continue
+    layers = ctx.storage.gc(keep)
+    return len(removed) + len(layers), freed
+
+
+def cmd_rmi(ctx: Context, a: argparse.Namespace) -> int:
+    from rongqi.image.errors import ImageNotFound
+    failed = False
+    for name in a.names:
+        try:
+            full, desc = ctx.store.resolve(name)
+        except ImageNotFound as e:
+            print(f"Error: {e}", file=sys.stderr)
+            failed = True
+            continue
+        same = [n for n, d in ctx.store.names() if d.digest == desc.digest]
+        by_id = full != name and name.removeprefix("sha256:") and not any(
+            n == name for n in same)
+        if by_id and len(same) > 1 and not a.force:
+            raise RongqiError(f"image {name} is referenced by several names ({', '.join(same)});"
+                              " use -f to remove them all")
+        for n in (same if by_id else [full]):
+            ctx.store.remove_name(n)
+            print(f"Untagged: {n}")
+    if not a.no_prune:
+        _gc(ctx)
+    if failed:
+        raise RongqiError("some images could not be removed")
+    return 0
+
+
+def cmd_tag(ctx: Context, a: argparse.Namespace) -> int:
+    from rongqi.image import reference
+    _, desc = _resolve(ctx, a.source)
+    for t in a.targets:
+        ctx.store.set_name(str(reference.parse(t)), desc)
+    return 0
+
+
+def _inspect_one(ctx: Context, name: str) -> dict[str, Any]:
+    full, desc = _resolve(ctx, name)
+    manifest = ctx.store.manifest(desc)
+    cfg = ctx.store.read_json(manifest["config"]["digest"])
+    tags = [n for n, d in ctx.store.names() if d.digest == desc.digest]
+    repo_digests = sorted({(d.annotations or {}).get("io.rongqi.repo.digest", "")
+                           for n, d in ctx.store.names() if d.digest == desc.digest} - {""})
+    size = sum(x.get("size", 0) for x in manifest["layers"])
+    return {
+        "Id": manifest["config"]["digest"], "Digest": desc.digest, "RepoTags": tags,
+        "RepoDigests": repo_digests, "Created": cfg.get("created", ""),
+        "Author": cfg.get("author", ""), "Architecture": cfg.get("architecture", ""),
+        "Variant": cfg.get("variant", ""), "Os": cfg.get("os", ""),
+        "Config": cfg.get("config", {}), "Size": size,
+        "RootFS": {"Type": "layers", "Layers": cfg.get("rootfs", {}).get("diff_ids", [])},
+        "ManifestMediaType": desc.media_type or manifest.get("mediaType", ""),
+        "Annotations": manifest.get("annotations", {}),
+    }
+
+
+def cmd_inspect(ctx: Context, a: argparse.Namespace) -> int:
+    out = [_inspect_one(ctx, n) for n in a.names]
+    if a.format:
+        for o in out:
+            print(_format(a.format, o))
+    else:
+        print(json.dumps(out, indent=4))
+    return 0
+
+
+def _format(tmpl: str, obj: dict[str, Any]) -> str:
+    """A small subset of Go templates: {{.Field}} and {{.Field.Sub}}, and {{json .Field}}."""
+    import re
+
+    def value(path: str) -> Any:
+        v: Any = obj
+        for part in path.strip(".").split("."):
+            v = v.get(part) if isinstance(v, dict) else None
+        return v
+
+    def sub(m: re.Match[str]) -> str:
+        expr = m.group(1).strip()
+        if expr.startswith("json "):
+            return json.dumps(value(expr[5:].strip()))
+        v = value(expr)
+        return json.dumps(v) if isinstance(v, (dict, list)) else str(v)
+    return re.sub(r"\{\{\s*(.*?)\s*\}\}", sub, tmpl)
+
+
+def cmd_history(ctx: Context, a: argparse.Namespace) -> int:
+    _, desc = _resolve(ctx, a.name)
+    manifest = ctx.store.manifest(desc)
+    cfg = ctx.store.read_json(manifest["config"]["digest"])
+    layers = list(manifest["layers"])
+    rows = [("CREATED", "CREATED BY", "SIZE", "COMMENT")]
+    hist = cfg.get("history") or [{}] * len(layers)
+    li = 0
+    entries = []
+    for h in hist:
+        size = 0
+        if not h.get("empty_layer") and li < len(layers):
+            size = layers[li].get("size", 0)
+            li += 1
+        by = (h.get("created_by") or "").replace("\n", " ")
+        if not a.no_trunc and len(by) > 45:
+            by = by[:44] + "…"
+        entries.append((_ago(h.get("created", "")), by, _human(size), h.get("comment", "")))
+    rows.extend(reversed(entries))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def cmd_load(ctx: Context, a: argparse.Namespace) -> int:
+    from rongqi.image.archive import load_archive
+    path = a.input
+    tmp = None
+    if path in (None, "-"):
+        if sys.stdin.isatty():
+            raise UsageError("load: give -i FILE or pipe an archive into stdin")
+        import tempfile
+        fd, tmp = tempfile.mkstemp(dir=ctx.store.ingest_dir)
+        with os.fdopen(fd, "wb") as f:
+            while chunk := sys.stdin.buffer.read(1 << 20):
+                f.write(chunk)
+        path = tmp
+    try:
+        loaded = load_archive(ctx.store, path)
+    finally:
+        if tmp:
+            os.unlink(tmp)
+    for name, desc in loaded:
+        print(f"Loaded image: {name or desc.digest}")
+    return 0
+
+
+def cmd_save(ctx: Context, a: argparse.Namespace) -> int:
+    from rongqi.image.archive import save_docker_archive, save_oci_archive
+    images = [_resolve(ctx, n) for n in a.names]
+    save = save_oci_archive if a.format == "oci-archive" else save_docker_archive
+    if not a.output:
+        if sys.stdout.isatty():
+            raise UsageError("save: refusing to write an archive to a terminal; use -o FILE")
+        save(ctx.store, images, sys.stdout.buffer)
+        return 0
+    tmp = a.output + ".tmp"
+    try:
+        with open(tmp, "wb") as f:
+            save(ctx.store, images, f)
+        os.rename(tmp, a.output)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return 0
+
+
+def cmd_import(ctx: Context, a: argparse.Namespace) -> int:
+    from rongqi.image import reference
+    from rongqi.image.archive import import_tarball
+    name = str(reference.parse(a.name)) if a.name else None
+    config: dict[str, Any] = {}
+    for c in a.change or []:
+        key, _, val = c.partition(" ")
+        key = key.upper()
+        if key in ("CMD", "ENTRYPOINT"):
+            try:
+                v = json.loads(val)
+            except ValueError:
+                v = ["/bin/sh", "-c", val]
+            config["Cmd" if key == "CMD" else "Entrypoint"] = v
+        elif key == "ENV":
+            config.setdefault("Env", []).append(val.replace(" ", "=", 1) if "=" not in val
+                                                else val)
+        elif key == "WORKDIR":
+            config["WorkingDir"] = val
+        elif key == "USER":
+            config["User"] = val
+        else:
+            raise UsageError(f"import --change: unsupported instruction {key}")
+    if a.file == "-":
+        desc = import_tarball(ctx.store, sys.stdin.buffer, name, config)
+    else:
+        try:
+            f = open(a.file, "rb")
+        except OSError as e:
+            raise RongqiError(f"import: {a.file}: {e.strerror}") from None
+        with f:
+            desc = import_tarball(ctx.store, f, name, config)
+    print(ctx.store.manifest(desc)["config"]["digest"])
+    return 0
+
+
+def cmd_export(ctx: Context, a: argparse.Namespace) -> int:
+    from rongqi.image.archive import export_rootfs
+    _, desc = _resolve(ctx, a.name)
+    if a.output:
+        with open(a.output, "wb") as f:
+            export_rootfs(ctx.store, desc, f)
+    else:
+        if sys.stdout.isatty():
+            raise UsageError("export: refusing to write a tarball to a terminal; use -o FILE")
+        export_rootfs(ctx.store, desc, sys.stdout.buffer)
+    return 0
+
+
+def cmd_prune(ctx: Context, a: argparse.Namespace) -> int:
+    if a.all:
+        in_use = set()
+        for s in ctx.storage.snapshots():
+            in_use.update(s.chain_ids)
+        from rongqi.storage.overlay import chain_ids
+        for name, d in list(ctx.store.names()):
+            cfg = ctx.store.config(d)
+            chains = chain_ids(cfg.get("rootfs", {}).get("diff_ids", []))
+            if not chains or chains[-1] not in in_use:
+                ctx.store.remove_name(name)
+                print(f"Untagged: {name}")
+    count, freed = _gc(ctx)
+    print(f"Deleted {count} blobs and layers\nTotal reclaimed space: {_human(freed)}")
+    return 0
+
+
+def cmd_df(ctx: Context, a: argparse.Namespace) -> int:
+    images = ctx.store.images()
+    blobs = ctx.store.disk_usage()
+    layers, snaps = ctx.storage.disk_usage()
+    snapshots = ctx.storage.snapshots()
+    rows = [("TYPE", "TOTAL", "ACTIVE", "SIZE"),
+            ("Images", str(len(images)), str(len({s.chain_ids[-1] for s in snapshots
+                                                   if s.chain_ids})), _human(blobs)),
+            ("Unpacked layers", str(len(ctx.storage.layers())), "", _human(layers)),
+            ("Containers", str(len(snapshots)), "", _human(snaps))]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def _registry_host(server: str) -> str:
+    from rongqi.image.reference import DEFAULT_DOMAIN, DOCKER_API_HOST
+    host = server.removeprefix("https://").removeprefix("http://").split("/")[0]
+    return DOCKER_API_HOST if host in (DEFAULT_DOMAIN, "index.docker.io", "") else host
+
+
+def cmd_login(ctx: Context, a: argparse.Namespace) -> int:
+    from rongqi.image.auth import CredentialStore
+    host = _registry_host(a.server or "docker.io")
+    user = a.username or input("Username: ")
+    if a.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = a.password if a.password is not None else getpass.getpass("Password: ")
+    client = ctx.registry()
+    if not a.tls_verify:
+        client.config.insecure.add(host)
+    client.login(host, user, password)
+    creds = CredentialStore([a.authfile] if a.authfile else None)
+    path = creds.save(host, user, password)
+    print(f"Login Succeeded (credentials in {path})")
+    return 0
+
+
+def cmd_logout(ctx: Context, a: argparse.Namespace) -> int:
+    from rongqi.image.auth import CredentialStore
+    host = _registry_host(a.server or "docker.io")
+    creds = CredentialStore([a.authfile] if a.authfile else None)
+    if not creds.remove(host):
+        raise RongqiError(f"not logged in to {host}")
+    print(f"Removed login credentials for {host}")
+    return 0
+
+
+# -- argv ----------------------------------------------------------------------------------------
+def _bool(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="rongqi", description="rongqi (容器): a daemonless container engine")
+    p.add_argument("--root", default=os.environ.get("RONGQI_ROOT", DEFAULT_ROOT),
+                   help="image store and layer storage (default %(default)s)")
+    p.add_argument("--registries-conf", default=None,
+                   help="JSON with insecure registries and mirrors "
+                        "(default /etc/rongqi/registries.json)")
+    p.add_argument("--storage-mode", choices=("auto", "overlay", "copy"), default="auto")
+    p.add_argument("--version", action="version", version="rongqi version 0.1.0")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    def add(names: list[str], fn: Any, help: str, parent: Any = sub) -> argparse.ArgumentParser:
+        sp = parent.add_parser(names[0], aliases=names[1:], help=help)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    def pull_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("name")
+        sp.add_argument("-q", "--quiet", action="store_true")
+        sp.add_argument("--platform", help="os/arch[/variant]")
+        sp.add_argument("--tls-verify", type=_bool, default=True, metavar="BOOL",
+                        help="false: allow plain http for this registry")
+        sp.add_argument("--creds", help="user:password for the registry")
+        sp.add_argument("--no-unpack", action="store_true",
+                        help="only fetch the blobs, do not unpack the layers")
+        sp.add_argument("-j", "--jobs", type=int, default=4, help="layers unpacked at once")
+
+    def push_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("source")
+        sp.add_argument("destination", nargs="?")
+        sp.add_argument("-q", "--quiet", action="store_true")
+        sp.add_argument("--tls-verify", type=_bool, default=True, metavar="BOOL")
+        sp.add_argument("--creds")
+
+    def images_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("-q", "--quiet", action="store_true")
+        sp.add_argument("--digests", action="store_true")
+        sp.add_argument("--format", choices=("table", "json"), default="table")
+
+    def rmi_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("names", nargs="+")
+        sp.add_argument("-f", "--force", action="store_true")
+        sp.add_argument("--no-prune", action="store_true")
+
+    def inspect_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("names", nargs="+")
+        sp.add_argument("-f", "--format")
+
+    def history_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("name")
+        sp.add_argument("--no-trunc", action="store_true")
+
+    def load_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("-i", "--input")
+        sp.add_argument("-q", "--quiet", action="store_true")
+
+    def save_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("names", nargs="+")
+        sp.add_argument("-o", "--output")
+        sp.add_argument("--format", choices=("docker-archive", "oci-archive"),
+                        default="docker-archive")
+
+    def import_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("file")
+        sp.add_argument("name", nargs="?")
+        sp.add_argument("-c", "--change", action="append")
+
+    def export_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("name")
+        sp.add_argument("-o", "--output")
+
+    def prune_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("-a", "--all", action="store_true")
+        sp.add_argument("-f", "--force", action="store_true")
+
+    table = [
+        (["pull"], cmd_pull, "fetch an image from a registry", pull_args),
+        (["push"], cmd_push, "send an image to a registry", push_args),
+        (["images"], cmd_images, "list images", images_args),
+        (["rmi"], cmd_rmi, "remove images", rmi_args),
+        (["tag"], cmd_tag, "give an image more names", None),
+        (["history"], cmd_history, "show an image's layers", history_args),
+        (["load"], cmd_load, "load a docker-archive or oci-archive", load_args),
+        (["save"], cmd_save, "write images to an archive", save_args),
+        (["import"], cmd_import, "make an image from a rootfs tarball", import_args),
+        (["export"], cmd_export, "write an image's flattened rootfs as a tarball",
+         export_args),
+    ]
+    for names, fn, help, args in table:
+        sp = add(names, fn, help)
+        if args:
+            args(sp)
+        elif fn is cmd_tag:
+            sp.add_argument("source")
+            sp.add_argument("targets", nargs="+")
+
+    img = add(["image"], None, "manage images")
+    isub = img.add_subparsers(dest="image_command", parser_class=_Parser)
+    for names, fn, help, args in [
+        (["ls", "list"], cmd_images, "list images", images_args),
+        (["pull"], cmd_pull, "fetch an image", pull_args),
+        (["push"], cmd_push, "send an image", push_args),
+        (["rm"], cmd_rmi, "remove images", rmi_args),
+        (["inspect"], cmd_inspect, "show an image's details as JSON", inspect_args),
+        (["history"], cmd_history, "show an image's layers", history_args),
+        (["load"], cmd_load, "load an archive", load_args),
+        (["save"], cmd_save, "save images", save_args),
+        (["import"], cmd_import, "import a rootfs tarball", import_args),
+        (["prune"], cmd_prune, "remove unused data", prune_args),
+    ]:
+        args(add(names, fn, help, isub))
+    tag = add(["tag"], cmd_tag, "name an image", isub)
+    tag.add_argument("source")
+    tag.add_argument("targets", nargs="+")
+
+    system = add(["system"], None, "system information")
+    ssub = system.add_subparsers(dest="system_command", parser_class=_Parser)
+    add(["df"], cmd_df, "disk usage", ssub)
+    prune = add(["prune"], cmd_prune, "remove unused data", ssub)
+    prune_args(prune)
+
+    login = add(["login"], cmd_login, "save credentials for a registry")
+    login.add_argument("server", nargs="?")
+    login.add_argument("-u", "--username")
+    login.add_argument("-p", "--password")
+    login.add_argument("--password-stdin", action="store_true")
+    login.add_argument("--authfile")
+    login.add_argument("--tls-verify", type=_bool, default=True, metavar="BOOL")
+    logout = add(["logout"], cmd_logout, "forget credentials for a registry")
+    logout.add_argument("server", nargs="?")
+    logout.add_argument("--authfile")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        fn = getattr(args, "fn", None)
+        if fn is None:
+            # `rongqi`, `rongqi image`, `rongqi system` alone: show what there is.
+            parser.parse_args([*argv, "--help"])
+            return 0
+        return fn(Context(args), args) or 0
+    except RongqiError as e:
+        print(f"rongqi: error: {e}", file=sys.stderr)
+        return 125
+    except OSError as e:
+        # A file the user named or the store's permissions: their problem to fix, one line.
+        where = f": {e.filename}" if e.filename else ""
+        print(f"rongqi: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 125
+    except KeyboardInterrupt:
+        print("rongqi: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
