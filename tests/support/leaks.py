@@ -262,6 +262,9 @@ class LeakChecker:
         after = self.snapshot(procs)
         mine = self._descendants(procs)
         foreign_roots = {p.pid for p in self.other_sessions(procs)}
+        # Session tags are p<pid>x<hex> (tests/support/plugin.py): a name carrying a live
+        # foreign session's tag is that session's to check, not ours to report.
+        foreign_tags = tuple(f"p{pid}x" for pid in foreign_roots)
         ours, ambiguous = Leaks(), Leaks()
 
         for key, p in after.procs.items():
@@ -295,6 +298,13 @@ class LeakChecker:
         new_links = after.veths - before.veths
         for name in sorted(new_links & read_veths() if new_links else ()):
             (ours if self.tag in name else ambiguous).veths.append(name)
+        if foreign_tags:
+            keep = lambda text: not any(t in text for t in foreign_tags)  # noqa: E731
+            ambiguous.procs = [p for p in ambiguous.procs if keep(p.cmdline)]
+            ambiguous.mounts = [m for m in ambiguous.mounts if keep(m.line)]
+            ambiguous.cgroups = [c for c in ambiguous.cgroups if keep(c)]
+            ambiguous.netns = [n for n in ambiguous.netns if keep(n)]
+            ambiguous.veths = [v for v in ambiguous.veths if keep(v)]
         return ours, ambiguous
 
     @staticmethod

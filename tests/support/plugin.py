@@ -21,7 +21,8 @@ from support.leaks import LeakChecker, become_subreaper
 
 # A tag unique to this pytest session: it goes into container ids and cgroup paths so that
 # the leak checker can tell this session's resources from those of another developer's run.
-SESSION_TAG = f"p{os.getpid()}{secrets.token_hex(2)}"
+# Its shape, p<pid>x<hex>, lets another session's checker recognise it (see LeakChecker).
+SESSION_TAG = f"p{os.getpid()}x{secrets.token_hex(2)}"
 _ids = itertools.count(1)
 
 IS_ROOT = os.geteuid() == 0
