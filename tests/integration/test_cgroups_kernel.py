@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -110,18 +109,9 @@ def _wait_for(cond, timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-COUNTER = """
-import time
-n = 0
-while True:
-    n += 1
-    if n % 1000 == 0:
-        open(sys.argv[0] if False else COUNTER_FILE, "w").write(str(n))
-"""
-
-
 def _counter_code(path: str) -> str:
-    return f"COUNTER_FILE = {path!r}\n" + COUNTER
+    """A process that keeps writing a growing count into path."""
+    return f"n = 0\nwhile True:\n    n += 1\n    if n % 1000 == 0:\n        open({path!r}, 'w').write(str(n))\n"
 
 
 def _read_counter(path: str) -> int:

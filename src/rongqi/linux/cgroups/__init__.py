@@ -181,7 +181,7 @@ def _hierarchies(root: str, mode: str) -> dict[str, str]:
         out[UNIFIED] = root
         return out
     if root == DEFAULT_ROOT:
-        for mroot, point, fstype, opts in _mounts(_read_mountinfo()):
+        for _mroot, point, fstype, opts in _mounts(_read_mountinfo()):
             if not point.startswith(root + "/"):
                 continue
             if fstype == "cgroup2":
@@ -275,7 +275,7 @@ class Cgroup:
         """mkdir -p the cgroup in every hierarchy (idempotent)."""
         mounts = self._mount_points()
         parts = [p for p in self.path.split("/") if p]
-        for key, d in self.dirs.items():
+        for key in self.dirs:
             mount = mounts[key]
             made: list[str] = []
             cur = mount
@@ -336,7 +336,7 @@ class Cgroup:
         if not recursive:
             return read_pids(d)
         out: list[int] = []
-        for top, subdirs, _ in os.walk(d):
+        for top, _dirs, _files in os.walk(d):
             out.extend(read_pids(top))
         return sorted(set(out))
 
