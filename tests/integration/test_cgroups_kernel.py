@@ -209,6 +209,18 @@ def test_update_changes_a_live_limit(host_cg: Cgroup, procs: Procs) -> None:
 
 
 @needs_hybrid
+def test_update_raising_memory_past_memsw_is_explained_and_works_with_swap(host_cg: Cgroup) -> None:
+    host_cg.apply(Resources(memory=Memory(limit=64 << 20, swap=64 << 20)))
+    with pytest.raises(CgroupError, match=r"^linux\.resources\.memory\.limit: .* memory\+swap limit"):
+        host_cg.apply(Resources(memory=Memory(limit=128 << 20)))
+    host_cg.apply(Resources(memory=Memory(limit=128 << 20, swap=128 << 20)))
+    host_cg.apply(Resources(memory=Memory(limit=32 << 20, swap=32 << 20)))  # lowering: limit first
+    mem = host_cg.dirs["memory"]
+    assert open(mem + "/memory.limit_in_bytes").read().strip() == str(32 << 20)
+    assert open(mem + "/memory.memsw.limit_in_bytes").read().strip() == str(32 << 20)
+
+
+@needs_hybrid
 def test_v1_device_rules_block_a_device(host_cg: Cgroup, procs: Procs) -> None:
     host_cg.apply(Resources(devices=[DeviceRule(allow=False, type="a", access="rwm"), DeviceRule(allow=True, type="c", major=1, minor=5, access="rwm")]))
     code = (

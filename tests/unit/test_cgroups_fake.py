@@ -236,6 +236,13 @@ def test_v1_unlimited_memory_lifts_memsw_first_with_minus_one(v1: cgroups.Cgroup
     ]
 
 
+def test_v1_raising_the_limit_above_a_set_memsw_alone_is_explained(v1: cgroups.Cgroup, rec: Recorder) -> None:
+    (Path(v1.dirs["memory"]) / "memory.memsw.limit_in_bytes").write_text(str(64 << 20))
+    with pytest.raises(CgroupError, match=r"^linux\.resources\.memory\.limit: \d+ is above the current memory\+swap limit"):
+        v1.apply(Resources(memory=Memory(limit=128 << 20)))
+    assert rec.writes == []
+
+
 def test_v1_memory_side_settings_go_to_their_files(v1: cgroups.Cgroup, rec: Recorder) -> None:
     v1.apply(Resources(memory=Memory(reservation=50 << 20, kernel_tcp=1 << 20, swappiness=10, disable_oom_killer=True, kernel=1 << 20)))
     assert f(v1, "memory", "memory.soft_limit_in_bytes") == str(50 << 20)

@@ -59,6 +59,16 @@ def _memory_and_swap(d: str, limit: int | None, swap: int | None) -> None:
             files.write(d, "memory.memsw.limit_in_bytes", convert.v1_limit(swap), F + ".swap")
         return
     if limit:
+        if has_memsw and limit > 0:
+            memsw = read_int(d, "memory.memsw.limit_in_bytes", -1)
+            if 0 <= memsw < limit:
+                # The kernel would say only "Invalid argument"; say which limit is in the way.
+                raise CgroupError(
+                    f"{limit} is above the current memory+swap limit ({memsw}); raise memory.swap (--memory-swap) with it",
+                    F + ".limit",
+                    d,
+                    22,
+                )
         files.write(d, "memory.limit_in_bytes", convert.v1_limit(limit), F + ".limit")
     if swap:
         files.write(d, "memory.memsw.limit_in_bytes", convert.v1_limit(swap), F + ".swap")
