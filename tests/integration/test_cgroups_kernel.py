@@ -294,6 +294,25 @@ def test_kill_all_with_a_catchable_signal_reaches_every_process(host_cg: Cgroup,
     assert not host_cg.is_frozen()  # the freeze around the signalling was undone
 
 
+@needs_hybrid
+def test_sigkill_reaches_a_paused_cgroup(host_cg: Cgroup, procs: Procs) -> None:
+    p = procs.start(host_cg, "sys.stdin.readline()")
+    host_cg.freeze()
+    host_cg.kill_all(signal.SIGKILL)
+    assert p.wait(timeout=10) == -signal.SIGKILL
+
+
+@needs_hybrid
+def test_other_signals_leave_a_paused_cgroup_paused(host_cg: Cgroup, procs: Procs) -> None:
+    p = procs.start(host_cg, "sys.stdin.readline()")
+    host_cg.freeze()
+    host_cg.kill_all(signal.SIGTERM)
+    time.sleep(0.3)
+    assert host_cg.is_frozen() and p.poll() is None
+    host_cg.thaw()
+    assert p.wait(timeout=10) == -signal.SIGTERM
+
+
 # --- cgroup v2 code paths in the unified tree ----------------------------------------------------
 
 

@@ -370,32 +370,39 @@ class Cgroup:
     # --- signals and teardown --------------------------------------------------------
 
     def kill_all(self, sig: int) -> None:
-        """Send sig to every process in the cgroup (and its children cgroups)."""
+        """Send sig to every process in the cgroup (and its children cgroups).
+
+        A paused cgroup stays paused for other signals (they are delivered on resume); with
+        SIGKILL it is thawed afterwards, since a task frozen by the v1 freezer cannot die.
+        """
+        try:
+            impl, fd = self._freezer()
+            paused = os.path.isdir(fd) and impl.is_frozen(fd)
+        except CgroupError:
+            impl, fd, paused = None, "", False
         u = self._unified()
         if sig == _SIGKILL and u is not None and os.path.exists(u + "/cgroup.kill"):
             files.write(u, "cgroup.kill", "1")
-            return
-        try:
-            impl, fd = self._freezer()
-        except CgroupError:
-            impl = None
-        frozen = False
-        if impl is not None and os.path.isdir(fd) and not impl.is_frozen(fd):
-            # Frozen processes cannot fork: the pid list stays complete while we signal it.
-            try:
-                impl.freeze(fd)
-                frozen = True
-            except CgroupError:
-                pass
-        try:
-            for pid in self.pids():
+        else:
+            froze = False
+            if impl is not None and os.path.isdir(fd) and not paused:
+                # Frozen processes cannot fork: the pid list stays complete while we signal it.
                 try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
+                    impl.freeze(fd)
+                    froze = True
+                except CgroupError:
                     pass
-        finally:
-            if frozen:
-                impl.thaw(fd)
+            try:
+                for pid in self.pids():
+                    try:
+                        os.kill(pid, sig)
+                    except ProcessLookupError:
+                        pass
+            finally:
+                if froze:
+                    impl.thaw(fd)
+        if paused and sig == _SIGKILL:
+            impl.thaw(fd)
 
     def destroy(self) -> None:
         """Kill what is left, then remove the cgroup (and any sub-cgroups) in every hierarchy."""
