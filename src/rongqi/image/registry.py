@@ -193,7 +193,7 @@ class RegistryClient:
         realm = params.get("realm")
         if not realm:
             raise AuthError(f"registry {host}: bearer challenge without a realm")
-        scopes = sorted({s for s in (scope, params.get("scope")) if s})
+        scopes = sorted({one for s in (scope, params.get("scope")) if s for one in s.split()})
         key = (realm + "|" + params.get("service", ""), " ".join(scopes))
         with self._lock:
             tok = self._tokens.get(key)
@@ -265,7 +265,12 @@ class RegistryClient:
                 r.close()
                 if not header:
                     raise AuthError(f"registry {host}: unauthorized, and no challenge given")
-                self._challenges[host] = parse_challenge(header)
+                scheme, params = parse_challenge(header)
+                # The challenge's scope belongs to this one request; later requests (other
+                # repositories, push) ask for their own, so keep only realm and service.
+                if scope:
+                    params.pop("scope", None)
+                self._challenges[host] = (scheme, params)
                 challenged = True
                 continue
             if r.status_code in _RETRY_STATUS and retry and attempt < self.retries \
