@@ -49,6 +49,16 @@ def loads(text: str | bytes):
         raise JSONError("expecting a JSON value", err.value) from None
     except ValueError as err:  # _json raises JSONDecodeError (a ValueError) with .pos
         raise JSONError(getattr(err, "msg", str(err)), getattr(err, "pos", i)) from None
+    except SystemError:
+        # The C scanner reports some errors through json.decoder, which is not
+        # imported here; let the json package (only now, on the error path) say what is wrong.
+        import json
+
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as err:
+            raise JSONError(err.msg, err.pos) from None
+        raise
     while i < end and text[i] in _WS:
         i += 1
     if i != end:

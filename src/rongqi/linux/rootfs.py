@@ -130,13 +130,16 @@ class RootfsSetup:
     """
 
     def __init__(self, sc: s.Syscalls, rootfs: str, *, propagation: str = "", userns: bool = False,
-                 bundle: str = "", mount_label: str = ""):
+                 bundle: str = "", mount_label: str = "", cgroupns: bool = False,
+                 cgroup_dirs: dict[str, str] | None = None):
         self.sc = sc
         self.rootfs = rootfs
         self.propagation = propagation
         self.userns = userns
         self.bundle = bundle
         self.mount_label = mount_label
+        self.cgroupns = cgroupns
+        self.cgroup_dirs = cgroup_dirs  # hierarchy key ("memory", "name=systemd", "unified") -> host dir
         self.root_fd = -1
         self._ro_after_devices: list[tuple[str, int]] = []
         self._dev_is_bind = False
@@ -149,7 +152,13 @@ class RootfsSetup:
         self.sc.mount(None, "/", None, prop)
         if prop & s.MS_SHARED:
             self._make_parent_private()
-        self.sc.mount(self.rootfs, self.rootfs, "bind", s.MS_BIND | s.MS_REC)
+        try:
+            self.sc.mount(self.rootfs, self.rootfs, "bind", s.MS_BIND | s.MS_REC)
+        except PermissionError as err:
+            if not self.userns:
+                raise
+            raise OSError(err.errno, f"{err.strerror}: in a user namespace, every directory on the path to "
+                                     f"{self.rootfs} must be searchable by the container's mapped root uid") from None
         self.root_fd = os.open(self.rootfs, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
     def _make_parent_private(self) -> None:
@@ -206,9 +215,17 @@ class RootfsSetup:
                                       locked_flags(target))
                     else:
                         raise
-            self._finish(fd, o)
+            self._finish(m.destination, o)
         finally:
             os.close(fd)
+
+    def _mounted(self, dest: str) -> int:
+        """An O_PATH fd of what is mounted at dest now.
+
+        An fd opened before a mount names the directory underneath it; remounts and
+        propagation changes must go through a fresh one, or they hit the parent mount.
+        """
+        return open_in_root(self.sc, self.root_fd, dest, O_PATH)
 
     def _bind(self, m: MountSpec, o: MountOptions) -> None:
         src = m.source
@@ -222,28 +239,33 @@ class RootfsSetup:
             self._dev_is_bind = True
         fd = make_mountpoint(self.sc, self.root_fd, m.destination, st.S_ISDIR(sstat.st_mode))
         try:
-            target = fd_path(fd)
-            self.sc.mount(src, target, "bind", o.flags & (s.MS_BIND | s.MS_REC))
-            remount = o.flags & ~(s.MS_BIND | s.MS_REC | s.MS_REMOUNT)
-            if remount:
-                # The bind itself ignores flags: apply them with a remount that keeps
-                # the flags the kernel locked on the source (nosuid, nodev... in a user ns).
-                self.sc.mount(None, target, None, s.MS_BIND | s.MS_REMOUNT | remount | locked_flags(target))
-            self._finish(fd, o)
+            self.sc.mount(src, fd_path(fd), "bind", o.flags & (s.MS_BIND | s.MS_REC))
         finally:
             os.close(fd)
-
-    def _finish(self, fd: int, o: MountOptions) -> None:
-        target = fd_path(fd)
-        for p in o.propagation:
-            self.sc.mount(None, target, None, p)
-        if o.attr_set or o.attr_clr:
-            # Recursive flags (rro, rnosuid...) need mount_setattr on a fd of the new mount.
-            mfd = os.open(target, O_PATH | os.O_CLOEXEC)
+        remount = o.flags & ~(s.MS_BIND | s.MS_REC | s.MS_REMOUNT)
+        if remount:
+            # The bind itself ignores flags: apply them with a remount that keeps
+            # the flags the kernel locked on the source (nosuid, nodev... in a user ns).
+            fd = self._mounted(m.destination)
             try:
-                self.sc.mount_setattr(mfd, "", 0x1000 | s.AT_RECURSIVE, o.attr_set, o.attr_clr)
+                target = fd_path(fd)
+                self.sc.mount(None, target, None, s.MS_BIND | s.MS_REMOUNT | remount | locked_flags(target))
             finally:
-                os.close(mfd)
+                os.close(fd)
+        self._finish(m.destination, o)
+
+    def _finish(self, dest: str, o: MountOptions) -> None:
+        if not o.propagation and not (o.attr_set or o.attr_clr):
+            return
+        fd = self._mounted(dest)
+        try:
+            for p in o.propagation:
+                self.sc.mount(None, fd_path(fd), None, p)
+            if o.attr_set or o.attr_clr:
+                # Recursive flags (rro, rnosuid...): mount_setattr on the new mount (AT_EMPTY_PATH).
+                self.sc.mount_setattr(fd, "", 0x1000 | s.AT_RECURSIVE, o.attr_set, o.attr_clr)
+        finally:
+            os.close(fd)
 
     def _tmpcopyup(self, fd: int, m: MountSpec, flags: int, data: str) -> None:
         # Copy what the image has at the destination into the new tmpfs (runc's tmpcopyup).
@@ -266,51 +288,66 @@ class RootfsSetup:
                 self.sc.umount2(tmp, s.MNT_DETACH)
                 raise
             if flags & s.MS_RDONLY:
-                self.sc.mount(None, fd_path(fd), None, s.MS_REMOUNT | flags)
+                nfd = self._mounted(m.destination)
+                try:
+                    self.sc.mount(None, fd_path(nfd), None, s.MS_REMOUNT | flags)
+                finally:
+                    os.close(nfd)
         finally:
             os.rmdir(tmp)
 
     def _mount_cgroup(self, m: MountSpec, o: MountOptions) -> None:
-        """A cgroup mount shows the container's own cgroup(s), read-only unless asked otherwise."""
+        """A cgroup mount shows the container's own cgroups, read-only unless asked otherwise.
+
+        With a cgroup namespace, fresh cgroup filesystems are rooted at the container's
+        cgroup by the kernel; without one, the container's cgroup directories are bound.
+        """
+        flags = o.flags | s.MS_NOSUID | s.MS_NODEV | s.MS_NOEXEC
+        dirs = self.cgroup_dirs or {}
         fd = make_mountpoint(self.sc, self.root_fd, m.destination, True)
         try:
             target = fd_path(fd)
-            flags = o.flags | s.MS_NOSUID | s.MS_NODEV | s.MS_NOEXEC
-            hierarchies = _host_cgroup_hierarchies()
-            if m.type == "cgroup2" or hierarchies == [("", "cgroup2")]:
-                self.sc.mount("cgroup2", target, "cgroup2", flags, None)
-                self._finish(fd, o)
+            unified_only = list(dirs) == ["unified"] or m.type == "cgroup2"
+            if unified_only:
+                if self.cgroupns:
+                    self.sc.mount("cgroup2", target, "cgroup2", flags, None)
+                else:
+                    self._bind_ro(dirs.get("unified", "/sys/fs/cgroup"), target, flags)
+                self._finish(m.destination, o)
                 return
             # v1 or hybrid: a tmpfs with one cgroup mount per hierarchy.
-            self.sc.mount("tmpfs", target, "tmpfs", (flags & ~s.MS_RDONLY), "mode=755")
-            dest_fd = os.open(target, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                for name, fstype in hierarchies:
-                    sub = name or "unified"
-                    self.sc.mkdirat(dest_fd, sub, 0o755)
-                    sfd = self.sc.openat2(dest_fd, sub, O_PATH | os.O_DIRECTORY, 0, s.RESOLVE_NO_SYMLINKS)
-                    try:
-                        if fstype == "cgroup2":
-                            self.sc.mount("cgroup2", fd_path(sfd), "cgroup2", flags, None)
-                        else:
-                            opts = name if not name.startswith("name=") else name
-                            self.sc.mount("cgroup", fd_path(sfd), "cgroup", flags, opts)
-                    finally:
-                        os.close(sfd)
-                    if name.startswith("name="):
-                        continue
-                    if "," in name:
-                        for alias in name.split(","):
-                            try:
-                                self.sc.symlinkat(name, dest_fd, alias)
-                            except FileExistsError:
-                                pass
-            finally:
-                os.close(dest_fd)
-            if flags & s.MS_RDONLY:
-                self.sc.mount(None, target, None, s.MS_BIND | s.MS_REMOUNT | (flags & ~s.MS_BIND))
+            self.sc.mount("tmpfs", target, "tmpfs", flags & ~s.MS_RDONLY, "mode=755")
         finally:
             os.close(fd)
+        dest_fd = self._mounted(m.destination)
+        try:
+            for key, host_dir in dirs.items():
+                sub = key[5:] if key.startswith("name=") else key
+                self.sc.mkdirat(dest_fd, sub, 0o755)
+                sfd = self.sc.openat2(dest_fd, sub, O_PATH | os.O_DIRECTORY, 0, s.RESOLVE_NO_SYMLINKS)
+                try:
+                    if not self.cgroupns:
+                        self._bind_ro(host_dir, fd_path(sfd), flags)
+                    elif key == "unified":
+                        self.sc.mount("cgroup2", fd_path(sfd), "cgroup2", flags, None)
+                    else:
+                        self.sc.mount("cgroup", fd_path(sfd), "cgroup", flags, key)
+                finally:
+                    os.close(sfd)
+                if "," in key:
+                    for alias in key.split(","):
+                        try:
+                            self.sc.symlinkat(key, dest_fd, alias)
+                        except FileExistsError:
+                            pass
+            if flags & s.MS_RDONLY:
+                self.sc.mount(None, fd_path(dest_fd), None, s.MS_BIND | s.MS_REMOUNT | (flags & ~s.MS_BIND))
+        finally:
+            os.close(dest_fd)
+
+    def _bind_ro(self, src: str, target: str, flags: int) -> None:
+        self.sc.mount(src, target, "bind", s.MS_BIND)
+        self.sc.mount(None, target, None, s.MS_BIND | s.MS_REMOUNT | (flags & ~s.MS_BIND) | locked_flags(target))
 
     # 3. /dev
     def create_devices(self, devices: list[DeviceSpec], *, default: bool = True) -> None:
@@ -434,26 +471,3 @@ class RootfsSetup:
                 sc.mount("/dev/null", p, "bind", s.MS_BIND)
         if readonly_root:
             sc.mount(None, "/", None, s.MS_BIND | s.MS_REMOUNT | s.MS_RDONLY | locked_flags("/"))
-
-
-def _host_cgroup_hierarchies() -> list[tuple[str, str]]:
-    """(controller list or name=..., fstype) for each cgroup hierarchy mounted on the host."""
-    out = []
-    seen = set()
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            pre, _, post = line.partition(" - ")
-            fields = post.split()
-            if len(fields) < 3 or fields[0] not in ("cgroup", "cgroup2"):
-                continue
-            if fields[0] == "cgroup2":
-                key = ""
-            else:
-                opts = [o for o in fields[2].split(",") if o not in ("rw", "ro", "nosuid", "nodev", "noexec", "relatime", "clone_children", "xattr", "noprefix")]
-                opts = [o for o in opts if not o.startswith("release_agent=")]
-                key = ",".join(opts)
-            if (key, fields[0]) in seen:
-                continue
-            seen.add((key, fields[0]))
-            out.append((key, fields[0]))
-    return out

@@ -79,7 +79,12 @@ def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SY
         st.config = os.path.join(d, "config.json")
         hooks = {k: [_hook_dict(h) for h in v] for k, v in spec.hooks.items() if k in ("poststart", "poststop")}
         st.hooks = hooks or None
-        os.mkfifo(os.path.join(d, statemod.FIFO), 0o622)
+        fifo = os.path.join(d, statemod.FIFO)
+        os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)  # not narrowed by the umask: the init may not be our uid
+        root_uid, root_gid = _container_root_ids(spec)
+        if (root_uid, root_gid) != (os.geteuid(), os.getegid()):
+            os.chown(fifo, root_uid, root_gid)
         cg = _make_cgroup(spec, cid, opts.systemd_cgroup)
         if cg is not None:
             cleanup.cgroup = cg
@@ -92,7 +97,7 @@ def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SY
         st.namespaces = {n.type: n.path for n in spec.linux.namespaces if n.path}
         _configure_child(spec, pid, cg)
         st.save()
-        sync.send("go")
+        sync.send("go", str(pid))
         _await_ready(sync, spec, st, pid)
         sync.close()
         if opts.pid_file:
@@ -129,6 +134,20 @@ class _Cleanup:
             except OSError:
                 pass
         statemod.remove_dir(self.st.dir)
+
+
+def _container_root_ids(spec: Spec) -> tuple[int, int]:
+    """The host uid and gid that the container's root maps to (ours without a user namespace)."""
+    def host_id(maps, own: int) -> int:
+        for m in maps:
+            if m.container_id <= 0 < m.container_id + m.size:
+                return m.host_id - m.container_id
+        return own
+
+    lin = spec.linux
+    if lin.namespace("user") is None:
+        return os.geteuid(), os.getegid()
+    return host_id(lin.uid_mappings, os.geteuid()), host_id(lin.gid_mappings, os.getegid())
 
 
 def _hook_dict(h) -> dict:
@@ -271,13 +290,19 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
     c.runtime_hooks = bool(spec.hooks.get("prestart") or spec.hooks.get("createRuntime"))
     c.console_socket = opts.console_socket
     c.caps = caps
+    c.cgroup_dirs = dict(st.cgroup["dirs"]) if st.cgroup else None
     if lin.seccomp is not None:
         from rongqi.linux import seccomp as seccomp_mod
 
         c.seccomp_before_caps = seccomp_mod.load_needs_cap_sys_admin(spec.process.no_new_privileges)
+        try:
+            c.seccomp_filter = seccomp_mod.compile_filter(lin.seccomp)
+        except OSError as err:
+            raise RongqiError(f"linux.seccomp: {err.strerror or err}") from None
 
     def state_json(status: str) -> bytes:
-        return _state_json(st, status, st.pid)
+        # Called in the init, which knows its host pid from the "go" message.
+        return _state_json(st, status, c.host_pid or st.pid)
 
     c.state_json = state_json
     c.state_dir_fd = os.open(st.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -57,7 +57,7 @@ class InitConfig:
 
     __slots__ = ("spec", "state_dir_fd", "sync", "no_pivot", "no_new_keyring", "preserve_fds",
                  "late_joins", "new_cgroupns", "userns", "runtime_hooks", "state_json", "container_id",
-                 "console_socket", "caps", "seccomp_before_caps")
+                 "console_socket", "caps", "seccomp_before_caps", "host_pid", "cgroup_dirs", "seccomp_filter")
 
     def __init__(self):
         self.spec = None
@@ -75,6 +75,10 @@ class InitConfig:
         self.console_socket = ""
         self.caps = None  # rongqi.linux.caps.CapSets or None (keep the runtime's)
         self.seccomp_before_caps = False
+        self.cgroup_dirs: dict[str, str] | None = None
+        # Compiled by the runtime before clone: libseccomp lives on the host, not in the container.
+        self.seccomp_filter = None
+        self.host_pid = 0  # our pid as the runtime sees it (told in the "go" message)
 
 
 def run(sc: sysc.Syscalls, c: InitConfig) -> None:
@@ -125,6 +129,7 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
     word, text = sync.recv()
     if word != "go":
         raise RuntimeError("the runtime went away before the container was set up")
+    c.host_pid = int(text)
     if c.userns:
         # Become root of the new user namespace (the parent has written the maps).
         try:
@@ -143,7 +148,8 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
         sc.setdomainname(spec.domainname)
 
     rs = rootfs_mod.RootfsSetup(sc, spec.root_path, propagation=lin.rootfs_propagation, userns=c.userns,
-                                bundle=spec.bundle, mount_label=lin.mount_label)
+                                bundle=spec.bundle, mount_label=lin.mount_label, cgroupns=c.new_cgroupns,
+                                cgroup_dirs=c.cgroup_dirs)
     rs.prepare()
     rs.mount_all([rootfs_mod.MountSpec(m.destination, m.type, m.source, m.options) for m in spec.mounts])
     rs.create_devices([_device(d) for d in lin.devices])
@@ -210,9 +216,9 @@ def finalize_process(sc: sysc.Syscalls, c: InitConfig) -> None:
     caps = c.caps
     seccomp = lin.seccomp
     notify_fd = None
-    if seccomp is not None and c.seccomp_before_caps:
+    if c.seccomp_filter is not None and c.seccomp_before_caps:
         # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we have it.
-        notify_fd = _load_seccomp(seccomp)
+        notify_fd = _load_seccomp(c.seccomp_filter)
     if caps is not None:
         from rongqi.linux import caps as capmod
 
@@ -236,8 +242,8 @@ def finalize_process(sc: sysc.Syscalls, c: InitConfig) -> None:
             capmod.set_keep_caps(False)
     if proc.no_new_privileges:
         sc.prctl(sysc.PR_SET_NO_NEW_PRIVS, 1)
-    if seccomp is not None and not c.seccomp_before_caps:
-        notify_fd = _load_seccomp(seccomp)
+    if c.seccomp_filter is not None and not c.seccomp_before_caps:
+        notify_fd = _load_seccomp(c.seccomp_filter)
     if notify_fd is not None:
         from rongqi.linux import seccomp as seccomp_mod
 
@@ -257,10 +263,10 @@ def _reset_signals() -> None:
     _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
 
 
-def _load_seccomp(profile):
+def _load_seccomp(compiled):
     from rongqi.linux import seccomp as seccomp_mod
 
-    return seccomp_mod.load(profile)
+    return seccomp_mod.load_filter(compiled)
 
 
 def _setgroups_denied() -> bool:

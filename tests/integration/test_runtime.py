@@ -1,0 +1,318 @@
+"""rongqi-oci with real containers, as root: isolation, lifecycle, state, hooks, namespaces."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+pytestmark = pytest.mark.root
+
+
+def oci(binary: str, root: str, *args: str, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess:
+    if args[0] == "create" or (args[0] == "run" and ("-d" in args or "--detach" in args)):
+        # The container inherits our stdio: capturing it would wait for the container to exit.
+        # Errors are still read from stderr, through a file.
+        import tempfile
+
+        with tempfile.TemporaryFile("w+") as err:
+            r = subprocess.run([binary, "--root", root, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=err, text=True, timeout=timeout)
+            err.seek(0)
+            r.stderr = err.read()
+            r.stdout = ""
+            return r
+    return subprocess.run([binary, "--root", root, *args], capture_output=True, text=True, timeout=timeout,
+                          input=input if input is not None else "")
+
+
+def run_sh(binary, root, bundle_factory, unique_id, script: str, **opts) -> subprocess.CompletedProcess:
+    bundle = bundle_factory(["sh", "-c", script], **opts)
+    return oci(binary, root, "run", "-b", bundle, unique_id)
+
+
+def state(binary, root, cid) -> dict:
+    r = oci(binary, root, "state", cid)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def wait_status(binary, root, cid, want: str, timeout: float = 10) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        r = oci(binary, root, "state", cid)
+        if r.returncode == 0:
+            s = json.loads(r.stdout)
+            if s["status"] == want or time.monotonic() > deadline:
+                return s
+        elif time.monotonic() > deadline:
+            pytest.fail(f"container {cid} never reached {want}: {r.stderr}")
+        time.sleep(0.05)
+
+
+def test_container_process_is_pid_1_with_its_own_hostname(oci_binary, runtime_root, bundle_factory, unique_id):
+    r = run_sh(oci_binary, runtime_root, bundle_factory, unique_id, "echo $$; hostname", hostname="box-7")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1", "box-7"]
+
+
+def test_host_processes_are_invisible(oci_binary, runtime_root, bundle_factory, unique_id):
+    r = run_sh(oci_binary, runtime_root, bundle_factory, unique_id, "ls -d /proc/[0-9]* | wc -l; ps -o pid,args")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    # sh (1), and the ls/wc or ps children only: a handful, never the host's hundreds.
+    assert int(lines[0]) <= 4
+    pids = [line.split()[0] for line in lines[2:]]
+    assert "1" in pids and all(int(p) < 10 for p in pids)
+
+
+def test_mount_table_holds_only_the_containers_mounts(oci_binary, runtime_root, bundle_factory, unique_id):
+    r = run_sh(oci_binary, runtime_root, bundle_factory, unique_id, "cat /proc/self/mountinfo")
+    assert r.returncode == 0, r.stderr
+    points = [line.split()[4] for line in r.stdout.splitlines()]
+    allowed = {"/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys",
+               "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+               "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
+               "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+    assert points[0] == "/"
+    assert set(points) <= allowed, set(points) - allowed
+    assert not any(p.startswith(("/work", "/tmp", "/run", "/home")) for p in points)
+
+
+def test_exit_code_is_the_containers(oci_binary, runtime_root, bundle_factory, unique_id):
+    r = run_sh(oci_binary, runtime_root, bundle_factory, unique_id, "exit 7")
+    assert r.returncode == 7
+
+
+def test_exit_code_of_killed_process_is_128_plus_signal(oci_binary, runtime_root, bundle_factory, unique_id):
+    # PID 1 ignores signals it has no handler for, except SIGKILL from outside;
+    # a child killed by SIGKILL shows the shell's 128+9, and PID 1 itself too:
+    bundle = bundle_factory(["sleep", "30"])
+    p = subprocess.Popen([oci_binary, "--root", runtime_root, "run", "-b", bundle, unique_id],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_status(oci_binary, runtime_root, unique_id, "running")
+        assert oci(oci_binary, runtime_root, "kill", unique_id, "KILL").returncode == 0
+        assert p.wait(timeout=20) == 137
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_root_marked_readonly_refuses_writes(oci_binary, runtime_root, bundle_factory, unique_id):
+    r = run_sh(oci_binary, runtime_root, bundle_factory, unique_id, "touch /newfile", readonly=True)
+    assert r.returncode != 0
+    assert "Read-only file system" in r.stdout + r.stderr
+
+
+def test_writable_root_accepts_writes(oci_binary, runtime_root, bundle_factory, unique_id):
+    r = run_sh(oci_binary, runtime_root, bundle_factory, unique_id, "touch /tmp/ok && echo yes", readonly=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "yes"
+
+
+def test_masked_paths_show_nothing(oci_binary, runtime_root, bundle_factory, unique_id):
+    r = run_sh(oci_binary, runtime_root, bundle_factory, unique_id,
+               "cat /proc/timer_list | wc -c; ls /sys/firmware | wc -l; echo x > /proc/sysrq-trigger; echo rc=$?")
+    lines = r.stdout.split()
+    assert lines[0] == "0" and lines[1] == "0"
+    assert "rc=1" in lines  # /proc/sysrq-trigger is read-only
+
+
+def test_create_then_start_runs_the_program_only_at_start(oci_binary, runtime_root, bundle_factory, unique_id, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    bundle = bundle_factory(["sh", "-c", "echo ran > /out/marker"],
+                            mounts=[{"destination": "/out", "type": "bind", "source": str(out), "options": ["rbind"]}])
+    r = oci(oci_binary, runtime_root, "create", "-b", bundle, unique_id)
+    assert r.returncode == 0, r.stderr
+    s = state(oci_binary, runtime_root, unique_id)
+    assert s["status"] == "created" and s["pid"] > 0
+    time.sleep(0.3)
+    assert not (out / "marker").exists()
+    assert oci(oci_binary, runtime_root, "start", unique_id).returncode == 0
+    s = wait_status(oci_binary, runtime_root, unique_id, "stopped")
+    assert s["status"] == "stopped" and s["pid"] == 0
+    assert (out / "marker").read_text() == "ran\n"
+    assert oci(oci_binary, runtime_root, "delete", unique_id).returncode == 0
+    assert not os.path.exists(os.path.join(runtime_root, unique_id))
+
+
+def test_state_has_runcs_fields(oci_binary, runtime_root, bundle_factory, unique_id):
+    bundle = bundle_factory(["sleep", "30"], annotations={"org.example": "yes"})
+    assert oci(oci_binary, runtime_root, "create", "-b", bundle, unique_id).returncode == 0
+    s = state(oci_binary, runtime_root, unique_id)
+    assert list(s) == ["ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "owner", "annotations"]
+    assert s["id"] == unique_id and s["status"] == "created"
+    assert s["bundle"] == bundle and s["rootfs"] == os.path.join(bundle, "rootfs")
+    assert s["annotations"] == {"org.example": "yes"}
+    assert s["created"].endswith("Z") and len(s["created"].split(".")[1]) == 10  # nanoseconds + Z
+    with open(f"/proc/{s['pid']}/stat") as f:
+        assert f.read()  # the init exists on the host
+    assert oci(oci_binary, runtime_root, "delete", unique_id).returncode == 0
+
+
+def test_kill_delete_and_list(oci_binary, runtime_root, bundle_factory, unique_id):
+    bundle = bundle_factory(["sleep", "30"])
+    assert oci(oci_binary, runtime_root, "run", "-d", "-b", bundle, unique_id).returncode == 0
+    s = state(oci_binary, runtime_root, unique_id)
+    assert s["status"] == "running"
+    r = oci(oci_binary, runtime_root, "delete", unique_id)
+    assert r.returncode != 0 and "not stopped" in r.stderr
+    listed = json.loads(oci(oci_binary, runtime_root, "list", "--format", "json").stdout)
+    assert [c["id"] for c in listed] == [unique_id]
+    assert oci(oci_binary, runtime_root, "list", "-q").stdout.split() == [unique_id]
+    assert oci(oci_binary, runtime_root, "kill", unique_id, "SIGKILL").returncode == 0
+    assert wait_status(oci_binary, runtime_root, unique_id, "stopped")["status"] == "stopped"
+    r = oci(oci_binary, runtime_root, "kill", unique_id, "9")
+    assert r.returncode != 0 and "container not running" in r.stderr
+    assert oci(oci_binary, runtime_root, "delete", unique_id).returncode == 0
+    r = oci(oci_binary, runtime_root, "state", unique_id)
+    assert r.returncode != 0 and "does not exist" in r.stderr
+
+
+def test_delete_force_kills_a_running_container(oci_binary, runtime_root, bundle_factory, unique_id):
+    bundle = bundle_factory(["sleep", "30"])
+    assert oci(oci_binary, runtime_root, "run", "-d", "-b", bundle, unique_id).returncode == 0
+    pid = state(oci_binary, runtime_root, unique_id)["pid"]
+    assert oci(oci_binary, runtime_root, "delete", "--force", unique_id).returncode == 0
+    for _ in range(100):
+        if not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split(") ")[1][0] == "Z":
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("init still alive after delete --force")
+
+
+HOOK = """#!/bin/sh
+read -r state
+echo "$1 $state" >> {log}
+"""
+
+
+def test_hooks_run_in_order_with_state_on_stdin(oci_binary, runtime_root, bundle_factory, unique_id, tmp_path):
+    log = tmp_path / "hooks.log"
+    host_hook = tmp_path / "hook.sh"
+    host_hook.write_text(HOOK.format(log=log))
+    host_hook.chmod(0o755)
+    out = tmp_path / "out"
+    out.mkdir()
+    bundle = bundle_factory(["true"], readonly=False,
+                            mounts=[{"destination": "/out", "type": "bind", "source": str(out), "options": ["rbind"]}])
+    # startContainer runs after pivot_root: its path is resolved in the container.
+    in_hook = os.path.join(bundle, "rootfs", "hook.sh")
+    with open(in_hook, "w") as f:
+        f.write(HOOK.format(log="/out/hooks.log").replace("#!/bin/sh", "#!/bin/sh"))
+    os.chmod(in_hook, 0o755)
+    cfg_path = os.path.join(bundle, "config.json")
+    cfg = json.load(open(cfg_path))
+    cfg["hooks"] = {name: [{"path": str(host_hook), "args": ["hook.sh", name]}]
+                    for name in ("prestart", "createRuntime", "createContainer", "poststart", "poststop")}
+    cfg["hooks"]["startContainer"] = [{"path": "/hook.sh", "args": ["hook.sh", "startContainer"]}]
+    json.dump(cfg, open(cfg_path, "w"))
+    r = oci(oci_binary, runtime_root, "run", "-b", bundle, unique_id)
+    assert r.returncode == 0, r.stderr
+    entries = [line.split(" ", 1) for line in log.read_text().splitlines()]
+    entries += [line.split(" ", 1) for line in (out / "hooks.log").read_text().splitlines()]
+    order = {"prestart": 0, "createRuntime": 1, "createContainer": 2, "startContainer": 3, "poststart": 4, "poststop": 5}
+    names = sorted((e[0] for e in entries), key=order.get)
+    assert names == list(order)
+    host_order = [e[0] for e in (line.split(" ", 1) for line in log.read_text().splitlines())]
+    assert host_order == ["prestart", "createRuntime", "createContainer", "poststart", "poststop"]
+    for name, payload in entries:
+        st = json.loads(payload)
+        assert st["id"] == unique_id and st["ociVersion"].startswith("1.")
+        if name != "poststop":
+            assert st["pid"] > 0
+
+
+def test_failing_create_runtime_hook_fails_create_and_leaves_nothing(oci_binary, runtime_root, bundle_factory, unique_id, tmp_path):
+    bundle = bundle_factory(["true"])
+    cfg_path = os.path.join(bundle, "config.json")
+    cfg = json.load(open(cfg_path))
+    cfg["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "echo nope >&2; exit 3"]}]}
+    json.dump(cfg, open(cfg_path, "w"))
+    r = oci(oci_binary, runtime_root, "create", "-b", bundle, unique_id)
+    assert r.returncode != 0
+    assert "createRuntime hook #0" in r.stderr and "nope" in r.stderr
+    assert not os.path.exists(os.path.join(runtime_root, unique_id))
+
+
+@pytest.fixture
+def open_dir():
+    """A directory every uid can traverse (pytest's tmp dirs are 0700 to root, which a
+    user namespace's mapped root cannot enter)."""
+    import shutil
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="rongqi-userns-")
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d)
+
+
+def test_user_namespace_maps_container_root_to_the_configured_host_uid(oci_binary, runtime_root, open_dir, unique_id):
+    from rongqi.image.busybox import make_bundle
+
+    bundle = make_bundle(os.path.join(open_dir, "bundle"), ["sleep", "30"], cgroups_path=f"/rongqi-test/{unique_id}",
+                         namespaces=["pid", "network", "ipc", "uts", "mount", "user"])
+    cfg_path = os.path.join(bundle, "config.json")
+    cfg = json.load(open(cfg_path))
+    cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    json.dump(cfg, open(cfg_path, "w"))
+    r = oci(oci_binary, runtime_root, "run", "-d", "-b", bundle, unique_id)
+    assert r.returncode == 0, r.stderr
+    pid = state(oci_binary, runtime_root, unique_id)["pid"]
+    status = open(f"/proc/{pid}/status").read()
+    uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
+    assert uid_line.split()[1:] == ["100000"] * 4
+    assert open(f"/proc/{pid}/uid_map").read().split() == ["0", "100000", "65536"]
+    assert oci(oci_binary, runtime_root, "delete", "--force", unique_id).returncode == 0
+
+
+def test_joining_another_containers_namespaces_by_path(oci_binary, runtime_root, bundle_factory, unique_id):
+    first = bundle_factory(["sleep", "30"])
+    assert oci(oci_binary, runtime_root, "run", "-d", "-b", first, unique_id).returncode == 0
+    pid = state(oci_binary, runtime_root, unique_id)["pid"]
+    ns = [{"type": "mount"}, {"type": "network", "path": f"/proc/{pid}/ns/net"},
+          {"type": "pid", "path": f"/proc/{pid}/ns/pid"}, {"type": "ipc"}, {"type": "uts", "path": f"/proc/{pid}/ns/uts"}]
+    second = bundle_factory(["sh", "-c", "readlink /proc/self/ns/net; readlink /proc/self/ns/uts; ps -o pid,args"],
+                            namespaces=ns, hostname=None)
+    cfg_path = os.path.join(second, "config.json")
+    cfg = json.load(open(cfg_path))
+    cfg.pop("hostname", None)
+    json.dump(cfg, open(cfg_path, "w"))
+    r = oci(oci_binary, runtime_root, "run", "-b", second, unique_id + "-b")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == os.readlink(f"/proc/{pid}/ns/net")
+    assert lines[1] == os.readlink(f"/proc/{pid}/ns/uts")
+    assert any("sleep 30" in line for line in lines[2:])  # the first container's PID 1 is visible
+    assert oci(oci_binary, runtime_root, "delete", "--force", unique_id).returncode == 0
+
+
+def test_twenty_parallel_runs_all_succeed(oci_binary, runtime_root, bundle_factory, unique_id):
+    bundles = [bundle_factory(["sh", "-c", "echo $$"]) for _ in range(20)]
+
+    def one(i: int) -> subprocess.CompletedProcess:
+        return oci(oci_binary, runtime_root, "run", "-b", bundles[i], f"{unique_id}-{i}", timeout=120)
+
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(one, range(20)))
+    for r in results:
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "1"
+    assert os.listdir(runtime_root) == []
+
+
+def test_environment_cwd_and_user(oci_binary, runtime_root, bundle_factory, unique_id):
+    r = run_sh(oci_binary, runtime_root, bundle_factory, unique_id, "echo $FOO; pwd; id -u; id -g",
+               env=["FOO=bar", "PATH=/bin"], cwd="/var/spool", uid=1000, gid=1001)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["bar", "/var/spool", "1000", "1001"]
