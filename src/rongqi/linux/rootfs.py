@@ -70,8 +70,12 @@ def open_in_root(sc: s.Syscalls, root_fd: int, path: str, flags: int = O_PATH) -
     return sc.openat2(root_fd, path.lstrip("/") or ".", flags, 0, _RESOLVE)
 
 
-def mkdir_all(sc: s.Syscalls, root_fd: int, path: str, mode: int = 0o755) -> int:
-    """Create path (and its parents) inside the root; return an O_PATH fd of the directory."""
+def mkdir_all(sc: s.Syscalls, root_fd: int, path: str, mode: int = 0o755, _depth: int = 0) -> int:
+    """Create path (and its parents) inside the root; return an O_PATH fd of the directory.
+
+    A dangling symlink on the way is followed inside the root (its target is created
+    there), as runc's securejoin does; nothing is ever created outside the root.
+    """
     rel = path.strip("/")
     if not rel:
         return os.dup(root_fd)
@@ -81,19 +85,20 @@ def mkdir_all(sc: s.Syscalls, root_fd: int, path: str, mode: int = 0o755) -> int
         if err.errno != errno.ENOENT:
             raise
     parent, _, name = rel.rpartition("/")
-    pfd = mkdir_all(sc, root_fd, parent, mode)
+    pfd = mkdir_all(sc, root_fd, parent, mode, _depth)
     try:
         try:
             sc.mkdirat(pfd, name, mode)
         except FileExistsError:
-            pass
+            try:
+                target = os.readlink(name, dir_fd=pfd)
+            except OSError:
+                raise OSError(errno.ENOTDIR, f"{path} in the container's root is not a directory") from None
+            if _depth >= 40:
+                raise OSError(errno.ELOOP, f"{path}: too many levels of symbolic links") from None
+            resolved = target if target.startswith("/") else parent + "/" + target
+            return mkdir_all(sc, root_fd, os.path.normpath("/" + resolved), mode, _depth + 1)
         return sc.openat2(pfd, name, O_PATH | os.O_DIRECTORY, 0, s.RESOLVE_NO_SYMLINKS)
-    except OSError as err:
-        if err.errno in (errno.ELOOP, errno.ENOTDIR, errno.EEXIST):
-            # A dangling symlink or a file where a directory must be.
-            raise OSError(err.errno, f"{path} in the container's root is not a directory "
-                                     f"(or is a symlink to one that does not exist)") from None
-        raise
     finally:
         os.close(pfd)
 
@@ -409,8 +414,8 @@ class RootfsSetup:
                 return
             kind = {"c": st.S_IFCHR, "u": st.S_IFCHR, "b": st.S_IFBLK, "p": st.S_IFIFO}[d.type]
             self.sc.mknodat(pfd, name, kind | (d.mode & 0o7777), os.makedev(d.major, d.minor))
-            os.chown(name, d.uid, d.gid, dir_fd=pfd, follow_symlinks=False)
-            os.chmod(f"/proc/self/fd/{pfd}/{name}", d.mode & 0o7777)
+            self.sc.fchownat(pfd, name, d.uid, d.gid)
+            self.sc.chmod(f"/proc/self/fd/{pfd}/{name}", d.mode & 0o7777)
         finally:
             os.close(pfd)
 

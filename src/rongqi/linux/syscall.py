@@ -235,6 +235,16 @@ class Syscalls:
     def symlinkat(self, target: str, dirfd: int, name: str) -> None:
         os.symlink(target, name, dir_fd=dirfd)
 
+    def fchownat(self, dirfd: int, name: str, uid: int, gid: int) -> None:
+        os.chown(name, uid, gid, dir_fd=dirfd, follow_symlinks=False)
+
+    def chmod(self, path: str, mode: int) -> None:
+        os.chmod(path, mode)
+
+    def close_fds_from(self, lowest: int) -> None:
+        """Close every fd >= lowest (close_range(2) where the kernel has it)."""
+        os.closerange(lowest, 1 << 20)
+
     def write_file(self, path: str, data: str | bytes) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         try:

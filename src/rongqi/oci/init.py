@@ -204,7 +204,7 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
         except OSError:
             pass
     # No fd of the runtime survives into the container (CVE-2024-21626 class).
-    os.closerange(keep, 1 << 20)
+    sc.close_fds_from(keep)
     sc.execve(exe, proc.args, env)
 
 

@@ -1,0 +1,201 @@
+"""The container init's setup sequence, run against a recording fake of the kernel (no root needed).
+
+Asserts the order that makes a container safe: propagation before mounts, every mount
+before pivot_root, masks after it, credentials dropped in the right order, seccomp last.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from fake_syscalls import Exec, RecordingSyscalls
+from rongqi.linux import caps as capmod
+from rongqi.linux import syscall as sysc
+from rongqi.oci import init as initmod
+from rongqi.oci.spec import parse
+
+
+def make_spec(rootfs: str, **over) -> dict:
+    spec = {
+        "ociVersion": "1.2.0",
+        "root": {"path": rootfs, "readonly": True},
+        "hostname": "box",
+        "process": {
+            "args": ["sh", "-c", "true"], "cwd": "/work", "env": ["PATH=/usr/bin:/bin"],
+            "user": {"uid": 1000, "gid": 1000, "additionalGids": [10]},
+            "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]},
+            "noNewPrivileges": True,
+        },
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["newinstance", "ptmxmode=0666"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "ro"]},
+            {"destination": "/data", "type": "bind", "source": "/tmp", "options": ["rbind", "ro", "rprivate"]},
+        ],
+        "linux": {
+            "namespaces": [{"type": t} for t in ("pid", "mount", "uts", "ipc", "network")],
+            "maskedPaths": ["/proc/keys", "/sys/firmware"],
+            "readonlyPaths": ["/proc/sys"],
+            "sysctl": {"net.ipv4.ip_forward": "1"},
+        },
+    }
+    for k, v in over.items():
+        spec[k] = v
+    return spec
+
+
+@pytest.fixture
+def run_init(tmp_path, monkeypatch):
+    """Run init.setup against the fake; return the recorder."""
+    old_umask = os.umask(0o022)
+    old_pipe = signal.getsignal(signal.SIGPIPE)
+
+    def runner(spec_dict: dict, *, no_pivot: bool = False, seccomp_before_caps: bool = False,
+               seccomp: bool = True) -> RecordingSyscalls:
+        sc = RecordingSyscalls()
+        # capabilities and seccomp go through their own modules: record them too
+        monkeypatch.setattr(capmod, "drop_bounding", lambda keep: sc._rec("drop_bounding", keep))
+        monkeypatch.setattr(capmod, "set_keep_caps", lambda on: sc._rec("keep_caps", on))
+        monkeypatch.setattr(capmod, "set_caps", lambda e, p, i: sc._rec("capset", e, p, i))
+        monkeypatch.setattr(capmod, "raise_ambient", lambda m: sc._rec("ambient", m))
+        from rongqi.linux import seccomp as seccomp_mod
+
+        monkeypatch.setattr(seccomp_mod, "load_filter", lambda f: sc._rec("seccomp", f))
+        spec = parse(spec_dict, str(tmp_path))
+        state_dir = tmp_path / "state"
+        state_dir.mkdir(exist_ok=True)
+        (state_dir / "exec.fifo").write_text("")  # a plain file: opening it does not block
+        c = initmod.InitConfig()
+        c.spec = spec
+        c.container_id = "t1"
+        c.no_pivot = no_pivot
+        c.state_json = lambda status: b"{}"
+        c.caps = capmod.CapSets(*(capmod.mask(getattr(spec.process.capabilities, n)) for n in
+                                  ("bounding", "effective", "permitted", "inheritable", "ambient")))
+        c.seccomp_filter = "compiled-filter" if seccomp else None
+        c.seccomp_before_caps = seccomp_before_caps
+        c.state_dir_fd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY)
+        to_init_r, to_init_w = os.pipe()
+        from_init_r, from_init_w = os.pipe()
+        os.write(to_init_w, b"go 4242\n")
+        c.sync = initmod.Sync(to_init_r, from_init_w)
+        try:
+            with pytest.raises(Exec):
+                initmod.setup(sc, c)
+            assert os.read(from_init_r, 100) == b"ready\n"
+        finally:
+            for fd in (to_init_w, from_init_r):
+                os.close(fd)
+            c.sync.close()
+        return sc
+
+    yield runner
+    os.umask(old_umask)
+    signal.signal(signal.SIGPIPE, old_pipe)
+
+
+@pytest.fixture
+def rootfs(tmp_path) -> str:
+    root = tmp_path / "rootfs"
+    for d in ("proc", "sys", "dev", "bin", "tmp"):
+        (root / d).mkdir(parents=True)
+    return str(root)
+
+
+def test_mounts_happen_between_propagation_and_pivot_root(run_init, rootfs):
+    sc = run_init(make_spec(rootfs))
+    calls = sc.calls
+    first_mount = sc.index(lambda c: c[0] == "mount")
+    assert calls[first_mount][1:4] == (None, "/", None)
+    assert calls[first_mount][4] == sysc.MS_SLAVE | sysc.MS_REC  # rslave by default
+    assert calls[first_mount + 1][1:5] == (rootfs, rootfs, "bind", sysc.MS_BIND | sysc.MS_REC)
+    pivot = sc.index(lambda c: c[0] == "pivot_root")
+    fstypes = [c[3] for c in calls[:pivot] if c[0] == "mount"]
+    assert fstypes[2:6] == ["proc", "tmpfs", "devpts", "sysfs"]  # in the spec's order
+    targets = [c[2] for c in calls[:pivot] if c[0] == "mount"]
+    assert os.path.join(rootfs, "data") in targets
+    # the old root is detached right after the pivot, without propagating to the host
+    assert calls[pivot + 2][0] == "mount" and calls[pivot + 2][4] == sysc.MS_SLAVE | sysc.MS_REC
+    assert calls[pivot + 3] == ("umount2", ".", sysc.MNT_DETACH)
+
+
+def test_bind_options_are_applied_by_a_remount_of_the_new_mount(run_init, rootfs):
+    sc = run_init(make_spec(rootfs))
+    data = os.path.join(rootfs, "data")
+    ops = [c for c in sc.calls if c[0] == "mount" and c[2] == data]
+    assert ops[0][3] == "bind" and ops[0][4] == sysc.MS_BIND | sysc.MS_REC
+    assert ops[1][4] & sysc.MS_REMOUNT and ops[1][4] & sysc.MS_RDONLY and ops[1][4] & sysc.MS_BIND
+    assert ops[2][4] == sysc.MS_PRIVATE | sysc.MS_REC
+
+
+def test_devices_are_made_before_the_pivot(run_init, rootfs):
+    sc = run_init(make_spec(rootfs))
+    pivot = sc.index(lambda c: c[0] == "pivot_root")
+    nodes = [c[1] for c in sc.calls[:pivot] if c[0] == "mknod"]
+    assert nodes == ["null", "zero", "full", "random", "urandom", "tty"]
+    assert os.readlink(os.path.join(rootfs, "dev", "ptmx")) == "pts/ptmx"
+    assert os.readlink(os.path.join(rootfs, "dev", "fd")) == "/proc/self/fd"
+
+
+def test_hostname_before_rootfs_and_masks_after_pivot(run_init, rootfs):
+    sc = run_init(make_spec(rootfs))
+    names = sc.names()
+    pivot = names.index("pivot_root")
+    assert names.index("sethostname") < sc.index(lambda c: c[0] == "mount")
+    after = sc.calls[pivot:]
+    sysctl = next(i for i, c in enumerate(after) if c[0] == "write")
+    assert after[sysctl][1:] == ("/proc/sys/net/ipv4/ip_forward", "1")
+    ro = next(i for i, c in enumerate(after) if c[0] == "mount" and c[2] == "/proc/sys" and c[4] & sysc.MS_RDONLY)
+    masks = [i for i, c in enumerate(after) if c[0] == "mount" and c[2] in ("/proc/keys", "/sys/firmware")]
+    root_ro = next(i for i, c in enumerate(after) if c[0] == "mount" and c[2] == "/" and c[4] & sysc.MS_REMOUNT)
+    assert sysctl < ro < min(masks) and max(masks) < root_ro
+
+
+def test_privileges_are_dropped_in_order_and_seccomp_is_last(run_init, rootfs):
+    sc = run_init(make_spec(rootfs))
+    names = sc.names()
+    order = [names.index(n) for n in ("drop_bounding", "keep_caps", "setgroups", "setresgid", "setresuid",
+                                      "capset", "prctl", "seccomp", "close_fds_from", "execve")]
+    assert order == sorted(order), names
+    assert sc.calls[names.index("setresuid")] == ("setresuid", 1000)
+    assert sc.calls[names.index("setgroups")] == ("setgroups", [10])
+    assert sc.calls[names.index("prctl")][1:] == (sysc.PR_SET_NO_NEW_PRIVS, 1)
+    kill = 1 << capmod.CAPABILITIES["CAP_KILL"]
+    assert sc.calls[names.index("capset")][1:] == (kill, kill, 0)
+    # keepcaps is switched off again once the uid changed
+    assert sc.calls[len(names) - 1 - names[::-1].index("keep_caps")] == ("keep_caps", False)
+    assert sc.calls[-1][0] == "execve" and sc.calls[-1][2] == ["sh", "-c", "true"]
+
+
+def test_without_no_new_privs_seccomp_is_loaded_while_caps_are_held(run_init, rootfs):
+    spec = make_spec(rootfs)
+    spec["process"]["noNewPrivileges"] = False
+    sc = run_init(spec, seccomp_before_caps=True)
+    names = sc.names()
+    assert names.index("seccomp") < names.index("drop_bounding")
+    assert "prctl" not in names
+
+
+def test_no_pivot_moves_the_root_and_chroots(run_init, rootfs):
+    sc = run_init(make_spec(rootfs), no_pivot=True)
+    names = sc.names()
+    assert "pivot_root" not in names
+    move = sc.index(lambda c: c[0] == "mount" and c[4] == sysc.MS_MOVE)
+    assert sc.calls[move][1:3] == (rootfs, "/")
+    assert sc.calls[move + 1] == ("chroot", ".")
+
+
+def test_mount_destination_symlink_cannot_leave_the_root(run_init, rootfs, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    # A hostile image: /data is a symlink to a host directory.
+    os.symlink(str(outside), os.path.join(rootfs, "data"))
+    sc = run_init(make_spec(rootfs))
+    targets = [c[2] for c in sc.calls if c[0] == "mount"]
+    assert str(outside) not in targets
+    # resolved inside the root instead: the same absolute path under the rootfs
+    assert os.path.join(rootfs, str(outside).lstrip("/")) in targets
