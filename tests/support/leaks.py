@@ -4,7 +4,8 @@ A snapshot before a test and one after it are compared; what is new is a leak. S
 developers run the suite on this machine at once, so every new resource is classified:
 "ours" (provably made by this pytest process) is always a leak and is cleaned up by path or
 PID; "ambiguous" (matches "rongqi" but cannot be attributed) is a leak only while no other
-pytest session is running, and is otherwise reported as a warning and left alone.
+pytest session is running, and is otherwise reported as a warning and left alone. Processes
+are exact: this process is a child subreaper, so everything a test starts stays below it.
 """
 
 from __future__ import annotations
@@ -306,6 +307,16 @@ class LeakChecker:
             ambiguous.netns = [n for n in ambiguous.netns if keep(n)]
             ambiguous.veths = [v for v in ambiguous.veths if keep(v)]
         return ours, ambiguous
+
+    @staticmethod
+    def still_running(procs: list[Proc], grace: float = 0.3) -> list[Proc]:
+        """Those of procs still alive (same start time) after `grace` seconds."""
+        time.sleep(grace)
+        current = read_procs()
+        return [
+            p for p in procs
+            if p.pid in current and current[p.pid].starttime == p.starttime and current[p.pid].state != "Z"
+        ]
 
     @staticmethod
     def _cgroup_pids(rel: str) -> set[int]:
