@@ -5,7 +5,9 @@ Each case runs with runc (which proves the harness) and with rongqi-oci.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import time
 
 from support.leaks import read_procs
@@ -53,12 +55,19 @@ def test_read_only_bind_mount_is_visible_and_not_writable(ctr_run, ctr_id, tmp_p
     assert not (shared / "new").exists()
 
 
-def test_detached_container_runs_until_killed_then_deletes(containerd, ctr_run, ctr_id):
+def test_detached_container_runs_until_killed_then_deletes(containerd, ctr_run, ctr_id, runtime):
     r = ctr_run(ctr_id, "sleep", "1000", flags=["--detach"], rm=False)
     assert r.returncode == 0, r.stderr
     assert containerd.task_status(ctr_id) == "RUNNING"
     pid = _task_pid(containerd, ctr_id)
     assert "sleep 1000" in read_procs()[pid].cmdline
+    # The runtime under test, not some other runc, holds the container: ask it directly.
+    runtime_root = str(containerd.runc_root / containerd.namespace)
+    state = subprocess.run([runtime, "--root", runtime_root, "state", ctr_id],
+                           capture_output=True, text=True, timeout=30)
+    assert state.returncode == 0, state.stderr
+    assert json.loads(state.stdout)["pid"] == pid
+    assert json.loads(state.stdout)["status"] == "running"
 
     r = containerd.ctr("task", "kill", "-s", "SIGKILL", ctr_id)
     assert r.returncode == 0, r.stderr
