@@ -102,8 +102,10 @@ def events(root: str, cid: str, interval: float, emit, oom_poll: float = 0.05) -
     """Stream events until the container stops: emit(dict) a stats event every interval and an
     oom event whenever the cgroup's oom_kill counter grows.
 
-    The counter is polled (a cheap read) rather than watched with an eventfd, because the same
-    code must serve v2's memory.events, and a poll also catches a kill that raced our start.
+    On v1 an eventfd registered on memory.oom_control wakes us the moment the cgroup is under
+    OOM, before the kill, so the event is not lost if the container is deleted right after;
+    the counter (v1 memory.oom_control, v2 memory.events) is also polled, so v2 and a kill that
+    raced our start are seen too.
     """
     import time
 
@@ -112,24 +114,132 @@ def events(root: str, cid: str, interval: float, emit, oom_poll: float = 0.05) -
         raise ContainerStateError(f"container with id {cid} is not running")
     cg = container_cgroup(st)
     ooms = _oom_count(cg)
-    next_stats = time.monotonic() + interval
-    while True:
-        n = _oom_count(cg)
-        if n > ooms:
-            ooms = n
-            emit({"type": "oom", "id": cid})
-        if not st.init_alive():
-            return
-        now = time.monotonic()
-        if now >= next_stats:
-            try:
-                data = cg.stats()
-            except OSError:
-                # The cgroup went away under us (deleted): the container is gone.
+    watch = _OomWatch(cg)
+    last_oom = 0.0
+    try:
+        next_stats = time.monotonic() + interval
+        while True:
+            if watch.fired():
+                # Under OOM now; the kill (and the counter) follow within moments.
+                deadline = time.monotonic() + 0.5
+                n = _oom_count(cg)
+                while n <= ooms and time.monotonic() < deadline and watch.alive():
+                    time.sleep(0.005)
+                    n = _oom_count(cg)
+                if n > ooms:
+                    report = True
+                elif not watch.alive():
+                    # Deleted right after the kill (`run` without --keep): the notice was the OOM,
+                    # unless it repeats one we just reported.
+                    report = time.monotonic() - last_oom > 1.0
+                else:
+                    # No kill but still under OOM: the OOM killer is disabled and the task waits.
+                    report = watch.under_oom()
+                if report:
+                    emit({"type": "oom", "id": cid})
+                    last_oom = time.monotonic()
+                ooms = max(ooms, n)
+            n = _oom_count(cg)
+            if n > ooms:
+                ooms = n
+                emit({"type": "oom", "id": cid})
+                last_oom = time.monotonic()
+            if not st.init_alive():
+                # One last look: the kill that ended it may have landed after our read.
+                if _oom_count(cg) > ooms:
+                    emit({"type": "oom", "id": cid})
                 return
-            emit({"type": "stats", "id": cid, "data": data})
-            next_stats = now + interval
-        time.sleep(max(0.0, min(oom_poll, next_stats - time.monotonic())))
+            now = time.monotonic()
+            if now >= next_stats:
+                try:
+                    data = cg.stats()
+                except OSError:
+                    # The cgroup went away under us (deleted): the container is gone.
+                    return
+                emit({"type": "stats", "id": cid, "data": data})
+                next_stats = now + interval
+            watch.wait(max(0.0, min(oom_poll, next_stats - time.monotonic())))
+    finally:
+        watch.close()
+
+
+class _OomWatch:
+    """v1's OOM notification: an eventfd registered through cgroup.event_control (as runc does).
+
+    Elsewhere (v2, no memory controller) it does nothing and wait() just sleeps.
+    """
+
+    __slots__ = ("efd", "ofd", "control", "poller")
+
+    def __init__(self, cg) -> None:
+        self.efd = self.ofd = -1
+        self.control = ""
+        self.poller = None
+        d = cg.dirs.get("memory") if cg.mode != "v2" else None
+        if not d:
+            return
+        import os
+
+        try:
+            self.efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+            self.ofd = os.open(d + "/memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
+            self.control = d + "/cgroup.event_control"
+            fd = os.open(self.control, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, f"{self.efd} {self.ofd}".encode())
+            finally:
+                os.close(fd)
+            import select
+
+            self.poller = select.poll()
+            self.poller.register(self.efd, select.POLLIN)
+        except OSError:
+            self.close()
+
+    def wait(self, timeout: float) -> None:
+        if self.poller is None:
+            import time
+
+            time.sleep(timeout)
+            return
+        self.poller.poll(int(timeout * 1000))
+
+    def alive(self) -> bool:
+        import os
+
+        return not self.control or os.path.exists(self.control)
+
+    def under_oom(self) -> bool:
+        import os
+
+        try:
+            text = os.pread(self.ofd, 4096, 0).decode()
+        except OSError:
+            return False
+        return "under_oom 1" in text
+
+    def fired(self) -> bool:
+        """True once per notification of OOM; a notification caused by the cgroup's removal is not one."""
+        if self.efd < 0:
+            return False
+        import os
+
+        try:
+            os.eventfd_read(self.efd)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return False
+        return self.alive()
+
+    def close(self) -> None:
+        import os
+
+        for fd in (self.efd, self.ofd):
+            if fd >= 0:
+                os.close(fd)
+        self.efd = self.ofd = -1
+        self.poller = None
 
 
 def _oom_count(cg) -> int:
