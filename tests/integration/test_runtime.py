@@ -316,3 +316,80 @@ def test_environment_cwd_and_user(oci_binary, runtime_root, bundle_factory, uniq
                env=["FOO=bar", "PATH=/bin"], cwd="/var/spool", uid=1000, gid=1001)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["bar", "/var/spool", "1000", "1001"]
+
+
+def test_exec_joins_the_container_and_returns_the_exit_code(oci_binary, runtime_root, bundle_factory, unique_id):
+    bundle = bundle_factory(["sleep", "30"], hostname="exec-box")
+    assert oci(oci_binary, runtime_root, "run", "-d", "-b", bundle, unique_id).returncode == 0
+    r = oci(oci_binary, runtime_root, "exec", unique_id, "sh", "-c", "hostname; ps -o pid,args; exit 5")
+    assert r.returncode == 5, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "exec-box"
+    assert any(line.split()[:3] == ["1", "sleep", "30"] for line in lines[1:])
+    r = oci(oci_binary, runtime_root, "exec", "--user", "1000:1000", "--env", "FOO=bar", "--cwd", "/tmp",
+            unique_id, "sh", "-c", "echo $FOO $(pwd) $(id -u) $(id -g)")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["bar", "/tmp", "1000", "1000"]
+    r = oci(oci_binary, runtime_root, "exec", unique_id, "no-such-program")
+    assert r.returncode != 0 and 'exec: "no-such-program": executable file not found' in r.stderr
+    assert oci(oci_binary, runtime_root, "delete", "--force", unique_id).returncode == 0
+
+
+def test_exec_with_a_process_file(oci_binary, runtime_root, bundle_factory, unique_id, tmp_path):
+    bundle = bundle_factory(["sleep", "30"])
+    assert oci(oci_binary, runtime_root, "run", "-d", "-b", bundle, unique_id).returncode == 0
+    proc = tmp_path / "process.json"
+    proc.write_text(json.dumps({"args": ["sh", "-c", "echo $X; exit 3"], "cwd": "/", "env": ["X=from-file"],
+                                "user": {"uid": 0, "gid": 0}}))
+    r = oci(oci_binary, runtime_root, "exec", "--process", str(proc), unique_id)
+    assert r.returncode == 3 and r.stdout.strip() == "from-file"
+    assert oci(oci_binary, runtime_root, "delete", "--force", unique_id).returncode == 0
+
+
+def test_exec_in_a_stopped_container_is_refused(oci_binary, runtime_root, bundle_factory, unique_id):
+    bundle = bundle_factory(["true"])
+    assert oci(oci_binary, runtime_root, "run", "--keep", "-b", bundle, unique_id).returncode == 0
+    r = oci(oci_binary, runtime_root, "exec", unique_id, "true")
+    assert r.returncode != 0 and "cannot exec in a stopped container" in r.stderr
+    assert oci(oci_binary, runtime_root, "delete", unique_id).returncode == 0
+
+
+def test_terminal_master_is_sent_over_the_console_socket(oci_binary, runtime_root, bundle_factory, unique_id, tmp_path):
+    import socket
+
+    bundle = bundle_factory(["sh"], terminal=True)
+    path = str(tmp_path / "console.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    server.settimeout(20)
+    try:
+        r = oci(oci_binary, runtime_root, "create", "-b", bundle, "--console-socket", path, unique_id)
+        assert r.returncode == 0, r.stderr
+        conn, _ = server.accept()
+        msg, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+        conn.close()
+        assert len(fds) == 1 and msg.decode().startswith("/dev/pts/")
+        master = fds[0]
+        assert oci(oci_binary, runtime_root, "start", unique_id).returncode == 0
+        os.write(master, b"tty; echo pid=$$; exit 3\n")
+        out = b""
+        deadline = time.monotonic() + 10
+        while b"pid=1" not in out and time.monotonic() < deadline:
+            try:
+                out += os.read(master, 4096)
+            except OSError:
+                break
+        os.close(master)
+        assert b"/dev/pts/0" in out and b"pid=1" in out
+        assert wait_status(oci_binary, runtime_root, unique_id, "stopped")["status"] == "stopped"
+        assert oci(oci_binary, runtime_root, "delete", unique_id).returncode == 0
+    finally:
+        server.close()
+
+
+def test_terminal_without_console_socket_is_a_clear_error(oci_binary, runtime_root, bundle_factory, unique_id):
+    bundle = bundle_factory(["sh"], terminal=True)
+    r = oci(oci_binary, runtime_root, "create", "-b", bundle, unique_id)
+    assert r.returncode != 0 and "--console-socket" in r.stderr
+    assert not os.path.exists(os.path.join(runtime_root, unique_id))

@@ -254,6 +254,29 @@ def _with_default_devices(spec: Spec):
     return res
 
 
+def preload_for_child(spec: Spec) -> None:
+    """Import now what the init (or an exec'd process) imports after it changed its root.
+
+    After pivot_root or a join of the container's mount namespace the host's
+    Python library is out of reach: every module the child needs must already
+    be in sys.modules.
+    """
+    proc = spec.process
+    if proc is not None:
+        if proc.capabilities is not None:
+            import rongqi.linux.caps  # noqa: F401
+        if proc.terminal:
+            import rongqi.oci.terminal  # noqa: F401
+        if proc.rlimits:
+            import resource  # noqa: F401
+    if spec.linux.seccomp is not None:
+        import rongqi.linux.seccomp  # noqa: F401
+    if spec.hooks.get("startContainer") or spec.hooks.get("createContainer"):
+        import rongqi.oci.hooks  # noqa: F401
+        import select  # noqa: F401
+        import time  # noqa: F401
+
+
 def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOptions, caps, cleanup) -> tuple[int, Sync]:
     """clone(2) the init into its namespaces; return its pid and the sync channel."""
     lin = spec.linux
@@ -278,6 +301,7 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
             new_flags |= namespaces.flag(kind)
     userns_new = bool(new_flags & sysc.CLONE_NEWUSER)
 
+    preload_for_child(spec)
     c = InitConfig()
     c.spec = spec
     c.container_id = st.id
@@ -305,6 +329,10 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
         return _state_json(st, status, c.host_pid or st.pid)
 
     c.state_json = state_json
+    if spec.process.terminal:
+        from rongqi.oci.terminal import connect
+
+        c.console_fd = connect(opts.console_socket)
     c.state_dir_fd = os.open(st.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     p_r, c_w = os.pipe2(os.O_CLOEXEC)
     c_r, p_w = os.pipe2(os.O_CLOEXEC)
@@ -324,6 +352,8 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
         os.close(c.state_dir_fd)
         os.close(c_r)
         os.close(c_w)
+        if c.console_fd >= 0:
+            os.close(c.console_fd)
     sync = Sync(p_r, p_w)
     if userns_new:
         try:

@@ -57,7 +57,7 @@ class InitConfig:
 
     __slots__ = ("spec", "state_dir_fd", "sync", "no_pivot", "no_new_keyring", "preserve_fds",
                  "late_joins", "new_cgroupns", "userns", "runtime_hooks", "state_json", "container_id",
-                 "console_socket", "caps", "seccomp_before_caps", "host_pid", "cgroup_dirs", "seccomp_filter")
+                 "console_socket", "caps", "seccomp_before_caps", "host_pid", "cgroup_dirs", "seccomp_filter", "console_fd")
 
     def __init__(self):
         self.spec = None
@@ -73,6 +73,7 @@ class InitConfig:
         self.state_json = None  # callable(status) -> bytes
         self.container_id = ""
         self.console_socket = ""
+        self.console_fd = -1  # connected to --console-socket by the runtime, before clone
         self.caps = None  # rongqi.linux.caps.CapSets or None (keep the runtime's)
         self.seccomp_before_caps = False
         self.cgroup_dirs: dict[str, str] | None = None
@@ -179,7 +180,8 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
     if proc.terminal:
         from rongqi.oci.terminal import setup_console
 
-        setup_console(sc, c.console_socket, proc.console_size)
+        setup_console(sc, c.console_fd, proc.console_size)
+        c.console_fd = -1
 
     sync.send("ready")
     sync.close()

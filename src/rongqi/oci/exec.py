@@ -1,0 +1,260 @@
+"""rongqi-oci exec: a new process in a running container's namespaces, cgroup and confinement.
+
+The process is built as runc builds it: --process FILE, or the container's own
+config.json process with the command line's overrides. It is cloned with
+CLONE_PARENT by a helper that has joined the user and pid namespaces, so that it
+is our child (we wait for it) and PID-namespaced like the container.
+"""
+
+from __future__ import annotations
+
+import os
+
+from rongqi.errors import ContainerStateError, RongqiError, SpecError, UsageError
+from rongqi.linux import namespaces
+from rongqi.linux import syscall as sysc
+from rongqi.oci import state as statemod
+from rongqi.oci.init import InitConfig, Sync, describe, finalize_process, find_executable, _environ
+
+
+class ExecOptions:
+    __slots__ = ("args", "process_file", "tty", "console_socket", "pidfd_socket", "detach", "pid_file", "cwd",
+                 "env", "user", "additional_gids", "caps", "no_new_privs", "apparmor", "process_label",
+                 "preserve_fds", "ignore_paused", "cgroup")
+
+    def __init__(self, **kw):
+        for name in self.__slots__:
+            setattr(self, name, kw.get(name))
+
+
+def build_process(st: statemod.State, spec, o: ExecOptions):
+    """The process to run: from --process, or the container's process with the flags applied."""
+    from rongqi.oci import spec as specmod
+
+    if o.process_file:
+        try:
+            with open(o.process_file, "rb") as f:
+                raw = f.read()
+        except OSError as err:
+            raise UsageError(f"--process {o.process_file}: cannot read: {err.strerror}") from None
+        from rongqi.fastjson import JSONError, loads
+
+        try:
+            doc = loads(raw)
+        except JSONError as err:
+            raise SpecError(f"{o.process_file}: malformed JSON: {err}") from None
+        return specmod._parse_process(specmod._Obj(doc, "process"))
+    if not o.args:
+        raise UsageError("exec needs a command to run (or --process FILE)")
+    if spec.process is None:
+        raise SpecError("process: the container's config has none to base the exec on; use --process")
+    p = spec.process
+    p.args = list(o.args)
+    p.terminal = bool(o.tty)
+    if o.cwd:
+        p.cwd = o.cwd
+    for e in o.env or ():
+        if "=" not in e:
+            raise UsageError(f"--env {e!r}: expected KEY=VALUE")
+        key = e.split("=", 1)[0]
+        p.env = [x for x in p.env if x.split("=", 1)[0] != key] + [e]
+    if o.user:
+        uid, _, gid = o.user.partition(":")
+        try:
+            p.user.uid = int(uid)
+            p.user.gid = int(gid) if gid else p.user.gid
+        except ValueError:
+            raise UsageError(f"--user {o.user!r}: expected UID[:GID] (numbers)") from None
+    for g in o.additional_gids or ():
+        try:
+            p.user.additional_gids.append(int(g))
+        except ValueError:
+            raise UsageError(f"--additional-gids {g!r}: expected a number") from None
+    if o.caps:
+        from rongqi.oci.spec import Capabilities
+
+        c = p.capabilities or Capabilities()
+        for name in o.caps:
+            for lst in (c.bounding, c.effective, c.permitted, c.ambient, c.inheritable):
+                if name not in lst:
+                    lst.append(name)
+        p.capabilities = c
+    if o.no_new_privs:
+        p.no_new_privileges = True
+    return p
+
+
+def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.SYSCALLS) -> int:
+    """Start the process; return its pid."""
+    if o.apparmor or o.process_label:
+        raise RongqiError("--apparmor/--process-label: this host has no AppArmor or SELinux to apply a label with")
+    if o.pid_file and not os.path.isabs(o.pid_file):
+        raise UsageError(f"--pid-file {o.pid_file}: must be an absolute path")
+    st = statemod.load(root, cid)
+    status = st.status()
+    if status == "stopped":
+        raise ContainerStateError("cannot exec in a stopped container")
+    if status == "paused" and not o.ignore_paused:
+        raise ContainerStateError("cannot exec in a paused container")
+    from rongqi.oci.spec import load_bundle
+
+    spec, _ = load_bundle(st.dir)  # the copy of config.json kept in the state dir
+    proc = build_process(st, spec, o)
+    if proc.terminal and not o.console_socket and o.detach:
+        raise UsageError("cannot allocate a tty for a detached exec without --console-socket")
+    spec.process = proc
+    from rongqi.oci.container import _cap_sets, preload_for_child
+
+    preload_for_child(spec)
+
+    c = InitConfig()
+    c.spec = spec
+    c.container_id = cid
+    c.caps = _cap_sets(spec)
+    c.userns = spec.linux.namespace("user") is not None
+    c.preserve_fds = o.preserve_fds or 0
+    if spec.linux.seccomp is not None:
+        from rongqi.linux import seccomp as seccomp_mod
+
+        c.seccomp_before_caps = seccomp_mod.load_needs_cap_sys_admin(proc.no_new_privileges)
+        c.seccomp_filter = seccomp_mod.compile_filter(spec.linux.seccomp)
+    c.state_json = lambda status_: b"{}"
+    if proc.terminal and o.console_socket:
+        from rongqi.oci.terminal import connect
+
+        c.console_fd = connect(o.console_socket)
+
+    early, late = [], []
+    for kind in namespaces.JOIN_ORDER:
+        if spec.linux.namespace(kind) is None:
+            continue
+        path = namespaces.proc_path(st.pid, kind)
+        if namespaces.same_as_host(kind, path):
+            continue
+        (early if kind in ("user", "pid", "time") else late).append((kind, path))
+    c.late_joins = late
+
+    p_r, c_w = os.pipe2(os.O_CLOEXEC)
+    c_r, p_w = os.pipe2(os.O_CLOEXEC)
+    c.sync = Sync(c_r, c_w)
+    pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
+    mid = os.fork()
+    if mid == 0:
+        try:
+            os.close(pid_r)
+            os.close(p_r)
+            os.close(p_w)
+            for kind, path in early:
+                namespaces.join(sc, kind, path)
+            pid = sc.clone(sysc.CLONE_PARENT)
+            if pid == 0:
+                os.close(pid_w)
+                _child(sc, c, proc)
+            os.write(pid_w, f"ok {pid}".encode())
+            os._exit(0)
+        except BaseException as err:  # noqa: BLE001
+            try:
+                os.write(pid_w, f"error {describe(err)}".encode())
+            finally:
+                os._exit(1)
+    os.close(pid_w)
+    os.close(c_r)
+    os.close(c_w)
+    if c.console_fd >= 0:
+        os.close(c.console_fd)
+    sync = Sync(p_r, p_w)
+    try:
+        data = b""
+        while True:
+            chunk = os.read(pid_r, 4096)
+            if not chunk:
+                break
+            data += chunk
+        os.close(pid_r)
+        os.waitpid(mid, 0)
+        word, _, text = data.decode(errors="replace").partition(" ")
+        if word != "ok":
+            raise RongqiError(f"exec: cannot enter the container's namespaces: {text or 'helper died'}")
+        pid = int(text)
+        try:
+            if st.cgroup:
+                from rongqi.linux import cgroups
+
+                cgroups.Cgroup.from_dict(st.cgroup).add_pid(pid)
+            sync.send("go", str(pid))
+            word, text = sync.recv()
+            if word == "error":
+                raise RongqiError(text)
+            # "eof": the pipe closed on execve, the process runs.
+        except BaseException:
+            try:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+            raise
+    finally:
+        sync.close()
+    if o.pid_file:
+        from rongqi.oci.container import _write_pid_file
+
+        _write_pid_file(o.pid_file, pid)
+    if o.pidfd_socket:
+        from rongqi.oci.container import _send_pidfd
+
+        _send_pidfd(o.pidfd_socket, pid)
+    return pid
+
+
+def _child(sc: sysc.Syscalls, c: InitConfig, proc) -> None:
+    """The exec'd process, before execve: never returns."""
+    code = 1
+    try:
+        word, text = c.sync.recv()
+        if word != "go":
+            os._exit(1)
+        c.host_pid = int(text)
+        if c.userns:
+            sc.setresgid(0)
+            sc.setresuid(0)
+        for kind, path in c.late_joins:
+            namespaces.join(sc, kind, path)
+        os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
+        env = _environ(proc)
+        try:
+            sc.chdir(proc.cwd)
+        except OSError as err:
+            raise OSError(err.errno, f"cwd {proc.cwd}: {err.strerror}") from None
+        exe = find_executable(proc.args[0], env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"))
+        if proc.rlimits:
+            import resource
+
+            for r in proc.rlimits:
+                resource.setrlimit(r.resource, (r.soft, r.hard))
+        if proc.terminal and c.console_fd >= 0:
+            from rongqi.oci.terminal import setup_console
+
+            setup_console(sc, c.console_fd, proc.console_size)
+        finalize_process(sc, c)
+        from rongqi.oci.init import _reset_signals
+
+        _reset_signals()
+        keep = 3 + c.preserve_fds
+        for fd in range(3, keep):
+            os.set_inheritable(fd, True)
+        # Keep only the sync pipe's write end (close-on-exec) to report an execve failure.
+        wfd = c.sync.wfd
+        for fd in range(keep, wfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        sc.close_fds_from(wfd + 1)
+        sc.execve(exe, proc.args, env)
+    except BaseException as err:  # noqa: BLE001
+        try:
+            c.sync.send("error", describe(err))
+        except OSError:
+            pass
+        code = 127 if type(err).__name__ == "ExecNotFound" else 1
+    os._exit(code)
