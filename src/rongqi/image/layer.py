@@ -15,7 +15,7 @@ import stat
 import tarfile
 import zlib
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from rongqi.image.errors import LayerError
 
@@ -25,6 +25,8 @@ OPAQUE_MARKER = ".wh..wh..opq"
 OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
 _ZERO = bytes(CHUNK)
 _MAX_SYMLINKS = 40
+# tarfile's stream copies its whole buffer on every header read: keep it small.
+_TAR_BUF = 32 << 10
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -136,6 +138,7 @@ class LayerApplier:
         self._written: set[tuple[str, ...]] = set()
         self._dirs: list[tuple[tuple[str, ...], int, float]] = []
         self._entry = ""
+        self._fresh = False
 
     # -- path resolution, never leaving root --------------------------------------------------
     def _fail(self, why: str) -> LayerError:
@@ -170,6 +173,25 @@ class LayerApplier:
         fd = self._fds.get(parts)
         if fd is not None:
             return fd
+        if parts:
+            parent = self._fds.get(parts[:-1])
+            if parent is not None:
+                # One step from a cached parent; symlinks and oddities take the slow path.
+                try:
+                    fd = os.open(parts[-1], _DIR_FLAGS, dir_fd=parent)
+                except FileNotFoundError:
+                    if create:
+                        try:
+                            os.mkdir(parts[-1], 0o755, dir_fd=parent)
+                            self._written.add(parts)
+                            fd = os.open(parts[-1], _DIR_FLAGS, dir_fd=parent)
+                        except OSError:
+                            fd = None
+                except OSError:
+                    fd = None
+                if fd is not None:
+                    self._cache(parts, fd)
+                    return fd
         stack: list[tuple[str, int]] = []
         pending = list(parts)
         links = 0
@@ -193,6 +215,7 @@ class LayerApplier:
                         raise self._fail(f"{'/'.join(parts)} does not exist in the layer") \
                             from None
                     os.mkdir(comp, 0o755, dir_fd=cur)
+                    self._written.add(tuple(n for n, _ in stack) + (comp,))
                     nfd = os.open(comp, _DIR_FLAGS, dir_fd=cur)
                 except OSError as e:
                     if e.errno not in (errno.ELOOP, errno.ENOTDIR):
@@ -217,16 +240,21 @@ class LayerApplier:
         finally:
             for o in opened:
                 os.close(o)
-        if len(self._fds) > 256:
+        self._cache(parts, fd)
+        return fd
+
+    def _cache(self, parts: tuple[str, ...], fd: int) -> None:
+        if len(self._fds) >= 1024:
             self._forget_fds()
         self._fds[parts] = fd
-        return fd
 
     def _parent(self, parts: tuple[str, ...], create: bool = True) -> tuple[int, str]:
         return self._dir_fd(parts[:-1], create), parts[-1]
 
     # -- helpers --------------------------------------------------------------------------------
-    def _remove(self, dfd: int, name: str) -> None:
+    def _remove(self, dfd: int, name: str, parts: tuple[str, ...] | None = None) -> None:
+        if self._fresh and parts is not None and parts not in self._written:
+            return  # the root started empty: only this layer's own entries can be here
         try:
             st = os.lstat(name, dir_fd=dfd)
         except FileNotFoundError:
@@ -281,11 +309,14 @@ class LayerApplier:
 
     def _write_file(self, tf: tarfile.TarFile, member: tarfile.TarInfo, dfd: int,
                     name: str) -> None:
+        src = tf.extractfile(member)
+        assert src is not None
+        self._create_file(dfd, name, member, src)
+
+    def _create_file(self, dfd: int, name: str, member: tarfile.TarInfo, src: Any) -> None:
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600, dir_fd=dfd)
         try:
-            src = tf.extractfile(member)
-            assert src is not None
             hole = False
             while chunk := src.read(CHUNK):
                 if len(chunk) == CHUNK and chunk == _ZERO:
@@ -295,6 +326,17 @@ class LayerApplier:
                     _write_all(fd, chunk)
             if hole:
                 os.ftruncate(fd, member.size)
+            for attr, raw in _xattrs_of(member):
+                try:
+                    os.setxattr(fd, attr, raw)
+                except OSError as e:
+                    if e.errno not in (errno.ENOTSUP, errno.EPERM, errno.EOPNOTSUPP):
+                        raise
+            if self.same_owner:
+                os.fchown(fd, member.uid, member.gid)
+            os.fchmod(fd, member.mode & 0o7777)
+            ns = int(member.mtime * 1e9)
+            os.utime(fd, ns=(ns, ns))
         finally:
             os.close(fd)
 
@@ -308,15 +350,15 @@ class LayerApplier:
             self._whiteout(parts, base)
             return
         dfd, name = self._parent(parts)
-        self._written.add(parts)
         if member.isdir():
+            self._written.add(parts)
             try:
+                os.mkdir(name, 0o755, dir_fd=dfd)
+            except FileExistsError:
                 st = os.lstat(name, dir_fd=dfd)
                 if not stat.S_ISDIR(st.st_mode):
                     self._remove(dfd, name)
                     os.mkdir(name, 0o755, dir_fd=dfd)
-            except FileNotFoundError:
-                os.mkdir(name, 0o755, dir_fd=dfd)
             if self.same_owner:
                 os.chown(name, member.uid, member.gid, dir_fd=dfd, follow_symlinks=False)
             self._xattrs(member, dfd, name)
@@ -324,10 +366,13 @@ class LayerApplier:
             # and a read-only mode would stop an unprivileged applier from filling it.
             self._dirs.append((parts, member.mode & 0o7777, member.mtime))
             return
-        self._remove(dfd, name)
+        already = parts in self._written
+        self._written.add(parts)
+        self._remove(dfd, name, None if not already else parts)
         if member.isreg():
             self._write_file(tf, member, dfd, name)
-        elif member.issym():
+            return
+        if member.issym():
             os.symlink(member.linkname, name, dir_fd=dfd)
         elif member.islnk():
             tparts = self._clean(member.linkname)
@@ -373,10 +418,11 @@ class LayerApplier:
         """Apply one (possibly compressed) layer tar; returns its diff_id and size."""
         reader = _DigestReader(decompressed(stream))
         self._root_fd = os.open(self.root, _DIR_FLAGS)
+        self._fresh = not os.listdir(self._root_fd)
         entries = 0
         try:
             try:
-                with tarfile.open(fileobj=reader, mode="r|", bufsize=CHUNK) as tf:  # type: ignore[call-overload]
+                with tarfile.open(fileobj=reader, mode="r|", bufsize=_TAR_BUF) as tf:  # type: ignore[call-overload]
                     for member in tf:
                         entries += 1
                         self._apply_member(tf, member)
@@ -394,12 +440,19 @@ class LayerApplier:
             reader.drain()
         finally:
             self._forget_fds()
-            self._close_stale()
+            self._stale, stale = [], self._stale
+            for fd in stale:
+                os.close(fd)
             os.close(self._root_fd)
             self._root_fd = -1
             self._written.clear()
             self._dirs.clear()
         return LayerStats("sha256:" + reader.h.hexdigest(), reader.size, entries)
+
+
+def _xattrs_of(member: tarfile.TarInfo) -> list[tuple[str, bytes]]:
+    return [(k[len("SCHILY.xattr."):], v.encode("utf-8", "surrogateescape"))
+            for k, v in member.pax_headers.items() if k.startswith("SCHILY.xattr.")]
 
 
 def _write_all(fd: int, data: bytes) -> None:

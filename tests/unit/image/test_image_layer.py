@@ -247,3 +247,23 @@ def test_streaming_a_large_layer_does_not_grow_memory(box):
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert os.path.getsize(box / "big") == 200 << 20
     assert grown < 64 << 10  # KiB: well under a third of the layer
+
+
+def test_entry_replacing_an_implicit_parent_or_a_pending_file_wins(box):
+    apply(box, T().add("a/b/c", data=b"1").add("a/b", data=b"file-now").add("x", data=b"f")
+          .add("x", tarfile.DIRTYPE).add("x/y", data=b"2").add("z", data=b"old")
+          .add("z", data=b"new").bytes())
+    assert (box / "a/b").read_bytes() == b"file-now"
+    assert (box / "x/y").read_bytes() == b"2"
+    assert (box / "z").read_bytes() == b"new"
+
+
+def test_many_small_files_with_hardlinks_come_out_whole(box):
+    t = T()
+    for i in range(3000):
+        t.add(f"d{i % 7}/f{i}", data=str(i).encode() * (i % 50))
+    t.add("d0/link", tarfile.LNKTYPE, linkname="d3/f2999")
+    apply(box, t.bytes())
+    for i in range(0, 3000, 37):
+        assert (box / f"d{i % 7}/f{i}").read_bytes() == str(i).encode() * (i % 50)
+    assert os.stat(box / "d0/link").st_ino == os.stat(box / "d3/f2999").st_ino
