@@ -27,6 +27,8 @@ sys.path.insert(0, str(REPO / "src"))
 from rongqi.image.busybox import make_bundle, make_rootfs  # noqa: E402
 
 CGROUP_PARENT = "rongqi-bench"
+# Leaves are named per bench process, so two benches running at once never share a cgroup.
+CGROUP_PREFIX = f"r{os.getpid()}-"
 CGROUP_FS = "/sys/fs/cgroup"
 
 
@@ -57,7 +59,7 @@ def write_bundle(dest: Path, rootfs: Path, cgroup: str) -> str:
     # but for its cgroupsPath, so parallel containers do not share a cgroup.
     return make_bundle(
         str(dest), ["/bin/true"], rootfs=str(rootfs), readonly=True,
-        cgroups_path=f"/{CGROUP_PARENT}/{cgroup}",
+        cgroups_path=f"/{CGROUP_PARENT}/{CGROUP_PREFIX}{cgroup}",
     )
 
 
@@ -98,15 +100,22 @@ def force_delete_all(rt: Runtime) -> None:
 
 
 def remove_bench_cgroups() -> None:
+    """Remove this run's leaves (runtimes normally do) and the parent once nobody uses it."""
     for hierarchy in os.listdir(CGROUP_FS):
         top = os.path.join(CGROUP_FS, hierarchy, CGROUP_PARENT)
         if not os.path.isdir(top):
             continue
-        for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda w: w[0].count("/"), reverse=True):
-            try:
-                os.rmdir(dirpath)
-            except OSError as err:
-                print(f"warning: could not remove cgroup {dirpath}: {err}", file=sys.stderr)
+        for leaf in os.listdir(top):
+            path = os.path.join(top, leaf)
+            if leaf.startswith(CGROUP_PREFIX) and os.path.isdir(path):
+                try:
+                    os.rmdir(path)
+                except OSError as err:
+                    print(f"warning: could not remove cgroup {path}: {err}", file=sys.stderr)
+        try:
+            os.rmdir(top)
+        except OSError:
+            pass  # another bench still has leaves there; the last one out removes it
 
 
 def find_runtimes(names: list[str], rongqi_oci: str, state: Path) -> list[Runtime]:
