@@ -80,7 +80,7 @@ class Snapshot:
     mounts: dict[int, Mount] = field(default_factory=dict)
     cgroups: set[str] = field(default_factory=set)
     netns: set[str] = field(default_factory=set)
-    veths: set[str] = field(default_factory=set)  # all host links; veths picked at compare
+    links: set[str] = field(default_factory=set)  # all host links; veths picked at compare
     procs: dict[tuple[int, int], Proc] = field(default_factory=dict)
 
 
@@ -218,7 +218,7 @@ class LeakChecker:
         }
         snap.cgroups = read_cgroups()
         snap.netns = read_netns()
-        snap.veths = read_links()
+        snap.links = read_links()
         procs = procs if procs is not None else read_procs()
         mine = self._descendants(procs)
         for p in procs.values():
@@ -296,7 +296,7 @@ class LeakChecker:
 
         for name in sorted(after.netns - before.netns):
             (ours if self.tag in name else ambiguous).netns.append(name)
-        new_links = after.veths - before.veths
+        new_links = after.links - before.links
         for name in sorted(new_links & read_veths() if new_links else ()):
             (ours if self.tag in name else ambiguous).veths.append(name)
         if foreign_tags:
