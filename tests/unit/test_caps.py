@@ -62,3 +62,8 @@ def test_current_reads_the_five_sets_of_this_process():
     assert now == caps.CapSets(fields["CapBnd"], fields["CapEff"], fields["CapPrm"],
                                fields["CapInh"], fields["CapAmb"])
     assert "bounding=" in repr(now)
+
+
+def test_unknown_lists_the_names_mask_would_refuse():
+    assert caps.unknown(["CAP_CHOWN", "CAP_BOGUS", "SYS_ADMIN"]) == ["CAP_BOGUS", "SYS_ADMIN"]
+    assert caps.unknown(["CAP_CHOWN"]) == []

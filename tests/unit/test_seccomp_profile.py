@@ -116,3 +116,12 @@ def test_editing_an_argument_condition_does_not_change_the_next_profile():
     a = default_seccomp("x86_64", kernel="6.1")
     _rules_for(a, "socket")[0]["args"][0]["value"] = 1
     assert _rules_for(default_seccomp("x86_64", kernel="6.1"), "socket")[0]["args"][0]["value"] == 40
+
+
+def test_default_process_capabilities_leave_inheritable_and_ambient_empty():
+    from rongqi.oci.profile import default_capabilities
+    c = default_capabilities()
+    assert set(c) == {"bounding", "effective", "permitted"}
+    assert c["bounding"] == c["effective"] == c["permitted"] == DEFAULT_CAPABILITIES
+    c["bounding"].append("CAP_SYS_ADMIN")
+    assert "CAP_SYS_ADMIN" not in default_capabilities()["bounding"]

@@ -170,6 +170,14 @@ def mask(names: list[str]) -> int:
     return m
 
 
+def unknown(names: list[str]) -> list[str]:
+    """The names in names that no kernel defines (mask raises on the first of them).
+
+    runc warns about these and goes on; a caller that wants runc's leniency
+    filters them out with this and logs them first."""
+    return [n for n in names if n not in CAPABILITIES]
+
+
 def unsupported(names: list[str]) -> list[str]:
     """The known names in names that this kernel does not have (skipped by mask)."""
     top = last_cap()

@@ -25,6 +25,19 @@ DEFAULT_CAPABILITIES: list[str] = [
     "CAP_AUDIT_WRITE",
 ]
 
+
+
+def default_capabilities() -> dict:
+    """process.capabilities for the default container.
+
+    No inheritable and no ambient set: since CVE-2022-24769 (moby) and
+    CVE-2022-29162 (runc) neither docker nor runc put capabilities there, because
+    inheritable ones reach a non-root program's file capabilities on exec.
+    """
+    return {"bounding": list(DEFAULT_CAPABILITIES), "effective": list(DEFAULT_CAPABILITIES),
+            "permitted": list(DEFAULT_CAPABILITIES)}
+
+
 # Allowed to every container: calls that touch only the caller's own process,
 # files and sockets, or whose danger the capabilities already guard. The same
 # list as moby's profiles/seccomp/default.json (with moby #47341's additions for
