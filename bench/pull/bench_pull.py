@@ -159,14 +159,18 @@ def main() -> int:
                   ref]], [work / "podman"])
         results: dict[str, dict[str, float]] = {}
         for image, ref in refs.items():
-            for tool, make in tools.items():
-                times = []
-                for _ in range(args.runs):
-                    cmds, clean = make(ref)
-                    times.append(time_cmds(cmds, clean))
-                results.setdefault(image, {})[tool] = statistics.median(times)
-                print(f"  {image:7} {tool:28} median {statistics.median(times):6.2f} s  "
-                      f"(runs: {', '.join(f'{t:.2f}' for t in times)})", flush=True)
+            # Interleaved, order rotating per run: this disk slows down as files are created
+            # and deleted (ext4 inode scans), which must not favour whichever tool runs first.
+            times: dict[str, list[float]] = {t: [] for t in tools}
+            names = list(tools)
+            for run in range(args.runs):
+                for tool in names[run % len(names):] + names[:run % len(names)]:
+                    cmds, clean = tools[tool](ref)
+                    times[tool].append(time_cmds(cmds, clean))
+            for tool, ts in times.items():
+                results.setdefault(image, {})[tool] = statistics.median(ts)
+                print(f"  {image:7} {tool:28} median {statistics.median(ts):6.2f} s  "
+                      f"(runs: {', '.join(f'{t:.2f}' for t in ts)})", flush=True)
         print()
         print(f"{'image':8} {'tool':28} {'median s':>9} {'vs rongqi':>10}")
         for image, row in results.items():

@@ -150,6 +150,7 @@ class RegistryClient:
         self._schemes: dict[str, str] = {}
         self._challenges: dict[str, tuple[str, dict[str, str]]] = {}
         self._tokens: dict[tuple[str, str], _Token] = {}
+        self._token_locks: dict[tuple[str, str], threading.Lock] = {}
         self._lock = threading.Lock()
         self.explicit_creds: dict[str, tuple[str, str]] = {}
 
@@ -197,8 +198,19 @@ class RegistryClient:
         key = (realm + "|" + params.get("service", ""), " ".join(scopes))
         with self._lock:
             tok = self._tokens.get(key)
-        if tok and tok.expires > time.monotonic():
-            return tok.value
+            if tok and tok.expires > time.monotonic():
+                return tok.value
+            flight = self._token_locks.setdefault(key, threading.Lock())
+        # One fetch per scope even when parallel blob transfers all miss the cache at once.
+        with flight:
+            with self._lock:
+                tok = self._tokens.get(key)
+            if tok and tok.expires > time.monotonic():
+                return tok.value
+            return self._fetch_token(host, realm, params, scopes, key)
+
+    def _fetch_token(self, host: str, realm: str, params: dict[str, str], scopes: list[str],
+                     key: tuple[str, str]) -> str:
         query: list[tuple[str, str]] = []
         if params.get("service"):
             query.append(("service", params["service"]))
