@@ -95,9 +95,14 @@ def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SY
         st.pid_start = statemod.proc_stat(pid)[0]
         st.userns = spec.linux.namespace("user") is not None
         st.namespaces = {n.type: n.path for n in spec.linux.namespaces if n.path}
-        _configure_child(spec, pid, cg)
-        st.save()
         sync.send("go", str(pid))
+        try:
+            _configure_child(spec, pid, cg)
+        except BaseException as err:
+            sync.send("abort", str(err))
+            raise
+        st.save()
+        sync.send("joined")
         _await_ready(sync, spec, st, pid)
         sync.close()
         if opts.pid_file:

@@ -140,9 +140,6 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
             raise OSError(err.errno, f"cannot become root in the user namespace (is uid/gid 0 mapped?): {err.strerror}") from None
     for kind, path in c.late_joins:
         namespaces.join(sc, kind, path)
-    if c.new_cgroupns:
-        # After the parent put us in our cgroup, so that it becomes our cgroup's root.
-        sc.unshare(sysc.CLONE_NEWCGROUP)
     if spec.hostname:
         sc.sethostname(spec.hostname)
     if spec.domainname:
@@ -152,7 +149,19 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
                                 bundle=spec.bundle, mount_label=lin.mount_label, cgroupns=c.new_cgroupns,
                                 cgroup_dirs=c.cgroup_dirs)
     rs.prepare()
-    rs.mount_all([rootfs_mod.MountSpec(m.destination, m.type, m.source, m.options) for m in spec.mounts])
+    mounts = [rootfs_mod.MountSpec(m.destination, m.type, m.source, m.options) for m in spec.mounts]
+    # The runtime moves us into our cgroup while we mount (a cgroup migration waits for an
+    # RCU grace period: milliseconds worth overlapping). Only the cgroup namespace and
+    # cgroup mounts must wait for it.
+    split = next((i for i, m in enumerate(mounts) if m.type in ("cgroup", "cgroup2")), len(mounts))
+    rs.mount_all(mounts[:split])
+    word, text = sync.recv()
+    if word != "joined":
+        raise RuntimeError(text or "the runtime went away before the container joined its cgroup")
+    if c.new_cgroupns:
+        # After the runtime put us in our cgroup, so that it becomes our cgroup namespace's root.
+        sc.unshare(sysc.CLONE_NEWCGROUP)
+    rs.mount_all(mounts[split:])
     rs.create_devices([_device(d) for d in lin.devices])
     rs.make_cwd(proc.cwd)
     if c.runtime_hooks:
