@@ -424,33 +424,68 @@ def test_a_damaged_cache_file_is_replaced_not_loaded(tmp_path):
         assert f.read() == good
 
 
-def test_loaded_program_is_the_one_libseccomp_would_load(tmp_path):
+def test_loaded_program_is_the_one_libseccomp_would_load_after_the_enosys_stub(tmp_path):
     """The cache path loads exported BPF with seccomp(2) instead of seccomp_load(3):
     read back the kernel's copy of each (PTRACE_SECCOMP_GET_FILTER) and compare."""
     p = _default_profile()
 
     def via_libseccomp():
-        # libseccomp's own loader on the same rules (rebuilt here with seccomp_load).
         lib = sc._libseccomp()
         lib.seccomp_load.argtypes = [ctypes.c_void_p]
-        bpf = sc._compile_with_libseccomp(p)  # warm the same code path
         ctx = _build_ctx(lib, p)
         libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
         assert lib.seccomp_load(ctx) == 0
-        return bpf
 
     def via_rongqi():
         libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
         sc.load(p, cache_dir=str(tmp_path / "cache"))
 
-    assert _kernel_filter(via_libseccomp) == _kernel_filter(via_rongqi) == sc.compile_filter(p, None).bpf
+    ours = sc.compile_filter(p, None).bpf
+    libseccomps = _kernel_filter(via_libseccomp)
+    assert _kernel_filter(via_rongqi) == ours
+    # ours = runc-style -ENOSYS stub + exactly what libseccomp itself loads
+    assert ours.endswith(libseccomps)
+    stub = ours[: len(ours) - len(libseccomps)]
+    assert 0 < len(stub) // 8 <= 16
+    assert stub[:8] == struct.pack("HBBI", 0x20, 0, 0, 4)  # ld [arch]
+
+
+def test_calls_newer_than_the_profile_get_enosys_known_ones_keep_eperm():
+    def child():
+        _load_default_profile()
+        return {"past_profile": _raw_nr(470)[1],
+                "not_a_call": _raw_nr(1000)[1],
+                "x32_past_profile": _raw_nr(0x40000000 | 1000)[1],
+                "keyctl": raw("keyctl", 0, 0)[1]}
+
+    assert ok_in_child(child) == {"past_profile": 38, "not_a_call": 38, "x32_past_profile": 38,
+                                  "keyctl": 1}
+
+
+def _raw_nr(n: int) -> tuple[int, int]:
+    ctypes.set_errno(0)
+    rc = libc.syscall(ctypes.c_long(n))
+    return rc, ctypes.get_errno() if rc == -1 else 0
+
+
+def test_no_enosys_stub_when_the_default_allows_or_already_says_enosys():
+    lib = sc._libseccomp()
+    tokens = [lib.seccomp_arch_native()]
+    rules = [{"names": ["getppid"], "action": "SCMP_ACT_ERRNO"}]
+    assert sc._enosys_stub(lib, profile("SCMP_ACT_ALLOW", rules), tokens) == b""
+    assert sc._enosys_stub(lib, profile("SCMP_ACT_LOG", rules), tokens) == b""
+    assert sc._enosys_stub(lib, profile("SCMP_ACT_ERRNO", [{"names": ["getppid"], "action": "SCMP_ACT_ALLOW"}],
+                                        defaultErrnoRet=38), tokens) == b""
+    assert sc._enosys_stub(lib, profile("SCMP_ACT_ERRNO", [{"names": ["getppid"], "action": "SCMP_ACT_ALLOW"}]),
+                           tokens) != b""
+    assert sc._enosys_stub(lib, profile("SCMP_ACT_KILL", [{"names": ["getppid"], "action": "SCMP_ACT_ALLOW"}]),
+                           tokens) != b""
 
 
 def _build_ctx(lib, p):
     # Same steps as seccomp._compile_with_libseccomp, but the context is kept for seccomp_load.
     captured = {}
     real_release = lib.seccomp_release
-    real_export = lib.seccomp_export_bpf
 
     class Hold:
         def __call__(self, ctx):
@@ -461,7 +496,6 @@ def _build_ctx(lib, p):
         sc._compile_with_libseccomp(p)
     finally:
         lib.seccomp_release = real_release
-        lib.seccomp_export_bpf = real_export
     return captured["ctx"]
 
 

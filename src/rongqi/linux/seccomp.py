@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 
 # libseccomp's action values (seccomp.h); ERRNO and TRACE carry a 16-bit datum.
 ACTIONS: dict[str, int] = {
@@ -52,6 +53,7 @@ ARCHITECTURES = (
     "SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64", "SCMP_ARCH_RISCV64", "SCMP_ARCH_LOONGARCH64",
 )
 EPERM = 1
+_ORDER = sys.byteorder  # struct sock_filter is in the machine's byte order
 _FLAG_NEW_LISTENER = 8
 _FLAG_TSYNC_ESRCH = 16
 _SECCOMP_SET_MODE_FILTER = 1
@@ -179,6 +181,10 @@ def _libseccomp():
         lib.seccomp_attr_set.restype = ctypes.c_int
         lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
         lib.seccomp_syscall_resolve_name.restype = ctypes.c_int
+        lib.seccomp_syscall_resolve_name_arch.argtypes = [ctypes.c_uint32, ctypes.c_char_p]
+        lib.seccomp_syscall_resolve_name_arch.restype = ctypes.c_int
+        lib.seccomp_arch_native.argtypes = []
+        lib.seccomp_arch_native.restype = ctypes.c_uint32
         lib.seccomp_rule_add_array.argtypes = [vp, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
                                                ctypes.POINTER(_ArgCmp)]
         lib.seccomp_rule_add_array.restype = ctypes.c_int
@@ -216,6 +222,7 @@ def _compile_with_libseccomp(profile: SeccompProfile) -> bytes:
     try:
         # no_new_privs is the runtime's business (process.noNewPrivileges), not libseccomp's.
         _check(lib.seccomp_attr_set(ctx, _SCMP_FLTATR_CTL_NNP, 0), "seccomp: clear the NNP attribute")
+        tokens = [lib.seccomp_arch_native()]
         for arch in profile.architectures:
             token = lib.seccomp_arch_resolve_name(arch[len("SCMP_ARCH_"):].lower().encode())
             if token == 0:
@@ -223,6 +230,8 @@ def _compile_with_libseccomp(profile: SeccompProfile) -> bytes:
             rc = lib.seccomp_arch_add(ctx, token)
             if rc != -17:  # EEXIST: the native architecture is always there
                 _check(rc, f"seccomp: add architecture {arch}")
+            if token not in tokens:
+                tokens.append(token)
         for rule in profile.syscalls:
             action = _action_value(rule.action, rule.errnoRet)
             if action == default:
@@ -245,11 +254,98 @@ def _compile_with_libseccomp(profile: SeccompProfile) -> bytes:
         try:
             _check(lib.seccomp_export_bpf(ctx, fd), "seccomp: export the BPF program")
             size = os.lseek(fd, 0, os.SEEK_END)
-            return os.pread(fd, size, 0)
+            program = os.pread(fd, size, 0)
         finally:
             os.close(fd)
     finally:
         lib.seccomp_release(ctx)
+    stub = _enosys_stub(lib, profile, tokens)
+    if (len(stub) + len(program)) // 8 > _BPF_MAXINSNS:
+        raise OSError(7, f"seccomp: the filter has {(len(stub) + len(program)) // 8} instructions, "
+                         f"more than the kernel's {_BPF_MAXINSNS}")
+    return stub + program
+
+
+# ---- the -ENOSYS stub ----------------------------------------------------------
+#
+# A system call newer than every call the profile names is one its author could not
+# know; answering it with the default action (EPERM in docker's profile) stops the
+# C library from falling back to the older call it replaces (fchmodat2 -> fchmodat,
+# clone3 -> clone). runc therefore puts a short program before libseccomp's that
+# answers ENOSYS for numbers past the profile's largest, per architecture, and so
+# does rongqi, with the same rules: no stub when the default action allows, or when
+# it already answers ENOSYS. The stub only ever returns ENOSYS or falls through to
+# libseccomp's program unchanged, so it can deny a call, never allow one.
+
+_X32_TOKEN = 0x4000003E        # libseccomp's SCMP_ARCH_X32, not a real AUDIT_ARCH value
+_AUDIT_ARCH_X86_64 = 0xC000003E
+_X32_BIT = 0x40000000
+_S390_TOKENS = (0x16, 0x80000016)  # s390 multiplexes new calls through setup(2): not handled
+_RET_ENOSYS = 0x00050000 | 38
+_LD_ABS, _JEQ, _JGT, _JSET, _JA, _RET = 0x20, 0x15, 0x25, 0x45, 0x05, 0x06
+
+
+def _enosys_stub(lib, profile: SeccompProfile, tokens: list[int]) -> bytes:
+    if profile.defaultAction in ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG") or profile.defaultErrnoRet == 38:
+        return b""
+    names = {n for r in profile.syscalls for n in r.names}
+    # audit arch -> {"plain": largest number, "x32": largest number}
+    largest: dict[int, dict[str, int]] = {}
+    for token in tokens:
+        if token in _S390_TOKENS:
+            continue
+        top = -1
+        for n in names:
+            nr = lib.seccomp_syscall_resolve_name_arch(token, n.encode())
+            if nr > top:  # negative numbers are libseccomp's pseudo-calls (multiplexed)
+                top = nr
+        if top < 0:
+            continue
+        audit = _AUDIT_ARCH_X86_64 if token == _X32_TOKEN else token
+        largest.setdefault(audit, {})["x32" if token == _X32_TOKEN else "plain"] = top
+    if not largest:
+        return b""
+
+    # Tiny assembler: jumps name labels, resolved to the relative offsets BPF wants.
+    prog: list[list] = []
+    labels: dict[str, int] = {}
+
+    def op(code: int, k: int = 0, jt: str | int = 0, jf: str | int = 0) -> None:
+        prog.append([code, jt, jf, k])
+
+    for i, (audit, tops) in enumerate(largest.items()):
+        nxt = f"arch{i + 1}"
+        op(_LD_ABS, 4)                          # A = seccomp_data.arch
+        op(_JEQ, audit, 0, nxt)
+        op(_LD_ABS, 0)                          # A = seccomp_data.nr
+        if audit == _AUDIT_ARCH_X86_64:
+            if "plain" in tops and "x32" in tops:
+                op(_JSET, _X32_BIT, f"x32_{i}", 0)
+                op(_JGT, tops["plain"], "enosys", "filter")
+                labels[f"x32_{i}"] = len(prog)
+                op(_JGT, tops["x32"], "enosys", "filter")
+            elif "plain" in tops:
+                op(_JSET, _X32_BIT, "filter", 0)
+                op(_JGT, tops["plain"], "enosys", "filter")
+            else:
+                op(_JSET, _X32_BIT, 0, "filter")
+                op(_JGT, tops["x32"], "enosys", "filter")
+        else:
+            op(_JGT, tops["plain"], "enosys", "filter")
+        labels[nxt] = len(prog)
+    op(_JA, "filter")
+    labels["enosys"] = len(prog)
+    op(_RET, _RET_ENOSYS)
+    labels["filter"] = len(prog)
+
+    out = bytearray()
+    for i, (code, jt, jf, k) in enumerate(prog):
+        if code == _JA:
+            k = labels[k] - i - 1
+        jt = labels[jt] - i - 1 if isinstance(jt, str) else jt
+        jf = labels[jf] - i - 1 if isinstance(jf, str) else jf
+        out += code.to_bytes(2, _ORDER) + bytes((jt, jf)) + (k & 0xFFFFFFFF).to_bytes(4, _ORDER)
+    return bytes(out)
 
 
 def _condition_groups(args: list[SeccompArg]) -> list[list[SeccompArg]]:
@@ -284,7 +380,7 @@ def _cache_key(profile: SeccompProfile) -> str | None:
     u = os.uname()
     import _sha256  # hashlib would pull in OpenSSL's _hashlib; this is the builtin one
     h = _sha256.sha256()
-    for part in ("rongqi-seccomp-1", u.machine, u.release, lib, str(st.st_size),
+    for part in ("rongqi-seccomp-2", u.machine, u.release, lib, str(st.st_size),
                  str(st.st_mtime_ns), profile.key()):
         h.update(part.encode())
         h.update(b"\0")
@@ -453,7 +549,6 @@ def send_notify_fd(fd: int, listener_path: str, state_json: bytes, metadata: str
     data and fd as the one SCM_RIGHTS control message, as runc sends it.
     """
     import _socket
-    import sys
     from rongqi import fastjson
 
     state = fastjson.loads(state_json)
