@@ -189,3 +189,43 @@ def test_spec_writes_a_config_that_runs(oci_binary, runtime_root, tmp_path, uniq
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "spec-ok"
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda c: c["process"].__setitem__("apparmorProfile", "docker-default"), ["process.apparmorProfile", "AppArmor is not enabled"]),
+    (lambda c: c["process"].__setitem__("selinuxLabel", "system_u:system_r:container_t:s0"), ["process.selinuxLabel", "SELinux is not enabled"]),
+    (lambda c: c["linux"].__setitem__("intelRdt", {"closID": "x"}), ["linux.intelRdt", "no Intel RDT"]),
+    (lambda c: c["linux"].__setitem__("personality", {"domain": "LINUX64"}), ["linux.personality.domain", "LINUX64"]),
+    (lambda c: c["process"].__setitem__("scheduler", {"policy": "SCHED_FAST"}), ["process.scheduler.policy"]),
+])
+def test_what_the_host_cannot_enforce_is_refused(oci_binary, runtime_root, bundle_factory, unique_id, change, words):
+    from rongqi.linux import lsm
+
+    if "AppArmor" in words[-1] and lsm.apparmor_enabled() or "SELinux" in words[-1] and lsm.selinux_enabled():
+        pytest.skip("this host has the LSM")
+    if "Intel RDT" in words[-1] and os.path.exists("/sys/fs/resctrl/schemata"):
+        pytest.skip("this host has resctrl")
+    bundle = bundle_factory(["true"])
+    edit_config(bundle, change)
+    r = oci(oci_binary, runtime_root, "create", "-b", bundle, unique_id)
+    assert_one_clear_line(r, *words)
+    assert_nothing_left(runtime_root, unique_id)
+
+
+def test_personality_scheduler_and_io_priority_are_applied(oci_binary, runtime_root, bundle_factory, unique_id):
+    bundle = bundle_factory(["sh", "-c", "uname -m; cat /proc/self/stat | cut -d' ' -f19,41; ionice -p $$ 2>/dev/null || true"])
+
+    def change(c):
+        c["linux"]["personality"] = {"domain": "LINUX32"}
+        c["process"]["scheduler"] = {"policy": "SCHED_BATCH", "nice": 5}
+        c["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE", "priority": 0}
+
+    edit_config(bundle, change)
+    r = subprocess.run([oci_binary, "--root", runtime_root, "run", "-b", bundle, unique_id],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split("\n")
+    if os.uname().machine == "x86_64":
+        assert lines[0] == "i686"  # LINUX32 personality
+    nice, policy = lines[1].split()
+    assert (nice, policy) == ("5", "3")  # SCHED_BATCH = 3

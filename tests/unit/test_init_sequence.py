@@ -158,12 +158,15 @@ def test_hostname_before_rootfs_and_masks_after_pivot(run_init, rootfs):
 def test_privileges_are_dropped_in_order_and_seccomp_is_last(run_init, rootfs):
     sc = run_init(make_spec(rootfs))
     names = sc.names()
+    nnp = sc.index(lambda c: c[0] == "prctl" and c[1] == sysc.PR_SET_NO_NEW_PRIVS)
     order = [names.index(n) for n in ("drop_bounding", "keep_caps", "setgroups", "setresgid", "setresuid",
-                                      "capset", "prctl", "seccomp", "close_fds_from", "execve")]
+                                      "capset")] + [nnp] + [names.index(n) for n in ("seccomp", "close_fds_from", "execve")]
     assert order == sorted(order), names
     assert sc.calls[names.index("setresuid")] == ("setresuid", 1000)
     assert sc.calls[names.index("setgroups")] == ("setgroups", [10])
-    assert sc.calls[names.index("prctl")][1:] == (sysc.PR_SET_NO_NEW_PRIVS, 1)
+    assert sc.calls[nnp][1:] == (sysc.PR_SET_NO_NEW_PRIVS, 1)
+    # the very first thing: no container process may open our /proc/PID/exe
+    assert sc.calls[0] == ("prctl", sysc.PR_SET_DUMPABLE, 0)
     kill = 1 << capmod.CAPABILITIES["CAP_KILL"]
     assert sc.calls[names.index("capset")][1:] == (kill, kill, 0)
     # keepcaps is switched off again once the uid changed
@@ -177,7 +180,7 @@ def test_without_no_new_privs_seccomp_is_loaded_while_caps_are_held(run_init, ro
     sc = run_init(spec, seccomp_before_caps=True)
     names = sc.names()
     assert names.index("seccomp") < names.index("drop_bounding")
-    assert "prctl" not in names
+    assert not any(c[0] == "prctl" and c[1] == sysc.PR_SET_NO_NEW_PRIVS for c in sc.calls)
 
 
 def test_no_pivot_moves_the_root_and_chroots(run_init, rootfs):

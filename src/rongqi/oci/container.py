@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from rongqi.errors import ContainerStateError, RongqiError, SpecError, UsageError
+from rongqi.errors import ContainerStateError, RongqiError, SpecError, UnsupportedError, UsageError
 from rongqi.linux import namespaces
 from rongqi.linux import syscall as sysc
 from rongqi.oci import state as statemod
@@ -63,6 +63,7 @@ def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SY
     if not os.path.isdir(spec.root_path):
         raise SpecError(f"root.path: {spec.root_path} is not a directory")
     caps = _cap_sets(spec)
+    check_host_support(spec)
     d = statemod.make_dir(root, cid)
     st = statemod.State(root, cid)
     st.bundle = os.path.abspath(opts.bundle)
@@ -139,6 +140,27 @@ class _Cleanup:
             except OSError:
                 pass
         statemod.remove_dir(self.st.dir)
+
+
+def check_host_support(spec: Spec) -> None:
+    """Refuse, at create, what this host cannot enforce: a label nobody applies is no confinement."""
+    from rongqi.linux import lsm
+
+    proc = spec.process
+    if proc.apparmor_profile and not lsm.apparmor_enabled():
+        raise UnsupportedError(f"process.apparmorProfile: {proc.apparmor_profile!r} asked for, but AppArmor is not "
+                               "enabled on this host; remove the profile (or run on a host with AppArmor)")
+    if (proc.selinux_label or spec.linux.mount_label) and not lsm.selinux_enabled():
+        key = "process.selinuxLabel" if proc.selinux_label else "linux.mountLabel"
+        raise UnsupportedError(f"{key}: an SELinux label is set, but SELinux is not enabled on this host; "
+                               "remove the label (or run on a host with SELinux)")
+    if spec.linux.intel_rdt is not None and not os.path.exists("/sys/fs/resctrl/schemata"):
+        raise UnsupportedError("linux.intelRdt: this host has no Intel RDT (resctrl is not mounted at "
+                               "/sys/fs/resctrl, or the CPU lacks RDT); remove linux.intelRdt")
+    if proc.exec_cpu_affinity is not None:
+        bad = proc.exec_cpu_affinity - os.sched_getaffinity(0)
+        if bad:
+            raise SpecError(f"process.execCPUAffinity: CPUs {sorted(bad)} are not available to this runtime")
 
 
 def _container_root_ids(spec: Spec) -> tuple[int, int]:
@@ -268,6 +290,10 @@ def preload_for_child(spec: Spec) -> None:
     """
     proc = spec.process
     if proc is not None:
+        if proc.scheduler or proc.io_priority or spec.linux.personality is not None:
+            import rongqi.linux.sched  # noqa: F401
+        if proc.apparmor_profile or proc.selinux_label:
+            import rongqi.linux.lsm  # noqa: F401
         if proc.capabilities is not None:
             import rongqi.linux.caps  # noqa: F401
         if proc.terminal:

@@ -32,6 +32,8 @@ def build_process(st: statemod.State, spec, o: ExecOptions):
     from rongqi.oci import spec as specmod
 
     if o.process_file:
+        if o.args:
+            raise UsageError("exec: give either --process FILE or a command, not both")
         try:
             with open(o.process_file, "rb") as f:
                 raw = f.read()
@@ -81,13 +83,15 @@ def build_process(st: statemod.State, spec, o: ExecOptions):
         p.capabilities = c
     if o.no_new_privs:
         p.no_new_privileges = True
+    if o.apparmor:
+        p.apparmor_profile = o.apparmor
+    if o.process_label:
+        p.selinux_label = o.process_label
     return p
 
 
 def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.SYSCALLS) -> int:
     """Start the process; return its pid."""
-    if o.apparmor or o.process_label:
-        raise RongqiError("--apparmor/--process-label: this host has no AppArmor or SELinux to apply a label with")
     if o.pid_file and not os.path.isabs(o.pid_file):
         raise UsageError(f"--pid-file {o.pid_file}: must be an absolute path")
     st = statemod.load(root, cid)
@@ -103,8 +107,9 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
     if proc.terminal and not o.console_socket and o.detach:
         raise UsageError("cannot allocate a tty for a detached exec without --console-socket")
     spec.process = proc
-    from rongqi.oci.container import _cap_sets, preload_for_child
+    from rongqi.oci.container import _cap_sets, check_host_support, preload_for_child
 
+    check_host_support(spec)
     preload_for_child(spec)
 
     c = InitConfig()
@@ -214,6 +219,7 @@ def _child(sc: sysc.Syscalls, c: InitConfig, proc) -> None:
         if word != "go":
             os._exit(1)
         c.host_pid = int(text)
+        sc.prctl(sysc.PR_SET_DUMPABLE, 0)  # see init.setup: the container must not reach our exe
         if c.userns:
             sc.setresgid(0)
             sc.setresuid(0)

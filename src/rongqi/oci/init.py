@@ -131,6 +131,9 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
     if word != "go":
         raise RuntimeError("the runtime went away before the container was set up")
     c.host_pid = int(text)
+    # Until execve (which resets it) no process of the container may open our
+    # /proc/PID/exe, fds or memory: they are the host's interpreter (CVE-2019-5736 class).
+    sc.prctl(sysc.PR_SET_DUMPABLE, 0)
     if c.userns:
         # Become root of the new user namespace (the parent has written the maps).
         try:
@@ -182,6 +185,9 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
     env = _environ(proc)
     try:
         sc.chdir(proc.cwd)
+        # The cwd must be a path in the container's root (CVE-2024-21626: a cwd reached
+        # through a leaked fd is "unreachable" and getcwd fails).
+        os.getcwd()
     except OSError as err:
         raise OSError(err.errno, f"process.cwd {proc.cwd}: {err.strerror}") from None
     exe = find_executable(proc.args[0], env.get("PATH", DEFAULT_PATH))
@@ -225,6 +231,7 @@ def finalize_process(sc: sysc.Syscalls, c: InitConfig) -> None:
     lin = c.spec.linux
     user = proc.user
     caps = c.caps
+    _apply_exec_attributes(proc, lin)
     seccomp = lin.seccomp
     notify_fd = None
     if c.seccomp_filter is not None and c.seccomp_before_caps:
@@ -261,6 +268,34 @@ def finalize_process(sc: sysc.Syscalls, c: InitConfig) -> None:
         seccomp_mod.send_notify_fd(notify_fd, seccomp.listenerPath, c.state_json("creating"),
                                    seccomp.listenerMetadata)
         os.close(notify_fd)
+
+
+def _apply_exec_attributes(proc, lin) -> None:
+    """Personality, scheduler, I/O priority, CPU affinity and LSM labels for the coming execve.
+
+    Done while the process still holds its privileges (a real-time policy needs CAP_SYS_NICE).
+    """
+    if lin.personality is not None or proc.scheduler or proc.io_priority:
+        from rongqi.linux import sched
+
+        try:
+            if lin.personality is not None:
+                sched.set_personality(lin.personality)
+            if proc.scheduler:
+                sched.set_scheduler(*proc.scheduler)
+            if proc.io_priority:
+                sched.set_io_priority(*proc.io_priority)
+        except OSError as err:
+            raise OSError(err.errno, f"process: {err.strerror}") from None
+    if proc.exec_cpu_affinity:
+        os.sched_setaffinity(0, proc.exec_cpu_affinity)
+    if proc.apparmor_profile or proc.selinux_label:
+        from rongqi.linux import lsm
+
+        if proc.apparmor_profile:
+            lsm.set_apparmor_exec(proc.apparmor_profile)
+        if proc.selinux_label:
+            lsm.set_selinux_exec(proc.selinux_label)
 
 
 def _reset_signals() -> None:

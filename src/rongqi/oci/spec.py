@@ -178,9 +178,9 @@ class Process:
         self.apparmor_profile = ""
         self.selinux_label = ""
         self.oom_score_adj: int | None = None
-        self.scheduler: dict | None = None
-        self.io_priority: dict | None = None
-        self.exec_cpu_affinity: dict | None = None
+        self.scheduler: tuple | None = None  # (policy, nice, priority, flags, runtime, deadline, period)
+        self.io_priority: tuple[int, int] | None = None  # (class, priority)
+        self.exec_cpu_affinity: set[int] | None = None
 
 
 class Mount:
@@ -257,7 +257,7 @@ class Linux:
         self.sysctl: dict[str, str] = {}
         self.seccomp = None
         self.raw_seccomp: dict | None = None
-        self.personality: dict | None = None
+        self.personality: int | None = None  # personality(2) domain
         self.intel_rdt: dict | None = None
 
     def namespace(self, kind: str) -> Namespace | None:
@@ -389,12 +389,41 @@ def _parse_process(p: _Obj) -> Process:
     pr.selinux_label = p.str("selinuxLabel", "")
     pr.oom_score_adj = p.int("oomScoreAdj", None, -1000, 1000)
     if p.raw("scheduler") is not None:
-        pr.scheduler = p.obj("scheduler").d
+        pr.scheduler = _parse_scheduler(p.obj("scheduler"))
     if p.raw("ioPriority") is not None:
-        pr.io_priority = p.obj("ioPriority").d
+        from rongqi.linux.sched import IOPRIO_CLASSES
+
+        io = p.obj("ioPriority")
+        klass = io.str("class", required=True)
+        if klass not in IOPRIO_CLASSES:
+            raise SpecError(f"{io.at('class')}: unknown class {klass!r} (known: {', '.join(IOPRIO_CLASSES)})")
+        pr.io_priority = (IOPRIO_CLASSES[klass], io.int("priority", 0, 0, 7))
     if p.raw("execCPUAffinity") is not None:
-        pr.exec_cpu_affinity = p.obj("execCPUAffinity").d
+        from rongqi.linux.sched import parse_cpus
+
+        aff = p.obj("execCPUAffinity")
+        final = aff.str("final", "") or aff.str("initial", "")
+        if final:
+            try:
+                pr.exec_cpu_affinity = parse_cpus(final)
+            except ValueError:
+                raise SpecError(f"{aff.at('final')}: {final!r} is not a CPU list like 0-3,6") from None
     return pr
+
+
+def _parse_scheduler(s: _Obj) -> tuple:
+    from rongqi.linux.sched import SCHED_FLAGS, SCHED_POLICIES
+
+    policy = s.str("policy", required=True)
+    if policy not in SCHED_POLICIES:
+        raise SpecError(f"{s.at('policy')}: unknown policy {policy!r} (known: {', '.join(SCHED_POLICIES)})")
+    flags = 0
+    for i, f in enumerate(s.strs("flags")):
+        if f not in SCHED_FLAGS:
+            raise SpecError(f"{s.at('flags')}[{i}]: unknown flag {f!r}")
+        flags |= SCHED_FLAGS[f]
+    return (SCHED_POLICIES[policy], s.int("nice", 0, -20, 19), s.int("priority", 0, 0, 99), flags,
+            s.int("runtime", 0, 0, _U64), s.int("deadline", 0, 0, _U64), s.int("period", 0, 0, _U64))
 
 
 def _parse_mappings(o: _Obj, key: str) -> list[IDMapping]:
@@ -480,7 +509,15 @@ def _parse_linux(lin: _Obj, out: Linux) -> None:
         out.raw_seccomp = lin.obj("seccomp").d
         out.seccomp = _parse_optional("rongqi.oci.seccomp_spec", "parse_seccomp", out.raw_seccomp, lin.at("seccomp"))
     if lin.raw("personality") is not None:
-        out.personality = lin.obj("personality").d
+        from rongqi.linux.sched import PERSONALITY_DOMAINS
+
+        po = lin.obj("personality")
+        domain = po.str("domain", required=True)
+        if domain not in PERSONALITY_DOMAINS:
+            raise SpecError(f"{po.at('domain')}: unknown domain {domain!r} (use LINUX or LINUX32)")
+        if po.strs("flags"):
+            raise SpecError(f"{po.at('flags')}: personality flags are not supported (as in runc)")
+        out.personality = PERSONALITY_DOMAINS[domain]
     if lin.raw("intelRdt") is not None:
         out.intel_rdt = lin.obj("intelRdt").d
 
