@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import os
 
 # The kernel's numbering (include/uapi/linux/capability.h).
 CAPABILITIES: dict[str, int] = {
@@ -128,7 +129,6 @@ def _prctl(option: int, arg2: int = 0, arg3: int = 0, what: str = "prctl") -> in
 
 
 def _strerror(err: int) -> str:
-    import os
     return os.strerror(err)
 
 

@@ -552,6 +552,8 @@ def send_notify_fd(fd: int, listener_path: str, state_json: bytes, metadata: str
     from rongqi import fastjson
 
     state = fastjson.loads(state_json)
+    if not isinstance(state, dict):
+        raise ValueError("send_notify_fd: state_json must be the container's state object")
     msg = fastjson.dumps({
         "ociVersion": state.get("ociVersion", ""),
         "fds": ["seccompFd"],
