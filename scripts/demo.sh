@@ -36,8 +36,10 @@ echo "== inside: the container's own mount table"
 mount
 echo "== inside: user"
 id
-echo "== inside: cgroup (memory limited to 64 MiB by config.json)"
+echo "== inside: cgroup (its own cgroup namespace: the container's cgroup is /)"
 grep -E 'memory|^0::' /proc/self/cgroup
+limit=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max)
+echo "== inside: memory limit $limit bytes ($((limit / 1048576)) MiB, set by config.json)"
 SH
 
 "$VENV/bin/python3" - "$WORK/bundle" "$CGROUP" "$SCRIPT" <<'PY'
@@ -50,6 +52,9 @@ make_bundle(
     ["/bin/sh", "/demo.sh"],
     hostname="rongqi-demo",
     cgroups_path=cgroup,
+    namespaces=["pid", "network", "ipc", "uts", "mount", "cgroup"],
+    mounts=[{"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}],
     resources={
         "devices": [{"allow": False, "access": "rwm"}],
         "memory": {"limit": 64 * 1024 * 1024},
