@@ -393,3 +393,97 @@ def test_terminal_without_console_socket_is_a_clear_error(oci_binary, runtime_ro
     r = oci(oci_binary, runtime_root, "create", "-b", bundle, unique_id)
     assert r.returncode != 0 and "--console-socket" in r.stderr
     assert not os.path.exists(os.path.join(runtime_root, unique_id))
+
+
+def test_linux_devices_are_created_with_their_mode_and_owner(oci_binary, runtime_root, bundle_factory, unique_id):
+    bundle = bundle_factory(["sh", "-c", "ls -ln /dev/fuse /dev/null"])
+    cfg_path = os.path.join(bundle, "config.json")
+    cfg = json.load(open(cfg_path))
+    cfg["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229,
+                                "fileMode": 0o640, "uid": 7, "gid": 8}]
+    json.dump(cfg, open(cfg_path, "w"))
+    r = oci(oci_binary, runtime_root, "run", "-b", bundle, unique_id)
+    assert r.returncode == 0, r.stderr
+    fuse, null = r.stdout.splitlines()
+    assert fuse.split()[0] == "crw-r-----" and fuse.split()[2:6] == ["7", "8", "10,", "229"]
+    assert null.split()[0] == "crw-rw-rw-"
+
+
+def test_time_namespace_offsets_shift_the_containers_clocks(oci_binary, runtime_root, bundle_factory, unique_id):
+    if not os.path.exists("/proc/self/ns/time"):
+        pytest.skip("this kernel has no time namespaces")
+    bundle = bundle_factory(["cat", "/proc/uptime"],
+                            namespaces=["pid", "network", "ipc", "uts", "mount", "time"])
+    cfg_path = os.path.join(bundle, "config.json")
+    cfg = json.load(open(cfg_path))
+    cfg["linux"]["timeOffsets"] = {"boottime": {"secs": 86400 * 365, "nanosecs": 0}}
+    json.dump(cfg, open(cfg_path, "w"))
+    r = oci(oci_binary, runtime_root, "run", "-b", bundle, unique_id)
+    assert r.returncode == 0, r.stderr
+    inside = float(r.stdout.split()[0])
+    host = float(open("/proc/uptime").read().split()[0])
+    assert inside - host > 86400 * 364
+
+
+def test_cgroup_namespace_shows_the_containers_cgroup_as_root(oci_binary, runtime_root, bundle_factory, unique_id):
+    mount = {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+    bundle = bundle_factory(["sh", "-c", "cat /proc/self/cgroup; ls /sys/fs/cgroup/pids/cgroup.procs; "
+                                         "echo 1 > /sys/fs/cgroup/pids/pids.max; echo rc=$?"],
+                            namespaces=["pid", "network", "ipc", "uts", "mount", "cgroup"], mounts=[mount])
+    r = oci(oci_binary, runtime_root, "run", "-b", bundle, unique_id)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    paths = [line.split(":", 2)[2] for line in lines if line.count(":") >= 2]
+    assert paths and all(p == "/" for p in paths), lines
+    assert "/sys/fs/cgroup/pids/cgroup.procs" in lines
+    assert "rc=1" in lines  # the cgroup mount is read-only
+
+
+def test_read_only_bind_mount_refuses_writes(oci_binary, runtime_root, bundle_factory, unique_id, tmp_path):
+    src = tmp_path / "data"
+    src.mkdir()
+    (src / "f").write_text("hello")
+    bundle = bundle_factory(["sh", "-c", "cat /data/f; touch /data/g; echo rc=$?"],
+                            mounts=[{"destination": "/data", "type": "bind", "source": str(src),
+                                     "options": ["rbind", "ro", "nosuid", "nodev"]}])
+    r = oci(oci_binary, runtime_root, "run", "-b", bundle, unique_id)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("hello") and "rc=1" in r.stdout
+    assert not (src / "g").exists()
+
+
+def test_seccomp_notify_fd_reaches_the_listener(oci_binary, runtime_root, bundle_factory, unique_id, tmp_path):
+    import socket
+
+    path = str(tmp_path / "agent.sock")
+    agent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    agent.bind(path)
+    agent.listen(1)
+    agent.settimeout(20)
+    bundle = bundle_factory(["sh", "-c", "mkdir /tmp/x; echo rc=$?"], readonly=False)
+    cfg_path = os.path.join(bundle, "config.json")
+    cfg = json.load(open(cfg_path))
+    cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": path,
+                               "listenerMetadata": "hello-agent",
+                               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}
+    json.dump(cfg, open(cfg_path, "w"))
+    p = subprocess.Popen([oci_binary, "--root", runtime_root, "run", "-b", bundle, unique_id],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        conn, _ = agent.accept()
+        msg, fds, _, _ = socket.recv_fds(conn, 65536, 1)
+        conn.close()
+        state = json.loads(msg)
+        assert state["fds"] == ["seccompFd"] and state["metadata"] == "hello-agent"
+        assert state["state"]["id"] == unique_id and state["pid"] > 0
+        assert len(fds) == 1
+        os.close(fds[0])  # no agent answers: the notified call fails instead of hanging
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 0, err
+        assert "rc=1" in out
+    finally:
+        agent.close()
+        if p.poll() is None:
+            p.kill()
+            p.wait()

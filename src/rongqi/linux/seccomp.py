@@ -541,8 +541,23 @@ def load_needs_cap_sys_admin(no_new_privileges: bool) -> bool:
 
 # ---- the notify fd, handed to the listener as runc hands it --------------------
 
-def send_notify_fd(fd: int, listener_path: str, state_json: bytes, metadata: str) -> None:
-    """Connect to listener_path and send the containerProcessState with fd.
+def connect_listener(listener_path: str) -> int:
+    """Connect to the seccomp agent's socket; return the fd (the runtime does this on the
+    host, before the init's pivot_root puts listener_path out of reach)."""
+    import _socket
+
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(listener_path)
+    except OSError as err:
+        sock.close()
+        raise OSError(err.errno, f"seccomp listener {listener_path}: {err.strerror}") from None
+    return sock.detach()
+
+
+def send_notify_fd(fd: int, listener_path: str, state_json: bytes, metadata: str, sock_fd: int | None = None) -> None:
+    """Send the containerProcessState with fd to the listener (over sock_fd when the
+    connection was made beforehand, else by connecting to listener_path).
 
     state_json is the container's state (as `state` prints it). One message goes
     out: the JSON {"ociVersion","fds":["seccompFd"],"pid","metadata","state"} as
@@ -561,12 +576,16 @@ def send_notify_fd(fd: int, listener_path: str, state_json: bytes, metadata: str
         "metadata": metadata,
         "state": state,
     }).encode()
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    if sock_fd is not None:
+        sock = _socket.socket(fileno=sock_fd)
+    else:
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     try:
-        try:
-            sock.connect(listener_path)
-        except OSError as err:
-            raise OSError(err.errno, f"seccomp listener {listener_path}: {err.strerror}") from None
+        if sock_fd is None:
+            try:
+                sock.connect(listener_path)
+            except OSError as err:
+                raise OSError(err.errno, f"seccomp listener {listener_path}: {err.strerror}") from None
         sock.sendmsg([msg], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))])
     finally:
         sock.close()

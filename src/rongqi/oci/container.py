@@ -229,7 +229,7 @@ def _cap_sets(spec: Spec):
             sets.append(capmod.mask(getattr(c, name)))
         except capmod.UnknownCapability as err:
             names_ = getattr(c, name)
-            idx = names_.index(err.args[0]) if err.args and err.args[0] in names_ else 0
+            idx = names_.index(err.name) if err.name in names_ else 0
             raise SpecError(f"process.capabilities.{name}[{idx}]: {err}") from None
     bounding, effective, permitted, inheritable, ambient = sets
     missing = capmod.missing_from_host(effective | permitted | inheritable | ambient)
@@ -352,6 +352,8 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
         c.seccomp_before_caps = seccomp_mod.load_needs_cap_sys_admin(spec.process.no_new_privileges)
         try:
             c.seccomp_filter = seccomp_mod.compile_filter(lin.seccomp)
+            if lin.seccomp.uses_notify():
+                c.seccomp_listener_fd = seccomp_mod.connect_listener(lin.seccomp.listenerPath)
         except OSError as err:
             raise RongqiError(f"linux.seccomp: {err.strerror or err}") from None
 
@@ -383,8 +385,9 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
         os.close(c.state_dir_fd)
         os.close(c_r)
         os.close(c_w)
-        if c.console_fd >= 0:
-            os.close(c.console_fd)
+        for fd in (c.console_fd, c.seccomp_listener_fd):
+            if fd >= 0:
+                os.close(fd)
     sync = Sync(p_r, p_w)
     if userns_new:
         try:

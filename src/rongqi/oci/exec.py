@@ -123,6 +123,8 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
 
         c.seccomp_before_caps = seccomp_mod.load_needs_cap_sys_admin(proc.no_new_privileges)
         c.seccomp_filter = seccomp_mod.compile_filter(spec.linux.seccomp)
+        if spec.linux.seccomp.uses_notify():
+            c.seccomp_listener_fd = seccomp_mod.connect_listener(spec.linux.seccomp.listenerPath)
     c.state_json = lambda status_: b"{}"
     if proc.terminal and o.console_socket:
         from rongqi.oci.terminal import connect
@@ -165,8 +167,9 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
     os.close(pid_w)
     os.close(c_r)
     os.close(c_w)
-    if c.console_fd >= 0:
-        os.close(c.console_fd)
+    for fd in (c.console_fd, c.seccomp_listener_fd):
+        if fd >= 0:
+            os.close(fd)
     sync = Sync(p_r, p_w)
     try:
         data = b""
