@@ -1,4 +1,7 @@
-"""rongqi-oci exec: run a new process in a running container; in the foreground, exit with its code."""
+"""rongqi-oci exec: run a new process in a running container; in the foreground, exit with its code.
+
+`exec -t` without --console-socket wires the new pty to our stdio (oci/console_proxy.py).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,16 @@ import os
 
 from rongqi.errors import UsageError
 
-_FORWARDED = (1, 2, 3, 10, 12, 14, 15, 28)
+
+def _process_file_terminal(path: str) -> bool:
+    from rongqi.fastjson import JSONError, loads
+
+    try:
+        with open(path, "rb") as f:
+            doc = loads(f.read())
+    except (OSError, JSONError):
+        return False  # exec_process reports the file's problem in its own words
+    return isinstance(doc, dict) and doc.get("terminal") is True
 
 
 def run(g, opts, args, log) -> int:
@@ -21,22 +33,48 @@ def run(g, opts, args, log) -> int:
                     caps=opts["cap"], no_new_privs=opts["no-new-privs"], apparmor=opts["apparmor"],
                     process_label=opts["process-label"], preserve_fds=opts["preserve-fds"],
                     ignore_paused=opts["ignore-paused"], cgroup=opts["cgroup"])
-    if o.tty and not o.console_socket:
-        raise UsageError("exec -t without --console-socket: a foreground terminal is not supported yet; "
-                         "pass --console-socket or drop -t")
-    pid = exec_process(g.root, cid, o)
+    terminal = _process_file_terminal(o.process_file) if o.process_file else bool(o.tty)
+    console = None
+    if terminal and not o.console_socket:
+        if o.detach:
+            raise UsageError("cannot allocate a tty for a detached exec without --console-socket")
+        from rongqi.oci.console_proxy import ConsoleSocket
+
+        console = ConsoleSocket()
+        o.console_socket = console.path
+    try:
+        pid = exec_process(g.root, cid, o)
+    except BaseException:
+        if console is not None:
+            console.close()
+        raise
     if o.detach:
         return 0
-    import _signal
+    from rongqi.oci import console_proxy
 
-    def forward(sig, frame):
+    if console is not None:
         try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
-    for sig in _FORWARDED:
-        _signal.signal(sig, forward)
+            try:
+                master = console.receive_master()
+            finally:
+                console.close()
+        except BaseException:
+            _kill(pid)
+            raise
+        try:
+            console_proxy.run_foreground(master, pid)
+        finally:
+            os.close(master)
+    else:
+        console_proxy.Forwarder(pid).install()
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass

@@ -1,4 +1,8 @@
-"""rongqi-oci run: create and start a container; in the foreground, wait and exit with its code."""
+"""rongqi-oci run: create and start a container; in the foreground, wait and exit with its code.
+
+A foreground container with process.terminal gets its pty wired to our stdio (as runc's
+run does): see oci/console_proxy.py.
+"""
 
 from __future__ import annotations
 
@@ -6,37 +10,76 @@ import os
 
 from rongqi.oci.commands import create_options, one_id
 
-# Signals a foreground run passes on to the container's init (runc forwards all it can).
-_FORWARDED = (1, 2, 3, 10, 12, 14, 15, 28)  # HUP INT QUIT USR1 USR2 ALRM TERM WINCH
+
+def listen_fds() -> int:
+    """How many socket-activation fds (LISTEN_FDS, from fd 3) were meant for us, as runc counts them."""
+    n = os.environ.get("LISTEN_FDS", "")
+    if not n or os.environ.get("LISTEN_PID", "") != str(os.getpid()):
+        return 0
+    try:
+        count = int(n)
+    except ValueError:
+        return 0
+    return max(count, 0)
+
+
+def wants_terminal(bundle: str) -> bool:
+    from rongqi.fastjson import JSONError, loads
+
+    try:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            doc = loads(f.read())
+    except (OSError, JSONError):
+        return False  # create reports the bundle's problem in its own words
+    proc = doc.get("process") if isinstance(doc, dict) else None
+    return isinstance(proc, dict) and proc.get("terminal") is True
+
+
+def exit_code(status: int) -> int:
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
 
 
 def run(g, opts, args, log) -> int:
     cid = one_id(args, "run")
     from rongqi.oci import container
 
-    st = container.create(g.root, cid, create_options(g, opts))
+    # Socket activation: the fds sit at 3.. ahead of any --preserve-fds ones (runc's order).
+    opts["preserve-fds"] = (opts["preserve-fds"] or 0) + listen_fds()
+    console = None
+    if not opts["detach"] and not opts["console-socket"] and wants_terminal(opts["bundle"]):
+        from rongqi.oci.console_proxy import ConsoleSocket
+
+        console = ConsoleSocket()
+        opts["console-socket"] = console.path
+    try:
+        st = container.create(g.root, cid, create_options(g, opts))
+    except BaseException:
+        if console is not None:
+            console.close()
+        raise
     if opts["detach"]:
         container.start(g.root, cid)
         return 0
-    import _signal
+    from rongqi.oci import console_proxy
 
-    def forward(sig, frame):
-        try:
-            os.kill(st.pid, sig)
-        except ProcessLookupError:
-            pass
-
-    for sig in _FORWARDED:
-        _signal.signal(sig, forward)
     try:
-        container.start(g.root, cid)
+        if console is not None:
+            try:
+                master = console.receive_master()
+            finally:
+                console.close()
+            try:
+                console_proxy.run_foreground(master, st.pid, before=lambda: container.start(g.root, cid))
+            finally:
+                os.close(master)
+        else:
+            console_proxy.Forwarder(st.pid).install()
+            container.start(g.root, cid)
         _, status = os.waitpid(st.pid, 0)
     except BaseException:
         container.delete(g.root, cid, force=True)
         raise
-    code = os.waitstatus_to_exitcode(status)
-    if code < 0:
-        code = 128 - code
     if not opts["keep"]:
         container.delete(g.root, cid, force=True)
-    return code
+    return exit_code(status)
