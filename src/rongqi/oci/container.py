@@ -96,14 +96,15 @@ def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SY
         st.pid_start = statemod.proc_stat(pid)[0]
         st.userns = spec.linux.namespace("user") is not None
         st.namespaces = {n.type: n.path for n in spec.linux.namespaces if n.path}
-        sync.send("go", str(pid))
+        _send(sync, "go", str(pid))
         try:
             _configure_child(spec, pid, cg)
         except BaseException as err:
-            sync.send("abort", str(err))
+            _send(sync, "abort", str(err))
             raise
         st.save()
-        sync.send("joined")
+        # If the init already failed, its error is waiting in the pipe: _await_ready reads it.
+        _send(sync, "joined")
         _await_ready(sync, spec, st, pid)
         sync.close()
         if opts.pid_file:
@@ -517,14 +518,22 @@ def _await_ready(sync: Sync, spec: Spec, st: statemod.State, pid: int) -> None:
                     if hooks:
                         run_hooks(kind, [HookSpec(h.path, h.args, h.env, h.timeout) for h in hooks], state_json)
             except BaseException as err:
-                sync.send("abort", str(err))
+                _send(sync, "abort", str(err))
                 raise
-            sync.send("hooks-done")
+            _send(sync, "hooks-done")
             continue
         if word == "error":
             raise RongqiError(text)
         _, status = os.waitpid(pid, 0)
         raise RongqiError(f"container init exited before it was ready ({_describe_status(status)})")
+
+
+def _send(sync: Sync, word: str, text: str = "") -> None:
+    """Send to the init; a gone init is not an error here (its own report, or its exit, is)."""
+    try:
+        sync.send(word, text)
+    except BrokenPipeError:
+        pass
 
 
 def _describe_status(status: int) -> str:
