@@ -73,6 +73,9 @@ def layer_from_dir(path: str, out: IO[bytes], *, compress: bool = True) -> None:
                 arc = os.path.relpath(full, path)
                 ti = tf.gettarinfo(full, arc)
                 ti.uname = ti.gname = ""
+                # Whole seconds, as docker writes them: a float mtime costs a PAX header
+                # per entry, which every reader then has to parse.
+                ti.mtime = int(ti.mtime)
                 if ti.isreg():
                     with open(full, "rb") as src:
                         tf.addfile(ti, src)

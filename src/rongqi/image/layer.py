@@ -78,22 +78,77 @@ class _PrefixReader:
 
 
 class _DigestReader:
-    """Hashes what passes through, so the diff_id is known without a second read."""
+    """Decompresses and hashes on a second thread, one MiB ahead of the tar reader.
+
+    zlib, zstd and sha256 release the GIL, so on two cores this overlaps with the entry
+    parsing and file creation of the reading thread; the queue bounds memory to a few MiB.
+    """
+
+    _DEPTH = 8
 
     def __init__(self, inner: object):
+        import queue
+        import threading
         self.inner = inner
         self.h = hashlib.sha256()
         self.size = 0
+        self._q: queue.Queue[bytes | BaseException | None] = queue.Queue(self._DEPTH)
+        self._buf = b""
+        self._pos = 0
+        self._eof = False
+        self._stop = False
+        self._thread = threading.Thread(target=self._produce, name="layer-decompress",
+                                        daemon=True)
+        self._thread.start()
+
+    def _produce(self) -> None:
+        try:
+            while not self._stop:
+                chunk = self.inner.read(CHUNK)  # type: ignore[attr-defined]
+                if not chunk:
+                    break
+                self.h.update(chunk)
+                self.size += len(chunk)
+                self._q.put(chunk)
+            self._q.put(None)
+        except BaseException as e:  # noqa: BLE001 - handed to the reading thread
+            self._q.put(e)
 
     def read(self, n: int = -1) -> bytes:
-        data = self.inner.read(n)  # type: ignore[attr-defined]
-        self.h.update(data)
-        self.size += len(data)
-        return data
+        out = []
+        while n < 0 or n > 0:
+            if self._pos >= len(self._buf):
+                if self._eof:
+                    break
+                item = self._q.get()
+                if item is None:
+                    self._eof = True
+                    break
+                if isinstance(item, BaseException):
+                    self._eof = True
+                    raise item
+                self._buf, self._pos = item, 0
+            take = len(self._buf) - self._pos if n < 0 else min(n, len(self._buf) - self._pos)
+            out.append(self._buf[self._pos:self._pos + take] if take != len(self._buf)
+                       else self._buf)
+            self._pos += take
+            if n > 0:
+                n -= take
+        return out[0] if len(out) == 1 else b"".join(out)
 
     def drain(self) -> None:
         while self.read(CHUNK):
             pass
+        self._thread.join()
+
+    def close(self) -> None:
+        """Stop the producer early (an error in the tar); it may be blocked on a full queue."""
+        self._stop = True
+        while self._thread.is_alive():
+            try:
+                self._q.get(timeout=0.05)
+            except Exception:  # noqa: BLE001 - queue.Empty: look again
+                pass
 
 
 def decompressed(raw: IO[bytes]) -> IO[bytes]:
@@ -252,9 +307,7 @@ class LayerApplier:
         return self._dir_fd(parts[:-1], create), parts[-1]
 
     # -- helpers --------------------------------------------------------------------------------
-    def _remove(self, dfd: int, name: str, parts: tuple[str, ...] | None = None) -> None:
-        if self._fresh and parts is not None and parts not in self._written:
-            return  # the root started empty: only this layer's own entries can be here
+    def _remove(self, dfd: int, name: str) -> None:
         try:
             st = os.lstat(name, dir_fd=dfd)
         except FileNotFoundError:
@@ -366,9 +419,9 @@ class LayerApplier:
             # and a read-only mode would stop an unprivileged applier from filling it.
             self._dirs.append((parts, member.mode & 0o7777, member.mtime))
             return
-        already = parts in self._written
+        if parts in self._written or not self._fresh:
+            self._remove(dfd, name)  # in a root that started empty nothing else can be here
         self._written.add(parts)
-        self._remove(dfd, name, None if not already else parts)
         if member.isreg():
             self._write_file(tf, member, dfd, name)
             return
@@ -439,6 +492,7 @@ class LayerApplier:
             self._finish_dirs()
             reader.drain()
         finally:
+            reader.close()
             self._forget_fds()
             self._stale, stale = [], self._stale
             for fd in stale:
