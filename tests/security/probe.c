@@ -1,0 +1,341 @@
+/* Escape attempts made with raw syscalls from inside a container; one result line per attempt.
+ *
+ * Built by the security tests with `gcc -static` (busybox lacks most of these calls). Usage:
+ *   probe NAME[=ARG] ...     run each attempt in its own forked child, in order
+ *   probe euid               print "euid N" (the setuid copy's payload)
+ * Each attempt prints "NAME ok DETAIL" or "NAME err ERRNO_NAME STAGE", so that a test can tell
+ * which call failed and how. Nothing here changes the host even when it succeeds: reboot only
+ * asks for CAD_OFF inside a pid namespace, module load passes an empty image, time is "set" with
+ * no value, sysrq-trigger and /sys files are opened but never written.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *ename(int e) {
+    switch (e) {
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case ESRCH: return "ESRCH";
+    case EIO: return "EIO";
+    case ENXIO: return "ENXIO";
+    case EBADF: return "EBADF";
+    case EACCES: return "EACCES";
+    case EFAULT: return "EFAULT";
+    case EBUSY: return "EBUSY";
+    case EEXIST: return "EEXIST";
+    case ENOTDIR: return "ENOTDIR";
+    case EINVAL: return "EINVAL";
+    case ETXTBSY: return "ETXTBSY";
+    case EROFS: return "EROFS";
+    case ENOSYS: return "ENOSYS";
+    case ENOEXEC: return "ENOEXEC";
+    case ENOTBLK: return "ENOTBLK";
+    case ENODEV: return "ENODEV";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case ELOOP: return "ELOOP";
+    case ENOKEY: return "ENOKEY";
+    case EDQUOT: return "EDQUOT";
+    default: {
+        static char buf[32];
+        snprintf(buf, sizeof buf, "E%d", e);
+        return buf;
+    }
+    }
+}
+
+static void err(const char *name, const char *stage) { printf("%s err %s %s\n", name, ename(errno), stage); }
+
+static void a_mount(const char *n, const char *arg) {
+    (void)arg;
+    if (mount("tmpfs", "/mnt", "tmpfs", 0, "size=64k") < 0) return err(n, "mount");
+    if (umount2("/mnt", 0) < 0) return err(n, "umount-own");
+    printf("%s ok mounted-and-unmounted\n", n);
+}
+
+static void a_umount(const char *n, const char *path) {
+    if (umount2(path, MNT_DETACH) < 0) return err(n, "umount");
+    printf("%s ok unmounted %s\n", n, path);
+}
+
+static void a_userns(const char *n, const char *arg) {
+    (void)arg;
+    if (unshare(CLONE_NEWUSER) < 0) return err(n, "unshare");
+    printf("%s ok\n", n);
+}
+
+static void a_keyctl(const char *n, const char *arg) {
+    (void)arg;
+    long serial = syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, (char *)NULL);
+    if (serial < 0) return err(n, "keyctl");
+    printf("%s ok keyring=%ld\n", n, serial);
+}
+
+static void a_ptrace(const char *n, const char *pidstr) {
+    pid_t pid = (pid_t)atoi(pidstr);
+    if (ptrace(PTRACE_ATTACH, pid, 0, 0) < 0) return err(n, "attach");
+    waitpid(pid, NULL, __WALL);
+    ptrace(PTRACE_DETACH, pid, 0, 0);
+    printf("%s ok attached-and-detached %d\n", n, pid);
+}
+
+static void a_reboot(const char *n, const char *arg) {
+    (void)arg;
+    /* Safety: CAD_OFF outside a pid namespace would change the host's ctrl-alt-del setting. */
+    if (getpid() > 200) {
+        printf("%s skip not-in-a-pid-namespace\n", n);
+        return;
+    }
+    if (syscall(SYS_reboot, 0xfee1dead, 672274793, 0 /* LINUX_REBOOT_CMD_CAD_OFF */, NULL) < 0)
+        return err(n, "reboot");
+    printf("%s ok\n", n);
+}
+
+static void a_module(const char *n, const char *arg) {
+    (void)arg;
+    /* An empty image: the kernel checks the caller first, then refuses the image (ENOEXEC). */
+    if (syscall(SYS_init_module, "", 0UL, "") < 0) return err(n, "init_module");
+    printf("%s ok\n", n);
+}
+
+/* ARG is "b:MAJOR:MINOR" or "c:MAJOR:MINOR": make the node in /dev (a tmpfs without nodev), open
+ * it and read from it. */
+static void a_mknod(const char *n, const char *dev) {
+    unsigned maj = 0, min = 0;
+    char type = 'b', buf[8192];
+    const char *path = "/dev/rq-probe-node";
+    sscanf(dev, "%c:%u:%u", &type, &maj, &min);
+    unlink(path);
+    if (mknod(path, (type == 'c' ? S_IFCHR : S_IFBLK) | 0600, makedev(maj, min)) < 0) return err(n, "mknod");
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) {
+        err(n, "open");
+        unlink(path);
+        return;
+    }
+    ssize_t got = read(fd, buf, sizeof buf);
+    int e = errno;
+    close(fd);
+    unlink(path);
+    errno = e;
+    if (got < 0) return err(n, "read");
+    printf("%s ok read=%zd\n", n, got);
+}
+
+static void a_open_write(const char *n, const char *path, int do_write, const char *data) {
+    int fd = open(path, O_WRONLY);
+    if (fd < 0) return err(n, "open");
+    if (do_write && write(fd, data, strlen(data)) < 0) {
+        err(n, "write");
+        close(fd);
+        return;
+    }
+    close(fd);
+    printf("%s ok %s\n", n, do_write ? "written" : "opened-not-written");
+}
+
+static void a_kcore(const char *n, const char *arg) {
+    (void)arg;
+    struct stat st;
+    unsigned char buf[4] = {0};
+    if (stat("/proc/kcore", &st) < 0) return err(n, "stat");
+    int fd = open("/proc/kcore", O_RDONLY);
+    if (fd < 0) return err(n, "open");
+    ssize_t got = read(fd, buf, sizeof buf);
+    int e = errno;
+    close(fd);
+    errno = e;
+    if (got < 0) return err(n, "read");
+    printf("%s ok read=%zd elf=%d chardev=%u:%u\n", n, got, got == 4 && memcmp(buf, "\177ELF", 4) == 0,
+           S_ISCHR(st.st_mode) ? major(st.st_rdev) : 0, S_ISCHR(st.st_mode) ? minor(st.st_rdev) : 0);
+}
+
+static void a_chroot(const char *n, const char *marker) {
+    struct stat st;
+    mkdir("/dev/shm/rq-jail", 0700);
+    int up = open("/", O_RDONLY | O_DIRECTORY);
+    if (chroot("/dev/shm/rq-jail") < 0) return err(n, "chroot");
+    /* The classic escape: cwd (and the fd) stay outside the new root, so ".." walks up
+     * past it to the real root of the mount namespace, if the runtime only chrooted. */
+    if (fchdir(up) < 0) return err(n, "fchdir");
+    for (int i = 0; i < 64; i++) chdir("..");
+    if (chroot(".") < 0) return err(n, "chroot-back");
+    if (stat(marker, &st) < 0) return err(n, "stat-marker");
+    printf("%s ok host-marker-visible\n", n);
+}
+
+static void a_stat_marker(const char *n, const char *path) {
+    struct stat st;
+    if (stat(path, &st) < 0) return err(n, "stat");
+    printf("%s ok visible\n", n);
+}
+
+static void a_selfexe(const char *n, const char *arg) {
+    (void)arg;
+    char link[256] = {0};
+    if (readlink("/proc/self/exe", link, sizeof link - 1) < 0) return err(n, "readlink");
+    int fd = open("/proc/self/exe", O_WRONLY);
+    if (fd < 0) {
+        printf("%s err %s open-write target=%s\n", n, ename(errno), link);
+        return;
+    }
+    close(fd);
+    printf("%s ok opened-for-write target=%s\n", n, link);
+}
+
+/* Watch /proc for the runtime's processes (a `rongqi-oci exec` entering the container) and try
+ * to open their executable, the host's interpreter, for writing and for reading. */
+static void a_runtime_exe(const char *n, const char *secs) {
+    char seen[32768] = {0};
+    int hidden = 0, visible = 0, wopen = 0, ropen = 0, werr[160] = {0};
+    char self[16];
+    snprintf(self, sizeof self, "%d", getpid());
+    time_t end = time(NULL) + atoi(secs);
+    while (time(NULL) < end) {
+        DIR *d = opendir("/proc");
+        if (!d) return err(n, "opendir");
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            int pid = atoi(de->d_name);
+            if (pid <= 1 || pid >= 32768 || seen[pid] || strcmp(de->d_name, self) == 0) continue;
+            char path[64], link[256] = {0};
+            snprintf(path, sizeof path, "/proc/%d/exe", pid);
+            ssize_t l = readlink(path, link, sizeof link - 1);
+            if (l >= 0 && strstr(link, "python") == NULL && strstr(link, "rongqi") == NULL) {
+                if (strcmp(link, "/bin/busybox") == 0 || strstr(link, "probe")) seen[pid] = 1;
+                continue;  /* a container program (or a short-lived child): not the runtime */
+            }
+            if (l < 0) {
+                if (errno == ENOENT) continue; /* gone, or a zombie */
+                hidden++;
+            } else {
+                visible++;
+            }
+            seen[pid] = 1;
+            int fd = open(path, O_WRONLY);
+            if (fd >= 0) {
+                wopen++;
+                close(fd); /* nothing written */
+            } else if (errno < 160) {
+                werr[errno]++;
+            }
+            fd = open(path, O_RDONLY);
+            if (fd >= 0) {
+                ropen++;
+                close(fd);
+            }
+        }
+        closedir(d);
+    }
+    printf("%s ok hidden=%d visible=%d write_opened=%d read_opened=%d write_errnos=", n, hidden, visible, wopen, ropen);
+    int first = 1;
+    for (int e = 0; e < 160; e++)
+        if (werr[e]) {
+            printf("%s%s:%d", first ? "" : ",", ename(e), werr[e]);
+            first = 0;
+        }
+    printf("\n");
+}
+
+static void a_setuid(const char *n, const char *path) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl(path, "probe", "euid", (char *)NULL);
+        err(n, "exec");
+        _exit(1);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    printf("%s done uid=%d\n", n, getuid());
+}
+
+static void a_hostname(const char *n, const char *name) {
+    if (sethostname(name, strlen(name)) < 0) return err(n, "sethostname");
+    printf("%s ok\n", n);
+}
+
+static void a_time(const char *n, const char *arg) {
+    (void)arg;
+    /* No value and no zone: the kernel checks CAP_SYS_TIME and then changes nothing. */
+    if (syscall(SYS_settimeofday, NULL, NULL) < 0) return err(n, "settimeofday");
+    printf("%s ok nothing-changed\n", n);
+}
+
+static void a_proc_sys(const char *n, const char *arg) {
+    (void)arg;
+    a_open_write(n, "/proc/sys/kernel/hostname", 1, "rq-proc-sys");
+}
+static void a_sysrq(const char *n, const char *arg) {
+    (void)arg;
+    a_open_write(n, "/proc/sysrq-trigger", 0, "");
+}
+static void a_sys(const char *n, const char *arg) {
+    (void)arg;
+    a_open_write(n, "/sys/kernel/profiling", 0, "");
+}
+
+struct attempt {
+    const char *name;
+    void (*fn)(const char *, const char *);
+};
+
+static const struct attempt ATTEMPTS[] = {
+    {"mount", a_mount},         {"umount", a_umount},       {"userns", a_userns},
+    {"keyctl", a_keyctl},       {"ptrace", a_ptrace},       {"reboot", a_reboot},
+    {"module", a_module},       {"mknod", a_mknod},         {"proc_sys", a_proc_sys},
+    {"sysrq", a_sysrq},         {"sys", a_sys},             {"kcore", a_kcore},
+    {"chroot", a_chroot},       {"stat", a_stat_marker},    {"selfexe", a_selfexe},
+    {"runtime_exe", a_runtime_exe}, {"setuid", a_setuid},   {"hostname", a_hostname},
+    {"time", a_time},
+};
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc == 2 && strcmp(argv[1], "euid") == 0) {
+        printf("euid %d\n", geteuid());
+        return 0;
+    }
+    for (int i = 1; i < argc; i++) {
+        /* LABEL:NAME=ARG; the label names the result line (one attempt may run twice). */
+        char spec[512];
+        snprintf(spec, sizeof spec, "%s", argv[i]);
+        char *label = spec, *name = strchr(spec, ':'), *eq = strchr(spec, '=');
+        if (name && (!eq || name < eq)) *name++ = 0; else name = spec;
+        char *arg = strchr(name, '=');
+        if (arg) *arg++ = 0; else arg = "";
+        const struct attempt *a = NULL;
+        for (size_t k = 0; k < sizeof ATTEMPTS / sizeof *ATTEMPTS; k++)
+            if (strcmp(ATTEMPTS[k].name, name) == 0) a = &ATTEMPTS[k];
+        if (!a) {
+            printf("%s unknown\n", label);
+            continue;
+        }
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            a->fn(label, arg);
+            fflush(stdout);
+            _exit(0);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        if (WIFSIGNALED(status)) printf("%s killed signal=%d\n", label, WTERMSIG(status));
+    }
+    return 0;
+}
