@@ -202,7 +202,7 @@ static void a_selfexe(const char *n, const char *arg) {
  * to open their executable, the host's interpreter, for writing and for reading. */
 static void a_runtime_exe(const char *n, const char *secs) {
     char seen[32768] = {0};
-    int hidden = 0, visible = 0, wopen = 0, ropen = 0, werr[160] = {0};
+    int hidden = 0, visible = 0, wopen = 0, ropen = 0, fdopen_ok = 0, rootopen = 0, werr[160] = {0};
     char self[16];
     snprintf(self, sizeof self, "%d", getpid());
     time_t end = time(NULL) + atoi(secs);
@@ -239,10 +239,34 @@ static void a_runtime_exe(const char *n, const char *secs) {
                 ropen++;
                 close(fd);
             }
+            /* Its open files and root (the launcher script, the host's /) behind the same guard. */
+            snprintf(path, sizeof path, "/proc/%d/fd", pid);
+            DIR *fds = opendir(path); /* listing the names is allowed; opening them is the escape */
+            if (fds) {
+                struct dirent *fe;
+                while ((fe = readdir(fds))) {
+                    if (fe->d_name[0] == '.') continue;
+                    char fpath[96];
+                    snprintf(fpath, sizeof fpath, "/proc/%d/fd/%s", pid, fe->d_name);
+                    int ffd = open(fpath, O_RDONLY | O_NONBLOCK);
+                    if (ffd >= 0) {
+                        fdopen_ok++;
+                        close(ffd);
+                    }
+                }
+                closedir(fds);
+            }
+            snprintf(path, sizeof path, "/proc/%d/root/", pid);
+            fd = open(path, O_RDONLY | O_DIRECTORY);
+            if (fd >= 0) {
+                rootopen++;
+                close(fd);
+            }
         }
         closedir(d);
     }
-    printf("%s ok hidden=%d visible=%d write_opened=%d read_opened=%d write_errnos=", n, hidden, visible, wopen, ropen);
+    printf("%s ok hidden=%d visible=%d write_opened=%d read_opened=%d fds_opened=%d root_opened=%d write_errnos=", n,
+           hidden, visible, wopen, ropen, fdopen_ok, rootopen);
     int first = 1;
     for (int e = 0; e < 160; e++)
         if (werr[e]) {

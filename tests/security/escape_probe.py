@@ -1,0 +1,216 @@
+"""The escape suite's machinery: the static probe, bundles from `rongqi-oci spec`, one run per config.
+
+A config's attempts all run in one container (the probe forks a child per attempt), so the
+suite costs a handful of container starts; each test then asserts on its attempt's line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support.plugin import SESSION_TAG, force_delete_all, new_id
+
+__all__ = ["probe_binary", "suite_root", "host_marker", "host_sleeper"]
+
+HERE = Path(__file__).resolve().parent
+
+
+def host_block_device() -> str:
+    """"major:minor" of a real block device of this host (the first disk /sys/block lists)."""
+    for name in sorted(os.listdir("/sys/block")):
+        if name.startswith(("loop", "ram", "zram")):
+            continue
+        with open(f"/sys/block/{name}/dev") as f:
+            return f.read().strip()
+    pytest.skip("no block device on this host to aim mknod at")
+
+
+@pytest.fixture(scope="session")
+def probe_binary(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is needed to build the escape probe (apt-get install gcc libc6-dev)")
+    out = tmp_path_factory.mktemp("probe") / "probe"
+    r = subprocess.run(["gcc", "-static", "-O1", "-Wall", "-o", str(out), str(HERE / "probe.c")],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.fail(f"cannot build the probe:\n{r.stderr}", pytrace=False)
+    return str(out)
+
+
+def host_capabilities() -> list[str]:
+    """Every capability this host's root holds (its bounding set lacks CAP_SYS_RESOURCE here)."""
+    from rongqi.linux.caps import names
+
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapBnd:"):
+                # Bits the kernel has but rongqi has no name for come back as "CAP_<n>".
+                return [n for n in names(int(line.split()[1], 16)) if not n[4:].isdigit()]
+    raise AssertionError("no CapBnd in /proc/self/status")
+
+
+def make_bundle(oci_binary: str, dest: Path, probe: str, args: list[str], *, privileged: bool,
+                uid: int = 0, host_pid: bool = False, masked: bool | None = None) -> tuple[str, str]:
+    """A bundle whose config.json is `rongqi-oci spec`'s, with the probe in its rootfs.
+
+    privileged: all the host's capabilities, no seccomp, no masked or readonly paths, no
+    no_new_privs, a writable /sys and every device allowed (docker's --privileged). The
+    namespaces stay (host_pid drops only the pid namespace). masked=True keeps the masks and
+    readonly paths in a privileged config (to show that full root can lift them).
+    Returns (bundle dir, cgroupsPath).
+    """
+    from rongqi.image.busybox import make_rootfs
+
+    dest.mkdir(parents=True)
+    r = subprocess.run([oci_binary, "spec", "-b", str(dest)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rootfs = dest / "rootfs"
+    make_rootfs(str(rootfs))
+    shutil.copy(probe, rootfs / "bin" / "probe")
+    os.chmod(rootfs / "bin" / "probe", 0o755)
+    shutil.copy(probe, rootfs / "bin" / "probe-suid")
+    os.chown(rootfs / "bin" / "probe-suid", 0, 0)
+    os.chmod(rootfs / "bin" / "probe-suid", 0o4755)
+    spec = json.loads((dest / "config.json").read_text())
+    cid_path = f"/rongqi-test/{new_id('sec')}"
+    spec["linux"]["cgroupsPath"] = cid_path
+    spec["process"]["args"] = ["/bin/probe", *args]
+    spec["process"]["user"] = {"uid": uid, "gid": uid}
+    if privileged:
+        caps = host_capabilities()
+        spec["process"]["capabilities"] = {k: list(caps) for k in ("bounding", "effective", "permitted")}
+        spec["linux"].pop("seccomp", None)
+        if not masked:
+            spec["linux"]["maskedPaths"] = []
+            spec["linux"]["readonlyPaths"] = []
+        spec["process"]["noNewPrivileges"] = False
+        for m in spec["mounts"]:
+            if m["destination"] == "/sys":
+                m["options"] = [o for o in m.get("options", []) if o != "ro"]
+        spec["linux"]["resources"] = {"devices": [{"allow": True, "access": "rwm"}]}
+    if host_pid:
+        spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] != "pid"]
+    (dest / "config.json").write_text(json.dumps(spec, indent=1))
+    return str(dest), cid_path
+
+
+class Outcome:
+    """One attempt's result line: "NAME ok DETAIL..." or "NAME err ERRNO STAGE"."""
+
+    def __init__(self, line: str):
+        parts = line.split()
+        self.line = line
+        self.label = parts[0]
+        self.status = parts[1] if len(parts) > 1 else ""
+        self.words = parts[2:]
+
+    @property
+    def errno(self) -> str:
+        assert self.status == "err", f"attempt succeeded: {self.line}"
+        return self.words[0]
+
+    @property
+    def stage(self) -> str:
+        assert self.status == "err", f"attempt succeeded: {self.line}"
+        return self.words[1]
+
+    def field(self, key: str) -> str:
+        for w in self.words:
+            if w.startswith(key + "="):
+                return w.split("=", 1)[1]
+        raise AssertionError(f"no {key}= in {self.line!r}")
+
+    def __repr__(self) -> str:
+        return f"Outcome({self.line!r})"
+
+
+class Run:
+    """The probe's output of one container, by label, and what the host saw around it."""
+
+    def __init__(self, outcomes: dict[str, Outcome], output: str, host_hostname_before: str,
+                 host_hostname_after: str, execs: int):
+        self.outcomes = outcomes
+        self.output = output
+        self.host_hostname_before = host_hostname_before
+        self.host_hostname_after = host_hostname_after
+        self.execs = execs
+
+    def __getitem__(self, label: str) -> Outcome:
+        if label not in self.outcomes:
+            raise AssertionError(f"attempt {label} printed nothing; probe output:\n{self.output}")
+        return self.outcomes[label]
+
+
+def run_probe(oci_binary: str, root: str, bundle: str, *, exec_while_running: bool = False,
+              no_pivot: bool = False, timeout: float = 60) -> Run:
+    """Run the bundle detached (stdout to a file, never a pipe), exec into it while it runs if
+    asked, wait for it to stop and delete it."""
+    cid = new_id("sec")
+    before = socket.gethostname()
+    execs = 0
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        argv = [oci_binary, "--root", root, "run", "-d", "-b", bundle]
+        if no_pivot:
+            argv.append("--no-pivot")
+        r = subprocess.run([*argv, cid], stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=timeout)
+        try:
+            err.seek(0)
+            assert r.returncode == 0, f"rongqi-oci run failed: {err.read()}"
+            deadline = time.monotonic() + timeout
+            while True:
+                st = subprocess.run([oci_binary, "--root", root, "state", cid], capture_output=True, text=True)
+                assert st.returncode == 0, st.stderr
+                if json.loads(st.stdout)["status"] == "stopped":
+                    break
+                assert time.monotonic() < deadline, "the probe container never stopped"
+                if exec_while_running:
+                    # Each exec is a runtime process (the host's python) entering the container.
+                    subprocess.run([oci_binary, "--root", root, "exec", cid, "/bin/true"],
+                                   stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+                    execs += 1
+                else:
+                    time.sleep(0.05)
+        finally:
+            subprocess.run([oci_binary, "--root", root, "delete", "--force", cid], capture_output=True, timeout=60)
+        out.seek(0)
+        output = out.read()
+    outcomes = {}
+    for line in output.splitlines():
+        if line.strip():
+            o = Outcome(line)
+            outcomes[o.label] = o
+    return Run(outcomes, output, before, socket.gethostname(), execs)
+
+
+@pytest.fixture(scope="module")
+def suite_root(tmp_path_factory: pytest.TempPathFactory, oci_binary: str) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("sec-root")
+    yield str(root)
+    force_delete_all(oci_binary, str(root))
+
+
+@pytest.fixture(scope="module")
+def host_marker(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A file that exists only on the host: seeing it from inside is an escape."""
+    path = tmp_path_factory.mktemp("host-only") / f"marker-{SESSION_TAG}"
+    path.write_text("host\n")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def host_sleeper() -> Iterator[int]:
+    """A host process for the container to ptrace (ours, so attaching to it is harmless)."""
+    p = subprocess.Popen(["sleep", "300"])
+    yield p.pid
+    p.kill()
+    p.wait()

@@ -1,0 +1,350 @@
+"""Escape attempts from inside real containers: the default config holds, a privileged one does not.
+
+Every attempt runs in a container made from `rongqi-oci spec`'s config (docker's capabilities
+and seccomp profile, masked and readonly paths, no_new_privs); each test asserts which call
+failed and with which errno. The privileged config (all the host's capabilities, no seccomp, no
+masks, no no_new_privs, all devices) runs the same attempts to show that the defences, not the
+kernel or the probe, made them fail. See docs/security-tests.md for the table.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from escape_probe import Run, host_block_device, make_bundle, run_probe
+
+pytestmark = pytest.mark.root
+
+HOST_HOSTNAME_ATTEMPT = "rq-escape-pwned"
+# A mask that this kernel has (kcore and sysrq-trigger are compiled out here: see
+# test_kcore_is_masked) and a readonly path.
+MASK = "/proc/timer_list"
+RO_PATH = "/proc/sys"
+
+
+def attempts(marker: str, sleeper: int) -> list[str]:
+    return [
+        # First, for a few seconds: watch for `rongqi-oci exec` processes entering the container.
+        "runtime_exe=3",
+        "mount",
+        f"umount_mask:umount={MASK}",
+        f"umount_ro:umount={RO_PATH}",
+        "userns",
+        "keyctl",
+        f"ptrace={sleeper}",
+        "reboot",
+        "module",
+        f"mknod_blk:mknod=b:{host_block_device()}",
+        # /dev/kmsg: a char device outside the always-allowed list, readable without harm.
+        "mknod_chr:mknod=c:1:11",
+        "proc_sys",
+        "sysrq",
+        "sys",
+        "kcore",
+        f"chroot={marker}",
+        f"proc1root:stat=/proc/1/root{marker}",
+        f"hostroot:stat=/proc/{sleeper}/root{marker}",
+        "selfexe",
+        f"hostname={HOST_HOSTNAME_ATTEMPT}",
+        "time",
+    ]
+
+
+def _run(oci_binary, suite_root, tmp_path_factory, probe_binary, args, name, exec_while_running=False, **opts) -> Run:
+    bundle, _ = make_bundle(oci_binary, tmp_path_factory.mktemp(name) / "bundle", probe_binary, args, **opts)
+    return run_probe(oci_binary, suite_root, bundle, exec_while_running=exec_while_running)
+
+
+@pytest.fixture(scope="module")
+def default(oci_binary, suite_root, tmp_path_factory, probe_binary, host_marker, host_sleeper) -> Run:
+    return _run(oci_binary, suite_root, tmp_path_factory, probe_binary, attempts(host_marker, host_sleeper),
+                "default", exec_while_running=True, privileged=False)
+
+
+@pytest.fixture(scope="module")
+def privileged(oci_binary, suite_root, tmp_path_factory, probe_binary, host_marker, host_sleeper) -> Run:
+    return _run(oci_binary, suite_root, tmp_path_factory, probe_binary, attempts(host_marker, host_sleeper),
+                "privileged", exec_while_running=True, privileged=True)
+
+
+@pytest.fixture(scope="module")
+def privileged_masked(oci_binary, suite_root, tmp_path_factory, probe_binary) -> Run:
+    """Privileged, but with the masks and readonly paths kept: can full root lift them?"""
+    return _run(oci_binary, suite_root, tmp_path_factory, probe_binary,
+                [f"umount_mask:umount={MASK}", f"umount_ro:umount={RO_PATH}", "proc_sys"],
+                "privileged-masked", privileged=True, masked=True)
+
+
+@pytest.fixture(scope="module")
+def privileged_host_pid(oci_binary, suite_root, tmp_path_factory, probe_binary, host_marker, host_sleeper) -> Run:
+    """Privileged and in the host's pid namespace (no reboot attempt here: it would be the host's)."""
+    return _run(oci_binary, suite_root, tmp_path_factory, probe_binary,
+                [f"ptrace={host_sleeper}", f"hostroot:stat=/proc/{host_sleeper}/root{host_marker}"],
+                "privileged-hostpid", privileged=True, host_pid=True)
+
+
+@pytest.fixture(scope="module")
+def setuid_default(oci_binary, suite_root, tmp_path_factory, probe_binary) -> Run:
+    return _run(oci_binary, suite_root, tmp_path_factory, probe_binary, ["setuid=/bin/probe-suid"],
+                "setuid-default", privileged=False, uid=1000)
+
+
+@pytest.fixture(scope="module")
+def setuid_privileged(oci_binary, suite_root, tmp_path_factory, probe_binary) -> Run:
+    return _run(oci_binary, suite_root, tmp_path_factory, probe_binary, ["setuid=/bin/probe-suid"],
+                "setuid-privileged", privileged=True, uid=1000)
+
+
+def host_can_open_block_devices(tmp_path: Path) -> bool:
+    """This machine's sandbox may refuse root itself the opening of block device nodes."""
+    node = tmp_path / "blk"
+    major, minor = (int(x) for x in host_block_device().split(":"))
+    os.mknod(node, 0o600 | 0o060000, os.makedev(major, minor))
+    try:
+        os.close(os.open(node, os.O_RDONLY | os.O_NONBLOCK))
+        return True
+    except PermissionError:
+        return False
+    finally:
+        node.unlink()
+
+
+# -- mount, umount --------------------------------------------------------------------------
+
+
+def test_mount_is_refused_with_eperm(default):
+    assert (default["mount"].errno, default["mount"].stage) == ("EPERM", "mount")
+
+
+def test_privileged_container_can_mount(privileged):
+    assert privileged["mount"].status == "ok"
+
+
+def test_masks_over_proc_cannot_be_unmounted(default):
+    assert (default["umount_mask"].errno, default["umount_mask"].stage) == ("EPERM", "umount")
+    assert (default["umount_ro"].errno, default["umount_ro"].stage) == ("EPERM", "umount")
+
+
+def test_privileged_root_can_lift_the_masks(privileged_masked):
+    assert privileged_masked["umount_mask"].status == "ok"
+    assert privileged_masked["umount_ro"].status == "ok"
+
+
+def test_privileged_config_has_no_masks_to_lift(privileged):
+    # Nothing is mounted over them: the default config's EPERM was about a real mount.
+    assert privileged["umount_mask"].errno == "EINVAL"
+    assert privileged["umount_ro"].errno == "EINVAL"
+
+
+# -- namespaces, keys, ptrace ----------------------------------------------------------------
+
+
+def test_new_user_namespace_is_refused(default):
+    assert (default["userns"].errno, default["userns"].stage) == ("EPERM", "unshare")
+
+
+def test_privileged_container_can_make_a_user_namespace(privileged):
+    assert privileged["userns"].status == "ok"
+
+
+def test_keyctl_is_refused(default):
+    assert (default["keyctl"].errno, default["keyctl"].stage) == ("EPERM", "keyctl")
+
+
+def test_privileged_container_can_join_a_new_keyring(privileged):
+    assert privileged["keyctl"].status == "ok"
+
+
+def test_outside_process_cannot_be_traced(default):
+    # The host's process does not exist in the container's pid namespace.
+    assert (default["ptrace"].errno, default["ptrace"].stage) == ("ESRCH", "attach")
+
+
+def test_pid_namespace_hides_outside_processes_even_from_full_root(privileged):
+    assert privileged["ptrace"].errno == "ESRCH"
+
+
+def test_privileged_container_in_the_hosts_pid_namespace_can_trace_host_processes(privileged_host_pid):
+    assert privileged_host_pid["ptrace"].status == "ok"
+
+
+# -- reboot, modules, time, hostname ---------------------------------------------------------
+
+
+def test_reboot_is_refused(default):
+    assert (default["reboot"].errno, default["reboot"].stage) == ("EPERM", "reboot")
+
+
+def test_privileged_reboot_reaches_the_pid_namespace_which_refuses_cad_off(privileged):
+    # Past the capability and seccomp checks; a pid namespace accepts only restart/halt,
+    # which would end the container, not the machine.
+    assert privileged["reboot"].errno == "EINVAL"
+
+
+def test_kernel_module_load_is_refused(default):
+    assert (default["module"].errno, default["module"].stage) == ("EPERM", "init_module")
+
+
+def test_privileged_module_load_reaches_the_kernel(privileged):
+    # The empty image gets past the caller checks: ENOEXEC, or ENOSYS on a kernel built
+    # without modules (this one). Either is the kernel's answer, not a policy's.
+    assert privileged["module"].errno in ("ENOEXEC", "ENOSYS")
+
+
+def test_clock_cannot_be_set(default):
+    assert (default["time"].errno, default["time"].stage) == ("EPERM", "settimeofday")
+
+
+def test_privileged_container_passes_the_clock_permission_check(privileged):
+    assert privileged["time"].status == "ok"
+
+
+def test_hostname_cannot_be_changed(default):
+    assert (default["hostname"].errno, default["hostname"].stage) == ("EPERM", "sethostname")
+    assert default.host_hostname_after == default.host_hostname_before
+
+
+def test_privileged_hostname_change_stays_in_the_uts_namespace(privileged):
+    assert privileged["hostname"].status == "ok"
+    assert privileged["proc_sys"].status == "ok"  # /proc/sys/kernel/hostname written too
+    assert privileged.host_hostname_after == privileged.host_hostname_before != HOST_HOSTNAME_ATTEMPT
+
+
+# -- devices, /proc, /sys --------------------------------------------------------------------
+
+
+def test_block_device_node_can_be_made_but_not_opened(default):
+    # CAP_MKNOD is in docker's default set; the devices cgroup refuses the open.
+    assert (default["mknod_blk"].errno, default["mknod_blk"].stage) == ("EPERM", "open")
+
+
+def test_char_device_outside_the_allowed_list_cannot_be_opened(default):
+    assert (default["mknod_chr"].errno, default["mknod_chr"].stage) == ("EPERM", "open")
+
+
+def test_privileged_container_can_read_a_device_it_made(privileged):
+    assert privileged["mknod_chr"].status == "ok" and int(privileged["mknod_chr"].field("read")) > 0
+
+
+def test_privileged_container_can_read_a_block_device(privileged, tmp_path):
+    if not host_can_open_block_devices(tmp_path):
+        pytest.skip("this machine refuses root itself the opening of block device nodes")
+    assert privileged["mknod_blk"].status == "ok"
+
+
+def test_proc_sys_is_read_only(default):
+    assert (default["proc_sys"].errno, default["proc_sys"].stage) == ("EROFS", "open")
+
+
+def test_sys_is_read_only(default):
+    assert (default["sys"].errno, default["sys"].stage) == ("EROFS", "open")
+
+
+def test_privileged_container_can_open_sys_for_writing(privileged):
+    assert privileged["sys"].status == "ok"
+
+
+def test_sysrq_trigger_cannot_be_written(default):
+    if not os.path.exists("/proc/sysrq-trigger"):
+        pytest.skip("this kernel has no /proc/sysrq-trigger (CONFIG_MAGIC_SYSRQ off)")
+    assert (default["sysrq"].errno, default["sysrq"].stage) == ("EROFS", "open")
+    assert default["sysrq"].status == "err"
+
+
+def test_privileged_container_can_open_sysrq_trigger(privileged):
+    if not os.path.exists("/proc/sysrq-trigger"):
+        pytest.skip("this kernel has no /proc/sysrq-trigger (CONFIG_MAGIC_SYSRQ off)")
+    assert privileged["sysrq"].status == "ok"
+
+
+def test_kcore_is_masked(default):
+    if not os.path.exists("/proc/kcore"):
+        pytest.skip("this kernel has no /proc/kcore (CONFIG_PROC_KCORE off)")
+    k = default["kcore"]
+    assert (k.field("read"), k.field("chardev")) == ("0", "1:3")  # /dev/null bound over it
+
+
+def test_privileged_container_reads_kcore(privileged):
+    if not os.path.exists("/proc/kcore"):
+        pytest.skip("this kernel has no /proc/kcore (CONFIG_PROC_KCORE off)")
+    assert privileged["kcore"].field("elf") == "1"
+
+
+# -- the root: chroot, /proc/PID/root, /proc/self/exe ---------------------------------------
+
+
+def test_chroot_escape_ends_at_the_containers_root(default):
+    # chroot itself is allowed (CAP_SYS_CHROOT): the walk up stops at the pivoted root.
+    assert (default["chroot"].errno, default["chroot"].stage) == ("ENOENT", "stat-marker")
+
+
+def test_chroot_escape_fails_for_full_root_too(privileged):
+    # The wall is pivot_root, not a capability: no config flag lifts it.
+    assert (privileged["chroot"].errno, privileged["chroot"].stage) == ("ENOENT", "stat-marker")
+
+
+def test_proc_1_root_is_the_containers_own_root(default, privileged):
+    assert default["proc1root"].errno == "ENOENT"
+    assert privileged["proc1root"].errno == "ENOENT"
+
+
+def test_host_process_root_is_out_of_reach(default):
+    assert default["hostroot"].errno == "ENOENT"  # no such pid in the container
+
+
+def test_privileged_container_in_the_hosts_pid_namespace_reaches_the_host_through_proc(privileged_host_pid):
+    assert privileged_host_pid["hostroot"].status == "ok"
+
+
+def test_proc_self_exe_is_the_containers_own_binary_and_busy(default):
+    s = default["selfexe"]
+    assert s.status == "err" and s.words[0] in ("ETXTBSY", "EROFS")
+    assert s.field("target") == "/bin/probe"
+
+
+# -- the runtime's executable during exec (CVE-2019-5736 class) ------------------------------
+
+
+def test_runtime_executable_cannot_be_opened_from_inside_during_exec(default):
+    r = default["runtime_exe"]
+    assert default.execs > 0
+    seen = int(r.field("hidden")) + int(r.field("visible"))
+    assert seen > 0, "no `rongqi-oci exec` process was caught in the container: the check proved nothing"
+    assert r.field("write_opened") == "0" and r.field("read_opened") == "0"
+    # Nor its open files (the launcher script) or its root (the host's /).
+    assert r.field("fds_opened") == "0" and r.field("root_opened") == "0"
+    # Non-dumpable: even readlink of /proc/PID/exe is refused.
+    assert r.field("visible") == "0"
+    assert set(e.split(":")[0] for e in r.field("write_errnos").split(",")) <= {"EACCES", "EPERM"}
+
+
+def test_privileged_container_can_reach_the_runtime_executable_during_exec(privileged):
+    # CAP_SYS_PTRACE crosses the non-dumpable guard; the kernel's ETXTBSY is then the only
+    # thing between the container and the host's interpreter.
+    r = privileged["runtime_exe"]
+    assert int(r.field("read_opened")) > 0
+    assert int(r.field("fds_opened")) > 0 and int(r.field("root_opened")) > 0
+    assert r.field("write_opened") == "0"
+
+
+# -- setuid under no_new_privs ---------------------------------------------------------------
+
+
+def _euid(run: Run) -> int:
+    for line in run.output.splitlines():
+        if line.startswith("euid "):
+            return int(line.split()[1])
+    raise AssertionError(f"the setuid probe printed no euid:\n{run.output}")
+
+
+def test_setuid_binary_does_not_raise_privileges_under_no_new_privs(setuid_default):
+    assert setuid_default["setuid"].field("uid") == "1000"
+    assert _euid(setuid_default) == 1000
+
+
+def test_setuid_binary_gives_root_without_no_new_privs(setuid_privileged):
+    assert _euid(setuid_privileged) == 0
