@@ -81,7 +81,7 @@ def run_init(tmp_path, monkeypatch):
         c.state_dir_fd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY)
         to_init_r, to_init_w = os.pipe()
         from_init_r, from_init_w = os.pipe()
-        os.write(to_init_w, b"go 4242\njoined\n")
+        os.write(to_init_w, b"go 4242\n")
         c.sync = initmod.Sync(to_init_r, from_init_w)
         try:
             with pytest.raises(Exec):

@@ -5,7 +5,6 @@ On the runtime's start path: standard library and ctypes only, plain classes.
 
 from __future__ import annotations
 
-import ctypes
 import errno as _errno
 import os
 
@@ -95,21 +94,26 @@ class CapSets:
         return f"CapSets({inner})"
 
 
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
-
-
 _libc = None
+_CapHeader = _CapData = None
+ctypes = None  # imported on first use: reading and checking names needs no ctypes (start-up cost)
 
 
 def _c():
-    global _libc
+    global _libc, _CapHeader, _CapData, ctypes
     if _libc is None:
+        import ctypes as ct
+
+        ctypes = ct
+
+        class _Header(ct.Structure):
+            _fields_ = [("version", ct.c_uint32), ("pid", ct.c_int)]
+
+        class _Data(ct.Structure):
+            _fields_ = [("effective", ct.c_uint32), ("permitted", ct.c_uint32),
+                        ("inheritable", ct.c_uint32)]
+
+        _CapHeader, _CapData = _Header, _Data
         lib = ctypes.CDLL(None, use_errno=True)
         lib.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong,
                               ctypes.c_ulong, ctypes.c_ulong]
@@ -211,12 +215,9 @@ def current() -> CapSets:
 
 
 def _bounding_now() -> int:
-    m = 0
-    c = _c()
-    for n in range(last_cap() + 1):
-        if c.prctl(_PR_CAPBSET_READ, n, 0, 0, 0) == 1:
-            m |= 1 << n
-    return m
+    # From /proc/self/status (CapBnd) rather than prctl(PR_CAPBSET_READ) per capability:
+    # the runtime checks this before it has any other use for ctypes.
+    return current().bounding
 
 
 def drop_bounding(keep: int) -> None:
@@ -241,6 +242,7 @@ def set_keep_caps(on: bool) -> None:
 
 def set_caps(effective: int, permitted: int, inheritable: int) -> None:
     """capset(2), version 3: set the effective, permitted and inheritable sets."""
+    c = _c()
     hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
     data = (_CapData * 2)()
     for i in (0, 1):
@@ -248,7 +250,7 @@ def set_caps(effective: int, permitted: int, inheritable: int) -> None:
         data[i].effective = effective >> shift & 0xFFFFFFFF
         data[i].permitted = permitted >> shift & 0xFFFFFFFF
         data[i].inheritable = inheritable >> shift & 0xFFFFFFFF
-    if _c().capset(ctypes.byref(hdr), data) == 0:
+    if c.capset(ctypes.byref(hdr), data) == 0:
         return
     err = ctypes.get_errno()
     msg = f"capset: {_strerror(err)}"

@@ -5,10 +5,9 @@ Applied by the container's init (and exec) just before execve.
 
 from __future__ import annotations
 
-import ctypes
 import os
 
-from rongqi.linux.syscall import NR, _libc, _syscall
+from rongqi.linux.syscall import NR, kernel
 
 PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
 SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3, "SCHED_ISO": 4,
@@ -19,32 +18,33 @@ SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02, "SC
 IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
 
 
-class _SchedAttr(ctypes.Structure):
-    _fields_ = (("size", ctypes.c_uint32), ("sched_policy", ctypes.c_uint32), ("sched_flags", ctypes.c_uint64),
-                ("sched_nice", ctypes.c_int32), ("sched_priority", ctypes.c_uint32),
-                ("sched_runtime", ctypes.c_uint64), ("sched_deadline", ctypes.c_uint64),
-                ("sched_period", ctypes.c_uint64))
-
-
 def _err(what: str) -> OSError:
-    e = ctypes.get_errno()
+    e = kernel().errno()
     return OSError(e, f"{what}: {os.strerror(e)}")
 
 
 def set_personality(domain: int) -> None:
-    _libc.personality.argtypes = (ctypes.c_ulong,)
-    if _libc.personality(domain) == -1:
+    if kernel().personality(domain) == -1:
         raise _err("personality")
 
 
 def set_scheduler(policy: int, nice: int, priority: int, flags: int, runtime: int, deadline: int, period: int) -> None:
-    attr = _SchedAttr(ctypes.sizeof(_SchedAttr), policy, flags, nice, priority, runtime, deadline, period)
-    if _syscall(NR["sched_setattr"], 0, ctypes.byref(attr), 0) < 0:
+    k = kernel()
+    ct = k.ctypes
+
+    class SchedAttr(ct.Structure):
+        _fields_ = (("size", ct.c_uint32), ("sched_policy", ct.c_uint32), ("sched_flags", ct.c_uint64),
+                    ("sched_nice", ct.c_int32), ("sched_priority", ct.c_uint32),
+                    ("sched_runtime", ct.c_uint64), ("sched_deadline", ct.c_uint64),
+                    ("sched_period", ct.c_uint64))
+
+    attr = SchedAttr(ct.sizeof(SchedAttr), policy, flags, nice, priority, runtime, deadline, period)
+    if k.syscall(NR["sched_setattr"], 0, ct.byref(attr), 0) < 0:
         raise _err("sched_setattr")
 
 
 def set_io_priority(klass: int, priority: int) -> None:
-    if _syscall(NR["ioprio_set"], 1, 0, (klass << 13) | priority) < 0:  # IOPRIO_WHO_PROCESS, self
+    if kernel().syscall(NR["ioprio_set"], 1, 0, (klass << 13) | priority) < 0:  # IOPRIO_WHO_PROCESS, self
         raise _err("ioprio_set")
 
 

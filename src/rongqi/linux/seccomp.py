@@ -13,7 +13,6 @@ not load libseccomp at all.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 
@@ -135,13 +134,29 @@ class CompiledFilter:
 
 # ---- libseccomp through ctypes --------------------------------------------------
 
-class _ArgCmp(ctypes.Structure):
-    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int),
-                ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
+ctypes = None  # imported on first use: a cached filter is read and checked without it
+_ArgCmp = _Version = _SockFprog = None
 
 
-class _Version(ctypes.Structure):
-    _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
+def _ctypes():
+    """Import ctypes and define the structures, once."""
+    global ctypes, _ArgCmp, _Version, _SockFprog
+    if ctypes is None:
+        import ctypes as ct
+
+        class ArgCmp(ct.Structure):
+            _fields_ = [("arg", ct.c_uint), ("op", ct.c_int),
+                        ("datum_a", ct.c_uint64), ("datum_b", ct.c_uint64)]
+
+        class Version(ct.Structure):
+            _fields_ = [("major", ct.c_uint), ("minor", ct.c_uint), ("micro", ct.c_uint)]
+
+        class SockFprog(ct.Structure):
+            _fields_ = [("len", ct.c_ushort), ("filter", ct.c_void_p)]
+
+        _ArgCmp, _Version, _SockFprog = ArgCmp, Version, SockFprog
+        ctypes = ct
+    return ctypes
 
 
 _LIB_DIRS = ("/usr/lib/{m}-linux-gnu", "/lib/{m}-linux-gnu", "/usr/lib64", "/lib64",
@@ -162,6 +177,7 @@ def _find_libseccomp() -> str | None:
 def _libseccomp():
     global _lib
     if _lib is None:
+        _ctypes()
         path = _find_libseccomp() or "libseccomp.so.2"
         try:
             lib = ctypes.CDLL(path, use_errno=True)
@@ -482,16 +498,13 @@ def compile_filter(profile: SeccompProfile, cache_dir: str | None | object = _UN
 
 # ---- loading -------------------------------------------------------------------
 
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-
 _libc = None
 
 
 def _c():
     global _libc
     if _libc is None:
+        _ctypes()
         _libc = ctypes.CDLL(None, use_errno=True)
         _libc.syscall.restype = ctypes.c_long
         _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong,
@@ -502,6 +515,7 @@ def _c():
 
 def load_filter(compiled: CompiledFilter) -> int | None:
     """Install compiled in this process; the notify fd if it has a listener."""
+    _ctypes()
     nr = _SYS_SECCOMP.get(os.uname().machine)
     if nr is None:
         raise OSError(38, f"seccomp: no system call number known for {os.uname().machine}")
@@ -528,7 +542,12 @@ def load(profile: SeccompProfile, cache_dir: str | None | object = _UNSET) -> in
 
 
 def no_new_privs() -> bool:
-    return _c().prctl(39, 0, 0, 0, 0) == 1  # PR_GET_NO_NEW_PRIVS
+    # /proc/self/status rather than prctl(PR_GET_NO_NEW_PRIVS): no ctypes needed to ask.
+    with open("/proc/self/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"NoNewPrivs:"):
+                return line.split()[1] == b"1"
+    return False
 
 
 def load_needs_cap_sys_admin(no_new_privileges: bool) -> bool:

@@ -6,7 +6,6 @@ recorder (tests/unit/fake_syscalls.py) and check the order of operations.
 
 from __future__ import annotations
 
-import ctypes
 import os
 
 # Syscall numbers that differ between architectures (glibc has no wrapper for these).
@@ -87,33 +86,56 @@ MOUNT_ATTR_NOSYMFOLLOW = 0x200000
 
 KEYCTL_JOIN_SESSION_KEYRING = 1
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
+class _Kernel:
+    """The ctypes side, built on first use: importing ctypes costs milliseconds that
+    the runtime's parent process does not need to pay (the init's helper does)."""
 
-_mount = _libc.mount
-_mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
-_umount2 = _libc.umount2
-_umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
-_unshare = _libc.unshare
-_unshare.argtypes = (ctypes.c_int,)
-_setns = _libc.setns
-_setns.argtypes = (ctypes.c_int, ctypes.c_int)
-_sethostname = _libc.sethostname
-_sethostname.argtypes = (ctypes.c_char_p, ctypes.c_size_t)
-_setdomainname = _libc.setdomainname
-_setdomainname.argtypes = (ctypes.c_char_p, ctypes.c_size_t)
-_prctl = _libc.prctl
-_prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
+    def __init__(self):
+        import ctypes
+
+        self.ctypes = ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.syscall = libc.syscall
+        self.syscall.restype = ctypes.c_long
+        self.mount = libc.mount
+        self.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
+        self.umount2 = libc.umount2
+        self.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
+        self.unshare = libc.unshare
+        self.unshare.argtypes = (ctypes.c_int,)
+        self.setns = libc.setns
+        self.setns.argtypes = (ctypes.c_int, ctypes.c_int)
+        self.sethostname = libc.sethostname
+        self.sethostname.argtypes = (ctypes.c_char_p, ctypes.c_size_t)
+        self.setdomainname = libc.setdomainname
+        self.setdomainname.argtypes = (ctypes.c_char_p, ctypes.c_size_t)
+        self.prctl = libc.prctl
+        self.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
+        self.personality = libc.personality
+        self.personality.argtypes = (ctypes.c_ulong,)
+
+        class OpenHow(ctypes.Structure):
+            _fields_ = (("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64))
+
+        class MountAttr(ctypes.Structure):
+            _fields_ = (("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                        ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64))
+
+        self.OpenHow = OpenHow
+        self.MountAttr = MountAttr
+
+    def errno(self) -> int:
+        return self.ctypes.get_errno()
 
 
-class _OpenHow(ctypes.Structure):
-    _fields_ = (("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64))
+_kernel: _Kernel | None = None
 
 
-class _MountAttr(ctypes.Structure):
-    _fields_ = (("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64))
+def kernel() -> _Kernel:
+    global _kernel
+    if _kernel is None:
+        _kernel = _Kernel()
+    return _kernel
 
 
 def _b(s: str | bytes | None) -> bytes | None:
@@ -123,7 +145,7 @@ def _b(s: str | bytes | None) -> bytes | None:
 
 
 def _fail(what: str, path: str | None = None) -> OSError:
-    e = ctypes.get_errno()
+    e = kernel().errno()
     err = OSError(e, f"{what}: {os.strerror(e)}")
     if path is not None:
         err.filename = path
@@ -141,44 +163,44 @@ class Syscalls:
         caller's stack). It skips Python's after-fork hooks, which only matter
         to threaded programs; the runtime is single-threaded here.
         """
-        if _MACHINE == "x86_64":
-            pid = _syscall(NR["clone"], ctypes.c_ulong(flags | SIGCHLD), None, None, None, None)
-        else:
-            pid = _syscall(NR["clone"], ctypes.c_ulong(flags | SIGCHLD), None, None, None, None)
+        k = kernel()
+        # x86_64: clone(flags, stack, parent_tid, child_tid, tls); aarch64 swaps the last two:
+        # all NULL here, so one call serves both.
+        pid = k.syscall(NR["clone"], k.ctypes.c_ulong(flags | SIGCHLD), None, None, None, None)
         if pid < 0:
             raise _fail("clone")
         return pid
 
     def unshare(self, flags: int) -> None:
-        if _unshare(flags) != 0:
+        if kernel().unshare(flags) != 0:
             raise _fail("unshare")
 
     def setns(self, fd: int, nstype: int, path: str | None = None) -> None:
-        if _setns(fd, nstype) != 0:
+        if kernel().setns(fd, nstype) != 0:
             raise _fail("setns", path)
 
     def sethostname(self, name: str) -> None:
         b = name.encode()
-        if _sethostname(b, len(b)) != 0:
+        if kernel().sethostname(b, len(b)) != 0:
             raise _fail("sethostname")
 
     def setdomainname(self, name: str) -> None:
         b = name.encode()
-        if _setdomainname(b, len(b)) != 0:
+        if kernel().setdomainname(b, len(b)) != 0:
             raise _fail("setdomainname")
 
     def prctl(self, option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
-        r = _prctl(option, a2, a3, a4, a5)
+        r = kernel().prctl(option, a2, a3, a4, a5)
         if r < 0:
             raise _fail(f"prctl({option})")
         return r
 
     def pidfd_send_signal(self, pidfd: int, sig: int) -> None:
-        if _syscall(NR["pidfd_send_signal"], pidfd, sig, None, 0) < 0:
+        if kernel().syscall(NR["pidfd_send_signal"], pidfd, sig, None, 0) < 0:
             raise _fail("pidfd_send_signal")
 
     def join_session_keyring(self, name: str | None) -> None:
-        r = _syscall(NR["keyctl"], KEYCTL_JOIN_SESSION_KEYRING, _b(name), 0, 0, 0)
+        r = kernel().syscall(NR["keyctl"], KEYCTL_JOIN_SESSION_KEYRING, _b(name), 0, 0, 0)
         if r < 0:
             raise _fail("keyctl(JOIN_SESSION_KEYRING)")
 
@@ -194,22 +216,24 @@ class Syscalls:
 
     # -- mounts -------------------------------------------------------------------
     def mount(self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-        if _mount(_b(source), _b(target), _b(fstype), flags, _b(data) if data else None) != 0:
-            e = ctypes.get_errno()
+        k = kernel()
+        if k.mount(_b(source), _b(target), _b(fstype), flags, _b(data) if data else None) != 0:
+            e = k.errno()
             raise OSError(e, f"mount {source or fstype or 'none'} on {target} "
                              f"(type {fstype or 'none'}, flags {flags:#x}{', ' + data if data else ''}): {os.strerror(e)}")
 
     def umount2(self, target: str, flags: int = 0) -> None:
-        if _umount2(_b(target), flags) != 0:
+        if kernel().umount2(_b(target), flags) != 0:
             raise _fail("umount", target)
 
     def mount_setattr(self, fd: int, path: str, flags: int, attr_set: int, attr_clr: int, propagation: int = 0) -> None:
-        attr = _MountAttr(attr_set, attr_clr, propagation, 0)
-        if _syscall(NR["mount_setattr"], fd, _b(path), flags, ctypes.byref(attr), ctypes.sizeof(attr)) < 0:
+        k = kernel()
+        attr = k.MountAttr(attr_set, attr_clr, propagation, 0)
+        if k.syscall(NR["mount_setattr"], fd, _b(path), flags, k.ctypes.byref(attr), k.ctypes.sizeof(attr)) < 0:
             raise _fail("mount_setattr", path)
 
     def pivot_root(self, new_root: str, put_old: str) -> None:
-        if _syscall(NR["pivot_root"], _b(new_root), _b(put_old)) < 0:
+        if kernel().syscall(NR["pivot_root"], _b(new_root), _b(put_old)) < 0:
             raise _fail("pivot_root", new_root)
 
     def chroot(self, path: str) -> None:
@@ -220,8 +244,9 @@ class Syscalls:
 
     # -- files --------------------------------------------------------------------
     def openat2(self, dirfd: int, path: str, flags: int, mode: int = 0, resolve: int = 0) -> int:
-        how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
-        fd = _syscall(NR["openat2"], dirfd, _b(path), ctypes.byref(how), ctypes.sizeof(how))
+        k = kernel()
+        how = k.OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+        fd = k.syscall(NR["openat2"], dirfd, _b(path), k.ctypes.byref(how), k.ctypes.sizeof(how))
         if fd < 0:
             raise _fail("open", path)
         return fd

@@ -90,21 +90,14 @@ def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SY
         if cg is not None:
             cleanup.cgroup = cg
             st.cgroup = cg.to_dict()
-        pid, sync = _spawn(sc, spec, st, opts, caps, cleanup)
-        cleanup.pid = pid
+        pid, sync = _spawn(sc, spec, st, opts, caps, cleanup, cg)
         st.pid = pid
         st.pid_start = statemod.proc_stat(pid)[0]
         st.userns = spec.linux.namespace("user") is not None
         st.namespaces = {n.type: n.path for n in spec.linux.namespaces if n.path}
-        _send(sync, "go", str(pid))
-        try:
-            _configure_child(spec, pid, cg)
-        except BaseException as err:
-            _send(sync, "abort", str(err))
-            raise
         st.save()
         # If the init already failed, its error is waiting in the pipe: _await_ready reads it.
-        _send(sync, "joined")
+        _send(sync, "go", str(pid))
         _await_ready(sync, spec, st, pid)
         sync.close()
         if opts.pid_file:
@@ -123,16 +116,19 @@ class _Cleanup:
     def __init__(self, st: statemod.State):
         self.st = st
         self.pid = 0
+        self.helper = 0
         self.cgroup = None
 
     def run(self) -> None:
-        if self.pid > 0:
+        for pid in (self.helper, self.pid):
+            if pid <= 0:
+                continue
             try:
-                os.kill(self.pid, SIGKILL)
+                os.kill(pid, SIGKILL)
             except ProcessLookupError:
                 pass
             try:
-                os.waitpid(self.pid, 0)
+                os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
         if self.cgroup is not None:
@@ -309,13 +305,20 @@ def preload_for_child(spec: Spec) -> None:
         import time  # noqa: F401
 
 
-def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOptions, caps, cleanup) -> tuple[int, Sync]:
-    """clone(2) the init into its namespaces; return its pid and the sync channel."""
+def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOptions, caps, cleanup,
+           cg) -> tuple[int, Sync]:
+    """Start the init in its namespaces and cgroup; return its pid and the sync channel.
+
+    A helper process (a fork) is moved into the container's cgroup while it imports
+    ctypes (both take milliseconds: they overlap), sets the rlimits and oom_score_adj
+    on itself, joins the user/pid/time namespaces given by path (those only apply to
+    children), and clones the init with CLONE_PARENT: the init is born in its cgroup,
+    with its limits, and is our child. The runtime itself never needs ctypes here.
+    """
     lin = spec.linux
     new_flags = 0
     early_joins: list[tuple[str, str]] = []  # must happen before the init exists (user, pid, time)
     late_joins: list[tuple[str, str]] = []   # done by the init itself
-    new_cgroupns = False
     new_time = False
     for kind in namespaces.JOIN_ORDER:
         ns = lin.namespace(kind)
@@ -325,10 +328,8 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
             if namespaces.same_as_host(kind, ns.path):
                 continue
             (early_joins if kind in ("user", "pid", "time") else late_joins).append((kind, ns.path))
-        elif kind == "cgroup":
-            new_cgroupns = True
         elif kind == "time":
-            new_time = True
+            new_time = True  # clone(2) has no flag for it: unshared by the helper
         else:
             new_flags |= namespaces.flag(kind)
     userns_new = bool(new_flags & sysc.CLONE_NEWUSER)
@@ -341,7 +342,8 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
     c.no_new_keyring = opts.no_new_keyring
     c.preserve_fds = opts.preserve_fds
     c.late_joins = late_joins
-    c.new_cgroupns = new_cgroupns
+    # Born in its cgroup, the init gets its own cgroup namespace from clone itself.
+    c.new_cgroupns = bool(new_flags & sysc.CLONE_NEWCGROUP)
     c.userns = lin.namespace("user") is not None
     c.runtime_hooks = bool(spec.hooks.get("prestart") or spec.hooks.get("createRuntime"))
     c.console_socket = opts.console_socket
@@ -368,86 +370,131 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
 
         c.console_fd = connect(opts.console_socket)
     c.state_dir_fd = os.open(st.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    p_r, c_w = os.pipe2(os.O_CLOEXEC)
-    c_r, p_w = os.pipe2(os.O_CLOEXEC)
+    p_r, c_w = os.pipe2(os.O_CLOEXEC)  # init -> runtime
+    c_r, p_w = os.pipe2(os.O_CLOEXEC)  # runtime -> init
     c.sync = Sync(c_r, c_w)
+    rep_r, rep_w = os.pipe2(os.O_CLOEXEC)  # helper -> runtime: "ok PID" or "error TEXT"
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)    # runtime -> helper: in the cgroup now
     try:
-        if not early_joins and not new_time:
-            pid = sc.clone(new_flags)
-            if pid == 0:
-                os.close(p_r)
-                os.close(p_w)
-                from rongqi.oci import init
-
-                init.run(sc, c)  # never returns
-        else:
-            pid = _spawn_via_intermediate(sc, c, new_flags, early_joins, new_time, lin.time_offsets, p_r, p_w)
+        mid = os.fork()
+        if mid == 0:
+            os.close(p_r)
+            os.close(p_w)
+            os.close(rep_r)
+            os.close(go_w)
+            _helper(sc, c, new_flags, early_joins, new_time, rep_w, go_r)  # never returns
+        cleanup.helper = mid
     finally:
         os.close(c.state_dir_fd)
-        os.close(c_r)
-        os.close(c_w)
-        for fd in (c.console_fd, c.seccomp_listener_fd):
+        for fd in (c_r, c_w, rep_w, go_r, c.console_fd, c.seccomp_listener_fd):
             if fd >= 0:
                 os.close(fd)
     sync = Sync(p_r, p_w)
-    if userns_new:
-        try:
-            _write_id_maps(pid, lin)
-        except BaseException:
-            cleanup.pid = pid
-            sync.close()
-            raise
-    return pid, sync
-
-
-def _spawn_via_intermediate(sc, c: InitConfig, flags: int, early_joins, new_time: bool, offsets,
-                            p_r: int, p_w: int) -> int:
-    """Join user/pid/time namespaces (which only apply to children) in a throwaway child,
-    which clones the init with CLONE_PARENT so that the init is still our child."""
-    r, w = os.pipe2(os.O_CLOEXEC)
-    mid = os.fork()
-    if mid == 0:
-        try:
-            os.close(r)
-            os.close(p_r)
-            os.close(p_w)
-            for kind, path in early_joins:
-                namespaces.join(sc, kind, path)
-            if new_time:
-                sc.unshare(sysc.CLONE_NEWTIME)
-                if offsets:
-                    lines = "".join(f"{clock} {secs} {ns}\n" for clock, (secs, ns) in offsets.items())
-                    sc.write_file("/proc/self/timens_offsets", lines)
-            pid = sc.clone(flags | sysc.CLONE_PARENT)
-            if pid == 0:
-                os.close(w)
-                from rongqi.oci import init
-
-                init.run(sc, c)
-            os.write(w, f"ok {pid}".encode())
-            os._exit(0)
-        except BaseException as err:  # noqa: BLE001
-            from rongqi.oci.init import describe
-
-            try:
-                os.write(w, f"error {describe(err)}".encode())
-            finally:
-                os._exit(1)
-    os.close(w)
     try:
+        join_error = None
+        try:
+            if cg is not None:
+                try:
+                    cg.add_pid(mid)
+                except OSError as err:  # maybe the helper already failed: its report says why
+                    join_error = err
+            if join_error is None:
+                try:
+                    os.write(go_w, b"go")
+                except BrokenPipeError:
+                    pass  # the helper failed early: its report says why
+        finally:
+            os.close(go_w)
         data = b""
         while True:
-            chunk = os.read(r, 4096)
+            chunk = os.read(rep_r, 4096)
             if not chunk:
                 break
             data += chunk
-    finally:
-        os.close(r)
+        os.close(rep_r)
+        rep_r = -1
         os.waitpid(mid, 0)
-    word, _, text = data.decode(errors="replace").partition(" ")
-    if word != "ok":
-        raise RongqiError(f"cannot enter the container's namespaces: {text or 'the helper process died'}")
-    return int(text)
+        cleanup.helper = 0
+        word, _, text = data.decode(errors="replace").partition(" ")
+        if word != "ok":
+            if text or join_error is None:
+                raise RongqiError(text or "the runtime's helper process died before it started the container")
+            raise join_error
+        pid = int(text)
+        cleanup.pid = pid
+        if userns_new:
+            _write_id_maps(pid, lin)
+    except BaseException:
+        if rep_r >= 0:
+            os.close(rep_r)
+        sync.close()
+        raise
+    return pid, sync
+
+
+def _helper(sc: sysc.Syscalls, c: InitConfig, flags: int, early_joins, new_time: bool, rep_w: int, go_r: int) -> None:
+    """The runtime's fork that becomes the init's creator (see _spawn). Never returns."""
+    try:
+        sysc.kernel()  # import ctypes while the runtime moves us into the cgroup
+        proc = c.spec.process
+        _set_own_limits(proc)
+        if os.read(go_r, 16) != b"go":
+            os._exit(1)  # the runtime went away
+        os.close(go_r)
+        for kind, path in early_joins:
+            namespaces.join(sc, kind, path)
+        if new_time:
+            sc.unshare(sysc.CLONE_NEWTIME)
+            offsets = c.spec.linux.time_offsets
+            if offsets:
+                lines = "".join(f"{clock} {secs} {ns}\n" for clock, (secs, ns) in offsets.items())
+                sc.write_file("/proc/self/timens_offsets", lines)
+        pid = sc.clone(flags | sysc.CLONE_PARENT)
+        if pid == 0:
+            os.close(rep_w)
+            from rongqi.oci import init
+
+            init.run(sc, c)
+        os.write(rep_w, f"ok {pid}".encode())
+        os._exit(0)
+    except BaseException as err:  # noqa: BLE001 - reported to the runtime
+        from rongqi.oci.init import describe
+
+        msg = str(err) if isinstance(err, RongqiError) else describe(err)
+        if early_joins and isinstance(err, OSError):
+            msg = f"cannot enter the container's namespaces: {msg}"
+        try:
+            os.write(rep_w, f"error {msg}".encode())
+        finally:
+            os._exit(1)
+
+
+def _set_own_limits(proc) -> None:
+    """rlimits and oom_score_adj on the helper itself: the init inherits them at clone."""
+    if proc.rlimits:
+        import resource
+
+        for r in proc.rlimits:
+            try:
+                resource.setrlimit(r.resource, (r.soft, r.hard))
+            except (OSError, ValueError) as err:
+                hard_now = resource.getrlimit(r.resource)[1]
+                why = getattr(err, "strerror", None) or str(err)
+                raise SpecError(
+                    f"process.rlimits: {r.type} soft={r.soft} hard={r.hard} refused by the kernel ({why}); "
+                    f"the runtime's own hard limit is {hard_now} and raising it needs CAP_SYS_RESOURCE"
+                    f"{'' if hard_now == resource.RLIM_INFINITY else ', which this runtime lacks'}: "
+                    f"ask for at most {hard_now}") from None
+    if proc.oom_score_adj is not None:
+        try:
+            fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, str(proc.oom_score_adj).encode())
+            finally:
+                os.close(fd)
+        except OSError as err:
+            raise SpecError(f"process.oomScoreAdj: cannot set {proc.oom_score_adj} ({err.strerror}); "
+                            f"lowering it needs CAP_SYS_RESOURCE") from None
 
 
 def _write_id_maps(pid: int, lin) -> None:
@@ -470,37 +517,6 @@ def _write_id_maps(pid: int, lin) -> None:
             key = "uidMappings" if name == "uid_map" else "gidMappings"
             raise SpecError(f"linux.{key}: the kernel refused the mapping ({err.strerror}); "
                             f"ranges must not overlap and must fit in 32 bits") from None
-
-
-def _configure_child(spec: Spec, pid: int, cg) -> None:
-    """What the runtime sets on the init from outside: cgroup, rlimits, oom_score_adj."""
-    if cg is not None:
-        cg.add_pid(pid)
-    proc = spec.process
-    if proc.rlimits:
-        import resource
-
-        for r in proc.rlimits:
-            try:
-                resource.prlimit(pid, r.resource, (r.soft, r.hard))
-            except (OSError, ValueError) as err:
-                hard_now = resource.getrlimit(r.resource)[1]
-                why = getattr(err, "strerror", None) or str(err)
-                raise SpecError(
-                    f"process.rlimits: {r.type} soft={r.soft} hard={r.hard} refused by the kernel ({why}); "
-                    f"the runtime's own hard limit is {hard_now} and raising it needs CAP_SYS_RESOURCE"
-                    f"{'' if hard_now == resource.RLIM_INFINITY else ', which this runtime lacks'}: "
-                    f"ask for at most {hard_now}") from None
-    if proc.oom_score_adj is not None:
-        try:
-            fd = os.open(f"/proc/{pid}/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, str(proc.oom_score_adj).encode())
-            finally:
-                os.close(fd)
-        except OSError as err:
-            raise SpecError(f"process.oomScoreAdj: cannot set {proc.oom_score_adj} ({err.strerror}); "
-                            f"lowering it needs CAP_SYS_RESOURCE") from None
 
 
 def _await_ready(sync: Sync, spec: Spec, st: statemod.State, pid: int) -> None:
@@ -635,6 +651,12 @@ def kill(root: str, cid: str, sig: int, all_: bool = False) -> None:
     signal_init(st, sig)
 
 
+def _pidfd_send_signal(pidfd: int, sig: int) -> None:
+    import _signal  # signal's C half: pidfd_send_signal without ctypes or enum
+
+    _signal.pidfd_send_signal(pidfd, sig)
+
+
 def signal_init(st: statemod.State, sig: int) -> None:
     """Signal the init, sure that the pid still names it (pidfd, start time checked)."""
     try:
@@ -645,7 +667,7 @@ def signal_init(st: statemod.State, sig: int) -> None:
         if statemod.proc_stat(st.pid)[0] != st.pid_start:
             raise ContainerStateError("container not running")
         try:
-            sysc.SYSCALLS.pidfd_send_signal(pidfd, sig)
+            _pidfd_send_signal(pidfd, sig)
         except ProcessLookupError:
             raise ContainerStateError("container not running") from None
     finally:
@@ -685,7 +707,7 @@ def _kill_and_wait(st: statemod.State) -> None:
         if pidfd >= 0:
             if statemod.proc_stat(st.pid)[0] == st.pid_start:
                 try:
-                    sysc.SYSCALLS.pidfd_send_signal(pidfd, SIGKILL)
+                    _pidfd_send_signal(pidfd, SIGKILL)
                 except ProcessLookupError:
                     pass
             import select

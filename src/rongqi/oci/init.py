@@ -57,7 +57,7 @@ class InitConfig:
 
     __slots__ = ("spec", "state_dir_fd", "sync", "no_pivot", "no_new_keyring", "preserve_fds",
                  "late_joins", "new_cgroupns", "userns", "runtime_hooks", "state_json", "container_id",
-                 "console_socket", "caps", "seccomp_before_caps", "host_pid", "cgroup_dirs", "seccomp_filter", "console_fd", "seccomp_listener_fd", "joined")
+                 "console_socket", "caps", "seccomp_before_caps", "host_pid", "cgroup_dirs", "seccomp_filter", "console_fd", "seccomp_listener_fd")
 
     def __init__(self):
         self.spec = None
@@ -73,7 +73,6 @@ class InitConfig:
         self.state_json = None  # callable(status) -> bytes
         self.container_id = ""
         self.console_socket = ""
-        self.joined = False  # the runtime has put us in our cgroup
         self.seccomp_listener_fd = -1  # connected to linux.seccomp.listenerPath by the runtime
         self.console_fd = -1  # connected to --console-socket by the runtime, before clone
         self.caps = None  # rongqi.linux.caps.CapSets or None (keep the runtime's)
@@ -155,17 +154,8 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
                                 cgroup_dirs=c.cgroup_dirs)
     rs.prepare()
     mounts = [rootfs_mod.MountSpec(m.destination, m.type, m.source, m.options) for m in spec.mounts]
-    # The runtime moves us into our cgroup while we set up (a cgroup migration waits for an
-    # RCU grace period: milliseconds worth overlapping). Only the cgroup namespace, cgroup
-    # mounts and the user's program must wait for it.
-    split = next((i for i, m in enumerate(mounts) if m.type in ("cgroup", "cgroup2")), len(mounts))
-    rs.mount_all(mounts[:split])
-    if split < len(mounts) or c.new_cgroupns:
-        _expect(c, "joined")
-        if c.new_cgroupns:
-            # After the runtime put us in our cgroup, so that it becomes our cgroup namespace's root.
-            sc.unshare(sysc.CLONE_NEWCGROUP)
-        rs.mount_all(mounts[split:])
+    # We were born in our cgroup (and cgroup namespace): see oci/container.py _spawn.
+    rs.mount_all(mounts)
     rs.create_devices([_device(d) for d in lin.devices])
     rs.make_cwd(proc.cwd)
     if c.runtime_hooks:
@@ -197,7 +187,6 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
         setup_console(sc, c.console_fd, proc.console_size)
         c.console_fd = -1
 
-    _expect(c, "joined")
     sync.send("ready")
     sync.close()
 
@@ -226,21 +215,13 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
 
 
 def _expect(c: InitConfig, want: str) -> str:
-    """Read the runtime's next message, which must be want; "joined" may come at any time."""
-    if want == "joined" and c.joined:
-        return ""
-    while True:
-        word, text = c.sync.recv()
-        if word == "joined":
-            c.joined = True
-            if want == "joined":
-                return ""
-            continue
-        if word == want:
-            return text
-        if word == "eof":
-            raise RuntimeError(f"the runtime went away (waiting for {want})")
-        raise RuntimeError(text or f"the runtime sent {word!r} (waiting for {want})")
+    """Read the runtime's next message, which must be want."""
+    word, text = c.sync.recv()
+    if word == want:
+        return text
+    if word == "eof":
+        raise RuntimeError(f"the runtime went away (waiting for {want})")
+    raise RuntimeError(text or f"the runtime sent {word!r} (waiting for {want})")
 
 
 def finalize_process(sc: sysc.Syscalls, c: InitConfig) -> None:
