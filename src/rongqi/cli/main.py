@@ -116,6 +116,7 @@ def _split_name(name: str) -> tuple[str, str]:
 def cmd_pull(ctx: Context, a: argparse.Namespace) -> int:
     from rongqi.image import reference
     from rongqi.image.builtin import is_builtin, make_busybox_image
+    from rongqi.image.errors import BlobVerificationError, LayerError
     from rongqi.image.registry import Platform
     ref = reference.parse(a.name)
     client = ctx.registry()
@@ -124,14 +125,34 @@ def cmd_pull(ctx: Context, a: argparse.Namespace) -> int:
         user, _, pw = a.creds.partition(":")
         client.explicit_creds[ref.api_host] = (user, pw)
     platform = Platform.parse(a.platform) if a.platform else None
+    import threading
+
+    from rongqi.image.store import FollowAborted
+    cancelled = threading.Event()
+
+    def unpack_while_downloading(manifest: dict, config: dict) -> None:
+        try:
+            ctx.storage.unpack_layers(ctx.store, manifest, config, parallel=a.jobs,
+                                      cancelled=cancelled)
+        except FollowAborted:
+            pass  # a download restarted: unpacked below from the finished blobs
+        except BaseException:
+            cancelled.set()
+            raise
+
     with ctx.progress(a.quiet) as progress:
         try:
-            desc = client.pull(ref, ctx.store, platform=platform, progress=progress)
+            desc = client.pull(ref, ctx.store, platform=platform, progress=progress,
+                               while_downloading=None if a.no_unpack
+                               else unpack_while_downloading)
         except RongqiError as e:
-            if not is_builtin(a.name) or a.platform:
+            if not is_builtin(a.name) or a.platform or isinstance(e, (LayerError,
+                                                                      BlobVerificationError)):
                 raise
             progress.message(f"registry not reachable ({e}); using the built-in busybox")
             desc = make_busybox_image(ctx.store)
+        finally:
+            cancelled.set()
         if not a.no_unpack:
             ctx.storage.unpack_image(ctx.store, desc.digest, parallel=a.jobs)
     if a.quiet:

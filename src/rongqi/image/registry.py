@@ -13,7 +13,7 @@ import os
 import platform as _platform
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +27,7 @@ from rongqi.image.errors import (AuthError, BlobVerificationError, ImageError, M
 from rongqi.image.media import Descriptor
 from rongqi.image.progress import Progress
 from rongqi.image.reference import Reference
-from rongqi.image.store import CHUNK, ImageStore, sha256_digest
+from rongqi.image.store import CHUNK, FollowAborted, ImageStore, sha256_digest
 
 ACCEPT = ", ".join([media.OCI_INDEX, media.DOCKER_LIST, media.OCI_MANIFEST,
                     media.DOCKER_MANIFEST])
@@ -449,8 +449,15 @@ class RegistryClient:
         return [*mirrors, ref.api_host]
 
     def pull(self, ref: Reference, store: ImageStore, *, platform: Platform | None = None,
-             progress: Progress | None = None, name: str | None = None) -> Descriptor:
-        """Pull an image into the store and name it; returns the manifest's descriptor."""
+             progress: Progress | None = None, name: str | None = None,
+             while_downloading: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
+             ) -> Descriptor:
+        """Pull an image into the store and name it; returns the manifest's descriptor.
+
+        `while_downloading(manifest, config)` runs in this thread once the config is in and
+        the layers are downloading (the CLI unpacks them as they arrive); if it raises, the
+        pull fails with its error.
+        """
         progress = progress or Progress()
         with store.gc_lock(shared=True):
             host, body, mt, digest, index_digest = self.resolve(ref, platform)
@@ -465,17 +472,31 @@ class RegistryClient:
                 if d.urls and d.media_type == media.DOCKER_FOREIGN_LAYER:
                     raise ManifestError(f"{ref}: foreign layers are not supported")
             progress.message(f"Pulling {ref} from {host}")
-            blobs = [config, *layers]
             with ThreadPoolExecutor(max_workers=max(1, self.parallel)) as pool:
-                futures = [pool.submit(self.fetch_blob, ref, d, store, progress, host)
-                           for d in blobs]
-                errs = []
+                futures = []
+                for d in [config, *layers]:
+                    f = pool.submit(self.fetch_blob, ref, d, store, progress, host)
+                    # Whoever follows this blob must not wait for a download that died.
+                    f.add_done_callback(lambda f, d=d: f.exception() and store.abandon(d.digest))
+                    futures.append(f)
+                errs: list[BaseException] = []
+                if while_downloading is not None:
+                    try:
+                        futures[0].result()
+                        while_downloading(manifest, store.read_json(config.digest))
+                    except Exception as e:  # noqa: BLE001 - reported after the downloads end
+                        errs.append(e)
                 for f in futures:
                     try:
                         f.result()
                     except Exception as e:  # noqa: BLE001 - the first error is the one reported
                         errs.append(e)
                 if errs:
+                    # A download's own error explains more than a follower that saw it fail.
+                    # A corrupt download explains a broken layer stream better than the
+                    # unpacker that tripped over it.
+                    errs.sort(key=lambda e: (not isinstance(e, BlobVerificationError),
+                                             isinstance(e, FollowAborted)))
                     raise errs[0]
             mdesc = store.put_blob(body, mt, digest)
             ann = {"io.rongqi.repo.digest": f"{ref.repository}@{index_digest or digest}"}

@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -80,6 +81,16 @@ class BlobWriter:
         self._hash = hashlib.sha256()
         self._file: IO[bytes] | None = None
         self.offset = 0
+        # For readers following the download (unpacking while it arrives): "writing",
+        # "done" (verified and renamed), "failed" (rejected) or "restarted" (truncated).
+        self.cond = threading.Condition()
+        self.state = "writing"
+
+    def _set_state(self, state: str) -> None:
+        with self.cond:
+            if self.state == "writing" or state == "failed":
+                self.state = state
+            self.cond.notify_all()
 
     def __enter__(self) -> BlobWriter:
         self._lock.__enter__()
@@ -88,6 +99,7 @@ class BlobWriter:
             return self
         try:
             self._file = open(self.partial, "ab+")
+            self.store._register(self)
             self._file.seek(0)
             while chunk := self._file.read(CHUNK):
                 self._hash.update(chunk)
@@ -103,6 +115,9 @@ class BlobWriter:
         if self._file is not None:
             self._file.close()
             self._file = None
+        if self.state == "writing":
+            self._set_state("failed")  # an error or an abandoned download: followers stop
+        self.store._unregister(self)
         self._lock.__exit__()
 
     @property
@@ -112,6 +127,8 @@ class BlobWriter:
     def restart(self) -> None:
         """Drop what was received so far (the server ignored our Range, or sent garbage)."""
         assert self._file is not None
+        if self.offset:
+            self._set_state("restarted")
         self._file.seek(0)
         self._file.truncate()
         self._hash = hashlib.sha256()
@@ -126,8 +143,13 @@ class BlobWriter:
         self._file.write(data)
         self._hash.update(data)
         self.offset += len(data)
+        if self.store._followed:
+            self._file.flush()
+            with self.cond:
+                self.cond.notify_all()
 
     def discard(self) -> None:
+        self._set_state("failed")
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.partial)
         if self._file is not None:
@@ -149,7 +171,54 @@ class BlobWriter:
         self._file = None
         os.rename(self.partial, self.store.blob_path(self.digest))
         _fsync_dir(self.store.blob_dir)
+        self._set_state("done")
         return Descriptor("", self.digest, self.offset)
+
+
+class FollowAborted(ImageError):
+    """A followed download restarted or stopped; read the finished blob instead."""
+
+
+class _BlobFollower:
+    """Reads a partial blob file while its writer appends to it (same inode after rename)."""
+
+    def __init__(self, w: BlobWriter, cancelled: threading.Event):
+        self.w, self.cancelled = w, cancelled
+        self.fd = os.open(w.partial, os.O_RDONLY | os.O_CLOEXEC)
+        self.pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        n = CHUNK if n < 0 else n
+        while True:
+            data = os.pread(self.fd, n, self.pos)
+            if data:
+                self.pos += len(data)
+                return data
+            with self.w.cond:
+                state = self.w.state
+                if state == "writing" and not self.cancelled.is_set():
+                    self.w.cond.wait(0.2)
+                    continue
+            if state == "done":
+                data = os.pread(self.fd, n, self.pos)
+                self.pos += len(data)
+                return data
+            if state == "failed":
+                raise BlobVerificationError(f"blob {self.w.digest}: download failed or was "
+                                            "rejected") if not self.cancelled.is_set() else \
+                    FollowAborted(f"blob {self.w.digest}: download abandoned")
+            raise FollowAborted(f"blob {self.w.digest}: download {state}; unpacking later")
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> _BlobFollower:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @dataclass(frozen=True)
@@ -178,6 +247,10 @@ class ImageStore:
         self.index_path = os.path.join(self.root, "index.json")
         for d in (self.blob_dir, self.ingest_dir, self.lock_dir):
             os.makedirs(d, exist_ok=True)
+        self._active: dict[str, BlobWriter] = {}
+        self._active_cond = threading.Condition()
+        self._abandoned: set[str] = set()
+        self._followed = False
         layout = os.path.join(self.root, "oci-layout")
         if not os.path.exists(layout):
             self._atomic_write(layout, b'{"imageLayoutVersion":"1.0.0"}')
@@ -209,6 +282,42 @@ class ImageStore:
             return open(self.blob_path(digest), "rb")
         except FileNotFoundError:
             raise ImageError(f"blob {digest} is not in the store") from None
+
+    def _register(self, w: BlobWriter) -> None:
+        with self._active_cond:
+            self._active[w.digest] = w
+            self._active_cond.notify_all()
+
+    def _unregister(self, w: BlobWriter) -> None:
+        with self._active_cond:
+            if self._active.get(w.digest) is w:
+                del self._active[w.digest]
+            self._active_cond.notify_all()
+
+    def abandon(self, digest: str) -> None:
+        """A download of `digest` failed before (or after) it started writing."""
+        with self._active_cond:
+            self._abandoned.add(digest)
+            self._active_cond.notify_all()
+
+    def follow_blob(self, digest: str, cancelled: threading.Event) -> IO[bytes]:
+        """Read a blob that this process is still downloading, as it arrives.
+
+        The reader ends only once the blob is verified and in the store; it raises
+        BlobVerificationError if the download is rejected, and FollowAborted if it restarts,
+        fails or `cancelled` is set (the caller then unpacks from the finished blob).
+        """
+        self._followed = True
+        with self._active_cond:
+            while True:
+                if self.has_blob(digest):
+                    return self.open_blob(digest)
+                w = self._active.get(digest)
+                if w is not None:
+                    return _BlobFollower(w, cancelled)  # type: ignore[return-value]
+                if cancelled.is_set() or digest in self._abandoned:
+                    raise FollowAborted(f"blob {digest}: download abandoned")
+                self._active_cond.wait(0.05)
 
     def read_blob(self, digest: str) -> bytes:
         with self.open_blob(digest) as f:

@@ -140,17 +140,30 @@ class LayerStorage:
         """
         manifest = store.manifest(manifest_digest)
         config = store.read_json(manifest["config"]["digest"])
+        return self.unpack_layers(store, manifest, config, parallel=parallel)
+
+    def unpack_layers(self, store: ImageStore, manifest: dict, config: dict, *,
+                      parallel: int = 1, cancelled: threading.Event | None = None) -> list[str]:
+        """unpack_image for a manifest and config in hand; with `cancelled` given, layers still
+        downloading in this process are unpacked as they arrive (store.follow_blob)."""
         diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
         layers = manifest["layers"]
         if len(diff_ids) != len(layers):
-            raise LayerError(f"image {manifest_digest}: {len(layers)} layers but "
-                             f"{len(diff_ids)} diff_ids in its config")
+            raise LayerError(f"image: {len(layers)} layers but {len(diff_ids)} diff_ids in "
+                             "its config")
         chains = chain_ids(diff_ids)
 
         def one(desc: dict, diff_id: str, chain: str) -> None:
             def unpack(dest: str) -> None:
-                with store.open_blob(desc["digest"]) as f:
-                    stats = image_layer.LayerApplier(dest).apply(f)
+                if cancelled is not None:
+                    f = store.follow_blob(desc["digest"], cancelled)
+                else:
+                    f = store.open_blob(desc["digest"])
+                with f:
+                    try:
+                        stats = image_layer.LayerApplier(dest).apply(f)
+                    except LayerError as e:
+                        raise LayerError(f"layer {desc['digest'][:19]}: {e}") from None
                 if stats.diff_id != diff_id:
                     raise LayerError(f"layer {desc['digest']}: uncompressed digest "
                                      f"{stats.diff_id} does not match the config's {diff_id}")
@@ -163,8 +176,17 @@ class LayerStorage:
         else:
             from concurrent.futures import ThreadPoolExecutor
             with ThreadPoolExecutor(max_workers=parallel) as pool:
-                for f in [pool.submit(one, *args) for args in todo]:
-                    f.result()
+                futures = [pool.submit(one, *args) for args in todo]
+                errors = []
+                for f in futures:
+                    try:
+                        f.result()
+                    except Exception as e:  # noqa: BLE001 - the first is raised below
+                        errors.append(e)
+                        if cancelled is not None:
+                            cancelled.set()
+                if errors:
+                    raise errors[0]
         return chains
 
     # -- snapshots ---------------------------------------------------------------------------

@@ -229,6 +229,40 @@ class CuttingProxy:
         self.httpd.server_close()
 
 
+def test_cli_pull_of_a_corrupted_blob_leaves_no_layer_and_no_name(pushed, tmp_path):
+    reg, desc = pushed
+    layer = ImageStore(str(tmp_path / "layout")).manifest(desc)["layers"][0]
+    data = reg.blob_data_path(layer["digest"])
+    raw = bytearray(data.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # one flipped byte in the middle of the gzip stream
+    data.write_bytes(bytes(raw))
+    root = tmp_path / "rq"
+    p = rongqi(root, "pull", f"{reg.host}/library/busybox:1", check=False)
+    assert p.returncode == 125 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert p.stderr.startswith(f"rongqi: error: blob {layer['digest']}: ")
+    store = ImageStore(str(root))
+    assert store.names() == [] and not store.has_blob(layer["digest"])
+    assert os.listdir(root / "overlay" / "layers") == []
+    assert os.listdir(root / "overlay" / "tmp") == []
+
+
+def test_cli_pull_resumes_and_unpacks_while_downloading(pushed, tmp_path):
+    reg, desc = pushed
+    layer = ImageStore(str(tmp_path / "layout")).manifest(desc)["layers"][0]
+    proxy = CuttingProxy(reg.host, layer["digest"], cut=layer["size"] // 2)
+    try:
+        root = tmp_path / "rq"
+        rongqi(root, "pull", f"{proxy.host}/library/busybox:1")
+    finally:
+        proxy.close()
+    assert proxy.ranges[1] is not None
+    storage, rootfs = snapshot_of(root, f"{proxy.host}/library/busybox:1", "resumed")
+    try:
+        assert os.path.isfile(f"{rootfs}/bin/busybox")
+    finally:
+        storage.remove_snapshot("resumed")
+
+
 def test_interrupted_download_resumes_with_a_range_request(pushed, tmp_path):
     reg, desc = pushed
     layer = ImageStore(str(tmp_path / "layout")).manifest(desc)["layers"][0]

@@ -116,3 +116,71 @@ def test_skopeo_reads_the_store(tmp_path):
     out = subprocess.run(["skopeo", "inspect", "--raw", f"oci:{tmp_path}:localhost/img:t"],
                          check=True, capture_output=True)
     assert sha256_digest(out.stdout) == md.digest
+
+
+def _follow(store, digest, cancelled, out):
+    try:
+        with store.follow_blob(digest, cancelled) as f:
+            while chunk := f.read(1000):
+                out.append(chunk)
+    except Exception as e:  # noqa: BLE001 - the test inspects it
+        out.append(e)
+
+
+def test_follower_reads_a_blob_while_it_is_written_and_ends_when_verified(tmp_path):
+    store = ImageStore(str(tmp_path))
+    data = os.urandom(50_000)
+    d = sha256_digest(data)
+    cancelled, got = threading.Event(), []
+    t = threading.Thread(target=_follow, args=(store, d, cancelled, got))
+    t.start()
+    with store.writer(d, len(data)) as w:
+        for i in range(0, len(data), 7000):
+            w.write(data[i:i + 7000])
+        w.commit()
+    t.join(10)
+    assert b"".join(got) == data
+
+
+def test_follower_of_a_rejected_blob_fails(tmp_path):
+    from rongqi.image.store import FollowAborted
+    store = ImageStore(str(tmp_path))
+    d = sha256_digest(b"the real thing")
+    cancelled, got = threading.Event(), []
+    t = threading.Thread(target=_follow, args=(store, d, cancelled, got))
+    t.start()
+    with store.writer(d, 14) as w, pytest.raises(BlobVerificationError):
+        w.write(b"something else")
+        w.commit()
+    t.join(10)
+    assert isinstance(got[-1], BlobVerificationError)
+    # A download that dies before writing anything releases its followers too.
+    d2 = sha256_digest(b"never")
+    got2 = []
+    t2 = threading.Thread(target=_follow, args=(store, d2, cancelled, got2))
+    t2.start()
+    store.abandon(d2)
+    t2.join(10)
+    assert isinstance(got2[-1], FollowAborted)
+
+
+def test_follower_stops_when_the_download_restarts(tmp_path):
+    from rongqi.image.store import FollowAborted
+    store = ImageStore(str(tmp_path))
+    data = os.urandom(20_000)
+    d = sha256_digest(data)
+    cancelled, got = threading.Event(), []
+    t = threading.Thread(target=_follow, args=(store, d, cancelled, got))
+    with store.writer(d, len(data)) as w:
+        w.write(data[:5000])
+        t.start()
+        time_limit = 50
+        while not got and time_limit:
+            threading.Event().wait(0.02)
+            time_limit -= 1
+        w.restart()
+        w.write(data)
+        w.commit()
+    t.join(10)
+    assert isinstance(got[-1], FollowAborted)
+    assert store.read_blob(d) == data
