@@ -487,3 +487,78 @@ def test_seccomp_notify_fd_reaches_the_listener(oci_binary, runtime_root, bundle
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_process_attributes_reach_the_program(oci_binary, runtime_root, bundle_factory, unique_id):
+    """domainname, umask, additionalGids, oomScoreAdj, the five capability sets, sysctl."""
+    bundle = bundle_factory(["sh", "-c", "cat /proc/sys/kernel/domainname; umask; id -G; "
+                                         "cat /proc/self/oom_score_adj; grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status; "
+                                         "cat /proc/sys/net/ipv4/ip_forward"])
+    cfg_path = os.path.join(bundle, "config.json")
+    cfg = json.load(open(cfg_path))
+    cfg["domainname"] = "example.org"
+    cfg["process"]["user"].update({"umask": 0o027, "additionalGids": [5, 7]})
+    cfg["process"]["oomScoreAdj"] = 500
+    kill, chown = "CAP_KILL", "CAP_CHOWN"
+    cfg["process"]["capabilities"] = {"bounding": [kill, chown], "effective": [kill], "permitted": [kill, chown],
+                                      "inheritable": [kill], "ambient": [kill]}
+    cfg["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+    json.dump(cfg, open(cfg_path, "w"))
+    r = oci(oci_binary, runtime_root, "run", "-b", bundle, unique_id)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "example.org"
+    assert lines[1] == "0027"
+    assert lines[2].split() == ["0", "5", "7"]
+    assert lines[3] == "500"
+    caps = dict(line.split(":\t") for line in lines[4:9])
+    bit = lambda *ns: format(sum(1 << n for n in ns), "016x")  # noqa: E731
+    # CAP_CHOWN = 0, CAP_KILL = 5; the shell's execve keeps ambient caps in effective/permitted
+    assert caps["CapBnd"] == bit(0, 5)
+    assert caps["CapInh"] == bit(5) and caps["CapAmb"] == bit(5)
+    assert caps["CapPrm"] == bit(0, 5) or caps["CapPrm"] == bit(5)
+    assert lines[9] == "1"
+
+
+def test_no_pivot_moves_the_root(oci_binary, runtime_root, bundle_factory, unique_id):
+    bundle = bundle_factory(["sh", "-c", "echo $$; cat /proc/self/mountinfo | head -1"])
+    r = oci(oci_binary, runtime_root, "run", "--no-pivot", "-b", bundle, unique_id)
+    assert r.returncode == 0, r.stderr
+    first, root_line = r.stdout.splitlines()[:2]
+    assert first == "1"
+    assert "/rootfs" in root_line.split()[3] or root_line.split()[4] == "/"
+
+
+def test_features_lists_what_is_supported(oci_binary):
+    r = subprocess.run([oci_binary, "features"], capture_output=True, text=True)
+    assert r.returncode == 0
+    f = json.loads(r.stdout)
+    assert f["ociVersionMax"].startswith("1.2")
+    assert set(f["linux"]["namespaces"]) >= {"pid", "network", "mount", "user", "cgroup", "time"}
+    assert "createRuntime" in f["hooks"] and "rbind" in f["mountOptions"]
+    assert "CAP_SYS_ADMIN" in f["linux"]["capabilities"]
+
+
+def test_pidfd_is_sent_over_the_pidfd_socket(oci_binary, runtime_root, bundle_factory, unique_id, tmp_path):
+    import socket
+
+    path = str(tmp_path / "pidfd.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    srv.settimeout(20)
+    try:
+        bundle = bundle_factory(["sleep", "30"])
+        r = oci(oci_binary, runtime_root, "create", "-b", bundle, "--pidfd-socket", path, unique_id)
+        assert r.returncode == 0, r.stderr
+        conn, _ = srv.accept()
+        _, fds, _, _ = socket.recv_fds(conn, 64, 1)
+        conn.close()
+        assert len(fds) == 1
+        pid = state(oci_binary, runtime_root, unique_id)["pid"]
+        fdinfo = open(f"/proc/self/fdinfo/{fds[0]}").read()
+        assert f"Pid:\t{pid}" in fdinfo
+        os.close(fds[0])
+        assert oci(oci_binary, runtime_root, "delete", "--force", unique_id).returncode == 0
+    finally:
+        srv.close()
