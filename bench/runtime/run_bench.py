@@ -54,12 +54,37 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def write_bundle(dest: Path, rootfs: Path, cgroup: str) -> str:
-    # One shared read-only rootfs (absolute root.path); every config.json is the same spec
-    # but for its cgroupsPath, so parallel containers do not share a cgroup.
+PROFILES = ("runc", "default", "resources")
+
+
+def write_bundle(dest: Path, rootfs: Path, cgroup: str, profile: str = "runc") -> str:
+    """One shared read-only rootfs (absolute root.path); every config.json is the same spec
+    but for its cgroupsPath, so parallel containers do not share a cgroup.
+
+    profile "runc": `runc spec`'s shape (3 capabilities, no seccomp); "default":
+    `rongqi-oci spec`'s (docker's capabilities and seccomp profile, masked paths);
+    "resources": runc's shape with a typical limits block (memory, cpu, pids).
+    """
+    cgroups_path = f"/{CGROUP_PARENT}/{CGROUP_PREFIX}{cgroup}"
+    if profile == "default":
+        from rongqi.oci.default_spec import default_spec
+
+        spec = default_spec()
+        spec["process"]["args"] = ["/bin/true"]
+        spec["root"] = {"path": str(rootfs), "readonly": True}
+        spec["linux"]["cgroupsPath"] = cgroups_path
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / "config.json").write_text(json.dumps(spec))
+        return str(dest)
+    resources = None
+    if profile == "resources":
+        resources = {"devices": [{"allow": False, "access": "rwm"}],
+                     "memory": {"limit": 256 * 1024 * 1024},
+                     "cpu": {"shares": 512, "quota": 50000, "period": 100000},
+                     "pids": {"limit": 100}}
+    extra = {"resources": resources} if resources else {}
     return make_bundle(
-        str(dest), ["/bin/true"], rootfs=str(rootfs), readonly=True,
-        cgroups_path=f"/{CGROUP_PARENT}/{CGROUP_PREFIX}{cgroup}",
+        str(dest), ["/bin/true"], rootfs=str(rootfs), readonly=True, cgroups_path=cgroups_path, **extra,
     )
 
 
@@ -144,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parallel-rounds", type=int, default=3, help="parallel batches per runtime")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--runtimes", default="rongqi-oci,runc,crun")
+    ap.add_argument("--profile", choices=PROFILES, default="runc",
+                    help="config.json: runc (runc spec's shape), default (rongqi-oci spec: docker's caps and "
+                         "seccomp), resources (runc's shape plus memory/cpu/pids limits)")
     ap.add_argument("--rongqi-oci", default=os.environ.get("RONGQI_OCI") or str(REPO / "bin" / "rongqi-oci"))
     ap.add_argument("--json", metavar="FILE", help="also write the raw timings as JSON")
     args = ap.parse_args(argv)
@@ -156,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rootfs = work / "rootfs"
         make_rootfs(str(rootfs))
-        seq_bundle = write_bundle(work / "bundle", rootfs, "seq")
-        par_bundles = [write_bundle(work / f"par{i}", rootfs, f"par-{i}") for i in range(args.parallel)]
+        seq_bundle = write_bundle(work / "bundle", rootfs, "seq", args.profile)
+        par_bundles = [write_bundle(work / f"par{i}", rootfs, f"par-{i}", args.profile) for i in range(args.parallel)]
         runtimes = find_runtimes(args.runtimes.split(","), args.rongqi_oci, work / "state")
 
         # A runtime that cannot run the bundle at all (crun refuses hybrid cgroup hosts) is
@@ -211,7 +239,7 @@ def report(runtimes: list[Runtime], args: argparse.Namespace) -> None:
             rt.name, f"{med:.1f}", f"{percentile(rt.times_ms, 0.9):.1f}", f"{min(rt.times_ms):.1f}",
             f"{len(rt.times_ms)}/{args.n}", f"{med / base_med:.2f}" if base_med else "-",
         ])
-    print(f"\n`run` of /bin/true, {args.n} interleaved runs each (ms; ratio = median / runc's median)")
+    print(f"\n`run` of /bin/true with the {args.profile!r} config, {args.n} interleaved runs each (ms; ratio = median / runc's median)")
     print(table(["runtime", "median", "p90", "min", "ok", "ratio"], rows))
 
     rows = []
