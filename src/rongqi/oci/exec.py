@@ -144,13 +144,18 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
     p_r, c_w = os.pipe2(os.O_CLOEXEC)
     c_r, p_w = os.pipe2(os.O_CLOEXEC)
     c.sync = Sync(c_r, c_w)
-    pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
+    pid_r, pid_w = os.pipe2(os.O_CLOEXEC)  # helper -> runtime: "ok PID" or "error TEXT"
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)    # runtime -> helper: in the cgroup now
+    # As for create (container._spawn): the helper joins the container's cgroup while it
+    # imports ctypes, so the exec'd process is born in the cgroup.
     mid = os.fork()
     if mid == 0:
         try:
-            os.close(pid_r)
-            os.close(p_r)
-            os.close(p_w)
+            for fd in (pid_r, p_r, p_w, go_w):
+                os.close(fd)
+            sysc.kernel()
+            if os.read(go_r, 16) != b"go":
+                os._exit(1)
             for kind, path in early:
                 namespaces.join(sc, kind, path)
             pid = sc.clone(sysc.CLONE_PARENT)
@@ -164,14 +169,24 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
                 os.write(pid_w, f"error {describe(err)}".encode())
             finally:
                 os._exit(1)
-    os.close(pid_w)
-    os.close(c_r)
-    os.close(c_w)
-    for fd in (c.console_fd, c.seccomp_listener_fd):
+    for fd in (pid_w, go_r, c_r, c_w, c.console_fd, c.seccomp_listener_fd):
         if fd >= 0:
             os.close(fd)
     sync = Sync(p_r, p_w)
     try:
+        try:
+            if st.cgroup:
+                from rongqi.linux import cgroups
+
+                cgroups.Cgroup.from_dict(st.cgroup).add_pid(mid)
+            os.write(go_w, b"go")
+        except BaseException:
+            os.kill(mid, 9)
+            os.waitpid(mid, 0)
+            os.close(pid_r)
+            raise
+        finally:
+            os.close(go_w)
         data = b""
         while True:
             chunk = os.read(pid_r, 4096)
@@ -185,10 +200,6 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
             raise RongqiError(f"exec: cannot enter the container's namespaces: {text or 'helper died'}")
         pid = int(text)
         try:
-            if st.cgroup:
-                from rongqi.linux import cgroups
-
-                cgroups.Cgroup.from_dict(st.cgroup).add_pid(pid)
             sync.send("go", str(pid))
             word, text = sync.recv()
             if word == "error":
