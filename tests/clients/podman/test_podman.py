@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import IMAGE, Podman
+from podman_harness import IMAGE, Podman
 
 CGROUP_BIND_XFAIL = pytest.mark.xfail(
     strict=True,
