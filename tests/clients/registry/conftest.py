@@ -54,8 +54,9 @@ class Registry:
         h = digest.partition(":")[2]
         return self.storage / "docker/registry/v2/blobs/sha256" / h[:2] / h / "data"
 
-    def skopeo_push(self, layout: str, name: str, repo: str, *, all_: bool = False) -> None:
-        argv = [SKOPEO, "copy", "-q", "--dest-tls-verify=false"]
+    def skopeo_push(self, layout: str, name: str, repo: str, *, all_: bool = False,
+                    extra: tuple[str, ...] = ()) -> None:
+        argv = [SKOPEO, "copy", "-q", "--dest-tls-verify=false", *extra]
         if all_:
             argv.append("--all")
         if self.user:

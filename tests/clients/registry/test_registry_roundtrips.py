@@ -89,6 +89,41 @@ def test_pull_stores_unpacks_and_the_rootfs_mounts(pushed, tmp_path):
         storage.remove_snapshot("pull-test")
 
 
+@pytest.mark.parametrize("how,extra", [
+    ("docker-schema2", ("--format", "v2s2")),
+    ("zstd-layers", ("--dest-compress", "--dest-compress-format", "zstd")),
+    ("plain-layers", None),
+])
+def test_docker_schema2_and_zstd_and_plain_layers_pull_and_mount(registry, layout, rootfs,
+                                                                tmp_path, how, extra):
+    if extra is None:
+        # skopeo compresses plain layers on the way to a registry; rongqi's push does not.
+        layers = [tar_bytes([("bin", None), ("bin/busybox", (rootfs / "bin/busybox")
+                                                .read_bytes())]),
+                  tar_bytes([("how", how.encode())])]
+        desc = layout.image_from_layers(layers, "bb")
+        client(tmp_path).push(layout.store, desc, parse(f"{registry.host}/{how}:1"))
+    else:
+        layout.image_from_dir(rootfs, "bb", [tar_bytes([("how", how.encode())])])
+        registry.skopeo_push(str(layout.path), "bb", f"{how}:1", extra=extra)
+    manifest = json.loads(subprocess.run([SKOPEO, "inspect", "--raw", "--tls-verify=false",
+                                          f"docker://{registry.host}/{how}:1"], check=True,
+                                         capture_output=True).stdout)
+    types = {layer["mediaType"] for layer in manifest["layers"]}
+    expected = {"docker-schema2": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                "zstd-layers": "application/vnd.oci.image.layer.v1.tar+zstd",
+                "plain-layers": "application/vnd.oci.image.layer.v1.tar"}[how]
+    assert types == {expected}  # the registry really holds that kind of image
+    root = tmp_path / "rq"
+    rongqi(root, "pull", f"{registry.host}/{how}:1")
+    storage, mounted = snapshot_of(root, f"{registry.host}/{how}:1", how)
+    try:
+        assert Path(mounted, "how").read_text() == how
+        assert os.path.isfile(f"{mounted}/bin/busybox")
+    finally:
+        storage.remove_snapshot(how)
+
+
 def test_multi_arch_index_gives_each_platform_its_image(registry, layout, rootfs, tmp_path):
     amd = layout.image_from_dir(rootfs, "amd", [tar_bytes([("arch", b"amd64\n")])],
                                 arch="amd64")
