@@ -334,7 +334,6 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
             new_flags |= namespaces.flag(kind)
     userns_new = bool(new_flags & sysc.CLONE_NEWUSER)
 
-    preload_for_child(spec)
     c = InitConfig()
     c.spec = spec
     c.container_id = st.id
@@ -435,7 +434,12 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
 def _helper(sc: sysc.Syscalls, c: InitConfig, flags: int, early_joins, new_time: bool, rep_w: int, go_r: int) -> None:
     """The runtime's fork that becomes the init's creator (see _spawn). Never returns."""
     try:
-        sysc.kernel()  # import ctypes while the runtime moves us into the cgroup
+        # While the runtime moves us into the cgroup: import ctypes and every module the
+        # init needs after pivot_root (its host's Python library is then out of reach).
+        sysc.kernel()
+        import rongqi.linux.rootfs  # noqa: F401
+
+        preload_for_child(c.spec)
         proc = c.spec.process
         _set_own_limits(proc)
         if os.read(go_r, 16) != b"go":

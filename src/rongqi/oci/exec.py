@@ -110,7 +110,6 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
     from rongqi.oci.container import _cap_sets, check_host_support, preload_for_child
 
     check_host_support(spec)
-    preload_for_child(spec)
 
     c = InitConfig()
     c.spec = spec
@@ -154,6 +153,7 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
             for fd in (pid_r, p_r, p_w, go_w):
                 os.close(fd)
             sysc.kernel()
+            preload_for_child(spec)  # before the mount namespace join puts the host's Python out of reach
             if os.read(go_r, 16) != b"go":
                 os._exit(1)
             for kind, path in early:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 
 from rongqi.linux import namespaces
-from rongqi.linux import rootfs as rootfs_mod
 from rongqi.linux import syscall as sysc
 from rongqi.oci.state import FIFO
+
+# rongqi.linux.rootfs (and mount) are imported by the helper process that clones the init
+# (see oci/container.py _helper), off the runtime's own path.
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -148,6 +150,8 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
         sc.sethostname(spec.hostname)
     if spec.domainname:
         sc.setdomainname(spec.domainname)
+
+    from rongqi.linux import rootfs as rootfs_mod
 
     rs = rootfs_mod.RootfsSetup(sc, spec.root_path, propagation=lin.rootfs_propagation, userns=c.userns,
                                 bundle=spec.bundle, mount_label=lin.mount_label, cgroupns=c.new_cgroupns,
@@ -367,7 +371,9 @@ def _is_executable(p: str) -> bool:
     return (st.st_mode & 0o170000) == 0o100000 and os.access(p, os.X_OK)
 
 
-def _device(d) -> rootfs_mod.DeviceSpec:
+def _device(d):
+    from rongqi.linux import rootfs as rootfs_mod
+
     mode = d.file_mode if d.file_mode is not None else 0o666
     return rootfs_mod.DeviceSpec(d.path, d.type, d.major, d.minor, mode, d.uid or 0, d.gid or 0)
 
