@@ -75,6 +75,14 @@ def _resolve(ctx: Context, name: str, *, builtin: bool = True) -> tuple[str, Any
         raise
 
 
+def _normalized(name: str) -> str:
+    from rongqi.image import reference
+    try:
+        return str(reference.parse(name))
+    except RongqiError:
+        return name
+
+
 def _short_id(digest: str) -> str:
     return digest.partition(":")[2][:12]
 
@@ -232,8 +240,7 @@ def cmd_rmi(ctx: Context, a: argparse.Namespace) -> int:
             failed = True
             continue
         same = [n for n, d in ctx.store.names() if d.digest == desc.digest]
-        by_id = full != name and name.removeprefix("sha256:") and not any(
-            n == name for n in same)
+        by_id = full != name and full != _normalized(name)
         if by_id and len(same) > 1 and not a.force:
             raise RongqiError(f"image {name} is referenced by several names ({', '.join(same)});"
                               " use -f to remove them all")
