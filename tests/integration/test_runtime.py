@@ -562,3 +562,17 @@ def test_pidfd_is_sent_over_the_pidfd_socket(oci_binary, runtime_root, bundle_fa
         assert oci(oci_binary, runtime_root, "delete", "--force", unique_id).returncode == 0
     finally:
         srv.close()
+
+
+def test_cgroup_mount_without_a_cgroup_namespace_binds_the_containers_own_cgroups(
+        oci_binary, runtime_root, bundle_factory, unique_id):
+    mount = {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+    bundle = bundle_factory(["sh", "-c", "cat /sys/fs/cgroup/pids/pids.max; cat /sys/fs/cgroup/pids/cgroup.procs; "
+                                         "grep -c . /proc/self/mountinfo; echo 1 > /sys/fs/cgroup/pids/pids.max; echo rc=$?"],
+                            mounts=[mount], resources={"pids": {"limit": 42}})
+    r = oci(oci_binary, runtime_root, "run", "-b", bundle, unique_id)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "42"  # the container's own pids cgroup, not the host's root
+    assert "rc=1" in lines   # read-only

@@ -317,7 +317,8 @@ class RootfsSetup:
                 if self.cgroupns:
                     self.sc.mount("cgroup2", target, "cgroup2", flags, None)
                 else:
-                    self._bind_ro(dirs.get("unified", "/sys/fs/cgroup"), target, flags)
+                    self._bind_ro(dirs.get("unified", "/sys/fs/cgroup"), target, flags,
+                                  lambda: self._mounted(m.destination))
                 self._finish(m.destination, o)
                 return
             # v1 or hybrid: a tmpfs with one cgroup mount per hierarchy.
@@ -332,7 +333,9 @@ class RootfsSetup:
                 sfd = self.sc.openat2(dest_fd, sub, O_PATH | os.O_DIRECTORY, 0, s.RESOLVE_NO_SYMLINKS)
                 try:
                     if not self.cgroupns:
-                        self._bind_ro(host_dir, fd_path(sfd), flags)
+                        self._bind_ro(host_dir, fd_path(sfd), flags,
+                                      lambda: self.sc.openat2(dest_fd, sub, O_PATH | os.O_DIRECTORY, 0,
+                                                              s.RESOLVE_NO_SYMLINKS))
                     elif key == "unified":
                         self.sc.mount("cgroup2", fd_path(sfd), "cgroup2", flags, None)
                     else:
@@ -350,9 +353,15 @@ class RootfsSetup:
         finally:
             os.close(dest_fd)
 
-    def _bind_ro(self, src: str, target: str, flags: int) -> None:
+    def _bind_ro(self, src: str, target: str, flags: int, reopen) -> None:
+        """Bind src on target, then remount it with flags through a fresh fd (reopen())."""
         self.sc.mount(src, target, "bind", s.MS_BIND)
-        self.sc.mount(None, target, None, s.MS_BIND | s.MS_REMOUNT | (flags & ~s.MS_BIND) | locked_flags(target))
+        fd = reopen()
+        try:
+            t = fd_path(fd)
+            self.sc.mount(None, t, None, s.MS_BIND | s.MS_REMOUNT | (flags & ~s.MS_BIND) | locked_flags(t))
+        finally:
+            os.close(fd)
 
     # 3. /dev
     def create_devices(self, devices: list[DeviceSpec], *, default: bool = True) -> None:
