@@ -199,7 +199,8 @@ def cmd_images(ctx: Context, a: argparse.Namespace) -> int:
         for r in records:
             if _short_id(r.config_digest) not in seen:
                 seen.append(_short_id(r.config_digest))
-        print("\n".join(seen))
+        for image_id in seen:
+            print(image_id)
         return 0
     rows = [("REPOSITORY", "TAG", *(("DIGEST",) if a.digests else ()), "IMAGE ID", "CREATED",
              "SIZE")]
