@@ -9,6 +9,7 @@ import os
 
 from rongqi.linux.cgroups import convert, files
 from rongqi.linux.cgroups.files import CgroupError, exists, read, read_int, read_keyed, read_or
+from rongqi.linux.cgroups.common import CpusetController, PidsController
 from rongqi.linux.cgroups.resources import Resources
 
 R = "linux.resources"
@@ -113,36 +114,6 @@ class CpuController:
             files.write(d, "cpu.rt_runtime_us", c.realtime_runtime, F + ".realtimeRuntime")
         if c.idle is not None:
             files.write(d, "cpu.idle", c.idle, F + ".idle")
-
-
-class CpusetController:
-    name = "cpuset"
-    field = R + ".cpu"
-
-    @staticmethod
-    def wanted(res: Resources) -> bool:
-        return res.cpu is not None and (bool(res.cpu.cpus) or bool(res.cpu.mems))
-
-    @staticmethod
-    def apply(d: str, res: Resources) -> None:
-        if res.cpu.cpus:
-            files.write(d, "cpuset.cpus", res.cpu.cpus, R + ".cpu.cpus")
-        if res.cpu.mems:
-            files.write(d, "cpuset.mems", res.cpu.mems, R + ".cpu.mems")
-
-
-class PidsController:
-    name = "pids"
-    field = R + ".pids"
-
-    @staticmethod
-    def wanted(res: Resources) -> bool:
-        return res.pids is not None and res.pids.limit is not None
-
-    @staticmethod
-    def apply(d: str, res: Resources) -> None:
-        limit = res.pids.limit
-        files.write(d, "pids.max", "max" if limit <= 0 else limit, R + ".pids.limit")
 
 
 class BlkioController:
