@@ -83,8 +83,7 @@ class PodmanSetup:
         return self.prefix + list(args)
 
     def run_argv(self) -> list[str]:
-        # A private cgroup namespace: see tests/clients/podman (cgroup bind mounts, rongqi-oci).
-        return self("run", "--rm", "--network", "none", "--cgroupns=private",
+        return self("run", "--rm", "--network", "none",
                     f"--cgroup-parent=/{CGROUP_PARENT}", IMAGE, "true")
 
     def close(self) -> None:

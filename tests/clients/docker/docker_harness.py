@@ -43,10 +43,7 @@ class Dockerd:
                 "--exec-root", str(self.base / "exec"), "--pidfile", str(self.pidfile), "-H", f"unix://{self.sock}",
                 "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
                 "--userland-proxy=false", "--storage-driver", "vfs", "--add-runtime", f"rongqi={self.wrapper}",
-                "--cgroup-parent", self.cgroup_parent,
-                # See tests/clients/podman/conftest.py: without a cgroup namespace rongqi-oci's
-                # cgroup bind mounts fail today (test_cgroup_mount_without_cgroup_namespace).
-                "--default-cgroupns-mode", "private"]
+                "--cgroup-parent", self.cgroup_parent]
         log = open(self.base / "dockerd.log", "wb")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         log.close()

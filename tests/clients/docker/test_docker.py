@@ -177,11 +177,7 @@ def test_default_network_gives_an_interface_with_an_address(dk, runtime):
     assert "eth0" in r.stdout.split()
 
 
-def test_cgroup_mount_without_cgroup_namespace(dk, runtime, request):
-    if runtime == "rongqi":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="linux/rootfs.py RootfsSetup._mount_cgroup remounts cgroup binds through the fd "
-            "opened before the bind (EINVAL); see tests/clients/podman"))
+def test_cgroup_mount_without_cgroup_namespace(dk, runtime):
     r = dk("run", "--rm", "--runtime", runtime, "--cgroupns", "host", "--memory", "32m", IMAGE, "sh", "-c",
            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes")
     assert r.returncode == 0, r.stderr

@@ -19,10 +19,6 @@ IMAGE = "localhost/rongqi/busybox:test"
 
 # podman as root asks for nofile and nproc limits of 1048576; this machine's hard limits are
 # lower and root lacks CAP_SYS_RESOURCE, so the defaults must fit (see shared/clients.md).
-# Containers get a private cgroup namespace (Podman.run_flags): on this hybrid-cgroup host a
-# container in the host's cgroup namespace needs bind mounts of its cgroups, which rongqi-oci
-# gets wrong today (test_cgroup_mount_without_cgroup_namespace, xfail); private is what cgroup
-# v2 hosts default to.
 CONTAINERS_CONF = """\
 [containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
@@ -77,12 +73,11 @@ class Podman:
         return r
 
     def run_flags(self) -> list[str]:
-        # The cgroup parent names the session (leak checks); a private cgroup namespace: see
-        # CONTAINERS_CONF (podman 4.3 does not take cgroupns from containers.conf on cgroup v1).
-        return [f"--cgroup-parent={self.cgroup_parent}", "--cgroupns=private"]
+        # The cgroup parent names the session, so the leak check can tell its cgroups apart.
+        return [f"--cgroup-parent={self.cgroup_parent}"]
 
     def run(self, *args: str, **kw) -> subprocess.CompletedProcess:
-        """`podman run` with this setup's run_flags; a later --cgroupns overrides."""
+        """`podman run` with this setup's run_flags."""
         return self("run", *self.run_flags(), *args, **kw)
 
     def conmons(self) -> list[int]:

@@ -16,14 +16,6 @@ import pytest
 
 from podman_harness import IMAGE, Podman
 
-CGROUP_BIND_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="linux/rootfs.py RootfsSetup._mount_cgroup: without a cgroup namespace it remounts each "
-    "bind-mounted hierarchy read-only through the O_PATH fd opened before the bind, which names the "
-    "directory under the mount: EINVAL (fix: reopen the fd after the bind)",
-)
-
-
 def inspect(pm: Podman, name: str) -> dict:
     r = pm("inspect", name, check=True)
     return json.loads(r.stdout)[0]
@@ -197,9 +189,7 @@ def test_default_network_gives_an_interface_with_an_address(pm):
     assert "eth0" in r.stdout.split() and " inet " in r.stdout
 
 
-def test_cgroup_mount_without_cgroup_namespace(pm, request):
-    if pm.name == "rongqi-oci":
-        request.applymarker(CGROUP_BIND_XFAIL)
+def test_cgroup_mount_without_cgroup_namespace(pm):
     r = pm.run("--rm", "--cgroupns", "host", "--memory", "32m", IMAGE, "sh", "-c",
                "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; touch /sys/fs/cgroup/memory/x 2>&1; true")
     assert r.returncode == 0, r.stderr
