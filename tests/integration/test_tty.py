@@ -272,8 +272,6 @@ def test_listen_fds_of_another_process_are_not_passed(oci_binary, runtime_root, 
     assert r.stdout == "no-fd-3\n"
 
 
-@pytest.mark.xfail(strict=True, reason="container.create does not yet add LISTEN_FDS=<n> and LISTEN_PID=1 to the "
-                   "process env (CreateOptions has no field for it); see docs/clients.md, socket activation")
 def test_socket_activation_sets_listen_env_for_pid_1(oci_binary, runtime_root, bundle_factory, unique_id, tmp_path):
     (tmp_path / "listen").write_text("activated\n")
     bundle = bundle_factory(["sh", "-c", "echo fds=$LISTEN_FDS pid=$LISTEN_PID"])

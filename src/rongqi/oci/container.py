@@ -21,11 +21,11 @@ SIGTERM = 15
 
 class CreateOptions:
     __slots__ = ("bundle", "pid_file", "console_socket", "pidfd_socket", "no_pivot", "no_new_keyring",
-                 "preserve_fds", "systemd_cgroup", "rootless")
+                 "preserve_fds", "systemd_cgroup", "rootless", "listen_fds")
 
     def __init__(self, bundle: str = ".", pid_file: str = "", console_socket: str = "", pidfd_socket: str = "",
                  no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
-                 systemd_cgroup: bool = False, rootless: str = "auto"):
+                 systemd_cgroup: bool = False, rootless: str = "auto", listen_fds: int = 0):
         self.bundle = bundle
         self.pid_file = pid_file
         self.console_socket = console_socket
@@ -35,6 +35,9 @@ class CreateOptions:
         self.preserve_fds = preserve_fds
         self.systemd_cgroup = systemd_cgroup
         self.rootless = rootless
+        # Socket activation (systemd's LISTEN_FDS): fds 3..3+n-1 of the caller go to the
+        # container, ahead of --preserve-fds', with LISTEN_FDS=n and LISTEN_PID=1 set.
+        self.listen_fds = listen_fds
 
 
 def _state_json(st: statemod.State, status: str, pid: int) -> bytes:
@@ -57,6 +60,9 @@ def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SY
     spec, raw = load_bundle(opts.bundle)
     if spec.process is None:
         raise SpecError("process: required to create a container (the program to run)")
+    if opts.listen_fds > 0:
+        env = [e for e in spec.process.env if not e.startswith(("LISTEN_FDS=", "LISTEN_PID="))]
+        spec.process.env = env + [f"LISTEN_FDS={opts.listen_fds}", "LISTEN_PID=1"]
     if spec.process.terminal and not opts.console_socket:
         raise UsageError("process.terminal is true: a detached container needs --console-socket to hand the "
                          "terminal to (or set terminal to false)")
@@ -339,7 +345,7 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
     c.container_id = st.id
     c.no_pivot = opts.no_pivot
     c.no_new_keyring = opts.no_new_keyring
-    c.preserve_fds = opts.preserve_fds
+    c.preserve_fds = opts.listen_fds + opts.preserve_fds
     c.late_joins = late_joins
     # Born in its cgroup, the init gets its own cgroup namespace from clone itself.
     c.new_cgroupns = bool(new_flags & sysc.CLONE_NEWCGROUP)

@@ -18,10 +18,23 @@ def one_id(args: list[str], command: str, extra_ok: int = 0) -> str:
     return args[0]
 
 
+def listen_fds() -> int:
+    """How many socket-activation fds (LISTEN_FDS, from fd 3) were meant for us, as runc counts them."""
+    import os
+
+    n = os.environ.get("LISTEN_FDS", "")
+    if not n or os.environ.get("LISTEN_PID", "") != str(os.getpid()):
+        return 0
+    try:
+        return max(int(n), 0)
+    except ValueError:
+        return 0
+
+
 def create_options(g, opts):
     from rongqi.oci.container import CreateOptions
 
     return CreateOptions(bundle=opts["bundle"], pid_file=opts["pid-file"], console_socket=opts["console-socket"],
                          pidfd_socket=opts["pidfd-socket"], no_pivot=opts["no-pivot"],
                          no_new_keyring=opts["no-new-keyring"], preserve_fds=opts["preserve-fds"],
-                         systemd_cgroup=g.systemd_cgroup, rootless=g.rootless)
+                         systemd_cgroup=g.systemd_cgroup, rootless=g.rootless, listen_fds=listen_fds())

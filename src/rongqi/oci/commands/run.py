@@ -11,18 +11,6 @@ import os
 from rongqi.oci.commands import create_options, one_id
 
 
-def listen_fds() -> int:
-    """How many socket-activation fds (LISTEN_FDS, from fd 3) were meant for us, as runc counts them."""
-    n = os.environ.get("LISTEN_FDS", "")
-    if not n or os.environ.get("LISTEN_PID", "") != str(os.getpid()):
-        return 0
-    try:
-        count = int(n)
-    except ValueError:
-        return 0
-    return max(count, 0)
-
-
 def wants_terminal(bundle: str) -> bool:
     from rongqi.fastjson import JSONError, loads
 
@@ -44,8 +32,6 @@ def run(g, opts, args, log) -> int:
     cid = one_id(args, "run")
     from rongqi.oci import container
 
-    # Socket activation: the fds sit at 3.. ahead of any --preserve-fds ones (runc's order).
-    opts["preserve-fds"] = (opts["preserve-fds"] or 0) + listen_fds()
     console = None
     if not opts["detach"] and not opts["console-socket"] and wants_terminal(opts["bundle"]):
         from rongqi.oci.console_proxy import ConsoleSocket
@@ -61,7 +47,7 @@ def run(g, opts, args, log) -> int:
     if opts["detach"]:
         container.start(g.root, cid)
         return 0
-    from rongqi.oci import console_proxy
+    from rongqi.oci import console_proxy  # only a foreground run needs it
 
     try:
         if console is not None:
