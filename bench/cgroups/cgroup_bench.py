@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
 
-from rongqi.image.busybox import make_bundle, make_rootfs  # noqa: E402
+from rongqi.image.busybox import make_bundle, make_rootfs
 
 CGROUP_PARENT = "rongqi-bench-cg"
 RESOURCES = {
@@ -42,11 +42,19 @@ def timed(argv: list[str]) -> float:
     # pipe open (and us waiting) for its whole life.
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        r = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            check=False,
+        )
         dt = (time.perf_counter() - t0) * 1000
         if r.returncode != 0:
             err.seek(0)
-            raise RuntimeError(f"{' '.join(argv)}: exit {r.returncode}: {err.read().decode().strip()}")
+            raise RuntimeError(
+                f"{' '.join(argv)}: exit {r.returncode}: {err.read().decode().strip()}"
+            )
     return dt
 
 
@@ -55,15 +63,26 @@ class Runtime:
         self.name = name
         self.path = path
         self.root = root
-        self.times: dict[str, list[float]] = {"start": [], "update": [], "pause": [], "resume": []}
+        self.times: dict[str, list[float]] = {
+            "start": [],
+            "update": [],
+            "pause": [],
+            "resume": [],
+        }
 
     def cmd(self, *args: str) -> list[str]:
         return [self.path, "--root", self.root, *args]
 
 
 def bundle(dest: Path, rootfs: Path, args: list[str], cgroup: str) -> str:
-    return make_bundle(str(dest), args, rootfs=str(rootfs), readonly=True,
-                       cgroups_path=f"/{CGROUP_PARENT}/{cgroup}", resources=RESOURCES)
+    return make_bundle(
+        str(dest),
+        args,
+        rootfs=str(rootfs),
+        readonly=True,
+        cgroups_path=f"/{CGROUP_PARENT}/{cgroup}",
+        resources=RESOURCES,
+    )
 
 
 def remove_parent_cgroups() -> None:
@@ -94,11 +113,14 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="rongqi-bench-cg-"))
     rootfs = work / "rootfs"
     make_rootfs(str(rootfs))
-    runtimes = [Runtime("rongqi-oci", a.rongqi, str(work / "root-rongqi")), Runtime("runc", a.runc, str(work / "root-runc"))]
+    runtimes = [
+        Runtime("rongqi-oci", a.rongqi, str(work / "root-rongqi")),
+        Runtime("runc", a.runc, str(work / "root-runc")),
+    ]
     live: list[tuple[Runtime, str]] = []
     try:
         for i in range(a.n):
-            order = runtimes[i % 2:] + runtimes[: i % 2]
+            order = runtimes[i % 2 :] + runtimes[: i % 2]
             for rt in order:
                 cid = f"rongqi-bench-start-{rt.name}-{i}"
                 b = bundle(work / f"b-{cid}", rootfs, ["/bin/true"], cid)
@@ -110,32 +132,56 @@ def main() -> int:
             timed(rt.cmd("run", "-d", "-b", b, cid))
             live.append((rt, cid))
         for i in range(a.n):
-            order = live[i % 2:] + live[: i % 2]
-            mem, pids, quota = (("200M", "80", "40000") if i % 2 else ("300M", "120", "60000"))
+            order = live[i % 2 :] + live[: i % 2]
+            mem, pids, quota = (
+                ("200M", "80", "40000") if i % 2 else ("300M", "120", "60000")
+            )
             for rt, cid in order:
-                rt.times["update"].append(timed(rt.cmd("update", "--memory", mem, "--pids-limit", pids,
-                                                       "--cpu-quota", quota, cid)))
+                rt.times["update"].append(
+                    timed(
+                        rt.cmd(
+                            "update",
+                            "--memory",
+                            mem,
+                            "--pids-limit",
+                            pids,
+                            "--cpu-quota",
+                            quota,
+                            cid,
+                        )
+                    )
+                )
             for rt, cid in order:
                 rt.times["pause"].append(timed(rt.cmd("pause", cid)))
                 rt.times["resume"].append(timed(rt.cmd("resume", cid)))
     finally:
         for rt, cid in live:
-            subprocess.run(rt.cmd("delete", "--force", cid), capture_output=True)
+            subprocess.run(
+                rt.cmd("delete", "--force", cid), capture_output=True, check=False
+            )
         for rt in runtimes:
             # A start that failed midway may have left a container behind.
             if os.path.isdir(rt.root):
                 for cid in os.listdir(rt.root):
-                    subprocess.run(rt.cmd("delete", "--force", cid), capture_output=True)
+                    subprocess.run(
+                        rt.cmd("delete", "--force", cid),
+                        capture_output=True,
+                        check=False,
+                    )
         remove_parent_cgroups()
         shutil.rmtree(work, ignore_errors=True)
 
     ours, theirs = runtimes
-    print(f"{'operation':<10} {'rongqi-oci ms':>14} {'runc ms':>10} {'ratio':>7}   (median of {a.n}; ratio < 1: rongqi faster)")
+    print(
+        f"{'operation':<10} {'rongqi-oci ms':>14} {'runc ms':>10} {'ratio':>7}   (median of {a.n}; ratio < 1: rongqi faster)"
+    )
     for op in ("start", "update", "pause", "resume"):
         m1, m2 = statistics.median(ours.times[op]), statistics.median(theirs.times[op])
         print(f"{op:<10} {m1:>14.2f} {m2:>10.2f} {m1 / m2:>7.2f}")
     if a.json:
-        Path(a.json).write_text(json.dumps({rt.name: rt.times for rt in runtimes}, indent=1))
+        Path(a.json).write_text(
+            json.dumps({rt.name: rt.times for rt in runtimes}, indent=1)
+        )
     return 0
 
 

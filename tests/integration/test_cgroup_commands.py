@@ -19,23 +19,42 @@ from rongqi.linux import cgroups
 pytestmark = pytest.mark.root
 
 MiB = 1 << 20
-needs_v1_memory = pytest.mark.skipif(not os.path.isdir("/sys/fs/cgroup/memory"), reason="needs the v1 memory controller")
+needs_v1_memory = pytest.mark.skipif(
+    not os.path.isdir("/sys/fs/cgroup/memory"), reason="needs the v1 memory controller"
+)
 
 
-def oci(binary: str, root: str, *args: str, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess:
-    if args[0] == "create" or (args[0] == "run" and ("-d" in args or "--detach" in args)):
+def oci(
+    binary: str, root: str, *args: str, timeout: float = 60, input: str | None = None
+) -> subprocess.CompletedProcess:
+    if args[0] == "create" or (
+        args[0] == "run" and ("-d" in args or "--detach" in args)
+    ):
         # The container inherits our stdio: capturing it through pipes would wait for it to exit.
         import tempfile
 
         with tempfile.TemporaryFile("w+") as err:
-            r = subprocess.run([binary, "--root", root, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=err, text=True, timeout=timeout)
+            r = subprocess.run(
+                [binary, "--root", root, *args],
+                check=False,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                text=True,
+                timeout=timeout,
+            )
             err.seek(0)
             r.stderr = err.read()
             r.stdout = ""
             return r
-    return subprocess.run([binary, "--root", root, *args], capture_output=True, text=True, timeout=timeout,
-                          input=input if input is not None else "")
+    return subprocess.run(
+        [binary, "--root", root, *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input if input is not None else "",
+    )
 
 
 def status(binary: str, root: str, cid: str) -> str:
@@ -44,14 +63,18 @@ def status(binary: str, root: str, cid: str) -> str:
     return json.loads(r.stdout)["status"]
 
 
-def wait_status(binary: str, root: str, cid: str, want: str, timeout: float = 10) -> None:
+def wait_status(
+    binary: str, root: str, cid: str, want: str, timeout: float = 10
+) -> None:
     """Poll state until it says want; "does not exist" is fine while a `run` is still creating."""
     deadline = time.monotonic() + timeout
     while True:
         r = oci(binary, root, "state", cid)
         if r.returncode == 0 and json.loads(r.stdout)["status"] == want:
             return
-        assert time.monotonic() < deadline, f"{cid} never reached {want}: {r.stdout or r.stderr}"
+        assert time.monotonic() < deadline, (
+            f"{cid} never reached {want}: {r.stdout or r.stderr}"
+        )
         time.sleep(0.05)
 
 
@@ -87,8 +110,19 @@ def cgroup_dirs(root: str, cid: str) -> dict[str, str]:
 def counter_bundle(bundle_factory, out: Path) -> str:
     """A container that writes a growing count to out/c every 20 ms."""
     return bundle_factory(
-        ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /out/c; sleep 0.02; done"],
-        mounts=[{"destination": "/out", "type": "bind", "source": str(out), "options": ["rbind"]}],
+        [
+            "sh",
+            "-c",
+            "i=0; while true; do i=$((i+1)); echo $i > /out/c; sleep 0.02; done",
+        ],
+        mounts=[
+            {
+                "destination": "/out",
+                "type": "bind",
+                "source": str(out),
+                "options": ["rbind"],
+            }
+        ],
     )
 
 
@@ -103,17 +137,38 @@ def read_counter(out: Path) -> int:
 
 
 @needs_v1_memory
-def test_memory_limit_oom_kills_the_init_with_137_and_events_reports_oom(oci_binary, runtime_root, bundle_factory, unique_id):
+def test_memory_limit_oom_kills_the_init_with_137_and_events_reports_oom(
+    oci_binary, runtime_root, bundle_factory, unique_id
+):
     # The init sleeps first so that the event stream is listening before the allocation.
-    bundle = bundle_factory(["sh", "-c", "sleep 1; exec dd if=/dev/zero of=/dev/null bs=128M count=1"],
-                            resources={"memory": {"limit": 32 * MiB, "swap": 32 * MiB}})
-    run = subprocess.Popen([oci_binary, "--root", runtime_root, "run", "--keep", "-b", bundle, unique_id],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    bundle = bundle_factory(
+        ["sh", "-c", "sleep 1; exec dd if=/dev/zero of=/dev/null bs=128M count=1"],
+        resources={"memory": {"limit": 32 * MiB, "swap": 32 * MiB}},
+    )
+    run = subprocess.Popen(
+        [oci_binary, "--root", runtime_root, "run", "--keep", "-b", bundle, unique_id],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     events = None
     try:
         wait_status(oci_binary, runtime_root, unique_id, "running")
-        events = subprocess.Popen([oci_binary, "--root", runtime_root, "events", "--interval", "30s", unique_id],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        events = subprocess.Popen(
+            [
+                oci_binary,
+                "--root",
+                runtime_root,
+                "events",
+                "--interval",
+                "30s",
+                unique_id,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert run.wait(timeout=60) == 137
         # The stream ends by itself once the container has stopped.
         out, err = events.communicate(timeout=30)
@@ -133,9 +188,17 @@ def test_memory_limit_oom_kills_the_init_with_137_and_events_reports_oom(oci_bin
                 p.wait()
 
 
-def test_pids_limit_stops_a_fork_bomb(oci_binary, runtime_root, bundle_factory, unique_id):
-    bundle = bundle_factory(["sh", "-c", "i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); echo $i; done"],
-                            resources={"pids": {"limit": 20}})
+def test_pids_limit_stops_a_fork_bomb(
+    oci_binary, runtime_root, bundle_factory, unique_id
+):
+    bundle = bundle_factory(
+        [
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); echo $i; done",
+        ],
+        resources={"pids": {"limit": 20}},
+    )
     r = oci(oci_binary, runtime_root, "run", "-b", bundle, unique_id)
     # The shell itself counts: it got 19 children, then fork failed and it gave up.
     assert r.returncode != 0
@@ -143,13 +206,24 @@ def test_pids_limit_stops_a_fork_bomb(oci_binary, runtime_root, bundle_factory, 
     assert r.stdout.split()[-1] == "19"
 
 
-def test_cpu_quota_of_a_fifth_keeps_a_busy_loop_near_20_percent(oci_binary, runtime_root, bundle_factory, unique_id):
-    bundle = bundle_factory(["sh", "-c", "while :; do :; done"], resources={"cpu": {"quota": 20000, "period": 100000}})
+def test_cpu_quota_of_a_fifth_keeps_a_busy_loop_near_20_percent(
+    oci_binary, runtime_root, bundle_factory, unique_id
+):
+    bundle = bundle_factory(
+        ["sh", "-c", "while :; do :; done"],
+        resources={"cpu": {"quota": 20000, "period": 100000}},
+    )
     start_detached(oci_binary, runtime_root, bundle, unique_id)
     time.sleep(0.3)
-    t0, u0 = time.monotonic(), stats(oci_binary, runtime_root, unique_id)["cpu"]["usage"]["total"]
+    t0, u0 = (
+        time.monotonic(),
+        stats(oci_binary, runtime_root, unique_id)["cpu"]["usage"]["total"],
+    )
     time.sleep(2)
-    t1, u1 = time.monotonic(), stats(oci_binary, runtime_root, unique_id)["cpu"]["usage"]["total"]
+    t1, u1 = (
+        time.monotonic(),
+        stats(oci_binary, runtime_root, unique_id)["cpu"]["usage"]["total"],
+    )
     share = (u1 - u0) / 1e9 / (t1 - t0)
     assert 0.15 < share < 0.25, share
     throttling = stats(oci_binary, runtime_root, unique_id)["cpu"]["throttling"]
@@ -159,10 +233,14 @@ def test_cpu_quota_of_a_fifth_keeps_a_busy_loop_near_20_percent(oci_binary, runt
 # --- pause / resume -----------------------------------------------------------------------------
 
 
-def test_pause_stops_a_counter_and_resume_continues_it(oci_binary, runtime_root, bundle_factory, unique_id, tmp_path):
+def test_pause_stops_a_counter_and_resume_continues_it(
+    oci_binary, runtime_root, bundle_factory, unique_id, tmp_path
+):
     out = tmp_path / "out"
     out.mkdir()
-    start_detached(oci_binary, runtime_root, counter_bundle(bundle_factory, out), unique_id)
+    start_detached(
+        oci_binary, runtime_root, counter_bundle(bundle_factory, out), unique_id
+    )
     deadline = time.monotonic() + 10
     while read_counter(out) < 3:
         assert time.monotonic() < deadline
@@ -184,21 +262,39 @@ def test_pause_stops_a_counter_and_resume_continues_it(oci_binary, runtime_root,
         time.sleep(0.02)
 
 
-def test_pause_and_resume_refuse_with_runcs_words(oci_binary, runtime_root, bundle_factory, unique_id):
+def test_pause_and_resume_refuse_with_runcs_words(
+    oci_binary, runtime_root, bundle_factory, unique_id
+):
     start_detached(oci_binary, runtime_root, bundle_factory(["sleep", "60"]), unique_id)
-    assert "container not paused" in one_error_line(oci(oci_binary, runtime_root, "resume", unique_id))
+    assert "container not paused" in one_error_line(
+        oci(oci_binary, runtime_root, "resume", unique_id)
+    )
     assert oci(oci_binary, runtime_root, "pause", unique_id).returncode == 0
-    assert "container not running" in one_error_line(oci(oci_binary, runtime_root, "pause", unique_id))
+    assert "container not running" in one_error_line(
+        oci(oci_binary, runtime_root, "pause", unique_id)
+    )
     # Once stopped, neither command applies.
-    assert oci(oci_binary, runtime_root, "kill", "--all", unique_id, "KILL").returncode == 0
+    assert (
+        oci(oci_binary, runtime_root, "kill", "--all", unique_id, "KILL").returncode
+        == 0
+    )
     wait_status(oci_binary, runtime_root, unique_id, "stopped")
-    assert "container not running" in one_error_line(oci(oci_binary, runtime_root, "pause", unique_id))
-    assert "container not paused" in one_error_line(oci(oci_binary, runtime_root, "resume", unique_id))
+    assert "container not running" in one_error_line(
+        oci(oci_binary, runtime_root, "pause", unique_id)
+    )
+    assert "container not paused" in one_error_line(
+        oci(oci_binary, runtime_root, "resume", unique_id)
+    )
 
 
-@pytest.mark.xfail(strict=True, reason="oci/container.py kill() signals the init only; a v1-frozen task dies only "
-                   "once thawed, and runc thaws after SIGKILL (change requested in the issue 3 report)")
-def test_sigkill_of_a_paused_container_stops_it(oci_binary, runtime_root, bundle_factory, unique_id):
+@pytest.mark.xfail(
+    strict=True,
+    reason="oci/container.py kill() signals the init only; a v1-frozen task dies only "
+    "once thawed, and runc thaws after SIGKILL (change requested in the issue 3 report)",
+)
+def test_sigkill_of_a_paused_container_stops_it(
+    oci_binary, runtime_root, bundle_factory, unique_id
+):
     start_detached(oci_binary, runtime_root, bundle_factory(["sleep", "60"]), unique_id)
     assert oci(oci_binary, runtime_root, "pause", unique_id).returncode == 0
     assert oci(oci_binary, runtime_root, "kill", unique_id, "KILL").returncode == 0
@@ -206,21 +302,44 @@ def test_sigkill_of_a_paused_container_stops_it(oci_binary, runtime_root, bundle
 
 
 def test_pause_of_a_missing_container_says_does_not_exist(oci_binary, runtime_root):
-    assert "does not exist" in one_error_line(oci(oci_binary, runtime_root, "pause", "rongqi-no-such-ctr"))
+    assert "does not exist" in one_error_line(
+        oci(oci_binary, runtime_root, "pause", "rongqi-no-such-ctr")
+    )
 
 
 # --- update -------------------------------------------------------------------------------------
 
 
 @needs_v1_memory
-def test_update_flags_change_live_limits(oci_binary, runtime_root, bundle_factory, unique_id):
-    bundle = bundle_factory(["sleep", "60"], resources={"memory": {"limit": 64 * MiB}, "pids": {"limit": 50}})
+def test_update_flags_change_live_limits(
+    oci_binary, runtime_root, bundle_factory, unique_id
+):
+    bundle = bundle_factory(
+        ["sleep", "60"],
+        resources={"memory": {"limit": 64 * MiB}, "pids": {"limit": 50}},
+    )
     start_detached(oci_binary, runtime_root, bundle, unique_id)
     dirs = cgroup_dirs(runtime_root, unique_id)
-    r = oci(oci_binary, runtime_root, "update", "--memory", "100M", "--pids-limit", "7",
-            "--cpu-quota", "30000", "--cpu-period", "100000", "--cpu-share", "512", unique_id)
+    r = oci(
+        oci_binary,
+        runtime_root,
+        "update",
+        "--memory",
+        "100M",
+        "--pids-limit",
+        "7",
+        "--cpu-quota",
+        "30000",
+        "--cpu-period",
+        "100000",
+        "--cpu-share",
+        "512",
+        unique_id,
+    )
     assert r.returncode == 0, r.stderr
-    assert Path(dirs["memory"], "memory.limit_in_bytes").read_text().strip() == str(100 * MiB)
+    assert Path(dirs["memory"], "memory.limit_in_bytes").read_text().strip() == str(
+        100 * MiB
+    )
     assert Path(dirs["pids"], "pids.max").read_text().strip() == "7"
     assert Path(dirs["cpu"], "cpu.cfs_quota_us").read_text().strip() == "30000"
     assert Path(dirs["cpu"], "cpu.shares").read_text().strip() == "512"
@@ -229,13 +348,26 @@ def test_update_flags_change_live_limits(oci_binary, runtime_root, bundle_factor
     assert data["pids"]["limit"] == 7
 
 
-def test_update_lowers_a_pids_limit_that_then_stops_forks(oci_binary, runtime_root, bundle_factory, unique_id, tmp_path):
+def test_update_lowers_a_pids_limit_that_then_stops_forks(
+    oci_binary, runtime_root, bundle_factory, unique_id, tmp_path
+):
     out = tmp_path / "out"
     out.mkdir()
     # Forks one short-lived child per round and records whether the fork worked.
     bundle = bundle_factory(
-        ["sh", "-c", "while true; do if /bin/true; then echo ok > /out/r; else echo fail > /out/r; fi; sleep 0.05; done"],
-        mounts=[{"destination": "/out", "type": "bind", "source": str(out), "options": ["rbind"]}],
+        [
+            "sh",
+            "-c",
+            "while true; do if /bin/true; then echo ok > /out/r; else echo fail > /out/r; fi; sleep 0.05; done",
+        ],
+        mounts=[
+            {
+                "destination": "/out",
+                "type": "bind",
+                "source": str(out),
+                "options": ["rbind"],
+            }
+        ],
         resources={"pids": {"limit": 100}},
     )
     start_detached(oci_binary, runtime_root, bundle, unique_id)
@@ -244,22 +376,48 @@ def test_update_lowers_a_pids_limit_that_then_stops_forks(oci_binary, runtime_ro
         assert time.monotonic() < deadline
         time.sleep(0.02)
     # sh plus its sleep child: a limit of 1 leaves no room for /bin/true.
-    r = oci(oci_binary, runtime_root, "update", "-r", "-", unique_id, input='{"pids": {"limit": 1}}')
+    r = oci(
+        oci_binary,
+        runtime_root,
+        "update",
+        "-r",
+        "-",
+        unique_id,
+        input='{"pids": {"limit": 1}}',
+    )
     assert r.returncode == 0, r.stderr
     deadline = time.monotonic() + 10
-    while status(oci_binary, runtime_root, unique_id) == "running" and (out / "r").read_text().strip() != "fail":
-        assert time.monotonic() < deadline, "forks still succeed under a pids limit of 1"
+    while (
+        status(oci_binary, runtime_root, unique_id) == "running"
+        and (out / "r").read_text().strip() != "fail"
+    ):
+        assert time.monotonic() < deadline, (
+            "forks still succeed under a pids limit of 1"
+        )
         time.sleep(0.05)
 
 
 @needs_v1_memory
-def test_update_resources_json_on_stdin_and_from_a_file(oci_binary, runtime_root, bundle_factory, unique_id, tmp_path):
+def test_update_resources_json_on_stdin_and_from_a_file(
+    oci_binary, runtime_root, bundle_factory, unique_id, tmp_path
+):
     start_detached(oci_binary, runtime_root, bundle_factory(["sleep", "60"]), unique_id)
     dirs = cgroup_dirs(runtime_root, unique_id)
-    r = oci(oci_binary, runtime_root, "update", "--resources", "-", unique_id,
-            input=json.dumps({"memory": {"limit": 48 * MiB, "swap": 48 * MiB}, "cpu": {"cpus": "0"}}))
+    r = oci(
+        oci_binary,
+        runtime_root,
+        "update",
+        "--resources",
+        "-",
+        unique_id,
+        input=json.dumps(
+            {"memory": {"limit": 48 * MiB, "swap": 48 * MiB}, "cpu": {"cpus": "0"}}
+        ),
+    )
     assert r.returncode == 0, r.stderr
-    assert Path(dirs["memory"], "memory.limit_in_bytes").read_text().strip() == str(48 * MiB)
+    assert Path(dirs["memory"], "memory.limit_in_bytes").read_text().strip() == str(
+        48 * MiB
+    )
     assert Path(dirs["cpuset"], "cpuset.cpus").read_text().strip() == "0"
     f = tmp_path / "res.json"
     f.write_text(json.dumps({"pids": {"limit": 9}}))
@@ -267,7 +425,9 @@ def test_update_resources_json_on_stdin_and_from_a_file(oci_binary, runtime_root
     assert r.returncode == 0, r.stderr
     assert Path(dirs["pids"], "pids.max").read_text().strip() == "9"
     # The file replaces the flags, as in runc: the memory limit is untouched.
-    assert Path(dirs["memory"], "memory.limit_in_bytes").read_text().strip() == str(48 * MiB)
+    assert Path(dirs["memory"], "memory.limit_in_bytes").read_text().strip() == str(
+        48 * MiB
+    )
 
 
 @pytest.mark.parametrize(
@@ -282,34 +442,66 @@ def test_update_resources_json_on_stdin_and_from_a_file(oci_binary, runtime_root
         (["--memory", "100M", "--memory-swap", "50M"], None, "--memory-swap"),
         (["-r", "-"], '{"memory": {"limit": -7}}', "resources.memory.limit"),
         (["-r", "-"], '{"pids": {"limit": "x"}}', "resources.pids.limit"),
-        (["-r", "-"], '{"memory": {"limit": 100000000000000000000}}', "resources.memory.limit"),
+        (
+            ["-r", "-"],
+            '{"memory": {"limit": 100000000000000000000}}',
+            "resources.memory.limit",
+        ),
         (["-r", "-"], "{not json", "not valid JSON"),
         (["--l3-cache-schema", "L3:0=f"], None, "--l3-cache-schema"),
     ],
 )
-def test_update_refuses_bad_values_in_one_line_naming_the_field(oci_binary, runtime_root, bundle_factory, unique_id,
-                                                                 args, stdin, words):
-    start_detached(oci_binary, runtime_root, bundle_factory(["sleep", "60"], resources={"pids": {"limit": 40}}), unique_id)
+def test_update_refuses_bad_values_in_one_line_naming_the_field(
+    oci_binary, runtime_root, bundle_factory, unique_id, args, stdin, words
+):
+    start_detached(
+        oci_binary,
+        runtime_root,
+        bundle_factory(["sleep", "60"], resources={"pids": {"limit": 40}}),
+        unique_id,
+    )
     pids_max = Path(cgroup_dirs(runtime_root, unique_id)["pids"], "pids.max")
-    line = one_error_line(oci(oci_binary, runtime_root, "update", *args, unique_id, input=stdin))
+    line = one_error_line(
+        oci(oci_binary, runtime_root, "update", *args, unique_id, input=stdin)
+    )
     assert words in line, line
     assert pids_max.read_text().strip() == "40"  # nothing was half-applied
     assert status(oci_binary, runtime_root, unique_id) == "running"
 
 
-def test_update_of_a_stopped_container_says_not_running(oci_binary, runtime_root, bundle_factory, unique_id):
-    r = oci(oci_binary, runtime_root, "run", "--keep", "-b", bundle_factory(["true"]), unique_id)
+def test_update_of_a_stopped_container_says_not_running(
+    oci_binary, runtime_root, bundle_factory, unique_id
+):
+    r = oci(
+        oci_binary,
+        runtime_root,
+        "run",
+        "--keep",
+        "-b",
+        bundle_factory(["true"]),
+        unique_id,
+    )
     assert r.returncode == 0, r.stderr
-    assert "container not running" in one_error_line(oci(oci_binary, runtime_root, "update", "--pids-limit", "5", unique_id))
+    assert "container not running" in one_error_line(
+        oci(oci_binary, runtime_root, "update", "--pids-limit", "5", unique_id)
+    )
 
 
 # --- events and ps ------------------------------------------------------------------------------
 
 
-def test_events_stats_reports_growing_usage(oci_binary, runtime_root, bundle_factory, unique_id):
+def test_events_stats_reports_growing_usage(
+    oci_binary, runtime_root, bundle_factory, unique_id
+):
     # Keeps 2 MiB blocks of zeros in shell variables, and burns cpu while it does.
-    bundle = bundle_factory(["sh", "-c", "a=''; while true; do a=\"$a$(head -c 1048576 /dev/zero | tr '\\0' x)\"; done"],
-                            resources={"memory": {"limit": 512 * MiB}, "pids": {"limit": 30}})
+    bundle = bundle_factory(
+        [
+            "sh",
+            "-c",
+            "a=''; while true; do a=\"$a$(head -c 1048576 /dev/zero | tr '\\0' x)\"; done",
+        ],
+        resources={"memory": {"limit": 512 * MiB}, "pids": {"limit": 30}},
+    )
     start_detached(oci_binary, runtime_root, bundle, unique_id)
     first = stats(oci_binary, runtime_root, unique_id)
     time.sleep(1.0)
@@ -321,11 +513,24 @@ def test_events_stats_reports_growing_usage(oci_binary, runtime_root, bundle_fac
     assert second["pids"]["limit"] == 30 and 1 <= second["pids"]["current"] <= 30
 
 
-def test_events_stream_prints_stats_each_interval_and_ends_when_the_container_stops(oci_binary, runtime_root,
-                                                                                     bundle_factory, unique_id):
+def test_events_stream_prints_stats_each_interval_and_ends_when_the_container_stops(
+    oci_binary, runtime_root, bundle_factory, unique_id
+):
     start_detached(oci_binary, runtime_root, bundle_factory(["sleep", "60"]), unique_id)
-    p = subprocess.Popen([oci_binary, "--root", runtime_root, "events", "--interval", "200ms", unique_id],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [
+            oci_binary,
+            "--root",
+            runtime_root,
+            "events",
+            "--interval",
+            "200ms",
+            unique_id,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         time.sleep(1.1)
         assert oci(oci_binary, runtime_root, "kill", unique_id, "KILL").returncode == 0
@@ -337,18 +542,39 @@ def test_events_stream_prints_stats_each_interval_and_ends_when_the_container_st
     assert p.returncode == 0, err
     events = [json.loads(line) for line in out.splitlines()]
     assert 3 <= len(events) <= 7, events
-    assert all(e["type"] == "stats" and e["id"] == unique_id and "cpu" in e["data"] for e in events)
+    assert all(
+        e["type"] == "stats" and e["id"] == unique_id and "cpu" in e["data"]
+        for e in events
+    )
 
 
-def test_events_refuses_a_stopped_container_and_a_bad_interval(oci_binary, runtime_root, bundle_factory, unique_id):
-    r = oci(oci_binary, runtime_root, "run", "--keep", "-b", bundle_factory(["true"]), unique_id)
+def test_events_refuses_a_stopped_container_and_a_bad_interval(
+    oci_binary, runtime_root, bundle_factory, unique_id
+):
+    r = oci(
+        oci_binary,
+        runtime_root,
+        "run",
+        "--keep",
+        "-b",
+        bundle_factory(["true"]),
+        unique_id,
+    )
     assert r.returncode == 0, r.stderr
-    assert "not running" in one_error_line(oci(oci_binary, runtime_root, "events", "--stats", unique_id))
-    assert "greater than 0" in one_error_line(oci(oci_binary, runtime_root, "events", "--interval", "0s", unique_id))
-    assert "--interval" in one_error_line(oci(oci_binary, runtime_root, "events", "--interval", "soon", unique_id))
+    assert "not running" in one_error_line(
+        oci(oci_binary, runtime_root, "events", "--stats", unique_id)
+    )
+    assert "greater than 0" in one_error_line(
+        oci(oci_binary, runtime_root, "events", "--interval", "0s", unique_id)
+    )
+    assert "--interval" in one_error_line(
+        oci(oci_binary, runtime_root, "events", "--interval", "soon", unique_id)
+    )
 
 
-def test_ps_json_lists_the_host_pids_of_every_process_in_the_container(oci_binary, runtime_root, bundle_factory, unique_id):
+def test_ps_json_lists_the_host_pids_of_every_process_in_the_container(
+    oci_binary, runtime_root, bundle_factory, unique_id
+):
     bundle = bundle_factory(["sh", "-c", "sleep 60 & sleep 61 & wait"])
     start_detached(oci_binary, runtime_root, bundle, unique_id)
     init = json.loads(oci(oci_binary, runtime_root, "state", unique_id).stdout)["pid"]
@@ -361,30 +587,52 @@ def test_ps_json_lists_the_host_pids_of_every_process_in_the_container(oci_binar
             break
         time.sleep(0.05)
     assert len(pids) == 3 and init in pids
-    cmdlines = sorted(Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").strip().decode() for p in pids)
+    cmdlines = sorted(
+        Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").strip().decode()
+        for p in pids
+    )
     assert cmdlines == ["sh -c sleep 60 & sleep 61 & wait", "sleep 60", "sleep 61"]
-    path = cgroups.Cgroup.from_dict(json.loads(Path(runtime_root, unique_id, "state.json").read_text())["cgroup"]).path
+    path = cgroups.Cgroup.from_dict(
+        json.loads(Path(runtime_root, unique_id, "state.json").read_text())["cgroup"]
+    ).path
     for p in pids:
         assert f":pids:{path}\n" in Path(f"/proc/{p}/cgroup").read_text()
 
 
-def test_ps_table_keeps_the_header_and_only_the_containers_rows(oci_binary, runtime_root, bundle_factory, unique_id):
+def test_ps_table_keeps_the_header_and_only_the_containers_rows(
+    oci_binary, runtime_root, bundle_factory, unique_id
+):
     start_detached(oci_binary, runtime_root, bundle_factory(["sleep", "60"]), unique_id)
     init = json.loads(oci(oci_binary, runtime_root, "state", unique_id).stdout)["pid"]
     r = oci(oci_binary, runtime_root, "ps", unique_id)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].split()[:3] == ["UID", "PID", "PPID"]  # ps -ef by default
-    assert len(lines) == 2 and int(lines[1].split()[1]) == init and "sleep 60" in lines[1]
+    assert (
+        len(lines) == 2 and int(lines[1].split()[1]) == init and "sleep 60" in lines[1]
+    )
     r = oci(oci_binary, runtime_root, "ps", unique_id, "-o", "pid,comm")
     assert r.returncode == 0, r.stderr
-    assert [line.split() for line in r.stdout.splitlines()] == [["PID", "COMMAND"], [str(init), "sleep"]]
+    assert [line.split() for line in r.stdout.splitlines()] == [
+        ["PID", "COMMAND"],
+        [str(init), "sleep"],
+    ]
     line = one_error_line(oci(oci_binary, runtime_root, "ps", unique_id, "-o", "comm"))
     assert "PID field" in line
 
 
-def test_ps_json_of_a_stopped_container_is_an_empty_array(oci_binary, runtime_root, bundle_factory, unique_id):
-    r = oci(oci_binary, runtime_root, "run", "--keep", "-b", bundle_factory(["true"]), unique_id)
+def test_ps_json_of_a_stopped_container_is_an_empty_array(
+    oci_binary, runtime_root, bundle_factory, unique_id
+):
+    r = oci(
+        oci_binary,
+        runtime_root,
+        "run",
+        "--keep",
+        "-b",
+        bundle_factory(["true"]),
+        unique_id,
+    )
     assert r.returncode == 0, r.stderr
     r = oci(oci_binary, runtime_root, "ps", "--format", "json", unique_id)
     assert r.returncode == 0, r.stderr
@@ -402,13 +650,22 @@ def test_ps_json_of_a_stopped_container_is_an_empty_array(oci_binary, runtime_ro
         ({"pids": {"limit": "many"}}, None, "linux.resources.pids.limit"),
         ({"cpu": {"quota": 10}}, None, "linux.resources.cpu.quota"),
         ({"cpu": {"shares": 1 << 40}}, None, "linux.resources.cpu.shares"),
-        ({"devices": [{"allow": False, "type": "x", "access": "rwm"}]}, None, "linux.resources.devices[0].type"),
-        ({"unified": {"memory.max": "10M"}}, None, "linux.resources.unified.memory.max"),
+        (
+            {"devices": [{"allow": False, "type": "x", "access": "rwm"}]},
+            None,
+            "linux.resources.devices[0].type",
+        ),
+        (
+            {"unified": {"memory.max": "10M"}},
+            None,
+            "linux.resources.unified.memory.max",
+        ),
         (None, "/rongqi-test/../escape", "linux.cgroupsPath"),
     ],
 )
-def test_bad_resources_give_one_line_naming_the_field_and_leave_nothing(oci_binary, runtime_root, bundle_factory,
-                                                                         unique_id, resources, cgroups_path, field):
+def test_bad_resources_give_one_line_naming_the_field_and_leave_nothing(
+    oci_binary, runtime_root, bundle_factory, unique_id, resources, cgroups_path, field
+):
     opts = {}
     if resources is not None:
         opts["resources"] = resources
@@ -417,7 +674,9 @@ def test_bad_resources_give_one_line_naming_the_field_and_leave_nothing(oci_bina
     bundle = bundle_factory(["true"], **opts)
     spec = json.loads(Path(bundle, "config.json").read_text())
     path = spec["linux"].get("cgroupsPath", "")
-    line = one_error_line(oci(oci_binary, runtime_root, "create", "-b", bundle, unique_id))
+    line = one_error_line(
+        oci(oci_binary, runtime_root, "create", "-b", bundle, unique_id)
+    )
     assert field in line, line
     assert not os.path.exists(os.path.join(runtime_root, unique_id))
     if ".." not in path:

@@ -71,12 +71,22 @@ def stats(st: statemod.State) -> dict:
 
 def parse_interval(text: str) -> float:
     """A Go duration ("5s", "500ms", "1m30s", "1.5s") -> seconds; must be > 0, as runc requires."""
-    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+    units = {
+        "ns": 1e-9,
+        "us": 1e-6,
+        "µs": 1e-6,
+        "ms": 1e-3,
+        "s": 1.0,
+        "m": 60.0,
+        "h": 3600.0,
+    }
     s = text.strip()
     total = 0.0
     i = 0
     if not s:
-        raise UsageError(f'invalid value "{text}" for flag --interval: not a duration like 5s or 500ms')
+        raise UsageError(
+            f'invalid value "{text}" for flag --interval: not a duration like 5s or 500ms'
+        )
     while i < len(s):
         j = i
         while j < len(s) and (s[j].isdigit() or s[j] == "."):
@@ -88,9 +98,13 @@ def parse_interval(text: str) -> float:
         try:
             value = float(num)
         except ValueError:
-            raise UsageError(f'invalid value "{text}" for flag --interval: not a duration like 5s or 500ms') from None
+            raise UsageError(
+                f'invalid value "{text}" for flag --interval: not a duration like 5s or 500ms'
+            ) from None
         if unit not in units:
-            raise UsageError(f'invalid value "{text}" for flag --interval: unknown unit "{unit}" (use ms, s, m or h)')
+            raise UsageError(
+                f'invalid value "{text}" for flag --interval: unknown unit "{unit}" (use ms, s, m or h)'
+            )
         total += value * units[unit]
         i = k
     if total <= 0:
@@ -169,7 +183,7 @@ class _OomWatch:
     Elsewhere (v2, no memory controller) it does nothing and wait() just sleeps.
     """
 
-    __slots__ = ("efd", "ofd", "control", "poller")
+    __slots__ = ("control", "efd", "ofd", "poller")
 
     def __init__(self, cg) -> None:
         self.efd = self.ofd = -1
@@ -284,14 +298,32 @@ def run_ps(args: list[str]) -> str:
     import subprocess
 
     try:
-        r = subprocess.run(["ps", *args], stdin=subprocess.DEVNULL, capture_output=True)
+        r = subprocess.run(
+            ["ps", *args], stdin=subprocess.DEVNULL, capture_output=True, check=False
+        )
     except FileNotFoundError:
-        raise RongqiError("ps(1) is not installed on this host (apt-get install procps)") from None
+        raise RongqiError(
+            "ps(1) is not installed on this host (apt-get install procps)"
+        ) from None
     if r.returncode != 0:
         err = r.stderr.decode(errors="replace").strip().splitlines()
-        raise RongqiError(f"ps {' '.join(args)} failed: {err[0] if err else 'exit status ' + str(r.returncode)}")
+        raise RongqiError(
+            f"ps {' '.join(args)} failed: {err[0] if err else 'exit status ' + str(r.returncode)}"
+        )
     return r.stdout.decode(errors="replace")
 
 
-__all__ = ["update", "pause", "resume", "pids", "stats", "events", "parse_interval", "filter_ps_table",
-           "run_ps", "container_cgroup", "NOT_RUNNING", "NOT_PAUSED"]
+__all__ = [
+    "NOT_PAUSED",
+    "NOT_RUNNING",
+    "container_cgroup",
+    "events",
+    "filter_ps_table",
+    "parse_interval",
+    "pause",
+    "pids",
+    "resume",
+    "run_ps",
+    "stats",
+    "update",
+]

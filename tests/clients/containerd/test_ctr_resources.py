@@ -33,11 +33,15 @@ def _cgroup_file(pid: int, controller: str, name: str) -> Path:
 def _wait_status(containerd, cid: str, want: str, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while containerd.task_status(cid) != want:
-        assert time.monotonic() < deadline, f"task {cid} is {containerd.task_status(cid)!r}, not {want}"
+        assert time.monotonic() < deadline, (
+            f"task {cid} is {containerd.task_status(cid)!r}, not {want}"
+        )
         time.sleep(0.05)
 
 
-def _run_detached(ctr_run, containerd, cid: str, *cmd: str, flags: list[str] | None = None) -> int:
+def _run_detached(
+    ctr_run, containerd, cid: str, *cmd: str, flags: list[str] | None = None
+) -> int:
     r = ctr_run(cid, *cmd, flags=["--detach", *(flags or [])], rm=False)
     assert r.returncode == 0, r.stderr
     _wait_status(containerd, cid, "RUNNING")
@@ -45,27 +49,46 @@ def _run_detached(ctr_run, containerd, cid: str, *cmd: str, flags: list[str] | N
 
 
 def test_memory_limit_is_set_and_enforced(containerd, ctr_run, ctr_id):
-    r = ctr_run(ctr_id, "sh", "-c", "dd if=/dev/zero of=/dev/null bs=64M count=1 && echo survived",
-                flags=["--memory-limit", str(32 * MiB)])
+    r = ctr_run(
+        ctr_id,
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/dev/null bs=64M count=1 && echo survived",
+        flags=["--memory-limit", str(32 * MiB)],
+    )
     # The shell's child is OOM-killed: sh reports 128+9 and never echoes.
     assert "survived" not in r.stdout
     assert r.returncode == 137, (r.returncode, r.stderr)
 
 
 def test_memory_limit_reaches_the_containers_cgroup(containerd, ctr_run, ctr_id):
-    pid = _run_detached(ctr_run, containerd, ctr_id, "sleep", "60", flags=["--memory-limit", str(48 * MiB)])
-    assert int(_cgroup_file(pid, "memory", "memory.limit_in_bytes").read_text()) == 48 * MiB
+    pid = _run_detached(
+        ctr_run,
+        containerd,
+        ctr_id,
+        "sleep",
+        "60",
+        flags=["--memory-limit", str(48 * MiB)],
+    )
+    assert (
+        int(_cgroup_file(pid, "memory", "memory.limit_in_bytes").read_text())
+        == 48 * MiB
+    )
 
 
 def test_cpus_becomes_a_cfs_quota(containerd, ctr_run, ctr_id):
-    pid = _run_detached(ctr_run, containerd, ctr_id, "sleep", "60", flags=["--cpus", "0.5"])
+    pid = _run_detached(
+        ctr_run, containerd, ctr_id, "sleep", "60", flags=["--cpus", "0.5"]
+    )
     quota = int(_cgroup_file(pid, "cpu", "cpu.cfs_quota_us").read_text())
     period = int(_cgroup_file(pid, "cpu", "cpu.cfs_period_us").read_text())
     assert quota / period == pytest.approx(0.5)
 
 
 def test_task_pause_freezes_and_resume_thaws(containerd, ctr_run, ctr_id):
-    pid = _run_detached(ctr_run, containerd, ctr_id, "sh", "-c", "while true; do sleep 0.05; done")
+    pid = _run_detached(
+        ctr_run, containerd, ctr_id, "sh", "-c", "while true; do sleep 0.05; done"
+    )
     r = containerd.ctr("task", "pause", ctr_id)
     assert r.returncode == 0, r.stderr
     _wait_status(containerd, ctr_id, "PAUSED")
@@ -77,7 +100,14 @@ def test_task_pause_freezes_and_resume_thaws(containerd, ctr_run, ctr_id):
 
 
 def test_task_metrics_reports_the_memory_limit(containerd, ctr_run, ctr_id):
-    _run_detached(ctr_run, containerd, ctr_id, "sleep", "60", flags=["--memory-limit", str(40 * MiB)])
+    _run_detached(
+        ctr_run,
+        containerd,
+        ctr_id,
+        "sleep",
+        "60",
+        flags=["--memory-limit", str(40 * MiB)],
+    )
     r = containerd.ctr("task", "metrics", ctr_id)
     assert r.returncode == 0, r.stderr
     assert ctr_id in r.stdout
@@ -85,12 +115,16 @@ def test_task_metrics_reports_the_memory_limit(containerd, ctr_run, ctr_id):
 
 
 def test_task_ps_lists_the_containers_processes(containerd, ctr_run, ctr_id):
-    pid = _run_detached(ctr_run, containerd, ctr_id, "sh", "-c", "sleep 60 & sleep 61 & wait")
+    pid = _run_detached(
+        ctr_run, containerd, ctr_id, "sh", "-c", "sleep 60 & sleep 61 & wait"
+    )
     deadline = time.monotonic() + 10
     while True:
         r = containerd.ctr("task", "ps", ctr_id)
         assert r.returncode == 0, r.stderr
-        pids = [int(line.split()[0]) for line in r.stdout.splitlines()[1:] if line.strip()]
+        pids = [
+            int(line.split()[0]) for line in r.stdout.splitlines()[1:] if line.strip()
+        ]
         if len(pids) == 3 or time.monotonic() > deadline:
             break
         time.sleep(0.05)

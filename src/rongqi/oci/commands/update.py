@@ -17,7 +17,9 @@ def run(g, opts, args, log) -> int:
     for flag in ("l3-cache-schema", "mem-bw-schema"):
         if opts.get(flag):
             # runc writes these to resctrl; this host (and rongqi) has no Intel RDT support.
-            raise UsageError(f"--{flag}: Intel RDT (resctrl) is not supported by rongqi-oci")
+            raise UsageError(
+                f"--{flag}: Intel RDT (resctrl) is not supported by rongqi-oci"
+            )
     res = resources_from_update_flags(opts)
     cgroup_ops.update(g.root, cid, res)
     return 0
