@@ -186,6 +186,9 @@ class LayerStorage:
                         if cancelled is not None:
                             cancelled.set()
                 if errors:
+                    # Layers abandoned because another one failed are not the story.
+                    from rongqi.image.store import FollowAborted
+                    errors.sort(key=lambda e: isinstance(e, FollowAborted))
                     raise errors[0]
         return chains
 
