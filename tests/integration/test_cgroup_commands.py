@@ -287,11 +287,6 @@ def test_pause_and_resume_refuse_with_runcs_words(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="oci/container.py kill() signals the init only; a v1-frozen task dies only "
-    "once thawed, and runc thaws after SIGKILL (change requested in the issue 3 report)",
-)
 def test_sigkill_of_a_paused_container_stops_it(
     oci_binary, runtime_root, bundle_factory, unique_id
 ):

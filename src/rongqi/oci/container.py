@@ -659,6 +659,14 @@ def kill(root: str, cid: str, sig: int, all_: bool = False) -> None:
         cgroups.Cgroup.from_dict(st.cgroup).kill_all(sig)
         return
     signal_init(st, sig)
+    if sig == SIGKILL and status == "paused":
+        # A frozen process dies only once thawed (v1 freezer): thaw, as runc does.
+        from rongqi.linux import cgroups
+
+        try:
+            cgroups.Cgroup.from_dict(st.cgroup).thaw()
+        except OSError:
+            pass
 
 
 def _pidfd_send_signal(pidfd: int, sig: int) -> None:

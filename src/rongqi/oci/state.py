@@ -80,10 +80,10 @@ class State:
     def status(self) -> str:
         if not self.init_alive():
             return "stopped"
+        if self.cgroup and self._frozen():
+            return "paused"  # also a created container that was paused, as runc says
         if os.path.exists(os.path.join(self.dir, FIFO)):
             return "created"
-        if self.cgroup and self._frozen():
-            return "paused"
         return "running"
 
     def _frozen(self) -> bool:
