@@ -119,13 +119,22 @@ def home(user: User) -> Iterator[Path]:
 
 
 def as_user(user: User, argv: list[str], home: Path | None = None, timeout: float = 60,
-            detached: bool = False, **kw) -> subprocess.CompletedProcess:
+            detached: bool = False, cgroup: str | None = None, **kw) -> subprocess.CompletedProcess:
+    """Run argv as the user; with cgroup, from inside that (delegated) cgroup in every hierarchy."""
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(home or "/"),
            "USER": user.name, "LOGNAME": user.name}
     if home is not None:
         env["XDG_RUNTIME_DIR"] = str(home / "xdg")
-    opts = dict(user=user.uid, group=user.gid, extra_groups=[], env=env, timeout=timeout, text=True,
-                cwd=str(home) if home is not None else "/")
+    opts = dict(env=env, timeout=timeout, text=True, cwd=str(home) if home is not None else "/")
+    if cgroup is None:
+        opts.update(user=user.uid, group=user.gid, extra_groups=[])
+    else:
+        # cgroup v2 lets a user move a process only between cgroups under one it may write:
+        # as under systemd's Delegate=, the user's processes must start inside its subtree.
+        # Root moves the shell there, which then becomes the user.
+        procs = " ".join(f"/sys/fs/cgroup/{h}{cgroup}/cgroup.procs" for h in _hierarchies())
+        argv = ["sh", "-c", f'for p in {procs}; do echo $$ > $p || exit 125; done; exec "$@"', "sh",
+                "setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups", "--", *argv]
     opts.update(kw)
     if detached:
         # A detached container inherits stdio: never a pipe (the call would wait for it).
@@ -358,5 +367,73 @@ def test_rootless_mapping_beyond_the_users_ranges_fails_with_one_clear_line(oci_
         assert "/etc/subuid" in r.stderr and user.name in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
         assert not (home / "xdg" / "rongqi" / "rl-bad").exists()
+    finally:
+        cleanup_containers(oci_binary, user, home)
+
+
+def _hierarchies() -> list[str]:
+    return [h for h in sorted(os.listdir("/sys/fs/cgroup")) if os.path.isfile(f"/sys/fs/cgroup/{h}/cgroup.procs")]
+
+
+@pytest.fixture
+def delegated_cgroup(user: User) -> Iterator[str]:
+    """/rongqi-test/<tag>-rl owned by the user in every hierarchy (what systemd's Delegate= does)."""
+    rel = f"rongqi-test/{SESSION_TAG}-rl"
+    made = []
+    for name in _hierarchies():
+        mount = f"/sys/fs/cgroup/{name}"
+        path = f"{mount}/{rel}"
+        os.makedirs(path, exist_ok=True)
+        made.append(path)
+        if name == "cpuset":
+            # A v1 cpuset child starts empty and refuses tasks until given cpus and mems.
+            for level in (os.path.dirname(path), path):
+                for f in ("cpuset.cpus", "cpuset.mems"):
+                    with open(f"{level}/{f}") as fh:
+                        if fh.read().strip():
+                            continue
+                    with open(f"{mount}/{f}") as src, open(f"{level}/{f}", "w") as dst:
+                        dst.write(src.read().strip())
+        os.chown(path, user.uid, user.gid)
+        for f in os.listdir(path):
+            if os.path.isfile(f"{path}/{f}"):
+                os.chown(f"{path}/{f}", user.uid, user.gid)
+    yield "/" + rel
+    for path in made:
+        for sub in sorted((d for d, _, _ in os.walk(path)), key=len, reverse=True):
+            try:
+                os.rmdir(sub)
+            except OSError:
+                pass
+
+
+@CGROUP_XFAIL
+def test_rootless_container_gets_its_limits_in_a_delegated_cgroup(oci_binary, user, home, delegated_cgroup):
+    bundle = rootless_bundle(oci_binary, user, home, ["sleep", "60"],
+                             cgroupsPath=delegated_cgroup + "/box", resources={"pids": {"limit": 20}})
+    cid = "rl-cg"
+    try:
+        r = as_user(user, [oci_binary, "run", "-d", "-b", str(bundle), cid], home, detached=True,
+                    cgroup=delegated_cgroup)
+        assert r.returncode == 0, r.stderr
+        pid = json.loads(as_user(user, [oci_binary, "state", cid], home).stdout)["pid"]
+        with open(f"/sys/fs/cgroup/pids{delegated_cgroup}/box/pids.max") as f:
+            assert f.read().strip() == "20"
+        with open(f"/sys/fs/cgroup/pids{delegated_cgroup}/box/cgroup.procs") as f:
+            assert str(pid) in f.read().split()
+        assert as_user(user, [oci_binary, "delete", "--force", cid], home).returncode == 0
+        assert not os.path.exists(f"/sys/fs/cgroup/pids{delegated_cgroup}/box")
+    finally:
+        cleanup_containers(oci_binary, user, home)
+
+
+def test_rootless_limits_without_a_delegated_cgroup_fail_with_one_line_naming_the_cgroup(oci_binary, user, home):
+    bundle = rootless_bundle(oci_binary, user, home, ["true"], resources={"pids": {"limit": 20}})
+    try:
+        r = as_user(user, [oci_binary, "run", "-b", str(bundle), "rl-nodeleg"], home)
+        assert r.returncode != 0
+        assert "cgroup" in r.stderr and "Permission denied" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+        assert not (home / "xdg" / "rongqi" / "rl-nodeleg").exists()
     finally:
         cleanup_containers(oci_binary, user, home)
