@@ -121,14 +121,42 @@ def build_images(tmp: Path, host: str, layers: int, debian: Path | None) -> dict
     return {"many": f"{host}/bench/many:1", "debian": f"{host}/bench/debian:1"}
 
 
-def time_cmds(cmds: list[list[str]], cleanup: list[Path]) -> float:
-    for p in cleanup:
-        subprocess.run(["rm", "-rf", str(p)], check=True)
-    subprocess.run(["sync"])
-    t0 = time.perf_counter()
-    for c in cmds:
-        subprocess.run(c, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    return time.perf_counter() - t0
+def fresh_fs(work: Path, size: str = "3G") -> Path:
+    """A brand-new ext4 (loop device over /dev/shm) mounted at `work`.
+
+    On a filesystem that has seen many files created and deleted, ext4 spends most of each
+    create scanning for reusable inodes (recently_deleted), and that cost grows run by run;
+    a fresh filesystem per run gives every tool the same, stable ground.
+    """
+    img = Path("/dev/shm") / f"benchpull-{os.getpid()}.img"
+    work.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["truncate", "-s", size, str(img)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(img)], check=True)
+    subprocess.run(["mount", "-o", "loop", str(img), str(work)], check=True)
+    return img
+
+
+def drop_fs(work: Path, img: Path) -> None:
+    subprocess.run(["umount", str(work)], check=True)
+    img.unlink()
+
+
+def time_cmds(cmds: list[list[str]], work: Path, fresh: bool) -> float:
+    img = fresh_fs(work) if fresh else None
+    try:
+        if not fresh:
+            subprocess.run(["rm", "-rf", str(work)], check=True)
+            work.mkdir(parents=True)
+        subprocess.run(["sync"])
+        t0 = time.perf_counter()
+        for c in cmds:
+            r = subprocess.run(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            if r.returncode != 0:
+                raise SystemExit(f"{' '.join(c)} failed ({r.returncode}): {r.stderr.strip()}")
+        return time.perf_counter() - t0
+    finally:
+        if img is not None:
+            drop_fs(work, img)
 
 
 def main() -> int:
@@ -137,9 +165,11 @@ def main() -> int:
     ap.add_argument("--layers", type=int, default=40)
     ap.add_argument("--debian", type=Path, default=Path("/var/tmp/rongqi-bench-debian"),
                     help="a debootstrap'ed rootfs to use (default: made from /usr if absent)")
+    ap.add_argument("--same-fs", action="store_true",
+                    help="run in a directory of /tmp instead of a fresh ext4 per run")
     args = ap.parse_args()
     debian = ensure_debian(args.debian)
-    tmp = Path(tempfile.mkdtemp(prefix="rongqi-bench-pull-"))
+    tmp = Path(tempfile.mkdtemp(prefix="benchpull-"))
     proc, host = start_registry(tmp)
     try:
         refs = build_images(tmp, host, args.layers, debian)
@@ -165,8 +195,8 @@ def main() -> int:
             names = list(tools)
             for run in range(args.runs):
                 for tool in names[run % len(names):] + names[:run % len(names)]:
-                    cmds, clean = tools[tool](ref)
-                    times[tool].append(time_cmds(cmds, clean))
+                    cmds, _ = tools[tool](ref)
+                    times[tool].append(time_cmds(cmds, work, not args.same_fs))
             for tool, ts in times.items():
                 results.setdefault(image, {})[tool] = statistics.median(ts)
                 print(f"  {image:7} {tool:28} median {statistics.median(ts):6.2f} s  "
