@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from rongqi.linux import cgroups
+from support.oci_cli import oci, wait_status
 
 pytestmark = pytest.mark.root
 
@@ -24,58 +25,10 @@ needs_v1_memory = pytest.mark.skipif(
 )
 
 
-def oci(
-    binary: str, root: str, *args: str, timeout: float = 60, input: str | None = None
-) -> subprocess.CompletedProcess:
-    if args[0] == "create" or (
-        args[0] == "run" and ("-d" in args or "--detach" in args)
-    ):
-        # The container inherits our stdio: capturing it through pipes would wait for it to exit.
-        import tempfile
-
-        with tempfile.TemporaryFile("w+") as err:
-            r = subprocess.run(
-                [binary, "--root", root, *args],
-                check=False,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-                text=True,
-                timeout=timeout,
-            )
-            err.seek(0)
-            r.stderr = err.read()
-            r.stdout = ""
-            return r
-    return subprocess.run(
-        [binary, "--root", root, *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        input=input if input is not None else "",
-    )
-
-
 def status(binary: str, root: str, cid: str) -> str:
     r = oci(binary, root, "state", cid)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)["status"]
-
-
-def wait_status(
-    binary: str, root: str, cid: str, want: str, timeout: float = 10
-) -> None:
-    """Poll state until it says want; "does not exist" is fine while a `run` is still creating."""
-    deadline = time.monotonic() + timeout
-    while True:
-        r = oci(binary, root, "state", cid)
-        if r.returncode == 0 and json.loads(r.stdout)["status"] == want:
-            return
-        assert time.monotonic() < deadline, (
-            f"{cid} never reached {want}: {r.stdout or r.stderr}"
-        )
-        time.sleep(0.05)
 
 
 def start_detached(binary: str, root: str, bundle: str, cid: str) -> None:

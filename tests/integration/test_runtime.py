@@ -10,48 +10,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from support.oci_cli import oci, state, wait_status
+
 pytestmark = pytest.mark.root
-
-
-def oci(binary: str, root: str, *args: str, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess:
-    if args[0] == "create" or (args[0] == "run" and ("-d" in args or "--detach" in args)):
-        # The container inherits our stdio: capturing it would wait for the container to exit.
-        # Errors are still read from stderr, through a file.
-        import tempfile
-
-        with tempfile.TemporaryFile("w+") as err:
-            r = subprocess.run([binary, "--root", root, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=err, text=True, timeout=timeout)
-            err.seek(0)
-            r.stderr = err.read()
-            r.stdout = ""
-            return r
-    return subprocess.run([binary, "--root", root, *args], capture_output=True, text=True, timeout=timeout,
-                          input=input if input is not None else "")
 
 
 def run_sh(binary, root, bundle_factory, unique_id, script: str, **opts) -> subprocess.CompletedProcess:
     bundle = bundle_factory(["sh", "-c", script], **opts)
     return oci(binary, root, "run", "-b", bundle, unique_id)
-
-
-def state(binary, root, cid) -> dict:
-    r = oci(binary, root, "state", cid)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
-
-
-def wait_status(binary, root, cid, want: str, timeout: float = 10) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        r = oci(binary, root, "state", cid)
-        if r.returncode == 0:
-            s = json.loads(r.stdout)
-            if s["status"] == want or time.monotonic() > deadline:
-                return s
-        elif time.monotonic() > deadline:
-            pytest.fail(f"container {cid} never reached {want}: {r.stderr}")
-        time.sleep(0.05)
 
 
 def test_container_process_is_pid_1_with_its_own_hostname(oci_binary, runtime_root, bundle_factory, unique_id):

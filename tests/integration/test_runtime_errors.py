@@ -8,19 +8,9 @@ import subprocess
 
 import pytest
 
+from support.oci_cli import oci
+
 pytestmark = pytest.mark.root
-
-
-def oci(binary: str, root: str, *args: str) -> subprocess.CompletedProcess:
-    # stdio not captured through pipes: a created container would hold them open.
-    import tempfile
-
-    with tempfile.TemporaryFile("w+") as err:
-        r = subprocess.run([binary, "--root", root, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=err, text=True, timeout=60)
-        err.seek(0)
-        r.stderr = err.read()
-    return r
 
 
 def assert_one_clear_line(r: subprocess.CompletedProcess, *words: str) -> None:
