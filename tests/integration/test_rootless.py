@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from support.plugin import SESSION_TAG
 
 pytestmark = pytest.mark.root
@@ -86,7 +85,7 @@ def _remove_user(name: str) -> None:
     except KeyError:
         _drop_sub_entries(name)
         return
-    subprocess.run(["userdel", name], capture_output=True)
+    subprocess.run(["userdel", name], capture_output=True, check=False)
     _drop_sub_entries(name)
 
 
@@ -125,7 +124,7 @@ def as_user(user: User, argv: list[str], home: Path | None = None, timeout: floa
            "USER": user.name, "LOGNAME": user.name}
     if home is not None:
         env["XDG_RUNTIME_DIR"] = str(home / "xdg")
-    opts = dict(env=env, timeout=timeout, text=True, cwd=str(home) if home is not None else "/")
+    opts = {"env": env, "timeout": timeout, "text": True, "cwd": str(home) if home is not None else "/"}
     if cgroup is None:
         opts.update(user=user.uid, group=user.gid, extra_groups=[])
     else:
@@ -139,11 +138,11 @@ def as_user(user: User, argv: list[str], home: Path | None = None, timeout: floa
     if detached:
         # A detached container inherits stdio: never a pipe (the call would wait for it).
         with tempfile.TemporaryFile("w+") as err:
-            r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, **opts)
+            r = subprocess.run(argv, check=False, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, **opts)
             err.seek(0)
             r.stderr, r.stdout = err.read(), ""
             return r
-    return subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, **opts)
+    return subprocess.run(argv, check=False, capture_output=True, stdin=subprocess.DEVNULL, **opts)
 
 
 def rootless_bundle(oci_binary: str, user: User, home: Path, args: list[str], **linux) -> Path:
@@ -232,7 +231,7 @@ def write_maps_as(user: User, uid_map: str, gid_map: str, wrap: list[str] | None
     if wrap:
         # Run as root in a private mount namespace, which then becomes the user (runuser).
         argv = [*wrap, "runuser", "-u", user.name, "--", *argv]
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        r = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=60)
     else:
         r = as_user(user, argv)
     assert r.returncode == 0, r.stderr

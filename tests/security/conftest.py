@@ -12,4 +12,4 @@ HERE = str(Path(__file__).resolve().parent)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from escape_probe import *  # noqa: E402,F401,F403
+from escape_probe import *

@@ -17,10 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from support.plugin import SESSION_TAG, force_delete_all, new_id
 
-__all__ = ["probe_binary", "suite_root", "host_marker", "host_sleeper"]
+__all__ = ["host_marker", "host_sleeper", "probe_binary", "suite_root"]
 
 HERE = Path(__file__).resolve().parent
 
@@ -41,7 +40,7 @@ def probe_binary(tmp_path_factory: pytest.TempPathFactory) -> str:
         pytest.skip("gcc is needed to build the escape probe (apt-get install gcc libc6-dev)")
     out = tmp_path_factory.mktemp("probe") / "probe"
     r = subprocess.run(["gcc", "-static", "-O1", "-Wall", "-o", str(out), str(HERE / "probe.c")],
-                       capture_output=True, text=True)
+                       check=False, capture_output=True, text=True)
     if r.returncode != 0:
         pytest.fail(f"cannot build the probe:\n{r.stderr}", pytrace=False)
     return str(out)
@@ -72,7 +71,7 @@ def make_bundle(oci_binary: str, dest: Path, probe: str, args: list[str], *, pri
     from rongqi.image.busybox import make_rootfs
 
     dest.mkdir(parents=True)
-    r = subprocess.run([oci_binary, "spec", "-b", str(dest)], capture_output=True, text=True)
+    r = subprocess.run([oci_binary, "spec", "-b", str(dest)], check=False, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     rootfs = dest / "rootfs"
     make_rootfs(str(rootfs))
@@ -162,13 +161,13 @@ def run_probe(oci_binary: str, root: str, bundle: str, *, exec_while_running: bo
         argv = [oci_binary, "--root", root, "run", "-d", "-b", bundle]
         if no_pivot:
             argv.append("--no-pivot")
-        r = subprocess.run([*argv, cid], stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=timeout)
+        r = subprocess.run([*argv, cid], check=False, stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=timeout)
         try:
             err.seek(0)
             assert r.returncode == 0, f"rongqi-oci run failed: {err.read()}"
             deadline = time.monotonic() + timeout
             while True:
-                st = subprocess.run([oci_binary, "--root", root, "state", cid], capture_output=True, text=True)
+                st = subprocess.run([oci_binary, "--root", root, "state", cid], check=False, capture_output=True, text=True)
                 assert st.returncode == 0, st.stderr
                 if json.loads(st.stdout)["status"] == "stopped":
                     break
@@ -176,12 +175,12 @@ def run_probe(oci_binary: str, root: str, bundle: str, *, exec_while_running: bo
                 if exec_while_running:
                     # Each exec is a runtime process (the host's python) entering the container.
                     subprocess.run([oci_binary, "--root", root, "exec", cid, "/bin/true"],
-                                   stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+                                   stdin=subprocess.DEVNULL, check=False, capture_output=True, timeout=30)
                     execs += 1
                 else:
                     time.sleep(0.05)
         finally:
-            subprocess.run([oci_binary, "--root", root, "delete", "--force", cid], capture_output=True, timeout=60)
+            subprocess.run([oci_binary, "--root", root, "delete", "--force", cid], check=False, capture_output=True, timeout=60)
         out.seek(0)
         output = out.read()
     outcomes = {}

@@ -10,11 +10,9 @@ kernel or the probe, made them fail. See docs/security-tests.md for the table.
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
-
 from escape_probe import Run, host_block_device, make_bundle, run_probe
 
 pytestmark = pytest.mark.root
@@ -319,7 +317,7 @@ def test_runtime_executable_cannot_be_opened_from_inside_during_exec(default):
     assert r.field("fds_opened") == "0" and r.field("root_opened") == "0"
     # Non-dumpable: even readlink of /proc/PID/exe is refused.
     assert r.field("visible") == "0"
-    assert set(e.split(":")[0] for e in r.field("write_errnos").split(",")) <= {"EACCES", "EPERM"}
+    assert {e.split(":")[0] for e in r.field("write_errnos").split(",")} <= {"EACCES", "EPERM"}
 
 
 def test_privileged_container_can_reach_the_runtime_executable_during_exec(privileged):
