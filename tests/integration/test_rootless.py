@@ -26,15 +26,6 @@ REPO = Path(__file__).resolve().parents[2]
 SRC = str(REPO / "src")
 SUBUID, SUBGID = "/etc/subuid", "/etc/subgid"
 
-# The runtime (src/rongqi/oci/container.py, _make_cgroup) creates /sys/fs/cgroup/<ctrl>/rongqi/<id>
-# and writes device rules even when not root; an ordinary user may do neither without a
-# delegated cgroup. runc runs such a container in the caller's cgroup when it asks for no limits.
-# The fix is given in docs/security-tests.md ("Rootless: what fails and the fix").
-CGROUP_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="rootless: container.py _make_cgroup creates cgroups and writes devices.allow without "
-           "delegation (EACCES/EPERM); needs runc's skip-when-not-delegated rule")
-
 
 class User:
     def __init__(self, name: str):
@@ -294,7 +285,6 @@ def test_own_id_alone_is_mapped_without_the_helpers_and_setgroups_denied(user):
 # -- containers, as the user ------------------------------------------------------------------
 
 
-@CGROUP_XFAIL
 def test_rootless_run_is_root_inside_and_the_user_outside(oci_binary, user, home):
     bundle = rootless_bundle(oci_binary, user, home, ["sh", "-c", "id -u; cat /proc/self/uid_map"])
     try:
@@ -307,7 +297,6 @@ def test_rootless_run_is_root_inside_and_the_user_outside(oci_binary, user, home
         cleanup_containers(oci_binary, user, home)
 
 
-@CGROUP_XFAIL
 def test_rootless_detached_run_exec_kill_delete_with_state_under_xdg_runtime_dir(oci_binary, user, home):
     bundle = rootless_bundle(oci_binary, user, home, ["sleep", "60"])
     cid = "rl-life"
@@ -335,7 +324,6 @@ def test_rootless_detached_run_exec_kill_delete_with_state_under_xdg_runtime_dir
         cleanup_containers(oci_binary, user, home)
 
 
-@CGROUP_XFAIL
 def test_rootless_container_gets_the_users_subordinate_ids(oci_binary, user, home):
     (ustart, ucount), (gstart, gcount) = user.ranges(SUBUID)[0], user.ranges(SUBGID)[0]
     bundle = rootless_bundle(
@@ -353,7 +341,6 @@ def test_rootless_container_gets_the_users_subordinate_ids(oci_binary, user, hom
         cleanup_containers(oci_binary, user, home)
 
 
-@CGROUP_XFAIL
 def test_rootless_mapping_beyond_the_users_ranges_fails_with_one_clear_line(oci_binary, user, home):
     start, count = user.ranges(SUBUID)[0]
     bundle = rootless_bundle(
@@ -406,7 +393,6 @@ def delegated_cgroup(user: User) -> Iterator[str]:
                 pass
 
 
-@CGROUP_XFAIL
 def test_rootless_container_gets_its_limits_in_a_delegated_cgroup(oci_binary, user, home, delegated_cgroup):
     bundle = rootless_bundle(oci_binary, user, home, ["sleep", "60"],
                              cgroupsPath=delegated_cgroup + "/box", resources={"pids": {"limit": 20}})

@@ -41,13 +41,11 @@ class CreateOptions:
 
 
 def _state_json(st: statemod.State, status: str, pid: int) -> bytes:
+    """The state given to hooks (and to a seccomp agent) on their stdin."""
     from rongqi.fastjson import dumps
 
-    d = st.oci_state() if status is None else {
-        "ociVersion": statemod.OCI_VERSION, "id": st.id, "status": status, "pid": pid,
-        "bundle": st.bundle, "annotations": st.annotations or {},
-    }
-    return dumps(d).encode()
+    return dumps({"ociVersion": statemod.OCI_VERSION, "id": st.id, "status": status, "pid": pid,
+                  "bundle": st.bundle, "annotations": st.annotations or {}}).encode()
 
 
 def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SYSCALLS) -> statemod.State:
@@ -75,8 +73,6 @@ def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SY
     st.bundle = os.path.abspath(opts.bundle)
     st.rootfs = spec.root_path
     st.annotations = spec.annotations
-    st.owner = ""
-    st.systemd_cgroup = opts.systemd_cgroup
     from rongqi.oci.timefmt import rfc3339nano
 
     st.created = rfc3339nano()
@@ -92,20 +88,21 @@ def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SY
         root_uid, root_gid = _container_root_ids(spec)
         if (root_uid, root_gid) != (os.geteuid(), os.getegid()):
             os.chown(fifo, root_uid, root_gid)
-        cg = _make_cgroup(spec, cid, opts.systemd_cgroup)
+        cg, new_cgroup = _make_cgroup(spec, cid, opts.systemd_cgroup)
         if cg is not None:
-            cleanup.cgroup = cg
+            if new_cgroup:
+                cleanup.cgroup = cg
             st.cgroup = cg.to_dict()
         pid, sync = _spawn(sc, spec, st, opts, caps, cleanup, cg)
         st.pid = pid
         st.pid_start = statemod.proc_stat(pid)[0]
-        st.userns = spec.linux.namespace("user") is not None
-        st.namespaces = {n.type: n.path for n in spec.linux.namespaces if n.path}
         st.save()
-        # If the init already failed, its error is waiting in the pipe: _await_ready reads it.
-        _send(sync, "go", str(pid))
-        _await_ready(sync, spec, st, pid)
-        sync.close()
+        try:
+            # If the init already failed, its error is waiting in the pipe: _await_ready reads it.
+            _send(sync, "go", str(pid))
+            _await_ready(sync, spec, st, pid)
+        finally:
+            sync.close()
         if opts.pid_file:
             _write_pid_file(opts.pid_file, pid)
         if opts.pidfd_socket:
@@ -245,18 +242,34 @@ def _cap_sets(spec: Spec):
 
 
 def _make_cgroup(spec: Spec, cid: str, systemd: bool):
+    """Create and fill the container's cgroup; None for a rootless container that sets no
+    limits and may not make one (it then runs in its caller's cgroup, as under runc)."""
     from rongqi.linux import cgroups
 
     path = cgroups.resolve_path(spec.linux.cgroups_path or None, cid, systemd=systemd)
+    rootless = os.geteuid() != 0
     res = _with_default_devices(spec)
+    if rootless:
+        res.devices = None  # device rules need CAP_SYS_ADMIN in the host's user namespace (runc skips them)
     cg = cgroups.Cgroup.open(path)
-    cg.create()
+    try:
+        new = cg.create()
+    except cgroups.CgroupError as err:
+        if rootless and err.errno in (1, 13, 30) and not _sets_limits(spec):  # EPERM, EACCES, EROFS
+            return None, False
+        raise
     try:
         cg.apply(res)
     except BaseException:
-        cg.destroy()
+        if new:
+            cg.destroy()  # only what this create made: an existing cgroup is not ours to remove
         raise
-    return cg
+    return cg, new
+
+
+def _sets_limits(spec: Spec) -> bool:
+    res = spec.linux.resources
+    return res is not None and any(getattr(res, n) is not None for n in res.__slots__ if n != "devices")
 
 
 # Devices every container may use whatever its rules say (runc's AllowedDevices):

@@ -31,8 +31,7 @@ class State:
     """What a container is, as kept in state.json."""
 
     __slots__ = ("id", "pid", "pid_start", "bundle", "rootfs", "created", "owner", "annotations",
-                 "cgroup", "hooks", "config", "userns", "dir", "root", "systemd_cgroup", "rootless",
-                 "namespaces", "exit_status")
+                 "cgroup", "hooks", "config", "dir", "root")
 
     def __init__(self, root: str, cid: str):
         self.root = root
@@ -47,15 +46,10 @@ class State:
         self.annotations: dict[str, str] = {}
         self.cgroup: dict | None = None
         self.hooks: dict | None = None  # raw hooks from config.json (poststart, poststop)
-        self.config = ""  # path of the copy of config.json kept in the state dir
-        self.userns = False
-        self.systemd_cgroup = False
-        self.rootless = False
-        self.namespaces: dict[str, str] = {}  # kind -> path of a joined namespace (for exec)
-        self.exit_status: int | None = None
+        self.config = ""  # path of the copy of config.json kept in the state dir (exec reads it)
 
     _FIELDS = ("id", "pid", "pid_start", "bundle", "rootfs", "created", "owner", "annotations", "cgroup",
-               "hooks", "config", "userns", "systemd_cgroup", "rootless", "namespaces", "exit_status")
+               "hooks", "config")
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self._FIELDS}

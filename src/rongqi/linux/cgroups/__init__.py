@@ -271,33 +271,48 @@ class Cgroup:
 
     # --- life cycle ---------------------------------------------------------------
 
-    def create(self) -> None:
-        """mkdir -p the cgroup in every hierarchy (idempotent)."""
+    def create(self) -> bool:
+        """mkdir -p the cgroup in every hierarchy (idempotent); True when its leaf is new.
+
+        On an error, the directories this call made are removed again: a failed create
+        never leaves anything, and never touches what existed before it.
+        """
         mounts = self._mount_points()
         parts = [p for p in self.path.split("/") if p]
-        for key in self.dirs:
-            mount = mounts[key]
-            made: list[str] = []
-            cur = mount
-            for p in parts:
-                parent = cur
-                cur = cur + "/" + p
+        made: list[str] = []
+        try:
+            for key in self.dirs:
+                mount = mounts[key]
+                cur = mount
+                for p in parts:
+                    parent = cur
+                    cur = cur + "/" + p
+                    try:
+                        os.mkdir(cur, 0o755)
+                    except FileExistsError:
+                        continue
+                    except OSError as err:
+                        raise CgroupError(f"cannot create cgroup {cur}: {err.strerror}", path=cur,
+                                          errno=err.errno or 0) from None
+                    made.append(cur)
+                    if key == "cpuset":
+                        from rongqi.linux.cgroups import v1
+
+                        v1.prepare_cpuset(parent, cur)
+                if key == UNIFIED and self.mode == "v2":
+                    from rongqi.linux.cgroups import v2
+
+                    ancestors = [mount + "/" + "/".join(parts[:i]) for i in range(1, len(parts))]
+                    v2.enable_in_ancestors(mount, ancestors)
+        except BaseException:
+            for d in reversed(made):
                 try:
-                    os.mkdir(cur, 0o755)
-                except FileExistsError:
-                    continue
-                except OSError as err:
-                    raise CgroupError(f"cannot create cgroup {cur}: {err.strerror}", path=cur, errno=err.errno or 0) from None
-                made.append(cur)
-                if key == "cpuset":
-                    from rongqi.linux.cgroups import v1
-
-                    v1.prepare_cpuset(parent, cur)
-            if key == UNIFIED and self.mode == "v2":
-                from rongqi.linux.cgroups import v2
-
-                ancestors = [mount + "/" + "/".join(parts[:i]) for i in range(1, len(parts))]
-                v2.enable_in_ancestors(mount, ancestors)
+                    os.rmdir(d)
+                except OSError:
+                    pass
+            raise
+        leaf = "/" + "/".join(parts)
+        return any(d.endswith(leaf) for d in made)
 
     def apply(self, res: object) -> None:
         """Write the limits of ``res`` (a resources.Resources); fields left None are not touched."""
