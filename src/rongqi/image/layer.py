@@ -30,8 +30,6 @@ OPAQUE_MARKER = ".wh..wh..opq"
 OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
 _ZERO = bytes(CHUNK)
 _MAX_SYMLINKS = 40
-# tarfile's stream copies its whole buffer on every header read: keep it small.
-_TAR_BUF = 32 << 10
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -100,6 +98,7 @@ class _DigestReader:
         self._q: queue.Queue[bytes | BaseException | None] = queue.Queue(self._DEPTH)
         self._buf = b""
         self._pos = 0
+        self._consumed = 0
         self._eof = False
         self._stop = False
         self._thread = threading.Thread(target=self._produce, name="layer-decompress",
@@ -150,9 +149,24 @@ class _DigestReader:
             out.append(self._buf[self._pos:self._pos + take] if take != len(self._buf)
                        else self._buf)
             self._pos += take
+            self._consumed += take
             if n > 0:
                 n -= take
         return out[0] if len(out) == 1 else b"".join(out)
+
+    # tarfile's random-access mode reads the file object directly (its stream mode copies
+    # every read through a buffer); it only ever seeks forward when members are read in
+    # order, which is all this reader allows.
+    def tell(self) -> int:
+        return self._consumed
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence != 0 or pos < self._consumed:
+            raise OSError("layer stream: backward seek")
+        while self._consumed < pos:
+            if not self.read(min(CHUNK, pos - self._consumed)):
+                break
+        return self._consumed
 
     def drain(self) -> None:
         while self.read(CHUNK):
@@ -493,7 +507,7 @@ class LayerApplier:
         entries = 0
         try:
             try:
-                with tarfile.open(fileobj=reader, mode="r|", bufsize=_TAR_BUF) as tf:  # type: ignore[call-overload]
+                with tarfile.open(fileobj=reader, mode="r:") as tf:  # type: ignore[call-overload]
                     for member in tf:
                         entries += 1
                         self._apply_member(tf, member)
