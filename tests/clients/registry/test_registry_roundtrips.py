@@ -469,3 +469,36 @@ def test_pull_of_a_missing_tag_is_one_clear_line(registry, tmp_path):
     assert p.returncode == 125
     assert p.stderr.strip() == (f"rongqi: error: {registry.host}/nothing:here: manifest "
                                 f"unknown (not found in {registry.host})")
+
+
+def test_archives_interchange_with_podman(pushed, tmp_path, request):
+    podman = shutil.which("podman")
+    if not podman:
+        pytest.skip("podman is not installed (apt-get install podman)")
+    reg, desc = pushed
+    import tempfile
+    runroot = tempfile.mkdtemp(prefix="podrun-")  # podman wants it under 50 characters
+    request.addfinalizer(lambda: shutil.rmtree(runroot, ignore_errors=True))
+    pod = [podman, "--root", str(tmp_path / "pod-root"), "--runroot", runroot,
+           "--storage-driver", "vfs"]
+    name = f"{reg.host}/library/busybox:1"
+    def run(*a: str) -> subprocess.CompletedProcess:
+        p = subprocess.run([*pod, *a], capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, f"podman {' '.join(a)}: {p.stderr}"
+        return p
+
+    run("pull", "-q", "--tls-verify=false", name)
+    from_podman = tmp_path / "from-podman.tar"
+    run("save", "--format", "docker-archive", "-o", str(from_podman), name)
+    root = tmp_path / "rq"
+    p = rongqi(root, "load", "-i", str(from_podman))
+    assert f"Loaded image: {name}" in p.stdout
+    ours = json.loads(rongqi(root, "image", "inspect", name).stdout)[0]
+    rongqi(root, "tag", name, "localhost/back:1")
+    for fmt in ("docker-archive", "oci-archive"):
+        to_podman = tmp_path / f"to-podman-{fmt}.tar"
+        rongqi(root, "save", "--format", fmt, "-o", str(to_podman), "localhost/back:1")
+        out = run("load", "-i", str(to_podman)).stdout
+        assert "back:1" in out or "sha256:" in out
+    got = json.loads(run("image", "inspect", "localhost/back:1").stdout)[0]
+    assert got["RootFS"]["Layers"] == ours["RootFS"]["Layers"]
