@@ -17,7 +17,6 @@ import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterable
 from typing import IO, Any
 
 from rongqi.image import media, reference
@@ -335,7 +334,3 @@ def _load_oci(store: ImageStore, tf: tarfile.TarFile, name: str | None,
 def _normalize_ref_name(label: str) -> str:
     """ref.name holds a full or short reference ("busybox:1.36"); normalize it as docker does."""
     return str(reference.parse(label))
-
-
-def image_names_for(store: ImageStore, wanted: Iterable[str]) -> list[tuple[str, Descriptor]]:
-    return [store.resolve(w) for w in wanted]

@@ -14,15 +14,13 @@ import tarfile
 import threading
 from pathlib import Path
 
-import httpx
 import pytest
 
-from conftest import SKOPEO, Layout, tar_bytes
+from conftest import SKOPEO, tar_bytes
 from rongqi.image.auth import CredentialStore
 from rongqi.image.errors import AuthError, BlobVerificationError
-from rongqi.image.progress import Progress
 from rongqi.image.reference import parse
-from rongqi.image.registry import Platform, RegistryClient
+from rongqi.image.registry import RegistryClient
 from rongqi.image.store import ImageStore
 from rongqi.storage.overlay import LayerStorage
 
