@@ -429,6 +429,26 @@ def cmd_export(ctx: Context, a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mount(ctx: Context, a: argparse.Namespace) -> int:
+    """A snapshot of an image (podman's `image mount`): its rootfs path on stdout, and on
+    stderr how it was mounted (overlay, fuse-overlayfs or copy) and why."""
+    import secrets
+    _, desc = _resolve(ctx, a.name)
+    chains = ctx.storage.unpack_image(ctx.store, desc.digest)
+    snap = ctx.storage.create_snapshot(a.id or "rongqi-" + secrets.token_hex(6), chains)
+    print(f"rongqi: snapshot {snap.id}: {snap.mode}: {snap.note}", file=sys.stderr)
+    print(snap.rootfs)
+    return 0
+
+
+def cmd_unmount(ctx: Context, a: argparse.Namespace) -> int:
+    for snap_id in a.ids:
+        ctx.storage.get_snapshot(snap_id)  # a name that is not a snapshot is an error
+        ctx.storage.remove_snapshot(snap_id)
+        print(snap_id)
+    return 0
+
+
 def cmd_prune(ctx: Context, a: argparse.Namespace) -> int:
     if a.all:
         in_use = set()
@@ -507,12 +527,17 @@ def _bool(text: str) -> bool:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="rongqi", description="rongqi (容器): a daemonless container engine")
-    p.add_argument("--root", default=os.environ.get("RONGQI_ROOT", DEFAULT_ROOT),
-                   help="image store and layer storage (default %(default)s)")
+    from rongqi.image.store import default_root
+    p.add_argument("--root", default=os.environ.get("RONGQI_ROOT") or default_root(),
+                   help="image store and layer storage (default %(default)s; an ordinary "
+                        "user's is $XDG_DATA_HOME/rongqi or ~/.local/share/rongqi)")
     p.add_argument("--registries-conf", default=None,
                    help="JSON with insecure registries and mirrors "
                         "(default /etc/rongqi/registries.json)")
-    p.add_argument("--storage-mode", choices=("auto", "overlay", "copy"), default="auto")
+    p.add_argument("--storage-mode", default="auto",
+                   choices=("auto", "overlay", "copy", "fuse-overlayfs", "userns"),
+                   help="how snapshots are mounted (auto: kernel overlay as root, "
+                        "fuse-overlayfs rootless, else a copy)")
     p.add_argument("--version", action="version", version="rongqi version 0.1.0")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
@@ -616,6 +641,11 @@ def build_parser() -> argparse.ArgumentParser:
         (["prune"], cmd_prune, "remove unused data", prune_args),
     ]:
         args(add(names, fn, help, isub))
+    mnt = add(["mount"], cmd_mount, "make a snapshot of an image and print its rootfs", isub)
+    mnt.add_argument("name")
+    mnt.add_argument("id", nargs="?", help="snapshot id (default: a random one)")
+    umnt = add(["unmount", "umount"], cmd_unmount, "unmount and remove snapshots", isub)
+    umnt.add_argument("ids", nargs="+")
     tag = add(["tag"], cmd_tag, "name an image", isub)
     tag.add_argument("source")
     tag.add_argument("targets", nargs="+")

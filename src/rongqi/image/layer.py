@@ -28,6 +28,12 @@ CHUNK = 1 << 20
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
+# Unprivileged appliers cannot set trusted.*: kernel overlay mounted with `userxattr` (in a user
+# namespace) and fuse-overlayfs both read the user.* form instead.
+USER_OPAQUE_XATTR = "user.overlay.opaque"
+# Owners an unprivileged applier cannot set are recorded as containers/storage does with
+# force_mask ("uid:gid:0mode:type"), the form fuse-overlayfs's xattr_permissions=2 presents.
+OVERRIDE_STAT_XATTR = "user.containers.override_stat"
 _ZERO = bytes(CHUNK)
 _MAX_SYMLINKS = 40
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -206,12 +212,16 @@ class LayerApplier:
     """Applies layer tars under `root`.
 
     whiteouts="overlay": a whiteout becomes a 0/0 character device and an opaque marker the
-    trusted.overlay.opaque xattr (the layer is one overlayfs lowerdir). whiteouts="delete":
-    the whiteout removes what lower layers put there (layers flattened into one tree).
+    trusted.overlay.opaque xattr (user.overlay.opaque when not root) (the layer is one overlayfs
+    lowerdir). whiteouts="delete": the whiteout removes what lower layers put there (layers
+    flattened into one tree).
+
+    Not root (rootless): device nodes are refused, files belong to the applier, and each entry's
+    owner and mode from the tar are recorded in user.containers.override_stat (record_owner).
     """
 
     def __init__(self, root: str, *, whiteouts: str = "overlay", same_owner: bool | None = None,
-                 allow_devices: bool | None = None):
+                 allow_devices: bool | None = None, record_owner: bool | None = None):
         if whiteouts not in ("overlay", "delete"):
             raise ValueError(whiteouts)
         self.root = root
@@ -219,6 +229,8 @@ class LayerApplier:
         is_root = os.geteuid() == 0
         self.same_owner = is_root if same_owner is None else same_owner
         self.allow_devices = is_root if allow_devices is None else allow_devices
+        self.record_owner = (not self.same_owner) if record_owner is None else record_owner
+        self.opaque_xattr = OVERLAY_OPAQUE_XATTR if is_root else USER_OPAQUE_XATTR
         self._root_fd = -1
         self._fds: dict[tuple[str, ...], int] = {}
         self._stale: list[int] = []
@@ -364,9 +376,35 @@ class LayerApplier:
                 if e.errno not in (errno.ENOTSUP, errno.EPERM, errno.EOPNOTSUPP):
                     raise
 
+    def _record(self, target: int | str, member: tarfile.TarInfo) -> None:
+        """Keep the owner we could not set (see OVERRIDE_STAT_XATTR); symlinks cannot carry
+        user.* xattrs, and their owner means nothing to the kernel anyway."""
+        if member.isdir():
+            kind = "dir"
+        elif member.isreg():
+            kind = "file"
+        elif member.isfifo():
+            kind = "pipe"
+        elif member.ischr() or member.isblk():
+            kind = f"{'char' if member.ischr() else 'block'}-{member.devmajor}-{member.devminor}"
+        else:
+            return
+        value = f"{member.uid}:{member.gid}:0{member.mode & 0o7777:o}:{kind}".encode()
+        try:
+            if isinstance(target, int):
+                os.setxattr(target, OVERRIDE_STAT_XATTR, value)
+            else:
+                os.setxattr(target, OVERRIDE_STAT_XATTR, value, follow_symlinks=False)
+        except OSError as e:
+            # A filesystem without user xattrs (tmpfs before 6.6): owners are then skipped.
+            if e.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
+                raise
+
     def _owner_mode_time(self, member: tarfile.TarInfo, dfd: int, name: str) -> None:
         if self.same_owner:
             os.chown(name, member.uid, member.gid, dir_fd=dfd, follow_symlinks=False)
+        elif self.record_owner and not member.issym():
+            self._record(f"/proc/self/fd/{dfd}/{name}", member)
         if not member.issym():
             os.chmod(name, member.mode & 0o7777, dir_fd=dfd)
         os.utime(name, ns=(int(member.mtime * 1e9),) * 2, dir_fd=dfd, follow_symlinks=False)
@@ -376,7 +414,7 @@ class LayerApplier:
         dfd = self._dir_fd(parts[:-1])
         if base == OPAQUE_MARKER:
             if self.whiteouts == "overlay":
-                os.setxattr(f"/proc/self/fd/{dfd}", OVERLAY_OPAQUE_XATTR, b"y")
+                os.setxattr(f"/proc/self/fd/{dfd}", self.opaque_xattr, b"y")
             else:
                 prefix = parts[:-1]
                 for child in os.listdir(dfd):
@@ -419,6 +457,8 @@ class LayerApplier:
                         raise
             if self.same_owner:
                 os.fchown(fd, member.uid, member.gid)
+            elif self.record_owner:
+                self._record(fd, member)
             os.fchmod(fd, member.mode & 0o7777)
             ns = int(member.mtime * 1e9)
             os.utime(fd, ns=(ns, ns))
@@ -446,6 +486,8 @@ class LayerApplier:
                     os.mkdir(name, 0o755, dir_fd=dfd)
             if self.same_owner:
                 os.chown(name, member.uid, member.gid, dir_fd=dfd, follow_symlinks=False)
+            elif self.record_owner:
+                self._record(f"/proc/self/fd/{dfd}/{name}", member)
             self._xattrs(member, dfd, name)
             # Modes and times of directories last: later entries would change the times,
             # and a read-only mode would stop an unprivileged applier from filling it.

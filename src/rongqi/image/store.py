@@ -25,6 +25,16 @@ DEFAULT_ROOT = "/var/lib/rongqi"
 CHUNK = 1 << 20
 
 
+def default_root() -> str:
+    """/var/lib/rongqi for root; an ordinary user's own, as podman's rootless storage:
+    $XDG_DATA_HOME/rongqi, else ~/.local/share/rongqi."""
+    if os.geteuid() == 0:
+        return DEFAULT_ROOT
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"),
+                                                           ".local", "share")
+    return os.path.join(data, "rongqi")
+
+
 def _split_digest(digest: str) -> tuple[str, str]:
     algo, sep, hexpart = digest.partition(":")
     if not sep or algo != "sha256" or len(hexpart) != 64 or not all(

@@ -1,8 +1,9 @@
 """Unpacked layers by chain id (shared, read-only) and overlayfs snapshots per container.
 
 A layer is unpacked once into layers/<chain>/diff (temp dir, then rename); a snapshot is
-upper/ + work/ over those dirs, mounted at rootfs/; where overlayfs cannot be mounted the
-snapshot is a flattened copy instead.
+upper/ + work/ over those dirs, mounted at rootfs/ by kernel overlayfs (root, or a user
+namespace with `userxattr`) or fuse-overlayfs (rootless); where none can be mounted the
+snapshot is a flattened copy instead, and Snapshot.note says why.
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ import shutil
 import stat
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from rongqi.image import layer as image_layer
 from rongqi.image.errors import ImageError, LayerError
 from rongqi.image.store import FileLock, ImageStore
 
 DEFAULT_ROOT = "/var/lib/rongqi/overlay"
-OVERLAY_OPAQUE = "trusted.overlay.opaque"
+OVERLAY_OPAQUE = image_layer.OVERLAY_OPAQUE_XATTR
+USER_OPAQUE = image_layer.USER_OPAQUE_XATTR
+MODES = ("auto", "overlay", "copy", "fuse-overlayfs", "userns")
+FUSE_OVERLAYFS = "fuse-overlayfs"
 _CWD_LOCK = threading.Lock()
 _PAGE = 4096
 
@@ -48,8 +52,9 @@ class Snapshot:
 
     id: str
     path: str
-    mode: str  # "overlay" or "copy"
+    mode: str  # "overlay", "userns" (kernel overlay in a user namespace), "fuse-overlayfs", "copy"
     chain_ids: list[str]
+    note: str = field(default="")  # how the mode was chosen, for the user to read
 
     @property
     def rootfs(self) -> str:
@@ -71,6 +76,20 @@ def _hex(chain_id: str) -> str:
     return h
 
 
+def in_user_namespace() -> bool:
+    """True inside a user namespace other than the initial one (its uid_map is not the identity)."""
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
+def rootless() -> bool:
+    """Without real root: kernel overlay, owners and device nodes are not ours to make."""
+    return os.geteuid() != 0 or in_user_namespace()
+
+
 def _is_mounted(path: str) -> bool:
     real = os.path.realpath(path)
     with open("/proc/self/mountinfo") as f:
@@ -81,7 +100,7 @@ class LayerStorage:
     """layers/<chain>/diff shared by every snapshot; snapshots/<id>/{upper,work,rootfs}."""
 
     def __init__(self, root: str = DEFAULT_ROOT, mode: str = "auto"):
-        if mode not in ("auto", "overlay", "copy"):
+        if mode not in MODES:
             raise ValueError(mode)
         self.root = os.path.abspath(root)
         self.mode = mode
@@ -123,7 +142,7 @@ class LayerStorage:
                 os.symlink(f"../layers/{_hex(chain_id)}/diff", os.path.join(self.links_dir, short))
                 os.rename(tmp, os.path.dirname(path))
             except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
+                _rmtree(tmp, ignore_errors=True)
                 raise
         return path
 
@@ -211,8 +230,8 @@ class LayerStorage:
                 raise StorageError(f"snapshot {snap_id} already exists") from None
             for d in ("upper", "work", "rootfs"):
                 os.mkdir(os.path.join(path, d), 0o755)
-            mode = "copy" if self.mode == "copy" else "overlay"
-            snap = Snapshot(snap_id, path, mode, list(chains))
+            mode, note = self._initial_mode()
+            snap = Snapshot(snap_id, path, mode, list(chains), note)
             self._save(snap)
         if mount:
             try:
@@ -221,6 +240,24 @@ class LayerStorage:
                 self.remove_snapshot(snap_id)
                 raise
         return snap
+
+    def _initial_mode(self) -> tuple[str, str]:
+        """The first mount to try. As root: kernel overlay. Inside a user namespace (the
+        container's, or `unshare -Urm`): kernel overlay with userxattr (Linux >= 5.11).
+        Rootless in the initial namespace the kernel refuses overlay, and a mount made in a
+        namespace of our own would vanish with it: fuse-overlayfs mounts where the user's
+        container can see it; without it, a copy."""
+        if self.mode != "auto":
+            return self.mode, f"storage mode {self.mode} asked for"
+        if not rootless():
+            return "overlay", "kernel overlayfs"
+        if os.geteuid() == 0:
+            return "userns", "kernel overlayfs in this user namespace (userxattr)"
+        if shutil.which(FUSE_OVERLAYFS):
+            return "fuse-overlayfs", "rootless: fuse-overlayfs"
+        return "copy", ("rootless: copy, as kernel overlayfs needs a user namespace (storage "
+                        "mode userns) and fuse-overlayfs is not installed (apt-get install "
+                        "fuse-overlayfs)")
 
     def _save(self, snap: Snapshot) -> None:
         with open(self._meta_path(snap.id), "w") as f:
@@ -240,7 +277,7 @@ class LayerStorage:
                 out.append(self.get_snapshot(name))
         return out
 
-    def _overlay_data(self, snap: Snapshot, relative: bool) -> str:
+    def _overlay_data(self, snap: Snapshot, relative: bool, userxattr: bool = False) -> str:
         if relative:
             lowers = [f"l/{self._short(c)}" for c in reversed(snap.chain_ids)]
             upper = os.path.relpath(snap.upper, self.root)
@@ -253,33 +290,75 @@ class LayerStorage:
             empty = os.path.join(snap.path, "empty")
             os.makedirs(empty, exist_ok=True)
             lowers = [os.path.relpath(empty, self.root) if relative else empty]
-        return f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
+        data = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
+        return data + ",userxattr" if userxattr else data
+
+    def overlay_options(self, snap: Snapshot) -> str:
+        """The kernel overlay mount data for a snapshot, for a caller that mounts it itself
+        (e.g. in the container's user+mount namespace: add it as a mount of type overlay)."""
+        return self._overlay_data(snap, relative=False, userxattr=snap.mode == "userns")
 
     def mount(self, snap: Snapshot) -> None:
+        """Mount (or fill) snap.rootfs; in auto mode each failure falls back to the next way
+        (kernel overlay -> fuse-overlayfs when rootless -> copy), and snap.note names the way
+        taken and why the others were not."""
         if _is_mounted(snap.rootfs):
             return
-        if snap.mode == "overlay":
+        tried: list[str] = []
+        if snap.mode in ("overlay", "userns"):
             try:
-                self._mount_overlay(snap)
+                self._mount_overlay(snap, userxattr=snap.mode == "userns")
                 return
             except OSError as e:
-                if self.mode == "overlay" or e.errno not in (errno.EPERM, errno.ENODEV,
-                                                             errno.EINVAL, errno.ENOTSUP):
+                if self.mode != "auto" or e.errno not in (errno.EPERM, errno.ENODEV,
+                                                          errno.EINVAL, errno.ENOTSUP):
+                    hint = ("; kernel overlay without root needs the user namespace that "
+                            "will run the container (storage mode userns)"
+                            if e.errno == errno.EPERM and snap.mode == "userns"
+                            and not in_user_namespace() else "")
                     raise StorageError(f"cannot mount overlay for snapshot {snap.id}: "
-                                       f"{e.strerror}") from None
-                snap.mode = "copy"
+                                       f"{e.strerror}{hint}") from None
+                tried.append(f"kernel overlayfs failed ({e.strerror})")
+                snap.mode = ("fuse-overlayfs" if rootless() and shutil.which(FUSE_OVERLAYFS)
+                             else "copy")
+        if snap.mode == "fuse-overlayfs":
+            try:
+                self._mount_fuse(snap)
                 self._save(snap)
+                return
+            except StorageError as e:
+                if self.mode != "auto":
+                    raise
+                tried.append(str(e).partition(": ")[2] or str(e))
+                snap.mode = "copy"
+        if tried:
+            snap.note = "copy, as " + "; ".join(tried)
+            self._save(snap)
         if not os.listdir(snap.rootfs):
             self._flatten(snap)
 
-    def _mount_overlay(self, snap: Snapshot) -> None:
-        data = self._overlay_data(snap, relative=False)
+    def _mount_fuse(self, snap: Snapshot) -> None:
+        exe = shutil.which(FUSE_OVERLAYFS)
+        if exe is None:
+            raise StorageError(f"snapshot {snap.id}: fuse-overlayfs is not installed "
+                               "(apt-get install fuse-overlayfs)")
+        import subprocess
+        # No page limit here (options travel in argv), so absolute paths always.
+        r = subprocess.run([exe, "-o", self._overlay_data(snap, relative=False), snap.rootfs],
+                           capture_output=True, text=True, check=False, timeout=60)
+        if r.returncode != 0 or not _is_mounted(snap.rootfs):
+            why = (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1]
+            raise StorageError(f"snapshot {snap.id}: fuse-overlayfs failed ({why})")
+        snap.note = f"fuse-overlayfs ({exe})"
+
+    def _mount_overlay(self, snap: Snapshot, userxattr: bool = False) -> None:
+        data = self._overlay_data(snap, relative=False, userxattr=userxattr)
         if len(data) < _PAGE - 1:
             self.sys.mount("overlay", snap.rootfs, "overlay", 0, data)
             return
         # Too long for one page: the kernel resolves relative lowerdirs against our cwd,
         # and the short links in l/ keep each one at a few bytes.
-        data = self._overlay_data(snap, relative=True)
+        data = self._overlay_data(snap, relative=True, userxattr=userxattr)
         if len(data) >= _PAGE - 1:
             raise StorageError(f"snapshot {snap.id}: too many layers for one overlay mount")
         with _CWD_LOCK:
@@ -297,7 +376,16 @@ class LayerStorage:
             _merge_tree(self.layer_path(c), snap.rootfs)
 
     def unmount(self, snap: Snapshot) -> None:
-        if snap.mode == "overlay" and _is_mounted(snap.rootfs):
+        if snap.mode == "fuse-overlayfs" and os.geteuid() != 0 and _is_mounted(snap.rootfs):
+            import subprocess
+            helper = shutil.which("fusermount3") or shutil.which("fusermount") or "fusermount3"
+            for flags in ("-u", "-uz"):  # -z: busy, but ours to drop
+                r = subprocess.run([helper, flags, snap.rootfs], capture_output=True, text=True,
+                                   check=False, timeout=30)
+                if r.returncode == 0:
+                    return
+            raise StorageError(f"cannot unmount snapshot {snap.id}: {r.stderr.strip()}")
+        if snap.mode != "copy" and _is_mounted(snap.rootfs):
             try:
                 self.sys.umount2(snap.rootfs, 0)
             except OSError as e:
@@ -313,7 +401,7 @@ class LayerStorage:
             self.unmount(self.get_snapshot(snap_id))
         if _is_mounted(os.path.join(path, "rootfs")):
             raise StorageError(f"snapshot {snap_id} is still mounted")
-        shutil.rmtree(path)
+        _rmtree(path)
 
     # -- bookkeeping -------------------------------------------------------------------------
     def layers(self) -> list[str]:
@@ -332,15 +420,29 @@ class LayerStorage:
                 d = os.path.dirname(self.layer_path(chain))
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(self.links_dir, self._short(chain)))
-                shutil.rmtree(d, ignore_errors=True)
+                _rmtree(d, ignore_errors=True)
                 removed.append(chain)
             for name in os.listdir(self.tmp_dir):
-                shutil.rmtree(os.path.join(self.tmp_dir, name), ignore_errors=True)
+                _rmtree(os.path.join(self.tmp_dir, name), ignore_errors=True)
         return removed
 
     def disk_usage(self) -> tuple[int, int]:
         """(bytes in unpacked layers, bytes in snapshots' upper dirs / copies)."""
         return _du(self.layers_dir), _du(self.snap_dir)
+
+
+def _rmtree(path: str, ignore_errors: bool = False) -> None:
+    """rmtree that also works for an unprivileged owner: a layer's read-only directories
+    (0555 /usr, 0500 /root) must be made writable before their entries can go."""
+    if os.geteuid() != 0:
+        for dirpath, dirnames, _ in os.walk(path):
+            for n in dirnames:
+                with contextlib.suppress(OSError):
+                    p = os.path.join(dirpath, n)
+                    st = os.lstat(p)
+                    if stat.S_ISDIR(st.st_mode) and st.st_mode & 0o700 != 0o700:
+                        os.chmod(p, stat.S_IMODE(st.st_mode) | 0o700)
+    shutil.rmtree(path, ignore_errors=ignore_errors)
 
 
 def _du(path: str) -> int:
@@ -365,7 +467,7 @@ def _copy_meta(src_st: os.stat_result, dst: str) -> None:
 def _copy_xattrs(src: str, dst: str) -> None:
     with contextlib.suppress(OSError):
         for name in os.listxattr(src, follow_symlinks=False):
-            if name == OVERLAY_OPAQUE:
+            if name in (OVERLAY_OPAQUE, USER_OPAQUE):
                 continue
             with contextlib.suppress(OSError):
                 os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=False),
@@ -399,8 +501,9 @@ def _merge_tree(src_root: str, dst_root: str) -> None:
                 filenames.append(name)
                 continue
             opaque = False
-            with contextlib.suppress(OSError):
-                opaque = os.getxattr(s, OVERLAY_OPAQUE, follow_symlinks=False) == b"y"
+            for attr in (OVERLAY_OPAQUE, USER_OPAQUE):
+                with contextlib.suppress(OSError):
+                    opaque = opaque or os.getxattr(s, attr, follow_symlinks=False) == b"y"
             if os.path.lexists(d) and (opaque or not os.path.isdir(d) or os.path.islink(d)):
                 _remove(d)
             if not os.path.lexists(d):
