@@ -436,7 +436,7 @@ def cmd_mount(ctx: Context, a: argparse.Namespace) -> int:
     _, desc = _resolve(ctx, a.name)
     chains = ctx.storage.unpack_image(ctx.store, desc.digest)
     snap = ctx.storage.create_snapshot(a.id or "rongqi-" + secrets.token_hex(6), chains)
-    print(f"rongqi: snapshot {snap.id}: {snap.mode}: {snap.note}", file=sys.stderr)
+    print(f"rongqi: snapshot {snap.id}: {snap.note}", file=sys.stderr)
     print(snap.rootfs)
     return 0
 

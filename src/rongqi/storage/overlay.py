@@ -248,7 +248,7 @@ class LayerStorage:
         namespace of our own would vanish with it: fuse-overlayfs mounts where the user's
         container can see it; without it, a copy."""
         if self.mode != "auto":
-            return self.mode, f"storage mode {self.mode} asked for"
+            return self.mode, f"{self.mode}, as asked"
         if not rootless():
             return "overlay", "kernel overlayfs"
         if os.geteuid() == 0:
@@ -316,9 +316,10 @@ class LayerStorage:
                             "will run the container (storage mode userns)"
                             if e.errno == errno.EPERM and snap.mode == "userns"
                             and not in_user_namespace() else "")
+                    # Syscalls' strerror repeats the whole mount call: the reason is enough.
                     raise StorageError(f"cannot mount overlay for snapshot {snap.id}: "
-                                       f"{e.strerror}{hint}") from None
-                tried.append(f"kernel overlayfs failed ({e.strerror})")
+                                       f"{os.strerror(e.errno or 0)}{hint}") from None
+                tried.append(f"kernel overlayfs failed ({os.strerror(e.errno or 0)})")
                 snap.mode = ("fuse-overlayfs" if rootless() and shutil.which(FUSE_OVERLAYFS)
                              else "copy")
         if snap.mode == "fuse-overlayfs":
@@ -347,7 +348,7 @@ class LayerStorage:
         r = subprocess.run([exe, "-o", self._overlay_data(snap, relative=False), snap.rootfs],
                            capture_output=True, text=True, check=False, timeout=60)
         if r.returncode != 0 or not _is_mounted(snap.rootfs):
-            why = (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1]
+            why = "; ".join(r.stderr.strip().splitlines()) or f"exit status {r.returncode}"
             raise StorageError(f"snapshot {snap.id}: fuse-overlayfs failed ({why})")
         snap.note = f"fuse-overlayfs ({exe})"
 
