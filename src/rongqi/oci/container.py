@@ -391,105 +391,132 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
     p_r, c_w = os.pipe2(os.O_CLOEXEC)  # init -> runtime
     c_r, p_w = os.pipe2(os.O_CLOEXEC)  # runtime -> init
     c.sync = Sync(c_r, c_w)
-    rep_r, rep_w = os.pipe2(os.O_CLOEXEC)  # helper -> runtime: "ok PID" or "error TEXT"
-    go_r, go_w = os.pipe2(os.O_CLOEXEC)    # runtime -> helper: in the cgroup now
+    parent_fds = (p_r, p_w)
+
+    def prepare() -> None:
+        # While the runtime moves us into the cgroup: every module the init needs after
+        # pivot_root (its host's Python library is then out of reach), and our own limits.
+        import rongqi.linux.rootfs  # noqa: F401
+
+        preload_for_child(spec)
+        _set_own_limits(spec.process)
+
+    def after_joins() -> None:
+        if new_time:
+            sc.unshare(sysc.CLONE_NEWTIME)
+            if lin.time_offsets:
+                lines = "".join(f"{clock} {secs} {ns}\n" for clock, (secs, ns) in lin.time_offsets.items())
+                sc.write_file("/proc/self/timens_offsets", lines)
+
+    def init_main() -> None:
+        from rongqi.oci import init
+
+        init.run(sc, c)
+
     try:
-        mid = os.fork()
-        if mid == 0:
-            os.close(p_r)
-            os.close(p_w)
-            os.close(rep_r)
-            os.close(go_w)
-            _helper(sc, c, new_flags, early_joins, new_time, rep_w, go_r)  # never returns
-        cleanup.helper = mid
+        pid = spawn_in_cgroup(sc, cg, new_flags, early_joins, prepare, after_joins, init_main,
+                              close_in_helper=parent_fds, cleanup=cleanup)
+    except BaseException:
+        for fd in parent_fds:
+            os.close(fd)
+        raise
     finally:
         os.close(c.state_dir_fd)
-        for fd in (c_r, c_w, rep_w, go_r, c.console_fd, c.seccomp_listener_fd):
+        for fd in (c_r, c_w, c.console_fd, c.seccomp_listener_fd):
             if fd >= 0:
                 os.close(fd)
     sync = Sync(p_r, p_w)
-    try:
-        join_error = None
+    if userns_new:
         try:
-            if cg is not None:
-                try:
-                    cg.add_pid(mid)
-                except OSError as err:  # maybe the helper already failed: its report says why
-                    join_error = err
-            if join_error is None:
-                try:
-                    os.write(go_w, b"go")
-                except BrokenPipeError:
-                    pass  # the helper failed early: its report says why
-        finally:
-            os.close(go_w)
-        data = b""
+            _write_id_maps(pid, lin)
+        except BaseException:
+            sync.close()
+            raise
+    return pid, sync
+
+
+def spawn_in_cgroup(sc: sysc.Syscalls, cg, flags: int, early_joins, prepare, after_joins, child_main, *,
+                    close_in_helper=(), cleanup=None) -> int:
+    """Start a process in a container's namespaces, born in its cgroup; return its pid.
+
+    A helper (a fork of the runtime) is moved into the cgroup while it imports ctypes and
+    runs prepare() (both take milliseconds: they overlap with the migration, which waits for
+    an RCU grace period). Then it joins early_joins (user, pid, time: they apply only to
+    children), runs after_joins(), and clones child_main() with flags | CLONE_PARENT, so that
+    the new process is our child. Used by create (the init) and exec.
+    """
+    rep_r, rep_w = os.pipe2(os.O_CLOEXEC)  # helper -> runtime: "ok PID" or "error TEXT"
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)    # runtime -> helper: in the cgroup now
+    mid = os.fork()
+    if mid == 0:  # the helper: never returns
+        try:
+            for fd in (rep_r, go_w, *close_in_helper):
+                os.close(fd)
+            sysc.kernel()
+            prepare()
+            if os.read(go_r, 16) != b"go":
+                os._exit(1)  # the runtime went away
+            os.close(go_r)
+            for kind, path in early_joins:
+                namespaces.join(sc, kind, path)
+            if after_joins is not None:
+                after_joins()
+            pid = sc.clone(flags | sysc.CLONE_PARENT)
+            if pid == 0:
+                os.close(rep_w)
+                child_main()
+                os._exit(1)  # child_main execs or exits; never fall back into the helper
+            os.write(rep_w, f"ok {pid}".encode())
+            os._exit(0)
+        except BaseException as err:  # noqa: BLE001 - reported to the runtime
+            from rongqi.oci.init import describe
+
+            msg = str(err) if isinstance(err, RongqiError) else describe(err)
+            if early_joins and isinstance(err, OSError):
+                msg = f"cannot enter the container's namespaces: {msg}"
+            try:
+                os.write(rep_w, f"error {msg}".encode())
+            finally:
+                os._exit(1)
+    os.close(rep_w)
+    os.close(go_r)
+    if cleanup is not None:
+        cleanup.helper = mid
+    join_error = None
+    try:
+        if cg is not None:
+            try:
+                cg.add_pid(mid)
+            except OSError as err:  # maybe the helper already failed: its report says why
+                join_error = err
+        if join_error is None:
+            try:
+                os.write(go_w, b"go")
+            except BrokenPipeError:
+                pass  # the helper failed early: its report says why
+    finally:
+        os.close(go_w)
+    data = b""
+    try:
         while True:
             chunk = os.read(rep_r, 4096)
             if not chunk:
                 break
             data += chunk
+    finally:
         os.close(rep_r)
-        rep_r = -1
         os.waitpid(mid, 0)
-        cleanup.helper = 0
-        word, _, text = data.decode(errors="replace").partition(" ")
-        if word != "ok":
-            if text or join_error is None:
-                raise RongqiError(text or "the runtime's helper process died before it started the container")
-            raise join_error
-        pid = int(text)
+        if cleanup is not None:
+            cleanup.helper = 0
+    word, _, text = data.decode(errors="replace").partition(" ")
+    if word != "ok":
+        if text or join_error is None:
+            raise RongqiError(text or "the runtime's helper process died before it started the process")
+        raise join_error
+    pid = int(text)
+    if cleanup is not None:
         cleanup.pid = pid
-        if userns_new:
-            _write_id_maps(pid, lin)
-    except BaseException:
-        if rep_r >= 0:
-            os.close(rep_r)
-        sync.close()
-        raise
-    return pid, sync
-
-
-def _helper(sc: sysc.Syscalls, c: InitConfig, flags: int, early_joins, new_time: bool, rep_w: int, go_r: int) -> None:
-    """The runtime's fork that becomes the init's creator (see _spawn). Never returns."""
-    try:
-        # While the runtime moves us into the cgroup: import ctypes and every module the
-        # init needs after pivot_root (its host's Python library is then out of reach).
-        sysc.kernel()
-        import rongqi.linux.rootfs  # noqa: F401
-
-        preload_for_child(c.spec)
-        proc = c.spec.process
-        _set_own_limits(proc)
-        if os.read(go_r, 16) != b"go":
-            os._exit(1)  # the runtime went away
-        os.close(go_r)
-        for kind, path in early_joins:
-            namespaces.join(sc, kind, path)
-        if new_time:
-            sc.unshare(sysc.CLONE_NEWTIME)
-            offsets = c.spec.linux.time_offsets
-            if offsets:
-                lines = "".join(f"{clock} {secs} {ns}\n" for clock, (secs, ns) in offsets.items())
-                sc.write_file("/proc/self/timens_offsets", lines)
-        pid = sc.clone(flags | sysc.CLONE_PARENT)
-        if pid == 0:
-            os.close(rep_w)
-            from rongqi.oci import init
-
-            init.run(sc, c)
-        os.write(rep_w, f"ok {pid}".encode())
-        os._exit(0)
-    except BaseException as err:  # noqa: BLE001 - reported to the runtime
-        from rongqi.oci.init import describe
-
-        msg = str(err) if isinstance(err, RongqiError) else describe(err)
-        if early_joins and isinstance(err, OSError):
-            msg = f"cannot enter the container's namespaces: {msg}"
-        try:
-            os.write(rep_w, f"error {msg}".encode())
-        finally:
-            os._exit(1)
+    return pid
 
 
 def _set_own_limits(proc) -> None:

@@ -143,62 +143,24 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
     p_r, c_w = os.pipe2(os.O_CLOEXEC)
     c_r, p_w = os.pipe2(os.O_CLOEXEC)
     c.sync = Sync(c_r, c_w)
-    pid_r, pid_w = os.pipe2(os.O_CLOEXEC)  # helper -> runtime: "ok PID" or "error TEXT"
-    go_r, go_w = os.pipe2(os.O_CLOEXEC)    # runtime -> helper: in the cgroup now
-    # As for create (container._spawn): the helper joins the container's cgroup while it
-    # imports ctypes, so the exec'd process is born in the cgroup.
-    mid = os.fork()
-    if mid == 0:
-        try:
-            for fd in (pid_r, p_r, p_w, go_w):
-                os.close(fd)
-            sysc.kernel()
-            preload_for_child(spec)  # before the mount namespace join puts the host's Python out of reach
-            if os.read(go_r, 16) != b"go":
-                os._exit(1)
-            for kind, path in early:
-                namespaces.join(sc, kind, path)
-            pid = sc.clone(sysc.CLONE_PARENT)
-            if pid == 0:
-                os.close(pid_w)
-                _child(sc, c, proc)
-            os.write(pid_w, f"ok {pid}".encode())
-            os._exit(0)
-        except BaseException as err:  # noqa: BLE001
-            try:
-                os.write(pid_w, f"error {describe(err)}".encode())
-            finally:
-                os._exit(1)
-    for fd in (pid_w, go_r, c_r, c_w, c.console_fd, c.seccomp_listener_fd):
-        if fd >= 0:
-            os.close(fd)
+    from rongqi.oci.container import spawn_in_cgroup
+
+    cg = None
+    if st.cgroup:
+        from rongqi.linux import cgroups
+
+        cg = cgroups.Cgroup.from_dict(st.cgroup)
     sync = Sync(p_r, p_w)
     try:
         try:
-            if st.cgroup:
-                from rongqi.linux import cgroups
-
-                cgroups.Cgroup.from_dict(st.cgroup).add_pid(mid)
-            os.write(go_w, b"go")
-        except BaseException:
-            os.kill(mid, 9)
-            os.waitpid(mid, 0)
-            os.close(pid_r)
-            raise
+            pid = spawn_in_cgroup(sc, cg, 0, early, lambda: preload_for_child(spec), None,
+                                  lambda: _child(sc, c, proc), close_in_helper=(p_r, p_w))
+        except RongqiError as err:
+            raise RongqiError(f"exec: {err}") from None
         finally:
-            os.close(go_w)
-        data = b""
-        while True:
-            chunk = os.read(pid_r, 4096)
-            if not chunk:
-                break
-            data += chunk
-        os.close(pid_r)
-        os.waitpid(mid, 0)
-        word, _, text = data.decode(errors="replace").partition(" ")
-        if word != "ok":
-            raise RongqiError(f"exec: cannot enter the container's namespaces: {text or 'helper died'}")
-        pid = int(text)
+            for fd in (c_r, c_w, c.console_fd, c.seccomp_listener_fd):
+                if fd >= 0:
+                    os.close(fd)
         try:
             sync.send("go", str(pid))
             word, text = sync.recv()
