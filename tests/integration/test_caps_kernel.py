@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
+
+from support.forked import read_all, run_forked
 
 from rongqi.linux import caps
 
@@ -16,33 +17,11 @@ BUSYBOX = "/bin/busybox"
 NBS = 1 << caps.CAPABILITIES["CAP_NET_BIND_SERVICE"]
 
 
-def _read_all(fd: int) -> bytes:
-    out = b""
-    while chunk := os.read(fd, 65536):
-        out += chunk
-    os.close(fd)
-    return out
-
-
 def in_child(fn):
     """fn() in a forked child; its JSON-able result, or the exception's text."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-            try:
-                data = {"ok": fn()}
-            except BaseException as e:  # the child reports everything, pytest sees it in the parent
-                data = {"error": f"{type(e).__name__}: {e}"}
-            os.write(w, json.dumps(data).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    out = _read_all(r)
-    _, status = os.waitpid(pid, 0)
+    data, status = run_forked(fn)
     assert os.waitstatus_to_exitcode(status) == 0
-    return json.loads(out)
+    return data
 
 
 def exec_in_child(setup, argv: list[str]) -> tuple[int, str]:
@@ -60,7 +39,7 @@ def exec_in_child(setup, argv: list[str]) -> tuple[int, str]:
         finally:
             os._exit(99)
     os.close(w)
-    out = _read_all(r).decode()
+    out = read_all(r).decode()
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status), out
 

@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+from support.forked import read_all, run_forked
+
 from rongqi.linux import caps
 from rongqi.linux import seccomp as sc
 from rongqi.oci.profile import DEFAULT_CAPABILITIES, default_seccomp
@@ -40,32 +42,9 @@ def raw(name: str, *args: int) -> tuple[int, int]:
     return rc, ctypes.get_errno() if rc == -1 else 0
 
 
-def _read_all(fd: int) -> bytes:
-    out = b""
-    while chunk := os.read(fd, 65536):
-        out += chunk
-    os.close(fd)
-    return out
-
-
 def in_child(fn):
     """fn() in a forked child: {"ok": result} or {"error": text}, and the wait status."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-            try:
-                data = {"ok": fn()}
-            except BaseException as e:
-                data = {"error": f"{type(e).__name__}: {e}"}
-            os.write(w, json.dumps(data).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    out = _read_all(r)
-    _, status = os.waitpid(pid, 0)
-    return (json.loads(out) if out else None), status
+    return run_forked(fn)
 
 
 def ok_in_child(fn):
@@ -286,7 +265,7 @@ def test_busybox_shell_works_under_the_default_profile_and_default_caps():
         finally:
             os._exit(99)
     os.close(w)
-    out = _read_all(r).decode()
+    out = read_all(r).decode()
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, out
     assert out.split() == ["hello", "ls-ok", "subshell", "unshare-denied",
@@ -345,7 +324,7 @@ def test_notify_fd_reaches_the_listener_with_runcs_state_message(tmp_path):
         assert req_pid == pid and struct.unpack_from("i", req, 16)[0] == nr("getppid")
         fcntl.ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_SEND, bytearray(struct.pack("QqiI", req_id, 4242, 0, 0)))
         os.close(notify_fd)
-        assert json.loads(_read_all(r)) == [4242, 0]
+        assert json.loads(read_all(r)) == [4242, 0]
     finally:
         listener.close()
         # A failed assertion above leaves the child blocked in getppid: end it (ours, by pid).
@@ -522,7 +501,7 @@ def _kernel_filter(install) -> bytes:
             os._exit(0)
     os.close(ready_w)
     try:
-        assert _read_all(ready_r) == b"ok"
+        assert read_all(ready_r) == b"ok"
         libc.ptrace.restype = ctypes.c_long
         libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
         assert libc.ptrace(PTRACE_ATTACH, pid, None, None) == 0
