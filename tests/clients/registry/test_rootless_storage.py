@@ -305,3 +305,29 @@ def test_user_pull_of_a_layer_with_a_device_node_is_refused(user, home, registry
     assert json.loads((store / "index.json").read_text()).get("manifests", []) == []
     assert os.listdir(store / "overlay" / "tmp") == []
     assert not list((store / "overlay" / "layers").glob("*/diff/dev/evil"))
+
+
+def test_user_runs_its_image_as_a_rootless_container(user, home, image, oci_binary):
+    rongqi_as(user, home, "pull", "-q", image)
+    rootfs = rongqi_as(user, home, "image", "mount", image, "run1").stdout.strip()
+    bundle = home / "bundle"
+    try:
+        r = as_user(user, home, [oci_binary, "spec", "--rootless", "-b", str(home)])
+        assert r.returncode == 0, r.stderr
+        spec = json.loads((home / "config.json").read_text())
+        # The rootless spec maps the user to root: the files the user owns on disk (all of
+        # the snapshot) are root's inside, so the recorded 1234:5678 file is readable.
+        spec["process"]["args"] = ["sh", "-c", "id -u; cat /etc/owned /opq/new; "
+                                   "test -e /gone || echo gone; echo w > /written; exit 5"]
+        spec["root"] = {"path": rootfs, "readonly": False}
+        bundle.mkdir()
+        os.chown(bundle, user.uid, user.gid)
+        (bundle / "config.json").write_text(json.dumps(spec))
+        cid = f"rqst-{SESSION_TAG}"
+        r = as_user(user, home, [oci_binary, "run", "-b", str(bundle), cid])
+        assert (r.returncode, r.stdout, r.stderr) == (5, "0\nsecret\nnew\ngone\n", "")
+        assert Path(rootfs, "written").read_text() == "w\n"
+    finally:
+        as_user(user, home, [oci_binary, "delete", "--force", f"rqst-{SESSION_TAG}"])
+        rongqi_as(user, home, "image", "unmount", "run1")
+    assert not Path(rootfs).exists()
