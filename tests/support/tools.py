@@ -15,3 +15,19 @@ def require_tools(**tools: str) -> None:
     missing = [f"{tool} (apt-get install {pkg})" for tool, pkg in tools.items() if not shutil.which(tool)]
     if missing:
         pytest.skip("missing " + ", ".join(missing))
+
+
+def remove_cgroup_tree(rel: str) -> None:
+    """rmdir a cgroup path (deepest first) in every v1 hierarchy and the unified one; what
+    still holds processes stays (the leak check reports it)."""
+    import os
+
+    for ctrl in os.listdir("/sys/fs/cgroup"):
+        top = os.path.join("/sys/fs/cgroup", ctrl, rel.strip("/"))
+        if not os.path.isdir(top):
+            continue
+        for dirpath, _, _ in sorted(os.walk(top), key=lambda t: -t[0].count("/")):
+            try:
+                os.rmdir(dirpath)
+            except OSError:
+                pass

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from support.plugin import SESSION_TAG
+from support.tools import remove_cgroup_tree
 
 IMAGE = "localhost/rongqi/busybox:test"
 
@@ -114,17 +115,7 @@ class Dockerd:
             point = line.split()[4]
             if point.startswith(str(self.base) + "/"):
                 subprocess.run(["umount", "-l", point], capture_output=True)
-        _remove_cgroup_tree(self.cgroup_parent)
+        remove_cgroup_tree(self.cgroup_parent)
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def _remove_cgroup_tree(rel: str) -> None:
-    for ctrl in os.listdir("/sys/fs/cgroup"):
-        top = os.path.join("/sys/fs/cgroup", ctrl, rel.strip("/"))
-        if not os.path.isdir(top):
-            continue
-        for dirpath, _, _ in sorted(os.walk(top), key=lambda t: -t[0].count("/")):
-            try:
-                os.rmdir(dirpath)
-            except OSError:
-                pass

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from support.plugin import SESSION_TAG
+from support.tools import remove_cgroup_tree
 
 IMAGE = "localhost/rongqi/busybox:test"
 
@@ -131,22 +132,9 @@ class Podman:
         if state.is_dir():
             for cid in os.listdir(state):
                 subprocess.run([self.runtime, "--root", str(state), "delete", "--force", cid], capture_output=True)
-        _remove_cgroup_tree(self.cgroup_parent)
+        remove_cgroup_tree(self.cgroup_parent)
         subprocess.run(["umount", "-R", str(self.base)], capture_output=True)  # nothing, unless podman left some
         shutil.rmtree(self.base, ignore_errors=True)
-
-
-def _remove_cgroup_tree(rel: str) -> None:
-    """The cgroup parent (conmon's cgroup sits in it) in every v1 hierarchy and the unified one."""
-    for ctrl in os.listdir("/sys/fs/cgroup"):
-        top = os.path.join("/sys/fs/cgroup", ctrl, rel.strip("/"))
-        if not os.path.isdir(top):
-            continue
-        for dirpath, dirnames, _ in sorted(os.walk(top), key=lambda t: -t[0].count("/")):
-            try:
-                os.rmdir(dirpath)
-            except OSError:
-                pass
 
 
 def _netavark_chains() -> dict[str, list[str]]:
