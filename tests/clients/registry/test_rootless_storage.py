@@ -331,3 +331,119 @@ def test_user_runs_its_image_as_a_rootless_container(user, home, image, oci_bina
         as_user(user, home, [oci_binary, "delete", "--force", f"rqst-{SESSION_TAG}"])
         rongqi_as(user, home, "image", "unmount", "run1")
     assert not Path(rootfs).exists()
+
+
+def _hierarchies() -> list[str]:
+    return [h for h in sorted(os.listdir("/sys/fs/cgroup"))
+            if os.path.isfile(f"/sys/fs/cgroup/{h}/cgroup.procs")]
+
+
+@pytest.fixture
+def delegated_cgroup(user: User) -> Iterator[str]:
+    """/rongqi-test/<tag>-st owned by the user in every hierarchy (systemd's Delegate=):
+    inside a user namespace the runtime believes it is root and makes its cgroup, so it
+    needs one it may write."""
+    rel = f"rongqi-test/{SESSION_TAG}-st"
+    made = []
+    for name in _hierarchies():
+        mount = f"/sys/fs/cgroup/{name}"
+        path = f"{mount}/{rel}"
+        os.makedirs(path, exist_ok=True)
+        made.append(path)
+        if name == "cpuset":
+            # A v1 cpuset child starts empty and refuses tasks until given cpus and mems.
+            for level in (os.path.dirname(path), path):
+                for f in ("cpuset.cpus", "cpuset.mems"):
+                    with open(f"{level}/{f}") as fh:
+                        if fh.read().strip():
+                            continue
+                    with open(f"{mount}/{f}") as src, open(f"{level}/{f}", "w") as dst:
+                        dst.write(src.read().strip())
+        os.chown(path, user.uid, user.gid)
+        for f in os.listdir(path):
+            if os.path.isfile(f"{path}/{f}"):
+                os.chown(f"{path}/{f}", user.uid, user.gid)
+    yield "/" + rel
+    for path in made:
+        for sub in sorted((d for d, _, _ in os.walk(path)), key=len, reverse=True):
+            try:
+                os.rmdir(sub)
+            except OSError:
+                pass
+
+
+_HOLDER_SCRIPT = textwrap.dedent("""
+    import os, sys
+    from rongqi.storage.overlay import LayerStorage
+    from rongqi.image.store import ImageStore
+    root = os.path.expanduser("~/.local/share/rongqi")
+    store, storage = ImageStore(root), LayerStorage(root + "/overlay")
+    _, desc = store.resolve({image!r})
+    snap = storage.create_snapshot({snap!r}, storage.unpack_image(store, desc.digest))
+    print(snap.mode, snap.rootfs, flush=True)
+    sys.stdin.read()  # until the test is done with the namespace
+    storage.remove_snapshot({snap!r})
+    print("removed", flush=True)
+""")
+
+
+def test_user_runs_a_container_on_kernel_overlay_in_its_user_namespace(user, home, image,
+                                                                       oci_binary,
+                                                                       delegated_cgroup):
+    """The shape an engine can use rootless without fuse: a holder process in a user+mount
+    namespace the user owns mounts the snapshot (kernel overlay, userxattr); the runtime runs
+    inside that namespace (nsenter), where the mount is visible."""
+    rongqi_as(user, home, "pull", "-q", image)
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(home),
+           "USER": user.name, "XDG_RUNTIME_DIR": str(home / "xdg")}
+    holder = subprocess.Popen(
+        ["unshare", "--user", "--map-root-user", "--mount", "--propagation", "private",
+         sys.executable, "-c", _HOLDER_SCRIPT.format(image=image, snap="k1")],
+        user=user.uid, group=user.gid, extra_groups=[], env=env, cwd=str(home),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        mode, rootfs = holder.stdout.readline().split()
+        assert mode == "userns", holder.stderr.read() if holder.poll() is not None else mode
+        r = as_user(user, home, [oci_binary, "spec", "--rootless", "-b", str(home)])
+        assert r.returncode == 0, r.stderr
+        spec = json.loads((home / "config.json").read_text())
+        spec["process"]["args"] = ["sh", "-c", "id -u; grep ' / ' /proc/self/mountinfo | "
+                                   "cut -d' ' -f9; cat /opq/new; echo w > /written; exit 4"]
+        spec["root"] = {"path": rootfs, "readonly": False}
+        spec["linux"]["cgroupsPath"] = delegated_cgroup + "/k1"
+        # Inside the holder's namespace the user is already root: the container's own user
+        # namespace maps that root (0) only.
+        spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 1}]
+        spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 0, "size": 1}]
+        bundle = home / "kbundle"
+        bundle.mkdir()
+        os.chown(bundle, user.uid, user.gid)
+        (bundle / "config.json").write_text(json.dumps(spec))
+        nsenter = ["nsenter", "-t", str(holder.pid), "--user", "--mount",
+                   "--preserve-credentials"]
+        state = str(home / "xdg" / "kroot")
+        # cgroup v2 lets the user move processes only within a subtree it owns: root puts
+        # the shell there first, which then becomes the user (as a systemd user session is).
+        procs = " ".join(f"/sys/fs/cgroup/{h}{delegated_cgroup}/cgroup.procs"
+                         for h in _hierarchies())
+        r = subprocess.run(
+            ["sh", "-c", f'for p in {procs}; do echo $$ > $p || exit 125; done; exec "$@"',
+             "sh", "setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups",
+             "--", *nsenter, oci_binary, "--root", state, "run", "-b", str(bundle), "k1"],
+            env=env, cwd=str(home), capture_output=True, text=True, timeout=60,
+            stdin=subprocess.DEVNULL, check=False)
+        if r.returncode == 1 and "devices.allow: Operation not permitted" in r.stderr:
+            # Only this known runtime gap is excused; any other failure fails the test.
+            pytest.xfail("rongqi-oci (oci/container.py) decides rootless by geteuid() alone: "
+                         "inside a user namespace it writes device cgroup rules, which need "
+                         "init-namespace root (runc skips them when RunningInUserNS()); the "
+                         "storage half works (mode userns, mounted)")
+        assert (r.returncode, r.stdout, r.stderr) == (4, "0\noverlay\nnew\n", ""), r.stderr
+        as_user(user, home, [*nsenter, oci_binary, "--root", state, "delete", "--force", "k1"])
+        out, err = holder.communicate("", timeout=60)
+        assert holder.returncode == 0 and out.strip() == "removed", err
+        assert not (home / ".local/share/rongqi/overlay/snapshots/k1").exists()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
