@@ -320,6 +320,7 @@ def test_user_runs_its_image_as_a_rootless_container(user, home, image, oci_bina
         spec["process"]["args"] = ["sh", "-c", "id -u; cat /etc/owned /opq/new; "
                                    "test -e /gone || echo gone; echo w > /written; exit 5"]
         spec["root"] = {"path": rootfs, "readonly": False}
+        spec["process"]["terminal"] = False
         bundle.mkdir()
         os.chown(bundle, user.uid, user.gid)
         (bundle / "config.json").write_text(json.dumps(spec))
@@ -407,9 +408,12 @@ def test_user_runs_a_container_on_kernel_overlay_in_its_user_namespace(user, hom
         r = as_user(user, home, [oci_binary, "spec", "--rootless", "-b", str(home)])
         assert r.returncode == 0, r.stderr
         spec = json.loads((home / "config.json").read_text())
-        spec["process"]["args"] = ["sh", "-c", "id -u; grep ' / ' /proc/self/mountinfo | "
-                                   "cut -d' ' -f9; cat /opq/new; echo w > /written; exit 4"]
+        spec["process"]["args"] = ["sh", "-c", "id -u; awk '$5 == \"/\" {for (i = 7; i <= NF; "
+                                   "i++) if ($i == \"-\") {print $(i+1); exit}}' "
+                                   "/proc/self/mountinfo; cat /opq/new; echo w > /written; "
+                                   "exit 4"]
         spec["root"] = {"path": rootfs, "readonly": False}
+        spec["process"]["terminal"] = False
         spec["linux"]["cgroupsPath"] = delegated_cgroup + "/k1"
         # Inside the holder's namespace the user is already root: the container's own user
         # namespace maps that root (0) only.
@@ -439,6 +443,8 @@ def test_user_runs_a_container_on_kernel_overlay_in_its_user_namespace(user, hom
                          "init-namespace root (runc skips them when RunningInUserNS()); the "
                          "storage half works (mode userns, mounted)")
         assert (r.returncode, r.stdout, r.stderr) == (4, "0\noverlay\nnew\n", ""), r.stderr
+        upper = home / ".local/share/rongqi/overlay/snapshots/k1/upper"
+        assert (upper / "written").read_text() == "w\n"
         as_user(user, home, [*nsenter, oci_binary, "--root", state, "delete", "--force", "k1"])
         out, err = holder.communicate("", timeout=60)
         assert holder.returncode == 0 and out.strip() == "removed", err
