@@ -377,16 +377,13 @@ class LayerApplier:
                     raise
 
     def _record(self, target: int | str, member: tarfile.TarInfo) -> None:
-        """Keep the owner we could not set (see OVERRIDE_STAT_XATTR); symlinks cannot carry
-        user.* xattrs, and their owner means nothing to the kernel anyway."""
+        """Keep the owner we could not set (see OVERRIDE_STAT_XATTR). The kernel allows user.*
+        xattrs on files and directories only: a fifo's or symlink's owner is skipped (device
+        nodes never get here rootless)."""
         if member.isdir():
             kind = "dir"
         elif member.isreg():
             kind = "file"
-        elif member.isfifo():
-            kind = "pipe"
-        elif member.ischr() or member.isblk():
-            kind = f"{'char' if member.ischr() else 'block'}-{member.devmajor}-{member.devminor}"
         else:
             return
         value = f"{member.uid}:{member.gid}:0{member.mode & 0o7777:o}:{kind}".encode()

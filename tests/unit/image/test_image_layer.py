@@ -125,6 +125,30 @@ def test_device_nodes_are_rejected_when_not_allowed(box):
     assert not (box / "dev/sda").exists()
 
 
+def test_owners_not_set_are_recorded_as_containers_storage_does(box):
+    t = T()
+    t.add("d", tarfile.DIRTYPE, mode=0o750, uid=7, gid=8)
+    t.add("d/f", data=b"x", mode=0o4755, uid=1234, gid=5678)
+    t.add("d/p", tarfile.FIFOTYPE, mode=0o600, uid=3, gid=4)
+    t.add("d/l", tarfile.SYMTYPE, linkname="f", uid=9, gid=9)
+    apply(box, t.bytes(), same_owner=False)
+    me = os.geteuid()
+    assert os.getxattr(box / "d", "user.containers.override_stat") == b"7:8:0750:dir"
+    assert os.getxattr(box / "d/f", "user.containers.override_stat") == b"1234:5678:04755:file"
+    with pytest.raises(OSError):  # the kernel keeps user.* xattrs off fifos: skipped
+        os.getxattr(box / "d/p", "user.containers.override_stat")
+    assert all(os.lstat(box / n).st_uid == me for n in ("d", "d/f", "d/p", "d/l"))
+    assert stat.S_IMODE(os.stat(box / "d/f").st_mode) == 0o4755
+
+
+@pytest.mark.skipif(not ROOT, reason="setting owners needs root")
+def test_owners_are_not_recorded_when_they_are_set(box):
+    apply(box, T().add("f", data=b"x", uid=1234).bytes())
+    assert os.stat(box / "f").st_uid == 1234
+    with pytest.raises(OSError):
+        os.getxattr(box / "f", "user.containers.override_stat")
+
+
 def test_zero_runs_become_holes(box):
     data = b"a" + bytes(8 << 20) + b"z"
     apply(box, T().add("sparse", data=data).bytes())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import tarfile
 
 import pytest
@@ -68,8 +69,10 @@ def test_chain_ids_follow_the_oci_formula():
     assert chain_ids([a, b]) == [a, sha256_digest(f"{a} {b}".encode())]
 
 
-@pytest.mark.parametrize("mode", ["overlay", "copy"])
+@pytest.mark.parametrize("mode", ["overlay", "copy", "fuse-overlayfs"])
 def test_snapshot_shows_merged_layers_with_whiteouts_applied(stores, mode):
+    if mode == "fuse-overlayfs" and not shutil.which("fuse-overlayfs"):
+        pytest.skip("fuse-overlayfs is not installed (apt-get install fuse-overlayfs)")
     store, make = stores
     storage = make(mode)
     md = put_image(store, [BASE, TOP])
@@ -83,7 +86,7 @@ def test_snapshot_shows_merged_layers_with_whiteouts_applied(stores, mode):
         f.write("w")
     # Writes stay in the container's snapshot: the shared layer dirs are untouched.
     assert not os.path.exists(os.path.join(storage.layer_path(chains[-1]), "etc/new"))
-    if mode == "overlay":
+    if mode != "copy":
         assert os.path.exists(os.path.join(snap.upper, "etc/new"))
     storage.remove_snapshot("c1")
     assert not os.path.exists(snap.path)
@@ -141,3 +144,45 @@ def test_many_layers_still_mount(stores):
     chains = storage.unpack_image(store, put_image(store, layers).digest)
     snap = storage.create_snapshot("deep", chains)
     assert len(os.listdir(snap.rootfs)) == 70
+
+
+def _fuse_daemons(rootfs: str) -> list[str]:
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"fuse-overlayfs") and rootfs.encode() in argv:
+            out.append(pid)
+    return out
+
+
+def test_fuse_overlayfs_snapshot_names_its_helper_and_its_daemon_ends_on_removal(stores):
+    if not shutil.which("fuse-overlayfs"):
+        pytest.skip("fuse-overlayfs is not installed (apt-get install fuse-overlayfs)")
+    store, make = stores
+    storage = make("fuse-overlayfs")
+    snap = storage.create_snapshot("f1", storage.unpack_image(store, put_image(store, [BASE]).digest))
+    assert snap.note == f"fuse-overlayfs ({shutil.which('fuse-overlayfs')})"
+    assert storage.get_snapshot("f1").note == snap.note
+    with open("/proc/self/mountinfo") as f:
+        assert any(ln.split()[4] == snap.rootfs and " fuse.fuse-overlayfs " in ln for ln in f)
+    assert _fuse_daemons(snap.rootfs)
+    storage.remove_snapshot("f1")
+    assert _fuse_daemons(snap.rootfs) == []
+
+
+def test_copy_fallback_says_why_when_kernel_overlay_cannot_mount(stores, monkeypatch):
+    store, make = stores
+    storage = make("auto")
+
+    def refuse(*a, **kw):
+        raise OSError(1, "mount: Operation not permitted")
+
+    monkeypatch.setattr(storage.sys, "mount", refuse)
+    snap = storage.create_snapshot("c2", storage.unpack_image(store, put_image(store, [BASE]).digest))
+    assert (snap.mode, snap.note) == ("copy", "copy, as kernel overlayfs failed (Operation not "
+                                               "permitted)")
+    assert sorted(os.listdir(snap.rootfs)) == ["etc", "opt"]
