@@ -324,7 +324,15 @@ class ImageStore:
                     return self.open_blob(digest)
                 w = self._active.get(digest)
                 if w is not None:
-                    return _BlobFollower(w, cancelled)  # type: ignore[return-value]
+                    try:
+                        return _BlobFollower(w, cancelled)  # type: ignore[return-value]
+                    except FileNotFoundError:
+                        # Renamed into blobs/ or deleted as rejected between look and open.
+                        if self.has_blob(digest):
+                            return self.open_blob(digest)
+                        if w.state == "failed" and not cancelled.is_set():
+                            raise BlobVerificationError(f"blob {digest}: download failed or "
+                                                        "was rejected") from None
                 if cancelled.is_set() or digest in self._abandoned:
                     raise FollowAborted(f"blob {digest}: download abandoned")
                 self._active_cond.wait(0.05)
