@@ -11,14 +11,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import SKOPEO
+from support.oci_cli import oci
+from test_registry_roundtrips import rongqi
+
 from rongqi.image.archive import add_layer_file, create_image, layer_from_dir
 from rongqi.image.busybox import make_spec
 from rongqi.image.store import ImageStore
 from rongqi.storage.overlay import LayerStorage
-from support.oci_cli import oci
-from test_registry_roundtrips import rongqi
 
 pytestmark = [pytest.mark.clients, pytest.mark.root,
               pytest.mark.skipif(SKOPEO is None, reason="skopeo is not installed"),

@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import SKOPEO
 from support.plugin import SESSION_TAG
 
@@ -171,6 +170,11 @@ def _fuse_usable_by_users() -> bool:
         return False
 
 
+def _mounted(path: Path) -> bool:
+    with open("/proc/self/mountinfo") as f:
+        return any(ln.split()[4] == str(path) for ln in f)
+
+
 def _owned_by(top: Path, uid: int) -> list[str]:
     """Entries under top not owned by uid."""
     bad = []
@@ -221,7 +225,7 @@ def test_user_snapshot_falls_back_with_a_message_naming_the_way_taken(user, home
     assert rootfs == home / ".local/share/rongqi/overlay/snapshots/snap1/rootfs"
     note = r.stderr.strip()
     assert len(note.splitlines()) == 1
-    mounted = any(ln.split()[4] == str(rootfs) for ln in open("/proc/self/mountinfo"))
+    mounted = _mounted(rootfs)
     if _fuse_usable_by_users():
         assert note == "rongqi: snapshot snap1: fuse-overlayfs " \
                        f"({shutil.which('fuse-overlayfs')})"
@@ -243,7 +247,7 @@ def test_user_snapshot_falls_back_with_a_message_naming_the_way_taken(user, home
 
     assert rongqi_as(user, home, "image", "unmount", "snap1").stdout.strip() == "snap1"
     assert not (home / ".local/share/rongqi/overlay/snapshots/snap1").exists()
-    assert not any(ln.split()[4] == str(rootfs) for ln in open("/proc/self/mountinfo"))
+    assert not _mounted(rootfs)
     # Layers with read-only dirs go too when the image does (the user's own rmtree).
     rongqi_as(user, home, "rmi", image)
     assert os.listdir(home / ".local/share/rongqi/overlay/layers") == []
@@ -317,8 +321,8 @@ def test_user_runs_its_image_as_a_rootless_container(user, home, image, oci_bina
         spec = json.loads((home / "config.json").read_text())
         # The rootless spec maps the user to root: the files the user owns on disk (all of
         # the snapshot) are root's inside, so the recorded 1234:5678 file is readable.
-        spec["process"]["args"] = ["sh", "-c", "id -u; cat /etc/owned /opq/new; "
-                                   "test -e /gone || echo gone; echo w > /written; exit 5"]
+        script = "id -u; cat /etc/owned /opq/new; test -e /gone || echo gone; echo w > /written; exit 5"
+        spec["process"]["args"] = ["sh", "-c", script]
         spec["root"] = {"path": rootfs, "readonly": False}
         spec["process"]["terminal"] = False
         bundle.mkdir()
@@ -408,10 +412,11 @@ def test_user_runs_a_container_on_kernel_overlay_in_its_user_namespace(user, hom
         r = as_user(user, home, [oci_binary, "spec", "--rootless", "-b", str(home)])
         assert r.returncode == 0, r.stderr
         spec = json.loads((home / "config.json").read_text())
-        spec["process"]["args"] = ["sh", "-c", "id -u; awk '$5 == \"/\" {for (i = 7; i <= NF; "
-                                   "i++) if ($i == \"-\") {print $(i+1); exit}}' "
-                                   "/proc/self/mountinfo; cat /opq/new; echo w > /written; "
-                                   "exit 4"]
+        # The root mount's fs type: the field after the " - " separator of mountinfo.
+        script = ("id -u; awk '$5 == \"/\" {for (i = 7; i <= NF; i++) if ($i == \"-\") "
+                  "{print $(i+1); exit}}' /proc/self/mountinfo; cat /opq/new; "
+                  "echo w > /written; exit 4")
+        spec["process"]["args"] = ["sh", "-c", script]
         spec["root"] = {"path": rootfs, "readonly": False}
         spec["process"]["terminal"] = False
         spec["linux"]["cgroupsPath"] = delegated_cgroup + "/k1"
