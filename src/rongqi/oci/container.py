@@ -247,7 +247,7 @@ def _make_cgroup(spec: Spec, cid: str, systemd: bool):
     from rongqi.linux import cgroups
 
     path = cgroups.resolve_path(spec.linux.cgroups_path or None, cid, systemd=systemd)
-    rootless = os.geteuid() != 0
+    rootless = os.geteuid() != 0 or _in_user_namespace()
     res = _with_default_devices(spec)
     if rootless:
         res.devices = None  # device rules need CAP_SYS_ADMIN in the host's user namespace (runc skips them)
@@ -265,6 +265,16 @@ def _make_cgroup(spec: Spec, cid: str, systemd: bool):
             cg.destroy()  # only what this create made: an existing cgroup is not ours to remove
         raise
     return cg, new
+
+
+def _in_user_namespace() -> bool:
+    """Root of a user namespace (e.g. a rootless engine's) is rootless too, as runc decides it:
+    the initial namespace maps every id to itself."""
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
 
 
 def _sets_limits(spec: Spec) -> bool:

@@ -441,12 +441,6 @@ def test_user_runs_a_container_on_kernel_overlay_in_its_user_namespace(user, hom
              "--", *nsenter, oci_binary, "--root", state, "run", "-b", str(bundle), "k1"],
             env=env, cwd=str(home), capture_output=True, text=True, timeout=60,
             stdin=subprocess.DEVNULL, check=False)
-        if r.returncode == 1 and "devices.allow: Operation not permitted" in r.stderr:
-            # Only this known runtime gap is excused; any other failure fails the test.
-            pytest.xfail("rongqi-oci (oci/container.py) decides rootless by geteuid() alone: "
-                         "inside a user namespace it writes device cgroup rules, which need "
-                         "init-namespace root (runc skips them when RunningInUserNS()); the "
-                         "storage half works (mode userns, mounted)")
         assert (r.returncode, r.stdout, r.stderr) == (4, "0\noverlay\nnew\n", ""), r.stderr
         upper = home / ".local/share/rongqi/overlay/snapshots/k1/upper"
         assert (upper / "written").read_text() == "w\n"
