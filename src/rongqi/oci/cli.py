@@ -287,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
         if opts.get("help"):
             sys.stdout.write(_help_text(command))
             return 0
+        if gopts["debug"]:
+            # --debug: errors come with their traceback (also from the container's init).
+            os.environ["RONGQI_DEBUG"] = "1"
         if gopts["systemd-cgroup"]:
             _check_systemd()
         g = Globals(gopts)
