@@ -440,6 +440,11 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
         try:
             _write_id_maps(pid, lin)
         except BaseException:
+            # Stop the init before it sees the channel close (create's cleanup reaps it).
+            try:
+                os.kill(pid, SIGKILL)
+            except ProcessLookupError:
+                pass
             sync.close()
             raise
     return pid, sync

@@ -92,6 +92,8 @@ def run(sc: sysc.Syscalls, c: InitConfig) -> None:
         setup(sc, c)
     except SystemExit as e:  # pragma: no cover - defensive
         code = e.code if isinstance(e.code, int) else 1
+    except RuntimeGone:
+        pass  # the runtime failed and says why itself; a second line from us would only confuse
     except BaseException as err:  # noqa: BLE001 - every failure goes to the parent
         msg = describe(err)
         if os.environ.get("RONGQI_DEBUG"):
@@ -118,6 +120,10 @@ class ExecNotFound(Exception):
     pass
 
 
+class RuntimeGone(Exception):
+    """The runtime closed the sync channel: it is reporting its own error."""
+
+
 def describe(err: BaseException) -> str:
     if isinstance(err, OSError):
         text = err.strerror or str(err)
@@ -132,7 +138,7 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
     sync = c.sync
     word, text = sync.recv()
     if word != "go":
-        raise RuntimeError("the runtime went away before the container was set up")
+        raise RuntimeGone()
     c.host_pid = int(text)
     # Until execve (which resets it) no process of the container may open our
     # /proc/PID/exe, fds or memory: they are the host's interpreter (CVE-2019-5736 class).
@@ -223,8 +229,8 @@ def _expect(c: InitConfig, want: str) -> str:
     word, text = c.sync.recv()
     if word == want:
         return text
-    if word == "eof":
-        raise RuntimeError(f"the runtime went away (waiting for {want})")
+    if word in ("eof", "abort"):
+        raise RuntimeGone()  # the runtime failed (a hook, say) and reports it itself
     raise RuntimeError(text or f"the runtime sent {word!r} (waiting for {want})")
 
 
