@@ -5,6 +5,8 @@
 #   sudo ./scripts/demo.sh
 #
 # RONGQI_DEMO_RUNTIME=/usr/sbin/runc runs the same bundle with runc, for comparison.
+# RONGQI_DEMO_NO_INSTALL=1 skips the install (the test suite runs the demo that way, with
+# RONGQI_VENV naming an environment that has rongqi).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
