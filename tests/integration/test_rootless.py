@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.delegation import cgroup_hierarchies, delegated_cgroup as delegated_cgroup_for
 from support.plugin import SESSION_TAG
 
 pytestmark = pytest.mark.root
@@ -122,7 +123,7 @@ def as_user(user: User, argv: list[str], home: Path | None = None, timeout: floa
         # cgroup v2 lets a user move a process only between cgroups under one it may write:
         # as under systemd's Delegate=, the user's processes must start inside its subtree.
         # Root moves the shell there, which then becomes the user.
-        procs = " ".join(f"/sys/fs/cgroup/{h}{cgroup}/cgroup.procs" for h in _hierarchies())
+        procs = " ".join(f"/sys/fs/cgroup/{h}{cgroup}/cgroup.procs" for h in cgroup_hierarchies())
         argv = ["sh", "-c", f'for p in {procs}; do echo $$ > $p || exit 125; done; exec "$@"', "sh",
                 "setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups", "--", *argv]
     opts.update(kw)
@@ -357,40 +358,11 @@ def test_rootless_mapping_beyond_the_users_ranges_fails_with_one_clear_line(oci_
         cleanup_containers(oci_binary, user, home)
 
 
-def _hierarchies() -> list[str]:
-    return [h for h in sorted(os.listdir("/sys/fs/cgroup")) if os.path.isfile(f"/sys/fs/cgroup/{h}/cgroup.procs")]
-
-
 @pytest.fixture
 def delegated_cgroup(user: User) -> Iterator[str]:
     """/rongqi-test/<tag>-rl owned by the user in every hierarchy (what systemd's Delegate= does)."""
-    rel = f"rongqi-test/{SESSION_TAG}-rl"
-    made = []
-    for name in _hierarchies():
-        mount = f"/sys/fs/cgroup/{name}"
-        path = f"{mount}/{rel}"
-        os.makedirs(path, exist_ok=True)
-        made.append(path)
-        if name == "cpuset":
-            # A v1 cpuset child starts empty and refuses tasks until given cpus and mems.
-            for level in (os.path.dirname(path), path):
-                for f in ("cpuset.cpus", "cpuset.mems"):
-                    with open(f"{level}/{f}") as fh:
-                        if fh.read().strip():
-                            continue
-                    with open(f"{mount}/{f}") as src, open(f"{level}/{f}", "w") as dst:
-                        dst.write(src.read().strip())
-        os.chown(path, user.uid, user.gid)
-        for f in os.listdir(path):
-            if os.path.isfile(f"{path}/{f}"):
-                os.chown(f"{path}/{f}", user.uid, user.gid)
-    yield "/" + rel
-    for path in made:
-        for sub in sorted((d for d, _, _ in os.walk(path)), key=len, reverse=True):
-            try:
-                os.rmdir(sub)
-            except OSError:
-                pass
+    with delegated_cgroup_for(f"rongqi-test/{SESSION_TAG}-rl", user.uid, user.gid) as rel:
+        yield rel
 
 
 def test_rootless_container_gets_its_limits_in_a_delegated_cgroup(oci_binary, user, home, delegated_cgroup):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SKOPEO
+from support.delegation import cgroup_hierarchies, delegated_cgroup as delegated_cgroup_for
 from support.plugin import SESSION_TAG
 
 pytestmark = [pytest.mark.clients, pytest.mark.root,
@@ -338,43 +339,13 @@ def test_user_runs_its_image_as_a_rootless_container(user, home, image, oci_bina
     assert not Path(rootfs).exists()
 
 
-def _hierarchies() -> list[str]:
-    return [h for h in sorted(os.listdir("/sys/fs/cgroup"))
-            if os.path.isfile(f"/sys/fs/cgroup/{h}/cgroup.procs")]
-
-
 @pytest.fixture
 def delegated_cgroup(user: User) -> Iterator[str]:
     """/rongqi-test/<tag>-st owned by the user in every hierarchy (systemd's Delegate=):
     inside a user namespace the runtime believes it is root and makes its cgroup, so it
     needs one it may write."""
-    rel = f"rongqi-test/{SESSION_TAG}-st"
-    made = []
-    for name in _hierarchies():
-        mount = f"/sys/fs/cgroup/{name}"
-        path = f"{mount}/{rel}"
-        os.makedirs(path, exist_ok=True)
-        made.append(path)
-        if name == "cpuset":
-            # A v1 cpuset child starts empty and refuses tasks until given cpus and mems.
-            for level in (os.path.dirname(path), path):
-                for f in ("cpuset.cpus", "cpuset.mems"):
-                    with open(f"{level}/{f}") as fh:
-                        if fh.read().strip():
-                            continue
-                    with open(f"{mount}/{f}") as src, open(f"{level}/{f}", "w") as dst:
-                        dst.write(src.read().strip())
-        os.chown(path, user.uid, user.gid)
-        for f in os.listdir(path):
-            if os.path.isfile(f"{path}/{f}"):
-                os.chown(f"{path}/{f}", user.uid, user.gid)
-    yield "/" + rel
-    for path in made:
-        for sub in sorted((d for d, _, _ in os.walk(path)), key=len, reverse=True):
-            try:
-                os.rmdir(sub)
-            except OSError:
-                pass
+    with delegated_cgroup_for(f"rongqi-test/{SESSION_TAG}-st", user.uid, user.gid) as rel:
+        yield rel
 
 
 _HOLDER_SCRIPT = textwrap.dedent("""
@@ -434,7 +405,7 @@ def test_user_runs_a_container_on_kernel_overlay_in_its_user_namespace(user, hom
         # cgroup v2 lets the user move processes only within a subtree it owns: root puts
         # the shell there first, which then becomes the user (as a systemd user session is).
         procs = " ".join(f"/sys/fs/cgroup/{h}{delegated_cgroup}/cgroup.procs"
-                         for h in _hierarchies())
+                         for h in cgroup_hierarchies())
         r = subprocess.run(
             ["sh", "-c", f'for p in {procs}; do echo $$ > $p || exit 125; done; exec "$@"',
              "sh", "setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups",

@@ -1,0 +1,45 @@
+"""A cgroup delegated to an ordinary user, as systemd's Delegate= makes one (for rootless tests)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+
+def cgroup_hierarchies() -> list[str]:
+    """Every mounted hierarchy under /sys/fs/cgroup (v1 controllers, named ones, unified)."""
+    return [h for h in sorted(os.listdir("/sys/fs/cgroup")) if os.path.isfile(f"/sys/fs/cgroup/{h}/cgroup.procs")]
+
+
+@contextlib.contextmanager
+def delegated_cgroup(rel: str, uid: int, gid: int) -> Iterator[str]:
+    """/<rel> in every hierarchy, owned by uid:gid; yields "/<rel>" and removes it after."""
+    made = []
+    try:
+        for name in cgroup_hierarchies():
+            mount = f"/sys/fs/cgroup/{name}"
+            path = f"{mount}/{rel}"
+            os.makedirs(path, exist_ok=True)
+            made.append(path)
+            if name == "cpuset":
+                # A v1 cpuset child starts empty and refuses tasks until given cpus and mems.
+                for level in (os.path.dirname(path), path):
+                    for f in ("cpuset.cpus", "cpuset.mems"):
+                        with open(f"{level}/{f}") as fh:
+                            if fh.read().strip():
+                                continue
+                        with open(f"{mount}/{f}") as src, open(f"{level}/{f}", "w") as dst:
+                            dst.write(src.read().strip())
+            os.chown(path, uid, gid)
+            for f in os.listdir(path):
+                if os.path.isfile(f"{path}/{f}"):
+                    os.chown(f"{path}/{f}", uid, gid)
+        yield "/" + rel
+    finally:
+        for path in made:
+            for sub in sorted((d for d, _, _ in os.walk(path)), key=len, reverse=True):
+                try:
+                    os.rmdir(sub)
+                except OSError:
+                    pass
