@@ -18,14 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.delegation import cgroup_hierarchies, delegated_cgroup as delegated_cgroup_for
+from support.delegation import SUBGID, SUBUID, cgroup_hierarchies, drop_sub_entries, remove_user
+from support.delegation import delegated_cgroup as delegated_cgroup_for
 from support.plugin import SESSION_TAG
 
 pytestmark = pytest.mark.root
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = str(REPO / "src")
-SUBUID, SUBGID = "/etc/subuid", "/etc/subgid"
 
 
 class User:
@@ -43,20 +43,10 @@ class User:
         return out
 
 
-def _drop_sub_entries(name: str) -> None:
-    for path in (SUBUID, SUBGID):
-        with open(path) as f:
-            lines = f.readlines()
-        keep = [ln for ln in lines if ln.split(":", 1)[0] != name]
-        if keep != lines:
-            with open(path, "w") as f:
-                f.writelines(keep)
-
-
 def _make_user(name: str, subordinate: bool) -> User:
     if shutil.which("useradd") is None:
         pytest.skip("useradd is needed (apt-get install passwd)")
-    _remove_user(name)
+    remove_user(name)
     # useradd gives the user a free range in /etc/subuid and /etc/subgid (SUB_UID_COUNT in
     # login.defs), or none with the counts at 0.
     count = [] if subordinate else ["-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0"]
@@ -64,21 +54,11 @@ def _make_user(name: str, subordinate: bool) -> User:
                    capture_output=True)
     user = User(name)
     if subordinate and not (user.ranges(SUBUID) and user.ranges(SUBGID)):
-        _remove_user(name)
+        remove_user(name)
         pytest.skip("useradd gave no subordinate ids (SUB_UID_COUNT in /etc/login.defs)")
     if not subordinate:
-        _drop_sub_entries(name)
+        drop_sub_entries(name)
     return user
-
-
-def _remove_user(name: str) -> None:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        _drop_sub_entries(name)
-        return
-    subprocess.run(["userdel", name], capture_output=True, check=False)
-    _drop_sub_entries(name)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +66,7 @@ def user() -> Iterator[User]:
     name = f"rqrl-{SESSION_TAG}"[:32]
     u = _make_user(name, subordinate=True)
     yield u
-    _remove_user(name)
+    remove_user(name)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +74,7 @@ def user_without_subids() -> Iterator[User]:
     name = f"rqns-{SESSION_TAG}"[:32]
     u = _make_user(name, subordinate=False)
     yield u
-    _remove_user(name)
+    remove_user(name)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""A cgroup delegated to an ordinary user, as systemd's Delegate= makes one (for rootless tests)."""
+"""Rootless test setup: throw-away users and their subordinate ids, and a cgroup delegated to a
+user as systemd's Delegate= makes one."""
 
 from __future__ import annotations
 
@@ -43,3 +44,31 @@ def delegated_cgroup(rel: str, uid: int, gid: int) -> Iterator[str]:
                     os.rmdir(sub)
                 except OSError:
                     pass
+
+
+SUBUID, SUBGID = "/etc/subuid", "/etc/subgid"
+
+
+def drop_sub_entries(name: str) -> None:
+    """Remove name's lines from /etc/subuid and /etc/subgid."""
+    for path in (SUBUID, SUBGID):
+        with open(path) as f:
+            lines = f.readlines()
+        keep = [ln for ln in lines if ln.split(":", 1)[0] != name]
+        if keep != lines:
+            with open(path, "w") as f:
+                f.writelines(keep)
+
+
+def remove_user(name: str) -> None:
+    """userdel a test user (if it exists) and drop its subordinate ids."""
+    import pwd
+    import subprocess
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        drop_sub_entries(name)
+        return
+    subprocess.run(["userdel", name], capture_output=True, check=False)
+    drop_sub_entries(name)

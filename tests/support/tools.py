@@ -31,3 +31,21 @@ def remove_cgroup_tree(rel: str) -> None:
                 os.rmdir(dirpath)
             except OSError:
                 pass
+
+
+def pids_of(argv0_matches, mentions: str) -> list[int]:
+    """Pids whose argv[0] satisfies argv0_matches(bytes) and whose argv mentions a path."""
+    import os
+
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv0_matches(argv[0]) and any(mentions.encode() in a for a in argv):
+            found.append(int(pid))
+    return found

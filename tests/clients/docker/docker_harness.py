@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from support.plugin import SESSION_TAG
-from support.tools import remove_cgroup_tree
+from support.tools import pids_of, remove_cgroup_tree
 
 IMAGE = "localhost/rongqi/busybox:test"
 
@@ -81,18 +81,7 @@ class Dockerd:
             self("rm", "-f", *ids)
 
     def _ours(self, name: bytes) -> list[int]:
-        found = []
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    argv = f.read().split(b"\0")
-            except OSError:
-                continue
-            if argv and name in argv[0] and any(str(self.base).encode() in a for a in argv):
-                found.append(int(pid))
-        return found
+        return pids_of(lambda argv0: name in argv0, str(self.base))
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from support.plugin import SESSION_TAG
-from support.tools import remove_cgroup_tree
+from support.tools import pids_of, remove_cgroup_tree
 
 IMAGE = "localhost/rongqi/busybox:test"
 
@@ -83,18 +83,7 @@ class Podman:
 
     def conmons(self) -> list[int]:
         """conmon processes of this storage (conmon is told our runroot's paths)."""
-        found = []
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    argv = f.read().split(b"\0")
-            except OSError:
-                continue
-            if argv and argv[0].endswith(b"conmon") and any(str(self.base).encode() in a for a in argv):
-                found.append(int(pid))
-        return found
+        return pids_of(lambda argv0: argv0.endswith(b"conmon"), str(self.base))
 
     def settle(self, timeout: float = 15) -> None:
         """Remove every container and wait for conmon (and its cleanup command) to finish."""

@@ -21,14 +21,14 @@ from pathlib import Path
 
 import pytest
 from conftest import SKOPEO
-from support.delegation import cgroup_hierarchies, delegated_cgroup as delegated_cgroup_for
+from support.delegation import cgroup_hierarchies, remove_user
+from support.delegation import delegated_cgroup as delegated_cgroup_for
 from support.plugin import SESSION_TAG
 
 pytestmark = [pytest.mark.clients, pytest.mark.root,
               pytest.mark.skipif(SKOPEO is None, reason="skopeo is not installed"),
               pytest.mark.skipif(os.geteuid() != 0, reason="makes users: needs root")]
 
-SUBUID, SUBGID = "/etc/subuid", "/etc/subgid"
 RONGQI = [sys.executable, "-m", "rongqi.cli.main"]
 OVERRIDE = "user.containers.override_stat"
 
@@ -39,32 +39,12 @@ class User:
         self.name, self.uid, self.gid = name, pw.pw_uid, pw.pw_gid
 
 
-def _drop_sub_entries(name: str) -> None:
-    for path in (SUBUID, SUBGID):
-        with open(path) as f:
-            lines = f.readlines()
-        keep = [ln for ln in lines if ln.split(":", 1)[0] != name]
-        if keep != lines:
-            with open(path, "w") as f:
-                f.writelines(keep)
-
-
-def _remove_user(name: str) -> None:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        _drop_sub_entries(name)
-        return
-    subprocess.run(["userdel", name], capture_output=True, check=False)
-    _drop_sub_entries(name)
-
-
 @pytest.fixture(scope="module")
 def user() -> Iterator[User]:
     if shutil.which("useradd") is None:
         pytest.skip("useradd is needed (apt-get install passwd)")
     name = f"rqst-{SESSION_TAG}"[:32]
-    _remove_user(name)
+    remove_user(name)
     # Subordinate ids (useradd's SUB_UID_COUNT default) so `unshare`, newuidmap and a rootless
     # rongqi-oci find the user as an ordinary login would be.
     subprocess.run(["useradd", "-M", "-U", "-s", "/usr/sbin/nologin", name], check=True,
@@ -72,7 +52,7 @@ def user() -> Iterator[User]:
     try:
         yield User(name)
     finally:
-        _remove_user(name)
+        remove_user(name)
 
 
 def _unmount_under(path: Path) -> None:
