@@ -116,7 +116,7 @@ _STOP_AT_FIRST_ARG = {"exec", "ps"}
 class Globals:
     """Global options, shared by every command."""
 
-    __slots__ = ("root", "log", "log_format", "debug", "systemd_cgroup", "rootless")
+    __slots__ = ("root", "log", "log_format", "debug", "systemd_cgroup")
 
     def __init__(self, opts: dict):
         self.root = opts["root"] or default_root()
@@ -124,7 +124,6 @@ class Globals:
         self.log_format = opts["log-format"]
         self.debug = opts["debug"]
         self.systemd_cgroup = opts["systemd-cgroup"]
-        self.rootless = opts["rootless"]
 
 
 def default_root() -> str:
@@ -264,6 +263,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         gopts, rest = parse_flags(GLOBAL_FLAGS, argv)
         log = ErrorLog(gopts["log"], gopts["log-format"])
+        if gopts["rootless"] not in ("auto", "true", "false"):
+            # Accepted for runc's command line; rongqi-oci finds out itself (not root, or root of
+            # a user namespace) and acts as runc's "auto" does.
+            raise _usage_error(f"invalid --rootless value {gopts['rootless']!r} (use auto, true or false)")
         if gopts["log-format"] not in ("text", "json"):
             raise _usage_error(f"invalid log-format: {gopts['log-format']} (use text or json)")
         if gopts["version"]:

@@ -21,11 +21,11 @@ SIGTERM = 15
 
 class CreateOptions:
     __slots__ = ("bundle", "pid_file", "console_socket", "pidfd_socket", "no_pivot", "no_new_keyring",
-                 "preserve_fds", "systemd_cgroup", "rootless", "listen_fds")
+                 "preserve_fds", "systemd_cgroup", "listen_fds")
 
     def __init__(self, bundle: str = ".", pid_file: str = "", console_socket: str = "", pidfd_socket: str = "",
                  no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
-                 systemd_cgroup: bool = False, rootless: str = "auto", listen_fds: int = 0):
+                 systemd_cgroup: bool = False, listen_fds: int = 0):
         self.bundle = bundle
         self.pid_file = pid_file
         self.console_socket = console_socket
@@ -34,7 +34,6 @@ class CreateOptions:
         self.no_new_keyring = no_new_keyring
         self.preserve_fds = preserve_fds
         self.systemd_cgroup = systemd_cgroup
-        self.rootless = rootless
         # Socket activation (systemd's LISTEN_FDS): fds 3..3+n-1 of the caller go to the
         # container, ahead of --preserve-fds', with LISTEN_FDS=n and LISTEN_PID=1 set.
         self.listen_fds = listen_fds
@@ -374,7 +373,6 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
     c.new_cgroupns = bool(new_flags & sysc.CLONE_NEWCGROUP)
     c.userns = lin.namespace("user") is not None
     c.runtime_hooks = bool(spec.hooks.get("prestart") or spec.hooks.get("createRuntime"))
-    c.console_socket = opts.console_socket
     c.caps = caps
     c.cgroup_dirs = dict(st.cgroup["dirs"]) if st.cgroup else None
     if lin.seccomp is not None:

@@ -92,6 +92,9 @@ def build_process(st: statemod.State, spec, o: ExecOptions):
 
 def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.SYSCALLS) -> int:
     """Start the process; return its pid."""
+    if o.cgroup:
+        raise UsageError("exec --cgroup: placing the process in a sub-cgroup is not supported; "
+                         "leave the flag out to use the container's cgroup")
     if o.pid_file and not os.path.isabs(o.pid_file):
         raise UsageError(f"--pid-file {o.pid_file}: must be an absolute path")
     st = statemod.load(root, cid)

@@ -59,7 +59,7 @@ class InitConfig:
 
     __slots__ = ("spec", "state_dir_fd", "sync", "no_pivot", "no_new_keyring", "preserve_fds",
                  "late_joins", "new_cgroupns", "userns", "runtime_hooks", "state_json", "container_id",
-                 "console_socket", "caps", "seccomp_before_caps", "host_pid", "cgroup_dirs", "seccomp_filter", "console_fd", "seccomp_listener_fd")
+                 "caps", "seccomp_before_caps", "host_pid", "cgroup_dirs", "seccomp_filter", "console_fd", "seccomp_listener_fd")
 
     def __init__(self):
         self.spec = None
@@ -74,7 +74,6 @@ class InitConfig:
         self.runtime_hooks = False
         self.state_json = None  # callable(status) -> bytes
         self.container_id = ""
-        self.console_socket = ""
         self.seccomp_listener_fd = -1  # connected to linux.seccomp.listenerPath by the runtime
         self.console_fd = -1  # connected to --console-socket by the runtime, before clone
         self.caps = None  # rongqi.linux.caps.CapSets or None (keep the runtime's)

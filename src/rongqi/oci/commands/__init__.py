@@ -37,4 +37,4 @@ def create_options(g, opts):
     return CreateOptions(bundle=opts["bundle"], pid_file=opts["pid-file"], console_socket=opts["console-socket"],
                          pidfd_socket=opts["pidfd-socket"], no_pivot=opts["no-pivot"],
                          no_new_keyring=opts["no-new-keyring"], preserve_fds=opts["preserve-fds"],
-                         systemd_cgroup=g.systemd_cgroup, rootless=g.rootless, listen_fds=listen_fds())
+                         systemd_cgroup=g.systemd_cgroup, listen_fds=listen_fds())
