@@ -11,10 +11,10 @@ import os
 # Syscall numbers that differ between architectures (glibc has no wrapper for these).
 _MACHINE = os.uname().machine
 if _MACHINE == "x86_64":
-    NR = {"clone": 56, "pivot_root": 155, "keyctl": 250, "pidfd_send_signal": 424,
+    NR = {"clone": 56, "pivot_root": 155, "keyctl": 250,
           "openat2": 437, "mount_setattr": 442, "ioprio_set": 251, "sched_setattr": 314}
 elif _MACHINE in ("aarch64", "riscv64"):
-    NR = {"clone": 220, "pivot_root": 41, "keyctl": 219, "pidfd_send_signal": 424,
+    NR = {"clone": 220, "pivot_root": 41, "keyctl": 219,
           "openat2": 437, "mount_setattr": 442, "ioprio_set": 30, "sched_setattr": 274}
 else:  # pragma: no cover - only the two above are tested
     NR = {}
@@ -194,10 +194,6 @@ class Syscalls:
         if r < 0:
             raise _fail(f"prctl({option})")
         return r
-
-    def pidfd_send_signal(self, pidfd: int, sig: int) -> None:
-        if kernel().syscall(NR["pidfd_send_signal"], pidfd, sig, None, 0) < 0:
-            raise _fail("pidfd_send_signal")
 
     def join_session_keyring(self, name: str | None) -> None:
         r = kernel().syscall(NR["keyctl"], KEYCTL_JOIN_SESSION_KEYRING, _b(name), 0, 0, 0)
