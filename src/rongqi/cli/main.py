@@ -666,7 +666,26 @@ def build_parser() -> argparse.ArgumentParser:
     logout = add(["logout"], cmd_logout, "forget credentials for a registry")
     logout.add_argument("server", nargs="?")
     logout.add_argument("--authfile")
+
+    # The engine's commands live in one module per area (see docs/engine.md); each module's
+    # register() adds its commands at the top level and under the groups podman has them in.
+    container = add(["container"], None, "manage containers")
+    volume = add(["volume"], None, "manage volumes")
+    groups = {
+        "image": isub,
+        "system": ssub,
+        "container": container.add_subparsers(dest="container_command", parser_class=_Parser),
+        "volume": volume.add_subparsers(dest="volume_command", parser_class=_Parser),
+    }
+    import importlib
+    for module in COMMAND_MODULES:
+        importlib.import_module(f"rongqi.cli.{module}").register(add, sub, groups)
     return p
+
+
+# Modules whose register(add, top, groups) adds commands; keep their top-level imports light
+# (argparse only): `rongqi --help` and every command import all of them.
+COMMAND_MODULES = ("containers", "run", "run_flags", "volumes", "fs", "system")
 
 
 def main(argv: list[str] | None = None) -> int:
