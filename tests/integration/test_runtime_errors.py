@@ -77,13 +77,6 @@ def test_id_already_in_use(oci_binary, runtime_root, bundle_factory, unique_id):
     assert oci(oci_binary, runtime_root, "delete", "--force", unique_id).returncode == 0
 
 
-def test_relative_pid_file(oci_binary, runtime_root, bundle_factory, unique_id):
-    bundle = bundle_factory(["true"])
-    r = oci(oci_binary, runtime_root, "create", "-b", bundle, "--pid-file", "pid", unique_id)
-    assert_one_clear_line(r, "--pid-file", "absolute")
-    assert_nothing_left(runtime_root, unique_id)
-
-
 def test_pid_file_is_written(oci_binary, runtime_root, bundle_factory, unique_id, tmp_path):
     bundle = bundle_factory(["sleep", "30"])
     pid_file = tmp_path / "pid"

@@ -109,7 +109,8 @@ COMMANDS: dict[str, tuple[str, tuple, str, str]] = {
     ),
 }
 
-# runc's exec stops flag parsing at the container id: what follows is the command.
+# runc's exec and ps stop flag parsing at the container id (urfave/cli's SkipArgReorder): what
+# follows is the command, or ps' own options. Every other command takes its flags after the id too.
 _STOP_AT_FIRST_ARG = {"exec", "ps"}
 
 
@@ -141,7 +142,12 @@ def _usage_error(msg: str):
 
 
 def parse_flags(table: tuple, argv: list[str], stop_at_first_arg: bool = True) -> tuple[dict, list[str]]:
-    """Parse ``argv`` against ``table``; return (options, positional args)."""
+    """Parse ``argv`` against ``table``; return (options, positional args).
+
+    Without stop_at_first_arg, flags may follow the arguments, as urfave/cli v1 reorders them for
+    runc (`update ID --memory 1G`): after the first argument, a dash-word that names a flag of the
+    table is that flag, any other (`kill ID -9`) is an argument; "--" ends the flags.
+    """
     opts: dict = {}
     by_name: dict[str, tuple] = {}
     for entry in table:
@@ -171,6 +177,9 @@ def parse_flags(table: tuple, argv: list[str], stop_at_first_arg: bool = True) -
             body, value = body.split("=", 1)
         entry = by_name.get(body)
         if entry is None:
+            if args:
+                args.append(a)
+                continue
             raise _usage_error(f"flag provided but not defined: -{body}")
         name, _, kind, _ = entry
         if kind == "bool":
@@ -286,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         if "--help" in cargv[:1] or "-h" in cargv[:1]:
             sys.stdout.write(_help_text(command))
             return 0
-        opts, args = parse_flags(table + (("help", "h", "bool", False),), cargv, True)
+        opts, args = parse_flags(table + (("help", "h", "bool", False),), cargv, command in _STOP_AT_FIRST_ARG)
         if opts.get("help"):
             sys.stdout.write(_help_text(command))
             return 0

@@ -50,8 +50,9 @@ def _state_json(st: statemod.State, status: str, pid: int) -> bytes:
 def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SYSCALLS) -> statemod.State:
     """Set up a container completely; its init waits on the exec fifo for `start`."""
     statemod.validate_id(cid)
-    if opts.pid_file and not os.path.isabs(opts.pid_file):
-        raise UsageError(f"--pid-file {opts.pid_file}: must be an absolute path")
+    if opts.pid_file:
+        # runc resolves a relative --pid-file against the caller's working directory.
+        opts.pid_file = os.path.abspath(opts.pid_file)
     if opts.preserve_fds < 0:
         raise UsageError("--preserve-fds: must not be negative")
     spec, raw = load_bundle(opts.bundle)
@@ -676,11 +677,11 @@ def _run_hooks_warn(kind: str, st: statemod.State) -> None:
 
 
 def parse_signal(text: str) -> int:
-    """"KILL", "SIGKILL", "9" -> 9 (runc accepts all three)."""
+    """"KILL", "SIGKILL", "9" -> 9 (runc accepts all three); "0" checks that the init lives, as kill(2)."""
     t = text.strip().upper()
     if t.isdigit():
         n = int(t)
-        if 0 < n < 65:
+        if 0 <= n < 65:
             return n
         raise UsageError(f"invalid signal: {text}")
     if t.startswith("SIG"):

@@ -95,8 +95,8 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
     if o.cgroup:
         raise UsageError("exec --cgroup: placing the process in a sub-cgroup is not supported; "
                          "leave the flag out to use the container's cgroup")
-    if o.pid_file and not os.path.isabs(o.pid_file):
-        raise UsageError(f"--pid-file {o.pid_file}: must be an absolute path")
+    if o.pid_file:
+        o.pid_file = os.path.abspath(o.pid_file)  # against the caller's cwd, as runc does
     st = statemod.load(root, cid)
     status = st.status()
     if status == "stopped":
@@ -179,14 +179,23 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
             raise
     finally:
         sync.close()
-    if o.pid_file:
-        from rongqi.oci.container import _write_pid_file
+    try:
+        if o.pid_file:
+            from rongqi.oci.container import _write_pid_file
 
-        _write_pid_file(o.pid_file, pid)
-    if o.pidfd_socket:
-        from rongqi.oci.container import _send_pidfd
+            _write_pid_file(o.pid_file, pid)
+        if o.pidfd_socket:
+            from rongqi.oci.container import _send_pidfd
 
-        _send_pidfd(o.pidfd_socket, pid)
+            _send_pidfd(o.pidfd_socket, pid)
+    except BaseException:
+        # The caller cannot learn of the process: it must not run on unwatched (runc kills it too).
+        try:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        raise
     return pid
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from rongqi.errors import UsageError
+from rongqi.errors import RongqiError, UsageError
 
 
 def _process_file_terminal(path: str) -> bool:
@@ -21,9 +21,27 @@ def _process_file_terminal(path: str) -> bool:
     return isinstance(doc, dict) and doc.get("terminal") is True
 
 
+# runc's exec exits 255 on every failure after its argument check ("exec failed: ..."): callers
+# tell the runtime's failure from the process's own exit code by it.
+EXEC_FAILED = 255
+
+
 def run(g, opts, args, log) -> int:
     if not args:
         raise UsageError('"exec" requires a container id and a command (or --process FILE)')
+    try:
+        return _exec(g, opts, args)
+    except RongqiError as err:
+        err.exit_code = EXEC_FAILED
+        raise
+    except OSError as err:
+        text = err.strerror or str(err)
+        failed = RongqiError(f"exec failed: {err.filename + ': ' if err.filename else ''}{text}")
+        failed.exit_code = EXEC_FAILED
+        raise failed from None
+
+
+def _exec(g, opts, args) -> int:
     cid, cmd = args[0], args[1:]
     from rongqi.oci.exec import ExecOptions, exec_process
 

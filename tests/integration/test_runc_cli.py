@@ -1,0 +1,142 @@
+"""runc's command-line details that scripts and engines rely on, checked on rongqi-oci.
+
+Each case says what runc 1.1.5 (/usr/sbin/runc on this host) does; rongqi-oci must do the same:
+flags after the container id, a relative --pid-file, `kill ID 0`, exec's exit code 255.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from support.oci_cli import oci, wait_status
+
+pytestmark = pytest.mark.root
+
+
+def run_detached(binary: str, root: str, bundle: str, cid: str, *extra: str) -> None:
+    r = oci(binary, root, "run", "-d", "-b", bundle, *extra, cid)
+    assert r.returncode == 0, r.stderr
+    wait_status(binary, root, cid, "running")
+
+
+def in_dir(cwd, *argv: str) -> subprocess.CompletedProcess:
+    """Run argv in cwd; stderr through a file (a container keeps the pipe open)."""
+    with open(os.path.join(cwd, ".stderr"), "w+") as err:
+        r = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                           text=True, timeout=60)
+        err.seek(0)
+        r.stderr = err.read()
+    return r
+
+
+def test_relative_pid_file_is_resolved_against_the_callers_cwd(oci_binary, runtime_root, bundle_factory,
+                                                               unique_id, tmp_path):
+    # runc: `create --pid-file rel.pid` writes <cwd>/rel.pid (filepath.Abs in revisePidFile).
+    bundle = bundle_factory(["sleep", "30"])
+    r = in_dir(tmp_path, oci_binary, "--root", runtime_root, "create", "-b", bundle, "--pid-file", "rel.pid", unique_id)
+    assert r.returncode == 0, r.stderr
+    pid = int((tmp_path / "rel.pid").read_text())
+    assert pid == json.loads(oci(oci_binary, runtime_root, "state", unique_id).stdout)["pid"]
+    assert oci(oci_binary, runtime_root, "start", unique_id).returncode == 0
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    r = in_dir(sub, oci_binary, "--root", runtime_root, "exec", "-d", "--pid-file", "../exec.pid", unique_id,
+               "sleep", "30")
+    assert r.returncode == 0, r.stderr
+    exec_pid = int((tmp_path / "exec.pid").read_text())
+    assert exec_pid in exec_pids(runtime_root, unique_id)
+    # Detached, it was reparented to this session (a subreaper): reap it here, or the
+    # container's init waits for it at delete.
+    os.kill(exec_pid, 9)
+    os.waitpid(exec_pid, 0)
+
+
+def test_flags_after_the_container_id_are_parsed_as_runc_does(oci_binary, runtime_root, bundle_factory, unique_id):
+    # runc (urfave/cli v1 reorders arguments): `run ID -d -b B`, `update ID --pids-limit N`,
+    # `kill ID KILL --all` and `delete ID --force` all work.
+    bundle = bundle_factory(["sleep", "30"])
+    r = oci(oci_binary, runtime_root, "run", unique_id, "-d", "-b", bundle)
+    assert r.returncode == 0, r.stderr
+    wait_status(oci_binary, runtime_root, unique_id, "running")
+    r = oci(oci_binary, runtime_root, "update", unique_id, "--pids-limit", "77")
+    assert r.returncode == 0, r.stderr
+    dirs = json.load(open(os.path.join(runtime_root, unique_id, "state.json")))["cgroup"]["dirs"]
+    pids_dir = dirs.get("pids") or dirs["unified"]
+    assert open(os.path.join(pids_dir, "pids.max")).read().strip() == "77"
+    # An unknown flag after the id is an argument, as in runc: `state ID --bogus` is two arguments.
+    r = oci(oci_binary, runtime_root, "state", unique_id, "--bogus")
+    assert r.returncode == 1 and "takes a container id" in r.stderr, r.stderr
+    r = oci(oci_binary, runtime_root, "kill", unique_id, "KILL", "--all")
+    assert r.returncode == 0, r.stderr
+    wait_status(oci_binary, runtime_root, unique_id, "stopped")
+    r = oci(oci_binary, runtime_root, "delete", unique_id, "--force")
+    assert r.returncode == 0, r.stderr
+    assert not os.path.exists(os.path.join(runtime_root, unique_id))
+
+
+def test_exec_and_ps_leave_what_follows_the_id_to_the_command(oci_binary, runtime_root, bundle_factory, unique_id):
+    # runc's exec and ps set SkipArgReorder: `exec ID ls -d /proc` passes -d to ls.
+    bundle = bundle_factory(["sleep", "30"])
+    run_detached(oci_binary, runtime_root, bundle, unique_id)
+    r = oci(oci_binary, runtime_root, "exec", unique_id, "ls", "-d", "/proc")
+    assert (r.returncode, r.stdout) == (0, "/proc\n"), r.stderr
+    r = oci(oci_binary, runtime_root, "ps", unique_id, "-o", "pid")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[0] == "PID"
+
+
+def test_kill_with_signal_0_checks_that_the_init_lives(oci_binary, runtime_root, bundle_factory, unique_id):
+    # runc: `kill ID 0` exits 0 for a live init (kill(2)'s existence check), 1 once it is gone.
+    bundle = bundle_factory(["sleep", "30"])
+    run_detached(oci_binary, runtime_root, bundle, unique_id)
+    r = oci(oci_binary, runtime_root, "kill", unique_id, "0")
+    assert r.returncode == 0, r.stderr
+    assert wait_status(oci_binary, runtime_root, unique_id, "running")
+    assert oci(oci_binary, runtime_root, "kill", unique_id, "9").returncode == 0
+    wait_status(oci_binary, runtime_root, unique_id, "stopped")
+    r = oci(oci_binary, runtime_root, "kill", unique_id, "0")
+    assert r.returncode == 1 and "container not running" in r.stderr, r.stderr
+
+
+def exec_pids(root: str, cid: str) -> set[int]:
+    from rongqi.linux import cgroups
+
+    st = json.load(open(os.path.join(root, cid, "state.json")))
+    return set(cgroups.Cgroup.from_dict(st["cgroup"]).pids()) - {st["pid"]}
+
+
+def test_exec_failures_exit_255_as_runcs_do(oci_binary, runtime_root, bundle_factory, unique_id, tmp_path):
+    # runc: every failure of exec after its argument check exits 255 ("exec failed: ..."); a
+    # usage error (no container id) exits 1.
+    r = oci(oci_binary, runtime_root, "exec", "nope", "true")
+    assert r.returncode == 255 and "does not exist" in r.stderr, r.stderr
+    assert oci(oci_binary, runtime_root, "exec").returncode == 1
+    bundle = bundle_factory(["sleep", "30"])
+    run_detached(oci_binary, runtime_root, bundle, unique_id)
+    r = oci(oci_binary, runtime_root, "exec", unique_id, "no-such-program")
+    assert r.returncode == 255 and "executable file not found" in r.stderr, r.stderr
+    r = oci(oci_binary, runtime_root, "exec", "--process", str(tmp_path / "missing.json"), unique_id)
+    assert r.returncode == 255 and "missing.json" in r.stderr, r.stderr
+    # A pid file that cannot be written: 255, and the process it started does not stay (runc kills it).
+    r = oci(oci_binary, runtime_root, "exec", "-d", "--pid-file", "/nonexistent/dir/pid", unique_id, "sleep", "30")
+    assert r.returncode == 255 and "/nonexistent/dir" in r.stderr, r.stderr
+    assert exec_pids(runtime_root, unique_id) == set()
+    assert oci(oci_binary, runtime_root, "exec", unique_id, "sh", "-c", "exit 7").returncode == 7
+    assert oci(oci_binary, runtime_root, "pause", unique_id).returncode == 0
+    try:
+        r = oci(oci_binary, runtime_root, "exec", unique_id, "true")
+        assert r.returncode == 255 and "paused" in r.stderr, r.stderr
+    finally:
+        assert oci(oci_binary, runtime_root, "resume", unique_id).returncode == 0
+
+
+def test_create_failures_exit_1_as_runcs_do(oci_binary, runtime_root, bundle_factory, unique_id):
+    # runc: `create --pid-file /nonexistent/dir/pid` fails with 1 and leaves no container.
+    bundle = bundle_factory(["sleep", "30"])
+    r = oci(oci_binary, runtime_root, "create", "-b", bundle, "--pid-file", "/nonexistent/dir/pid", unique_id)
+    assert r.returncode == 1 and "/nonexistent/dir" in r.stderr, r.stderr
+    assert not os.path.exists(os.path.join(runtime_root, unique_id))
