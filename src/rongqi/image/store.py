@@ -7,7 +7,6 @@ in index.json as org.opencontainers.image.ref.name annotations, so skopeo and um
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -20,6 +19,7 @@ from typing import IO, Any
 from rongqi.image import media, reference
 from rongqi.image.errors import BlobVerificationError, ImageError, ImageNotFound, ManifestError
 from rongqi.image.media import Descriptor
+from rongqi.locking import Lock
 
 DEFAULT_ROOT = "/var/lib/rongqi"
 CHUNK = 1 << 20
@@ -59,22 +59,6 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-class FileLock:
-    """flock(2) on a file; shared or exclusive, released on exit (also by process death)."""
-
-    def __init__(self, path: str, shared: bool = False):
-        self.path, self.shared, self.fd = path, shared, -1
-
-    def __enter__(self) -> FileLock:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)
-        self.fd = -1
-
-
 class BlobWriter:
     """Receives one blob's bytes; commit() verifies digest and size, then renames into place.
 
@@ -87,7 +71,7 @@ class BlobWriter:
         _split_digest(digest)
         self.store, self.digest, self.size = store, digest, size
         self.partial = os.path.join(store.ingest_dir, digest.replace(":", "-") + ".partial")
-        self._lock = FileLock(store._lock_path("blob-" + digest.replace(":", "-")))
+        self._lock = Lock(store._lock_path("blob-" + digest.replace(":", "-")))
         self._hash = hashlib.sha256()
         self._file: IO[bytes] | None = None
         self.offset = 0
@@ -273,12 +257,12 @@ class ImageStore:
     def _lock_path(self, name: str) -> str:
         return os.path.join(self.lock_dir, name + ".lock")
 
-    def index_lock(self) -> FileLock:
-        return FileLock(self._lock_path("index"))
+    def index_lock(self) -> Lock:
+        return Lock(self._lock_path("index"))
 
-    def gc_lock(self, shared: bool = True) -> FileLock:
+    def gc_lock(self, shared: bool = True) -> Lock:
         """Pulls and loads hold this shared from first blob to last name; GC holds it alone."""
-        return FileLock(self._lock_path("gc"), shared=shared)
+        return Lock(self._lock_path("gc"), shared=shared)
 
     # -- blobs -----------------------------------------------------------------------------
     def blob_path(self, digest: str) -> str:

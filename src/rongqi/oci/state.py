@@ -7,9 +7,9 @@ reads it, so `rongqi-oci list` sees every container whoever made it.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 
+from rongqi import locking as _locking
 from rongqi.errors import ContainerNotFound, RongqiError
 from rongqi.fastjson import JSONError, dumps, loads
 
@@ -150,28 +150,22 @@ def list_ids(root: str) -> list[str]:
     return sorted(n for n in names if os.path.isfile(os.path.join(root, n, STATE_FILE)))
 
 
-class Lock:
+class Lock(_locking.Lock):
     """An exclusive flock on the container's state dir: one command at a time per container."""
 
-    __slots__ = ("fd",)
+    __slots__ = ()
 
     def __init__(self, path: str):
+        super().__init__(path, directory=True)
         try:
-            self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except (FileNotFoundError, NotADirectoryError):
-            raise ContainerNotFound(os.path.basename(path)) from None
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-
-    def release(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+            self.acquire()
+        except _locking.LockError as err:
+            if isinstance(err.oserror, (FileNotFoundError, NotADirectoryError)):
+                raise ContainerNotFound(os.path.basename(path)) from None
+            raise
 
     def __enter__(self) -> Lock:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
+        return self  # taken in __init__ already
 
 
 def make_dir(root: str, cid: str) -> str:

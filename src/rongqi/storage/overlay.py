@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass, field
 
 from rongqi.image import layer as image_layer
 from rongqi.image.errors import ImageError, LayerError
-from rongqi.image.store import FileLock, ImageStore
+from rongqi.image.store import ImageStore
+from rongqi.locking import Lock
 
 DEFAULT_ROOT = "/var/lib/rongqi/overlay"
 OVERLAY_OPAQUE = image_layer.OVERLAY_OPAQUE_XATTR
@@ -121,8 +122,8 @@ class LayerStorage:
     def has_layer(self, chain_id: str) -> bool:
         return os.path.isdir(self.layer_path(chain_id))
 
-    def _lock(self, name: str, shared: bool = False) -> FileLock:
-        return FileLock(os.path.join(self.lock_dir, name + ".lock"), shared)
+    def _lock(self, name: str, shared: bool = False) -> Lock:
+        return Lock(os.path.join(self.lock_dir, name + ".lock"), shared=shared)
 
     def ensure_layer(self, chain_id: str, unpack: Callable[[str], None]) -> str:
         """Unpack a layer once: `unpack(dir)` fills a temp dir that is renamed on success."""
