@@ -59,14 +59,16 @@ def host_capabilities() -> list[str]:
 
 
 def make_bundle(oci_binary: str, dest: Path, probe: str, args: list[str], *, privileged: bool,
-                uid: int = 0, host_pid: bool = False, masked: bool | None = None) -> tuple[str, str]:
+                uid: int = 0, host_pid: bool = False, masked: bool | None = None,
+                devices: list[dict] | None = None, files: dict[str, str] | None = None) -> tuple[str, str]:
     """A bundle whose config.json is `rongqi-oci spec`'s, with the probe in its rootfs.
 
     privileged: all the host's capabilities, no seccomp, no masked or readonly paths, no
     no_new_privs, a writable /sys and every device allowed (docker's --privileged). The
     namespaces stay (host_pid drops only the pid namespace). masked=True keeps the masks and
-    readonly paths in a privileged config (to show that full root can lift them).
-    Returns (bundle dir, cgroupsPath).
+    readonly paths in a privileged config (to show that full root can lift them). devices are
+    added to linux.devices (nodes the runtime creates); files ({path: text}) to the rootfs,
+    mode 0755. Returns (bundle dir, cgroupsPath).
     """
     from rongqi.image.busybox import make_rootfs
 
@@ -80,7 +82,12 @@ def make_bundle(oci_binary: str, dest: Path, probe: str, args: list[str], *, pri
     shutil.copy(probe, rootfs / "bin" / "probe-suid")
     os.chown(rootfs / "bin" / "probe-suid", 0, 0)
     os.chmod(rootfs / "bin" / "probe-suid", 0o4755)
+    for path, text in (files or {}).items():
+        (rootfs / path.lstrip("/")).write_text(text)
+        os.chmod(rootfs / path.lstrip("/"), 0o755)
     spec = json.loads((dest / "config.json").read_text())
+    if devices:
+        spec["linux"].setdefault("devices", []).extend(devices)
     cid_path = f"/rongqi-test/{new_id('sec')}"
     spec["linux"]["cgroupsPath"] = cid_path
     spec["process"]["args"] = ["/bin/probe", *args]

@@ -314,6 +314,81 @@ static void a_sys(const char *n, const char *arg) {
     a_open_write(n, "/sys/kernel/profiling", 0, "");
 }
 
+/* ARG is a device node's path: open it for writing (never written), as a container whose
+ * devices cgroup denies it must not. */
+static void a_devopen(const char *n, const char *path) { a_open_write(n, path, 0, ""); }
+
+/* CVE-2019-5736: catch a process of the container whose executable is the runtime's (it got
+ * there through a `#!/proc/self/exe` script that a runtime process executed), open that
+ * executable read-only, and once the process is gone reopen it for writing through
+ * /proc/self/fd/N. Each catch retries the reopen for a while, as the host's copy stays busy
+ * (ETXTBSY) until the last runtime process running it exits. Nothing is ever written. */
+static void a_exe_reopen(const char *n, const char *secs) {
+    enum { MAXFD = 64 };
+    int fds[MAXFD], pids[MAXFD], nfd = 0, caught = 0, wopen = 0, retries = 0, werr[160] = {0};
+    char self[16], seen[32768] = {0};
+    snprintf(self, sizeof self, "%d", getpid());
+    time_t end = time(NULL) + atoi(secs);
+    while (time(NULL) < end) {
+        DIR *d = opendir("/proc");
+        if (!d) return err(n, "opendir");
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            int pid = atoi(de->d_name);
+            if (pid <= 1 || pid >= 32768 || seen[pid] || strcmp(de->d_name, self) == 0) continue;
+            char path[64], link[256] = {0};
+            snprintf(path, sizeof path, "/proc/%d/exe", pid);
+            if (readlink(path, link, sizeof link - 1) < 0) continue;
+            if (strstr(link, "python") == NULL) {
+                seen[pid] = 1;
+                continue;
+            }
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0) continue;
+            seen[pid] = 1;
+            caught++;
+            if (nfd < MAXFD) {
+                fds[nfd] = fd;
+                pids[nfd++] = pid;
+            } else {
+                close(fd);
+            }
+        }
+        closedir(d);
+        /* Reopen the held executables of processes that are gone. */
+        for (int i = 0; i < nfd; i++) {
+            if (fds[i] < 0) continue;
+            char path[64];
+            snprintf(path, sizeof path, "/proc/%d", pids[i]);
+            if (access(path, F_OK) == 0) continue;
+            snprintf(path, sizeof path, "/proc/self/fd/%d", fds[i]);
+            int w = open(path, O_WRONLY | O_CLOEXEC);
+            if (w >= 0) {
+                wopen++;
+                close(w); /* nothing written */
+                close(fds[i]);
+                fds[i] = -1;
+            } else {
+                if (errno < 160) werr[errno]++;
+                if (errno != ETXTBSY || ++retries > 200000) {
+                    close(fds[i]);
+                    fds[i] = -1;
+                }
+            }
+        }
+    }
+    for (int i = 0; i < nfd; i++)
+        if (fds[i] >= 0) close(fds[i]);
+    printf("%s ok caught=%d write_opened=%d reopen_errnos=", n, caught, wopen);
+    int first = 1;
+    for (int e = 0; e < 160; e++)
+        if (werr[e]) {
+            printf("%s%s:%d", first ? "" : ",", ename(e), werr[e]);
+            first = 0;
+        }
+    printf("\n");
+}
+
 struct attempt {
     const char *name;
     void (*fn)(const char *, const char *);
@@ -326,7 +401,7 @@ static const struct attempt ATTEMPTS[] = {
     {"sysrq", a_sysrq},         {"sys", a_sys},             {"kcore", a_kcore},
     {"chroot", a_chroot},       {"stat", a_stat_marker},    {"selfexe", a_selfexe},
     {"runtime_exe", a_runtime_exe}, {"setuid", a_setuid},   {"hostname", a_hostname},
-    {"time", a_time},
+    {"time", a_time},           {"devopen", a_devopen},    {"exe_reopen", a_exe_reopen},
 };
 
 int main(int argc, char **argv) {

@@ -22,6 +22,9 @@ HOST_HOSTNAME_ATTEMPT = "rq-escape-pwned"
 # test_kcore_is_masked) and a readonly path.
 MASK = "/proc/timer_list"
 RO_PATH = "/proc/sys"
+# A node the runtime makes (linux.devices) that linux.resources.devices denies: creating a node
+# is no permission to use it (runc adds no rule for linux.devices either).
+KMSG_NODE = {"path": "/dev/rq-kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o600}
 
 
 def attempts(marker: str, sleeper: int) -> list[str]:
@@ -39,6 +42,8 @@ def attempts(marker: str, sleeper: int) -> list[str]:
         f"mknod_blk:mknod=b:{host_block_device()}",
         # /dev/kmsg: a char device outside the always-allowed list, readable without harm.
         "mknod_chr:mknod=c:1:11",
+        # The same device, created by the runtime from linux.devices (KMSG_NODE): still denied.
+        f"kmsg:devopen={KMSG_NODE['path']}",
         "proc_sys",
         "sysrq",
         "sys",
@@ -53,6 +58,7 @@ def attempts(marker: str, sleeper: int) -> list[str]:
 
 
 def _run(oci_binary, suite_root, tmp_path_factory, probe_binary, args, name, exec_while_running=False, **opts) -> Run:
+    opts.setdefault("devices", [KMSG_NODE])
     bundle, _ = make_bundle(oci_binary, tmp_path_factory.mktemp(name) / "bundle", probe_binary, args, **opts)
     return run_probe(oci_binary, suite_root, bundle, exec_while_running=exec_while_running)
 
@@ -222,6 +228,15 @@ def test_block_device_node_can_be_made_but_not_opened(default):
 
 def test_char_device_outside_the_allowed_list_cannot_be_opened(default):
     assert (default["mknod_chr"].errno, default["mknod_chr"].stage) == ("EPERM", "open")
+
+
+def test_device_node_from_linux_devices_is_denied_by_the_deny_all_rule(default):
+    # The runtime made the node (linux.devices) but the config's devices cgroup denies it.
+    assert (default["kmsg"].errno, default["kmsg"].stage) == ("EPERM", "open")
+
+
+def test_privileged_container_can_open_the_device_node_the_runtime_made(privileged):
+    assert privileged["kmsg"].status == "ok"
 
 
 def test_privileged_container_can_read_a_device_it_made(privileged):

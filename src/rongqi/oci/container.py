@@ -296,11 +296,10 @@ def _with_default_devices(spec: Spec):
     from rongqi.linux.cgroups.resources import DeviceRule, Resources
 
     res = spec.linux.resources if spec.linux.resources is not None else Resources()
+    # A node in linux.devices is only created: whether the container may use it is for
+    # linux.resources.devices to say (runc adds no rule for it either; docker and podman
+    # send an explicit allow rule with each --device). Only runc's defaults are implicit.
     rules = list(res.devices or [])
-    for d in spec.linux.devices:
-        # A device the config creates is one the container may use.
-        if d.type in ("c", "b", "u"):
-            rules.append(DeviceRule(allow=True, type="b" if d.type == "b" else "c", major=d.major, minor=d.minor, access="rwm"))
     for t, major, minor, access in _ALLOWED_DEVICES:
         rules.append(DeviceRule(allow=True, type=t, major=major, minor=minor, access=access))
     res.devices = rules
