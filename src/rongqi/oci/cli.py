@@ -233,7 +233,8 @@ def _help_text(command: str | None = None) -> str:
 
 
 class ErrorLog:
-    """Where errors go: stderr always; with --log also the log file (json or text).
+    """Where errors go: stderr always; with --log also the log file (json or text), through
+    oci/log.py, which also takes the warnings and --debug lines.
 
     containerd's shim reads the last {"level":"error","msg":...} line of the log
     file and shows it as "OCI runtime create failed: <msg>".
@@ -246,23 +247,13 @@ class ErrorLog:
     def write(self, level: str, msg: str) -> None:
         if not self.path:
             return
-        from rongqi.oci.timefmt import rfc3339nano
+        from rongqi.oci import log
 
-        now = rfc3339nano()
-        if self.fmt == "json":
-            from rongqi.fastjson import dumps
-
-            line = dumps({"level": level, "msg": msg, "time": now})
+        log.configure(self.path, self.fmt, log.debug_enabled)
+        if level == "error":
+            log.error(msg)
         else:
-            line = f'time="{now}" level={level} msg="{msg}"'
-        try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            try:
-                os.write(fd, line.encode() + b"\n")
-            finally:
-                os.close(fd)
-        except OSError:
-            pass
+            log._emit(level, msg, to_stderr=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,9 +290,15 @@ def main(argv: list[str] | None = None) -> int:
         if opts.get("help"):
             sys.stdout.write(_help_text(command))
             return 0
+        if gopts["log"] or gopts["debug"]:
+            from rongqi.oci import log as runtime_log
+
+            runtime_log.configure(gopts["log"], gopts["log-format"], gopts["debug"])
         if gopts["debug"]:
-            # --debug: errors come with their traceback (also from the container's init).
+            # --debug: debug lines (oci/log.py), and errors come with their traceback (also
+            # from the container's init).
             os.environ["RONGQI_DEBUG"] = "1"
+            runtime_log.debug(f"rongqi-oci {VERSION}: {command} {' '.join(cargv)}")
         if gopts["systemd-cgroup"]:
             _check_systemd()
         g = Globals(gopts)

@@ -232,12 +232,25 @@ def _cap_sets(spec: Spec):
             idx = names_.index(err.name) if err.name in names_ else 0
             raise SpecError(f"process.capabilities.{name}[{idx}]: {err}") from None
     bounding, effective, permitted, inheritable, ambient = sets
-    missing = capmod.missing_from_host(effective | permitted | inheritable | ambient)
+    newer = sorted({n for name in ("bounding", "effective", "permitted", "inheritable", "ambient")
+                    for n in capmod.unsupported(getattr(c, name))})
+    if newer:
+        # Known names that this kernel predates: mask() left them out; the spec wants it said.
+        from rongqi.oci import log
+
+        log.warn("process.capabilities: ignoring capabilities this kernel does not have: " + ", ".join(newer))
+    missing = capmod.missing_from_host(bounding | effective | permitted | inheritable | ambient)
     if missing:
-        raise RongqiError(
-            "process.capabilities: " + ", ".join(capmod.names(missing)) +
-            " asked for, but this runtime's own bounding set lacks it, so no container can be given it; "
-            "remove it from the config")
+        # The spec: a capability that cannot be granted is logged as a warning, and the
+        # container runs without it (docker --privileged asks for all of them; this host's
+        # root lacks CAP_SYS_RESOURCE). runc 1.1 fails on it instead.
+        from rongqi.oci import log
+
+        log.warn("process.capabilities: ignoring unavailable capabilities: " + ", ".join(capmod.names(missing)) +
+                 " (not in the runtime's own bounding set, so no process it starts can have them)")
+        keep = ~missing
+        bounding, effective, permitted = bounding & keep, effective & keep, permitted & keep
+        inheritable, ambient = inheritable & keep, ambient & keep
     return capmod.CapSets(bounding, effective, permitted, inheritable, ambient)
 
 

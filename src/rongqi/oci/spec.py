@@ -487,7 +487,7 @@ def _parse_linux(lin: _Obj, out: Linux) -> None:
         minor = do.int("minor", 0, 0, _U32)
         if t != "p" and (do.raw("major") is None or do.raw("minor") is None):
             raise SpecError(f"{do.path}: device type {t} needs major and minor numbers")
-        out.devices.append(Device(path, t, major, minor, do.int("fileMode", None, 0, 0o7777),
+        out.devices.append(Device(path, t, major, minor, _device_mode(do, t),
                                   do.int("uid", None, 0, _U32), do.int("gid", None, 0, _U32)))
     out.cgroups_path = lin.str("cgroupsPath", "")
     if lin.raw("resources") is not None:
@@ -522,6 +522,26 @@ def _parse_linux(lin: _Obj, out: Linux) -> None:
         out.intel_rdt = lin.obj("intelRdt").d
 
 
+# S_IFMT bits of each device type, and their names for errors.
+_DEVICE_FILE_TYPES = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}
+_FILE_TYPE_NAMES = {0o020000: "character device", 0o060000: "block device", 0o010000: "fifo",
+                    0o040000: "directory", 0o100000: "regular file", 0o120000: "symlink", 0o140000: "socket"}
+
+
+def _device_mode(do: _Obj, type_: str) -> int | None:
+    """fileMode's permission bits. podman sends st_mode with the file-type bits (0o20666), which
+    runc accepts (it ORs the type in): accepted when they agree with the device's type."""
+    mode = do.int("fileMode", None, 0, 0o177777)
+    if mode is None:
+        return None
+    kind = mode & 0o170000
+    if kind and kind != _DEVICE_FILE_TYPES[type_]:
+        what = _FILE_TYPE_NAMES.get(kind, f"file type {oct(kind)}")
+        raise SpecError(f"{do.at('fileMode')}: {oct(mode)} has the file-type bits of a {what}, "
+                        f"but the device's type is {type_!r}")
+    return mode & 0o7777
+
+
 def _parse_optional(module: str, func: str, raw: dict, where: str):
     mod = __import__(module, fromlist=[func])
     return getattr(mod, func)(raw, where)
@@ -542,11 +562,12 @@ def _check_consistency(s: Spec) -> None:
         raise SpecError("linux.uidMappings: given without a user namespace in linux.namespaces")
     if userns is not None and not userns.path and (not lin.uid_mappings or not lin.gid_mappings):
         raise SpecError("linux.uidMappings: a new user namespace needs uidMappings and gidMappings")
+    # A uts namespace joined by path takes the names too, as under runc (the init joins first).
     uts = lin.namespace("uts")
-    if s.hostname and (uts is None or uts.path):
-        raise SpecError("hostname: setting it needs a new uts namespace in linux.namespaces")
-    if s.domainname and (uts is None or uts.path):
-        raise SpecError("domainname: setting it needs a new uts namespace in linux.namespaces")
+    if s.hostname and uts is None:
+        raise SpecError("hostname: setting it needs a uts namespace in linux.namespaces (else it is the host's)")
+    if s.domainname and uts is None:
+        raise SpecError("domainname: setting it needs a uts namespace in linux.namespaces (else it is the host's)")
     if lin.time_offsets and (lin.namespace("time") is None or lin.namespace("time").path):
         raise SpecError("linux.timeOffsets: given without a new time namespace in linux.namespaces")
     if lin.rootfs_propagation and lin.namespace("mount") is None:
