@@ -140,3 +140,34 @@ def test_create_failures_exit_1_as_runcs_do(oci_binary, runtime_root, bundle_fac
     r = oci(oci_binary, runtime_root, "create", "-b", bundle, "--pid-file", "/nonexistent/dir/pid", unique_id)
     assert r.returncode == 1 and "/nonexistent/dir" in r.stderr, r.stderr
     assert not os.path.exists(os.path.join(runtime_root, unique_id))
+
+
+def test_debug_writes_runcs_debug_lines_to_stderr_or_the_log(oci_binary, runtime_root, bundle_factory, unique_id,
+                                                            tmp_path):
+    # runc --debug: `time="..." level=debug msg="..."` lines on stderr, or with --log in the file
+    # only (as JSON objects with --log-format json), errors there too.
+    bundle = bundle_factory(["true"])
+    r = subprocess.run([oci_binary, "--root", runtime_root, "--debug", "run", "-b", bundle, unique_id],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) >= 3 and all(line.startswith('time="') and " level=debug msg=" in line for line in lines), lines
+    assert any(f"create {unique_id}" in line for line in lines)
+    text_log = tmp_path / "log.txt"
+    r = subprocess.run([oci_binary, "--root", runtime_root, "--debug", "--log", str(text_log), "run", "-b", bundle,
+                        unique_id], capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stderr) == (0, "")
+    assert " level=debug msg=" in text_log.read_text()
+    json_log = tmp_path / "log.json"
+    r = subprocess.run([oci_binary, "--root", runtime_root, "--debug", "--log", str(json_log), "--log-format",
+                        "json", "state", "nope"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    entries = [json.loads(line) for line in json_log.read_text().splitlines()]
+    assert {e["level"] for e in entries} == {"debug", "error"}
+    assert entries[-1]["level"] == "error" and "does not exist" in entries[-1]["msg"]
+    # Without --debug, no debug line anywhere.
+    quiet = tmp_path / "quiet.json"
+    r = subprocess.run([oci_binary, "--root", runtime_root, "--log", str(quiet), "--log-format", "json", "run", "-b",
+                        bundle, unique_id], capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stderr) == (0, "")
+    assert not quiet.exists() or "debug" not in quiet.read_text()

@@ -196,6 +196,9 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
         except (ProcessLookupError, ChildProcessError):
             pass
         raise
+    from rongqi.oci import log
+
+    log.debug(f"exec {cid}: process {pid} started: {' '.join(proc.args)}")
     return pid
 
 
