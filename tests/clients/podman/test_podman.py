@@ -195,3 +195,23 @@ def test_cgroup_mount_without_cgroup_namespace(pm):
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[0] == str(32 << 20)
     assert "Read-only file system" in r.stdout
+
+
+def bounding_set() -> str:
+    with open("/proc/self/status") as f:
+        return next(line.split()[1] for line in f if line.startswith("CapBnd:"))
+
+
+def test_privileged_container_gets_every_capability_device_and_mount(pm):
+    # podman --privileged: every capability podman itself holds (it leaves out what its own
+    # bounding set lacks, CAP_SYS_RESOURCE on this host, so runc runs it too), every host device
+    # sent in linux.devices with fileMode = st_mode (0o20666: rongqi-oci once refused it), all
+    # devices allowed, no seccomp, no masked paths.
+    r = pm.run("--rm", "--privileged", IMAGE, "sh", "-c",
+               "grep ^CapEff: /proc/self/status; head -c 0 /dev/kmsg && echo kmsg; test -c /dev/tty0 && echo tty0; "
+               "mount -t tmpfs none /mnt && echo mounted; grep ^Seccomp: /proc/self/status")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split("\n")
+    assert lines[0].split()[1] == bounding_set(), r.stdout
+    assert lines[1:4] == ["kmsg", "tty0", "mounted"], r.stdout
+    assert lines[4].split() == ["Seccomp:", "0"], r.stdout
