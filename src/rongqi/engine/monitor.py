@@ -1,0 +1,822 @@
+"""The per-container monitor: the small process that owns a container after the CLI returns.
+
+Forked from the CLI (no exec, so no interpreter start on `run`), double-forked, session leader,
+child subreaper, holding RUN/ID/monitor.lock for its whole life. It creates and starts the
+runtime container, reports "started PID" (or the runtime's error) to the CLI over a pipe, then
+owns the container: its stdio (pipes, or the pty master from a console socket), the log
+writer, the attach socket, health-check timers, the restart policy, and at the end the exit
+record (RUN/ID/exit.json), the runtime's delete, the snapshot's unmount and `--rm`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+from rongqi.errors import RongqiError
+
+LOCK = "monitor.lock"
+PID = "monitor.pid"
+EXIT = "exit.json"
+ATTACH = "attach"
+PIDFILE = "pidfile"
+RUNTIME_PID = "runtime.pid"
+
+SIGCHLD = 17
+SIGKILL = 9
+
+# The pipe's messages, monitor -> CLI, one line each:
+#   "started PID STARTED_NS"    the container's process runs
+#   "error CODE MESSAGE"        create or start failed; CODE is the CLI's exit code (125/126/127)
+
+
+class CommandError(RongqiError):
+    """The runtime could not run the container's command: 126 (cannot invoke) or 127 (not found)."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def start_container(engine: Any, container: Any, *, attach: Any = None) -> None:
+    """Fork the monitor, which creates and starts the runtime container; return once the
+    container's process runs, with container.state's pid, monitor_pid, started_at and status
+    set (the caller saves them under the container's lock). Raises the runtime's error.
+
+    attach: a socket (one end of a socketpair) over which the monitor speaks the attach
+    protocol from before the container starts, so that no output is missed; the monitor
+    owns it from here on (the caller's copy is closed).
+    """
+    run_dir = container.run_dir
+    os.makedirs(run_dir, 0o700, exist_ok=True)
+    for stale in (EXIT, PIDFILE):
+        try:
+            os.unlink(os.path.join(run_dir, stale))
+        except FileNotFoundError:
+            pass
+    r, w = os.pipe2(os.O_CLOEXEC)
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except (OSError, ValueError):
+            pass
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the forked processes
+        try:
+            os.close(r)
+            os.setsid()
+            if os.fork() != 0:
+                os._exit(0)
+            Monitor(engine, container, w, attach).main()
+            os._exit(0)
+        except BaseException as err:  # noqa: BLE001 - reported to the CLI, which shows it
+            try:
+                os.write(w, f"error 125 {_describe(err)}".encode())
+            except OSError:
+                pass
+            os._exit(1)
+    os.close(w)
+    if attach is not None:
+        attach.close()
+    try:
+        os.waitpid(pid, 0)
+        data = b""
+        while True:
+            chunk = os.read(r, 65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(r)
+    word, _, rest = data.decode(errors="replace").partition(" ")
+    if word == "started":
+        cpid, mpid, started = rest.split()[:3]
+        from rongqi.oci.timefmt import rfc3339nano
+
+        container.state.update(pid=int(cpid), monitor_pid=int(mpid),
+                               started_at=rfc3339nano(int(started)), status="running")
+        return
+    if word == "error":
+        code, _, msg = rest.partition(" ")
+        if code in ("126", "127"):
+            raise CommandError(msg, int(code))
+        raise RongqiError(msg)
+    raise RongqiError(f"the monitor of container {container.id} died before it started it")
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, OSError):
+        text = err.strerror or str(err)
+        return f"{err.filename}: {text}" if err.filename else text
+    return str(err) or type(err).__name__
+
+
+def classify(message: str, rootfs: str = "") -> int:
+    """podman's exit code for a runtime's failure to run the command: 127 not found,
+    126 not executable (a directory, no x bit, permission denied), else 125."""
+    low = message.lower()
+    if "executable file not found" in low:
+        return 127
+    if "permission denied" in low or "is a directory" in low:
+        return 126
+    if "no such file or directory or not executable" in low and '"' in message:
+        # rongqi.oci's wording covers both; the rootfs says which (an lstat, no symlink
+        # followed out of the root).
+        name = message.split('"')[1]
+        if rootfs and name.startswith("/"):
+            try:
+                os.lstat(os.path.join(rootfs, name.lstrip("/")))
+                return 126
+            except OSError:
+                return 127
+        return 127
+    if "no such file or directory" in low and "exec" in low:
+        return 127
+    return 125
+
+
+def _podman_wording(message: str, code: int, runtime_name: str) -> str:
+    if code == 127:
+        return (f"{runtime_name}: {message}: OCI runtime attempted to invoke a command that was "
+                "not found")
+    if code == 126:
+        return f"{runtime_name}: {message}: OCI permission denied"
+    return f"{runtime_name}: {message}"
+
+
+class Monitor:
+    """The monitor process's state (one per container)."""
+
+    def __init__(self, engine: Any, container: Any, report_fd: int, attach: Any):
+        self.engine = engine
+        self.container = container
+        self.id = container.id
+        self.run_dir = container.run_dir
+        self.report_fd = report_fd
+        self.config = container.config
+        opts = self.config.get("options") or {}
+        self.tty = bool(opts.get("tty"))
+        self.interactive = bool(opts.get("interactive"))
+        self.driver = self.config.get("log_driver") or opts.get("log_driver") or "k8s-file"
+        self.log_opts = opts.get("log_opts") or {}
+        self.restart = self.config.get("restart") or opts.get("restart") or {}
+        if isinstance(self.restart, str):
+            name, _, n = self.restart.partition(":")
+            self.restart = {"name": name, "max_retries": int(n or 0)}
+        self.remove = bool(opts.get("remove"))
+        self.clients: dict[int, Any] = {}
+        self.readers: dict[int, Any] = {}
+        self.foreground = attach
+        self.pid = 0
+        self.status: int | None = None
+        self.out_fds: dict[int, int] = {}   # fd -> stream (1 stdout, 2 stderr)
+        self.stdin_fd = -1
+        self.master = -1
+        self.null = -1
+        self.lock_fd = -1
+        self.listener: Any = None
+        self.log: Any = None
+        self.poller: Any = None
+        self.restart_count = int((container.state or {}).get("restart_count") or 0)
+        self.health: Any = None
+        self.health_pid = 0
+        self.passthrough: tuple[int, int, int] | None = None
+
+    # -- life ---------------------------------------------------------------------------------
+    def main(self) -> None:
+        import fcntl
+
+        # Nothing of the CLI's stays open but stdio (replaced below): a caller waiting for
+        # EOF on a pipe it gave the CLI must not wait for the container's whole life.
+        keep = sorted({self.report_fd, *((self.foreground.fileno(),) if self.foreground else ())})
+        low = 3
+        for fd in keep:
+            os.closerange(low, fd)
+            low = fd + 1
+        os.closerange(low, 1 << 16)
+
+        self.lock_fd = os.open(os.path.join(self.run_dir, LOCK),
+                               os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RongqiError(f"container {self.id} already has a monitor") from None
+        _write_file(os.path.join(self.run_dir, PID), str(os.getpid()))
+        if self.driver == "passthrough":
+            # The container's stdio is the CLI's own (run in the foreground only).
+            self.passthrough = (os.dup(0), os.dup(1), os.dup(2))
+        self.null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        for fd in (0, 1, 2):
+            os.dup2(self.null, fd)
+        _subreaper()
+        import _signal
+        import select
+
+        # SIGCHLD wakes the poll loop through a pipe; children are reaped there.
+        wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self.wake_r = wake_r
+        _signal.signal(SIGCHLD, lambda *_: None)
+        _signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        for sig in (1, 2, 3):  # HUP INT QUIT: the CLI's terminal is not ours
+            _signal.signal(sig, _signal.SIG_IGN)
+        self.poller = select.poll()
+        self.poller.register(wake_r, select.POLLIN)
+        from rongqi.engine.logs import LogWriter, parse_size
+
+        max_size = parse_size(self.log_opts["max-size"]) if self.log_opts.get("max-size") else 0
+        max_file = int(self.log_opts.get("max-file") or 1)
+        self.log = LogWriter(self.driver, self.container.log_path, max_size=max_size,
+                             max_file=max_file)
+        self._listen()
+        if self.foreground is not None:
+            self._add_client(self.foreground)
+        try:
+            self.launch()
+        except BaseException as err:
+            code = 125
+            msg = _describe(err)
+            if isinstance(err, RongqiError):
+                code = classify(msg, self._rootfs())
+                if code != 125:
+                    msg = _podman_wording(msg, code, self._runtime_name())
+            self._close_listener()
+            for name in (PID, PIDFILE):
+                try:
+                    os.unlink(os.path.join(self.run_dir, name))
+                except FileNotFoundError:
+                    pass
+            # The lock goes first: once the CLI reads the error, the monitor is gone.
+            os.close(self.lock_fd)
+            os.write(self.report_fd, f"error {code} {msg}".encode())
+            return
+        os.write(self.report_fd, f"started {self.pid} {os.getpid()} {self.started_ns}".encode())
+        os.close(self.report_fd)
+        self.report_fd = -1
+        self._setup_health()
+        _slim()
+        self.loop()
+
+    def _runtime_name(self) -> str:
+        name = self.config.get("runtime") or "rongqi"
+        return os.path.basename(name)
+
+    def _rootfs(self) -> str:
+        try:
+            import json
+
+            with open(os.path.join(self.container.bundle, "config.json")) as f:
+                root = json.load(f).get("root", {}).get("path", "rootfs")
+            return root if root.startswith("/") else os.path.join(self.container.bundle, root)
+        except (OSError, ValueError):
+            return ""
+
+    def launch(self) -> None:
+        """Create and start the runtime container with fresh stdio; self.pid runs on return."""
+        rt = self.engine.runtime
+        console = None
+        keep: list[int] = []  # the container's ends, closed once the runtime has them
+        if self.passthrough is not None:
+            stdio = self.passthrough
+        elif self.tty:
+            from rongqi.oci.console_proxy import ConsoleSocket
+
+            console = ConsoleSocket()
+            stdio = (self.null, self.null, self.null)
+        else:
+            out_r, out_w = os.pipe2(os.O_CLOEXEC)
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+            keep += [out_w, err_w]
+            in_r = self.null
+            if self.interactive:
+                in_r, in_w = os.pipe2(os.O_CLOEXEC)
+                keep.append(in_r)
+                self.stdin_fd = in_w
+            stdio = (in_r, out_w, err_w)
+            self._add_output(out_r, 1)
+            self._add_output(err_r, 2)
+        pid_file = os.path.join(self.run_dir, PIDFILE)
+        try:
+            # The in-process runtime's init inherits our fds 0-2; a runtime binary is given
+            # them too: the same three fds serve both.
+            for i, fd in enumerate(stdio):
+                os.dup2(fd, i)
+            try:
+                rt.create(self.id, self.container.bundle, console_socket=console.path if console else "",
+                          pid_file=pid_file, stdio=(0, 1, 2))
+            finally:
+                for i in (0, 1, 2):
+                    os.dup2(self.null, i)
+                for fd in keep:
+                    os.close(fd)
+            if console is not None:
+                try:
+                    self.master = console.receive_master()
+                finally:
+                    console.close()
+                    console = None
+                os.set_blocking(self.master, False)
+                import select
+
+                self.poller.register(self.master, select.POLLIN)
+                self.out_fds[self.master] = 1
+            with open(pid_file) as f:
+                self.pid = int(f.read().strip())
+            self.started_ns = time.time_ns()
+            rt.start(self.id)
+        except BaseException:
+            if console is not None:
+                console.close()
+            try:
+                rt.delete(self.id, force=True)
+            except Exception:  # noqa: BLE001 - nothing was made, or the first error says why
+                pass
+            self._reap_all()
+            self._close_outputs()
+            raise
+        finally:
+            if self.passthrough is not None:
+                for fd in self.passthrough:
+                    os.close(fd)
+                self.passthrough = None
+
+    def _add_output(self, fd: int, stream: int) -> None:
+        import select
+
+        os.set_blocking(fd, False)
+        self.out_fds[fd] = stream
+        self.poller.register(fd, select.POLLIN)
+
+    def _close_outputs(self) -> None:
+        for fd in list(self.out_fds):
+            self._drop_output(fd)
+        if self.stdin_fd >= 0:
+            os.close(self.stdin_fd)
+            self.stdin_fd = -1
+
+    def _drop_output(self, fd: int) -> None:
+        if fd in self.out_fds:
+            del self.out_fds[fd]
+            try:
+                self.poller.unregister(fd)
+            except (KeyError, ValueError):
+                pass
+            os.close(fd)
+            if fd == self.master:
+                self.master = -1
+
+    # -- attach -------------------------------------------------------------------------------
+    def _listen(self) -> None:
+        import select
+        import socket
+
+        from rongqi.engine.attach import short_path
+
+        path = os.path.join(self.run_dir, ATTACH)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        dfd = os.open(self.run_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            s.bind(short_path(dfd, ATTACH))
+        finally:
+            os.close(dfd)
+        os.chmod(path, 0o600)
+        s.listen(8)
+        s.setblocking(False)
+        self.listener = s
+        self.poller.register(s.fileno(), select.POLLIN)
+
+    def _close_listener(self) -> None:
+        if self.listener is not None:
+            try:
+                self.poller.unregister(self.listener.fileno())
+            except (KeyError, ValueError):
+                pass
+            self.listener.close()
+            self.listener = None
+            try:
+                os.unlink(os.path.join(self.run_dir, ATTACH))
+            except FileNotFoundError:
+                pass
+
+    def _add_client(self, sock: Any) -> None:
+        import select
+
+        from rongqi.engine.attach import FrameReader
+
+        sock.setblocking(True)
+        sock.settimeout(10.0)  # a client that stops reading is dropped, never waited on for ever
+        self.clients[sock.fileno()] = sock
+        self.readers[sock.fileno()] = FrameReader()
+        self.poller.register(sock.fileno(), select.POLLIN)
+
+    def _drop_client(self, fd: int) -> None:
+        sock = self.clients.pop(fd, None)
+        self.readers.pop(fd, None)
+        if sock is not None:
+            try:
+                self.poller.unregister(fd)
+            except (KeyError, ValueError):
+                pass
+            sock.close()
+
+    def _broadcast(self, stream: int, data: bytes) -> None:
+        from rongqi.engine.attach import frame
+
+        blob = frame(stream, data)
+        for fd, sock in list(self.clients.items()):
+            try:
+                sock.sendall(blob)
+            except OSError:
+                self._drop_client(fd)
+
+    def _client_input(self, fd: int) -> None:
+        from rongqi.engine import attach
+
+        sock = self.clients[fd]
+        try:
+            data = sock.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            self._drop_client(fd)
+            return
+        try:
+            frames = self.readers[fd].feed(data)
+        except ValueError:
+            self._drop_client(fd)
+            return
+        for stream, payload in frames:
+            if stream == attach.STDIN:
+                target = self.master if self.master >= 0 else self.stdin_fd
+                if not payload:
+                    if self.stdin_fd >= 0:
+                        os.close(self.stdin_fd)
+                        self.stdin_fd = -1
+                    elif self.master >= 0:
+                        _write_all(self.master, b"\x04")
+                elif target >= 0:
+                    try:
+                        _write_all(target, payload)
+                    except OSError:
+                        pass
+            elif stream == attach.RESIZE and self.master >= 0:
+                try:
+                    rows, cols = (int(x) for x in payload.split()[:2])
+                    import fcntl
+                    import struct
+
+                    fcntl.ioctl(self.master, 0x5414, struct.pack("HHHH", rows, cols, 0, 0))
+                except (ValueError, OSError):
+                    pass
+
+    # -- the loop -----------------------------------------------------------------------------
+    def loop(self) -> None:
+        import select
+
+        drain_deadline = 0.0
+        while True:
+            self._reap_all()
+            if self.status is not None:
+                if not drain_deadline:
+                    # The init is gone; its pid namespace dies with it. Give the pipes a
+                    # moment to deliver the last output (and EOF).
+                    drain_deadline = time.monotonic() + 2.0
+                if not self.out_fds or time.monotonic() > drain_deadline:
+                    if not self.exited():
+                        return
+                    drain_deadline = 0.0
+                    continue
+            timeout = 1000
+            if drain_deadline:
+                timeout = max(0, int((drain_deadline - time.monotonic()) * 1000))
+            if self.health is not None:
+                wait = self.health.next_due - time.monotonic()
+                timeout = min(timeout, max(0, int(wait * 1000)))
+            try:
+                events = self.poller.poll(timeout)
+            except InterruptedError:
+                continue
+            for fd, ev in events:
+                if fd == self.wake_r:
+                    try:
+                        while os.read(fd, 512):
+                            pass
+                    except BlockingIOError:
+                        pass
+                elif fd in self.out_fds:
+                    self._output(fd)
+                elif self.listener is not None and fd == self.listener.fileno():
+                    try:
+                        conn, _ = self.listener.accept()
+                    except BlockingIOError:
+                        continue
+                    self._add_client(conn)
+                elif fd in self.clients:
+                    if ev & select.POLLIN:
+                        self._client_input(fd)
+                    else:
+                        self._drop_client(fd)
+            if self.health is not None and self.health_pid == 0 and self.status is None \
+                    and time.monotonic() >= self.health.next_due:
+                self._run_health()
+
+    def _output(self, fd: int) -> None:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:  # EIO: the pty's last slave closed
+            data = b""
+        if not data:
+            self._drop_output(fd)
+            return
+        stream = self.out_fds[fd]
+        self.log.write(stream, data)
+        if self.clients:
+            self._broadcast(stream, data)
+
+    def _reap_all(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid == self.pid:
+                self.status = status
+            elif pid == self.health_pid:
+                self.health_pid = 0
+                if self.health is not None:
+                    self.health.done(status)
+
+    # -- the end of a run ---------------------------------------------------------------------
+    def exited(self) -> bool:
+        """The container's process ended: restart it in place (True) or finish (False)."""
+        status = self.status or 0
+        code = os.waitstatus_to_exitcode(status)
+        code = 128 - code if code < 0 else code
+        finished = time.time_ns()
+        oom = self._oom_killed(code)
+        for fd in list(self.out_fds):
+            self._output(fd)  # whatever is still buffered
+        self._close_outputs()
+        rt = self.engine.runtime
+        if self._should_restart(code):
+            delay = min(0.1 * (2 ** min(self.restart_count, 10)), 10.0)
+            if self.started_ns and finished - self.started_ns > 10_000_000_000:
+                delay = 0.1  # it ran a while: no backoff (as docker resets it)
+            try:
+                rt.delete(self.id, force=True)
+            except Exception:  # noqa: BLE001
+                pass
+            time.sleep(delay)
+            if self._restart(code, finished, oom):
+                return True
+        self._finish(code, finished, oom)
+        return False
+
+    def _finish(self, code: int, finished: int, oom: bool) -> None:
+        """The last run ended: clean up, leave the exit record, then --rm, then tell clients.
+
+        The record is written once the runtime's container is deleted and the snapshot
+        unmounted ("cleaned"), and before --rm, whose sync folds it in (the container is
+        then exited, not running, so rm does not try to stop it)."""
+        from rongqi.oci.timefmt import rfc3339nano
+
+        rt = self.engine.runtime
+        try:
+            rt.delete(self.id, force=True)
+        except Exception:  # noqa: BLE001 - gone already
+            pass
+        self.log.close()
+        snap = self.config.get("snapshot")
+        if snap and not self.remove:
+            try:
+                storage = self.engine.storage
+                storage.unmount(storage.get_snapshot(snap))
+            except Exception:  # noqa: BLE001 - rm (or the next sync) unmounts it all the same
+                pass
+        record = {"pid": self.pid, "exit_code": code, "finished_at": rfc3339nano(finished),
+                  "finished_ns": finished, "oom_killed": oom,
+                  "restart_count": self.restart_count, "cleaned": True}
+        _write_file(os.path.join(self.run_dir, EXIT), _dumps(record))
+        if self.remove:
+            try:
+                self.engine.remove(self.id, force=True)
+            except Exception:  # noqa: BLE001 - `rm` by hand finishes the job
+                pass
+            else:
+                import shutil
+
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+        from rongqi.engine.attach import EXIT as EXIT_STREAM
+
+        self._broadcast(EXIT_STREAM, str(code).encode())
+        for fd in list(self.clients):
+            self._drop_client(fd)
+        self._close_listener()
+
+    def _oom_killed(self, code: int) -> bool:
+        if code != 128 + SIGKILL:
+            return False
+        try:
+            import json
+
+            from rongqi.linux import cgroups
+
+            with open(os.path.join(self.container.bundle, "config.json")) as f:
+                path = json.load(f).get("linux", {}).get("cgroupsPath")
+            cg = cgroups.Cgroup.open(cgroups.resolve_path(path, self.id))
+            return cg.oom_kill_count() > 0
+        except Exception:  # noqa: BLE001 - no memory controller, cgroup gone: not known
+            return False
+
+    def _state(self) -> dict:
+        import json
+
+        try:
+            with open(os.path.join(self.container.dir, "state.json")) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
+    def _should_restart(self, code: int) -> bool:
+        name = (self.restart or {}).get("name") or "no"
+        if name == "no" or self.remove:
+            return False
+        if self._state().get("stop_requested"):
+            return False
+        if name == "on-failure":
+            n = int(self.restart.get("max_retries") or 0)
+            return code != 0 and (n == 0 or self.restart_count < n)
+        return name in ("always", "unless-stopped")
+
+    def _restart(self, code: int, finished: int, oom: bool) -> bool:
+        from rongqi.oci.timefmt import rfc3339nano
+
+        c = self.container
+        with c.lock():
+            c.sync()
+            if c.state.get("stop_requested"):
+                return False
+            try:
+                self.status = None
+                self.launch()
+            except Exception as err:  # noqa: BLE001 - recorded; the container stays exited
+                c.state["reason"] = f"restart failed: {_describe(err)}"
+                c.save_state()
+                return False
+            self.restart_count += 1
+            c.state.update(pid=self.pid, status="running", restart_count=self.restart_count,
+                           started_at=rfc3339nano(self.started_ns), exit_code=code,
+                           finished_at=rfc3339nano(finished), oom_killed=oom)
+            c.save_state()
+        if self.health is not None:
+            self.health.reset()
+        return True
+
+    # -- health checks ------------------------------------------------------------------------
+    def _setup_health(self) -> None:
+        hc = self.config.get("healthcheck") or (self.config.get("options") or {}).get("healthcheck")
+        if not hc:
+            return
+        from rongqi.engine.health import Schedule
+
+        sched = Schedule.from_config(hc)
+        if sched is not None:
+            self.health = sched
+
+    def _run_health(self) -> None:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the check's own process
+            code = 1
+            try:
+                os.close(self.lock_fd)
+                from rongqi.engine.health import run_check
+
+                code = run_check(self.engine, self.id)
+            except BaseException:  # noqa: BLE001
+                code = 1
+            os._exit(code)
+        self.health_pid = pid
+        self.health.started()
+
+
+def _subreaper() -> None:
+    """PR_SET_CHILD_SUBREAPER: a runtime binary's init (runc forks and exits) is reparented to us."""
+    try:
+        from rongqi.linux import syscall as sysc
+
+        sysc.SYSCALLS.prctl(sysc.PR_SET_CHILD_SUBREAPER, 1)
+    except OSError:
+        pass
+
+
+def _slim() -> None:
+    """Give back what the CLI's heap held: the monitor lives as long as its container."""
+    import gc
+
+    for name in list(sys.modules):
+        if name.startswith(("argparse", "rongqi.cli", "rongqi.image", "httpx", "rich",
+                            "tarfile", "gzip", "zlib", "hashlib", "http", "urllib", "email")):
+            del sys.modules[name]
+    gc.collect()
+    gc.freeze()  # later collections leave these pages alone
+    try:
+        from rongqi.linux import syscall as sysc
+
+        libc = sysc.kernel().ctypes.CDLL(None)
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    import select
+
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            select.select([], [fd], [], 1.0)
+            continue
+        view = view[n:]
+
+
+def _write_file(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def _dumps(d: dict) -> str:
+    import json
+
+    return json.dumps(d)
+
+
+# -- readers of what the monitor leaves ---------------------------------------------------------
+
+
+def alive(run_dir: str) -> bool:
+    """Whether a monitor holds RUN/ID/monitor.lock (a shared flock fails while it does)."""
+    import fcntl
+
+    try:
+        fd = os.open(os.path.join(run_dir, LOCK), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def read_exit(run_dir: str) -> dict | None:
+    """RUN/ID/exit.json: exit_code, finished_at (ns), oom_killed, restart_count; None if absent."""
+    import json
+
+    try:
+        with open(os.path.join(run_dir, EXIT)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def wait_gone(run_dir: str, timeout: float | None = None) -> bool:
+    """Block until the monitor has finished (its lock is free); False on timeout."""
+    import fcntl
+
+    try:
+        fd = os.open(os.path.join(run_dir, LOCK), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True
+    try:
+        if timeout is None:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            return True
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() > end:
+                    return False
+                time.sleep(0.02)
+    finally:
+        os.close(fd)
