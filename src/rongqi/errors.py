@@ -51,3 +51,54 @@ class UnsupportedError(RongqiError):
 
 class HookError(RongqiError):
     """An OCI hook failed or timed out."""
+
+
+# -- the engine (`rongqi`): podman's wording and exit codes -------------------------------------
+
+class EngineError(RongqiError):
+    """A failure of the engine: `rongqi` prints "Error: <message>" and exits with exit_code.
+
+    125 is podman's code for an engine error; commands change it where podman does (rm: 1 for
+    a missing container, 2 for a running one; exists: 1).
+    """
+
+    exit_code = 125
+
+
+class NoSuchContainer(EngineError):
+    def __init__(self, ref: str):
+        super().__init__(f'no container with name or ID "{ref}" found: no such container')
+        self.ref = ref
+
+
+class NameInUse(EngineError):
+    def __init__(self, name: str, owner: str):
+        super().__init__(f'the container name "{name}" is already in use by {owner}. You have '
+                         "to remove that container to be able to reuse that name: that name is "
+                         "already in use")
+        self.name, self.owner = name, owner
+
+
+class ContainerStateImproper(EngineError):
+    """An operation the container's status does not allow (podman's "container state improper")."""
+
+    def __init__(self, message: str):
+        super().__init__(f"{message}: container state improper")
+
+
+class ContainerRunning(ContainerStateImproper):
+    """rm of a running or paused container without -f: podman exits 2."""
+
+    exit_code = 2
+
+
+class CommandNotFound(EngineError):
+    """The container's command does not exist in its root (podman: 127)."""
+
+    exit_code = 127
+
+
+class CommandNotExecutable(EngineError):
+    """The container's command exists but cannot be executed (podman: 126)."""
+
+    exit_code = 126

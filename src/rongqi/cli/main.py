@@ -1,7 +1,9 @@
-"""`rongqi` commands: for now the image commands (pull, push, images, rmi, tag, inspect, history,
-load, save, import, export, image prune, system df, login, logout).
+"""`rongqi`: the global flags, the image commands (pull, push, images, rmi, tag, history, load,
+save, import, export, image prune, system df, login, logout), and the registration of the
+engine's command modules (COMMAND_MODULES: containers, run, volumes, fs, system).
 
-A RongqiError becomes one line on stderr and exit code 125; anything else is a bug and shows.
+A RongqiError becomes one line on stderr, podman's `Error: ...`, and podman's exit code (125
+unless the error names another); anything else is a bug and shows.
 """
 
 from __future__ import annotations
@@ -30,28 +32,28 @@ class Context:
     def __init__(self, args: argparse.Namespace):
         self.args = args
         self.root = args.root
-        self._store = None
-        self._storage = None
+        self._engine = None
+
+    @property
+    def engine(self) -> Any:
+        if self._engine is None:
+            from rongqi.engine import Engine
+            self._engine = Engine(self.root, getattr(self.args, "runroot", None),
+                                  getattr(self.args, "runtime", None) or None,
+                                  storage_mode=self.args.storage_mode,
+                                  registries_conf=self.args.registries_conf)
+        return self._engine
 
     @property
     def store(self) -> Any:
-        if self._store is None:
-            from rongqi.image.store import ImageStore
-            self._store = ImageStore(self.root)
-        return self._store
+        return self.engine.store
 
     @property
     def storage(self) -> Any:
-        if self._storage is None:
-            from rongqi.storage.overlay import LayerStorage
-            self._storage = LayerStorage(os.path.join(self.root, "overlay"),
-                                         mode=self.args.storage_mode)
-        return self._storage
+        return self.engine.storage
 
     def registry(self) -> Any:
-        from rongqi.image.registry import RegistryClient, RegistryConfig, default_config_path
-        cfg = RegistryConfig.load(self.args.registries_conf or default_config_path())
-        return RegistryClient(config=cfg)
+        return self.engine.registry()
 
     def progress(self, quiet: bool) -> Any:
         from rongqi.image.progress import for_terminal
@@ -122,49 +124,13 @@ def _split_name(name: str) -> tuple[str, str]:
 
 # -- commands ------------------------------------------------------------------------------------
 def cmd_pull(ctx: Context, a: argparse.Namespace) -> int:
-    from rongqi.image import reference
-    from rongqi.image.builtin import is_builtin, make_busybox_image
-    from rongqi.image.errors import BlobVerificationError, LayerError
-    from rongqi.image.registry import Platform
-    ref = reference.parse(a.name)
-    client = ctx.registry()
-    _mark_insecure(client, ref, a.tls_verify)
-    if a.creds:
-        user, _, pw = a.creds.partition(":")
-        client.explicit_creds[ref.api_host] = (user, pw)
-    platform = Platform.parse(a.platform) if a.platform else None
-    import threading
-
-    from rongqi.image.store import FollowAborted
-    cancelled = threading.Event()
-
-    def unpack_while_downloading(manifest: dict, config: dict) -> None:
-        try:
-            ctx.storage.unpack_layers(ctx.store, manifest, config, parallel=a.jobs,
-                                      cancelled=cancelled)
-        except FollowAborted:
-            pass  # a download restarted: unpacked below from the finished blobs
-        except BaseException:
-            cancelled.set()
-            raise
-
+    from rongqi.engine import images
+    opts = images.PullOptions(platform=a.platform or "", tls_verify=a.tls_verify,
+                              creds=a.creds or "", unpack=not a.no_unpack, jobs=a.jobs)
     with ctx.progress(a.quiet) as progress:
-        try:
-            desc = client.pull(ref, ctx.store, platform=platform, progress=progress,
-                               while_downloading=None if a.no_unpack
-                               else unpack_while_downloading)
-        except RongqiError as e:
-            if not is_builtin(a.name) or a.platform or isinstance(e, (LayerError,
-                                                                      BlobVerificationError)):
-                raise
-            progress.message(f"registry not reachable ({e}); using the built-in busybox")
-            desc = make_busybox_image(ctx.store)
-        finally:
-            cancelled.set()
-        if not a.no_unpack:
-            ctx.storage.unpack_image(ctx.store, desc.digest, parallel=a.jobs)
+        ref, _ = images.pull(ctx.engine, a.name, opts, progress)
     if a.quiet:
-        print(str(ref))
+        print(ref)
     return 0
 
 
@@ -531,6 +497,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default=os.environ.get("RONGQI_ROOT") or default_root(),
                    help="image store and layer storage (default %(default)s; an ordinary "
                         "user's is $XDG_DATA_HOME/rongqi or ~/.local/share/rongqi)")
+    p.add_argument("--runroot", default=os.environ.get("RONGQI_RUNROOT") or None,
+                   help="monitors, attach sockets and exit records (default /run/rongqi/engine;"
+                        " an ordinary user's is $XDG_RUNTIME_DIR/rongqi/engine)")
+    p.add_argument("--runtime", default=os.environ.get("RONGQI_RUNTIME") or None,
+                   metavar="PATH", help="an OCI runtime binary with runc's command line "
+                   "(runc, crun, rongqi-oci) instead of rongqi's own, called in-process")
     p.add_argument("--registries-conf", default=None,
                    help="JSON with insecure registries and mirrors "
                         "(default /etc/rongqi/registries.json)")
@@ -688,6 +660,20 @@ def build_parser() -> argparse.ArgumentParser:
 COMMAND_MODULES = ("containers", "run", "run_flags", "volumes", "fs", "system")
 
 
+def exit_code(err: RongqiError) -> int:
+    """podman's exit code for an error: the one its class (or the error itself) names, else 125.
+
+    RongqiError's own exit_code (1) is rongqi-oci's, runc's; the engine's default is 125."""
+    if "exit_code" in vars(err):
+        return int(err.exit_code)
+    for cls in type(err).__mro__:
+        if cls is RongqiError:
+            break
+        if "exit_code" in vars(cls):
+            return int(cls.exit_code)
+    return 125
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -700,15 +686,15 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return fn(Context(args), args) or 0
     except RongqiError as e:
-        print(f"rongqi: error: {e}", file=sys.stderr)
-        return 125
+        print(f"Error: {e}", file=sys.stderr)
+        return exit_code(e)
     except OSError as e:
         # A file the user named or the store's permissions: their problem to fix, one line.
         where = f": {e.filename}" if e.filename else ""
-        print(f"rongqi: error: {e.strerror or e}{where}", file=sys.stderr)
+        print(f"Error: {e.strerror or e}{where}", file=sys.stderr)
         return 125
     except KeyboardInterrupt:
-        print("rongqi: interrupted", file=sys.stderr)
+        print("Error: interrupted", file=sys.stderr)
         return 130
 
 

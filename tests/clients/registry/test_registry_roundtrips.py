@@ -148,7 +148,7 @@ def test_multi_arch_index_gives_each_platform_its_image(registry, layout, rootfs
     p = rongqi(root, "pull", "--platform", "linux/s390x", name, check=False)
     assert p.returncode == 125
     assert p.stderr.strip().splitlines() == [
-        "rongqi: error: no image for platform linux/s390x (the index has: linux/amd64, "
+        "Error: no image for platform linux/s390x (the index has: linux/amd64, "
         "linux/arm64)"]
 
 
@@ -272,7 +272,7 @@ def test_cli_pull_of_a_corrupted_blob_leaves_no_layer_and_no_name(pushed, tmp_pa
     root = tmp_path / "rq"
     p = rongqi(root, "pull", f"{reg.host}/library/busybox:1", check=False)
     assert p.returncode == 125 and len(p.stderr.strip().splitlines()) == 1, p.stderr
-    assert p.stderr.startswith(f"rongqi: error: blob {layer['digest']}: ")
+    assert p.stderr.startswith(f"Error: blob {layer['digest']}: ")
     store = ImageStore(str(root))
     assert store.names() == [] and not store.has_blob(layer["digest"])
     assert os.listdir(root / "overlay" / "layers") == []
@@ -465,7 +465,7 @@ def test_image_made_by_umoci_is_pulled_and_its_rootfs_mounts(registry, rootfs, t
 def test_pull_of_a_missing_tag_is_one_clear_line(registry, tmp_path):
     p = rongqi(tmp_path / "rq", "pull", f"{registry.host}/nothing:here", check=False)
     assert p.returncode == 125
-    assert p.stderr.strip() == (f"rongqi: error: {registry.host}/nothing:here: manifest "
+    assert p.stderr.strip() == (f"Error: {registry.host}/nothing:here: manifest "
                                 f"unknown (not found in {registry.host})")
 
 

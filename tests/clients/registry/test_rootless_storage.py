@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+import rongqi
 from conftest import SKOPEO
 from support.delegation import cgroup_hierarchies, remove_user
 from support.delegation import delegated_cgroup as delegated_cgroup_for
@@ -80,7 +82,9 @@ def home(user: User) -> Iterator[Path]:
 
 def as_user(user: User, home: Path, argv: list[str], timeout: float = 120,
             env: dict | None = None) -> subprocess.CompletedProcess:
+    # PYTHONPATH: the rongqi under test (this checkout), not a copy installed in the venv.
     base = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(home),
+            "PYTHONPATH": os.path.dirname(os.path.dirname(rongqi.__file__)),
             "USER": user.name, "LOGNAME": user.name, "XDG_RUNTIME_DIR": str(home / "xdg")}
     return subprocess.run(argv, user=user.uid, group=user.gid, extra_groups=[],
                           env={**base, **(env or {})}, cwd=str(home), capture_output=True,
@@ -271,7 +275,7 @@ def test_user_asking_for_kernel_overlay_outside_a_user_namespace_gets_one_line(u
     r = rongqi_as(user, home, "--storage-mode", "userns", "image", "mount", image, "s",
                   check=False)
     assert r.returncode == 125
-    assert r.stderr.strip() == ("rongqi: error: cannot mount overlay for snapshot s: Operation "
+    assert r.stderr.strip() == ("Error: cannot mount overlay for snapshot s: Operation "
                                 "not permitted; kernel overlay without root needs the user "
                                 "namespace that will run the container (storage mode userns)")
     assert not (home / ".local/share/rongqi/overlay/snapshots/s").exists()

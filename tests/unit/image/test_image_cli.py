@@ -87,7 +87,7 @@ def test_errors_are_one_line_and_exit_125(capsys, tmp_path, args, message):
     code, out, err = run(capsys, tmp_path, *args)
     assert code == 125
     last = err.strip().splitlines()[-1]
-    assert last.startswith("rongqi: error: ") and message in last
+    assert last.startswith("Error: ") and message in last
     assert "Traceback" not in err
 
 

@@ -1,0 +1,328 @@
+"""Container records on disk: config.json (fixed at create), state.json (changes, written by
+temp file + rename under the container's lock), the lock itself, and names reserved atomically.
+
+Layout (docs/engine.md): ROOT/containers/ID/{config.json,state.json,lock,bundle/,userdata/},
+ROOT/names/NAME (holds the id; made with link(2), which fails atomically if the name exists),
+ROOT/names.lock (taken before any container's lock, never after), RUN/ID/ (the monitor's).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+from rongqi.engine import status as st
+from rongqi.errors import EngineError, NameInUse, NoSuchContainer
+from rongqi.locking import Lock, is_held
+
+CONFIG = "config.json"
+STATE = "state.json"
+EXIT = "exit.json"
+MONITOR_LOCK = "monitor.lock"
+# podman's rule for names: [a-zA-Z0-9][a-zA-Z0-9_.-]*
+_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*\Z")
+
+# Default names: adjective_surname, as podman (and docker) make them.
+_ADJECTIVES = (
+    "admiring", "agitated", "amazing", "beautiful", "blissful", "bold", "brave", "busy",
+    "charming", "cheerful", "clever", "cool", "curious", "dazzling", "determined", "eager",
+    "elastic", "elegant", "epic", "exciting", "festive", "fervent", "focused", "friendly",
+    "gallant", "gifted", "gracious", "happy", "hopeful", "inspiring", "intelligent", "jolly",
+    "keen", "kind", "laughing", "lucid", "magical", "modest", "musing", "nice", "nifty",
+    "nostalgic", "optimistic", "peaceful", "practical", "priceless", "quirky", "relaxed",
+    "serene", "sharp", "silly", "stoic", "sweet", "tender", "trusting", "upbeat", "vibrant",
+    "vigilant", "wizardly", "youthful", "zealous", "zen",
+)
+_SURNAMES = (
+    "agnesi", "archimedes", "babbage", "banach", "bohr", "boole", "brahmagupta", "cantor",
+    "cerf", "chebyshev", "curie", "darwin", "dijkstra", "euclid", "euler", "faraday", "fermat",
+    "fermi", "feynman", "franklin", "galileo", "gauss", "germain", "goldberg", "hamilton",
+    "hawking", "heisenberg", "hertz", "hilbert", "hopper", "hypatia", "kepler", "knuth",
+    "kovalevskaya", "lamarr", "laplace", "leibniz", "liskov", "lovelace", "maxwell", "meitner",
+    "mendel", "montalcini", "napier", "newton", "noether", "pascal", "planck", "poincare",
+    "ramanujan", "riemann", "ritchie", "shannon", "somerville", "tesla", "thompson", "torvalds",
+    "turing", "volta", "wiles", "wu", "yalow", "zhang",
+)
+
+
+def new_id() -> str:
+    return secrets.token_hex(32)
+
+
+def random_name() -> str:
+    return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_SURNAMES)}"
+
+
+def check_name(name: str) -> None:
+    if not _NAME_RE.match(name):
+        raise EngineError(f"names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*: invalid argument "
+                          f"(got {name!r})")
+
+
+def now() -> str:
+    """RFC 3339 with nanoseconds' width (microseconds padded), UTC, as podman's timestamps."""
+    t = datetime.datetime.now(datetime.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond:06d}000Z"
+
+
+def parse_time(text: str) -> datetime.datetime | None:
+    """The inverse of now() (and of the runtime's rfc3339nano); None for "" or junk."""
+    if not text:
+        return None
+    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?$", text)
+    if not m:
+        return None
+    frac = (m.group(2) or "0")[:6].ljust(6, "0")
+    tz = m.group(3) or "Z"
+    base = datetime.datetime.fromisoformat(m.group(1) + "." + frac
+                                           + ("+00:00" if tz == "Z" else tz))
+    return base.astimezone(datetime.timezone.utc)
+
+
+def write_json_atomic(path: str, doc: Any, mode: int = 0o600) -> None:
+    """Temp file in the same dir, fsync, rename: a reader sees the old or the new, never half."""
+    tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def read_json(path: str) -> Any:
+    with open(path) as f:
+        return json.load(f)
+
+
+def new_state() -> dict[str, Any]:
+    return {"status": st.CREATED, "pid": 0, "monitor_pid": 0, "started_at": "",
+            "finished_at": "", "exit_code": 0, "oom_killed": False, "reason": "", "error": "",
+            "restart_count": 0, "stop_requested": False, "health": None, "exec_ids": [],
+            "cleaned": True}
+
+
+class Container:
+    """One container: `config` (what create decided), `state` (what changes), a lock, paths.
+
+    Every mutating operation: `with c.lock(): c.sync(); status.check(...); act; c.save_state()`.
+    """
+
+    def __init__(self, records: Records, cid: str, config: dict[str, Any],
+                 state: dict[str, Any] | None = None):
+        self.records = records
+        self.id = cid
+        self.config = config
+        self.state: dict[str, Any] = state if state is not None else new_state()
+
+    # -- paths -------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.config.get("name", "")
+
+    @property
+    def dir(self) -> str:
+        return os.path.join(self.records.containers_dir, self.id)
+
+    @property
+    def run_dir(self) -> str:
+        return os.path.join(self.records.runroot, self.id)
+
+    @property
+    def bundle(self) -> str:
+        return os.path.join(self.dir, "bundle")
+
+    @property
+    def userdata(self) -> str:
+        return os.path.join(self.dir, "userdata")
+
+    @property
+    def log_path(self) -> str:
+        return self.config.get("log_path") or os.path.join(self.userdata, "ctr.log")
+
+    @property
+    def exit_path(self) -> str:
+        return os.path.join(self.run_dir, EXIT)
+
+    @property
+    def monitor_lock_path(self) -> str:
+        return os.path.join(self.run_dir, MONITOR_LOCK)
+
+    @property
+    def status(self) -> str:
+        return self.state.get("status", st.CREATED)
+
+    # -- lock, sync, save --------------------------------------------------------------------
+    def lock(self, shared: bool = False) -> Lock:
+        return Lock(os.path.join(self.dir, "lock"), shared=shared)
+
+    def monitor_alive(self) -> bool:
+        return is_held(self.monitor_lock_path)
+
+    def sync(self) -> bool:
+        """Re-read state.json and fold in what happened without us; True if the state changed.
+
+        A process that ended leaves RUN/ID/exit.json (written by its monitor): its exit code
+        and time become the state. A status that says alive with neither a live monitor nor
+        an exit record means the monitor died (RUN/ID still there) or the host rebooted
+        (RUN/ID gone): exited, with that reason, and `cleaned` false so the caller (holding
+        the lock exclusively) deletes what the runtime and storage still hold.
+        """
+        try:
+            self.state = read_json(os.path.join(self.dir, STATE))
+        except FileNotFoundError:
+            raise NoSuchContainer(self.id) from None
+        if self.status not in st.ALIVE:
+            return False
+        exit_doc = None
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            exit_doc = read_json(self.exit_path)
+        if exit_doc is not None and exit_doc.get("pid") in (None, 0, self.state.get("pid")):
+            self.fold_exit(exit_doc)
+            # The monitor cleans up before it writes the record; if it is gone too, be sure.
+            self.state["cleaned"] = not self.monitor_alive() and bool(exit_doc.get("cleaned"))
+            return True
+        if self.monitor_alive():
+            return False
+        reason = "monitor died" if os.path.isdir(self.run_dir) else "host rebooted"
+        self.state.update(status=st.EXITED, exit_code=255 if reason == "host rebooted" else 137,
+                          finished_at=now(), reason=reason, pid=0, monitor_pid=0,
+                          cleaned=False)
+        return True
+
+    def fold_exit(self, doc: dict[str, Any]) -> None:
+        self.state.update(status=st.EXITED, exit_code=int(doc.get("exit_code", 0)),
+                          finished_at=doc.get("finished_at") or now(),
+                          oom_killed=bool(doc.get("oom_killed")), reason=doc.get("reason", ""),
+                          pid=0, monitor_pid=0)
+
+    def save_state(self) -> None:
+        write_json_atomic(os.path.join(self.dir, STATE), self.state)
+
+    def save_config(self) -> None:
+        """Only create (and rename, for `name`) write config.json."""
+        write_json_atomic(os.path.join(self.dir, CONFIG), self.config)
+
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    def __repr__(self) -> str:
+        return f"Container({self.short_id()} {self.name} {self.status})"
+
+
+class Records:
+    """The set of containers under ROOT (records) and RUN (the monitors' run dirs)."""
+
+    def __init__(self, root: str, runroot: str):
+        self.root = root
+        self.runroot = runroot
+        self.containers_dir = os.path.join(root, "containers")
+        self.names_dir = os.path.join(root, "names")
+        for d in (self.containers_dir, self.names_dir):
+            os.makedirs(d, 0o700, exist_ok=True)
+
+    def names_lock(self) -> Lock:
+        return Lock(os.path.join(self.root, "names.lock"))
+
+    # -- names -------------------------------------------------------------------------------
+    def name_owner(self, name: str) -> str:
+        try:
+            with open(os.path.join(self.names_dir, name)) as f:
+                return f.read().strip()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return ""
+
+    def reserve_name(self, name: str, cid: str) -> None:
+        """Atomically claim `name` for `cid` (link(2) of a filled temp file: no one ever reads
+        an empty reservation); NameInUse if someone has it."""
+        check_name(name)
+        path = os.path.join(self.names_dir, name)
+        tmp = os.path.join(self.names_dir, f".{cid}.{secrets.token_hex(4)}")
+        with open(tmp, "x") as f:
+            f.write(cid)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise NameInUse(name, self.name_owner(name) or "another container") from None
+        finally:
+            os.unlink(tmp)
+
+    def release_name(self, name: str, cid: str) -> None:
+        """Drop `name` if (and only if) it is still `cid`'s."""
+        if name and self.name_owner(name) == cid:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.names_dir, name))
+
+    def unique_name(self, cid: str) -> str:
+        """Reserve a fresh adjective_noun name (retrying on the rare collision)."""
+        for attempt in range(200):
+            name = random_name() if attempt < 100 else f"{random_name()}{attempt}"
+            try:
+                self.reserve_name(name, cid)
+                return name
+            except NameInUse:
+                continue
+        raise EngineError("could not find a free container name")
+
+    # -- lookup ------------------------------------------------------------------------------
+    def ids(self) -> list[str]:
+        try:
+            return sorted(n for n in os.listdir(self.containers_dir)
+                          if len(n) == 64 and os.path.isfile(os.path.join(self.containers_dir,
+                                                                          n, CONFIG)))
+        except FileNotFoundError:
+            return []
+
+    def load(self, cid: str) -> Container:
+        d = os.path.join(self.containers_dir, cid)
+        try:
+            config = read_json(os.path.join(d, CONFIG))
+        except (FileNotFoundError, NotADirectoryError):
+            raise NoSuchContainer(cid) from None
+        try:
+            state = read_json(os.path.join(d, STATE))
+        except FileNotFoundError:
+            raise NoSuchContainer(cid) from None
+        return Container(self, cid, config, state)
+
+    def resolve(self, ref: str) -> str:
+        """An id, a name or a unique id prefix -> the id (podman's order)."""
+        if not ref:
+            raise NoSuchContainer(ref)
+        if len(ref) == 64 and os.path.isfile(os.path.join(self.containers_dir, ref, CONFIG)):
+            return ref
+        if "/" not in ref and not ref.startswith("."):
+            owner = self.name_owner(ref)
+            if owner and os.path.isdir(os.path.join(self.containers_dir, owner)):
+                return owner
+        if all(c in "0123456789abcdef" for c in ref):
+            hits = [i for i in self.ids() if i.startswith(ref)]
+            if len(hits) == 1:
+                return hits[0]
+            if len(hits) > 1:
+                raise EngineError(f'more than one result for container "{ref}": '
+                                  "container already exists")
+        raise NoSuchContainer(ref)
+
+    def get(self, ref: str) -> Container:
+        cid = self.resolve(ref)
+        try:
+            return self.load(cid)
+        except NoSuchContainer:
+            raise NoSuchContainer(ref) from None
+
+    def all(self) -> Iterator[Container]:
+        for cid in self.ids():
+            with contextlib.suppress(NoSuchContainer, ValueError):
+                yield self.load(cid)

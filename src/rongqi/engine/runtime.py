@@ -1,0 +1,311 @@
+"""The OCI runtime behind a narrow protocol: rongqi's own (rongqi.oci, called in-process) or
+another runtime binary with runc's command line (`--runtime PATH`: runc, crun, rongqi-oci).
+
+Both implementations behave the same for the engine: the same methods, the same errors
+(rongqi.errors.ContainerNotFound for "does not exist", ContainerStateError for a status the
+runtime refuses, RuntimeFailure for the rest, with the runtime's own message).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from rongqi.errors import (ContainerNotFound, ContainerStateError, EngineError, RongqiError,
+                           UsageError)
+
+Stdio = tuple[int, int, int]
+
+
+class RuntimeFailure(EngineError):
+    """The OCI runtime refused or failed; the message is the runtime's."""
+
+
+class Runtime(Protocol):
+    name: str      # "rongqi" (in-process) or the binary's path
+    root: str      # the runtime's state root (--root)
+
+    def create(self, cid: str, bundle: str, *, console_socket: str = "", pid_file: str = "",
+               stdio: Stdio | None = None) -> int: ...
+    def start(self, cid: str) -> None: ...
+    def state(self, cid: str) -> dict[str, Any]: ...
+    def kill(self, cid: str, sig: int, all: bool = False) -> None: ...
+    def delete(self, cid: str, force: bool = False) -> None: ...
+    def pause(self, cid: str) -> None: ...
+    def resume(self, cid: str) -> None: ...
+    def ps(self, cid: str) -> list[int]: ...
+    def exec(self, cid: str, process: dict[str, Any], *, tty: bool = False, detach: bool = False,
+             console_socket: str = "", stdio: Stdio | None = None, pid_file: str = "") -> int: ...
+    def update(self, cid: str, resources: dict[str, Any]) -> None: ...
+    def stats(self, cid: str) -> dict[str, Any]: ...
+
+
+def default_root() -> str:
+    """rongqi-oci's default root, so `rongqi-oci list` shows the engine's containers."""
+    from rongqi.oci.cli import default_root as oci_default
+    return oci_default()
+
+
+def for_path(path: str | None, root: str | None = None) -> Runtime:
+    """The runtime `--runtime` names: None, "" or "rongqi" is the in-process one."""
+    if not path or path == "rongqi":
+        return InProcessRuntime(root or default_root())
+    exe = path if os.sep in path else shutil.which(path)
+    if not exe or not os.access(exe, os.X_OK):
+        raise EngineError(f'could not find a working binary for runtime "{path}": '
+                          "no such file or directory")
+    exe = os.path.abspath(exe)
+    if root is None:
+        # The binary's own state, apart from rongqi-oci's (whose `list` would choke on it).
+        base = "/run/rongqi/engine" if os.geteuid() == 0 else default_root() + "/engine"
+        root = os.path.join(base, "runtime-" + os.path.basename(exe))
+    return BinaryRuntime(exe, root)
+
+
+@contextlib.contextmanager
+def _stdio_as(stdio: Stdio | None) -> Iterator[None]:
+    """Make fds 0-2 the given ones for the duration (the runtime's init inherits them)."""
+    if stdio is None:
+        yield
+        return
+    saved = [os.dup(i) for i in range(3)]
+    try:
+        for i, fd in enumerate(stdio):
+            if fd != i:
+                os.dup2(fd, i)
+        yield
+    finally:
+        for i, fd in enumerate(saved):
+            os.dup2(fd, i)
+            os.close(fd)
+
+
+class InProcessRuntime:
+    """rongqi.oci in this process: the container's init is a child of the caller (the monitor)."""
+
+    name = "rongqi"
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def create(self, cid: str, bundle: str, *, console_socket: str = "", pid_file: str = "",
+               stdio: Stdio | None = None) -> int:
+        from rongqi.oci import container
+        opts = container.CreateOptions(bundle=bundle, pid_file=pid_file,
+                                       console_socket=console_socket)
+        with _stdio_as(stdio):
+            st = container.create(self.root, cid, opts)
+        return st.pid
+
+    def start(self, cid: str) -> None:
+        from rongqi.oci import container
+        container.start(self.root, cid)
+
+    def state(self, cid: str) -> dict[str, Any]:
+        from rongqi.oci import state as statemod
+        return statemod.load(self.root, cid).oci_state()
+
+    def kill(self, cid: str, sig: int, all: bool = False) -> None:
+        from rongqi.oci import container
+        container.kill(self.root, cid, sig, all)
+
+    def delete(self, cid: str, force: bool = False) -> None:
+        from rongqi.oci import container
+        container.delete(self.root, cid, force)
+
+    def pause(self, cid: str) -> None:
+        from rongqi.oci import cgroup_ops
+        cgroup_ops.pause(self.root, cid)
+
+    def resume(self, cid: str) -> None:
+        from rongqi.oci import cgroup_ops
+        cgroup_ops.resume(self.root, cid)
+
+    def ps(self, cid: str) -> list[int]:
+        from rongqi.oci import cgroup_ops
+        return cgroup_ops.pids(self.root, cid)
+
+    def exec(self, cid: str, process: dict[str, Any], *, tty: bool = False, detach: bool = False,
+             console_socket: str = "", stdio: Stdio | None = None, pid_file: str = "") -> int:
+        from rongqi.oci.exec import ExecOptions, exec_process
+        with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="process-") as f:
+            json.dump({**process, "terminal": bool(tty)}, f)
+            f.flush()
+            o = ExecOptions(args=[], process_file=f.name, tty=tty, console_socket=console_socket,
+                            detach=detach, pid_file=pid_file)
+            with _stdio_as(stdio):
+                return exec_process(self.root, cid, o)
+
+    def update(self, cid: str, resources: dict[str, Any]) -> None:
+        from rongqi.oci import cgroup_ops
+        from rongqi.oci.resources import parse_resources
+        cgroup_ops.update(self.root, cid, parse_resources(resources, "resources"))
+
+    def stats(self, cid: str) -> dict[str, Any]:
+        from rongqi.oci import cgroup_ops
+        from rongqi.oci import state as statemod
+        st = statemod.load(self.root, cid)
+        if st.status() == "stopped":
+            raise ContainerStateError("container not running")
+        return cgroup_ops.stats(st)
+
+
+class BinaryRuntime:
+    """An OCI runtime binary driven by runc's command line, as conmon and containerd drive it.
+
+    Errors come back through `--log FILE --log-format json` (the last "error" line), so the
+    container's stderr, which the runtime's init inherits, never carries them.
+    """
+
+    def __init__(self, path: str, root: str):
+        self.name = path
+        self.path = path
+        self.root = root
+
+    def _run(self, args: list[str], *, stdio: Stdio | None = None, input: bytes | None = None,
+             capture: bool = True, timeout: float = 120) -> str:
+        os.makedirs(self.root, 0o700, exist_ok=True)
+        fd, log = tempfile.mkstemp(prefix="runtime-log-", suffix=".json")
+        os.close(fd)
+        argv = [self.path, "--root", self.root, "--log", log, "--log-format", "json", *args]
+        try:
+            kw: dict[str, Any] = {}
+            if stdio is not None:
+                kw = {"stdin": stdio[0], "stdout": stdio[1], "stderr": stdio[2]}
+            elif capture:
+                kw = {"stdin": subprocess.DEVNULL if input is None else subprocess.PIPE,
+                      "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+            try:
+                r = subprocess.run(argv, input=input, timeout=timeout, check=False, **kw)
+            except FileNotFoundError:
+                raise RuntimeFailure(f"{self.path}: no such file or directory") from None
+            except subprocess.TimeoutExpired:
+                raise RuntimeFailure(f"{os.path.basename(self.path)} {args[0]}: timed out "
+                                     f"after {timeout:g}s") from None
+            out = r.stdout.decode(errors="replace") if isinstance(r.stdout, bytes) else ""
+            if r.returncode != 0:
+                err = r.stderr.decode(errors="replace") if isinstance(r.stderr, bytes) else ""
+                raise self._error(_last_error(log) or err.strip()
+                                  or f"exit status {r.returncode}")
+            return out
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(log)
+
+    def _error(self, msg: str) -> RongqiError:
+        # The words containerd's shim and podman match on (see shared/clients.md).
+        low = msg.lower()
+        prog = os.path.basename(self.path)
+        if "does not exist" in low or "not found" in low and "container" in low:
+            return ContainerNotFound(msg)
+        if ("not running" in low or "not stopped" in low or "not paused" in low
+                or "already" in low and "container" in low):
+            return ContainerStateError(msg)
+        return RuntimeFailure(f"{prog}: {msg}")
+
+    def create(self, cid: str, bundle: str, *, console_socket: str = "", pid_file: str = "",
+               stdio: Stdio | None = None) -> int:
+        own_pid_file = not pid_file
+        if own_pid_file:
+            fd, pid_file = tempfile.mkstemp(prefix="pid-")
+            os.close(fd)
+            os.unlink(pid_file)
+        args = ["create", "--bundle", bundle, "--pid-file", pid_file]
+        if console_socket:
+            args += ["--console-socket", console_socket]
+        try:
+            self._run([*args, cid], stdio=stdio or _null_stdio())
+            with open(pid_file) as f:
+                return int(f.read().strip())
+        finally:
+            if own_pid_file:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(pid_file)
+
+    def start(self, cid: str) -> None:
+        self._run(["start", cid])
+
+    def state(self, cid: str) -> dict[str, Any]:
+        return json.loads(self._run(["state", cid]))
+
+    def kill(self, cid: str, sig: int, all: bool = False) -> None:
+        self._run(["kill", *(["--all"] if all else []), cid, str(sig)])
+
+    def delete(self, cid: str, force: bool = False) -> None:
+        self._run(["delete", *(["--force"] if force else []), cid])
+
+    def pause(self, cid: str) -> None:
+        self._run(["pause", cid])
+
+    def resume(self, cid: str) -> None:
+        self._run(["resume", cid])
+
+    def ps(self, cid: str) -> list[int]:
+        return [int(p) for p in json.loads(self._run(["ps", "--format", "json", cid]) or "[]")]
+
+    def exec(self, cid: str, process: dict[str, Any], *, tty: bool = False, detach: bool = False,
+             console_socket: str = "", stdio: Stdio | None = None, pid_file: str = "") -> int:
+        """Start the process and return its pid. Always `--detach` for the binary (its pid
+        comes from --pid-file); the caller, a subreaper, reaps it as the process's parent."""
+        with tempfile.TemporaryDirectory(prefix="exec-") as tmp:
+            proc_path = os.path.join(tmp, "process.json")
+            with open(proc_path, "w") as f:
+                json.dump({**process, "terminal": bool(tty)}, f)
+            pid_path = pid_file or os.path.join(tmp, "pid")
+            args = ["exec", "--detach", "--process", proc_path, "--pid-file", pid_path]
+            if console_socket:
+                args += ["--console-socket", console_socket]
+            self._run([*args, cid], stdio=stdio or _null_stdio())
+            with open(pid_path) as f:
+                return int(f.read().strip())
+
+    def update(self, cid: str, resources: dict[str, Any]) -> None:
+        self._run(["update", "--resources", "-", cid], input=json.dumps(resources).encode())
+
+    def stats(self, cid: str) -> dict[str, Any]:
+        out = self._run(["events", "--stats", cid])
+        doc = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+        return doc.get("data") or {}
+
+
+def _null_stdio() -> Stdio:
+    # Opened once and kept: a runtime's init inheriting /dev/null is harmless.
+    global _NULL
+    if _NULL < 0:
+        _NULL = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    return (_NULL, _NULL, _NULL)
+
+
+_NULL = -1
+
+
+def _last_error(log: str) -> str:
+    """The msg of the last "error" line of a runtime's JSON log (runc, crun, rongqi-oci)."""
+    msg = ""
+    with contextlib.suppress(OSError):
+        with open(log, errors="replace") as f:
+            for line in f:
+                try:
+                    doc = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(doc, dict) and doc.get("level") in ("error", "fatal"):
+                    msg = str(doc.get("msg", ""))
+    return msg
+
+
+def signal_number(text: str | int) -> int:
+    """"TERM", "SIGTERM", "15" or 15 -> 15; UsageError with podman's words otherwise."""
+    if isinstance(text, int):
+        return text
+    from rongqi.oci.container import parse_signal
+    try:
+        return parse_signal(text)
+    except UsageError:
+        raise UsageError(f"invalid signal: {text}") from None
