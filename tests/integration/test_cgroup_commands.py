@@ -606,7 +606,7 @@ def test_ps_json_of_a_stopped_container_is_an_empty_array(
         (
             {"unified": {"memory.max": "10M"}},
             None,
-            "linux.resources.unified.memory.max",
+            "linux.resources.unified" + (".memory.max" if cgroups.detect_mode() == "v2" else ": invalid configuration"),
         ),
         (None, "/rongqi-test/../escape", "linux.cgroupsPath"),
     ],
@@ -630,3 +630,32 @@ def test_bad_resources_give_one_line_naming_the_field_and_leave_nothing(
     if ".." not in path:
         for ctrl in ("memory", "pids", "cpu", "devices", "unified"):
             assert not os.path.exists(f"/sys/fs/cgroup/{ctrl}{path}"), ctrl
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys/fs/cgroup/cpuset") or os.path.exists("/sys/fs/cgroup/cgroup.controllers"),
+                    reason="needs the v1 cpuset controller")
+def test_an_empty_intermediate_cpuset_cgroup_is_filled_from_its_parent(oci_binary, runtime_root, bundle_factory,
+                                                                       unique_id):
+    # A v1 cpuset cgroup made by someone else (mkdir, no cpus or mems written) refuses tasks below
+    # it (ENOSPC on cgroup.procs); runc copies cpus and mems down from the parent, as must we.
+    from support.plugin import SESSION_TAG
+    from support.tools import remove_cgroup_tree
+
+    middle = f"/rongqi-test/{SESSION_TAG}-cpuset-{unique_id}"
+    top = Path("/sys/fs/cgroup/cpuset/rongqi-test")
+    made_top = not top.exists()
+    top.mkdir(exist_ok=True)
+    try:
+        if made_top:
+            for name in ("cpuset.cpus", "cpuset.mems"):
+                (top / name).write_text((top.parent / name).read_text())
+        mid = Path("/sys/fs/cgroup/cpuset" + middle)
+        mid.mkdir()
+        assert (mid / "cpuset.cpus").read_text().strip() == ""
+        bundle = bundle_factory(["sh", "-c", "cat /proc/self/cpuset"], cgroups_path=middle + "/leaf")
+        r = oci(oci_binary, runtime_root, "run", "-b", bundle, unique_id)
+        assert (r.returncode, r.stdout) == (0, middle + "/leaf\n"), r.stderr
+        assert (mid / "cpuset.cpus").read_text() == (top / "cpuset.cpus").read_text()
+        assert (mid / "cpuset.mems").read_text() == (top / "cpuset.mems").read_text()
+    finally:
+        remove_cgroup_tree(middle)

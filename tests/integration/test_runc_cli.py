@@ -171,3 +171,15 @@ def test_debug_writes_runcs_debug_lines_to_stderr_or_the_log(oci_binary, runtime
                         bundle, unique_id], capture_output=True, text=True, timeout=60)
     assert (r.returncode, r.stderr) == (0, "")
     assert not quiet.exists() or "debug" not in quiet.read_text()
+
+
+@pytest.mark.skipif(os.path.exists("/sys/fs/cgroup/cgroup.controllers"), reason="a cgroup v2 host takes unified")
+def test_unified_resources_on_a_v1_host_are_an_invalid_configuration(oci_binary, runtime_root, bundle_factory,
+                                                                     unique_id):
+    # runc on this hybrid host: "invalid configuration: cannot use unified on cgroup v1", even
+    # for cgroup.* keys that the hybrid cgroup2 tree has; nothing is made.
+    bundle = bundle_factory(["true"], resources={"unified": {"cgroup.max.depth": "3"}})
+    r = oci(oci_binary, runtime_root, "run", "-b", bundle, unique_id)
+    assert r.returncode == 1
+    assert "linux.resources.unified: invalid configuration: cannot use unified on cgroup v1" in r.stderr, r.stderr
+    assert not os.path.exists(os.path.join(runtime_root, unique_id))

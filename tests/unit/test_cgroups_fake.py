@@ -392,9 +392,14 @@ def test_v1_missing_controller_names_the_field(v1: cgroups.Cgroup) -> None:
         v1.apply(Resources(hugepage_limits=[HugepageLimit(page_size="2MB", limit=1)]))
 
 
-def test_unified_on_a_pure_v1_host_is_refused(v1: cgroups.Cgroup) -> None:
-    with pytest.raises(CgroupError, match=r"^linux\.resources\.unified: needs cgroup v2"):
+def test_unified_on_a_v1_or_hybrid_host_is_an_invalid_configuration(v1: cgroups.Cgroup) -> None:
+    # runc's words; on hybrid too (the cgroup2 tree beside the v1 controllers is not used for limits).
+    with pytest.raises(CgroupError, match=r"^linux\.resources\.unified: invalid configuration: cannot use unified on cgroup v1"):
         v1.apply(Resources(unified={"memory.high": "1000"}))
+    v1.mode = "hybrid"
+    v1.dirs["unified"] = v1.root + "/unified/rongqi/c1"
+    with pytest.raises(CgroupError, match=r"invalid configuration: cannot use unified on cgroup v1"):
+        v1.apply(Resources(unified={"cgroup.max.depth": "3"}))
 
 
 def test_kernel_refusing_a_write_gives_one_line_naming_the_field(v1: cgroups.Cgroup) -> None:

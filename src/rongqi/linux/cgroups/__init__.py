@@ -290,6 +290,12 @@ class Cgroup:
                     try:
                         os.mkdir(cur, 0o755)
                     except FileExistsError:
+                        if key == "cpuset":
+                            # Someone else's mkdir may have left it without cpus or mems, which
+                            # refuses every task below it (ENOSPC): fill it as runc does.
+                            from rongqi.linux.cgroups import v1
+
+                            v1.prepare_cpuset(parent, cur)
                         continue
                     except OSError as err:
                         raise CgroupError(f"cannot create cgroup {cur}: {err.strerror}", path=cur,
@@ -331,13 +337,9 @@ class Cgroup:
                 raise CgroupError(f"the {ctrl.name} cgroup controller is not mounted on this host", ctrl.field)
             ctrl.apply(d, res)
         if res.unified:
-            u = self._unified()
-            if u is None:
-                raise CgroupError("needs cgroup v2, and this host has only cgroup v1", "linux.resources.unified")
-            from rongqi.linux.cgroups import v2
-
-            # On hybrid hosts the cgroup2 tree usually has no controllers: v2 names what is missing.
-            v2.apply(u, res, (v2.UnifiedController,))
+            # runc's answer on v1 and hybrid hosts alike (its validator, and its v1 manager for
+            # update): the limits are the v1 controllers', a cgroup2 tree beside them is not.
+            raise CgroupError("invalid configuration: cannot use unified on cgroup v1", "linux.resources.unified")
 
     def add_pid(self, pid: int) -> None:
         """Move pid into the cgroup in every hierarchy."""

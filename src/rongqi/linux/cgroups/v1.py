@@ -244,7 +244,10 @@ CONTROLLERS = (
 
 
 def prepare_cpuset(parent: str, d: str) -> None:
-    """A new v1 cpuset cgroup starts with empty cpus and mems and refuses tasks: inherit the parent's."""
+    """A v1 cpuset cgroup made with empty cpus and mems refuses tasks: give it the parent's.
+
+    Called for each directory on the container's path, new or existing, top down, so the parent
+    has been filled already; one that has its own values is left alone."""
     for name in ("cpuset.cpus", "cpuset.mems"):
         if not read_or(d, name):
             value = read_or(parent, name)
