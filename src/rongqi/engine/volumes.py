@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import errno
-import fcntl
 import json
 import os
 import re
@@ -32,6 +31,8 @@ _DATA = "_data"
 
 class VolumeError(RongqiError):
     """A volume operation refused; str() is podman's wording."""
+
+    exit_code = 125
 
 
 class NoSuchVolume(VolumeError):
@@ -99,8 +100,12 @@ class Volume:
             "Name": self.name, "Driver": self.driver, "Mountpoint": self.mountpoint,
             "CreatedAt": self.created, "Labels": dict(self.labels), "Scope": "local",
             "Options": dict(self.options), "MountCount": 0,
-            "NeedsCopyUp": self.needs_copy_up, "NeedsChown": self.needs_chown,
         }
+        # podman's omitempty: each shows only while true
+        if self.needs_copy_up:
+            out["NeedsCopyUp"] = True
+        if self.needs_chown:
+            out["NeedsChown"] = True
         if self.anonymous:
             out["Anonymous"] = True
         if self.uid is not None:
@@ -122,21 +127,17 @@ def is_volume_name(source: str) -> bool:
 
 
 class VolumeStore:
-    """The volumes under ROOT/volumes; every change is made under ROOT/volumes/.lock."""
+    """The volumes in a directory (ROOT/volumes); every change is made under its .lock."""
 
     def __init__(self, root: str):
-        self.root = os.path.join(root, "volumes")
+        self.root = root
 
     @contextmanager
     def _lock(self, shared: bool = False) -> Iterator[None]:
+        from rongqi.locking import Lock
         os.makedirs(self.root, mode=0o700, exist_ok=True)
-        fd = os.open(os.path.join(self.root, ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
-                     0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        with Lock(os.path.join(self.root, ".lock"), shared=shared):
             yield
-        finally:
-            os.close(fd)
 
     def _dir(self, name: str) -> str:
         return os.path.join(self.root, name)
