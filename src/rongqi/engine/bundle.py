@@ -651,6 +651,12 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
     def to_host(uid: int, gid: int) -> tuple[int, int]:
         return _map_id(uidmap, uid), _map_id(gidmap, gid)
 
+    if userns and not inp.rootless and to_host(0, 0) != (0, 0):
+        # The image's files belong to host root; in a namespace whose root is another host id
+        # they would be nobody's. Their owners are shifted in the container's own snapshot
+        # (its upper dir takes the copies), as podman's storage chowns a layer for a mapping.
+        shift_owners(inp.rootfs, to_host)
+
     # -- mounts ----------------------------------------------------------------------------------
     user_mounts = list(opts.mounts)
     dests = [os.path.normpath(m.destination) for m in user_mounts]
@@ -733,8 +739,8 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
         else:
             source = vol.options.get("device") if vol.mount_type == "none" else vol.mountpoint
             if "nocopy" not in m.options and vol.mount_type != "none":
-                inp.volumes.prepare(vol, _image_dir(inp.rootfs, dest), uid=user.uid,
-                                    gid=user.gid, id_shift=to_host if userns else None)
+                inp.volumes.prepare(vol, _image_dir(inp.rootfs, dest),
+                                    owner=to_host(user.uid, user.gid))
             vopts = [o for o in bind_opts if o != "rbind"] + ["nosuid", "nodev", "rbind"]
             mounts_spec.append({"destination": dest, "type": "bind", "source": source,
                                 "options": list(dict.fromkeys(vopts))})
@@ -854,6 +860,23 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
         spec["annotations"]["io.rongqi.exposed-ports"] = ",".join(exposed)
     return BundleOutput(spec=spec, command=command, opts=opts, named_volumes=named,
                         anonymous_volumes=anonymous, mounts=inspect_mounts, warnings=warnings)
+
+
+def shift_owners(root: str, to_host: Any) -> None:
+    """lchown every file under root from container ids to host ids, never following links
+    (a walk of the image's own tree: nothing in it can point the chown outside root)."""
+    def one(path: str) -> None:
+        st = os.lstat(path)
+        uid, gid = to_host(st.st_uid, st.st_gid)
+        if (uid, gid) != (st.st_uid, st.st_gid):
+            mode = stat.S_IMODE(st.st_mode)
+            os.lchown(path, uid, gid)
+            if not stat.S_ISLNK(st.st_mode) and mode & 0o6000:
+                os.chmod(path, mode)  # chown clears setuid/setgid bits; the image had them
+    one(root)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames + filenames:
+            one(os.path.join(dirpath, n))
 
 
 def find_init(path: str) -> str:

@@ -214,7 +214,7 @@ def _build_bundle(engine: Engine, c: Container, opts: ContainerOptions, image: A
     from rongqi.engine import bundle
     out = bundle.build(bundle.BundleInput(
         container_id=c.id, name=c.name, opts=opts, image_config=image.config, rootfs=rootfs,
-        userdata=c.userdata, volumes=engine.volumes, rootless=engine.rootless))
+        userdata=c.userdata, volumes=engine.volumes, rootless=engine.rootless, engine=engine))
     for vol in getattr(out, "anonymous_volumes", []) or []:
         undo.callback(_remove_volume, engine, vol)
     rec.write_json_atomic(os.path.join(c.bundle, "config.json"), out.spec)

@@ -279,12 +279,13 @@ class VolumeStore:
             removed.append(vol.name)
         return removed
 
-    def prepare(self, vol: Volume, source: str | None, *, uid: int = 0, gid: int = 0,
-                id_shift: Any = None) -> None:
+    def prepare(self, vol: Volume, source: str | None, *, owner: tuple[int, int] = (0, 0)
+                ) -> None:
         """First use by a container: copy the image's files at the mount point (source, a
         directory already resolved inside the image's root, or None) into an empty volume, as
-        docker does; later uses copy nothing. id_shift(uid, gid) -> (host uid, host gid) maps
-        owners for a user-namespaced container."""
+        docker does, owners as they are on the host; with nothing to copy, the volume goes to
+        owner (the container user's host ids, podman's NeedsChown). Later uses change
+        nothing."""
         if vol.mount_type or not vol.needs_copy_up:
             return
         with self._lock():
@@ -294,11 +295,9 @@ class VolumeStore:
             data = vol.mountpoint
             copy_up = vol.options.get("copy", "true") != "false" and "nocopy" not in vol.options
             if copy_up and source and os.path.isdir(source) and not os.listdir(data):
-                copy_tree(source, data, id_shift=id_shift)
-            elif vol.needs_chown and vol.uid is None and vol.gid is None:
-                host_uid, host_gid = id_shift(uid, gid) if id_shift else (uid, gid)
-                if (host_uid, host_gid) != (0, 0):
-                    os.chown(data, host_uid, host_gid)
+                copy_tree(source, data)
+            elif vol.needs_chown and vol.uid is None and vol.gid is None and owner != (0, 0):
+                os.chown(data, *owner)
             vol.needs_copy_up = False
             vol.needs_chown = False
             self._save(vol)
@@ -341,17 +340,19 @@ def in_use(name: str, engine: Any) -> list[str]:
     return users
 
 
-def copy_tree(src: str, dst: str, *, id_shift: Any = None) -> None:
+def copy_tree(src: str, dst: str) -> None:
     """Copy src's contents into the existing directory dst keeping modes, owners, times,
     symlinks (never followed), hard links, xattrs and device nodes; dst takes src's mode and
     owner, as a copied-up volume does in docker."""
     links: dict[tuple[int, int], str] = {}
-
-    def owner(st: os.stat_result) -> tuple[int, int]:
-        return id_shift(st.st_uid, st.st_gid) if id_shift else (st.st_uid, st.st_gid)
+    root = os.geteuid() == 0
 
     def meta(path: str, st: os.stat_result) -> None:
-        os.lchown(path, *owner(st))
+        try:
+            os.lchown(path, st.st_uid, st.st_gid)
+        except PermissionError:
+            if root:
+                raise  # an ordinary user keeps their own files: others' ids are not theirs
         if not stat.S_ISLNK(st.st_mode):
             os.chmod(path, stat.S_IMODE(st.st_mode))
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)

@@ -339,13 +339,17 @@ def test_devices_with_cgroup_rules(env):
         env(ContainerOptions(image="i", devices=[DeviceSpec("/dev/nope", "/dev/nope")]))
 
 
-def test_uidmap_makes_a_user_namespace(env, monkeypatch):
-    monkeypatch.setattr(os, "chown", lambda *a, **k: None)
-    monkeypatch.setattr(os, "lchown", lambda *a, **k: None)
+def test_uidmap_makes_a_user_namespace_and_shifts_the_snapshots_owners(env, monkeypatch):
+    chowned = {}
+    monkeypatch.setattr(os, "chown", lambda p, u, g, **k: chowned.__setitem__(str(p), (u, g)))
+    monkeypatch.setattr(os, "lchown", lambda p, u, g: chowned.__setitem__(str(p), (u, g)))
     out = env(ContainerOptions(image="i", uidmap=[IdMap(0, 100000, 65536)]))
     lin = out.spec["linux"]
     assert {"type": "user"} in lin["namespaces"]
     assert lin["uidMappings"] == lin["gidMappings"] == [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    st = os.lstat(env.rootfs / "etc" / "passwd")
+    assert chowned[str(env.rootfs / "etc" / "passwd")] == (100000 + st.st_uid, 100000 + st.st_gid)
+    assert chowned[str(env.userdata / "hosts")] == (100000, 100000)
 
 
 def test_keep_id_as_root_is_podmans_error_and_rootless_maps_the_user(env, monkeypatch, tmp_path):
