@@ -71,6 +71,7 @@ def write_bundle(dest: Path, rootfs: Path, cgroup: str, profile: str = "runc") -
 
         spec = default_spec()
         spec["process"]["args"] = ["/bin/true"]
+        spec["process"]["terminal"] = False  # the template's is true (runc's)
         spec["root"] = {"path": str(rootfs), "readonly": True}
         spec["linux"]["cgroupsPath"] = cgroups_path
         dest.mkdir(parents=True, exist_ok=True)

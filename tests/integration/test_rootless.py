@@ -129,6 +129,7 @@ def rootless_bundle(oci_binary: str, user: User, home: Path, args: list[str], **
     assert r.returncode == 0, r.stderr
     spec = json.loads((bundle / "config.json").read_text())
     spec["process"]["args"] = args
+    spec["process"]["terminal"] = False  # the template's is true (runc's); these tests use pipes
     spec["linux"].update(linux)
     (bundle / "config.json").write_text(json.dumps(spec))
     os.chown(bundle / "config.json", user.uid, user.gid)

@@ -183,3 +183,36 @@ def test_unified_resources_on_a_v1_host_are_an_invalid_configuration(oci_binary,
     assert r.returncode == 1
     assert "linux.resources.unified: invalid configuration: cannot use unified on cgroup v1" in r.stderr, r.stderr
     assert not os.path.exists(os.path.join(runtime_root, unique_id))
+
+
+def test_run_in_a_non_empty_cgroup_warns_as_runc_and_spares_the_processes_there(oci_binary, runtime_root,
+                                                                                bundle_factory, unique_id, tmp_path):
+    # runc: two warnings, "container's cgroup is not empty: 1 process(es) found" and the
+    # deprecation note, and the container runs; at delete it kills the container (its pid
+    # namespace), not the processes that were in the cgroup before it.
+    from rongqi.linux import cgroups
+    from support.plugin import SESSION_TAG
+
+    path = f"/rongqi-test/{SESSION_TAG}-shared-{unique_id}"
+    cg = cgroups.Cgroup.open(path)
+    cg.create()
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        cg.add_pid(other.pid)
+        bundle = bundle_factory(["true"], cgroups_path=path)
+        r = oci(oci_binary, runtime_root, "run", "-b", bundle, unique_id)
+        assert r.returncode == 0, r.stderr
+        assert "warning: container's cgroup is not empty: 1 process(es) found" in r.stderr, r.stderr
+        assert "DEPRECATED: running container in a non-empty cgroup" in r.stderr
+        assert other.poll() is None, "the process that was in the cgroup before was killed"
+        log = tmp_path / "log.json"
+        r = subprocess.run([oci_binary, "--root", runtime_root, "--log", str(log), "--log-format", "json", "run", "-b",
+                            bundle, unique_id], capture_output=True, text=True, timeout=60)
+        assert (r.returncode, r.stderr) == (0, "")
+        levels = [json.loads(line)["level"] for line in log.read_text().splitlines()]
+        assert levels == ["warning", "warning"], log.read_text()
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+        cg.destroy()

@@ -91,6 +91,7 @@ def make_bundle(oci_binary: str, dest: Path, probe: str, args: list[str], *, pri
     cid_path = f"/rongqi-test/{new_id('sec')}"
     spec["linux"]["cgroupsPath"] = cid_path
     spec["process"]["args"] = ["/bin/probe", *args]
+    spec["process"]["terminal"] = False  # the template's is true (runc's)
     spec["process"]["user"] = {"uid": uid, "gid": uid}
     if privileged:
         caps = host_capabilities()

@@ -100,6 +100,8 @@ def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SY
             if new_cgroup:
                 cleanup.cgroup = cg
             st.cgroup = cg.to_dict()
+            if not new_cgroup and _warn_if_not_empty(cg, spec):
+                st.cgroup["shared"] = True
         pid, sync = _spawn(sc, spec, st, opts, caps, cleanup, cg)
         st.pid = pid
         st.pid_start = statemod.proc_stat(pid)[0]
@@ -287,6 +289,25 @@ def _make_cgroup(spec: Spec, cid: str, systemd: bool):
             cg.destroy()  # only what this create made: an existing cgroup is not ours to remove
         raise
     return cg, new
+
+
+def _warn_if_not_empty(cg, spec: Spec) -> bool:
+    """runc's warnings for an existing cgroup with processes in it; True when delete must spare
+    them: the container has a pid namespace of its own, which takes its processes with its init.
+    (Without one, delete kills the whole cgroup, as runc does.)"""
+    try:
+        n = len(cg.pids())
+    except OSError:
+        return False
+    if not n:
+        return False
+    from rongqi.oci import log
+
+    log.warn(f"container's cgroup is not empty: {n} process(es) found")
+    log.warn("DEPRECATED: running container in a non-empty cgroup won't be supported in runc 1.2; "
+             "https://github.com/opencontainers/runc/issues/3132")
+    pidns = spec.linux.namespace("pid")
+    return pidns is not None and not pidns.path
 
 
 def _in_user_namespace() -> bool:
@@ -801,7 +822,7 @@ def _kill_and_wait(st: statemod.State) -> None:
     except ProcessLookupError:
         pidfd = -1
     try:
-        if cg is not None:
+        if cg is not None and not st.cgroup.get("shared"):
             try:
                 cg.kill_all(SIGKILL)
             except OSError:
@@ -831,4 +852,14 @@ def destroy(st: statemod.State) -> None:
     if st.cgroup:
         from rongqi.linux import cgroups
 
-        cgroups.Cgroup.from_dict(st.cgroup).destroy()
+        cg = cgroups.Cgroup.from_dict(st.cgroup)
+        if st.cgroup.get("shared"):
+            # Processes that were there before the container are not ours to kill (runc's delete
+            # leaves them too): remove what has emptied, leave the rest to its owner.
+            for d in cg.dirs.values():
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
+            return
+        cg.destroy()

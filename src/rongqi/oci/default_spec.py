@@ -39,9 +39,9 @@ def default_spec(rootless: bool = False) -> dict:
     spec = {
         "ociVersion": "1.2.0",
         "process": {
-            # runc writes terminal: true; a foreground `run` with a tty needs the
-            # terminal support of rongqi-oci's exec/terminal work, so the default is false.
-            "terminal": False,
+            # runc's template: `run` in the foreground gives the shell the caller's terminal
+            # (oci/console_proxy.py); detached, it needs --console-socket.
+            "terminal": True,
             "user": {"uid": 0, "gid": 0},
             "args": ["sh"],
             "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],

@@ -372,6 +372,7 @@ def test_user_runs_a_container_on_kernel_overlay_in_its_user_namespace(user, hom
                   "{print $(i+1); exit}}' /proc/self/mountinfo; cat /opq/new; "
                   "echo w > /written; exit 4")
         spec["process"]["args"] = ["sh", "-c", script]
+        spec["process"]["terminal"] = False
         spec["root"] = {"path": rootfs, "readonly": False}
         spec["process"]["terminal"] = False
         spec["linux"]["cgroupsPath"] = delegated_cgroup + "/k1"
