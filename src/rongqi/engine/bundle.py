@@ -656,6 +656,11 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
         # they would be nobody's. Their owners are shifted in the container's own snapshot
         # (its upper dir takes the copies), as podman's storage chowns a layer for a mapping.
         shift_owners(inp.rootfs, to_host)
+        # The runtime mounts the root, userdata's files and volumes with the mapped root's
+        # credentials: every directory above them must let it pass (containers/storage's 0711).
+        _searchable(inp.rootfs)
+        os.makedirs(inp.userdata, mode=0o700, exist_ok=True)
+        _searchable(inp.userdata)
 
     # -- mounts ----------------------------------------------------------------------------------
     user_mounts = list(opts.mounts)
@@ -741,6 +746,8 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
             if "nocopy" not in m.options and vol.mount_type != "none":
                 inp.volumes.prepare(vol, _image_dir(inp.rootfs, dest),
                                     owner=to_host(user.uid, user.gid))
+                if userns and not inp.rootless:
+                    _searchable(os.path.dirname(vol.mountpoint))
             vopts = [o for o in bind_opts if o != "rbind"] + ["nosuid", "nodev", "rbind"]
             mounts_spec.append({"destination": dest, "type": "bind", "source": source,
                                 "options": list(dict.fromkeys(vopts))})
@@ -860,6 +867,18 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
         spec["annotations"]["io.rongqi.exposed-ports"] = ",".join(exposed)
     return BundleOutput(spec=spec, command=command, opts=opts, named_volumes=named,
                         anonymous_volumes=anonymous, mounts=inspect_mounts, warnings=warnings)
+
+
+def _searchable(path: str) -> None:
+    """o+x (search, not read) on path and every directory above it that lacks it."""
+    p = os.path.abspath(path)
+    while True:
+        st = os.stat(p)
+        if stat.S_ISDIR(st.st_mode) and not st.st_mode & 0o001:
+            os.chmod(p, stat.S_IMODE(st.st_mode) | 0o001)
+        if p == "/":
+            return
+        p = os.path.dirname(p)
 
 
 def shift_owners(root: str, to_host: Any) -> None:
