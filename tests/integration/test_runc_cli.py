@@ -216,3 +216,44 @@ def test_run_in_a_non_empty_cgroup_warns_as_runc_and_spares_the_processes_there(
         other.kill()
         other.wait()
         cg.destroy()
+
+
+def cgroup_lines(text: str) -> dict[str, str]:
+    """/proc/self/cgroup as {hierarchy: path}; "" is the cgroup2 tree."""
+    out = {}
+    for line in text.splitlines():
+        _, ctrls, path = line.split(":", 2)
+        for c in ctrls.split(",") if ctrls else [""]:
+            out[c] = path
+    return out
+
+
+def test_exec_cgroup_puts_the_process_in_a_sub_cgroup(oci_binary, runtime_root, bundle_factory, unique_id):
+    # runc: `exec --cgroup memory:sub ID ...` joins <container>/sub in memory only; `--cgroup sub`
+    # joins it in every hierarchy (the cgroup2 tree included); the sub-cgroup must exist.
+    from rongqi.linux import cgroups
+
+    bundle = bundle_factory(["sleep", "30"])
+    run_detached(oci_binary, runtime_root, bundle, unique_id)
+    st = json.load(open(os.path.join(runtime_root, unique_id, "state.json")))
+    base = st["cgroup"]["path"]
+    r = oci(oci_binary, runtime_root, "exec", "--cgroup", "sub", unique_id, "true")
+    assert r.returncode == 255 and "sub/cgroup.procs" in r.stderr, r.stderr  # not made for you, as in runc
+    sub = cgroups.Cgroup.open(base + "/sub")
+    sub.create()  # in every hierarchy; its cpuset gets cpus and mems
+    try:
+        hierarchy = "memory" if "memory" in st["cgroup"]["dirs"] else ""
+        if hierarchy:
+            r = oci(oci_binary, runtime_root, "exec", "--cgroup", "memory:sub", unique_id, "cat", "/proc/self/cgroup")
+            assert r.returncode == 0, r.stderr
+            seen = cgroup_lines(r.stdout)
+            assert seen["memory"] == base + "/sub" and seen["pids"] == base, seen
+        r = oci(oci_binary, runtime_root, "exec", "--cgroup", "sub", unique_id, "cat", "/proc/self/cgroup")
+        assert r.returncode == 0, r.stderr
+        assert set(cgroup_lines(r.stdout).values()) == {base + "/sub"}, r.stdout
+        r = oci(oci_binary, runtime_root, "exec", "--cgroup", "memory:../x", unique_id, "true")
+        assert r.returncode == 255 and "../x is not a sub cgroup path" in r.stderr, r.stderr
+    finally:
+        oci(oci_binary, runtime_root, "kill", unique_id, "9")
+        wait_status(oci_binary, runtime_root, unique_id, "stopped")
+        sub.destroy()

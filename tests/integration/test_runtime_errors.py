@@ -218,4 +218,3 @@ def test_personality_scheduler_and_io_priority_are_applied(oci_binary, runtime_r
 
 def test_flags_rongqi_oci_cannot_honour_are_refused(oci_binary, runtime_root):
     assert_one_clear_line(oci(oci_binary, runtime_root, "--rootless", "maybe", "list"), "--rootless")
-    assert_one_clear_line(oci(oci_binary, runtime_root, "exec", "--cgroup", "sub", "x", "true"), "exec --cgroup")

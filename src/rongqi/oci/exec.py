@@ -90,11 +90,62 @@ def build_process(st: statemod.State, spec, o: ExecOptions):
     return p
 
 
+def sub_cgroup_dirs(dirs: dict[str, str], args: list[str]) -> dict[str, str]:
+    """The container's cgroup dirs with exec --cgroup applied, as runc reads the flag: one bare
+    `path` for every hierarchy (on v2 the only form), or `controller[,controller]:path` per
+    controller (v1; a hierarchy not named keeps the container's own cgroup). Each path is taken
+    below the container's cgroup and must stay there; the sub-cgroup must exist already."""
+    paths: dict[str, str] = {}
+    for arg in args:
+        parts = arg.split(":")
+        if len(parts) > 2:
+            raise UsageError(f"exec --cgroup: invalid --cgroup argument: {arg}")
+        if len(parts) == 1:
+            if len(args) != 1:
+                raise UsageError(f"exec --cgroup: invalid --cgroup argument: {arg} (missing <controller>: prefix)")
+            paths[""] = arg
+        else:
+            for ctrl in parts[0].split(","):
+                paths[ctrl] = parts[1]
+    out = dict(dirs)
+    # runc's key for "every hierarchy" is the empty controller (a bare path, or ":path").
+    wanted = {key: paths[""] for key in dirs} if "" in paths else paths
+    for ctrl, sub in wanted.items():
+        base = dirs.get(ctrl)
+        if base is None:
+            raise UsageError(f"exec --cgroup: unknown controller {ctrl} in SubCgroupPaths "
+                             f"(this container's: {', '.join(sorted(dirs))})")
+        full = os.path.normpath(base + "/" + sub)
+        if full != base and not full.startswith(base + "/"):
+            raise UsageError(f"exec --cgroup: {sub} is not a sub cgroup path")
+        out[ctrl] = full
+    return out
+
+
+def _sub_cgroup(cg, args: list[str]):
+    """The container's Cgroup moved down to exec --cgroup's sub-cgroups."""
+    from rongqi.linux import cgroups
+
+    if cg is None:
+        raise UsageError("exec --cgroup: the container has no cgroup of its own (a rootless container without one)")
+    dirs = sub_cgroup_dirs(cg.dirs, args)
+    cpuset = dirs.get("cpuset")
+    if cpuset and cpuset != cg.dirs["cpuset"]:
+        # A sub-cgroup made with a bare mkdir has no cpus or mems and would refuse the process
+        # (ENOSPC): fill it from above, as create does for the container's own path.
+        from rongqi.linux.cgroups import v1
+
+        parent = cg.dirs["cpuset"]
+        for part in cpuset[len(parent) + 1:].split("/"):
+            if not os.path.isdir(parent + "/" + part):
+                break
+            v1.prepare_cpuset(parent, parent + "/" + part)
+            parent += "/" + part
+    return cgroups.Cgroup(cg.path, cg.mode, cg.root, dirs)
+
+
 def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.SYSCALLS) -> int:
     """Start the process; return its pid."""
-    if o.cgroup:
-        raise UsageError("exec --cgroup: placing the process in a sub-cgroup is not supported; "
-                         "leave the flag out to use the container's cgroup")
     if o.pid_file:
         o.pid_file = os.path.abspath(o.pid_file)  # against the caller's cwd, as runc does
     st = statemod.load(root, cid)
@@ -113,6 +164,14 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
     from rongqi.oci.container import _cap_sets, check_host_support, preload_for_child
 
     check_host_support(spec)
+
+    cg = None
+    if st.cgroup:
+        from rongqi.linux import cgroups
+
+        cg = cgroups.Cgroup.from_dict(st.cgroup)
+    if o.cgroup:
+        cg = _sub_cgroup(cg, o.cgroup)
 
     c = InitConfig()
     c.spec = spec
@@ -148,11 +207,6 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
     c.sync = Sync(c_r, c_w)
     from rongqi.oci.container import spawn_in_cgroup
 
-    cg = None
-    if st.cgroup:
-        from rongqi.linux import cgroups
-
-        cg = cgroups.Cgroup.from_dict(st.cgroup)
     sync = Sync(p_r, p_w)
     try:
         try:
