@@ -84,10 +84,10 @@ class Engine:
 
     @property
     def volumes(self) -> Any:
-        """engine.volumes.VolumeStore under ROOT/volumes."""
+        """engine.volumes.VolumeStore (its records live under ROOT/volumes)."""
         if self._volumes is None:
-            from rongqi.engine.volumes import VolumeStore  # type: ignore[import-not-found]
-            self._volumes = VolumeStore(os.path.join(self.root, "volumes"))
+            from rongqi.engine.volumes import VolumeStore
+            self._volumes = VolumeStore(self.root)
         return self._volumes
 
     def registry(self) -> RegistryClient:

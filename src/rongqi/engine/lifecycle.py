@@ -39,7 +39,10 @@ RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
 
 
 def _emit(engine: Engine, action: str, c: Container, **attributes: str) -> None:
-    from rongqi.engine import events
+    try:
+        from rongqi.engine import events
+    except ImportError:  # engine/events.py (the fmt helper's) has not landed yet
+        return
     events.emit(engine.root, "container", action, id=c.id, name=c.name,
                 image=c.config.get("image_name", ""), attributes=attributes or None)
 
@@ -236,6 +239,7 @@ def _config_record(engine: Engine, c: Container, opts: ContainerOptions, image: 
         "id": c.id, "name": c.name, "created": rec.now(),
         "image": opts.image, "image_id": image.config_digest, "image_name": image.name,
         "options": o, "command": list(out.command), "snapshot": c.id,
+        "chain_ids": list(image.chain_ids), "image_digest": image.manifest_digest,
         "log_path": log_path, "log_driver": filled.log_driver,
         "runtime": engine.runtime.name, "oci_root": engine.runtime.root,
         "mounts": list(getattr(out, "mounts", []) or []),
