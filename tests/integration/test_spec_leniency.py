@@ -115,3 +115,58 @@ def test_a_capability_the_runtime_lacks_is_warned_about_and_left_out(oci_binary,
     assert "CAP_SYS_TIME" not in r.stderr
     warnings = [json.loads(line) for line in log.read_text().splitlines() if '"warning"' in line]
     assert len(warnings) == 1 and "CAP_SYS_TIME" in warnings[0]["msg"], log.read_text()
+
+
+def without_mount_namespace(c: dict) -> None:
+    c["linux"]["namespaces"] = [ns for ns in c["linux"]["namespaces"] if ns["type"] != "mount"]
+    c["mounts"] = []
+    c["linux"].pop("maskedPaths", None)
+    c["linux"].pop("readonlyPaths", None)
+    c["root"]["readonly"] = False
+
+
+def mounts_under(path: str) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(path)]
+
+
+def test_without_a_mount_namespace_the_container_keeps_the_runtimes(oci_binary, runtime_root, bundle_factory,
+                                                                   unique_id):
+    # The spec: a namespace not in the list is the runtime's. runc then chroots into the root
+    # (and, with mounts in the config, mounts them in the host's namespace and leaves them
+    # there); rongqi-oci chroots and mounts nothing (the config may not ask it to).
+    bundle = bundle_factory(["sleep", "30"])
+    edit_config(bundle, without_mount_namespace)
+    r = oci(oci_binary, runtime_root, "run", "-d", "-b", bundle, unique_id)
+    assert r.returncode == 0, r.stderr
+    wait_status(oci_binary, runtime_root, unique_id, "running")
+    pid = init_pid(runtime_root, unique_id)
+    assert os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
+    assert os.path.realpath(f"/proc/{pid}/root") == os.path.realpath(os.path.join(bundle, "rootfs"))
+    r = oci(oci_binary, runtime_root, "exec", unique_id, "sh", "-c",
+            "test -e /linuxrc && echo in-root; test -e /etc/debian_version || echo not-the-host")
+    assert (r.returncode, r.stdout) == (0, "in-root\nnot-the-host\n"), r.stderr
+    assert mounts_under(bundle) == []
+    assert oci(oci_binary, runtime_root, "delete", "--force", unique_id).returncode == 0
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda c: c["mounts"].append({"destination": "/proc", "type": "proc", "source": "proc"}),
+     "mounts[0]: needs a mount namespace"),
+    (lambda c: c["linux"].__setitem__("maskedPaths", ["/proc/kcore"]), "linux.maskedPaths: needs a mount namespace"),
+    (lambda c: c["root"].__setitem__("readonly", True), "root.readonly: needs a mount namespace"),
+    (lambda c: c["linux"].__setitem__("devices", [{"path": "/dev/x", "type": "c", "major": 1, "minor": 3}]),
+     "linux.devices: needs a mount namespace"),
+])
+def test_without_a_mount_namespace_what_needs_one_is_refused(oci_binary, runtime_root, bundle_factory, unique_id,
+                                                             change, words):
+    # runc refuses masked and read-only paths here ("unable to restrict sys entries without a
+    # private MNT namespace") and mounts the rest into the host's namespace, for good; rongqi-oci
+    # refuses each thing that would change the host's mounts or the bundle's files.
+    bundle = bundle_factory(["true"])
+    edit_config(bundle, without_mount_namespace)
+    edit_config(bundle, change)
+    r = oci(oci_binary, runtime_root, "run", "-b", bundle, unique_id)
+    assert r.returncode == 1 and words in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert mounts_under(bundle) == []

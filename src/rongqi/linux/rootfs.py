@@ -485,3 +485,42 @@ class RootfsSetup:
                 sc.mount("/dev/null", p, "bind", s.MS_BIND)
         if readonly_root:
             sc.mount(None, "/", None, s.MS_BIND | s.MS_REMOUNT | s.MS_RDONLY | locked_flags("/"))
+
+
+class SharedRoot:
+    """The root of a container without a mount namespace: it keeps the runtime's (the spec's
+    rule for a namespace not listed), so nothing is mounted and /dev is the root's own; the root
+    is a chroot, as runc makes it. oci/spec.py refuses what would need a mount (mounts, masked
+    and read-only paths, a read-only root, devices). RootfsSetup's interface, for the init."""
+
+    def __init__(self, sc: s.Syscalls, rootfs: str, sysctl: dict[str, str]):
+        self.sc = sc
+        self.rootfs = rootfs
+        self.sysctl = sysctl
+
+    def prepare(self) -> None:
+        # Sysctls through the runtime's /proc (the root may have none mounted): each file is
+        # the writer's own namespace's (net, ipc, uts), which the init already is in.
+        for key, value in self.sysctl.items():
+            try:
+                self.sc.write_file("/proc/sys/" + key.replace(".", "/"), value)
+            except OSError as err:
+                raise OSError(err.errno, f"linux.sysctl.{key}: cannot write {value!r}: {err.strerror}") from None
+
+    def mount_all(self, mounts: list[MountSpec]) -> None:
+        if mounts:
+            raise ValueError("mounts without a mount namespace (refused by the spec's parser)")
+
+    def create_devices(self, devices: list[DeviceSpec], *, default: bool = True) -> None:
+        pass
+
+    def make_cwd(self, cwd: str) -> None:
+        pass  # nothing is made in the bundle's root: chdir names a missing cwd
+
+    def pivot(self, no_pivot: bool = False) -> None:
+        self.sc.chdir(self.rootfs)
+        self.sc.chroot(".")
+        self.sc.chdir("/")
+
+    def finalize(self, **_: object) -> None:
+        pass

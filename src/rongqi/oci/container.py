@@ -72,6 +72,11 @@ def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SY
         raise SpecError(f"root.path: {spec.root_path} is not a directory")
     caps = _cap_sets(spec)
     check_host_support(spec)
+    if spec.linux.namespace("mount") is None:
+        from rongqi.oci import log
+
+        log.warn("linux.namespaces: no mount namespace: the container shares the runtime's mounts and its "
+                 "root is a chroot, which a process with CAP_SYS_CHROOT or CAP_SYS_ADMIN can leave")
     d = statemod.make_dir(root, cid)
     st = statemod.State(root, cid)
     st.bundle = os.path.abspath(opts.bundle)

@@ -201,6 +201,8 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
             continue
         (early if kind in ("user", "pid", "time") else late).append((kind, path))
     c.late_joins = late
+    # Without a mount namespace the container shares ours: its root is the init's chroot.
+    root = f"/proc/{st.pid}/root" if spec.linux.namespace("mount") is None else ""
 
     p_r, c_w = os.pipe2(os.O_CLOEXEC)
     c_r, p_w = os.pipe2(os.O_CLOEXEC)
@@ -211,7 +213,7 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
     try:
         try:
             pid = spawn_in_cgroup(sc, cg, 0, early, lambda: preload_for_child(spec), None,
-                                  lambda: _child(sc, c, proc), close_in_helper=(p_r, p_w))
+                                  lambda: _child(sc, c, proc, root), close_in_helper=(p_r, p_w))
         except RongqiError as err:
             raise RongqiError(f"exec: {err}") from None
         finally:
@@ -256,8 +258,9 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
     return pid
 
 
-def _child(sc: sysc.Syscalls, c: InitConfig, proc) -> None:
-    """The exec'd process, before execve: never returns."""
+def _child(sc: sysc.Syscalls, c: InitConfig, proc, root: str = "") -> None:
+    """The exec'd process, before execve: never returns. root: chroot there (a container
+    without a mount namespace, whose root is its init's chroot)."""
     code = 1
     try:
         word, text = c.sync.recv()
@@ -270,6 +273,8 @@ def _child(sc: sysc.Syscalls, c: InitConfig, proc) -> None:
             sc.setresuid(0)
         for kind, path in c.late_joins:
             namespaces.join(sc, kind, path)
+        if root:
+            sc.chroot(root)
         os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
         env = _environ(proc)
         try:

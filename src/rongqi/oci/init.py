@@ -158,9 +158,12 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
 
     from rongqi.linux import rootfs as rootfs_mod
 
-    rs = rootfs_mod.RootfsSetup(sc, spec.root_path, propagation=lin.rootfs_propagation, userns=c.userns,
-                                bundle=spec.bundle, mount_label=lin.mount_label, cgroupns=c.new_cgroupns,
-                                cgroup_dirs=c.cgroup_dirs)
+    if lin.namespace("mount") is None:
+        rs = rootfs_mod.SharedRoot(sc, spec.root_path, lin.sysctl)
+    else:
+        rs = rootfs_mod.RootfsSetup(sc, spec.root_path, propagation=lin.rootfs_propagation, userns=c.userns,
+                                    bundle=spec.bundle, mount_label=lin.mount_label, cgroupns=c.new_cgroupns,
+                                    cgroup_dirs=c.cgroup_dirs)
     rs.prepare()
     mounts = [rootfs_mod.MountSpec(m.destination, m.type, m.source, m.options) for m in spec.mounts]
     # We were born in our cgroup (and cgroup namespace): see oci/container.py _spawn.

@@ -547,6 +547,25 @@ def _parse_optional(module: str, func: str, raw: dict, where: str):
     return getattr(mod, func)(raw, where)
 
 
+def _check_without_mount_namespace(s: Spec) -> None:
+    """No mount namespace: the container keeps the runtime's (the spec's rule for a namespace not
+    listed), and is only chrooted into its root. What would need a mount, or files made in the
+    bundle's root, would change the host for good: refused (runc refuses masked and read-only
+    paths here, and mounts the rest into the host's namespace, where they stay)."""
+    why = "needs a mount namespace in linux.namespaces (without one, it would change the host's mounts)"
+    lin = s.linux
+    if s.mounts:
+        raise SpecError(f"mounts[0]: {why}")
+    for key, given in (("linux.maskedPaths", lin.masked_paths), ("linux.readonlyPaths", lin.readonly_paths),
+                       ("linux.rootfsPropagation", lin.rootfs_propagation), ("root.readonly", s.root_readonly),
+                       ("linux.mountLabel", lin.mount_label)):
+        if given:
+            raise SpecError(f"{key}: {why}")
+    if lin.devices:
+        raise SpecError("linux.devices: needs a mount namespace in linux.namespaces (without one, the nodes "
+                        "would be made in the bundle's root on the host)")
+
+
 _SYSCTL_NS = (
     ("kernel.msgmax", "ipc"), ("kernel.msgmnb", "ipc"), ("kernel.msgmni", "ipc"), ("kernel.sem", "ipc"),
     ("kernel.shmall", "ipc"), ("kernel.shmmax", "ipc"), ("kernel.shmmni", "ipc"),
@@ -570,10 +589,8 @@ def _check_consistency(s: Spec) -> None:
         raise SpecError("domainname: setting it needs a uts namespace in linux.namespaces (else it is the host's)")
     if lin.time_offsets and (lin.namespace("time") is None or lin.namespace("time").path):
         raise SpecError("linux.timeOffsets: given without a new time namespace in linux.namespaces")
-    if lin.rootfs_propagation and lin.namespace("mount") is None:
-        raise SpecError("linux.rootfsPropagation: needs a mount namespace")
     if lin.namespace("mount") is None:
-        raise SpecError("linux.namespaces: a mount namespace is required (rongqi-oci always builds the root in one)")
+        _check_without_mount_namespace(s)
     for key in lin.sysctl:
         for prefix, ns in _SYSCTL_NS:
             if key == prefix or (prefix.endswith(".") and key.startswith(prefix)):
