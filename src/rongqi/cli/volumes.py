@@ -61,11 +61,9 @@ def _engine(ctx: Any) -> Any:
 
 class _NoContainers:
     def __init__(self, root: str):
-        import os
-
         from rongqi.engine.volumes import VolumeStore
         self.root = root
-        self.volumes = VolumeStore(os.path.join(root, "volumes"))
+        self.volumes = VolumeStore(root)
 
     def list(self, all: bool = False) -> list[Any]:
         return []

@@ -853,6 +853,11 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
             from rongqi.oci.profile import default_seccomp
             lin["seccomp"] = default_seccomp(caps=seccomp_caps["bounding"])
     res = _resources(opts, inp.rootless, warnings)
+    if inp.rootless and not unified and res:
+        # An ordinary user cannot be given v1 cgroups; podman says so and goes on.
+        warnings.append("Resource limits are not supported and ignored on cgroups V1 "
+                        "rootless systems")
+        res = {}
     if not inp.rootless:
         res["devices"] = ([{"allow": True, "access": "rwm"}] if opts.privileged
                           else [{"allow": False, "access": "rwm"}, *device_rules])

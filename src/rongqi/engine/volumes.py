@@ -127,10 +127,11 @@ def is_volume_name(source: str) -> bool:
 
 
 class VolumeStore:
-    """The volumes in a directory (ROOT/volumes); every change is made under its .lock."""
+    """The volumes of the graph root ROOT, in ROOT/volumes; every change is made under
+    ROOT/volumes/.lock."""
 
     def __init__(self, root: str):
-        self.root = root
+        self.root = os.path.join(root, "volumes")
 
     @contextmanager
     def _lock(self, shared: bool = False) -> Iterator[None]:

@@ -33,7 +33,7 @@ def env(tmp_path):
     (rootfs / "data").mkdir()
     (rootfs / "data" / "seed.txt").write_text("from the image\n")
     os.chmod(rootfs / "data", 0o750)
-    store = VolumeStore(str(tmp_path / "root" / "volumes"))
+    store = VolumeStore(str(tmp_path / "root"))
 
     def make(opts: ContainerOptions | None = None, config: dict | None = None, **kw) -> b.BundleOutput:
         inp = BundleInput(container_id="ab" * 32, name="web1", opts=opts or ContainerOptions(image="img"),
