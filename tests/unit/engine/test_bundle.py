@@ -445,3 +445,23 @@ def test_init_binds_a_static_init_as_pid_1(env, tmp_path):
     assert mounts_by_dest(out.spec)["/run/rongqi-init"]["source"] == str(init)
     with pytest.raises(BundleError, match="container-init binary not found on the host: stat /nope"):
         env(ContainerOptions(image="i", init=True, init_path="/nope"))
+
+
+def test_rootless_default_namespace_maps_root_to_the_user_then_their_subids(env, monkeypatch, tmp_path):
+    sub = tmp_path / "subid"
+    sub.write_text("1000:100000:65536\n")
+    monkeypatch.setattr(b, "SUBUID", str(sub))
+    monkeypatch.setattr(b, "SUBGID", str(sub))
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "getegid", lambda: 1000)
+    monkeypatch.setattr(os, "chown", lambda *a, **k: None)
+    out = env(ContainerOptions(image="i", memory=64 << 20), rootless=True)
+    lin = out.spec["linux"]
+    assert lin["uidMappings"] == [{"containerID": 0, "hostID": 1000, "size": 1},
+                                  {"containerID": 1, "hostID": 100000, "size": 65536}]
+    assert "devices" not in lin.get("resources", {})   # device rules need the host's root
+    assert mounts_by_dest(out.spec)["/sys"]["type"] == "bind"
+    # --uidmap of a rootless user names ids of their own namespace: 0 is the user.
+    out = env(ContainerOptions(image="i", uidmap=[IdMap(0, 1, 1000), IdMap(1000, 0, 1)]), rootless=True)
+    assert out.spec["linux"]["uidMappings"] == [{"containerID": 0, "hostID": 100000, "size": 1000},
+                                                {"containerID": 1000, "hostID": 1000, "size": 1}]
