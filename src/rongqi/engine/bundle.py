@@ -116,11 +116,17 @@ def resolve_in_root(root: str, path: str, *, follow_last: bool = True) -> str:
 
 
 def _read_image_file(rootfs: str, path: str) -> str:
+    """A regular file of the image, or "": an image's /etc/passwd may be a fifo (open would
+    block) or a device node (reading it would read the host's device)."""
     try:
-        with open(resolve_in_root(rootfs, path), errors="replace") as f:
-            return f.read(4 << 20)
+        fd = os.open(resolve_in_root(rootfs, path),
+                     os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError:
         return ""
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        return f.read(4 << 20).decode(errors="replace")
 
 
 def _entries(text: str) -> list[list[str]]:

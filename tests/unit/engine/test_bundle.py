@@ -465,3 +465,11 @@ def test_rootless_default_namespace_maps_root_to_the_user_then_their_subids(env,
     out = env(ContainerOptions(image="i", uidmap=[IdMap(0, 1, 1000), IdMap(1000, 0, 1)]), rootless=True)
     assert out.spec["linux"]["uidMappings"] == [{"containerID": 0, "hostID": 100000, "size": 1000},
                                                 {"containerID": 1000, "hostID": 1000, "size": 1}]
+
+
+def test_a_fifo_or_device_as_the_images_passwd_is_not_read(env):
+    os.unlink(env.rootfs / "etc" / "passwd")
+    os.mkfifo(env.rootfs / "etc" / "passwd")   # open() of it would block for ever
+    with pytest.raises(BundleError, match="unable to find user web"):
+        env(ContainerOptions(image="i", user="web"))
+    assert env(ContainerOptions(image="i", user="0")).spec["process"]["user"]["uid"] == 0
