@@ -257,3 +257,20 @@ def test_exec_cgroup_puts_the_process_in_a_sub_cgroup(oci_binary, runtime_root, 
         oci(oci_binary, runtime_root, "kill", unique_id, "9")
         wait_status(oci_binary, runtime_root, unique_id, "stopped")
         sub.destroy()
+
+
+def test_a_relative_root_is_the_callers_cwd_s(oci_binary, bundle_factory, unique_id, tmp_path):
+    # runc makes --root absolute (filepath.Abs) before anything uses it.
+    bundle = bundle_factory(["sleep", "30"])
+    try:
+        r = in_dir(tmp_path, oci_binary, "--root", "state", "run", "-d", "-b", bundle, unique_id)
+        assert r.returncode == 0, r.stderr
+        assert (tmp_path / "state" / unique_id / "state.json").exists()
+        r = subprocess.run([oci_binary, "--root", "state", "exec", unique_id, "true"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+    finally:
+        r = subprocess.run([oci_binary, "--root", "state", "delete", "--force", unique_id], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert not (tmp_path / "state" / unique_id).exists()
