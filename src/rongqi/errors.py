@@ -102,3 +102,8 @@ class CommandNotExecutable(EngineError):
     """The container's command exists but cannot be executed (podman: 126)."""
 
     exit_code = 126
+
+
+class TemplateError(EngineError):
+    """A --format Go template that does not parse or execute; the message is Go's
+    (`template: NAME:LINE:COL: executing ...`), the exit code podman's 125."""

@@ -9,13 +9,14 @@ unless the error names another); anything else is a bug and shows.
 from __future__ import annotations
 
 import argparse
-import datetime
 import getpass
 import json
 import os
 import sys
 from typing import Any
 
+from rongqi.cli.output import ago as _ago
+from rongqi.cli.output import compact_size as _human
 from rongqi.errors import RongqiError, UsageError
 
 DEFAULT_ROOT = "/var/lib/rongqi"
@@ -87,30 +88,6 @@ def _normalized(name: str) -> str:
 
 def _short_id(digest: str) -> str:
     return digest.partition(":")[2][:12]
-
-
-def _ago(created: str) -> str:
-    if not created:
-        return "N/A"
-    try:
-        t = datetime.datetime.fromisoformat(created.replace("Z", "+00:00"))
-    except ValueError:
-        return created
-    secs = (datetime.datetime.now(datetime.timezone.utc) - t).total_seconds()
-    for unit, n in (("years", 31536000), ("months", 2592000), ("weeks", 604800),
-                    ("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if secs >= 2 * n:
-            return f"{int(secs // n)} {unit} ago"
-    return "About a minute ago" if secs >= 60 else "Less than a second ago" if secs < 1 \
-        else f"{int(secs)} seconds ago"
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.3g}{unit}" if unit != "B" else f"{int(n)}B"
-        n /= 1000
-    return f"{n}"
 
 
 def _split_name(name: str) -> tuple[str, str]:
@@ -250,32 +227,14 @@ def _inspect_one(ctx: Context, name: str) -> dict[str, Any]:
 
 
 def cmd_inspect(ctx: Context, a: argparse.Namespace) -> int:
+    from rongqi.cli import gotemplate
+    from rongqi.cli.output import render_each
     out = [_inspect_one(ctx, n) for n in a.names]
-    if a.format:
-        for o in out:
-            print(_format(a.format, o))
+    if a.format and not gotemplate.is_json(a.format):
+        sys.stdout.write(render_each(out, a.format, name="inspect"))
     else:
         print(json.dumps(out, indent=4))
     return 0
-
-
-def _format(tmpl: str, obj: dict[str, Any]) -> str:
-    """A small subset of Go templates: {{.Field}} and {{.Field.Sub}}, and {{json .Field}}."""
-    import re
-
-    def value(path: str) -> Any:
-        v: Any = obj
-        for part in path.strip(".").split("."):
-            v = v.get(part) if isinstance(v, dict) else None
-        return v
-
-    def sub(m: re.Match[str]) -> str:
-        expr = m.group(1).strip()
-        if expr.startswith("json "):
-            return json.dumps(value(expr[5:].strip()))
-        v = value(expr)
-        return json.dumps(v) if isinstance(v, (dict, list)) else str(v)
-    return re.sub(r"\{\{\s*(.*?)\s*\}\}", sub, tmpl)
 
 
 def cmd_history(ctx: Context, a: argparse.Namespace) -> int:
