@@ -104,15 +104,19 @@ class DetachMatcher:
         if not self.keys:
             return data, False
         out = bytearray()
-        for b in data:
+        for i, b in enumerate(data):
             cand = self.held + bytes((b,))
             if self.keys.startswith(cand):
-                self.held = cand
                 if cand == self.keys:
                     self.held = b""
                     return bytes(out), True
+                self.held = cand
                 continue
             # Not the sequence after all: what was held back goes through.
-            out += cand if not self.keys.startswith(bytes((b,))) else self.held
-            self.held = bytes((b,)) if self.keys.startswith(bytes((b,))) else b""
+            out += self.held
+            self.held = b""
+            if self.keys.startswith(bytes((b,))):
+                self.held = bytes((b,))
+            else:
+                out.append(b)
         return bytes(out), False

@@ -97,6 +97,10 @@ def start_container(engine: Any, container: Any, *, attach: Any = None) -> None:
 
         container.state.update(pid=int(cpid), monitor_pid=int(mpid),
                                started_at=rfc3339nano(int(started)), status="running")
+        if _health_config(container.config):
+            from rongqi.engine.health import initial
+
+            container.state["health"] = initial()
         return
     if word == "error":
         code, _, msg = rest.partition(" ")
@@ -494,9 +498,9 @@ class Monitor:
             timeout = 1000
             if drain_deadline:
                 timeout = max(0, int((drain_deadline - time.monotonic()) * 1000))
-            if self.health is not None:
+            if self.health is not None and self.health_pid == 0:
                 wait = self.health.next_due - time.monotonic()
-                timeout = min(timeout, max(0, int(wait * 1000)))
+                timeout = min(timeout, max(0, int(min(wait, 3600) * 1000)))
             try:
                 events = self.poller.poll(timeout)
             except InterruptedError:
@@ -673,6 +677,10 @@ class Monitor:
                 c.save_state()
                 return False
             self.restart_count += 1
+            if self.health is not None:
+                from rongqi.engine.health import initial
+
+                c.state["health"] = initial()
             c.state.update(pid=self.pid, status="running", restart_count=self.restart_count,
                            started_at=rfc3339nano(self.started_ns), exit_code=code,
                            finished_at=rfc3339nano(finished), oom_killed=oom)
@@ -683,7 +691,7 @@ class Monitor:
 
     # -- health checks ------------------------------------------------------------------------
     def _setup_health(self) -> None:
-        hc = self.config.get("healthcheck") or (self.config.get("options") or {}).get("healthcheck")
+        hc = _health_config(self.config)
         if not hc:
             return
         from rongqi.engine.health import Schedule
@@ -697,7 +705,13 @@ class Monitor:
         if pid == 0:  # pragma: no cover - the check's own process
             code = 1
             try:
-                os.close(self.lock_fd)
+                # Only what the check opens itself: the container's stdin pipe, the clients'
+                # sockets and the lock stay the monitor's alone.
+                import _signal
+
+                _signal.set_wakeup_fd(-1)
+                _signal.signal(SIGCHLD, _signal.SIG_DFL)
+                os.closerange(3, 1 << 16)
                 from rongqi.engine.health import run_check
 
                 code = run_check(self.engine, self.id)
@@ -706,6 +720,14 @@ class Monitor:
             os._exit(code)
         self.health_pid = pid
         self.health.started()
+
+
+def _health_config(config: dict) -> dict | None:
+    hc = config.get("healthcheck") or (config.get("options") or {}).get("healthcheck")
+    if not hc or (config.get("options") or {}).get("no_healthcheck"):
+        return None
+    test = hc.get("test") or []
+    return hc if test and test[0] != "NONE" else None
 
 
 def _subreaper() -> None:

@@ -1,0 +1,154 @@
+"""A new process in a running container (`rongqi exec`, health checks): the process built from
+the container's own (env, user, cwd, capabilities) with exec's flags, started by the runtime.
+
+The caller is the new process's parent: the in-process runtime clones it as our child, a
+runtime binary's `exec --detach` leaves it to us as the nearest subreaper. Errors are the
+runtime's, with podman's exit codes for a command not found (127) or not executable (126).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from rongqi.errors import RongqiError
+
+
+class ContainerNotRunning(RongqiError):
+    """podman's words for an exec in a container that does not run."""
+
+    exit_code = 125
+
+
+@dataclass
+class ExecRequest:
+    command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    user: str = ""
+    workdir: str = ""
+    tty: bool = False
+    privileged: bool = False
+
+
+def running_container(engine: Any, ref: str) -> Any:
+    """The container, synced; ContainerNotRunning unless it runs."""
+    from rongqi.engine import lifecycle
+
+    c = engine.get(ref)
+    lifecycle.synced(engine, c)
+    if c.status != "running":
+        raise ContainerNotRunning("can only create exec sessions on running containers: "
+                                  "container state improper")
+    return c
+
+
+def build_process(container: Any, req: ExecRequest) -> dict[str, Any]:
+    """The OCI process for the exec: the container's own, with the request's changes."""
+    with open(os.path.join(container.bundle, "config.json")) as f:
+        spec = json.load(f)
+    proc = dict(spec.get("process") or {})
+    proc["args"] = list(req.command)
+    proc["terminal"] = bool(req.tty)
+    proc.pop("consoleSize", None)
+    if req.env:
+        env = [e for e in proc.get("env", []) if e.split("=", 1)[0] not in req.env]
+        proc["env"] = env + [f"{k}={v}" for k, v in req.env.items()]
+    if req.workdir:
+        proc["cwd"] = req.workdir
+    if req.user:
+        from rongqi.engine.bundle import resolve_user
+
+        root = spec.get("root", {}).get("path", "rootfs")
+        if not root.startswith("/"):
+            root = os.path.join(container.bundle, root)
+        u = resolve_user(root, req.user, [])
+        proc["user"] = {"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids}
+        if u.home:
+            proc["env"] = [e for e in proc.get("env", []) if not e.startswith("HOME=")] + \
+                [f"HOME={u.home}"]
+    if req.privileged:
+        caps = _all_caps()
+        proc["capabilities"] = {k: list(caps) for k in
+                                ("bounding", "effective", "permitted", "inheritable")}
+        proc["capabilities"]["ambient"] = []
+    return proc
+
+
+def _all_caps() -> list[str]:
+    """--privileged: every capability this engine itself may hand on (its bounding set)."""
+    from rongqi.linux import caps
+
+    return caps.names(caps.current().bounding)
+
+
+def start(engine: Any, container: Any, proc: dict[str, Any], *, tty: bool = False,
+          detach: bool = False, console_socket: str = "",
+          stdio: tuple[int, int, int] | None = None) -> int:
+    """Start the process; return its pid (the caller waits for it). A failure to run the
+    command raises monitor.CommandError (126/127), others the runtime's error."""
+    from rongqi.engine.monitor import CommandError, classify
+
+    _subreaper()
+    try:
+        return engine.runtime.exec(container.id, proc, tty=tty, detach=detach,
+                                   console_socket=console_socket, stdio=stdio)
+    except RongqiError as err:
+        msg = str(err)
+        code = classify(msg, _rootfs(container))
+        if code == 127:
+            raise CommandError(_prefixed(engine, msg) + ": OCI runtime attempted to invoke a "
+                               "command that was not found", 127) from None
+        if code == 126:
+            raise CommandError(_prefixed(engine, msg) + ": OCI permission denied", 126) from None
+        raise
+
+
+def _prefixed(engine: Any, msg: str) -> str:
+    name = os.path.basename(getattr(engine.runtime, "name", "rongqi"))
+    return msg if msg.startswith(name + ":") else f"{name}: {msg}"
+
+
+def _rootfs(container: Any) -> str:
+    try:
+        with open(os.path.join(container.bundle, "config.json")) as f:
+            root = json.load(f).get("root", {}).get("path", "rootfs")
+    except (OSError, ValueError):
+        return ""
+    return root if root.startswith("/") else os.path.join(container.bundle, root)
+
+
+def _subreaper() -> None:
+    from rongqi.engine.monitor import _subreaper as sub
+
+    sub()
+
+
+def wait(pid: int) -> int:
+    """The exit code of our child pid, as a shell reports it (128+N for a signal)."""
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return _wait_foreign(pid)
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def _wait_foreign(pid: int) -> int:
+    """A process that is not (yet) our child: wait for it to end; its code is unknown (0)."""
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return 0
+    try:
+        select.select([fd], [], [])
+    finally:
+        os.close(fd)
+    return 0
