@@ -45,9 +45,7 @@ def _opt(sp: argparse.ArgumentParser, *flags: str, **kw: Any) -> None:
 def _run_args(sp: argparse.ArgumentParser) -> None:
     from rongqi.cli import run_flags
 
-    adder = getattr(run_flags, "add_create_flags", None)
-    if adder is not None:
-        adder(sp)
+    run_flags.add_create_flags(sp)
     _opt(sp, "-d", "--detach", action="store_true", help="run in the background, print the id")
     _opt(sp, "-i", "--interactive", action="store_true", help="keep stdin open")
     _opt(sp, "-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
@@ -57,9 +55,6 @@ def _run_args(sp: argparse.ArgumentParser) -> None:
     _opt(sp, "--detach-keys", default=None, help=DETACH_HELP)
     _opt(sp, "-a", "--attach", action="append", default=[], metavar="STREAM",
          help="attach stdin, stdout or stderr (default stdout and stderr)")
-    if not _has(sp, "image") and "image" not in {a.dest for a in sp._actions}:
-        sp.add_argument("image")
-        sp.add_argument("command", nargs=argparse.REMAINDER)
 
 
 def _attach_args(sp: argparse.ArgumentParser) -> None:
@@ -128,20 +123,7 @@ def _detach_keys(text: str | None) -> bytes:
 def _options(a: argparse.Namespace) -> Any:
     from rongqi.cli import run_flags
 
-    conv = getattr(run_flags, "options_from_args", None) or getattr(run_flags, "to_options", None)
-    if conv is not None:
-        opts = conv(a)
-    else:
-        from rongqi.engine.options import ContainerOptions
-
-        opts = ContainerOptions(image=a.image, command=list(a.command or []))
-    opts.detach = bool(a.detach)
-    opts.interactive = bool(a.interactive)
-    opts.tty = bool(a.tty)
-    opts.remove = bool(getattr(a, "rm", False) or opts.remove)
-    opts.sig_proxy = bool(a.sig_proxy)
-    opts.detach_keys = a.detach_keys
-    return opts
+    return run_flags.options_from_args(a)
 
 
 def _streams(attach: list[str], interactive: bool) -> tuple[bool, set[int]]:
@@ -173,16 +155,23 @@ def cmd_run(ctx: Any, a: argparse.Namespace) -> int:
     engine = _engine(ctx)
     c = engine.create(opts)
     if opts.detach:
-        engine.start(c.id)
+        try:
+            engine.start(c.id)
+        except BaseException:
+            try:
+                engine.remove(c.id, force=True)
+            except Exception:  # noqa: BLE001 - the start's error is the one to show
+                pass
+            raise
         print(c.id)
         return 0
     stdin, shown = _streams(a.attach, opts.interactive)
     return _start_and_relay(engine, c, stdin=stdin, shown=shown, tty=opts.tty, keys=keys,
-                            sig_proxy=opts.sig_proxy and not opts.tty)
+                            sig_proxy=opts.sig_proxy and not opts.tty, remove_on_error=True)
 
 
 def _start_and_relay(engine: Any, c: Any, *, stdin: bool, shown: set[int], tty: bool,
-                     keys: bytes, sig_proxy: bool) -> int:
+                     keys: bytes, sig_proxy: bool, remove_on_error: bool = False) -> int:
     import socket
 
     mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -192,25 +181,39 @@ def _start_and_relay(engine: Any, c: Any, *, stdin: bool, shown: set[int], tty: 
     except BaseException:
         mine.close()
         theirs.close()
+        if remove_on_error:
+            # `run` leaves nothing of a container that never ran (record, name, snapshot).
+            try:
+                engine.remove(c.id, force=True)
+            except Exception:  # noqa: BLE001 - the start's error is the one to show
+                pass
         raise
     theirs.close()  # start_container closed its copy; a second close is harmless
     return _relay_attach(engine, c, mine, stdin=stdin, shown=shown, tty=tty, keys=keys,
                          sig_proxy=sig_proxy)
 
 
-def start_attached(ctx: Any, ref: str, *, interactive: bool = False,
-                   detach_keys: str | None = None, sig_proxy: bool = True) -> int:
-    """`start -a [-i]` (called by cli/containers.py's start): start, then relay as run does;
-    a container that runs already is attached to."""
+def start_attached(ctx: Any, a: argparse.Namespace) -> int:
+    """`start -a [-i]` (cli/containers.py's start hands over): start, then relay as run does;
+    a container that runs already is attached to. One container only, as podman."""
+    from rongqi.errors import UsageError
+
+    refs = list(getattr(a, "names", None) or [])
+    if getattr(a, "latest", False):
+        refs = [_latest(_engine(ctx))]
+    if len(refs) != 1:
+        raise UsageError("you cannot start and attach multiple containers at once")
     engine = _engine(ctx)
-    keys = _detach_keys(detach_keys)
-    c = engine.get(ref)
+    keys = _detach_keys(getattr(a, "detach_keys", None))
+    sig = getattr(a, "sig_proxy", None)
+    sig_proxy = True if sig in (None, "") else _bool(str(sig)) if isinstance(sig, str) else bool(sig)
+    c = engine.get(refs[0])
     from rongqi.engine import lifecycle
 
     lifecycle.synced(engine, c)
     opts = c.config.get("options") or {}
     tty = bool(opts.get("tty"))
-    stdin = interactive and bool(opts.get("interactive"))
+    stdin = bool(getattr(a, "interactive", False)) and bool(opts.get("interactive"))
     if c.status in ("running", "paused"):
         return _attach_running(engine, c, stdin=stdin, keys=keys, sig_proxy=sig_proxy)
     return _start_and_relay(engine, c, stdin=stdin, shown={1, 2}, tty=tty, keys=keys,

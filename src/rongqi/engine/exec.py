@@ -95,13 +95,13 @@ def start(engine: Any, container: Any, proc: dict[str, Any], *, tty: bool = Fals
         return engine.runtime.exec(container.id, proc, tty=tty, detach=detach,
                                    console_socket=console_socket, stdio=stdio)
     except RongqiError as err:
-        msg = str(err)
+        from rongqi.engine.monitor import _podman_wording
+
+        msg = str(err).removeprefix("exec: ") if str(err).startswith("exec: exec: ") else str(err)
         code = classify(msg, _rootfs(container))
-        if code == 127:
-            raise CommandError(_prefixed(engine, msg) + ": OCI runtime attempted to invoke a "
-                               "command that was not found", 127) from None
-        if code == 126:
-            raise CommandError(_prefixed(engine, msg) + ": OCI permission denied", 126) from None
+        if code in (126, 127):
+            name = os.path.basename(getattr(engine.runtime, "name", "") or "rongqi")
+            raise CommandError(_podman_wording(msg, code, name), code) from None
         raise
 
 

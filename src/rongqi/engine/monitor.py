@@ -142,12 +142,18 @@ def classify(message: str, rootfs: str = "") -> int:
 
 
 def _podman_wording(message: str, code: int, runtime_name: str) -> str:
+    if "no such file or directory or not executable" in message and '"' in message:
+        # rongqi.oci's one wording for both cases: say which, as runc does.
+        name = message.split('"')[1]
+        message = (f'exec: "{name}": permission denied' if code == 126 else
+                   f'exec: "{name}": stat {name}: no such file or directory')
+    if not message.startswith(runtime_name + ":"):
+        message = f"{runtime_name}: {message}"
     if code == 127:
-        return (f"{runtime_name}: {message}: OCI runtime attempted to invoke a command that was "
-                "not found")
+        return f"{message}: OCI runtime attempted to invoke a command that was not found"
     if code == 126:
-        return f"{runtime_name}: {message}: OCI permission denied"
-    return f"{runtime_name}: {message}"
+        return f"{message}: OCI permission denied"
+    return message
 
 
 class Monitor:
