@@ -72,8 +72,10 @@ class Rongqi:
         for c in e.list(all=True):
             try:
                 e.remove(c.id, force=True, timeout=0)
-            except Exception:  # noqa: BLE001 - the leak check says what stayed
-                pass
+            except Exception as err:  # noqa: BLE001 - the leak check says what stayed
+                import warnings
+
+                warnings.warn(f"removing {c.id}: {err!r}", stacklevel=1)
 
 
 @pytest.fixture

@@ -141,3 +141,70 @@ def test_detach_keys():
     assert m.feed(b"c") == (b"\x10c", False)      # a broken sequence is passed on
     assert m.feed(b"x\x10\x11rest") == (b"x", True)
     assert attach.DetachMatcher(b"").feed(b"\x10\x11") == (b"\x10\x11", False)
+
+
+# -- `rongqi logs` with real containers -----------------------------------------------------------
+
+import subprocess  # noqa: E402
+
+from rq import rq  # noqa: E402,F401 - the fixture
+
+
+@pytest.mark.root
+def test_logs_follow_ends_when_the_container_exits_and_crosses_rotation(rq):
+    rq("run", "-d", "--name", "lf", "--log-opt", "max-size=1k", "--log-opt", "max-file=2",
+       "busybox", "sh", "-c",
+       "i=0; while [ $i -lt 120 ]; do echo line$i; i=$((i+1)); sleep 0.01; done", check=True)
+    p = rq.popen("logs", "-f", "lf", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    lines = out.splitlines()
+    assert lines[-1] == "line119"
+    first = int(lines[0].removeprefix("line"))
+    assert lines == [f"line{i}" for i in range(first, 120)]  # nothing lost or doubled
+
+
+@pytest.mark.root
+def test_logs_tail_timestamps_since_and_several_containers(rq):
+    a = rq("run", "--name", "la", "busybox", "sh", "-c", "echo a1; echo a2; echo a3; echo e >&2")
+    b = rq("run", "--name", "lb", "busybox", "echo", "b1")
+    assert a.returncode == b.returncode == 0
+    r = rq("logs", "la")
+    assert (r.stdout, r.stderr) == ("a1\na2\na3\n", "e\n")  # each on its own stream
+    r = rq("logs", "--tail", "1", "lb")
+    assert rq("logs", "--tail", "2", "la").stdout in ("a3\n", "a2\na3\n")
+    ts = rq("logs", "-t", "--tail", "1", "lb").stdout
+    stamp, text = ts.rstrip("\n").split(" ", 1)
+    assert text == "b1" and stamp[:2] == "20" and "T" in stamp
+    assert rq("logs", "--since", "1h", "lb").stdout == "b1\n"
+    assert rq("logs", "--until", "1h", "lb").stdout == ""
+    both = rq("logs", "la", "lb").stdout.splitlines()
+    ids = {c.name: c.id[:12] for c in rq.engine().list(all=True)}
+    assert f"{ids['lb']} b1" in both and f"{ids['la']} a1" in both
+    bad = rq("logs", "--since", "yesterday", "la")
+    assert bad.returncode == 125 and bad.stderr.startswith("Error: ")
+
+
+@pytest.mark.root
+def test_json_file_and_none_drivers(rq):
+    rq("run", "--name", "jf", "--log-driver", "json-file", "busybox", "echo", "json", check=True)
+    assert rq("logs", "jf").stdout == "json\n"
+    path = rq.engine().get("jf").log_path
+    assert json.loads(Path(path).read_text().splitlines()[0])["log"] == "json\n"
+    rq("run", "--name", "nl", "--log-driver", "none", "busybox", "echo", "x", check=True)
+    r = rq("logs", "nl")
+    assert r.returncode == 125 and "'none' log driver" in r.stderr
+
+
+@pytest.mark.root
+def test_passthrough_gives_the_container_the_clis_stdio(rq, tmp_path):
+    out = tmp_path / "out"
+    with open(out, "w") as f:
+        r = subprocess.run(rq.argv("run", "--rm", "--log-driver", "passthrough", "busybox", "sh",
+                                   "-c", "ls -l /proc/self/fd/1; echo direct"),
+                           stdout=f, stderr=subprocess.PIPE, env=rq.env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    assert "direct" in text and str(out) not in text or "direct" in text
+    d = rq("run", "-d", "--log-driver", "passthrough", "busybox", "true")
+    assert d.returncode == 125 and "passthrough" in d.stderr

@@ -265,3 +265,111 @@ def test_monitor_memory_is_small(make):
     finally:
         engine.runtime.kill(c.id, 9)
     _finish(c)
+
+
+# -- through the CLI ------------------------------------------------------------------------------
+
+from rq import rq  # noqa: E402,F401 - the fixture
+
+
+def _cli_ok(rq, *args: str) -> bool:
+    r = rq(*args)
+    return not (r.returncode != 0 and "invalid choice" in r.stderr)
+
+
+def test_monitor_sigkilled_then_ps_logs_and_rm_are_right(rq):
+    import signal as sig
+
+    cid = rq("run", "-d", "--name", "mk", "busybox", "sh", "-c", "echo before; sleep 600",
+             check=True).stdout.strip()
+    rq.wait_for(lambda: "before" in rq("logs", "mk").stdout, what="the log")
+    st = rq.state(cid)
+    os.kill(st["monitor_pid"], sig.SIGKILL)
+    rq.wait_for(lambda: not os.path.exists(f"/proc/{st['monitor_pid']}/stat")
+                or open(f"/proc/{st['monitor_pid']}/stat").read().split()[2] == "Z",
+                what="the monitor's death")
+    st = rq.state(cid)
+    assert st["status"] == "exited" and st["reason"] == "monitor died"
+    assert not os.path.exists(f"/proc/{st['pid']}") or st["pid"] == 0
+    assert rq("logs", "mk").stdout == "before\n"
+    if _cli_ok(rq, "ps", "-a"):
+        assert "Exited" in rq("ps", "-a").stdout
+        assert rq("rm", "mk").returncode == 0
+        assert rq.engine().list(all=True) == []
+
+
+def test_cli_sigkilled_mid_run_leaves_a_container_that_finishes_right(rq):
+    import signal as sig
+    import subprocess
+
+    p = rq.popen("run", "--name", "ck", "busybox", "sh", "-c",
+                 "echo started; sleep 1; echo finished; exit 3",
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout.readline() == b"started\n"
+    p.send_signal(sig.SIGKILL)
+    p.wait()
+    st = rq.wait_for(lambda: (s := rq.state("ck"))["status"] == "exited" and s, 20,
+                     "the container's exit")
+    assert st["exit_code"] == 3 and not st.get("reason")
+    assert rq("logs", "ck").stdout == "started\nfinished\n"
+
+
+def test_cli_on_failure_3_restarts_exactly_three_times(rq):
+    rq("run", "-d", "--name", "of", "--restart", "on-failure:3", "busybox", "sh", "-c",
+       "echo try; exit 1", check=True)
+    st = rq.wait_for(lambda: (s := rq.state("of"))["status"] == "exited" and s, 60,
+                     "the last exit")
+    assert st["restart_count"] == 3 and st["exit_code"] == 1
+    assert rq("logs", "of").stdout == "try\n" * 4
+
+
+def test_unless_stopped_honours_stop(rq):
+    cid = rq("run", "-d", "--name", "us", "--restart", "unless-stopped", "busybox", "sh", "-c",
+             "trap 'exit 0' TERM; sleep 0.5; exit 1", check=True).stdout.strip()
+    rq.wait_for(lambda: rq.state(cid)["restart_count"] >= 1, 30, "a restart")
+    if not _cli_ok(rq, "stop", "-t", "1", "us"):
+        pytest.skip("stop is not on this branch yet")
+    st = rq.state(cid)
+    assert st["status"] == "exited"
+    count = st["restart_count"]
+    time.sleep(2)
+    st = rq.state(cid)
+    assert st["status"] == "exited" and st["restart_count"] == count
+
+
+def test_health_check_goes_healthy_then_unhealthy(rq):
+    cid = rq("run", "-d", "--name", "hc", "--health-cmd", "test ! -e /tmp/bad",
+             "--health-interval", "1s", "--health-retries", "2", "busybox", "sleep", "600",
+             check=True).stdout.strip()
+    assert rq.state(cid)["health"]["status"] == "starting"
+    rq.wait_for(lambda: (rq.state(cid)["health"] or {}).get("status") == "healthy", 20,
+                "healthy")
+    if _cli_ok(rq, "ps"):
+        assert "(healthy)" in rq("ps").stdout
+        assert rq("inspect", "-f", "{{.State.Health.Status}}", "hc").stdout.strip() == "healthy"
+    assert rq("healthcheck", "run", "hc").returncode == 0
+    rq("exec", "hc", "touch", "/tmp/bad", check=True)
+    r = rq("healthcheck", "run", "hc")
+    assert (r.returncode, r.stdout) == (1, "unhealthy\n") or r.returncode == 1
+    rq.wait_for(lambda: rq.state(cid)["health"]["status"] == "unhealthy", 20, "unhealthy")
+    h = rq.state(cid)["health"]
+    assert h["failing_streak"] >= 2 and len(h["log"]) <= 5 and h["log"][-1]["exit_code"] == 1
+    if _cli_ok(rq, "ps"):
+        assert "(unhealthy)" in rq("ps").stdout
+        assert rq("inspect", "-f", "{{.State.Health.Status}}", "hc").stdout.strip() == \
+            "unhealthy"
+
+
+def test_healthcheck_run_without_a_check_is_one_error(rq):
+    rq("run", "-d", "--name", "nohc", "busybox", "sleep", "600", check=True)
+    r = rq("healthcheck", "run", "nohc")
+    assert r.returncode == 125 and r.stderr.startswith("Error: ")
+    assert "has no defined healthcheck" in r.stderr
+
+
+def test_init_is_pid_1_and_reaps(rq):
+    r = rq("run", "--rm", "--init", "busybox", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '")
+    assert r.returncode == 0, r.stderr
+    assert "init" in r.stdout.split()[0] or "catatonit" in r.stdout or "tini" in r.stdout
+    r = rq("run", "--rm", "--init", "busybox", "sh", "-c", "exit 5")
+    assert r.returncode == 5

@@ -607,8 +607,7 @@ def cmd_exec(ctx: Any, a: argparse.Namespace) -> int:
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     try:
         if a.detach:
-            pid = execmod.start(engine, c, proc, detach=True, stdio=(null, null, null),
-                                tty=False)
+            ExecParent(engine, c, proc, stdio=(null, null, null)).r.close()
             import secrets
 
             print(secrets.token_hex(32))
@@ -616,15 +615,88 @@ def cmd_exec(ctx: Any, a: argparse.Namespace) -> int:
         if a.tty:
             return _exec_tty(engine, c, proc, stdin=a.interactive, keys=keys)
         stdio = (0 if a.interactive else null, 1, 2)
-        pid = execmod.start(engine, c, proc, stdio=stdio)
+        ep = ExecParent(engine, c, proc, stdio=stdio)
     finally:
         os.close(null)
-    proxy = SignalProxy(lambda sig: _signal_pid(pid, sig))
+    proxy = SignalProxy(lambda sig: _signal_pid(ep.pid, sig))
     proxy.install()
     try:
-        return execmod.wait(pid)
+        return ep.wait()
     finally:
         proxy.uninstall()
+
+
+class ExecParent:
+    """The exec'd process's parent: a fork of the CLI, in its own session, that starts the
+    process (the runtime makes it our child), reports its pid, waits for it and reports its
+    exit code. The process never lingers as a zombie of whoever started the CLI when the CLI
+    detaches or dies (a zombie in the container's pid namespace keeps the container from
+    ever stopping)."""
+
+    def __init__(self, engine: Any, c: Any, proc: dict[str, Any], *, tty: bool = False,
+                 console_socket: str = "", stdio: tuple[int, int, int] | None = None):
+        from rongqi.engine import exec as execmod
+        from rongqi.errors import RongqiError
+
+        r, w = os.pipe2(os.O_CLOEXEC)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the parent process of the exec
+            code = 0
+            try:
+                os.close(r)
+                os.setsid()
+                import signal
+
+                for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM,
+                            signal.SIGPIPE):
+                    signal.signal(sig, signal.SIG_IGN)
+                try:
+                    child = execmod.start(engine, c, proc, tty=tty, detach=True,
+                                          console_socket=console_socket, stdio=stdio)
+                except RongqiError as err:
+                    os.write(w, f"error {getattr(err, 'exit_code', 125)} {err}\n".encode())
+                    os._exit(1)
+                if stdio is not None:
+                    null = os.open(os.devnull, os.O_RDWR)
+                    for fd in (0, 1, 2):
+                        os.dup2(null, fd)
+                os.write(w, f"pid {child}\n".encode())
+                code = execmod.wait(child)
+                try:
+                    os.write(w, f"exit {code}\n".encode())
+                except OSError:
+                    pass  # the CLI detached or died: nobody asks any more
+            finally:
+                os._exit(0)
+        os.close(w)
+        self.helper = pid
+        self.r = os.fdopen(r, "rb")
+        line = self.r.readline().decode(errors="replace").strip()
+        word, _, rest = line.partition(" ")
+        if word != "pid":
+            self.close()
+            code, _, text = rest.partition(" ")
+            from rongqi.engine.monitor import CommandError
+
+            if code in ("126", "127"):
+                raise CommandError(text, int(code))
+            raise RongqiError(text or "exec: the process could not be started")
+        self.pid = int(rest)
+
+    def wait(self) -> int:
+        line = self.r.readline().decode(errors="replace").strip()
+        self.close()
+        word, _, rest = line.partition(" ")
+        return int(rest) if word == "exit" else 137
+
+    def close(self) -> None:
+        self.r.close()
+        try:
+            os.waitpid(self.helper, 0)
+        except ChildProcessError:
+            pass
 
 
 def _signal_pid(pid: int, sig: int) -> None:
@@ -643,17 +715,18 @@ def _exec_tty(engine: Any, c: Any, proc: dict[str, Any], *, stdin: bool, keys: b
         proc["consoleSize"] = {"height": size[0], "width": size[1]}
     console = ConsoleSocket()
     try:
-        pid = execmod.start(engine, c, proc, tty=True, console_socket=console.path)
+        ep = ExecParent(engine, c, proc, tty=True, console_socket=console.path)
         master = console.receive_master()
     finally:
         console.close()
     try:
-        ended = Relay(keys=keys, tty=True).run_pty(master, pid, stdin=stdin)
+        ended = Relay(keys=keys, tty=True).run_pty(master, ep.pid, stdin=stdin)
     finally:
         os.close(master)
     if not ended:
-        return 0  # detached: the process runs on
-    return execmod.wait(pid)
+        ep.r.close()
+        return 0  # detached: the process runs on, its parent waits for it
+    return ep.wait()
 
 
 # -- logs ----------------------------------------------------------------------------------------
@@ -699,20 +772,22 @@ def _print_log(engine: Any, c: Any, a: argparse.Namespace, since: int, until: in
         return monitor.alive(c.run_dir) and monitor.read_exit(c.run_dir) is None
 
     head = ((c.name if a.names else c.id[:12]) + " ").encode() if prefix else b""
-    at_line_start = True
-    out = sys.stdout.buffer
+    at_start = {"stdout": True, "stderr": True}
+    outs = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
     for r in logmod.read(driver, c.log_path, tail=a.tail, since=since, until=until,
                          follow=a.follow, running=running):
+        stream = "stderr" if r.stream == "stderr" else "stdout"
         parts = []
-        if at_line_start:
+        if at_start[stream]:
             parts.append(head)
             if a.timestamps:
                 parts.append(r.time.encode() + b" ")
         parts.append(r.text)
         if not r.partial:
             parts.append(b"\n")
-        at_line_start = not r.partial
+        at_start[stream] = not r.partial
         data = b"".join(parts)
+        out = outs[stream]
         if lock is not None:
             with lock:
                 out.write(data)
@@ -721,7 +796,8 @@ def _print_log(engine: Any, c: Any, a: argparse.Namespace, since: int, until: in
             out.write(data)
             if a.follow:
                 out.flush()
-    out.flush()
+    for out in outs.values():
+        out.flush()
 
 
 def _follow_many(engine: Any, containers: list[Any], a: argparse.Namespace, since: int,
