@@ -250,10 +250,7 @@ class ErrorLog:
         from rongqi.oci import log
 
         log.configure(self.path, self.fmt, log.debug_enabled)
-        if level == "error":
-            log.error(msg)
-        else:
-            log._emit(level, msg, to_stderr=False)
+        log.emit_to_file(level, msg)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,8 +38,13 @@ def warn(msg: str) -> None:
 
 def error(msg: str) -> None:
     """The error a command failed with, for --log (the command line prints it to stderr itself)."""
+    emit_to_file("error", msg)
+
+
+def emit_to_file(level: str, msg: str) -> None:
+    """A line for --log only (nothing without it)."""
     if _path:
-        _emit("error", msg, to_stderr=False)
+        _emit(level, msg, to_stderr=False)
 
 
 def line(level: str, msg: str, fmt: str) -> str:
