@@ -274,3 +274,29 @@ def test_a_relative_root_is_the_callers_cwd_s(oci_binary, bundle_factory, unique
                            capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert not (tmp_path / "state" / unique_id).exists()
+
+
+def test_spec_is_runcs_template_with_rongqis_defaults(oci_binary, tmp_path):
+    # `runc spec` and `rongqi-oci spec` differ only where rongqi locks down more: docker's
+    # capabilities (none ambient), its seccomp profile, a cgroup namespace; and in the names.
+    import shutil
+
+    runc = shutil.which("runc")
+    if runc is None:
+        pytest.skip("missing runc (apt-get install runc)")
+    for name, binary in (("runc", runc), ("rongqi", oci_binary)):
+        (tmp_path / name).mkdir()
+        assert subprocess.run([binary, "spec"], cwd=tmp_path / name).returncode == 0
+    theirs = json.load(open(tmp_path / "runc" / "config.json"))
+    ours = json.load(open(tmp_path / "rongqi" / "config.json"))
+    assert ours["process"]["terminal"] is True
+    assert ours["linux"]["seccomp"]["defaultAction"] == "SCMP_ACT_ERRNO"
+    assert ours["linux"]["namespaces"] == theirs["linux"]["namespaces"] + [{"type": "cgroup"}]
+    assert set(theirs["process"]["capabilities"]["bounding"]) < set(ours["process"]["capabilities"]["bounding"])
+    for doc in (theirs, ours):
+        for key in ("hostname", "ociVersion"):
+            doc.pop(key)
+        doc["process"].pop("capabilities")
+        doc["linux"].pop("seccomp", None)
+        doc["linux"].pop("namespaces")
+    assert ours == theirs
