@@ -300,3 +300,23 @@ def test_spec_is_runcs_template_with_rongqis_defaults(oci_binary, tmp_path):
         doc["linux"].pop("seccomp", None)
         doc["linux"].pop("namespaces")
     assert ours == theirs
+
+
+def test_a_failing_poststart_hook_is_a_warning_that_goes_to_the_log(oci_binary, runtime_root, bundle_factory,
+                                                                   unique_id, tmp_path):
+    # The spec: a failing poststart hook is logged and the container goes on; with --log, as
+    # every warning of the runtime, the line goes to the log (runc's logrus does the same).
+    bundle = bundle_factory(["true"])
+    path = os.path.join(bundle, "config.json")
+    cfg = json.load(open(path))
+    cfg["hooks"] = {"poststart": [{"path": "/bin/false"}]}
+    json.dump(cfg, open(path, "w"))
+    r = subprocess.run([oci_binary, "--root", runtime_root, "run", "-b", bundle, unique_id], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and r.stderr.startswith("rongqi-oci: warning: ") and "poststart" in r.stderr, r.stderr
+    log = tmp_path / "log.json"
+    r = subprocess.run([oci_binary, "--root", runtime_root, "--log", str(log), "--log-format", "json", "run", "-b",
+                        bundle, unique_id], capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stderr) == (0, "")
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["level"] for e in entries] == ["warning"] and "poststart" in entries[0]["msg"], entries

@@ -720,10 +720,11 @@ def _run_hooks_warn(kind: str, st: statemod.State) -> None:
     try:
         run_hooks(kind, [HookSpec.from_dict(h) for h in hooks], _state_json(st, status, st.pid if status != "stopped" else 0))
     except HookError as err:
-        # The spec: a failing poststart/poststop hook is logged; the lifecycle goes on.
-        import sys
+        # The spec: a failing poststart/poststop hook is logged; the lifecycle goes on. To stderr,
+        # or with --log to the log, as every warning.
+        from rongqi.oci import log
 
-        sys.stderr.write(f"rongqi-oci: warning: {err}\n")
+        log.warn(str(err))
 
 
 def parse_signal(text: str) -> int:
