@@ -7,6 +7,7 @@ container is lives in its state dir, so both see the same containers.
 from __future__ import annotations
 
 import os
+import sys
 
 from rongqi.errors import ContainerStateError, RongqiError, SpecError, UnsupportedError, UsageError
 from rongqi.linux import namespaces
@@ -17,6 +18,14 @@ from rongqi.oci.spec import Spec, load_bundle
 
 SIGKILL = 9
 SIGTERM = 15
+
+
+def debug(text: str) -> None:
+    """A --debug line (oci/log.py), without importing it on the plain start path: the command
+    line loads it only for --log or --debug, and an engine in-process never asks for one."""
+    log = sys.modules.get("rongqi.oci.log")
+    if log is not None and log.debug_enabled:
+        log.debug(text)
 
 
 class CreateOptions:
@@ -56,10 +65,7 @@ def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SY
     if opts.preserve_fds < 0:
         raise UsageError("--preserve-fds: must not be negative")
     spec, raw = load_bundle(opts.bundle)
-    from rongqi.oci import log
-
-    if log.debug_enabled:
-        log.debug(f"create {cid}: config.json of {os.path.abspath(opts.bundle)} parsed, root {spec.root_path}")
+    debug(f"create {cid}: config.json of {os.path.abspath(opts.bundle)} parsed, root {spec.root_path}")
     if spec.process is None:
         raise SpecError("process: required to create a container (the program to run)")
     if opts.listen_fds > 0:
@@ -98,9 +104,8 @@ def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SY
         if (root_uid, root_gid) != (os.geteuid(), os.getegid()):
             os.chown(fifo, root_uid, root_gid)
         cg, new_cgroup = _make_cgroup(spec, cid, opts.systemd_cgroup)
-        if log.debug_enabled:
-            where = cg.path if cg is not None else "of the caller"
-            log.debug(f"create {cid}: cgroup {where} {'made' if new_cgroup else 'reused'}, limits written")
+        debug(f"create {cid}: cgroup {cg.path if cg is not None else 'of the caller'} "
+              f"{'made' if new_cgroup else 'reused'}, limits written")
         if cg is not None:
             if new_cgroup:
                 cleanup.cgroup = cg
@@ -111,7 +116,7 @@ def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SY
         st.pid = pid
         st.pid_start = statemod.proc_stat(pid)[0]
         st.save()
-        log.debug(f"create {cid}: init started, pid {pid}")
+        debug(f"create {cid}: init started, pid {pid}")
         try:
             # If the init already failed, its error is waiting in the pipe: _await_ready reads it.
             _send(sync, "go", str(pid))
@@ -125,7 +130,7 @@ def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SY
     except BaseException:
         cleanup.run()
         raise
-    log.debug(f"create {cid}: init ready, waiting for start")
+    debug(f"create {cid}: init ready, waiting for start")
     return st
 
 
@@ -679,9 +684,7 @@ def start(root: str, cid: str) -> statemod.State:
         if status != "created":
             raise ContainerStateError(f"cannot start an already {status} container")
         _release_init(st)
-    from rongqi.oci import log
-
-    log.debug(f"start {cid}: init {st.pid} released")
+    debug(f"start {cid}: init {st.pid} released")
     _run_hooks_warn("poststart", st)
     return st
 
@@ -764,9 +767,7 @@ def kill(root: str, cid: str, sig: int, all_: bool = False) -> None:
         cgroups.Cgroup.from_dict(st.cgroup).kill_all(sig)
         return
     signal_init(st, sig)
-    from rongqi.oci import log
-
-    log.debug(f"kill {cid}: signal {sig} sent to init {st.pid}")
+    debug(f"kill {cid}: signal {sig} sent to init {st.pid}")
     if sig == SIGKILL and status == "paused":
         # A frozen process dies only once thawed (v1 freezer): thaw, as runc does.
         from rongqi.linux import cgroups
@@ -812,9 +813,7 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         destroy(st)
     _run_hooks_warn("poststop", st)
     statemod.remove_dir(st.dir)
-    from rongqi.oci import log
-
-    log.debug(f"delete {cid}: cgroup and state removed")
+    debug(f"delete {cid}: cgroup and state removed")
 
 
 def _kill_and_wait(st: statemod.State) -> None:

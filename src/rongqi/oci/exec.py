@@ -252,9 +252,9 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
         except (ProcessLookupError, ChildProcessError):
             pass
         raise
-    from rongqi.oci import log
+    from rongqi.oci.container import debug
 
-    log.debug(f"exec {cid}: process {pid} started: {' '.join(proc.args)}")
+    debug(f"exec {cid}: process {pid} started: {' '.join(proc.args)}")
     return pid
 
 
