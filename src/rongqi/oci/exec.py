@@ -201,8 +201,18 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
             continue
         (early if kind in ("user", "pid", "time") else late).append((kind, path))
     c.late_joins = late
-    # Without a mount namespace the container shares ours: its root is the init's chroot.
-    root = f"/proc/{st.pid}/root" if spec.linux.namespace("mount") is None else ""
+    # Without a mount namespace the container shares ours: its root is the init's chroot, held
+    # by an fd taken while the pid is checked to be the init's still (a reused pid's root could
+    # be the host's).
+    root_fd = -1
+    if spec.linux.namespace("mount") is None:
+        try:
+            root_fd = os.open(f"/proc/{st.pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            raise ContainerStateError("cannot exec in a stopped container") from None
+        if statemod.proc_stat(st.pid)[0] != st.pid_start:
+            os.close(root_fd)
+            raise ContainerStateError("cannot exec in a stopped container")
 
     p_r, c_w = os.pipe2(os.O_CLOEXEC)
     c_r, p_w = os.pipe2(os.O_CLOEXEC)
@@ -213,11 +223,11 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
     try:
         try:
             pid = spawn_in_cgroup(sc, cg, 0, early, lambda: preload_for_child(spec), None,
-                                  lambda: _child(sc, c, proc, root), close_in_helper=(p_r, p_w))
+                                  lambda: _child(sc, c, proc, root_fd), close_in_helper=(p_r, p_w))
         except RongqiError as err:
             raise RongqiError(f"exec: {err}") from None
         finally:
-            for fd in (c_r, c_w, c.console_fd, c.seccomp_listener_fd):
+            for fd in (c_r, c_w, c.console_fd, c.seccomp_listener_fd, root_fd):
                 if fd >= 0:
                     os.close(fd)
         try:
@@ -258,8 +268,8 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
     return pid
 
 
-def _child(sc: sysc.Syscalls, c: InitConfig, proc, root: str = "") -> None:
-    """The exec'd process, before execve: never returns. root: chroot there (a container
+def _child(sc: sysc.Syscalls, c: InitConfig, proc, root_fd: int = -1) -> None:
+    """The exec'd process, before execve: never returns. root_fd: chroot there (a container
     without a mount namespace, whose root is its init's chroot)."""
     code = 1
     try:
@@ -273,8 +283,9 @@ def _child(sc: sysc.Syscalls, c: InitConfig, proc, root: str = "") -> None:
             sc.setresuid(0)
         for kind, path in c.late_joins:
             namespaces.join(sc, kind, path)
-        if root:
-            sc.chroot(root)
+        if root_fd >= 0:
+            sc.chdir(root_fd)
+            sc.chroot(".")
         os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
         env = _environ(proc)
         try:
