@@ -170,3 +170,16 @@ def test_without_a_mount_namespace_what_needs_one_is_refused(oci_binary, runtime
     assert r.returncode == 1 and words in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert mounts_under(bundle) == []
+
+
+def test_a_hostname_in_the_runtimes_own_uts_namespace_is_refused(oci_binary, runtime_root, bundle_factory, unique_id):
+    # Joining the runtime's own uts namespace by path and naming a hostname would rename the
+    # host (runc does it); refused, naming the field. The name asked for is the host's own, so
+    # that a regression fails this test without renaming the machine.
+    before = os.uname().nodename
+    bundle = bundle_factory(["true"], hostname=before)
+    edit_config(bundle, lambda c: [ns.__setitem__("path", f"/proc/{os.getpid()}/ns/uts")
+                                   for ns in c["linux"]["namespaces"] if ns["type"] == "uts"])
+    r = run(oci_binary, runtime_root, bundle, unique_id)
+    assert r.returncode == 1 and "hostname:" in r.stderr and "runtime's own" in r.stderr, r.stderr
+    assert not os.path.exists(os.path.join(runtime_root, unique_id))

@@ -168,6 +168,11 @@ def check_host_support(spec: Spec) -> None:
     from rongqi.linux import lsm
 
     proc = spec.process
+    uts = spec.linux.namespace("uts")
+    if (spec.hostname or spec.domainname) and uts is not None and uts.path and namespaces.same_as_host("uts", uts.path):
+        key = "hostname" if spec.hostname else "domainname"
+        raise SpecError(f"{key}: the uts namespace joined at {uts.path} is the runtime's own: setting the "
+                        f"{key} there would change the host's; drop {key} or join another namespace")
     if proc.apparmor_profile and not lsm.apparmor_enabled():
         raise UnsupportedError(f"process.apparmorProfile: {proc.apparmor_profile!r} asked for, but AppArmor is not "
                                "enabled on this host; remove the profile (or run on a host with AppArmor)")
