@@ -154,7 +154,8 @@ def test_concurrent_writers_never_interleave_and_a_follower_sees_every_event(
     follower = subprocess.Popen(
         [sys.executable, "-m", "rongqi.cli.main", "--root", str(tmp_path), "events", "--since",
          f"{time.time() - 1:.3f}", "--format", "{{.Name}}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    reader = LineReader(follower)
     try:
         procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(each),
                                    str(rotate), str(w)], env=ENV) for w in range(writers)]
@@ -166,36 +167,53 @@ def test_concurrent_writers_never_interleave_and_a_follower_sees_every_event(
         parsed = [json.loads(line) for line in lines]  # a torn line would not parse
         expected = {f"w{w}-{i}" for w in range(writers) for i in range(each)}
         assert sorted(p["Name"] for p in parsed) == sorted(expected)
-        seen = _read_lines(follower, len(expected), timeout=60)
+        seen = reader.lines(len(expected), timeout=60)
     finally:
         follower.send_signal(signal.SIGTERM)
-        out, err = follower.communicate(timeout=30)
+        out, err = reader.rest(follower)
     assert follower.returncode == 0, err
     assert sorted(seen + out.split()) == sorted(expected)  # each exactly once
     assert err == ""
 
 
-def _read_lines(p: subprocess.Popen, count: int, timeout: float) -> list[str]:
-    """Lines from a running `rongqi events` until `count` came or `timeout` passed."""
-    import select
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    assert p.stdout is not None
-    while len(lines) < count and time.monotonic() < deadline:
-        ready, _, _ = select.select([p.stdout], [], [], 0.2)
-        if ready:
-            line = p.stdout.readline()
-            if not line:
+class LineReader:
+    """Lines from a running `rongqi events`, read from the pipe's fd itself: a buffered
+    reader would hold lines that select() no longer reports (and that communicate() then
+    never sees)."""
+
+    def __init__(self, p: subprocess.Popen):
+        assert p.stdout is not None
+        self.fd = p.stdout.fileno()
+        self.buf = b""
+
+    def lines(self, count: int, timeout: float) -> list[str]:
+        import select
+        out: list[str] = []
+        deadline = time.monotonic() + timeout
+        while len(out) < count and time.monotonic() < deadline:
+            while b"\n" in self.buf and len(out) < count:
+                line, self.buf = self.buf.split(b"\n", 1)
+                out.append(line.decode())
+            if len(out) >= count:
                 break
-            lines.append(line.strip())
-    return lines
+            ready, _, _ = select.select([self.fd], [], [], 0.2)
+            if ready:
+                chunk = os.read(self.fd, 65536)
+                if not chunk:
+                    break
+                self.buf += chunk
+        return out
+
+    def rest(self, p: subprocess.Popen) -> tuple[str, str]:
+        out, err = p.communicate(timeout=30)
+        return (self.buf + out).decode(), err.decode()
 
 
 def test_a_stream_shows_only_new_events_and_ends_on_sigint(tmp_path: Path) -> None:
     events.emit(str(tmp_path), "container", "create", id=ID1, name="before")
     p = subprocess.Popen([sys.executable, "-m", "rongqi.cli.main", "--root", str(tmp_path),
-                          "events"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env=ENV)
+                          "events"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    reader = LineReader(p)
     try:
         # Until the stream has started, what is written is history it skips: write until
         # one line comes out (each line is flushed as it is printed).
@@ -203,12 +221,12 @@ def test_a_stream_shows_only_new_events_and_ends_on_sigint(tmp_path: Path) -> No
         for i in range(100):
             events.emit(str(tmp_path), "container", "start", id=ID1, name=f"after{i}",
                         image="busybox")
-            first = _read_lines(p, 1, timeout=0.2)
+            first = reader.lines(1, timeout=0.2)
             if first:
                 break
     finally:
         p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=30)
+        out, err = reader.rest(p)
     assert p.returncode == 0 and err == ""
     assert first and f"container start {ID1} (image=busybox, name=after" in first[0]
     assert "before" not in first[0] + out
@@ -229,3 +247,33 @@ def test_a_reader_without_the_log_and_a_root_that_cannot_take_events(tmp_path: P
     assert rongqi(tmp_path / "none", "events", "--stream=false").stdout == ""
     missing = tmp_path / "missing" / "root"
     assert events.emit(str(missing), "container", "start") is None  # dropped, no error
+
+
+def test_image_commands_and_system_prune_report_events_as_podman(tmp_path: Path) -> None:
+    rongqi(tmp_path, "pull", "-q", "busybox")
+    rongqi(tmp_path, "tag", "busybox", "localhost/x:1")
+    rongqi(tmp_path, "rmi", "localhost/x:1")
+    image_id = rongqi(tmp_path, "image", "inspect", "-f", "{{.Id}}", "busybox").stdout.strip()
+    hexid = image_id.partition(":")[2]
+    out = rongqi(tmp_path, "system", "prune", "-a", "-f").stdout
+    assert out == f"Deleted Images\n{hexid}\nTotal reclaimed space: " + out.rsplit(": ", 1)[1]
+    assert out.rsplit(": ", 1)[1].rstrip().endswith("B")
+    lines = rongqi(tmp_path, "events", "--stream=false", "--format",
+                   "{{.Status}} {{.ID}} {{.Name}}").stdout.splitlines()
+    assert lines == ["pull  docker.io/library/busybox:latest",
+                     f"tag {hexid} localhost/x:1",
+                     f"untag {hexid} localhost/x:1",
+                     f"untag {hexid} docker.io/library/busybox:latest",
+                     f"remove {hexid} "]
+    # without -f it asks, and a "no" removes nothing
+    r = subprocess.run([sys.executable, "-m", "rongqi.cli.main", "--root", str(tmp_path),
+                        "system", "prune", "--volumes"], input="n\n", capture_output=True,
+                       text=True, env=ENV, timeout=60)
+    assert r.returncode == 0
+    assert r.stdout == ("WARNING! This command removes:\n"
+                        "\t- all stopped containers\n"
+                        "\t- all networks not used by at least one container\n"
+                        "\t- all volumes not used by at least one container\n"
+                        "\t- all dangling images\n"
+                        "\t- all dangling build cache\n\n"
+                        "Are you sure you want to continue? [y/N] ")

@@ -99,6 +99,18 @@ def _split_name(name: str) -> tuple[str, str]:
     return fam.split("@")[0], "<none>"
 
 
+def _image_event(ctx: Context, action: str, desc: Any = None, name: str = "") -> None:
+    """An image event as podman's: the image id (config digest's hex) and the name."""
+    from rongqi.engine import events
+    image_id = ""
+    if desc is not None:
+        try:
+            image_id = ctx.store.manifest(desc)["config"]["digest"].partition(":")[2]
+        except (RongqiError, OSError, KeyError):
+            pass
+    events.emit(ctx.engine.root, "image", action, id=image_id, name=name)
+
+
 # -- commands ------------------------------------------------------------------------------------
 def cmd_pull(ctx: Context, a: argparse.Namespace) -> int:
     from rongqi.engine import images
@@ -106,6 +118,7 @@ def cmd_pull(ctx: Context, a: argparse.Namespace) -> int:
                               creds=a.creds or "", unpack=not a.no_unpack, jobs=a.jobs)
     with ctx.progress(a.quiet) as progress:
         ref, _ = images.pull(ctx.engine, a.name, opts, progress)
+    _image_event(ctx, "pull", name=str(ref))  # podman 4 leaves the id out of pull events
     if a.quiet:
         print(ref)
     return 0
@@ -128,6 +141,7 @@ def cmd_push(ctx: Context, a: argparse.Namespace) -> int:
             mount_from.append(r.path)
     with ctx.progress(a.quiet) as progress:
         client.push(ctx.store, desc, dest, progress=progress, mount_from=mount_from)
+    _image_event(ctx, "push", desc, str(dest))
     return 0
 
 
@@ -190,7 +204,10 @@ def cmd_rmi(ctx: Context, a: argparse.Namespace) -> int:
                               " use -f to remove them all")
         for n in (same if by_id else [full]):
             ctx.store.remove_name(n)
+            _image_event(ctx, "untag", desc, n)
             print(f"Untagged: {n}")
+        if not any(d.digest == desc.digest for _, d in ctx.store.names()):
+            _image_event(ctx, "remove", desc)  # podman: the id, no name
     if not a.no_prune:
         _gc(ctx)
     if failed:
@@ -203,6 +220,7 @@ def cmd_tag(ctx: Context, a: argparse.Namespace) -> int:
     _, desc = _resolve(ctx, a.source)
     for t in a.targets:
         ctx.store.set_name(str(reference.parse(t)), desc)
+        _image_event(ctx, "tag", desc, str(reference.parse(t)))
     return 0
 
 
@@ -281,6 +299,7 @@ def cmd_load(ctx: Context, a: argparse.Namespace) -> int:
         if tmp:
             os.unlink(tmp)
     for name, desc in loaded:
+        _image_event(ctx, "loadfromarchive", desc, name or "")
         print(f"Loaded image: {name or desc.digest}")
     return 0
 
@@ -337,6 +356,7 @@ def cmd_import(ctx: Context, a: argparse.Namespace) -> int:
             raise RongqiError(f"import: {a.file}: {e.strerror}") from None
         with f:
             desc = import_tarball(ctx.store, f, name, config)
+    _image_event(ctx, "import", desc, name or "")
     print(ctx.store.manifest(desc)["config"]["digest"])
     return 0
 
@@ -374,8 +394,12 @@ def cmd_unmount(ctx: Context, a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_prune(ctx: Context, a: argparse.Namespace) -> int:
-    if a.all:
+def prune_images(ctx: Context, all_images: bool) -> tuple[list[tuple[str, str]], int, int]:
+    """Image prune: with all_images, untag every image no snapshot (container) uses; then
+    collect unreferenced blobs and layers. Returns the (name, image id) pairs untagged, the
+    count of blobs and layers removed and the bytes freed."""
+    untagged = []
+    if all_images:
         in_use = set()
         for s in ctx.storage.snapshots():
             in_use.update(s.chain_ids)
@@ -384,9 +408,17 @@ def cmd_prune(ctx: Context, a: argparse.Namespace) -> int:
             cfg = ctx.store.config(d)
             chains = chain_ids(cfg.get("rootfs", {}).get("diff_ids", []))
             if not chains or chains[-1] not in in_use:
+                image_id = ctx.store.manifest(d)["config"]["digest"]
                 ctx.store.remove_name(name)
-                print(f"Untagged: {name}")
+                untagged.append((name, image_id))
     count, freed = _gc(ctx)
+    return untagged, count, freed
+
+
+def cmd_prune(ctx: Context, a: argparse.Namespace) -> int:
+    untagged, count, freed = prune_images(ctx, a.all)
+    for name, _ in untagged:
+        print(f"Untagged: {name}")
     print(f"Deleted {count} blobs and layers\nTotal reclaimed space: {_human(freed)}")
     return 0
 
@@ -584,8 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
     system = add(["system"], None, "system information")
     ssub = system.add_subparsers(dest="system_command", parser_class=_Parser)
     add(["df"], cmd_df, "disk usage", ssub)
-    prune = add(["prune"], cmd_prune, "remove unused data", ssub)
-    prune_args(prune)
+    # `system prune` (containers, images, volumes) is cli/system.py's
 
     login = add(["login"], cmd_login, "save credentials for a registry")
     login.add_argument("server", nargs="?")

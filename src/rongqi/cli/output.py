@@ -268,6 +268,17 @@ def human_size(n: float, precision: int = 3) -> str:
     return f"{gotemplate.go_sprintf(f'%.{precision}g', [size])} {_DECIMAL_UNITS[i]}"
 
 
+def go_units_size(n: float) -> str:
+    """go-units HumanSize (4 digits, no space), as podman prints reclaimed space: "2.021MB",
+    "0B"."""
+    size = float(n)
+    i = 0
+    while size >= 1000 and i < len(_DECIMAL_UNITS) - 1:
+        size /= 1000
+        i += 1
+    return f"{gotemplate.go_sprintf('%.4g', [size])}{_DECIMAL_UNITS[i]}"
+
+
 def compact_size(n: float) -> str:
     """The image commands' size column as rongqi has printed it so far: "11.4kB", "812B"."""
     for unit in ("B", "kB", "MB", "GB", "TB"):

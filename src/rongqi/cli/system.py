@@ -33,6 +33,13 @@ def register(add: Any, top: Any, groups: dict[str, Any]) -> None:
         info.add_argument("-f", "--format", help="json, or a Go template")
     version = add(["version"], cmd_version, "display the rongqi version information", top)
     version.add_argument("-f", "--format", help="json, or a Go template")
+    prune = add(["prune"], cmd_system_prune, "remove unused data", groups["system"])
+    prune.add_argument("-a", "--all", action="store_true",
+                       help="remove all unused images, not only dangling ones")
+    prune.add_argument("-f", "--force", action="store_true", help="do not prompt")
+    prune.add_argument("--volumes", action="store_true", help="prune volumes too")
+    prune.add_argument("--filter", action="append", default=[],
+                       help="container filters (until=, label=)")
 
 
 def _bool(text: str) -> bool:
@@ -134,6 +141,62 @@ def cmd_events(ctx: Any, a: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    return 0
+
+
+# -- system prune --------------------------------------------------------------------------------
+_PRUNE_WARNING = """WARNING! This command removes:
+\t- all stopped containers
+\t- all networks not used by at least one container{volumes}
+\t- {images}
+\t- {cache}
+
+Are you sure you want to continue? [y/N] """
+
+
+def cmd_system_prune(ctx: Any, a: argparse.Namespace) -> int:
+    """podman's `system prune`: stopped containers, then (with --volumes) unused volumes,
+    then images (dangling ones; with -a all that no container uses), each list under its
+    heading, and the space reclaimed."""
+    from rongqi.cli.main import prune_images
+    from rongqi.engine import events
+    if not a.force:
+        sys.stdout.write(_PRUNE_WARNING.format(
+            volumes="\n\t- all volumes not used by at least one container" if a.volumes else "",
+            images="all images without at least one container associated with them" if a.all
+            else "all dangling images",
+            cache="all build cache" if a.all else "all dangling build cache"))
+        sys.stdout.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return 0
+    engine = ctx.engine
+    containers = engine.prune(a.filter)
+    if containers:
+        print("Deleted Containers")
+        for cid in containers:
+            print(cid)
+    if a.volumes:
+        volumes = engine.volumes.prune(engine)
+        if volumes:
+            print("Deleted Volumes")
+            for name in volumes:
+                events.emit(engine.root, "volume", "prune", name=name)
+                print(name)
+    untagged, _, freed = prune_images(ctx, a.all)
+    removed_ids = []
+    for name, image_id in untagged:
+        events.emit(engine.root, "image", "untag", id=image_id.partition(":")[2], name=name)
+        if image_id not in removed_ids and not any(
+                ctx.store.manifest(d)["config"]["digest"] == image_id
+                for _, d in ctx.store.names()):
+            removed_ids.append(image_id)
+    if removed_ids:
+        print("Deleted Images")
+        for image_id in removed_ids:
+            events.emit(engine.root, "image", "remove", id=image_id.partition(":")[2])
+            print(image_id.partition(":")[2])
+    from rongqi.cli.output import go_units_size
+    print(f"Total reclaimed space: {go_units_size(freed)}")
     return 0
 
 
