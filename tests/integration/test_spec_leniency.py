@@ -183,3 +183,23 @@ def test_a_hostname_in_the_runtimes_own_uts_namespace_is_refused(oci_binary, run
     r = run(oci_binary, runtime_root, bundle, unique_id)
     assert r.returncode == 1 and "hostname:" in r.stderr and "runtime's own" in r.stderr, r.stderr
     assert not os.path.exists(os.path.join(runtime_root, unique_id))
+
+
+def test_a_sysctl_in_the_runtimes_own_namespace_is_refused(oci_binary, runtime_root, bundle_factory, unique_id):
+    # runc: `sysctl "net...." not allowed in host network namespace` when the netns joined by
+    # path is the runtime's. The value asked for is the host's current one, so that a regression
+    # fails this test without changing the machine.
+    current = open("/proc/sys/net/ipv4/ip_forward").read().strip()
+    bundle = bundle_factory(["true"])
+
+    def change(c):
+        for ns in c["linux"]["namespaces"]:
+            if ns["type"] == "network":
+                ns["path"] = f"/proc/{os.getpid()}/ns/net"
+        c["linux"]["sysctl"] = {"net.ipv4.ip_forward": current}
+
+    edit_config(bundle, change)
+    r = run(oci_binary, runtime_root, bundle, unique_id)
+    assert r.returncode == 1 and "linux.sysctl.net.ipv4.ip_forward" in r.stderr and "runtime's own" in r.stderr, \
+        r.stderr
+    assert not os.path.exists(os.path.join(runtime_root, unique_id))

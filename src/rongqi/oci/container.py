@@ -168,11 +168,22 @@ def check_host_support(spec: Spec) -> None:
     from rongqi.linux import lsm
 
     proc = spec.process
+    # A namespace joined by path may be the runtime's own: what would be set there is the host's
+    # (runc refuses net sysctls in the host's network namespace; the rest it sets on the host).
     uts = spec.linux.namespace("uts")
     if (spec.hostname or spec.domainname) and uts is not None and uts.path and namespaces.same_as_host("uts", uts.path):
         key = "hostname" if spec.hostname else "domainname"
         raise SpecError(f"{key}: the uts namespace joined at {uts.path} is the runtime's own: setting the "
                         f"{key} there would change the host's; drop {key} or join another namespace")
+    if spec.linux.sysctl:
+        from rongqi.oci.spec import sysctl_namespace
+
+        for key in spec.linux.sysctl:
+            kind = sysctl_namespace(key)
+            ns = spec.linux.namespace(kind) if kind else None
+            if ns is not None and ns.path and namespaces.same_as_host(kind, ns.path):
+                raise SpecError(f"linux.sysctl.{key}: the {kind} namespace joined at {ns.path} is the runtime's "
+                                "own: setting it would change the host's")
     if proc.apparmor_profile and not lsm.apparmor_enabled():
         raise UnsupportedError(f"process.apparmorProfile: {proc.apparmor_profile!r} asked for, but AppArmor is not "
                                "enabled on this host; remove the profile (or run on a host with AppArmor)")

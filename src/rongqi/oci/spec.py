@@ -592,11 +592,17 @@ def _check_consistency(s: Spec) -> None:
     if lin.namespace("mount") is None:
         _check_without_mount_namespace(s)
     for key in lin.sysctl:
-        for prefix, ns in _SYSCTL_NS:
-            if key == prefix or (prefix.endswith(".") and key.startswith(prefix)):
-                n = lin.namespace(ns)
-                if n is None:
-                    raise SpecError(f"linux.sysctl.{key}: needs a {ns} namespace in linux.namespaces")
-                break
-        else:
+        ns = sysctl_namespace(key)
+        if ns is None:
             raise SpecError(f"linux.sysctl.{key}: not a namespaced sysctl; setting it would change the host")
+        if lin.namespace(ns) is None:
+            raise SpecError(f"linux.sysctl.{key}: needs a {ns} namespace in linux.namespaces")
+
+
+def sysctl_namespace(key: str) -> str | None:
+    """The namespace kind a sysctl belongs to (ipc, network, uts), None for a host-wide one.
+    (Whether a namespace joined by path is the runtime's own is checked at create.)"""
+    for prefix, ns in _SYSCTL_NS:
+        if key == prefix or (prefix.endswith(".") and key.startswith(prefix)):
+            return ns
+    return None
