@@ -32,19 +32,21 @@ class Lock:
     shared: LOCK_SH (many holders) instead of LOCK_EX. blocking=False: acquire() returns False
     (and `with` raises LockBusy) when someone else holds it. timeout (seconds): wait at most
     that long, then LockBusy. directory=True: lock an existing directory (opened O_DIRECTORY,
-    never created); otherwise the file is created (mode 0o600) when missing. Not reentrant:
-    a second acquire of the same Lock object is a bug.
+    never created); otherwise the file is created (mode 0o600) when missing, unless
+    create=False. Not reentrant: a second acquire of the same Lock object is a bug.
     """
 
-    __slots__ = ("path", "shared", "blocking", "timeout", "directory", "mode", "fd")
+    __slots__ = ("path", "shared", "blocking", "timeout", "directory", "create", "mode", "fd")
 
     def __init__(self, path: str, *, shared: bool = False, blocking: bool = True,
-                 timeout: float | None = None, directory: bool = False, mode: int = 0o600):
+                 timeout: float | None = None, directory: bool = False, create: bool = True,
+                 mode: int = 0o600):
         self.path = path
         self.shared = shared
         self.blocking = blocking
         self.timeout = timeout
         self.directory = directory
+        self.create = create
         self.mode = mode
         self.fd = -1
 
@@ -53,7 +55,8 @@ class Lock:
             flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
             return os.open(self.path, flags)
         try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, self.mode)
+            return os.open(self.path, os.O_RDWR | os.O_CLOEXEC
+                           | (os.O_CREAT if self.create else 0), self.mode)
         except PermissionError:
             # Another user's lock file we may read (a shared lock for `ps`): flock needs no write.
             return os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)

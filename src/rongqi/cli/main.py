@@ -114,6 +114,9 @@ def _image_event(ctx: Context, action: str, desc: Any = None, name: str = "") ->
 # -- commands ------------------------------------------------------------------------------------
 def cmd_pull(ctx: Context, a: argparse.Namespace) -> int:
     from rongqi.engine import images
+    if a.platform:
+        from rongqi.image.registry import Platform
+        Platform.parse(a.platform)  # a bad one is the error, before any progress shows
     opts = images.PullOptions(platform=a.platform or "", tls_verify=a.tls_verify,
                               creds=a.creds or "", unpack=not a.no_unpack, jobs=a.jobs)
     with ctx.progress(a.quiet) as progress:
@@ -187,22 +190,31 @@ def _gc(ctx: Context) -> tuple[int, int]:
     return len(removed) + len(layers), freed
 
 
+class ImageInUse(RongqiError):
+    exit_code = 2  # podman rmi: 2 when a container uses the image
+
+
 def cmd_rmi(ctx: Context, a: argparse.Namespace) -> int:
+    """podman's rmi: each missing image an `Error:` line (exit 1); an image a container
+    uses is refused (exit 2) unless -f, which removes those containers first."""
     from rongqi.image.errors import ImageNotFound
-    failed = False
+    code = 0
     for name in a.names:
         try:
             full, desc = ctx.store.resolve(name)
-        except ImageNotFound as e:
-            print(f"Error: {e}", file=sys.stderr)
-            failed = True
+        except ImageNotFound:
+            print(f"Error: {name}: image not known", file=sys.stderr)
+            code = 1
             continue
         same = [n for n, d in ctx.store.names() if d.digest == desc.digest]
         by_id = full != name and full != _normalized(name)
         if by_id and len(same) > 1 and not a.force:
             raise RongqiError(f"image {name} is referenced by several names ({', '.join(same)});"
                               " use -f to remove them all")
-        for n in (same if by_id else [full]):
+        going = same if by_id else [full]
+        if not set(same) - set(going):
+            _containers_of_image(ctx, desc, force=a.force)
+        for n in going:
             ctx.store.remove_name(n)
             _image_event(ctx, "untag", desc, n)
             print(f"Untagged: {n}")
@@ -210,9 +222,20 @@ def cmd_rmi(ctx: Context, a: argparse.Namespace) -> int:
             _image_event(ctx, "remove", desc)  # podman: the id, no name
     if not a.no_prune:
         _gc(ctx)
-    if failed:
-        raise RongqiError("some images could not be removed")
-    return 0
+    return code
+
+
+def _containers_of_image(ctx: Context, desc: Any, *, force: bool) -> None:
+    """The last name of an image goes: refuse while containers use it, or with -f remove them."""
+    image_id = ctx.store.manifest(desc)["config"]["digest"]
+    users = [c for c in ctx.engine.records.all() if c.config.get("image_id") == image_id]
+    if not users:
+        return
+    if not force:
+        raise ImageInUse(f"image used by {users[0].id}: image is in use by a container: "
+                         "consider listing external containers and force-removing image")
+    for c in users:
+        ctx.engine.remove(c.id, force=True)
 
 
 def cmd_tag(ctx: Context, a: argparse.Namespace) -> int:

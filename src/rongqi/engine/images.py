@@ -44,13 +44,6 @@ class PullOptions:
     jobs: int = 4
 
 
-class ImageNotKnown(EngineError):
-    """podman's words for a missing local image with --pull never."""
-
-    def __init__(self, name: str):
-        super().__init__(f"{name}: image not known")
-
-
 def normalized(name: str) -> str:
     from rongqi.image import reference
     try:
@@ -154,7 +147,8 @@ def resolve(engine: Engine, name: str, policy: str = "missing",
     local = _local(engine, name)
     if policy == "never":
         if local is None:
-            raise ImageNotKnown(name)
+            from rongqi.image.errors import ImageNotFound
+            raise ImageNotFound(name)
     elif policy == "missing":
         if local is None:
             if is_builtin(name) and not opts.platform:

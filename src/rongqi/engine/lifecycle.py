@@ -38,13 +38,12 @@ LOG_DRIVERS = ("k8s-file", "json-file", "none", "passthrough", "journald")
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
 
 
-def _emit(engine: Engine, action: str, c: Container, **attributes: str) -> None:
-    try:
-        from rongqi.engine import events
-    except ImportError:  # engine/events.py (the fmt helper's) has not landed yet
-        return
+def _emit(engine: Engine, action: str, c: Container, *, exit_code: int | None = None,
+          **attributes: str) -> None:
+    from rongqi.engine import events
     events.emit(engine.root, "container", action, id=c.id, name=c.name,
-                image=c.config.get("image_name", ""), attributes=attributes or None)
+                image=c.config.get("image_name", ""), attributes=attributes or None,
+                exit_code=exit_code)
 
 
 # -- lock + sync ---------------------------------------------------------------------------------
@@ -52,7 +51,12 @@ def _emit(engine: Engine, action: str, c: Container, **attributes: str) -> None:
 def locked(engine: Engine, ref: str | Container) -> Iterator[Container]:
     """The container, locked exclusively and synced (what it left behind cleaned up)."""
     c = ref if isinstance(ref, Container) else engine.get(ref)
-    with c.lock():
+    lock = c.lock()
+    try:
+        lock.acquire()
+    except rec.LockError:
+        raise NoSuchContainer(ref if isinstance(ref, str) else c.id) from None
+    try:
         try:
             changed = c.sync()
         except NoSuchContainer:
@@ -61,12 +65,14 @@ def locked(engine: Engine, ref: str | Container) -> Iterator[Container]:
             cleanup(engine, c)
             c.save_state()
         yield c
+    finally:
+        lock.release()
 
 
 def synced(engine: Engine, c: Container) -> Container:
     """Bring `c` up to date for reading (ps, inspect, wait): cleaned up and saved if nobody
     else holds its lock, else folded in memory under a shared lock."""
-    lock = rec.Lock(os.path.join(c.dir, "lock"), blocking=False)
+    lock = c.lock(blocking=False)
     try:
         got = lock.acquire()
     except rec.LockError:
@@ -79,8 +85,15 @@ def synced(engine: Engine, c: Container) -> Container:
         finally:
             lock.release()
         return c
-    with c.lock(shared=True):
+    shared = c.lock(shared=True)
+    try:
+        shared.acquire()
+    except rec.LockError:
+        raise NoSuchContainer(c.id) from None
+    try:
         c.sync()
+    finally:
+        shared.release()
     return c
 
 
@@ -89,13 +102,33 @@ def cleanup(engine: Engine, c: Container) -> None:
     the snapshot's mount, the run dir. Idempotent; the caller holds the lock and saves."""
     if c.status in st.ALIVE or c.monitor_alive():
         return
-    with contextlib.suppress(ContainerNotFound, ContainerStateError):
+    try:
         engine.runtime.delete(c.id, force=True)
+    except ContainerNotFound:
+        _destroy_orphan_cgroup(c)
+    except ContainerStateError:
+        pass
     _unmount(engine, c)
     if c.state.get("reason") and not c.state.get("cleaned", True):
-        _emit(engine, "died", c, reason=c.state["reason"])
+        _emit(engine, "died", c, exit_code=c.state.get("exit_code"), reason=c.state["reason"])
     shutil.rmtree(c.run_dir, ignore_errors=True)
     c.state["cleaned"] = True
+
+
+def _destroy_orphan_cgroup(c: Container) -> None:
+    """The runtime lost the container's state (its root wiped, as a reboot does) but its
+    cgroup, and maybe processes in it, outlived that: the spec says where; kill and remove."""
+    from rongqi.engine.records import read_json
+    from rongqi.linux import cgroups
+    try:
+        path = (read_json(os.path.join(c.bundle, "config.json")).get("linux") or {}).get(
+            "cgroupsPath")
+        cg = cgroups.Cgroup.open(cgroups.resolve_path(path, c.id))
+    except (OSError, ValueError, RongqiError):
+        return
+    if any(os.path.isdir(d) for d in cg.dirs.values()):
+        with contextlib.suppress(OSError, RongqiError):
+            cg.destroy()
 
 
 def _unmount(engine: Engine, c: Container) -> None:
@@ -143,13 +176,10 @@ def create(engine: Engine, opts: ContainerOptions, *, progress: Progress | None 
     sweep(engine)
     records = engine.records
     cid = rec.new_id()
-    cdir = os.path.join(records.containers_dir, cid)
-    os.mkdir(cdir, 0o700)
+    cdir, lock = records.make_dir(cid)
     with ExitStack() as undo:
-        undo.callback(shutil.rmtree, cdir, True)
-        lock = rec.Lock(os.path.join(cdir, "lock"))
-        lock.acquire()
         undo.callback(lock.release)
+        undo.callback(shutil.rmtree, cdir, True)
         name = _claim_name(engine, opts, cid, undo)
         c = Container(records, cid, {"id": cid, "name": name})
         os.mkdir(c.userdata, 0o700)
@@ -269,11 +299,13 @@ def start(engine: Engine, ref: str | Container, *, attach: Any = None) -> Contai
         try:
             monitor.start_container(engine, c, attach=attach)
         except BaseException as err:
-            c.state["error"] = str(err) if isinstance(err, RongqiError) else ""
+            c.state.update(error=str(err) if isinstance(err, RongqiError) else "",
+                           starting=False)
             cleanup(engine, c)
             c.save_state()
             raise
         c.state["status"] = st.RUNNING
+        c.state["starting"] = False
         c.state.setdefault("started_at", rec.now())
         c.save_state()
     _emit(engine, "start", c)
@@ -289,7 +321,8 @@ def prepare_start(engine: Engine, c: Container) -> None:
     os.makedirs(c.run_dir, 0o700)
     _mount(engine, c)
     c.state.update(stop_requested=False, exit_code=0, oom_killed=False, reason="", error="",
-                   pid=0, monitor_pid=0, cleaned=False)
+                   pid=0, monitor_pid=0, cleaned=False, starting=True)
+    c.save_state()  # a CLI killed from here on leaves `starting`: the next sync folds it
 
 
 # -- stop / kill ---------------------------------------------------------------------------------
@@ -592,22 +625,28 @@ def sweep(engine: Engine) -> None:
         entries = os.listdir(records.containers_dir)
     except FileNotFoundError:
         return
-    for cid in entries:
-        d = os.path.join(records.containers_dir, cid)
-        if len(cid) != 64 or os.path.exists(os.path.join(d, rec.CONFIG)):
+    for entry in entries:
+        d = os.path.join(records.containers_dir, entry)
+        if entry.startswith(".new-"):
+            # Killed between mkdir and rename (a moment): old enough, it is nobody's.
+            with contextlib.suppress(OSError):
+                if time.time() - os.stat(d).st_mtime > 60:
+                    shutil.rmtree(d, ignore_errors=True)
             continue
-        lock = rec.Lock(os.path.join(d, "lock"), blocking=False)
+        if len(entry) != 64 or os.path.exists(os.path.join(d, rec.CONFIG)):
+            continue
+        lock = rec.Lock(os.path.join(d, "lock"), blocking=False, create=False)
         try:
             if not lock.acquire():
                 continue  # a create under way
         except rec.LockError:
-            continue
+            continue  # a dir without a lock was never a record of ours
         try:
             if os.path.exists(os.path.join(d, rec.CONFIG)):
                 continue
             from rongqi.storage.overlay import StorageError
             with contextlib.suppress(StorageError):
-                engine.storage.remove_snapshot(cid)
+                engine.storage.remove_snapshot(entry)
             shutil.rmtree(d, ignore_errors=True)
         finally:
             lock.release()

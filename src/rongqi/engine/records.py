@@ -19,7 +19,7 @@ from typing import Any
 
 from rongqi.engine import status as st
 from rongqi.errors import EngineError, NameInUse, NoSuchContainer
-from rongqi.locking import Lock, is_held
+from rongqi.locking import Lock, LockError, is_held
 
 CONFIG = "config.json"
 STATE = "state.json"
@@ -106,11 +106,19 @@ def read_json(path: str) -> Any:
         return json.load(f)
 
 
+def _read_int(path: str) -> int:
+    try:
+        with open(path) as f:
+            return int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
 def new_state() -> dict[str, Any]:
     return {"status": st.CREATED, "pid": 0, "monitor_pid": 0, "started_at": "",
             "finished_at": "", "exit_code": 0, "oom_killed": False, "reason": "", "error": "",
             "restart_count": 0, "stop_requested": False, "health": None, "exec_ids": [],
-            "cleaned": True}
+            "cleaned": True, "starting": False}
 
 
 class Container:
@@ -164,8 +172,11 @@ class Container:
         return self.state.get("status", st.CREATED)
 
     # -- lock, sync, save --------------------------------------------------------------------
-    def lock(self, shared: bool = False) -> Lock:
-        return Lock(os.path.join(self.dir, "lock"), shared=shared)
+    def lock(self, shared: bool = False, blocking: bool = True) -> Lock:
+        """The container's lock; never created here (create makes it with the record dir),
+        so a removed container's lock is a LockError, not a new empty record dir."""
+        return Lock(os.path.join(self.dir, "lock"), shared=shared, blocking=blocking,
+                    create=False)
 
     def monitor_alive(self) -> bool:
         return is_held(self.monitor_lock_path)
@@ -183,6 +194,8 @@ class Container:
             self.state = read_json(os.path.join(self.dir, STATE))
         except FileNotFoundError:
             raise NoSuchContainer(self.id) from None
+        if self.state.get("starting"):
+            return self._fold_interrupted_start()
         if self.status not in st.ALIVE:
             return False
         exit_doc = None
@@ -199,6 +212,28 @@ class Container:
         self.state.update(status=st.EXITED, exit_code=255 if reason == "host rebooted" else 137,
                           finished_at=now(), reason=reason, pid=0, monitor_pid=0,
                           cleaned=False)
+        return True
+
+    def _fold_interrupted_start(self) -> bool:
+        """`starting` is set (and saved) by start before it forks the monitor, and cleared
+        when it saves what the monitor reported, all under the container's lock. Seen by
+        anyone who has the lock, it means that CLI died in between: the monitor, if it
+        runs, says what became of the container."""
+        self.state["starting"] = False
+        if self.monitor_alive():
+            self.state.update(status=st.RUNNING, pid=_read_int(os.path.join(self.run_dir,
+                                                                             "pidfile")),
+                              monitor_pid=_read_int(os.path.join(self.run_dir, "monitor.pid")),
+                              started_at=self.state.get("started_at") or now())
+            return True
+        exit_doc = None
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            exit_doc = read_json(self.exit_path)
+        if exit_doc is not None:
+            self.fold_exit(exit_doc)
+        else:
+            self.state.update(error="its start was interrupted", pid=0, monitor_pid=0)
+        self.state["cleaned"] = False
         return True
 
     def fold_exit(self, doc: dict[str, Any]) -> None:
@@ -276,6 +311,23 @@ class Records:
         raise EngineError("could not find a free container name")
 
     # -- lookup ------------------------------------------------------------------------------
+    def make_dir(self, cid: str) -> tuple[str, Lock]:
+        """ROOT/containers/ID, born with its lock file held by the caller: made as a hidden
+        temp dir, locked, then renamed into place, so nobody ever sees it unlocked while
+        its creator lives (the sweep of killed creates relies on that)."""
+        tmp = os.path.join(self.containers_dir, f".new-{cid}")
+        os.mkdir(tmp, 0o700)
+        lock = Lock(os.path.join(tmp, "lock"))
+        try:
+            lock.acquire()
+            os.rename(tmp, os.path.join(self.containers_dir, cid))
+        except BaseException:
+            lock.release()
+            import shutil
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return os.path.join(self.containers_dir, cid), lock
+
     def ids(self) -> list[str]:
         try:
             return sorted(n for n in os.listdir(self.containers_dir)

@@ -18,7 +18,7 @@ class InvalidReference(ImageError):
 
 class ImageNotFound(ImageError):
     def __init__(self, name: str):
-        super().__init__(f"image not known: {name}")
+        super().__init__(f"{name}: image not known")  # podman's words
         self.name = name
 
 

@@ -76,8 +76,7 @@ def test_prune_all_removes_images_and_unpacked_layers(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["rmi", "nothing-here"], "some images could not be removed"),
-    (["image", "inspect", "nothing-here"], "image not known: nothing-here"),
+    (["image", "inspect", "nothing-here"], "nothing-here: image not known"),
     (["tag", "busybox", "Not/Valid"], "repository name must be lowercase"),
     (["pull", "--platform", "linux", "busybox"], "--platform: expected os/arch"),
     (["load", "-i", "/nonexistent.tar"], "not a readable image archive"),
@@ -89,6 +88,11 @@ def test_errors_are_one_line_and_exit_125(capsys, tmp_path, args, message):
     last = err.strip().splitlines()[-1]
     assert last.startswith("Error: ") and message in last
     assert "Traceback" not in err
+
+
+def test_rmi_of_a_missing_image_is_podmans_line_and_exit_1(capsys, tmp_path):
+    code, out, err = run(capsys, tmp_path, "rmi", "nothing-here")
+    assert (code, err) == (1, "Error: nothing-here: image not known\n")
 
 
 def test_console_script_runs(tmp_path):
