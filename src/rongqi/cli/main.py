@@ -9,6 +9,7 @@ unless the error names another); anything else is a bug and shows.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import os
@@ -148,8 +149,59 @@ def cmd_push(ctx: Context, a: argparse.Namespace) -> int:
     return 0
 
 
+IMAGES_HEADERS = {"ID": "IMAGE ID", "Id": "IMAGE ID", "ReadOnly": "R/O", "CreatedSince": "CREATED",
+                  "CreatedAt": "CREATED AT", "IsReadOnly": "R/O"}
+
+
+def _image_rows(ctx: Context, records: list[Any], no_trunc: bool) -> list[dict[str, Any]]:
+    """podman's imageReporter fields, for `images --format TEMPLATE`."""
+    from rongqi.cli.output import GoTime, human_size
+    names_of: dict[str, list[str]] = {}
+    for r in records:
+        names_of.setdefault(r.config_digest, []).append(r.name)
+    users: dict[str, int] = {}
+    try:
+        for c in ctx.engine.list(all=True):
+            image_id = c.config.get("image_id", "")
+            users[image_id] = users.get(image_id, 0) + 1
+    except (RongqiError, OSError):
+        pass
+    rows = []
+    for r in records:
+        repo, tag = _split_name(r.name)
+        annotated = (r.manifest.annotations or {}).get("io.rongqi.repo.digest", "")
+        digest = annotated.split("@")[-1] or r.manifest.digest
+        labels = {}
+        try:
+            labels = (ctx.store.config(r.manifest).get("config") or {}).get("Labels") or {}
+        except (RongqiError, OSError, ValueError):
+            pass
+        rows.append({
+            "ID": r.config_digest if no_trunc else _short_id(r.config_digest), "Id": r.id,
+            "Repository": repo, "Tag": tag, "Digest": digest,
+            "CreatedSince": _ago(r.created), "CreatedAt": GoTime(r.created),
+            "Created": _ago(r.created), "Size": human_size(r.size), "VirtualSize": r.size,
+            "SharedSize": 0, "ReadOnly": False, "IsReadOnly": False,
+            "History": ", ".join(names_of[r.config_digest]),
+            "Containers": users.get(r.config_digest, 0), "Dangling": False,
+            "Names": names_of[r.config_digest], "Labels": labels,
+            "RepoTags": [r.name], "RepoDigests": [annotated] if annotated else [],
+            "ParentId": ""})
+    return rows
+
+
 def cmd_images(ctx: Context, a: argparse.Namespace) -> int:
     records = sorted(ctx.store.images(), key=lambda r: r.name)
+    if a.format and a.format not in ("table", "json"):
+        from rongqi.cli import gotemplate
+        from rongqi.cli.output import render
+        if not gotemplate.is_json(a.format):
+            default = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Created}}\t{{.Size}}"
+            sys.stdout.write(render(_image_rows(ctx, records, a.no_trunc), a.format,
+                                    default=default, headers=IMAGES_HEADERS,
+                                    noheading=a.noheading, name="images", row_type="images"))
+            return 0
+        a.format = "json"
     if a.format == "json":
         print(json.dumps([{"Names": [r.name], "Id": r.id, "Digest": r.manifest.digest,
                            "Created": r.created, "Size": r.size} for r in records], indent=2))
@@ -168,8 +220,11 @@ def cmd_images(ctx: Context, a: argparse.Namespace) -> int:
         repo, tag = _split_name(r.name)
         digest = ((r.manifest.annotations or {}).get("io.rongqi.repo.digest", "").split("@")[-1]
                   or r.manifest.digest)
-        rows.append((repo, tag, *((digest,) if a.digests else ()), _short_id(r.config_digest),
+        image_id = r.config_digest if a.no_trunc else _short_id(r.config_digest)
+        rows.append((repo, tag, *((digest,) if a.digests else ()), image_id,
                      _ago(r.created), _human(r.size)))
+    if a.noheading:
+        rows = rows[1:] or [("",)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("   ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
@@ -553,7 +608,10 @@ def build_parser() -> argparse.ArgumentParser:
     def images_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("-q", "--quiet", action="store_true")
         sp.add_argument("--digests", action="store_true")
-        sp.add_argument("--format", choices=("table", "json"), default="table")
+        sp.add_argument("--format", default="table",
+                        help="table (the default), json, or a Go template (podman's fields)")
+        sp.add_argument("-n", "--noheading", action="store_true", help="no header row")
+        sp.add_argument("--no-trunc", action="store_true", help="full image ids")
 
     def rmi_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("names", nargs="+")
@@ -701,6 +759,11 @@ def main(argv: list[str] | None = None) -> int:
     except RongqiError as e:
         print(f"Error: {e}", file=sys.stderr)
         return exit_code(e)
+    except BrokenPipeError:
+        # `rongqi images | head -1`: the reader left. End quietly, as a program SIGPIPE ended.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as e:
         # A file the user named or the store's permissions: their problem to fix, one line.
         where = f": {e.filename}" if e.filename else ""
