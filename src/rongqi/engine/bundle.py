@@ -657,6 +657,15 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
     def to_host(uid: int, gid: int) -> tuple[int, int]:
         return _map_id(uidmap, uid), _map_id(gidmap, gid)
 
+    def give(path: str, uid: int, gid: int) -> None:
+        """chown to the host ids of a container user; an ordinary user can give only their
+        own ids (the rest of their range belongs to their namespace, not to them here)."""
+        host = to_host(uid, gid)
+        if inp.rootless and host != (own_uid, own_gid):
+            return
+        if host != (os.stat(path).st_uid, os.stat(path).st_gid):
+            os.chown(path, *host)
+
     if userns and not inp.rootless and to_host(0, 0) != (0, 0):
         # The image's files belong to host root; in a namespace whose root is another host id
         # they would be nobody's. Their owners are shifted in the container's own snapshot
@@ -725,7 +734,7 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
                                    "Driver": "", "Mode": "", "Options": _inspect_opts(bind_opts),
                                    "RW": not ro, "Propagation": _propagation(bind_opts)})
             if "U" in m.options:
-                os.chown(source, *to_host(user.uid, user.gid))
+                give(source, user.uid, user.gid)
             continue
         # a volume, named or anonymous
         if m.source:
@@ -751,14 +760,15 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
             source = vol.options.get("device") if vol.mount_type == "none" else vol.mountpoint
             if "nocopy" not in m.options and vol.mount_type != "none":
                 inp.volumes.prepare(vol, _image_dir(inp.rootfs, dest),
-                                    owner=to_host(user.uid, user.gid))
+                                    owner=(0, 0) if inp.rootless
+                                    else to_host(user.uid, user.gid))
                 if userns and not inp.rootless:
                     _searchable(os.path.dirname(vol.mountpoint))
             vopts = [o for o in bind_opts if o != "rbind"] + ["nosuid", "nodev", "rbind"]
             mounts_spec.append({"destination": dest, "type": "bind", "source": source,
                                 "options": list(dict.fromkeys(vopts))})
             if "U" in m.options:
-                os.chown(source, *to_host(user.uid, user.gid))
+                give(source, user.uid, user.gid)
         inspect_mounts.append({"Type": "volume", "Name": vol.name, "Source": vol.mountpoint,
                                "Destination": dest, "Driver": "local", "Mode": "",
                                "Options": _inspect_opts(bind_opts), "RW": not ro,
@@ -780,7 +790,7 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
             f.write(text)
         os.chmod(path, 0o644)
         if userns:
-            os.chown(path, *to_host(0, 0))
+            give(path, 0, 0)
     etc_ro = ["ro"] if opts.read_only else []
     user_dests = {os.path.normpath(m.destination) for m in opts.mounts}
     for fname, dest in (("hosts", "/etc/hosts"), ("hostname", "/etc/hostname"),
@@ -796,8 +806,7 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
     # -- the working directory -------------------------------------------------------------------
     if opts.workdir != "/" and not any(opts.workdir == d or opts.workdir.startswith(d + "/")
                                        for d in user_dests):
-        _make_workdir(inp.rootfs, opts.workdir, to_host(user.uid, user.gid)
-                      if user.uid or userns else (0, 0), plan)
+        _make_workdir(inp.rootfs, opts.workdir, lambda p: give(p, user.uid, user.gid), plan)
 
     # -- --init: a reaping PID 1 from the host, bound read-only ------------------------------
     args = list(command)
@@ -970,7 +979,7 @@ def _image_dir(rootfs: str, dest: str) -> str | None:
     return path if os.path.isdir(path) else None
 
 
-def _make_workdir(rootfs: str, workdir: str, owner: tuple[int, int], plan: _Plan) -> None:
+def _make_workdir(rootfs: str, workdir: str, own: Any, plan: _Plan) -> None:
     """mkdir -p of -w inside the image's root (symlinks resolved inside it), the new
     directories owned by the container's user, as podman makes them."""
     parts = [p for p in workdir.split("/") if p]
@@ -983,8 +992,7 @@ def _make_workdir(rootfs: str, workdir: str, owner: tuple[int, int], plan: _Plan
             raise BundleError(f"workdir {workdir}: {sub} exists and is not a directory")
         os.mkdir(path, 0o755)
         plan.created_paths.append(path)
-        if owner != (0, 0):
-            os.chown(path, *owner)
+        own(path)
 
 
 def _read_host(path: str) -> str:

@@ -102,7 +102,13 @@ def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SY
         os.chmod(fifo, 0o622)  # not narrowed by the umask: the init may not be our uid
         root_uid, root_gid = _container_root_ids(spec)
         if (root_uid, root_gid) != (os.geteuid(), os.getegid()):
-            os.chown(fifo, root_uid, root_gid)
+            try:
+                os.chown(fifo, root_uid, root_gid)
+            except PermissionError:
+                if os.geteuid() == 0:
+                    raise
+                # An ordinary user cannot give away a file (root maps to a subordinate id,
+                # as with podman's keep-id); the fifo is 0622: the init may open it anyway.
         cg, new_cgroup = _make_cgroup(spec, cid, opts.systemd_cgroup)
         debug(f"create {cid}: cgroup {cg.path if cg is not None else 'of the caller'} "
               f"{'made' if new_cgroup else 'reused'}, limits written")
