@@ -659,8 +659,8 @@ def build_parser() -> argparse.ArgumentParser:
         (["load"], cmd_load, "load a docker-archive or oci-archive", load_args),
         (["save"], cmd_save, "write images to an archive", save_args),
         (["import"], cmd_import, "make an image from a rootfs tarball", import_args),
-        (["export"], cmd_export, "write an image's flattened rootfs as a tarball",
-         export_args),
+        # `export` is podman's container command (cli/fs.py); given an image instead it still
+        # writes the image's flattened rootfs with cmd_export below.
     ]
     for names, fn, help, args in table:
         sp = add(names, fn, help)

@@ -415,3 +415,175 @@ STATS_HEADERS = {"ID": "ID", "ContainerID": "ID", "Name": "NAME", "CPUPerc": "CP
                  "Duration": "DURATION"}
 DEFAULT_STATS_FORMAT = ("{{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t"
                         "{{.NetIO}}\t{{.BlockIO}}\t{{.PIDS}}\t{{.UpTime}}\t{{.AVGCPU}}")
+
+
+# -- the engine side: containers in, rows out --------------------------------------------------
+def cgroup_of(pid: int) -> object:
+    """The cgroup of a process as /proc/PID/cgroup names it (seen from our cgroup namespace),
+    as a linux.cgroups.Cgroup over every hierarchy of this host (v1, v2 or hybrid)."""
+    from rongqi.linux import cgroups
+    with open(f"/proc/{pid}/cgroup") as f:
+        lines = f.read().splitlines()
+    paths: dict[str, str] = {}
+    for line in lines:
+        _, ctrls, path = line.split(":", 2)
+        for ctrl in ctrls.split(",") if ctrls else [""]:
+            paths[ctrl] = path
+    mode = cgroups.detect_mode()
+    path = paths.get("") if mode == "v2" else paths.get("memory") or paths.get("pids") \
+        or paths.get("cpu") or paths.get("")
+    return cgroups.Cgroup.open(path or "/", mode=mode)
+
+
+class StatsSampler:
+    """One `stats` session: the containers asked for (or all running, or all), sampled again
+    and again; CPU % is measured between one sample and the next, as podman does."""
+
+    def __init__(self, engine: object, refs: list[str], *, all: bool = False):
+        self.engine = engine
+        self.refs = refs
+        self.all = all
+        self.previous: dict[str, Sample] = {}
+        self.host_mem = host_memory()
+        self._running = True
+
+    def _containers(self) -> list:
+        from rongqi.engine import lifecycle
+        from rongqi.errors import EngineError, NoSuchContainer
+        engine = self.engine
+        if not self.refs:
+            return engine.list(all=self.all)   # type: ignore[attr-defined]
+        out = []
+        for ref in self.refs:
+            try:
+                out.append(lifecycle.synced(engine, engine.get(ref)))  # type: ignore[attr-defined]
+            except NoSuchContainer as e:
+                raise EngineError(f"unable to get list of containers: unable to look up "
+                                  f"container {ref}: {e}") from None
+        return out
+
+    def sample(self) -> list[StatsRow]:
+        from rongqi.engine import status as st
+        from rongqi.engine.records import parse_time
+        rows = []
+        running = False
+        for c in self._containers():
+            started = parse_time(c.state.get("started_at", ""))
+            started_ns = int(started.timestamp() * 1e9) if started else time.time_ns()
+            s = None
+            if c.status in st.ALIVE and c.state.get("pid"):
+                s = self._figures(int(c.state["pid"]))
+            if s is None:
+                rows.append(stats_row(c.id, c.name, Sample(system_ns=time.time_ns()), None,
+                                      time.time_ns() - 1))
+                self.previous.pop(c.id, None)
+                continue
+            running = True
+            rows.append(stats_row(c.id, c.name, s, self.previous.get(c.id), started_ns))
+            self.previous[c.id] = s
+        self._running = running
+        return rows
+
+    def any_running(self) -> bool:
+        return self._running
+
+    def _figures(self, pid: int) -> Sample | None:
+        try:
+            cg = cgroup_of(pid)
+            data = cg.stats()   # type: ignore[attr-defined]
+            s = sample_from_cgroup(data, host_mem=self.host_mem, now_ns=time.time_ns())
+            with open(f"/proc/{pid}/net/dev") as f:
+                s.net_rx, s.net_tx = net_dev(f.read())
+        except (FileNotFoundError, ProcessLookupError):
+            return None   # it ended while we looked
+        if not s.pids:
+            s.pids = len(cg.pids())   # type: ignore[attr-defined]
+        return s
+
+
+def _read_in_root(root_fd: int, path: str) -> str:
+    """A small file of the container (its /etc/passwd), read with every component resolved
+    inside its root: a symlink to the host's /etc/shadow reads the container's, or nothing."""
+    from rongqi.engine.treecopy import RootDir
+    r = RootDir(root_fd, "container")
+    try:
+        fd = r.openat(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return ""
+    try:
+        import stat as stat_
+        if not stat_.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        return os.read(fd, 1 << 20).decode(errors="replace")
+    finally:
+        os.close(fd)
+
+
+def _host_table(path: str) -> dict[int, str]:
+    try:
+        with open(path) as f:
+            return parse_passwd(f.read())
+    except OSError:
+        return {}
+
+
+def top(engine: object, ref: str, args: list[str]) -> list[list[str]] | str:
+    """podman top: a table of the container's processes for the descriptors in `args`; if
+    they are ps(1) options instead, ps runs in the container and its output is returned."""
+    from rongqi.engine import lifecycle
+    from rongqi.engine import status as st
+    from rongqi.engine.treecopy import IdMapper
+    from rongqi.errors import EngineError
+    c = lifecycle.synced(engine, engine.get(ref))   # type: ignore[attr-defined]
+    if c.status not in st.ALIVE:
+        raise EngineError("top can only be used on running containers")
+    descriptors = parse_descriptors(args)
+    if descriptors is None:
+        return _ps_in_container(engine, c, args)
+    pids = engine.runtime.ps(c.id)   # type: ignore[attr-defined]
+    procs = [p for p in (read_proc(pid) for pid in pids) if p is not None]
+    import json
+    try:
+        with open(os.path.join(c.bundle, "config.json")) as f:
+            ids = IdMapper.from_spec(json.load(f))
+    except (OSError, ValueError):
+        ids = IdMapper()
+    users = groups = {}
+    try:
+        root = os.open(f"/proc/{int(c.state['pid'])}/root", os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        root = -1
+    if root >= 0:
+        try:
+            users = parse_passwd(_read_in_root(root, "/etc/passwd"))
+            groups = parse_passwd(_read_in_root(root, "/etc/group"))
+        finally:
+            os.close(root)
+    ctx = TopContext(users=users, groups=groups, host_users=_host_table("/etc/passwd"),
+                     host_groups=_host_table("/etc/group"),
+                     ns_pids={p.pid: p.ns_pid for p in procs},
+                     to_container_uid=ids.uid_to_container, to_container_gid=ids.gid_to_container)
+    return top_table(procs, descriptors, ctx)
+
+
+def _ps_in_container(engine: object, c: object, args: list[str]) -> str:
+    """podman's fallback: `ps ARGS` executed in the container, its output captured."""
+    from rongqi.engine import exec as execmod
+    from rongqi.errors import EngineError
+    proc = execmod.build_process(c, execmod.ExecRequest(command=["ps", *args]))
+    r, w = os.pipe()
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        pid = execmod.start(engine, c, proc, stdio=(null, w, w))
+    finally:
+        os.close(w)
+        os.close(null)
+    chunks = []
+    with os.fdopen(r, "rb") as f:
+        while data := f.read(65536):
+            chunks.append(data)
+    code = execmod.wait(pid)
+    out = b"".join(chunks).decode(errors="replace")
+    if code != 0:
+        raise EngineError(f"ps(1) failed with exit code {code}: {out.strip()}")
+    return out

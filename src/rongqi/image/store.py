@@ -428,6 +428,24 @@ class ImageStore:
             index["manifests"] = ms
             self._write_index(index)
 
+    def keep(self, desc: Descriptor) -> None:
+        """Hold a manifest in the index without a name (podman's <none> image: an unnamed
+        commit): gc keeps it and resolve finds it by ID."""
+        entry = Descriptor(desc.media_type, desc.digest, desc.size).to_json()
+        with self.index_lock():
+            index = self._read_index()
+            ms = index.get("manifests", [])
+            if not any(m.get("digest") == desc.digest for m in ms):
+                ms.append(entry)
+                index["manifests"] = ms
+                self._write_index(index)
+
+    def unnamed(self) -> list[Descriptor]:
+        """Manifests held by keep(), without a name."""
+        return [Descriptor.from_json(d, "index.json")
+                for d in self._read_index().get("manifests", [])
+                if not (d.get("annotations") or {}).get(media.REF_NAME)]
+
     def remove_name(self, name: str) -> bool:
         with self.index_lock():
             index = self._read_index()
@@ -457,6 +475,10 @@ class ImageStore:
         candidates = [name]
         with contextlib.suppress(ImageError):
             candidates.append(str(reference.parse(name)))
+        with contextlib.suppress(ImageError):
+            # A short name may be a local image (podman names commits localhost/NAME).
+            if "/" not in name.partition(":")[0].partition("@")[0]:
+                candidates.append(str(reference.parse("localhost/" + name)))
         for want in candidates:
             for n, d in entries:
                 if n == want:
@@ -464,7 +486,8 @@ class ImageStore:
         idp = name.removeprefix("sha256:")
         if len(idp) >= 4 and all(c in "0123456789abcdef" for c in idp):
             hits = {}
-            for n, d in entries:
+            for n, d in entries + [(self.manifest(u)["config"]["digest"].partition(":")[2], u)
+                                   for u in self.unnamed()]:
                 with contextlib.suppress(ImageError, OSError):
                     cfg = self.manifest(d)["config"]["digest"].partition(":")[2]
                     if cfg.startswith(idp) or d.digest.partition(":")[2].startswith(idp):
