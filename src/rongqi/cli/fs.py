@@ -214,7 +214,8 @@ def cmd_stats(ctx: Any, a: argparse.Namespace) -> int:
     while True:
         rows = sampler.sample()
         if fmt and output.gotemplate.is_json(fmt):
-            text = output.to_json([r.json() for r in rows]) + "\n"
+            import json
+            text = json.dumps([r.json() for r in rows], indent=1) + "\n"   # podman's indent
         else:
             fields = [r.fields() for r in rows]
             if a.no_trunc:
@@ -271,7 +272,7 @@ def cmd_port(ctx: Any, a: argparse.Namespace) -> int:
     want = ports.parse_private(a.port) if a.port else None
     for c in containers:
         found = False
-        for m in ports.container_ports(c.config):
+        for m in ports.container_ports(c.config, ports.exposed_ports(_spec_of(c))):
             prefix = f"{c.id[:12]}\t" if a.all else ""
             if want is None:
                 print(prefix + m.line())
@@ -281,3 +282,13 @@ def cmd_port(ctx: Any, a: argparse.Namespace) -> int:
         if want is not None and not found and not a.all:
             raise EngineError(f'failed to find published port "{want[0]}/{want[1]}"')
     return 0
+
+
+def _spec_of(c: Any) -> dict:
+    import json
+    import os
+    try:
+        with open(os.path.join(c.bundle, "config.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}

@@ -416,10 +416,15 @@ def apply_changes(config: dict[str, Any], changes: list[str]) -> None:
             config["OnBuild"] = list(config.get("OnBuild") or []) + [value]
 
 
+# What create adds to every container's environment; an image made from it should not carry
+# them unless its own image did.
+_RUNTIME_ENV = frozenset({"HOSTNAME", "container", "HOME", "TERM"})
+
+
 def _container_config(engine: Engine, c: Container, base: dict[str, Any]) -> dict[str, Any]:
     """The new image's "config": the image's, updated from what the container was made with
     (as podman's commit: entrypoint, command, env, user, workdir, labels, ports)."""
-    from rongqi.engine.ports import container_ports
+    from rongqi.engine.ports import container_ports, exposed_ports
     cfg = json.loads(json.dumps(base.get("config") or {}))
     opts = c.config.get("options") or {}
     if opts.get("entrypoint") is not None:
@@ -428,7 +433,10 @@ def _container_config(engine: Engine, c: Container, base: dict[str, Any]) -> dic
     elif opts.get("command"):
         cfg["Cmd"] = list(opts["command"])
     env = list(cfg.get("Env") or [])
+    base_keys = {e.partition("=")[0] for e in env}
     for k, v in (opts.get("env") or {}).items():
+        if k in _RUNTIME_ENV and k not in base_keys:
+            continue   # the engine's own for this container (its hostname is its id)
         env = [e for e in env if e.partition("=")[0] != k] + [f"{k}={v}"]
     if env:
         cfg["Env"] = env
@@ -438,7 +446,7 @@ def _container_config(engine: Engine, c: Container, base: dict[str, Any]) -> dic
         cfg["WorkingDir"] = opts["workdir"]
     if opts.get("labels"):
         cfg["Labels"] = {**(cfg.get("Labels") or {}), **opts["labels"]}
-    ports = container_ports(c.config)
+    ports = container_ports(c.config, exposed_ports(_spec(c)))
     if ports:
         exposed = dict(cfg.get("ExposedPorts") or {})
         for p in ports:

@@ -111,26 +111,24 @@ def parse_all(values: list[str]) -> list[PortMapping]:
     return out
 
 
-def container_ports(config: dict) -> list[PortMapping]:
-    """A container's mappings from its record: the options' publish list (and, with -P,
-    the exposed ports of the image with host port 0)."""
+def container_ports(config: dict, exposed: list[str] | tuple[str, ...] = ()) -> list[PortMapping]:
+    """A container's mappings from its record: the options' publish list, and with -P each
+    exposed port ("80/tcp", the image's ExposedPorts) not published yet, host port 0."""
     opts = config.get("options") or {}
     maps = parse_all(list(opts.get("publish") or []))
     if opts.get("publish_all"):
         have = {(m.container_port, m.protocol) for m in maps}
-        for key in sorted(_exposed(config)):
+        for key in sorted(exposed):
             port, _, proto = key.partition("/")
             if port.isdigit() and (int(port), proto or "tcp") not in have:
                 maps.append(PortMapping(int(port), 0, proto or "tcp"))
     return maps
 
 
-def _exposed(config: dict) -> list[str]:
-    opts = config.get("options") or {}
-    exposed = opts.get("expose") or opts.get("exposed_ports") or []
-    if isinstance(exposed, dict):
-        exposed = list(exposed)
-    return [e if "/" in e else e + "/tcp" for e in exposed]
+def exposed_ports(spec: dict) -> list[str]:
+    """The image's exposed ports as the bundle recorded them (annotation io.rongqi.exposed-ports)."""
+    text = (spec.get("annotations") or {}).get("io.rongqi.exposed-ports", "")
+    return [p if "/" in p else p + "/tcp" for p in text.split(",") if p]
 
 
 def parse_private(value: str) -> tuple[int, str]:

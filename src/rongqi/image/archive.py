@@ -64,7 +64,9 @@ def layer_from_dir(path: str, out: IO[bytes], *, compress: bool = True) -> None:
     """A reproducible layer tar of a directory: sorted, owners kept, hardlinks kept."""
     stream: IO[bytes] = gzip.GzipFile(fileobj=out, mode="wb", mtime=0, compresslevel=6) \
         if compress else out  # type: ignore[assignment]
-    with tarfile.open(fileobj=stream, mode="w", format=tarfile.PAX_FORMAT) as tf:
+    # Uncompressed to a pipe (`rongqi export IMAGE | tar t`): stream mode, which never seeks.
+    with tarfile.open(fileobj=stream, mode="w" if compress else "w|",
+                      format=tarfile.PAX_FORMAT) as tf:
         for dirpath, dirnames, filenames in os.walk(path):
             dirnames.sort()
             for name in sorted(dirnames + filenames):

@@ -108,9 +108,9 @@ def test_parse_publish_forms():
 
 
 def test_container_ports_from_a_record():
-    cfg = {"options": {"publish": ["8080:80", "53:53/udp"], "publish_all": True,
-                       "expose": ["9090", "80/tcp"]}}
-    assert [m.line() for m in ports.container_ports(cfg)] == [
+    cfg = {"options": {"publish": ["8080:80", "53:53/udp"], "publish_all": True}}
+    exposed = ports.exposed_ports({"annotations": {"io.rongqi.exposed-ports": "9090,80/tcp"}})
+    assert [m.line() for m in ports.container_ports(cfg, exposed)] == [
         "80/tcp -> 0.0.0.0:8080", "53/udp -> 0.0.0.0:53", "9090/tcp -> 0.0.0.0:0"]
     assert ports.parse_private("80") == (80, "tcp")
     with pytest.raises(UsageError):
