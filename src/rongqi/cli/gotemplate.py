@@ -1237,10 +1237,6 @@ class _FuncError(Exception):
     """A function's own error: reported as `error calling NAME: MSG`."""
 
 
-class _ArgError(Exception):
-    """A wrong argument: reported at the argument's node."""
-
-
 class Func:
     """A template function with Go's signature: parameter types ("string", "int", "[]string",
     "any"), whether the last one repeats, and the Python callable."""
@@ -1955,6 +1951,8 @@ def parse(text: str, name: str = "template", funcs: dict[str, Func] | None = Non
     key = (text, name)
     t = _cache.get(key)
     if t is None:
+        if len(_cache) >= 256:
+            _cache.clear()  # a long-lived caller (the API service) with many formats
         t = _cache[key] = Template(text, name)
     return t
 
