@@ -16,8 +16,6 @@ import os
 import sys
 from typing import Any
 
-from rongqi.cli.output import ago as _ago
-from rongqi.cli.output import compact_size as _human
 from rongqi.errors import RongqiError, UsageError
 
 DEFAULT_ROOT = "/var/lib/rongqi"
@@ -89,6 +87,16 @@ def _normalized(name: str) -> str:
 
 def _short_id(digest: str) -> str:
     return digest.partition(":")[2][:12]
+
+
+def _ago(created: str) -> str:
+    from rongqi.cli.output import ago  # lazily: `run` and `exec` print no tables
+    return ago(created)
+
+
+def _human(n: float) -> str:
+    from rongqi.cli.output import compact_size
+    return compact_size(n)
 
 
 def _split_name(name: str) -> tuple[str, str]:
