@@ -18,10 +18,10 @@ from typing import Any
 from rongqi.cli import gotemplate
 from rongqi.cli.gotemplate import Struct, TemplateError, _is_dataclass
 
-__all__ = ["tabwrite", "render", "header_name", "headers_for", "human_size", "compact_size",
-           "human_duration", "ago", "since_text", "status_text", "short_id", "GoTime",
-           "parse_time_ns", "go_time", "rfc3339_nano", "to_json", "to_yaml", "Struct",
-           "TemplateError"]
+__all__ = ["tabwrite", "render", "render_each", "render_one", "header_name", "headers_for",
+           "human_size", "go_units_size", "compact_size", "human_duration", "ago", "since_text",
+           "status_text", "short_id", "GoTime", "parse_time_ns", "go_time", "rfc3339_nano",
+           "to_json", "inspect_json", "to_yaml", "Struct", "TemplateError"]
 
 # podman's report.NewWriterDefault: tabwriter.NewWriter(w, 12, 2, 2, ' ', 0)
 MIN_WIDTH, TAB_WIDTH, PADDING = 12, 2, 2
@@ -174,9 +174,15 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def to_json(v: Any) -> str:
-    """json.MarshalIndent(v, "", "    "): what podman prints for `--format json`."""
-    return json.dumps(_plain(v), indent=4, ensure_ascii=False)
+def to_json(v: Any, indent: int = 4) -> str:
+    """json.MarshalIndent(v, "", "    "): what podman prints for `--format json` (no HTML
+    escaping). podman's `inspect` commands indent by 5: use inspect_json."""
+    return json.dumps(_plain(v), indent=indent, ensure_ascii=False)
+
+
+def inspect_json(v: Any) -> str:
+    """podman's `inspect` output (container, image, volume...): a list indented by 5 spaces."""
+    return to_json(v, indent=5)
 
 
 _YAML_PLAIN_BAD = re.compile(r"^[-?:,\[\]{}#&*!|>'\"%@`]|: | #|^\s|\s$|:$")

@@ -186,6 +186,12 @@ def test_json_is_marshal_indent_with_four_spaces() -> None:
         '{\n    "a": [\n        1\n    ],\n    "t": "1970-01-01T00:00:00Z"\n}'
 
 
+def test_inspect_json_is_indented_by_five_as_podmans() -> None:
+    from rongqi.cli.output import inspect_json
+    assert inspect_json([{"Labels": {"a": "<b&c>"}}]) == (
+        '[\n     {\n          "Labels": {\n               "a": "<b&c>"\n          }\n     }\n]')
+
+
 def test_yaml_is_podman_infos_style() -> None:
     data = {"host": {"arch": "amd64", "cgroupControllers": ["cpuset", "cpu"],
                      "conmon": {"version": "conmon version 2.1.6, commit: unknown"},
