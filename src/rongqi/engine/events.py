@@ -197,7 +197,7 @@ def parse_go_duration(text: str) -> int | None:
     """Go's time.ParseDuration ("1h30m", "10m", "1.5s", "-5m", "0") in nanoseconds, or None."""
     s = text.strip()
     sign = 1
-    if s[:1] in "+-":
+    if s and s[0] in "+-":
         sign = -1 if s[0] == "-" else 1
         s = s[1:]
     if s == "0":
