@@ -246,3 +246,16 @@ def test_export_holds_the_containers_files(box, tmp_path):
         assert "bin/busybox" in tf.getnames() and "exported" not in tf.getnames()
     r = box("export", "nosuch")
     assert r.returncode == 125 and "no such container" in r.stderr
+
+
+def test_cp_into_a_running_containers_volume_and_between_containers(rq, tmp_path):
+    rq("run", "-d", "--name", "v", "-v", "data:/data", "busybox", "sleep", "600", check=True)
+    rq("run", "-d", "--name", "w", "busybox", "sleep", "600", check=True)
+    (tmp_path / "f").write_text("to the volume\n")
+    rq("cp", str(tmp_path / "f"), "v:/data/", check=True)
+    mountpoint = json.loads(rq("volume", "inspect", "data", check=True).stdout)[0]["Mountpoint"]
+    assert open(os.path.join(mountpoint, "f")).read() == "to the volume\n"
+    rq("cp", "v:/data/f", "w:/tmp/copied", check=True)
+    assert rq("exec", "w", "cat", "/tmp/copied", check=True).stdout == "to the volume\n"
+    rq("cp", "v:/data/f", "v:/data/again", check=True)   # one container, both sides
+    assert rq("exec", "v", "cat", "/data/again", check=True).stdout == "to the volume\n"

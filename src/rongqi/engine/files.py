@@ -89,40 +89,34 @@ def _running_root(engine: Engine, c: Container) -> int:
 
 @contextlib.contextmanager
 def container_fs(engine: Engine, ref: str) -> Iterator[ContainerFS]:
-    """The container's root, held for the `with` block: a running container's live root, or
-    a stopped one's snapshot, mounted and kept from starting (its lock is held) meanwhile."""
+    """The container's root, held for the `with` block: a running container's live root (the
+    lock only while it is opened: the fd keeps that root, and a long copy does not hold up a
+    stop), or a stopped one's snapshot, mounted and kept from starting (its lock is held)."""
     from rongqi.engine import lifecycle
     try:
         c = engine.get(ref)
     except NoSuchContainer:
         raise EngineError(f'container "{ref}" does not exist') from None
-    with lifecycle.locked(engine, c) as c:
+    with contextlib.ExitStack() as stack:
+        c = stack.enter_context(lifecycle.locked(engine, c))
         spec = _spec(c)
         ids = IdMapper.from_spec(spec)
         user = (spec.get("process") or {}).get("user") or {}
         owner = (ids.uid_to_host(int(user.get("uid", 0))), ids.gid_to_host(int(user.get("gid", 0))))
+        snap = _snapshot(engine, c)
         if c.status in st.ALIVE:
             fd = _running_root(engine, c)
-            mounted = False
+            stack.pop_all().close()          # the lock goes; the fd stays ours
+            stack.callback(os.close, fd)
         else:
             if c.status == st.REMOVING:
                 raise EngineError(f"container {c.id} is being removed")
-            snap = _snapshot(engine, c)
-            mounted = snap.mode != "copy"
-            engine.storage.mount(snap)
-            try:
-                fd = os.open(snap.rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            except BaseException:
-                if mounted:
-                    engine.storage.unmount(snap)
-                raise
-        root = RootDir(fd, f"container {ref}")
-        try:
-            yield ContainerFS(c, root, ids, owner, ref)
-        finally:
-            root.close()
-            if mounted:
-                engine.storage.unmount(_snapshot(engine, c))
+            if snap.mode != "copy":
+                engine.storage.mount(snap)
+                stack.callback(engine.storage.unmount, snap)
+            fd = os.open(snap.rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            stack.callback(os.close, fd)
+        yield ContainerFS(c, RootDir(fd, f"container {ref}"), ids, owner, ref)
 
 
 # -- cp ---------------------------------------------------------------------------------------

@@ -549,9 +549,10 @@ def top(engine: object, ref: str, args: list[str]) -> list[list[str]] | str:
     except (OSError, ValueError):
         ids = IdMapper()
     users = groups = {}
+    from rongqi.engine.files import _running_root
     try:
-        root = os.open(f"/proc/{int(c.state['pid'])}/root", os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
+        root = _running_root(engine, c)   # checked to be the container's root, not a reused pid's
+    except (OSError, EngineError):
         root = -1
     if root >= 0:
         try:
