@@ -259,3 +259,15 @@ def test_cp_into_a_running_containers_volume_and_between_containers(rq, tmp_path
     assert rq("exec", "w", "cat", "/tmp/copied", check=True).stdout == "to the volume\n"
     rq("cp", "v:/data/f", "v:/data/again", check=True)   # one container, both sides
     assert rq("exec", "v", "cat", "/data/again", check=True).stdout == "to the volume\n"
+
+
+def test_cp_with_a_stopped_containers_volume_goes_to_the_volume(rq, tmp_path):
+    rq("run", "--name", "sv", "-v", "sdata:/data", "busybox", "sh", "-c",
+       "echo written > /data/w", check=True)
+    rq("cp", "sv:/data/w", str(tmp_path / "w"), check=True)
+    assert (tmp_path / "w").read_text() == "written\n"
+    (tmp_path / "in").write_text("put while stopped\n")
+    rq("cp", str(tmp_path / "in"), "sv:/data/in", check=True)
+    rq("run", "--rm", "-v", "sdata:/data", "busybox", "cat", "/data/in", check=True)
+    assert rq("run", "--rm", "-v", "sdata:/data", "busybox", "cat", "/data/in",
+              check=True).stdout == "put while stopped\n"

@@ -16,7 +16,7 @@ import posixpath
 import stat
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from rongqi.engine import status as st
@@ -43,10 +43,20 @@ class ContainerFS:
     ids: IdMapper
     user: tuple[int, int]       # the container's process user, in host ids (cp's default owner)
     label: str                  # how errors name it: the name or id the user typed
+    # A stopped container's directory bind mounts and volumes (destination -> its source's
+    # root), longest first: what the container would see there, as podman resolves it.
+    binds: list[tuple[str, RootDir]] = field(default_factory=list)
 
     def missing(self, path: str) -> CopyError:
         return CopyError(f'"{path}" could not be found on container {self.label}: '
                          "no such file or directory")
+
+    def locate(self, path: str) -> tuple[RootDir, str]:
+        """The root that holds `path` (resolved in the container's root) and the path in it."""
+        for dest, root in self.binds:
+            if path == dest or path.startswith(dest.rstrip("/") + "/"):
+                return root, clean(path[len(dest):])
+        return self.root, path
 
 
 def _spec(c: Container) -> dict[str, Any]:
@@ -116,7 +126,28 @@ def container_fs(engine: Engine, ref: str) -> Iterator[ContainerFS]:
                 stack.callback(engine.storage.unmount, snap)
             fd = os.open(snap.rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             stack.callback(os.close, fd)
+            binds = _bind_roots(spec, ref, stack)
+            yield ContainerFS(c, RootDir(fd, f"container {ref}"), ids, owner, ref, binds)
+            return
         yield ContainerFS(c, RootDir(fd, f"container {ref}"), ids, owner, ref)
+
+
+def _bind_roots(spec: dict[str, Any], ref: str, stack: contextlib.ExitStack
+                ) -> list[tuple[str, RootDir]]:
+    """The directory binds of a stopped container's spec (volumes are binds of their _data)
+    opened as roots; file binds (/etc/hosts) and other kinds are left to the snapshot."""
+    out = []
+    for m in spec.get("mounts") or []:
+        opts = m.get("options") or []
+        if m.get("type") != "bind" and "bind" not in opts and "rbind" not in opts:
+            continue
+        src, dest = m.get("source", ""), clean(m.get("destination", ""))
+        if not src.startswith("/") or not os.path.isdir(src) or dest == "/":
+            continue
+        root = stack.enter_context(RootDir.open(src, f"container {ref}"))
+        out.append((dest, root))
+    out.sort(key=lambda b: len(b[0]), reverse=True)
+    return out
 
 
 # -- cp ---------------------------------------------------------------------------------------
@@ -136,6 +167,9 @@ class _Side:
     root: RootDir
     label: str                  # "container NAME" / "the host"
     fs: ContainerFS | None
+
+    def locate(self, path: str) -> tuple[RootDir, str]:
+        return self.fs.locate(path) if self.fs is not None else (self.root, path)
 
     def missing(self, path: str) -> CopyError:
         if self.fs is not None:
@@ -212,15 +246,16 @@ def _source(side: _Side, raw: str, in_container: bool) -> tuple[TreeReader, str,
     as the source is followed (podman does, on both sides); "DIR/." means DIR's contents."""
     contents = raw == "." or raw.endswith("/.")
     resolved = side.root.resolve(_norm(raw, in_container))
-    st_ = side.root.lstat(resolved)
+    root, where = side.locate(resolved)
+    st_ = root.lstat(where)
     if st_ is None:
         raise side.missing(raw)
     is_dir = stat.S_ISDIR(st_.st_mode)
     if not is_dir and (raw.endswith("/") or contents):
         raise CopyError(f'"{raw}" is not a directory')
-    reader = TreeReader(side.root, ids=side.fs.ids if side.fs is not None else None)
+    reader = TreeReader(root, ids=side.fs.ids if side.fs is not None else None)
     name = posixpath.basename(resolved)
-    return reader, resolved, "" if is_dir and (contents or not name) else name, is_dir
+    return reader, where, "" if is_dir and (contents or not name) else name, is_dir
 
 
 def _owner_rule(target: _Side, archive: bool) -> dict[str, Any]:
@@ -236,8 +271,7 @@ def _put_tree(reader: TreeReader, spath: str, arcname: str, is_dir: bool, target
     """podman's destination rules: into an existing directory under the source's name (or
     its contents, for DIR/.); over an existing file; else as a new entry named DEST (whose
     parent must exist)."""
-    root = target.root
-    dres = root.resolve(_norm(raw, in_container))
+    root, dres = target.locate(target.root.resolve(_norm(raw, in_container)))
     dst = root.lstat(dres)
     trailing = raw.endswith("/") or raw.endswith("/.")
     if dst is not None and stat.S_ISDIR(dst.st_mode):
@@ -260,11 +294,11 @@ def _put_tree(reader: TreeReader, spath: str, arcname: str, is_dir: bool, target
 
 def _put_stream(target: _Side, raw: str, stream: IO[bytes], archive: bool, overwrite: bool,
                 in_container: bool) -> None:
-    dres = target.root.resolve(_norm(raw, in_container))
-    dst = target.root.lstat(dres)
+    root, dres = target.locate(target.root.resolve(_norm(raw, in_container)))
+    dst = root.lstat(dres)
     if dst is None or not stat.S_ISDIR(dst.st_mode):
         raise CopyError("destination must be a directory when copying from stdin")
-    writer = TreeWriter(target.root, dres, overwrite=overwrite, **_owner_rule(target, archive))
+    writer = TreeWriter(root, dres, overwrite=overwrite, **_owner_rule(target, archive))
     for entry in tar_entries(stream):
         writer.add(*entry)
     writer.close()
