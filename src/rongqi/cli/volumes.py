@@ -104,43 +104,8 @@ def _filters(items: list[str]) -> dict[str, list[str]]:
 
 def _render(rows: list[dict[str, Any]], fmt: str, *, default: str, headers: dict[str, str],
             noheading: bool = False) -> str:
-    try:
-        from rongqi.cli import output
-    except ImportError:
-        output = None
-    if output is not None and hasattr(output, "render"):
-        return output.render(rows, fmt, default=default, headers=headers, noheading=noheading)
-    return _plain_render(rows, fmt or default, headers, noheading)
-
-
-def _plain_render(rows: list[dict[str, Any]], fmt: str, headers: dict[str, str],
-                  noheading: bool) -> str:
-    """Until cli/output lands: {{.Field}} templates, `json`, and `table` with aligned columns."""
-    import json
-    import re
-    if fmt.strip() in ("json", "{{json .}}"):
-        return json.dumps(rows, indent=4) + "\n"
-    table = fmt.startswith("table")
-    text = fmt[5:].strip() if table else fmt
-    text = text.replace("\\t", "\t").replace("\\n", "\n")
-
-    def one(row: dict[str, Any]) -> str:
-        def sub(m: re.Match[str]) -> str:
-            v = row.get(m.group(1), "")
-            if isinstance(v, dict):
-                return "map[" + " ".join(f"{k}:{x}" for k, x in v.items()) + "]"
-            return str(v)
-        return re.sub(r"\{\{\s*\.(\w+)\s*\}\}", sub, text)
-    lines = [one(r) for r in rows]
-    if table:
-        if not noheading:
-            lines.insert(0, one({k: v for k, v in headers.items()}))
-        cells = [ln.split("\t") for ln in lines]
-        width = [max(max((len(c[i]) for c in cells if len(c) > i), default=0) + 2, 12)
-                 for i in range(max((len(c) for c in cells), default=0))]
-        lines = ["".join(c.ljust(width[i]) if i < len(cs) - 1 else c for i, c in enumerate(cs))
-                 for cs in cells]
-    return "".join(ln + "\n" for ln in lines)
+    from rongqi.cli import output
+    return output.render(rows, fmt, default=default, headers=headers, noheading=noheading)
 
 
 def _dangling(engine: Any) -> set[str]:
@@ -196,8 +161,6 @@ def cmd_ls(ctx: Any, a: argparse.Namespace) -> int:
 
 
 def cmd_inspect(ctx: Any, a: argparse.Namespace) -> int:
-    import json
-
     from rongqi.engine.volumes import NoSuchVolume
     from rongqi.errors import UsageError
     store = _store(ctx)
@@ -216,19 +179,16 @@ def cmd_inspect(ctx: Any, a: argparse.Namespace) -> int:
         if missing:
             # podman prints what it found, then the error for the first it did not.
             if vols:
-                print(json.dumps([v.inspect() for v in vols], indent=5))
+                from rongqi.cli import output
+                print(output.inspect_json([v.inspect() for v in vols]))
             print(f"Error: inspecting object: no such volume {missing[0]}", file=sys.stderr)
             return 125
+    from rongqi.cli import output
     rows = [v.inspect() for v in vols]
     if a.format:
-        try:
-            from rongqi.cli import output
-            sys.stdout.write(output.render_each(rows, a.format))
-            return 0
-        except ImportError:
-            sys.stdout.write(_plain_render(rows, a.format, {}, True))
-            return 0
-    print(json.dumps(rows, indent=5))  # podman 4's MarshalIndent uses five spaces here
+        sys.stdout.write(output.render_each(rows, a.format))
+        return 0
+    print(output.inspect_json(rows))
     return 0
 
 

@@ -59,8 +59,11 @@ class VolumeInUse(VolumeError):
 
 
 def _now() -> str:
-    t = datetime.datetime.now(datetime.timezone.utc)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond:06d}000Z"
+    """RFC 3339 with nanoseconds, UTC, as podman records CreatedAt."""
+    import time
+    ns = time.time_ns()
+    t = datetime.datetime.fromtimestamp(ns // 10**9, datetime.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ns % 10**9:09d}Z"
 
 
 @dataclass
