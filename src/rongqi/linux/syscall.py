@@ -262,9 +262,21 @@ class Syscalls:
     def chmod(self, path: str, mode: int) -> None:
         os.chmod(path, mode)
 
-    def close_fds_from(self, lowest: int) -> None:
-        """Close every fd >= lowest (close_range(2) where the kernel has it)."""
-        os.closerange(lowest, 1 << 20)
+    def fchown(self, fd: int, uid: int, gid: int) -> None:
+        os.fchown(fd, uid, gid)
+
+    def close_fds_from(self, lowest: int, keep: tuple[int, ...] = ()) -> None:
+        """Close every fd >= lowest but those in keep, with close_range(2) between them.
+
+        Call it before a seccomp filter is loaded: where the filter denies close_range,
+        Python falls back to one close(2) per possible fd (up to RLIMIT_NOFILE).
+        """
+        start = lowest
+        for fd in sorted(k for k in keep if k >= lowest):
+            if fd > start:
+                os.closerange(start, fd)
+            start = max(start, fd + 1)
+        os.closerange(start, 1 << 20)
 
     def write_file(self, path: str, data: str | bytes) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
