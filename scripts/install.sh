@@ -129,6 +129,18 @@ fi
 say "set $OCI shebang: $(head -n1 "$OCI")"
 "$OCI" --version >/dev/null || die "$OCI --version failed"
 
+# --- the runtime's executable, out of its containers' reach (CVE-2019-5736 class) -------------
+# Every runtime process that enters a container runs the interpreter its launcher started. A
+# read-only bind of the interpreter laid over $VENV/bin/python3 (the symlink the launchers'
+# shebangs name) makes it one no container can open for writing, with no re-exec on each call
+# (docs/security.md). The marker lets the runtime lay it again when it finds it gone (a reboot).
+touch "$VENV/.rongqi-exe-guard"
+"$VENV/bin/python3" -I -c 'import sys; from rongqi.linux import exeguard; exeguard.protect_launcher(sys.argv[1])' \
+    "$VENV/bin/python3" || die "cannot protect $VENV/bin/python3 (a read-only bind of the interpreter)"
+"$VENV/bin/python3" -I -c 'import sys; from rongqi.linux import exeguard; sys.exit(not exeguard.self_protected())' \
+    || die "$VENV/bin/python3 still starts an unprotected interpreter"
+say "protected $VENV/bin/python3: a read-only bind of the interpreter lies over it"
+
 mkdir -p "$BIN_DIR"
 for tool in rongqi-oci rongqi; do
     if [ -e "$VENV/bin/$tool" ]; then

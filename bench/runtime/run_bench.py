@@ -174,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="config.json: runc (runc spec's shape), default (rongqi-oci spec: docker's caps and "
                          "seccomp), resources (runc's shape plus memory/cpu/pids limits)")
     ap.add_argument("--rongqi-oci", default=os.environ.get("RONGQI_OCI") or str(REPO / "bin" / "rongqi-oci"))
+    ap.add_argument("--also", action="append", default=[], metavar="NAME=PATH",
+                    help="one more runtime binary in the same interleaved runs (e.g. another build of "
+                         "rongqi-oci, to compare before/after); may be repeated")
     ap.add_argument("--json", metavar="FILE", help="also write the raw timings as JSON")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
@@ -188,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         seq_bundle = write_bundle(work / "bundle", rootfs, "seq", args.profile)
         par_bundles = [write_bundle(work / f"par{i}", rootfs, f"par-{i}", args.profile) for i in range(args.parallel)]
         runtimes = find_runtimes(args.runtimes.split(","), args.rongqi_oci, work / "state")
+        for extra in args.also:
+            name, _, path = extra.partition("=")
+            (work / "state" / name).mkdir(parents=True)
+            runtimes.append(Runtime(name, path, str(work / "state" / name)))
 
         # A runtime that cannot run the bundle at all (crun refuses hybrid cgroup hosts) is
         # reported with its own error instead of timed.

@@ -13,13 +13,13 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from support.plugin import SESSION_TAG, force_delete_all, new_id
 
-__all__ = ["host_marker", "host_sleeper", "probe_binary", "suite_root"]
+__all__ = ["host_marker", "host_sleeper", "private_interpreter", "probe_binary", "suite_root"]
 
 HERE = Path(__file__).resolve().parent
 
@@ -60,7 +60,8 @@ def host_capabilities() -> list[str]:
 
 def make_bundle(oci_binary: str, dest: Path, probe: str, args: list[str], *, privileged: bool,
                 uid: int = 0, host_pid: bool = False, masked: bool | None = None,
-                devices: list[dict] | None = None, files: dict[str, str] | None = None) -> tuple[str, str]:
+                devices: list[dict] | None = None, files: dict[str, str] | None = None,
+                host_files: list[str] = ()) -> tuple[str, str]:
     """A bundle whose config.json is `rongqi-oci spec`'s, with the probe in its rootfs.
 
     privileged: all the host's capabilities, no seccomp, no masked or readonly paths, no
@@ -68,7 +69,8 @@ def make_bundle(oci_binary: str, dest: Path, probe: str, args: list[str], *, pri
     namespaces stay (host_pid drops only the pid namespace). masked=True keeps the masks and
     readonly paths in a privileged config (to show that full root can lift them). devices are
     added to linux.devices (nodes the runtime creates); files ({path: text}) to the rootfs,
-    mode 0755. Returns (bundle dir, cgroupsPath).
+    mode 0755; host_files are copied from the host to the same paths (symlinks resolved).
+    Returns (bundle dir, cgroupsPath).
     """
     from rongqi.image.busybox import make_rootfs
 
@@ -82,6 +84,9 @@ def make_bundle(oci_binary: str, dest: Path, probe: str, args: list[str], *, pri
     shutil.copy(probe, rootfs / "bin" / "probe-suid")
     os.chown(rootfs / "bin" / "probe-suid", 0, 0)
     os.chmod(rootfs / "bin" / "probe-suid", 0o4755)
+    for path in host_files:
+        (rootfs / os.path.dirname(path).lstrip("/")).mkdir(parents=True, exist_ok=True)
+        shutil.copy(os.path.realpath(path), rootfs / path.lstrip("/"))
     for path, text in (files or {}).items():
         (rootfs / path.lstrip("/")).write_text(text)
         os.chmod(rootfs / path.lstrip("/"), 0o755)
@@ -159,14 +164,19 @@ class Run:
 
 
 def run_probe(oci_binary: str, root: str, bundle: str, *, exec_while_running: bool = False,
-              no_pivot: bool = False, timeout: float = 60) -> Run:
+              no_pivot: bool = False, timeout: float = 60, launcher: list[str] | None = None,
+              exec_argv: tuple[str, ...] = ("/bin/true",), max_execs: int = 0,
+              after_execs: Callable[[], None] | None = None) -> Run:
     """Run the bundle detached (stdout to a file, never a pipe), exec into it while it runs if
-    asked, wait for it to stop and delete it."""
+    asked (at most max_execs times if given, then after_execs() is called), wait for it to
+    stop and delete it. launcher is
+    the command that runs rongqi-oci (default: oci_binary itself)."""
     cid = new_id("sec")
     before = socket.gethostname()
     execs = 0
+    oci = launcher or [oci_binary]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        argv = [oci_binary, "--root", root, "run", "-d", "-b", bundle]
+        argv = [*oci, "--root", root, "run", "-d", "-b", bundle]
         if no_pivot:
             argv.append("--no-pivot")
         r = subprocess.run([*argv, cid], check=False, stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=timeout)
@@ -180,11 +190,13 @@ def run_probe(oci_binary: str, root: str, bundle: str, *, exec_while_running: bo
                 if json.loads(st.stdout)["status"] == "stopped":
                     break
                 assert time.monotonic() < deadline, "the probe container never stopped"
-                if exec_while_running:
+                if exec_while_running and not (max_execs and execs >= max_execs):
                     # Each exec is a runtime process (the host's python) entering the container.
-                    subprocess.run([oci_binary, "--root", root, "exec", cid, "/bin/true"],
+                    subprocess.run([*oci, "--root", root, "exec", cid, *exec_argv],
                                    stdin=subprocess.DEVNULL, check=False, capture_output=True, timeout=30)
                     execs += 1
+                    if execs == max_execs and after_execs is not None:
+                        after_execs()
                 else:
                     time.sleep(0.05)
         finally:
@@ -221,3 +233,40 @@ def host_sleeper() -> Iterator[int]:
     yield p.pid
     p.kill()
     p.wait()
+
+
+@pytest.fixture(scope="module")
+def private_interpreter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A copy of the host's Python interpreter that only the runtime under test runs.
+
+    The CVE-2019-5736 attack can only reopen an executable for writing once no process runs
+    it (ETXTBSY before); the host's own python3 is always busy here (pytest runs it), which
+    would hide the hole. The copy stands for the host's interpreter, and is all that a
+    successful attack could reach (nothing is ever written to it).
+    """
+    import sys
+
+    from rongqi.linux import exeguard
+
+    src = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+    dest = tmp_path_factory.mktemp("interp") / os.path.basename(src)
+    shutil.copy2(src, dest)
+    yield str(dest)
+    # The runtime, run from this unprotected copy, bound it read-only under the guard's
+    # directory to re-exec through: that bind is the test's to remove.
+    guard = exeguard.guard_path(os.stat(dest))
+    subprocess.run(["umount", "-l", guard], check=False, capture_output=True)
+    if os.path.exists(guard):
+        os.unlink(guard)
+
+
+def shared_libraries(binary: str) -> list[str]:
+    """The dynamic loader and libraries `ldd` lists for binary (what it needs to start)."""
+    out = subprocess.run(["ldd", binary], check=True, capture_output=True, text=True).stdout
+    libs = []
+    for line in out.splitlines():
+        words = line.split()
+        path = words[2] if "=>" in words and len(words) > 2 else words[0] if words else ""
+        if path.startswith("/"):
+            libs.append(path)
+    return libs

@@ -10,10 +10,14 @@ kernel or the probe, made them fail. See docs/security-tests.md for the table.
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from escape_probe import Run, host_block_device, make_bundle, run_probe
+from rongqi.linux import exeguard
+from escape_probe import Run, host_block_device, make_bundle, run_probe, shared_libraries
+from support.plugin import new_id
 
 pytestmark = pytest.mark.root
 
@@ -361,3 +365,98 @@ def test_setuid_binary_does_not_raise_privileges_under_no_new_privs(setuid_defau
 
 def test_setuid_binary_gives_root_without_no_new_privs(setuid_privileged):
     assert _euid(setuid_privileged) == 0
+
+
+# -- CVE-2019-5736: a `#!/proc/self/exe` script, then the runtime's executable reopened -------
+
+EXE_ATTACK_EXECS = 25
+
+
+def _launcher_of(oci_binary: str, interpreter: str) -> list[str]:
+    with open(oci_binary, "rb") as f:
+        first = f.readline()
+    if not (first.startswith(b"#!") and b"python" in first):
+        pytest.skip(f"{oci_binary} is not a Python launcher script; the attack is aimed at its interpreter")
+    return [interpreter, "-IS", oci_binary]
+
+
+def _exe_attack(oci_binary, suite_root, tmp_path_factory, probe_binary, interpreter: str, name: str) -> Run:
+    """The probe watches for a process of the container whose executable is the runtime's,
+    while `rongqi-oci exec` (started by interpreter) runs /evil (`#!/proc/self/exe`) 25 times:
+    each time the kernel runs the exec's own executable, the runtime's interpreter, as a
+    process of the container (which starts with the image's C library, finds no Python
+    library and exits)."""
+    bundle, _ = make_bundle(oci_binary, tmp_path_factory.mktemp(name) / "bundle", probe_binary,
+                            ["exe_reopen=60"], privileged=False, files={"/evil": "#!/proc/self/exe\n"},
+                            # An image with a C library, as most are: the interpreter can start.
+                            host_files=shared_libraries(interpreter))
+    return run_probe(oci_binary, suite_root, bundle, exec_while_running=True,
+                     launcher=_launcher_of(oci_binary, interpreter), exec_argv=("/evil",),
+                     max_execs=EXE_ATTACK_EXECS, after_execs=lambda: Path(bundle, "rootfs", "exe-attack-done").touch())
+
+
+@pytest.fixture(scope="module")
+def exe_attack(oci_binary, suite_root, tmp_path_factory, probe_binary, private_interpreter) -> Run:
+    """The runtime started from a writable interpreter: it must protect itself (re-exec)."""
+    return _exe_attack(oci_binary, suite_root, tmp_path_factory, probe_binary, private_interpreter, "exe-attack")
+
+
+@pytest.fixture(scope="module")
+def exe_attack_protected_launcher(oci_binary, suite_root, tmp_path_factory, probe_binary, private_interpreter) -> Iterator[Run]:
+    """The runtime started from a read-only bind of the interpreter (what install.sh lays over
+    the virtualenv's bin/python3): already protected, nothing to re-exec."""
+    ro = tmp_path_factory.mktemp("ro-interp") / "python3"
+    ro.touch(mode=0o755)
+    subprocess.run(["mount", "--bind", private_interpreter, str(ro)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro,nosuid,nodev", str(ro)], check=True)
+        yield _exe_attack(oci_binary, suite_root, tmp_path_factory, probe_binary, str(ro), "exe-attack-ro")
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], check=False)
+
+
+def _assert_never_opened_for_writing(run: Run) -> None:
+    r = run["exe_reopen"]
+    assert run.execs == EXE_ATTACK_EXECS
+    # The attack reached the runtime's executable (else the test proves nothing) ...
+    assert int(r.field("caught")) > 0, run.output
+    # ... and never opened it for writing: each one held ends in EROFS, a read-only mount
+    # (ETXTBSY only while a runtime process still ran the file).
+    assert r.field("write_opened") == "0", r.line
+    errnos = dict(e.split(":") for e in r.field("reopen_errnos").split(",") if e)
+    assert set(errnos) <= {"EROFS", "ETXTBSY"} and int(errnos.get("EROFS", 0)) == int(r.field("caught")), r.line
+
+
+def test_runtime_executable_cannot_be_reopened_for_writing_after_a_proc_self_exe_script(exe_attack):
+    _assert_never_opened_for_writing(exe_attack)
+    # The exec's process ran a protected interpreter that the runtime re-exec'd its helper through.
+    assert exe_attack["exe_reopen"].field("exe").startswith(exeguard.GUARD_DIR + "/python-")
+
+
+def test_runtime_started_from_a_protected_interpreter_is_not_reexecuted(exe_attack_protected_launcher):
+    _assert_never_opened_for_writing(exe_attack_protected_launcher)
+    # The exec's process ran the launcher's own (read-only) interpreter: no re-exec was needed.
+    assert exe_attack_protected_launcher["exe_reopen"].field("exe").endswith("/ro-interp0/python3")
+
+
+# -- CVE-2019-16884: a rootfs whose /proc or /sys is a symlink -----------------------------
+
+
+@pytest.mark.parametrize(("directory", "fstype"), [("proc", "proc"), ("sys", "sysfs")])
+def test_rootfs_whose_proc_or_sys_is_a_symlink_is_refused(oci_binary, suite_root, tmp_path, probe_binary,
+                                                         directory, fstype):
+    # The image links /proc (or /sys) to a directory of its own, where it could keep fake
+    # attr/exec or sysctl files for the runtime to write its labels and settings into.
+    bundle, _ = make_bundle(oci_binary, tmp_path / "bundle", probe_binary, ["selfexe"], privileged=False)
+    rootfs = Path(bundle, "rootfs")
+    (rootfs / directory).rmdir()
+    (rootfs / f"fake{directory}").mkdir()
+    (rootfs / directory).symlink_to(f"fake{directory}")
+    cid = new_id("sec")
+    r = subprocess.run([oci_binary, "--root", suite_root, "run", "-d", "-b", bundle, cid],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    # runc: `error mounting "proc" to rootfs at "/proc": filesystem "proc" must be mounted on ordinary directory`
+    assert f'filesystem "{fstype}" must be mounted on ordinary directory' in r.stderr
+    assert not os.path.exists(os.path.join(suite_root, cid))  # nothing half-made stays
+    assert not any((rootfs / f"fake{directory}").iterdir())  # and nothing was mounted or written there

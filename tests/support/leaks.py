@@ -14,6 +14,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -199,6 +200,17 @@ def _ancestors(pid: int, procs: dict[int, Proc]) -> list[int]:
     return chain
 
 
+def _exe_guard_mount(m: Mount) -> bool:
+    """The runtime's read-only binds of the host's interpreter (rongqi/linux/exeguard.py):
+    made once per boot on purpose, never a leak (a bind of a test's own file still is)."""
+    guard_dir = "/run/rongqi/exe"
+    if m.mountpoint == guard_dir:
+        return True
+    root = m.line.split()[3] if len(m.line.split()) > 3 else ""
+    host_interpreter = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+    return root == host_interpreter and (m.mountpoint.startswith(guard_dir + "/") or m.mountpoint.endswith("/bin/python3"))
+
+
 class LeakChecker:
     """Snapshots and compares; one per pytest session."""
 
@@ -277,7 +289,7 @@ class LeakChecker:
                 ambiguous.procs.append(p)
 
         for mid, m in after.mounts.items():
-            if mid in before.mounts:
+            if mid in before.mounts or _exe_guard_mount(m):
                 continue
             if self._under_basetemp(m.mountpoint) or self.basetemp in m.line or self.tag in m.line:
                 ours.mounts.append(m)

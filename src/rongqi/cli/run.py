@@ -388,10 +388,7 @@ class Relay:
                             except ValueError:
                                 return -1
                         if stream in shown:
-                            try:
-                                _write_all(1 if stream == attach.STDOUT else 2, payload)
-                            except BrokenPipeError:
-                                return None  # our reader went away: leave as a detach does
+                            _write_all(1 if stream == attach.STDOUT else 2, payload)
         finally:
             if proxy is not None:
                 proxy.uninstall()
@@ -503,6 +500,8 @@ def _write_all(fd: int, data: bytes) -> None:
 
             select.select([], [fd], [])
             continue
+        except BrokenPipeError:
+            return
         view = view[n:]
 
 

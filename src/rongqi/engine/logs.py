@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-
-TYPE_CHECKING = False  # collections.abc stays out of the slim monitor (engine/monitor.py)
-if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 DRIVERS = ("k8s-file", "json-file", "none", "passthrough", "journald")
 STREAMS = {1: "stdout", 2: "stderr"}

@@ -21,20 +21,24 @@ def selinux_enabled() -> bool:
     return os.path.exists("/sys/fs/selinux/enforce")
 
 
-def set_apparmor_exec(profile: str) -> None:
-    path = "/proc/self/attr/apparmor/exec"
-    if not os.path.exists(path):
-        path = "/proc/self/attr/exec"
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+def set_apparmor_exec(profile: str, sc=None) -> None:
+    """Label the next execve; written through a verified procfs handle (never by path in the
+    container's view, where /proc could be a symlink or a bind mount: CVE-2019-16884)."""
+    from rongqi.linux import procfs
+
     try:
-        os.write(fd, f"exec {profile}".encode())
-    finally:
-        os.close(fd)
+        procfs.write("/proc/thread-self/attr/apparmor/exec", f"exec {profile}", sc or _sc())
+    except FileNotFoundError:  # kernels before the LSM stacking interface
+        procfs.write("/proc/thread-self/attr/exec", f"exec {profile}", sc or _sc())
 
 
-def set_selinux_exec(label: str) -> None:
-    fd = os.open("/proc/self/attr/exec", os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        os.write(fd, label.encode())
-    finally:
-        os.close(fd)
+def set_selinux_exec(label: str, sc=None) -> None:
+    from rongqi.linux import procfs
+
+    procfs.write("/proc/thread-self/attr/exec", label, sc or _sc())
+
+
+def _sc():
+    from rongqi.linux import syscall
+
+    return syscall.SYSCALLS

@@ -21,16 +21,13 @@ _RESOLVE = s.RESOLVE_IN_ROOT | s.RESOLVE_NO_MAGICLINKS
 class MountSpec:
     """One mount to make (plain values; rongqi.oci converts spec mounts to these)."""
 
-    __slots__ = ("destination", "type", "source", "options", "source_fd")
+    __slots__ = ("destination", "type", "source", "options")
 
-    def __init__(self, destination: str, type_: str, source: str, options: list[str], source_fd: int = -1):
+    def __init__(self, destination: str, type_: str, source: str, options: list[str]):
         self.destination = destination
         self.type = type_
         self.source = source
         self.options = options
-        # A bind source opened by the host's root (O_PATH, in our mount namespace): in a
-        # user namespace our root may not be able to reach the source by its path.
-        self.source_fd = source_fd
 
 
 class DeviceSpec:
@@ -65,6 +62,19 @@ DEV_SYMLINKS = (
 
 def fd_path(fd: int) -> str:
     return f"/proc/self/fd/{fd}"
+
+
+def _open_dev_null() -> int:
+    """An O_PATH fd of the container's /dev/null, checked to be the null device (1:3): a mask
+    bound from a /dev/null that the image made a symlink to, or a file of its own, would expose
+    that file where the mask should hide (CVE-2025-31133)."""
+    fd = os.open("/dev/null", O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    info = os.fstat(fd)
+    if not st.S_ISCHR(info.st_mode) or info.st_rdev != os.makedev(1, 3):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "/dev/null in the container is not the null device (1:3): "
+                                    "refusing to mask paths with it")
+    return fd
 
 
 # -- resolving and creating paths inside the root -----------------------------------
@@ -196,6 +206,8 @@ class RootfsSetup:
         if kind == "cgroup" or kind == "cgroup2":
             self._mount_cgroup(m, o)
             return
+        if kind in ("proc", "sysfs"):
+            self._check_ordinary_dir(m.destination, kind)
         fd = make_mountpoint(self.sc, self.root_fd, m.destination, True)
         try:
             target = fd_path(fd)
@@ -227,6 +239,24 @@ class RootfsSetup:
         finally:
             os.close(fd)
 
+    def _check_ordinary_dir(self, dest: str, kind: str) -> None:
+        """proc and sysfs go on a real directory of the image, never through a symlink (runc's
+        rule, CVE-2019-16884): a /proc that links elsewhere would put the procfs, and what the
+        runtime later writes there (labels, sysctls), where the image chose."""
+        parent, _, name = dest.strip("/").rpartition("/")
+        try:
+            pfd = open_in_root(self.sc, self.root_fd, parent or ".", O_PATH | os.O_DIRECTORY)
+        except FileNotFoundError:
+            return  # made as a directory below
+        try:
+            mode = os.stat(name, dir_fd=pfd, follow_symlinks=False).st_mode
+        except FileNotFoundError:
+            return
+        finally:
+            os.close(pfd)
+        if not st.S_ISDIR(mode):
+            raise OSError(errno.ENOTDIR, f'filesystem "{kind}" must be mounted on ordinary directory')
+
     def _mounted(self, dest: str) -> int:
         """An O_PATH fd of what is mounted at dest now.
 
@@ -240,20 +270,16 @@ class RootfsSetup:
         if not src.startswith("/"):
             src = os.path.join(self.bundle, src)
         try:
-            sstat = os.fstat(m.source_fd) if m.source_fd >= 0 else os.stat(src)
+            sstat = os.stat(src)
         except OSError as err:
             raise OSError(err.errno, f"bind source {src}: {err.strerror}") from None
         if m.destination == "/dev":
             self._dev_is_bind = True
         fd = make_mountpoint(self.sc, self.root_fd, m.destination, st.S_ISDIR(sstat.st_mode))
         try:
-            self.sc.mount(fd_path(m.source_fd) if m.source_fd >= 0 else src, fd_path(fd), "bind",
-                          o.flags & (s.MS_BIND | s.MS_REC))
+            self.sc.mount(src, fd_path(fd), "bind", o.flags & (s.MS_BIND | s.MS_REC))
         finally:
             os.close(fd)
-            if m.source_fd >= 0:
-                os.close(m.source_fd)
-                m.source_fd = -1
         remount = o.flags & ~(s.MS_BIND | s.MS_REC | s.MS_REMOUNT)
         if remount:
             # The bind itself ignores flags: apply them with a remount that keeps
@@ -481,15 +507,22 @@ class RootfsSetup:
             except FileNotFoundError:
                 continue
             sc.mount(None, p, None, s.MS_BIND | s.MS_REMOUNT | s.MS_RDONLY | s.MS_REC | locked_flags(p))
-        for p in masked_paths:
-            try:
-                isdir = st.S_ISDIR(os.stat(p).st_mode)
-            except FileNotFoundError:
-                continue
-            if isdir:
-                sc.mount("tmpfs", p, "tmpfs", s.MS_RDONLY, None)
-            else:
-                sc.mount("/dev/null", p, "bind", s.MS_BIND)
+        null = -1
+        try:
+            for p in masked_paths:
+                try:
+                    isdir = st.S_ISDIR(os.stat(p).st_mode)
+                except FileNotFoundError:
+                    continue
+                if isdir:
+                    sc.mount("tmpfs", p, "tmpfs", s.MS_RDONLY, None)
+                else:
+                    if null < 0:
+                        null = _open_dev_null()
+                    sc.mount(fd_path(null), p, "bind", s.MS_BIND)
+        finally:
+            if null >= 0:
+                os.close(null)
         if readonly_root:
             sc.mount(None, "/", None, s.MS_BIND | s.MS_REMOUNT | s.MS_RDONLY | locked_flags("/"))
 

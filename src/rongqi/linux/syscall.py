@@ -113,6 +113,8 @@ class _Kernel:
         self.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
         self.personality = libc.personality
         self.personality.argtypes = (ctypes.c_ulong,)
+        self.fstatfs = libc.fstatfs
+        self.fstatfs.argtypes = (ctypes.c_int, ctypes.c_void_p)
 
         class OpenHow(ctypes.Structure):
             _fields_ = (("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64))
@@ -262,23 +264,25 @@ class Syscalls:
     def chmod(self, path: str, mode: int) -> None:
         os.chmod(path, mode)
 
-    def fchown(self, fd: int, uid: int, gid: int) -> None:
-        os.fchown(fd, uid, gid)
+    def fstatfs_type(self, fd: int) -> int:
+        """The filesystem type (statfs f_type, e.g. PROC_SUPER_MAGIC) of what fd refers to."""
+        k = kernel()
+        buf = k.ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit
+        if k.fstatfs(fd, buf) != 0:
+            raise _fail("fstatfs")
+        return k.ctypes.c_long.from_buffer(buf).value  # f_type: the struct's first field
 
-    def close_fds_from(self, lowest: int, keep: tuple[int, ...] = ()) -> None:
-        """Close every fd >= lowest but those in keep, with close_range(2) between them.
-
-        Call it before a seccomp filter is loaded: where the filter denies close_range,
-        Python falls back to one close(2) per possible fd (up to RLIMIT_NOFILE).
-        """
-        start = lowest
-        for fd in sorted(k for k in keep if k >= lowest):
-            if fd > start:
-                os.closerange(start, fd)
-            start = max(start, fd + 1)
-        os.closerange(start, 1 << 20)
+    def close_fds_from(self, lowest: int) -> None:
+        """Close every fd >= lowest (close_range(2) where the kernel has it)."""
+        os.closerange(lowest, 1 << 20)
 
     def write_file(self, path: str, data: str | bytes) -> None:
+        """Write data to path; a /proc path only through a verified procfs (linux/procfs.py)."""
+        if path.startswith("/proc/"):
+            from rongqi.linux import procfs
+
+            procfs.write(path, data, self)
+            return
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         try:
             os.write(fd, data.encode() if isinstance(data, str) else data)

@@ -125,7 +125,7 @@ def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SY
         debug(f"create {cid}: init started, pid {pid}")
         try:
             # If the init already failed, its error is waiting in the pipe: _await_ready reads it.
-            _send_go(sync, spec, pid)
+            _send(sync, "go", str(pid))
             _await_ready(sync, spec, st, pid)
         finally:
             sync.close()
@@ -308,11 +308,6 @@ def _make_cgroup(spec: Spec, cid: str, systemd: bool):
     if rootless:
         res.devices = None  # device rules need CAP_SYS_ADMIN in the host's user namespace (runc skips them)
     cg = cgroups.Cgroup.open(path)
-    frozen = cg.frozen_at()
-    if frozen is not None:
-        # runc's words; without this check the init would be born frozen and create would hang.
-        raise RongqiError(f"container's cgroup unexpectedly frozen: {frozen} is frozen; thaw it "
-                          "(or use another linux.cgroupsPath)")
     try:
         new = cg.create()
     except cgroups.CgroupError as err:
@@ -393,6 +388,10 @@ def preload_for_child(spec: Spec) -> None:
     Python library is out of reach: every module the child needs must already
     be in sys.modules.
     """
+    # Every write or read under /proc in the container's view goes through a verified procfs
+    # handle (labels, sysctls, setgroups): see linux/procfs.py.
+    import rongqi.linux.procfs  # noqa: F401
+
     proc = spec.process
     if proc is not None:
         if proc.scheduler or proc.io_priority or spec.linux.personality is not None:
@@ -466,50 +465,20 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
         except OSError as err:
             raise RongqiError(f"linux.seccomp: {err.strerror or err}") from None
 
-    def state_json(status: str) -> bytes:
-        # Called in the init, which knows its host pid from the "go" message.
-        return _state_json(st, status, c.host_pid or st.pid)
-
-    c.state_json = state_json
+    c.state_json = _InitStateJson(st, c)
     if spec.process.terminal:
         from rongqi.oci.terminal import connect
 
         c.console_fd = connect(opts.console_socket)
     c.state_dir_fd = os.open(st.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     p_r, c_w = os.pipe2(os.O_CLOEXEC)  # init -> runtime
-    c.host_binds = bool(_binds_opened_by_host(spec))
-    if c.host_binds:
-        import _socket  # runtime -> init, with the bind sources' fds (see _send_go)
-
-        c_end, p_end = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        c_r, p_w = c_end.detach(), p_end.detach()
-    else:
-        c_r, p_w = os.pipe2(os.O_CLOEXEC)  # runtime -> init
+    c_r, p_w = os.pipe2(os.O_CLOEXEC)  # runtime -> init
     c.sync = Sync(c_r, c_w)
     parent_fds = (p_r, p_w)
 
-    def prepare() -> None:
-        # While the runtime moves us into the cgroup: every module the init needs after
-        # pivot_root (its host's Python library is then out of reach), and our own limits.
-        import rongqi.linux.rootfs  # noqa: F401
-
-        preload_for_child(spec)
-        _set_own_limits(spec.process)
-
-    def after_joins() -> None:
-        if new_time:
-            sc.unshare(sysc.CLONE_NEWTIME)
-            if lin.time_offsets:
-                lines = "".join(f"{clock} {secs} {ns}\n" for clock, (secs, ns) in lin.time_offsets.items())
-                sc.write_file("/proc/self/timens_offsets", lines)
-
-    def init_main() -> None:
-        from rongqi.oci import init
-
-        init.run(sc, c)
-
+    job = _InitJob(sc, c, new_time)
     try:
-        pid = spawn_in_cgroup(sc, cg, new_flags, early_joins, prepare, after_joins, init_main,
+        pid = spawn_in_cgroup(sc, cg, new_flags, early_joins, job.prepare, job.after_joins, job.main,
                               close_in_helper=parent_fds, cleanup=cleanup)
     except BaseException:
         for fd in parent_fds:
@@ -535,6 +504,53 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
     return pid, sync
 
 
+class _InitStateJson:
+    """The init's state_json(status): the state given to hooks, with the init's host pid
+    (known to the init from the "go" message). A class, not a closure: it travels to a
+    re-exec'd helper (see spawn_in_cgroup)."""
+
+    __slots__ = ("st", "c")
+
+    def __init__(self, st: statemod.State, c: InitConfig):
+        self.st = st
+        self.c = c
+
+    def __call__(self, status: str) -> bytes:
+        return _state_json(self.st, status, self.c.host_pid or self.st.pid)
+
+
+class _InitJob:
+    """What the helper does for create, as methods of a value that pickles."""
+
+    __slots__ = ("sc", "c", "new_time")
+
+    def __init__(self, sc: sysc.Syscalls, c: InitConfig, new_time: bool):
+        self.sc = sc
+        self.c = c
+        self.new_time = new_time
+
+    def prepare(self) -> None:
+        # While the runtime moves us into the cgroup: every module the init needs after
+        # pivot_root (its host's Python library is then out of reach), and our own limits.
+        import rongqi.linux.rootfs  # noqa: F401
+
+        preload_for_child(self.c.spec)
+        _set_own_limits(self.c.spec.process)
+
+    def after_joins(self) -> None:
+        lin = self.c.spec.linux
+        if self.new_time:
+            self.sc.unshare(sysc.CLONE_NEWTIME)
+            if lin.time_offsets:
+                lines = "".join(f"{clock} {secs} {ns}\n" for clock, (secs, ns) in lin.time_offsets.items())
+                self.sc.write_file("/proc/self/timens_offsets", lines)
+
+    def main(self) -> None:
+        from rongqi.oci import init
+
+        init.run(self.sc, self.c)
+
+
 def spawn_in_cgroup(sc: sysc.Syscalls, cg, flags: int, early_joins, prepare, after_joins, child_main, *,
                     close_in_helper=(), cleanup=None) -> int:
     """Start a process in a container's namespaces, born in its cgroup; return its pid.
@@ -544,7 +560,20 @@ def spawn_in_cgroup(sc: sysc.Syscalls, cg, flags: int, early_joins, prepare, aft
     an RCU grace period). Then it joins early_joins (user, pid, time: they apply only to
     children), runs after_joins(), and clones child_main() with flags | CLONE_PARENT, so that
     the new process is our child. Used by create (the init) and exec.
+
+    Every process cloned here runs, until its execve, this process's executable: the host's
+    Python interpreter, which a container must never be able to open for writing
+    (CVE-2019-5736 class, see linux/exeguard.py). When ours is not protected (a launcher
+    started from a writable path, a caller's own interpreter), the helper re-execs through
+    a protected interpreter first (it costs an interpreter start): prepare, after_joins and
+    child_main must then pickle (bound methods of plain values).
     """
+    from rongqi.linux import exeguard
+
+    try:
+        reexec = exeguard.reexec_target()
+    except OSError as err:
+        raise RongqiError(f"cannot protect the runtime's executable from the container: {describe_os_error(err)}") from None
     rep_r, rep_w = os.pipe2(os.O_CLOEXEC)  # helper -> runtime: "ok PID" or "error TEXT"
     go_r, go_w = os.pipe2(os.O_CLOEXEC)    # runtime -> helper: in the cgroup now
     mid = os.fork()
@@ -552,32 +581,13 @@ def spawn_in_cgroup(sc: sysc.Syscalls, cg, flags: int, early_joins, prepare, aft
         try:
             for fd in (rep_r, go_w, *close_in_helper):
                 os.close(fd)
-            sysc.kernel()
-            prepare()
-            if os.read(go_r, 16) != b"go":
-                os._exit(1)  # the runtime went away
-            os.close(go_r)
-            for kind, path in early_joins:
-                namespaces.join(sc, kind, path)
-            if after_joins is not None:
-                after_joins()
-            pid = sc.clone(flags | sysc.CLONE_PARENT)
-            if pid == 0:
-                os.close(rep_w)
-                child_main()
-                os._exit(1)  # child_main execs or exits; never fall back into the helper
-            os.write(rep_w, f"ok {pid}".encode())
-            os._exit(0)
+            if reexec is not None:
+                _reexec_helper(reexec, (rep_w, go_r, sc, flags, early_joins, prepare, after_joins, child_main))
         except BaseException as err:  # noqa: BLE001 - reported to the runtime
-            from rongqi.oci.init import describe
-
-            msg = str(err) if isinstance(err, RongqiError) else describe(err)
-            if early_joins and isinstance(err, OSError):
-                msg = f"cannot enter the container's namespaces: {msg}"
-            try:
-                os.write(rep_w, f"error {msg}".encode())
-            finally:
-                os._exit(1)
+            _helper_failed(rep_w, err, early_joins)
+        _helper(rep_w, go_r, sc, flags, early_joins, prepare, after_joins, child_main)
+    if reexec is not None:
+        reexec.close()
     os.close(rep_w)
     os.close(go_r)
     if cleanup is not None:
@@ -617,6 +627,128 @@ def spawn_in_cgroup(sc: sysc.Syscalls, cg, flags: int, early_joins, prepare, aft
     if cleanup is not None:
         cleanup.pid = pid
     return pid
+
+
+def _helper(rep_w: int, go_r: int, sc: sysc.Syscalls, flags: int, early_joins, prepare, after_joins,
+            child_main) -> None:
+    """The helper's work (see spawn_in_cgroup); never returns."""
+    try:
+        sysc.kernel()
+        prepare()
+        if os.read(go_r, 16) != b"go":
+            os._exit(1)  # the runtime went away
+        os.close(go_r)
+        for kind, path in early_joins:
+            namespaces.join(sc, kind, path)
+        if after_joins is not None:
+            after_joins()
+        pid = sc.clone(flags | sysc.CLONE_PARENT)
+        if pid == 0:
+            os.close(rep_w)
+            child_main()
+            os._exit(1)  # child_main execs or exits; never fall back into the helper
+        os.write(rep_w, f"ok {pid}".encode())
+        os._exit(0)
+    except BaseException as err:  # noqa: BLE001 - reported to the runtime
+        _helper_failed(rep_w, err, early_joins)
+
+
+def _helper_failed(rep_w: int, err: BaseException, early_joins) -> None:
+    from rongqi.oci.init import describe
+
+    msg = str(err) if isinstance(err, RongqiError) else describe(err)
+    if early_joins and isinstance(err, OSError):
+        msg = f"cannot enter the container's namespaces: {msg}"
+    try:
+        os.write(rep_w, f"error {msg}".encode())
+    finally:
+        os._exit(1)
+
+
+def describe_os_error(err: OSError) -> str:
+    return f"{err.filename}: {err.strerror}" if err.filename else (err.strerror or str(err))
+
+
+# The re-exec'd helper's program: argv[1] is the directory holding the rongqi package,
+# argv[2] the fd of its job (a memfd), argv[3] the fd to report a failure on.
+_REEXEC_BOOT = ("import sys\nsys.path.insert(0, sys.argv[1])\n"
+                "from rongqi.oci.container import reexec_helper_main\n"
+                "reexec_helper_main(int(sys.argv[2]), int(sys.argv[3]))\n")
+
+
+_REEXEC_MODULES = ("rongqi.oci.", "rongqi.linux.", "rongqi.fastjson", "rongqi.errors")
+# What the init's and exec's code import lazily from the standard library.
+_REEXEC_STDLIB = frozenset(("socket", "_socket", "_signal", "select", "time", "resource", "ctypes", "fcntl"))
+
+
+def _reexec_helper(reexec, job: tuple) -> None:
+    """Become the helper again under the protected interpreter; returns only by raising.
+
+    The fd table is kept as the fork left it: close-on-exec fds are made inheritable for
+    the execve and marked again on the other side, so the helper (and the process it
+    clones) holds exactly what it would have held without the re-exec.
+    """
+    import _pickle
+
+    cloexec = []
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd == reexec.fd:
+            continue  # the sealed copy being exec'd: the new helper needs none of it
+        try:
+            if not os.get_inheritable(fd):
+                os.set_inheritable(fd, True)
+                cloexec.append(fd)
+        except OSError:
+            pass  # the directory listing's own fd, closed by now
+    import sys
+
+    # A forked helper holds every module the runtime had imported, and the init relies on that
+    # after pivot_root (the host's library is then out of reach): import the same ones.
+    modules = [m for m in sys.modules if m.startswith(_REEXEC_MODULES) or m in _REEXEC_STDLIB]
+    payload = _pickle.dumps((cloexec, modules, job), 4)
+    mfd = os.memfd_create("rongqi-helper-job", 0)
+    view = memoryview(payload)
+    while view:
+        view = view[os.write(mfd, view):]
+    pkg_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    os.execve(reexec.path, [reexec.path, "-I", "-S", "-c", _REEXEC_BOOT, pkg_dir, str(mfd), str(job[0])],
+              os.environ)
+
+
+def reexec_helper_main(job_fd: int, rep_w: int) -> None:
+    """The helper, re-exec'd under a protected interpreter (see spawn_in_cgroup): never returns."""
+    try:
+        import _pickle
+
+        import rongqi.fastjson  # noqa: F401 - the init's state json, after pivot_root
+        import rongqi.oci.init  # noqa: F401
+
+        data = b""
+        while True:
+            chunk = os.pread(job_fd, 1 << 20, len(data))
+            if not chunk:
+                break
+            data += chunk
+        os.close(job_fd)
+        cloexec, modules, job = _pickle.loads(data)
+        for name in modules:
+            try:
+                __import__(name)
+            except ImportError:
+                pass  # one the runtime could load and we cannot: its absence shows where used
+        if "rongqi.linux.caps" in modules:
+            from rongqi.linux import caps
+
+            caps.last_cap()  # read here, on the host's /proc, as the forked helper had it cached
+        for fd in cloexec:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass
+    except BaseException as err:  # noqa: BLE001 - reported to the runtime
+        _helper_failed(rep_w, err, ())
+    _helper(*job)
 
 
 def _set_own_limits(proc) -> None:
@@ -682,8 +814,7 @@ def _await_ready(sync: Sync, spec: Spec, st: statemod.State, pid: int) -> None:
                 for kind in ("prestart", "createRuntime"):
                     hooks = spec.hooks.get(kind)
                     if hooks:
-                        run_hooks(kind, [HookSpec(h.path, h.args, h.env, h.timeout) for h in hooks], state_json,
-                                  cwd=st.bundle)
+                        run_hooks(kind, [HookSpec(h.path, h.args, h.env, h.timeout) for h in hooks], state_json)
             except BaseException as err:
                 _send(sync, "abort", str(err))
                 raise
@@ -693,59 +824,6 @@ def _await_ready(sync: Sync, spec: Spec, st: statemod.State, pid: int) -> None:
             raise RongqiError(text)
         _, status = os.waitpid(pid, 0)
         raise RongqiError(f"container init exited before it was ready ({_describe_status(status)})")
-
-
-def _binds_opened_by_host(spec: Spec) -> list[tuple[int, str]]:
-    """The bind mounts whose sources the runtime opens for a user-namespaced init: (index, path).
-
-    As runc: the init is root of its new user namespace only, which may not reach a source
-    (a directory of the host's root with mode 0700 on its path), so the host's root opens
-    them, in the init's mount namespace. Only for a new user and mount namespace (a joined
-    one is another's to see) and a runtime that is the host's root.
-    """
-    lin = spec.linux
-    user, mnt = lin.namespace("user"), lin.namespace("mount")
-    if user is None or user.path or mnt is None or mnt.path or os.geteuid() != 0 or _in_user_namespace():
-        return []
-    out = []
-    for i, m in enumerate(spec.mounts):
-        if m.type == "bind" or "bind" in m.options or "rbind" in m.options:
-            out.append((i, m.source if m.source.startswith("/") else os.path.join(spec.bundle, m.source)))
-    return out[:253]  # SCM_MAX_FD; the rest are opened by the init by path
-
-
-def _send_go(sync: Sync, spec: Spec, pid: int) -> None:
-    """Tell the init to go on; with the bind sources opened for it (see _binds_opened_by_host).
-
-    Each source is opened O_PATH through /proc/PID/root, i.e. in the init's mount namespace
-    (a bind mount takes its source from the caller's namespace only), before the init has
-    changed anything there. A source we cannot open is left to the init, which reports it.
-    """
-    binds = _binds_opened_by_host(spec) if sync.wfd >= 0 else []
-    if not binds:
-        _send(sync, "go", str(pid))
-        return
-    import _socket
-
-    fds, which = [], []
-    try:
-        for i, src in binds:
-            try:
-                fds.append(os.open(f"/proc/{pid}/root" + os.path.realpath(src), os.O_PATH | os.O_CLOEXEC))
-            except OSError:
-                continue
-            which.append(str(i))
-        sock = _socket.socket(fileno=sync.wfd)
-        try:
-            anc = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds))]
-            sock.sendmsg([f"go {pid} {','.join(which)}\n".encode()], anc if fds else [])
-        except BrokenPipeError:
-            pass  # the init is gone: its report, or its exit, says why
-        finally:
-            sock.detach()
-    finally:
-        for fd in fds:
-            os.close(fd)
 
 
 def _send(sync: Sync, word: str, text: str = "") -> None:
@@ -778,9 +856,6 @@ def start(root: str, cid: str) -> statemod.State:
 
 
 def _release_init(st: statemod.State) -> None:
-    """The start handshake (see init._await_start): open exec.fifo, read the init's byte,
-    then read on to EOF, which comes when the init execs the program (its end of the fifo
-    is close-on-exec) or exits. As runc's start: return once the program runs."""
     import select
 
     fifo = os.path.join(st.dir, statemod.FIFO)
@@ -798,9 +873,6 @@ def _release_init(st: statemod.State) -> None:
                     break
             if not st.init_alive():
                 raise ContainerStateError("cannot start a container that has stopped (its init exited)")
-        os.set_blocking(fd, True)
-        while os.read(fd, 64):
-            pass
     finally:
         os.close(fd)
     os.unlink(fifo)
@@ -810,19 +882,18 @@ def _run_hooks_warn(kind: str, st: statemod.State) -> None:
     hooks = (st.hooks or {}).get(kind)
     if not hooks:
         return
-    from rongqi.oci.hooks import HookSpec, run_hooks_warn
+    from rongqi.errors import HookError
+    from rongqi.oci.hooks import HookSpec, run_hooks
 
     status = "stopped" if kind == "poststop" else "running"
-    # The spec: a failing poststart/poststop hook is logged, and the lifecycle (and the
-    # hooks after it) goes on. In the bundle, as runc's run runs them. To stderr, or with
-    # --log to the log, as every warning.
-    failures = run_hooks_warn(kind, [HookSpec.from_dict(h) for h in hooks],
-                              _state_json(st, status, st.pid if status != "stopped" else 0), cwd=st.bundle)
-    if failures:
+    try:
+        run_hooks(kind, [HookSpec.from_dict(h) for h in hooks], _state_json(st, status, st.pid if status != "stopped" else 0))
+    except HookError as err:
+        # The spec: a failing poststart/poststop hook is logged; the lifecycle goes on. To stderr,
+        # or with --log to the log, as every warning.
         from rongqi.oci import log
 
-        for msg in failures:
-            log.warn(msg)
+        log.warn(str(err))
 
 
 def parse_signal(text: str) -> int:

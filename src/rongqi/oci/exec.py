@@ -14,7 +14,7 @@ from rongqi.errors import ContainerStateError, RongqiError, SpecError, UsageErro
 from rongqi.linux import namespaces
 from rongqi.linux import syscall as sysc
 from rongqi.oci import state as statemod
-from rongqi.oci.init import InitConfig, Sync, describe, finalize_process, find_executable, give_stdio, _environ
+from rongqi.oci.init import InitConfig, Sync, describe, finalize_process, find_executable, _environ
 
 
 class ExecOptions:
@@ -186,7 +186,7 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
         c.seccomp_filter = seccomp_mod.compile_filter(spec.linux.seccomp)
         if spec.linux.seccomp.uses_notify():
             c.seccomp_listener_fd = seccomp_mod.connect_listener(spec.linux.seccomp.listenerPath)
-    c.state_json = lambda status_: b"{}"
+    c.state_json = _no_state
     if proc.terminal and o.console_socket:
         from rongqi.oci.terminal import connect
 
@@ -222,8 +222,8 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
     sync = Sync(p_r, p_w)
     try:
         try:
-            pid = spawn_in_cgroup(sc, cg, 0, early, lambda: preload_for_child(spec), None,
-                                  lambda: _child(sc, c, proc, root_fd), close_in_helper=(p_r, p_w))
+            job = _ExecJob(sc, c, proc, root_fd)
+            pid = spawn_in_cgroup(sc, cg, 0, early, job.prepare, None, job.main, close_in_helper=(p_r, p_w))
         except RongqiError as err:
             raise RongqiError(f"exec: {err}") from None
         finally:
@@ -268,6 +268,31 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
     return pid
 
 
+def _no_state(status: str) -> bytes:
+    return b"{}"
+
+
+class _ExecJob:
+    """What the helper does for exec, as methods of a value that pickles (the helper may
+    re-exec under a protected interpreter: see container.spawn_in_cgroup)."""
+
+    __slots__ = ("sc", "c", "proc", "root_fd")
+
+    def __init__(self, sc: sysc.Syscalls, c: InitConfig, proc, root_fd: int = -1):
+        self.sc = sc
+        self.c = c
+        self.proc = proc
+        self.root_fd = root_fd
+
+    def prepare(self) -> None:
+        from rongqi.oci.container import preload_for_child
+
+        preload_for_child(self.c.spec)
+
+    def main(self) -> None:
+        _child(self.sc, self.c, self.proc, self.root_fd)
+
+
 def _child(sc: sysc.Syscalls, c: InitConfig, proc, root_fd: int = -1) -> None:
     """The exec'd process, before execve: never returns. root_fd: chroot there (a container
     without a mount namespace, whose root is its init's chroot)."""
@@ -302,17 +327,21 @@ def _child(sc: sysc.Syscalls, c: InitConfig, proc, root_fd: int = -1) -> None:
             from rongqi.oci.terminal import setup_console
 
             setup_console(sc, c.console_fd, proc.console_size)
-        give_stdio(sc, proc.user.uid, bool(proc.terminal and c.console_fd >= 0))
-        keep = 3 + c.preserve_fds
-        # Keep only the sync pipe's write end (close-on-exec) to report an execve failure,
-        # and the seccomp agent's socket. Before seccomp, as in the init (see init.setup).
-        sc.close_fds_from(keep, tuple(fd for fd in (c.sync.wfd, c.seccomp_listener_fd) if fd >= 0))
+        finalize_process(sc, c)
         from rongqi.oci.init import _reset_signals
 
         _reset_signals()
-        finalize_process(sc, c)
+        keep = 3 + c.preserve_fds
         for fd in range(3, keep):
             os.set_inheritable(fd, True)
+        # Keep only the sync pipe's write end (close-on-exec) to report an execve failure.
+        wfd = c.sync.wfd
+        for fd in range(keep, wfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        sc.close_fds_from(wfd + 1)
         sc.execve(exe, proc.args, env)
     except BaseException as err:  # noqa: BLE001
         try:
