@@ -373,3 +373,38 @@ def test_init_is_pid_1_and_reaps(rq):
     assert "init" in r.stdout.split()[0] or "catatonit" in r.stdout or "tini" in r.stdout
     r = rq("run", "--rm", "--init", "busybox", "sh", "-c", "exit 5")
     assert r.returncode == 5
+
+
+def test_the_slim_monitor_keeps_logs_attach_restart_and_the_exit_record(rq, monkeypatch):
+    """After SLIM_AFTER the monitor re-execs into a bare interpreter holding only its loop;
+    everything it owns goes on: the log, attach, a restart, the exit record, and its lock."""
+    from rongqi.engine import attach, monitor
+
+    rq.env["RONGQI_MONITOR_SLIM_AFTER"] = "0.2"
+    cid = rq("run", "-d", "-i", "--name", "sl", "--restart", "on-failure:1", "busybox", "sh",
+             "-c", "read x; echo got $x; exit 1", check=True).stdout.strip()
+    st = rq.state(cid)
+    mpid = st["monitor_pid"]
+    rq.wait_for(lambda: b"-S" in open(f"/proc/{mpid}/cmdline", "rb").read().split(b"\0"),
+                what="the re-exec")
+    assert monitor.alive(os.path.join(rq.runroot, cid))
+    with open(f"/proc/{mpid}/smaps_rollup") as f:
+        pss = next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+    assert pss < 12_000  # the fat fork of the CLI is ~14 MB here; docs/engine.md has figures
+    s = attach.connect(os.path.join(rq.runroot, cid))
+    s.sendall(attach.frame(attach.STDIN, b"one\n"))
+    rq.wait_for(lambda: rq.state(cid)["restart_count"] == 1, what="the restart")
+    s.close()
+    rq.wait_for(lambda: b"-S" in open(f"/proc/{mpid}/cmdline", "rb").read().split(b"\0"),
+                what="the second re-exec")
+    s = attach.connect(os.path.join(rq.runroot, cid))
+    s.sendall(attach.frame(attach.STDIN, b"two\n"))
+    s.settimeout(20)
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    s.close()
+    assert data.endswith(attach.frame(attach.EXIT, b"1"))
+    st = rq.wait_for(lambda: (x := rq.state(cid))["status"] == "exited" and x, what="the exit")
+    assert st["exit_code"] == 1 and st["restart_count"] == 1 and not st["reason"]
+    assert rq("logs", "sl").stdout == "got one\ngot two\n"

@@ -98,8 +98,11 @@ class RecordingSyscalls(sysc.Syscalls):
     def write_file(self, path, data):
         self._rec("write", path, data)
 
-    def close_fds_from(self, lowest):
-        self._rec("close_fds_from", lowest)
+    def close_fds_from(self, lowest, keep=()):
+        self._rec("close_fds_from", lowest, tuple(sorted(keep)))
+
+    def fchown(self, fd, uid, gid):
+        self._rec("fchown", fd, uid, gid)
 
     def execve(self, path, args, env):
         self._rec("execve", path, list(args))

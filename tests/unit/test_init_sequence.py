@@ -1,7 +1,9 @@
 """The container init's setup sequence, run against a recording fake of the kernel (no root needed).
 
 Asserts the order that makes a container safe: propagation before mounts, every mount
-before pivot_root, masks after it, credentials dropped in the right order, seccomp last.
+before pivot_root, masks after it, fds closed, credentials dropped in the right order,
+seccomp, and only then "ready" and the start handshake, after which only the
+startContainer hooks and execve are left (as in runc's init).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def run_init(tmp_path, monkeypatch):
     old_pipe = signal.getsignal(signal.SIGPIPE)
 
     def runner(spec_dict: dict, *, no_pivot: bool = False, seccomp_before_caps: bool = False,
-               seccomp: bool = True) -> RecordingSyscalls:
+               seccomp: bool = True, go: bytes = b"go 4242\n", host_binds: bool = False) -> RecordingSyscalls:
         sc = RecordingSyscalls()
         # capabilities and seccomp go through their own modules: record them too
         monkeypatch.setattr(capmod, "drop_bounding", lambda keep: sc._rec("drop_bounding", keep))
@@ -65,6 +67,12 @@ def run_init(tmp_path, monkeypatch):
         from rongqi.linux import seccomp as seccomp_mod
 
         monkeypatch.setattr(seccomp_mod, "load_filter", lambda f: sc._rec("seccomp", f))
+        # the protocol with the runtime, and hooks, in the same record
+        real_send, real_await = initmod.Sync.send, initmod._await_start
+        monkeypatch.setattr(initmod.Sync, "send", lambda self, word, text="": (sc._rec("send", word),
+                                                                               real_send(self, word, text)))
+        monkeypatch.setattr(initmod, "_await_start", lambda c: (sc._rec("start-handshake"), real_await(c)))
+        monkeypatch.setattr(initmod, "_run_hooks", lambda kind, hooks, state: sc._rec("hooks", kind))
         spec = parse(spec_dict, str(tmp_path))
         state_dir = tmp_path / "state"
         state_dir.mkdir(exist_ok=True)
@@ -79,14 +87,27 @@ def run_init(tmp_path, monkeypatch):
         c.seccomp_filter = "compiled-filter" if seccomp else None
         c.seccomp_before_caps = seccomp_before_caps
         c.state_dir_fd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY)
-        to_init_r, to_init_w = os.pipe()
+        if host_binds:
+            import socket
+
+            to_init_r, to_init_w = (s.detach() for s in socket.socketpair())
+            # the bind source of mount #4, as the runtime opens it (see container._send_go)
+            src_fd = os.open("/tmp", os.O_PATH)
+            socket.send_fds(socket.socket(fileno=os.dup(to_init_w)), [go], [src_fd])
+            os.close(src_fd)
+            c.host_binds = True
+        else:
+            to_init_r, to_init_w = os.pipe()
+            os.write(to_init_w, go)
         from_init_r, from_init_w = os.pipe()
-        os.write(to_init_w, b"go 4242\n")
         c.sync = initmod.Sync(to_init_r, from_init_w)
+        sc.sync_fds = (to_init_r, from_init_w)
+        sc.state_dir_fd = c.state_dir_fd
         try:
             with pytest.raises(Exec):
                 initmod.setup(sc, c)
             assert os.read(from_init_r, 100) == b"ready\n"
+            assert (state_dir / "exec.fifo").read_text() == "0"  # the handshake's byte, for `start`
         finally:
             for fd in (to_init_w, from_init_r):
                 os.close(fd)
@@ -155,13 +176,17 @@ def test_hostname_before_rootfs_and_masks_after_pivot(run_init, rootfs):
     assert sysctl < ro < min(masks) and max(masks) < root_ro
 
 
-def test_privileges_are_dropped_in_order_and_seccomp_is_last(run_init, rootfs):
+def test_fds_closed_then_privileges_dropped_in_order_then_seccomp_then_ready(run_init, rootfs):
     sc = run_init(make_spec(rootfs))
     names = sc.names()
     nnp = sc.index(lambda c: c[0] == "prctl" and c[1] == sysc.PR_SET_NO_NEW_PRIVS)
-    order = [names.index(n) for n in ("drop_bounding", "keep_caps", "setgroups", "setresgid", "setresuid",
-                                      "capset")] + [nnp] + [names.index(n) for n in ("seccomp", "close_fds_from", "execve")]
+    ready = sc.index(lambda c: c == ("send", "ready"))
+    order = [names.index(n) for n in ("close_fds_from", "drop_bounding", "keep_caps", "setgroups", "setresgid",
+                                      "setresuid", "capset")] + [nnp, names.index("seccomp"), ready] + \
+        [names.index(n) for n in ("start-handshake", "execve")]
     assert order == sorted(order), names
+    # Before seccomp (where close_range may be denied), keeping only what the init still needs.
+    assert sc.calls[names.index("close_fds_from")] == ("close_fds_from", 3, tuple(sorted((*sc.sync_fds, sc.state_dir_fd))))
     assert sc.calls[names.index("setresuid")] == ("setresuid", 1000)
     assert sc.calls[names.index("setgroups")] == ("setgroups", [10])
     assert sc.calls[nnp][1:] == (sysc.PR_SET_NO_NEW_PRIVS, 1)
@@ -171,7 +196,45 @@ def test_privileges_are_dropped_in_order_and_seccomp_is_last(run_init, rootfs):
     assert sc.calls[names.index("capset")][1:] == (kill, kill, 0)
     # keepcaps is switched off again once the uid changed
     assert sc.calls[len(names) - 1 - names[::-1].index("keep_caps")] == ("keep_caps", False)
+    # after the handshake, nothing but execve
+    assert names[names.index("start-handshake") + 1:] == ["execve"]
     assert sc.calls[-1][0] == "execve" and sc.calls[-1][2] == ["sh", "-c", "true"]
+
+
+def test_start_container_hooks_run_after_the_handshake_confined_and_create_container_in_the_root(run_init, rootfs):
+    spec = make_spec(rootfs)
+    spec["hooks"] = {kind: [{"path": "/bin/true"}] for kind in ("createContainer", "startContainer")}
+    sc = run_init(spec)
+    names = sc.names()
+    create = sc.index(lambda c: c[:2] == ("hooks", "createContainer"))
+    start = sc.index(lambda c: c[:2] == ("hooks", "startContainer"))
+    # runc's working directory for createContainer: the root, before pivot_root
+    assert [c for c in sc.calls[:create] if c[0] == "chdir"][-1] == ("chdir", rootfs)
+    assert create < names.index("pivot_root")
+    # startContainer: as the user, under seccomp, after the handshake, right before execve
+    assert names.index("setresuid") < names.index("seccomp") < names.index("start-handshake") < start
+    assert names[start + 1:] == ["execve"]
+
+
+def test_stdio_is_given_to_the_process_user_before_it_changes(run_init, rootfs, monkeypatch):
+    import stat
+
+    real_fstat = os.fstat
+    monkeypatch.setattr(os, "fstat", lambda fd: os.stat_result((stat.S_IFIFO | 0o600, 0, 0, 1, 0, 0, 0, 0, 0, 0))
+                        if fd in (0, 1, 2) else real_fstat(fd))
+    sc = run_init(make_spec(rootfs))
+    chowns = [c for c in sc.calls if c[0] == "fchown"]
+    assert chowns == [("fchown", fd, 1000, -1) for fd in (0, 1, 2)]  # the uid only: the group stays
+    assert sc.index(lambda c: c[0] == "fchown") < sc.names().index("setresuid")
+
+
+def test_a_bind_source_opened_by_the_host_is_mounted_through_its_fd(run_init, rootfs):
+    """In a user namespace the runtime opens bind sources for the init (see container._send_go):
+    "go PID i,j" carries their fds, and the mount's source is the fd, not the path."""
+    sc = run_init(make_spec(rootfs), go=b"go 4242 4\n", host_binds=True)
+    data = os.path.join(rootfs, "data")
+    bind = next(c for c in sc.calls if c[0] == "mount" and c[2] == data)
+    assert bind[1].startswith("/proc/self/fd/") and bind[3] == "bind"
 
 
 def test_without_no_new_privs_seccomp_is_loaded_while_caps_are_held(run_init, rootfs):

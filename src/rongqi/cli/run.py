@@ -388,7 +388,10 @@ class Relay:
                             except ValueError:
                                 return -1
                         if stream in shown:
-                            _write_all(1 if stream == attach.STDOUT else 2, payload)
+                            try:
+                                _write_all(1 if stream == attach.STDOUT else 2, payload)
+                            except BrokenPipeError:
+                                return None  # our reader went away: leave as a detach does
         finally:
             if proxy is not None:
                 proxy.uninstall()
@@ -500,8 +503,6 @@ def _write_all(fd: int, data: bytes) -> None:
 
             select.select([], [fd], [])
             continue
-        except BrokenPipeError:
-            return
         view = view[n:]
 
 

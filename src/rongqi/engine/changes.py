@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import IO
 
-from rongqi.engine.treecopy import RootDir, TarSink, TreeReader, clean
+from rongqi.engine.treecopy import RootDir, TarSink, TreeReader, clean, walk
 
 OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 WHITEOUT_PREFIX = ".wh."
@@ -42,6 +42,14 @@ def _is_opaque(dfd: int, name: str) -> bool:
         with contextlib.suppress(OSError):
             if os.getxattr(f"/proc/self/fd/{dfd}/{name}", key, follow_symlinks=False) == b"y":
                 return True
+    return False
+
+
+def _has_opaque_marker(dfd: int, name: str) -> bool:
+    # fuse-overlayfs without xattrs marks an opaque directory with a .wh..wh..opq file
+    with contextlib.suppress(OSError):
+        os.stat(f"{name}/{OPAQUE_MARKER}", dir_fd=dfd, follow_symlinks=False)
+        return True
     return False
 
 
@@ -187,28 +195,33 @@ def _prune(found: list[tuple[Change, os.stat_result, os.stat_result | None]],
     return [keep[p] for p in sorted(keep)]
 
 
-def upper_changes(upper: str, lowers: list[str], *, skip: SkipRule | None = None) -> list[Change]:
-    """The A/C/D list of an overlay upper dir over `lowers` (top layer first), by path."""
+def upper_changes(upper: str, lowers: list[str], *, skip: SkipRule | None = None,
+                  wh_files: bool = False) -> list[Change]:
+    """The A/C/D list of an overlay upper dir over `lowers` (top layer first), by path.
+    wh_files: the upper is fuse-overlayfs's, whose whiteouts may be .wh.NAME files (on kernel
+    overlay such a name is just a file the container made)."""
     view = LowerView(lowers)
     found: list[tuple[Change, os.stat_result, os.stat_result | None]] = []
     top = os.open(upper, _DIR)
     try:
         opaque_dirs: list[str] = []
-        for dirpath, dirnames, filenames, dfd in os.fwalk(".", dir_fd=top, follow_symlinks=False):
-            base = "/" + dirpath[2:] if dirpath != "." else "/"
+        for rel, dfd, listing in walk(top):
+            base = "/" + rel
             under_opaque = any(base == o or base.startswith(o.rstrip("/") + "/")
                                for o in opaque_dirs)
-            for name in sorted(dirnames + filenames):
+            for name, st in listing:
                 path = posixpath.join(base, name)
-                try:
-                    st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
                 if is_whiteout(st):
                     found.append((Change(DELETED, path), st, None))
                     continue
+                if wh_files and name.startswith(WHITEOUT_PREFIX):
+                    # fuse-overlayfs without CAP_MKNOD writes whiteouts as .wh. files
+                    if name != OPAQUE_MARKER:
+                        found.append((Change(DELETED, posixpath.join(base, name[4:])), st, None))
+                    continue
                 lower = None if under_opaque else view.lookup(path)
-                opaque = stat.S_ISDIR(st.st_mode) and _is_opaque(dfd, name)
+                opaque = stat.S_ISDIR(st.st_mode) and (
+                    _is_opaque(dfd, name) or (wh_files and _has_opaque_marker(dfd, name)))
                 if opaque:
                     opaque_dirs.append(path)
                 kind = CHANGED if lower is not None else ADDED

@@ -322,7 +322,7 @@ def changes_of(engine: Engine, c: Container) -> list[Change]:
     lowers = _lowers(engine, c, snap)
     if snap.mode == "copy":
         return tree_changes(snap.rootfs, lowers, skip=rule)
-    return upper_changes(snap.upper, lowers, skip=rule)
+    return upper_changes(snap.upper, lowers, skip=rule, wh_files=snap.mode == "fuse-overlayfs")
 
 
 def diff(engine: Engine, ref: str) -> list[Change]:

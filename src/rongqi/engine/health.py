@@ -12,7 +12,9 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Any
+TYPE_CHECKING = False  # typing stays out of the slim monitor (engine/monitor.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 from rongqi.errors import RongqiError
 

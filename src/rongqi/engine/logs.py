@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+
+TYPE_CHECKING = False  # collections.abc stays out of the slim monitor (engine/monitor.py)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 DRIVERS = ("k8s-file", "json-file", "none", "passthrough", "journald")
 STREAMS = {1: "stdout", 2: "stderr"}

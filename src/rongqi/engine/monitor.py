@@ -13,9 +13,12 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any
 
 from rongqi.errors import RongqiError
+
+TYPE_CHECKING = False  # typing is not imported: the slim monitor (see _reexec) does without it
+if TYPE_CHECKING:
+    from typing import Any
 
 LOCK = "monitor.lock"
 PID = "monitor.pid"
@@ -185,6 +188,7 @@ class Monitor:
         self.stdin_fd = -1
         self.master = -1
         self.null = -1
+        self.err = -1
         self.lock_fd = -1
         self.listener: Any = None
         self.log: Any = None
@@ -193,6 +197,8 @@ class Monitor:
         self.health: Any = None
         self.health_pid = 0
         self.passthrough: tuple[int, int, int] | None = None
+        self.slim_at = 0.0
+        self.started_ns = 0
 
     # -- life ---------------------------------------------------------------------------------
     def main(self) -> None:
@@ -220,25 +226,14 @@ class Monitor:
         self.null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         for fd in (0, 1, 2):
             os.dup2(self.null, fd)
+        debug = os.environ.get("RONGQI_MONITOR_DEBUG")  # a file for the monitor's own errors
+        self.err = self.null
+        if debug:
+            self.err = os.open(debug, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+                               0o600)
+            os.dup2(self.err, 2)
         _subreaper()
-        import _signal
-        import select
-
-        # SIGCHLD wakes the poll loop through a pipe; children are reaped there.
-        wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        self.wake_r = wake_r
-        _signal.signal(SIGCHLD, lambda *_: None)
-        _signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-        for sig in (1, 2, 3):  # HUP INT QUIT: the CLI's terminal is not ours
-            _signal.signal(sig, _signal.SIG_IGN)
-        self.poller = select.poll()
-        self.poller.register(wake_r, select.POLLIN)
-        from rongqi.engine.logs import LogWriter, parse_size
-
-        max_size = parse_size(self.log_opts["max-size"]) if self.log_opts.get("max-size") else 0
-        max_file = int(self.log_opts.get("max-file") or 1)
-        self.log = LogWriter(self.driver, self.container.log_path, max_size=max_size,
-                             max_file=max_file)
+        self._setup_loop()
         self._listen()
         if self.foreground is not None:
             self._add_client(self.foreground)
@@ -266,7 +261,113 @@ class Monitor:
         self.report_fd = -1
         self._setup_health()
         _slim()
+        self.slim_at = time.monotonic() + SLIM_AFTER if _slimmable(self.engine) else 0.0
         self.loop()
+
+    def _setup_loop(self) -> None:
+        """Signals, the poller and the log writer: what the loop needs (also after a re-exec)."""
+        import _signal
+        import select
+
+        # SIGCHLD wakes the poll loop through a pipe; children are reaped there.
+        wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self.wake_r = wake_r
+        _signal.signal(SIGCHLD, lambda *_: None)
+        _signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        for sig in (1, 2, 3):  # HUP INT QUIT: the CLI's terminal is not ours
+            _signal.signal(sig, _signal.SIG_IGN)
+        self.poller = select.poll()
+        self.poller.register(wake_r, select.POLLIN)
+        from rongqi.engine.logs import LogWriter, parse_size
+
+        max_size = parse_size(self.log_opts["max-size"]) if self.log_opts.get("max-size") else 0
+        max_file = int(self.log_opts.get("max-file") or 1)
+        self.log = LogWriter(self.driver, self.container.log_path, max_size=max_size,
+                             max_file=max_file)
+
+    # -- a slimmer self -----------------------------------------------------------------------
+    def _reexec(self) -> None:
+        """Become a fresh interpreter that runs only this loop, keeping every fd and child.
+
+        The fork carried the CLI's whole heap (argparse, the parser, bundle, image store: about
+        13 MB of private pages once the CLI is gone); a fresh `python -I -S` holding just the
+        loop's modules is a quarter of that. Done once the container has run SLIM_AFTER
+        seconds, so a short `run --rm` never pays the interpreter's start.
+        """
+        from rongqi import fastjson
+
+        e = self.engine
+        fds = {"lock": self.lock_fd, "listener": self.listener.fileno() if self.listener else -1,
+               "stdin": self.stdin_fd, "master": self.master,
+               "outputs": [[fd, st] for fd, st in self.out_fds.items()],
+               "clients": list(self.clients)}
+        for fd in [self.lock_fd, fds["listener"], self.stdin_fd, self.master,
+                   *self.out_fds, *self.clients]:
+            if fd >= 0:
+                os.set_inheritable(fd, True)
+        c = self.container
+        doc = {"sys_path": sys.path, "fds": fds, "pid": self.pid, "started_ns": self.started_ns,
+               "restart_count": self.restart_count,
+               "health_in": (self.health.next_due - time.monotonic()) if self.health else None,
+               "engine": {"root": e.root, "runroot": e.runroot, "runtime": e.runtime.name,
+                          "runtime_root": e.runtime.root, "storage_mode": e.storage_mode,
+                          "registries_conf": e.registries_conf},
+               "container": {"id": c.id, "name": c.name, "run_dir": c.run_dir, "dir": c.dir,
+                             "bundle": c.bundle, "log_path": c.log_path, "config": c.config}}
+        data = fastjson.dumps(doc).encode()
+        r, w = os.pipe()
+        os.set_inheritable(r, True)  # the new interpreter reads its state from it
+        if len(data) > 60000:
+            os.close(r)
+            os.close(w)
+            return  # more than a pipe holds without a reader: stay as we are
+        os.write(w, data)
+        os.close(w)
+        import rongqi
+
+        pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(rongqi.__file__)))
+        # rongqi.engine's __init__ (records, json, the Engine) is left out until the exit
+        # needs it: a bare package stands in (see _LazyEngine).
+        boot = ("import sys, types; sys.path.insert(0, sys.argv[2]); "
+                "p = types.ModuleType('rongqi.engine'); p._slim_stub = True; "
+                "p.__path__ = [sys.argv[2] + '/rongqi/engine']; sys.modules['rongqi.engine'] = p; "
+                "from rongqi.engine.monitor import resume; resume(int(sys.argv[1]))")
+        try:
+            os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", boot, str(r), pkg_parent])
+        except OSError:
+            os.close(r)  # no interpreter to exec: carry on, heavier
+
+    def _adopt(self, doc: dict) -> None:
+        """In the re-exec'd monitor: take over the fds and children the old image held."""
+        import _socket
+        import select
+
+        fds = doc["fds"]
+        self.lock_fd = fds["lock"]
+        self.pid = doc["pid"]
+        self.started_ns = doc["started_ns"]
+        self.restart_count = doc["restart_count"]
+        self.null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        self.err = 2
+        self._setup_loop()
+        for fd in (self.lock_fd, *(f for f, _ in fds["outputs"]), fds["stdin"], fds["master"],
+                   fds["listener"], *fds["clients"]):
+            if fd >= 0:
+                os.set_inheritable(fd, False)
+        self.stdin_fd = fds["stdin"]
+        self.master = fds["master"]
+        for fd, stream in fds["outputs"]:
+            self.out_fds[fd] = stream
+            self.poller.register(fd, select.POLLIN)
+        if fds["listener"] >= 0:
+            self.listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0,
+                                           fds["listener"])
+            self.poller.register(fds["listener"], select.POLLIN)
+        for fd in fds["clients"]:
+            self._add_client(_socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, fd))
+        self._setup_health()
+        if self.health is not None and doc.get("health_in") is not None:
+            self.health.next_due = time.monotonic() + max(0.0, doc["health_in"])
 
     def _runtime_name(self) -> str:
         name = self.config.get("runtime") or "rongqi"
@@ -317,7 +418,7 @@ class Monitor:
                           pid_file=pid_file, stdio=(0, 1, 2))
             finally:
                 for i in (0, 1, 2):
-                    os.dup2(self.null, i)
+                    os.dup2(self.null if i < 2 else self.err, i)
                 for fd in keep:
                     os.close(fd)
             if console is not None:
@@ -378,8 +479,8 @@ class Monitor:
 
     # -- attach -------------------------------------------------------------------------------
     def _listen(self) -> None:
+        import _socket
         import select
-        import socket
 
         from rongqi.engine.attach import short_path
 
@@ -390,7 +491,7 @@ class Monitor:
             pass
         dfd = os.open(self.run_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
             s.bind(short_path(dfd, ATTACH))
         finally:
             os.close(dfd)
@@ -502,6 +603,8 @@ class Monitor:
                     drain_deadline = 0.0
                     continue
             timeout = 1000
+            if self.slim_at:
+                timeout = min(timeout, max(0, int((self.slim_at - time.monotonic()) * 1000)))
             if drain_deadline:
                 timeout = max(0, int((drain_deadline - time.monotonic()) * 1000))
             if self.health is not None and self.health_pid == 0:
@@ -522,9 +625,13 @@ class Monitor:
                     self._output(fd)
                 elif self.listener is not None and fd == self.listener.fileno():
                     try:
-                        conn, _ = self.listener.accept()
+                        cfd, _ = self.listener._accept()
                     except BlockingIOError:
                         continue
+                    import _socket
+
+                    conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, cfd)
+                    os.set_inheritable(cfd, False)
                     self._add_client(conn)
                 elif fd in self.clients:
                     if ev & select.POLLIN:
@@ -534,6 +641,10 @@ class Monitor:
             if self.health is not None and self.health_pid == 0 and self.status is None \
                     and time.monotonic() >= self.health.next_due:
                 self._run_health()
+            if self.slim_at and time.monotonic() >= self.slim_at and self.status is None \
+                    and self.health_pid == 0:
+                self.slim_at = 0.0
+                self._reexec()
 
     def _output(self, fd: int) -> None:
         try:
@@ -726,6 +837,103 @@ class Monitor:
             os._exit(code)
         self.health_pid = pid
         self.health.started()
+
+
+# Seconds a container runs before its monitor re-execs into a slim interpreter (see _reexec).
+SLIM_AFTER = float(os.environ.get("RONGQI_MONITOR_SLIM_AFTER") or 1.0)
+
+
+def _slimmable(engine: Any) -> bool:
+    """Only a real Engine can be rebuilt from its parameters in the new interpreter."""
+    if isinstance(engine, _LazyEngine):
+        return True
+    try:
+        from rongqi.engine import Engine
+    except ImportError:
+        return False
+    return isinstance(engine, Engine) and not os.environ.get("RONGQI_MONITOR_NO_SLIM")
+
+
+class _LazyEngine:
+    """The Engine, made on first use: the slim monitor's loop needs none of it."""
+
+    def __init__(self, params: dict):
+        self._params = params
+        self._real: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._real is None:
+            _real_engine_package()
+            from rongqi.engine import Engine
+
+            self._real = Engine(**self._params)
+        return getattr(self._real, name)
+
+
+def _real_engine_package() -> None:
+    """Replace the slim monitor's stand-in for rongqi.engine with the package itself."""
+    pkg = sys.modules.get("rongqi.engine")
+    if pkg is not None and getattr(pkg, "_slim_stub", False):
+        import importlib
+
+        del sys.modules["rongqi.engine"]
+        real = importlib.import_module("rongqi.engine")
+        for name in ("monitor", "logs", "attach"):
+            mod = sys.modules.get(f"rongqi.engine.{name}")
+            if mod is not None:
+                setattr(real, name, mod)
+
+
+class _LazyContainer:
+    """The container's paths and config at once; its record (lock, state) on first use."""
+
+    def __init__(self, engine: _LazyEngine, doc: dict, restart_count: int):
+        self._engine = engine
+        self._real: Any = None
+        self._state = {"restart_count": restart_count}
+        for k in ("id", "name", "run_dir", "dir", "bundle", "log_path", "config"):
+            setattr(self, k, doc[k])
+
+    def _rec(self) -> Any:
+        if self._real is None:
+            self._real = self._engine.get(self.id)
+        return self._real
+
+    @property
+    def state(self) -> dict:
+        return self._real.state if self._real is not None else self._state
+
+    def lock(self, shared: bool = False) -> Any:
+        return self._rec().lock(shared)
+
+    def sync(self) -> Any:
+        return self._rec().sync()
+
+    def save_state(self) -> None:
+        self._rec().save_state()
+
+
+def resume(state_fd: int) -> None:
+    """The re-exec'd monitor's entry point (see Monitor._reexec)."""
+    from rongqi import fastjson
+
+    chunks = []
+    while True:
+        b = os.read(state_fd, 65536)
+        if not b:
+            break
+        chunks.append(b)
+    os.close(state_fd)
+    doc = fastjson.loads(b"".join(chunks))
+    sys.path[:] = doc["sys_path"]
+    engine = _LazyEngine(doc["engine"])
+    container = _LazyContainer(engine, doc["container"], doc["restart_count"])
+    m = Monitor(engine, container, -1, None)
+    try:
+        m._adopt(doc)
+        m.loop()
+    finally:
+        os._exit(0)
 
 
 def _health_config(config: dict) -> dict | None:

@@ -505,15 +505,19 @@ def _read_in_root(root_fd: int, path: str) -> str:
     """A small file of the container (its /etc/passwd), read with every component resolved
     inside its root: a symlink to the host's /etc/shadow reads the container's, or nothing."""
     from rongqi.engine.treecopy import RootDir
+    from rongqi.engine.treecopy import CopyError, open_regular
     r = RootDir(root_fd, "container")
     try:
-        fd = r.openat(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        pfd, name = r.parent(path)
     except OSError:
         return ""
     try:
-        import stat as stat_
-        if not stat_.S_ISREG(os.fstat(fd).st_mode):
-            return ""
+        fd = open_regular(pfd, name, os.O_RDONLY)   # never a device node the container made
+    except (OSError, CopyError):
+        return ""
+    finally:
+        os.close(pfd)
+    try:
         return os.read(fd, 1 << 20).decode(errors="replace")
     finally:
         os.close(fd)

@@ -12,7 +12,6 @@ import contextlib
 import errno
 import os
 import posixpath
-import shutil
 import stat
 import tarfile
 from collections.abc import Callable, Iterator
@@ -84,6 +83,84 @@ def clean(path: str) -> str:
     """An absolute, normalized path ("" and "." are the root)."""
     p = posixpath.normpath("/" + path)
     return "/" + p.lstrip("/")   # normpath keeps a leading "//" (POSIX allows it to differ)
+
+
+_DIR_NOFOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def walk(top: int, rel: str = "") -> Iterator[tuple[str, int, list[tuple[str, os.stat_result]]]]:
+    """(relative dir path, its fd, [(name, lstat)] sorted) for the tree under the directory fd
+    `top`, parents first; the caller may drop names from the list to skip those directories.
+
+    os.fwalk and shutil.rmtree are not enough against a tree that a running container changes
+    under us: both open a subdirectory by name *following* a symlink swapped in after their
+    stat (and fwalk stats through symlinks), which can open a host device. Here every open is
+    O_DIRECTORY | O_NOFOLLOW, so a swapped-in link or node fails the open instead."""
+    entries = []
+    with os.scandir(top) as it:
+        for e in it:
+            try:
+                entries.append((e.name, e.stat(follow_symlinks=False)))
+            except FileNotFoundError:
+                continue
+    entries.sort()
+    yield rel, top, entries
+    for name, st in entries:
+        if not stat.S_ISDIR(st.st_mode):
+            continue
+        try:
+            fd = os.open(name, _DIR_NOFOLLOW, dir_fd=top)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                continue   # became a symlink since the listing: not followed
+            raise
+        try:
+            yield from walk(fd, posixpath.join(rel, name) if rel else name)
+        finally:
+            os.close(fd)
+
+
+def remove_tree_at(dfd: int, name: str) -> None:
+    """rm -rf of dfd/name without ever following a symlink (see walk)."""
+    try:
+        fd = os.open(name, _DIR_NOFOLLOW, dir_fd=dfd)
+    except OSError as e:
+        if e.errno in (errno.ENOTDIR, errno.ELOOP):
+            os.unlink(name, dir_fd=dfd)
+            return
+        if e.errno == errno.ENOENT:
+            return
+        raise
+    try:
+        with os.scandir(fd) as it:
+            children = [(c.name, c.is_dir(follow_symlinks=False)) for c in it]
+        for child, is_dir in children:
+            if is_dir:
+                remove_tree_at(fd, child)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(child, dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=dfd)
+
+
+def open_regular(dfd: int, name: str, flags: int, expect: os.stat_result | None = None) -> int:
+    """Open dfd/name for reading or writing only if it is a regular file (the same inode as
+    `expect`, when given). The name is first opened O_PATH | O_NOFOLLOW and checked, then
+    reopened through /proc/self/fd: a container cannot swap in a device node or fifo whose
+    mere opening would act on a host device."""
+    pfd = os.open(name, O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+    try:
+        st = os.fstat(pfd)
+        if not stat.S_ISREG(st.st_mode) or (
+                expect is not None and (st.st_dev, st.st_ino) != (expect.st_dev, expect.st_ino)):
+            raise CopyError(f"{name}: not a regular file (or replaced while being copied)")
+        return os.open(f"/proc/self/fd/{pfd}", flags | os.O_NOCTTY | os.O_CLOEXEC)
+    finally:
+        os.close(pfd)
 
 
 class RootDir:
@@ -196,7 +273,7 @@ def _xattrs(path: str) -> dict[str, str]:
 
 
 class TreeReader:
-    """Tar entries for a file or a directory tree, walked by fds (os.fwalk, O_NOFOLLOW)."""
+    """Tar entries for a file or a directory tree, walked by fds (walk(): O_NOFOLLOW)."""
 
     def __init__(self, root: RootDir, *, ids: IdMapper | None = None, xattrs: bool = False,
                  skip: Callable[[str, os.stat_result], bool] | None = None):
@@ -281,41 +358,26 @@ class TreeReader:
                 if e is not None:
                     yield e
             prefix = arcname + "/" if arcname else ""
-            for dirpath, dirnames, filenames, dfd in os.fwalk(".", dir_fd=top,
-                                                              follow_symlinks=False):
-                rel = "" if dirpath == "." else dirpath[2:] + "/"
-                dirnames.sort()
+            for rel, dfd, listing in walk(top):
                 keep = []
-                for name in sorted(dirnames + filenames):
-                    try:
-                        est = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-                    except FileNotFoundError:
-                        continue   # gone while we walked (a running container)
-                    inner = path.rstrip("/") + "/" + rel + name
+                for name, est in listing:
+                    inner = posixpath.join(path, rel, name)
                     if self.skip is not None and self.skip(inner, est):
                         continue
-                    if stat.S_ISDIR(est.st_mode):
-                        keep.append(name)
-                    e = self._entry(dfd, name, prefix + rel + name, est)
+                    keep.append((name, est))
+                    e = self._entry(dfd, name, prefix + posixpath.join(rel, name), est)
                     if e is not None:
                         yield e
-                dirnames[:] = [d for d in dirnames if d in keep]
+                listing[:] = keep
         finally:
             os.close(top)
 
 
 def _file_opener(dfd: int, name: str, st: os.stat_result) -> Opener:
-    # The fd is opened when the consumer asks (fwalk's dfd is still open then): a swap of the
-    # file for a fifo or another inode between stat and open is refused, not followed.
+    # Opened when the consumer asks (the walk's dfd is still open then), and only if it is
+    # still the regular file that was listed.
     def opener() -> IO[bytes]:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
-                     | os.O_CLOEXEC, dir_fd=dfd)
-        now = os.fstat(fd)
-        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or not stat.S_ISREG(now.st_mode):
-            os.close(fd)
-            raise CopyError(f"{name}: changed while it was being copied")
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb", buffering=0)
+        return os.fdopen(open_regular(dfd, name, os.O_RDONLY, st), "rb", buffering=0)
     return opener
 
 
@@ -446,7 +508,7 @@ class TreeWriter:
 
     def _remove(self, pfd: int, name: str, st: os.stat_result) -> None:
         if stat.S_ISDIR(st.st_mode):
-            shutil.rmtree(name, dir_fd=pfd)   # fd-based: never follows a link out
+            remove_tree_at(pfd, name)   # never follows a link out (shutil.rmtree may)
         else:
             os.unlink(name, dir_fd=pfd)
         self._forget()
@@ -560,11 +622,7 @@ class TreeWriter:
             os.close(fd)
 
     def _write_into(self, pfd: int, name: str, ti: tarfile.TarInfo, data: Opener | None) -> None:
-        fd = os.open(name, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise CopyError(f"{name}: not a regular file")
-        self._fill(fd, ti, data)
+        self._fill(open_regular(pfd, name, os.O_WRONLY | os.O_TRUNC), ti, data)
 
     def _meta_by_path(self, pfd: int, name: str, kind: int, ti: tarfile.TarInfo) -> None:
         # chmod has no "do not follow" on Linux: an O_PATH fd of the very inode we made, checked

@@ -21,13 +21,16 @@ _RESOLVE = s.RESOLVE_IN_ROOT | s.RESOLVE_NO_MAGICLINKS
 class MountSpec:
     """One mount to make (plain values; rongqi.oci converts spec mounts to these)."""
 
-    __slots__ = ("destination", "type", "source", "options")
+    __slots__ = ("destination", "type", "source", "options", "source_fd")
 
-    def __init__(self, destination: str, type_: str, source: str, options: list[str]):
+    def __init__(self, destination: str, type_: str, source: str, options: list[str], source_fd: int = -1):
         self.destination = destination
         self.type = type_
         self.source = source
         self.options = options
+        # A bind source opened by the host's root (O_PATH, in our mount namespace): in a
+        # user namespace our root may not be able to reach the source by its path.
+        self.source_fd = source_fd
 
 
 class DeviceSpec:
@@ -270,16 +273,20 @@ class RootfsSetup:
         if not src.startswith("/"):
             src = os.path.join(self.bundle, src)
         try:
-            sstat = os.stat(src)
+            sstat = os.fstat(m.source_fd) if m.source_fd >= 0 else os.stat(src)
         except OSError as err:
             raise OSError(err.errno, f"bind source {src}: {err.strerror}") from None
         if m.destination == "/dev":
             self._dev_is_bind = True
         fd = make_mountpoint(self.sc, self.root_fd, m.destination, st.S_ISDIR(sstat.st_mode))
         try:
-            self.sc.mount(src, fd_path(fd), "bind", o.flags & (s.MS_BIND | s.MS_REC))
+            self.sc.mount(fd_path(m.source_fd) if m.source_fd >= 0 else src, fd_path(fd), "bind",
+                          o.flags & (s.MS_BIND | s.MS_REC))
         finally:
             os.close(fd)
+            if m.source_fd >= 0:
+                os.close(m.source_fd)
+                m.source_fd = -1
         remount = o.flags & ~(s.MS_BIND | s.MS_REC | s.MS_REMOUNT)
         if remount:
             # The bind itself ignores flags: apply them with a remount that keeps

@@ -264,6 +264,9 @@ class Syscalls:
     def chmod(self, path: str, mode: int) -> None:
         os.chmod(path, mode)
 
+    def fchown(self, fd: int, uid: int, gid: int) -> None:
+        os.fchown(fd, uid, gid)
+
     def fstatfs_type(self, fd: int) -> int:
         """The filesystem type (statfs f_type, e.g. PROC_SUPER_MAGIC) of what fd refers to."""
         k = kernel()
@@ -272,9 +275,18 @@ class Syscalls:
             raise _fail("fstatfs")
         return k.ctypes.c_long.from_buffer(buf).value  # f_type: the struct's first field
 
-    def close_fds_from(self, lowest: int) -> None:
-        """Close every fd >= lowest (close_range(2) where the kernel has it)."""
-        os.closerange(lowest, 1 << 20)
+    def close_fds_from(self, lowest: int, keep: tuple[int, ...] = ()) -> None:
+        """Close every fd >= lowest but those in keep, with close_range(2) between them.
+
+        Call it before a seccomp filter is loaded: where the filter denies close_range,
+        Python falls back to one close(2) per possible fd (up to RLIMIT_NOFILE).
+        """
+        start = lowest
+        for fd in sorted(k for k in keep if k >= lowest):
+            if fd > start:
+                os.closerange(start, fd)
+            start = max(start, fd + 1)
+        os.closerange(start, 1 << 20)
 
     def write_file(self, path: str, data: str | bytes) -> None:
         """Write data to path; a /proc path only through a verified procfs (linux/procfs.py)."""

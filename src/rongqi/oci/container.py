@@ -125,7 +125,7 @@ def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SY
         debug(f"create {cid}: init started, pid {pid}")
         try:
             # If the init already failed, its error is waiting in the pipe: _await_ready reads it.
-            _send(sync, "go", str(pid))
+            _send_go(sync, spec, pid)
             _await_ready(sync, spec, st, pid)
         finally:
             sync.close()
@@ -308,6 +308,11 @@ def _make_cgroup(spec: Spec, cid: str, systemd: bool):
     if rootless:
         res.devices = None  # device rules need CAP_SYS_ADMIN in the host's user namespace (runc skips them)
     cg = cgroups.Cgroup.open(path)
+    frozen = cg.frozen_at()
+    if frozen is not None:
+        # runc's words; without this check the init would be born frozen and create would hang.
+        raise RongqiError(f"container's cgroup unexpectedly frozen: {frozen} is frozen; thaw it "
+                          "(or use another linux.cgroupsPath)")
     try:
         new = cg.create()
     except cgroups.CgroupError as err:
@@ -472,7 +477,14 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
         c.console_fd = connect(opts.console_socket)
     c.state_dir_fd = os.open(st.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     p_r, c_w = os.pipe2(os.O_CLOEXEC)  # init -> runtime
-    c_r, p_w = os.pipe2(os.O_CLOEXEC)  # runtime -> init
+    c.host_binds = bool(_binds_opened_by_host(spec))
+    if c.host_binds:
+        import _socket  # runtime -> init, with the bind sources' fds (see _send_go)
+
+        c_end, p_end = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        c_r, p_w = c_end.detach(), p_end.detach()
+    else:
+        c_r, p_w = os.pipe2(os.O_CLOEXEC)  # runtime -> init
     c.sync = Sync(c_r, c_w)
     parent_fds = (p_r, p_w)
 
@@ -814,7 +826,8 @@ def _await_ready(sync: Sync, spec: Spec, st: statemod.State, pid: int) -> None:
                 for kind in ("prestart", "createRuntime"):
                     hooks = spec.hooks.get(kind)
                     if hooks:
-                        run_hooks(kind, [HookSpec(h.path, h.args, h.env, h.timeout) for h in hooks], state_json)
+                        run_hooks(kind, [HookSpec(h.path, h.args, h.env, h.timeout) for h in hooks], state_json,
+                                  cwd=st.bundle)
             except BaseException as err:
                 _send(sync, "abort", str(err))
                 raise
@@ -824,6 +837,59 @@ def _await_ready(sync: Sync, spec: Spec, st: statemod.State, pid: int) -> None:
             raise RongqiError(text)
         _, status = os.waitpid(pid, 0)
         raise RongqiError(f"container init exited before it was ready ({_describe_status(status)})")
+
+
+def _binds_opened_by_host(spec: Spec) -> list[tuple[int, str]]:
+    """The bind mounts whose sources the runtime opens for a user-namespaced init: (index, path).
+
+    As runc: the init is root of its new user namespace only, which may not reach a source
+    (a directory of the host's root with mode 0700 on its path), so the host's root opens
+    them, in the init's mount namespace. Only for a new user and mount namespace (a joined
+    one is another's to see) and a runtime that is the host's root.
+    """
+    lin = spec.linux
+    user, mnt = lin.namespace("user"), lin.namespace("mount")
+    if user is None or user.path or mnt is None or mnt.path or os.geteuid() != 0 or _in_user_namespace():
+        return []
+    out = []
+    for i, m in enumerate(spec.mounts):
+        if m.type == "bind" or "bind" in m.options or "rbind" in m.options:
+            out.append((i, m.source if m.source.startswith("/") else os.path.join(spec.bundle, m.source)))
+    return out[:253]  # SCM_MAX_FD; the rest are opened by the init by path
+
+
+def _send_go(sync: Sync, spec: Spec, pid: int) -> None:
+    """Tell the init to go on; with the bind sources opened for it (see _binds_opened_by_host).
+
+    Each source is opened O_PATH through /proc/PID/root, i.e. in the init's mount namespace
+    (a bind mount takes its source from the caller's namespace only), before the init has
+    changed anything there. A source we cannot open is left to the init, which reports it.
+    """
+    binds = _binds_opened_by_host(spec) if sync.wfd >= 0 else []
+    if not binds:
+        _send(sync, "go", str(pid))
+        return
+    import _socket
+
+    fds, which = [], []
+    try:
+        for i, src in binds:
+            try:
+                fds.append(os.open(f"/proc/{pid}/root" + os.path.realpath(src), os.O_PATH | os.O_CLOEXEC))
+            except OSError:
+                continue
+            which.append(str(i))
+        sock = _socket.socket(fileno=sync.wfd)
+        try:
+            anc = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds))]
+            sock.sendmsg([f"go {pid} {','.join(which)}\n".encode()], anc if fds else [])
+        except BrokenPipeError:
+            pass  # the init is gone: its report, or its exit, says why
+        finally:
+            sock.detach()
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def _send(sync: Sync, word: str, text: str = "") -> None:
@@ -856,6 +922,9 @@ def start(root: str, cid: str) -> statemod.State:
 
 
 def _release_init(st: statemod.State) -> None:
+    """The start handshake (see init._await_start): open exec.fifo, read the init's byte,
+    then read on to EOF, which comes when the init execs the program (its end of the fifo
+    is close-on-exec) or exits. As runc's start: return once the program runs."""
     import select
 
     fifo = os.path.join(st.dir, statemod.FIFO)
@@ -873,6 +942,9 @@ def _release_init(st: statemod.State) -> None:
                     break
             if not st.init_alive():
                 raise ContainerStateError("cannot start a container that has stopped (its init exited)")
+        os.set_blocking(fd, True)
+        while os.read(fd, 64):
+            pass
     finally:
         os.close(fd)
     os.unlink(fifo)
@@ -882,18 +954,19 @@ def _run_hooks_warn(kind: str, st: statemod.State) -> None:
     hooks = (st.hooks or {}).get(kind)
     if not hooks:
         return
-    from rongqi.errors import HookError
-    from rongqi.oci.hooks import HookSpec, run_hooks
+    from rongqi.oci.hooks import HookSpec, run_hooks_warn
 
     status = "stopped" if kind == "poststop" else "running"
-    try:
-        run_hooks(kind, [HookSpec.from_dict(h) for h in hooks], _state_json(st, status, st.pid if status != "stopped" else 0))
-    except HookError as err:
-        # The spec: a failing poststart/poststop hook is logged; the lifecycle goes on. To stderr,
-        # or with --log to the log, as every warning.
+    # The spec: a failing poststart/poststop hook is logged, and the lifecycle (and the
+    # hooks after it) goes on. In the bundle, as runc's run runs them. To stderr, or with
+    # --log to the log, as every warning.
+    failures = run_hooks_warn(kind, [HookSpec.from_dict(h) for h in hooks],
+                              _state_json(st, status, st.pid if status != "stopped" else 0), cwd=st.bundle)
+    if failures:
         from rongqi.oci import log
 
-        log.warn(str(err))
+        for msg in failures:
+            log.warn(msg)
 
 
 def parse_signal(text: str) -> int:

@@ -14,7 +14,7 @@ from rongqi.errors import ContainerStateError, RongqiError, SpecError, UsageErro
 from rongqi.linux import namespaces
 from rongqi.linux import syscall as sysc
 from rongqi.oci import state as statemod
-from rongqi.oci.init import InitConfig, Sync, describe, finalize_process, find_executable, _environ
+from rongqi.oci.init import InitConfig, Sync, describe, finalize_process, find_executable, give_stdio, _environ
 
 
 class ExecOptions:
@@ -327,21 +327,17 @@ def _child(sc: sysc.Syscalls, c: InitConfig, proc, root_fd: int = -1) -> None:
             from rongqi.oci.terminal import setup_console
 
             setup_console(sc, c.console_fd, proc.console_size)
-        finalize_process(sc, c)
+        give_stdio(sc, proc.user.uid, bool(proc.terminal and c.console_fd >= 0))
+        keep = 3 + c.preserve_fds
+        # Keep only the sync pipe's write end (close-on-exec) to report an execve failure,
+        # and the seccomp agent's socket. Before seccomp, as in the init (see init.setup).
+        sc.close_fds_from(keep, tuple(fd for fd in (c.sync.wfd, c.seccomp_listener_fd) if fd >= 0))
         from rongqi.oci.init import _reset_signals
 
         _reset_signals()
-        keep = 3 + c.preserve_fds
+        finalize_process(sc, c)
         for fd in range(3, keep):
             os.set_inheritable(fd, True)
-        # Keep only the sync pipe's write end (close-on-exec) to report an execve failure.
-        wfd = c.sync.wfd
-        for fd in range(keep, wfd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        sc.close_fds_from(wfd + 1)
         sc.execve(exe, proc.args, env)
     except BaseException as err:  # noqa: BLE001
         try:

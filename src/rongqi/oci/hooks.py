@@ -37,12 +37,49 @@ class HookSpec:
         return out
 
 
-def run_hooks(kind: str, hooks: list[HookSpec], state_json: bytes) -> None:
+def run_hooks(kind: str, hooks: list[HookSpec], state_json: bytes, cwd: str | None = None) -> None:
+    """Run hooks in order; the first failure stops them (and fails the operation)."""
     for i, h in enumerate(hooks):
-        run_hook(kind, i, h, state_json)
+        run_hook(kind, i, h, state_json, cwd)
 
 
-def run_hook(kind: str, index: int, hook: HookSpec, state_json: bytes) -> None:
+def run_hooks_warn(kind: str, hooks: list[HookSpec], state_json: bytes, cwd: str | None = None) -> list[str]:
+    """Run every hook, a failing one included; return the failures' messages.
+
+    For poststart and poststop: the spec says a failure is logged and the lifecycle goes on,
+    so the hooks after a failing one still run.
+    """
+    failures = []
+    for i, h in enumerate(hooks):
+        try:
+            run_hook(kind, i, h, state_json, cwd)
+        except HookError as err:
+            failures.append(str(err))
+    return failures
+
+
+def _close_inherited() -> None:
+    """In a hook's child: close every fd above stdio.
+
+    Listed from /proc/self/fd rather than os.closerange, which falls back to one close(2)
+    per possible fd when close_range is denied (a startContainer hook runs under the
+    container's seccomp filter).
+    """
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        os.closerange(3, 65536)
+        return
+    for name in names:
+        fd = int(name)
+        if fd > 2:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the listing's own fd
+
+
+def run_hook(kind: str, index: int, hook: HookSpec, state_json: bytes, cwd: str | None = None) -> None:
     env = {}
     for e in hook.env:
         k, sep, v = e.partition("=")
@@ -57,7 +94,9 @@ def run_hook(kind: str, index: int, hook: HookSpec, state_json: bytes) -> None:
             os.dup2(in_r, 0)
             os.dup2(out_w, 1)
             os.dup2(out_w, 2)
-            os.closerange(3, 65536)
+            _close_inherited()
+            if cwd is not None:
+                os.chdir(cwd)
             os.execve(hook.path, args, env)
         except BaseException as err:  # noqa: BLE001 - report and leave the forked child
             try:

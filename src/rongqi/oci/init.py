@@ -9,6 +9,7 @@ returns: it execs the user's program or exits.
 from __future__ import annotations
 
 import os
+import sys
 
 from rongqi.linux import namespaces
 from rongqi.linux import syscall as sysc
@@ -21,7 +22,15 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class Sync:
-    """Line messages between the runtime and the init: "word text\\n"."""
+    """Line messages between the runtime and the init: "word text\\n".
+
+        runtime -> init   go PID [I,J..]   maps written; fds of bind sources I, J.. (user namespace)
+        init -> runtime   hooks            mounts made: run prestart, createRuntime
+        runtime -> init   hooks-done | abort TEXT
+        init -> runtime   ready            everything but execve is done; create returns
+        init -> runtime   error TEXT       failed before ready
+        init -> start     "0" on exec.fifo, then EOF at execve (see _await_start)
+    """
 
     __slots__ = ("rfd", "wfd", "_buf")
 
@@ -44,6 +53,24 @@ class Sync:
         word, _, text = line.decode(errors="replace").partition(" ")
         return word, text
 
+    def recv_fds(self, maxfds: int) -> tuple[str, str, list[int]]:
+        """recv() for the one message that carries fds (SCM_RIGHTS): rfd is then a unix socket."""
+        import _socket
+
+        sock = _socket.socket(fileno=self.rfd)
+        try:
+            data, anc, _, _ = sock.recvmsg(4096, _socket.CMSG_SPACE(maxfds * 4), _socket.MSG_CMSG_CLOEXEC)
+        finally:
+            sock.detach()
+        fds: list[int] = []
+        for level, kind, payload in anc:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                fds += [int.from_bytes(payload[i:i + 4], sys.byteorder, signed=True)
+                        for i in range(0, len(payload) - len(payload) % 4, 4)]
+        self._buf += data
+        word, text = self.recv()
+        return word, text, fds
+
     def close(self) -> None:
         for fd in (self.rfd, self.wfd):
             if fd >= 0:
@@ -59,7 +86,8 @@ class InitConfig:
 
     __slots__ = ("spec", "state_dir_fd", "sync", "no_pivot", "no_new_keyring", "preserve_fds",
                  "late_joins", "new_cgroupns", "userns", "runtime_hooks", "state_json", "container_id",
-                 "caps", "seccomp_before_caps", "host_pid", "cgroup_dirs", "seccomp_filter", "console_fd", "seccomp_listener_fd")
+                 "caps", "seccomp_before_caps", "host_pid", "cgroup_dirs", "seccomp_filter", "console_fd", "seccomp_listener_fd",
+                 "host_binds")
 
     def __init__(self):
         self.spec = None
@@ -82,6 +110,9 @@ class InitConfig:
         # Compiled by the runtime before clone: libseccomp lives on the host, not in the container.
         self.seccomp_filter = None
         self.host_pid = 0  # our pid as the runtime sees it (told in the "go" message)
+        # "go" carries O_PATH fds of bind sources, opened by the host's root (see
+        # container._send_go): the sync channel from the runtime is then a unix socket.
+        self.host_binds = False
 
 
 def run(sc: sysc.Syscalls, c: InitConfig) -> None:
@@ -108,7 +139,10 @@ def run(sc: sysc.Syscalls, c: InitConfig) -> None:
                 pass
         if not sent:
             try:
-                os.write(2, f"rongqi-oci init: {msg}\n".encode())
+                # After the start handshake nobody reads the sync channel: the container's
+                # stderr is where runc's init reports too.
+                line = msg if isinstance(err, ExecFailed) else f"rongqi-oci init: {msg}"
+                os.write(2, f"{line}\n".encode())
             except OSError:
                 pass
         code = 127 if isinstance(err, ExecNotFound) else 1
@@ -117,6 +151,10 @@ def run(sc: sysc.Syscalls, c: InitConfig) -> None:
 
 class ExecNotFound(Exception):
     pass
+
+
+class ExecFailed(Exception):
+    """execve itself failed, after the start handshake: reported on the container's stderr."""
 
 
 class RuntimeGone(Exception):
@@ -135,7 +173,13 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
     lin = spec.linux
     proc = spec.process
     sync = c.sync
-    word, text = sync.recv()
+    bind_fds: dict[int, int] = {}
+    if c.host_binds:
+        word, text, fds = sync.recv_fds(len(spec.mounts))
+        text, _, which = text.partition(" ")
+        bind_fds = dict(zip((int(i) for i in which.split(",") if i), fds))
+    else:
+        word, text = sync.recv()
     if word != "go":
         raise RuntimeGone()
     c.host_pid = int(text)
@@ -165,7 +209,8 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
                                     bundle=spec.bundle, mount_label=lin.mount_label, cgroupns=c.new_cgroupns,
                                     cgroup_dirs=c.cgroup_dirs)
     rs.prepare()
-    mounts = [rootfs_mod.MountSpec(m.destination, m.type, m.source, m.options) for m in spec.mounts]
+    mounts = [rootfs_mod.MountSpec(m.destination, m.type, m.source, m.options, bind_fds.get(i, -1))
+              for i, m in enumerate(spec.mounts)]
     # We were born in our cgroup (and cgroup namespace): see oci/container.py _spawn.
     rs.mount_all(mounts)
     rs.create_devices([_device(d) for d in lin.devices])
@@ -175,7 +220,10 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
         _expect(c, "hooks-done")
     hooks = spec.hooks.get("createContainer")
     if hooks:
-        _run_hooks("createContainer", hooks, c.state_json("created"))
+        # runc's working directory for them: the container's root, seen from the
+        # container's mount namespace before pivot_root.
+        sc.chdir(rs.rootfs)
+        _run_hooks("createContainer", hooks, c.state_json("creating"))
     rs.pivot(c.no_pivot)
     rs.finalize(readonly_root=spec.root_readonly, sysctl=lin.sysctl, readonly_paths=lin.readonly_paths,
                 masked_paths=lin.masked_paths)
@@ -198,32 +246,79 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
 
         setup_console(sc, c.console_fd, proc.console_size)
         c.console_fd = -1
+    give_stdio(sc, proc.user.uid, proc.terminal)
 
+    # Everything is done before the start handshake, as in runc's init: once `start` has
+    # opened the fifo only the startContainer hooks and execve are left, so `start` returns
+    # when the program runs and a signal sent right after it reaches the program.
+    keep = 3 + c.preserve_fds
+    # No fd of the runtime survives into the container (CVE-2024-21626 class). Closed before
+    # seccomp: under a filter that denies close_range, closing is one syscall per fd number.
+    sc.close_fds_from(keep, tuple(fd for fd in (sync.rfd, sync.wfd, c.state_dir_fd, c.seccomp_listener_fd) if fd >= 0))
+    finalize_process(sc, c)
     sync.send("ready")
     sync.close()
-
-    # Block until `start` opens the fifo for reading.
-    fd = os.open(FIFO, os.O_WRONLY | os.O_CLOEXEC, dir_fd=c.state_dir_fd)
-    os.write(fd, b"0")
-    os.close(fd)
-    os.close(c.state_dir_fd)
-    c.state_dir_fd = -1
+    _await_start(c)
 
     hooks = spec.hooks.get("startContainer")
     if hooks:
-        _run_hooks("startContainer", hooks, c.state_json("running"))
-
-    finalize_process(sc, c)
+        # As the container's user, with its capabilities and seccomp filter (as runc).
+        _run_hooks("startContainer", hooks, c.state_json("created"))
+    # After the hooks: run_hook relies on SIGPIPE being ignored when a hook leaves its stdin unread.
     _reset_signals()
-    keep = 3 + c.preserve_fds
     for fd in range(3, keep):
         try:
             os.set_inheritable(fd, True)
         except OSError:
             pass
-    # No fd of the runtime survives into the container (CVE-2024-21626 class).
-    sc.close_fds_from(keep)
-    sc.execve(exe, proc.args, env)
+    execve(sc, exe, proc.args, env)
+
+
+def _await_start(c: InitConfig) -> None:
+    """The start handshake: block until `start` opens exec.fifo, then write one byte.
+
+    The fd stays open, close-on-exec: `start` reads on until EOF, which comes at our
+    execve (or our exit), so that it returns only once the program runs.
+    """
+    fd = os.open(FIFO, os.O_WRONLY | os.O_CLOEXEC, dir_fd=c.state_dir_fd)
+    os.close(c.state_dir_fd)
+    c.state_dir_fd = -1
+    os.write(fd, b"0")
+
+
+def execve(sc: sysc.Syscalls, exe: str, args: list[str], env: dict[str, str]) -> None:
+    try:
+        sc.execve(exe, args, env)
+    except OSError as err:
+        # runc's words (Go's errno strings are lower case): "exec /x: exec format error".
+        why = err.strerror or str(err)
+        raise ExecFailed(f"exec {exe}: {why[:1].lower()}{why[1:]}") from None
+
+
+def give_stdio(sc: sysc.Syscalls, uid: int, terminal: bool) -> None:
+    """Stdio to the process's user (runc's fixStdioPermissions), so it can reopen it by path.
+
+    Only the uid changes: the group and mode of a pty are devpts' (its gid= and mode=
+    options, tty and 0620 in runc's spec). Only the pty the runtime made and pipes or
+    sockets are given: a host terminal or file the caller passed as stdio is not ours to
+    give away (runc chowns those too). Ids are the container's: we are root of its user
+    namespace here.
+    """
+    for fd in (0, 1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        kind = st.st_mode & 0o170000
+        if st.st_uid == uid or not (kind in (0o010000, 0o140000) or (terminal and kind == 0o020000)):
+            continue  # FIFO, socket; the pty is a character device
+        try:
+            sc.fchown(fd, uid, -1)
+        except OSError as err:
+            # EINVAL: uid not mapped; EPERM: the owner is not mapped in our user namespace;
+            # EROFS: as runc, leave such stdio as it is.
+            if err.errno not in (1, 22, 30):
+                raise OSError(err.errno, f"stdio: cannot give fd {fd} to uid {uid}: {err.strerror}") from None
 
 
 def _expect(c: InitConfig, want: str) -> str:

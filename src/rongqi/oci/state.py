@@ -182,6 +182,9 @@ def make_dir(root: str, cid: str) -> str:
         os.mkdir(d, 0o711)
     except FileExistsError:
         raise ContainerExists(cid) from None
+    # Not narrowed by the caller's umask: the init opens exec.fifo in here as the container's
+    # user, after it changed to it (see init._await_start).
+    os.chmod(d, 0o711)
     return d
 
 

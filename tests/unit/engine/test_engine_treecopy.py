@@ -187,3 +187,44 @@ def test_directory_and_file_do_not_replace_each_other(tmp_path):
         ti.type = tarfile.DIRTYPE
         with pytest.raises(CopyError, match="cannot overwrite non-directory"):
             TreeWriter(d, "/").add(ti, None)
+
+
+def test_open_regular_refuses_what_is_not_a_regular_file(tmp_path):
+    from rongqi.engine.treecopy import open_regular
+    os.mkfifo(tmp_path / "fifo")
+    os.symlink("/etc/passwd", tmp_path / "link")
+    (tmp_path / "file").write_text("ok")
+    d = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        # a fifo would block an ordinary open; a link is not followed
+        with pytest.raises(CopyError):
+            open_regular(d, "fifo", os.O_RDONLY)
+        with pytest.raises(CopyError):
+            open_regular(d, "link", os.O_RDONLY)
+        fd = open_regular(d, "file", os.O_RDONLY)
+        assert os.read(fd, 10) == b"ok"
+        other = os.stat(tmp_path / "fifo")
+        os.close(fd)
+        with pytest.raises(CopyError, match="replaced"):
+            open_regular(d, "file", os.O_RDONLY, expect=other)
+    finally:
+        os.close(d)
+
+
+def test_walk_and_remove_never_follow_links(tmp_path):
+    from rongqi.engine.treecopy import remove_tree_at, walk
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("x")
+    tree = tmp_path / "tree"
+    (tree / "d").mkdir(parents=True)
+    os.symlink(str(outside), tree / "d" / "link")
+    (tree / "d" / "f").write_text("y")
+    top = os.open(tree, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        seen = [(rel, [n for n, _ in listing]) for rel, _, listing in walk(top)]
+        assert seen == [("", ["d"]), ("d", ["f", "link"])]
+        remove_tree_at(top, "d")
+    finally:
+        os.close(top)
+    assert not (tree / "d").exists() and (outside / "keep").read_text() == "x"

@@ -384,6 +384,37 @@ class Cgroup:
         impl, d = self._freezer()
         return os.path.isdir(d) and impl.is_frozen(d)
 
+    def frozen_at(self) -> str | None:
+        """The directory whose freeze would freeze a process moved into this cgroup, or None.
+
+        Asked before create: a frozen cgroup would freeze the runtime's helper, and create
+        would wait for it forever. The cgroup itself or, where it does not exist yet, the
+        nearest ancestor that does (a new cgroup is born frozen under a frozen one); in
+        each hierarchy that freezes: v1's freezer, and the cgroup2 tree (also on hybrid hosts).
+        """
+        mounts = self._mount_points()
+        d = self.dirs.get("freezer")
+        if d is not None:
+            mount = mounts["freezer"]
+            while not os.path.isdir(d) and len(d) > len(mount):
+                d = os.path.dirname(d)
+            if files.read_or(d, "freezer.state") in ("FROZEN", "FREEZING"):
+                # v1's state is the effective one: name the cgroup that was frozen.
+                while files.read_or(d, "freezer.parent_freezing") == "1" and len(d) > len(mount):
+                    d = os.path.dirname(d)
+                return d
+        d = self.dirs.get(UNIFIED)
+        if d is not None:
+            mount = mounts[UNIFIED]
+            found = None
+            while len(d) > len(mount):  # the root cgroup cannot be frozen
+                if files.read_or(d, "cgroup.freeze") == "1":
+                    found = d  # the topmost one froze the rest
+                d = os.path.dirname(d)
+            if found is not None:
+                return found
+        return None
+
     # --- signals and teardown --------------------------------------------------------
 
     def kill_all(self, sig: int) -> None:
