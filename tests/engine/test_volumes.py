@@ -114,3 +114,12 @@ def test_a_failed_create_leaves_no_volume(rongqi: Rongqi):
     one_error(p, r"^Error: statfs /nonexistent: no such file or directory$", 125)
     assert rongqi("volume", "ls", "-q").stdout == ""
     assert rongqi.ids() == []
+
+
+def test_run_rm_and_a_failed_run_leave_no_anonymous_volume(rongqi: Rongqi):
+    # podman's --rm removes the container's anonymous volumes; named ones stay.
+    rongqi("run", "--rm", "-v", "/anon", "-v", "named:/named", "busybox", "true")
+    assert rongqi("volume", "ls", "-q").stdout == "named\n"
+    p = rongqi("run", "-v", "/anon", "busybox", "/no/such/command", check=False)
+    assert p.returncode == 127
+    assert rongqi("volume", "ls", "-q").stdout == "named\n" and rongqi.ids() == []

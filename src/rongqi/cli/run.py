@@ -159,7 +159,7 @@ def cmd_run(ctx: Any, a: argparse.Namespace) -> int:
             engine.start(c.id)
         except BaseException:
             try:
-                engine.remove(c.id, force=True)
+                engine.remove(c.id, force=True, volumes=True)
             except Exception:  # noqa: BLE001 - the start's error is the one to show
                 pass
             raise
@@ -184,7 +184,7 @@ def _start_and_relay(engine: Any, c: Any, *, stdin: bool, shown: set[int], tty: 
         if remove_on_error:
             # `run` leaves nothing of a container that never ran (record, name, snapshot).
             try:
-                engine.remove(c.id, force=True)
+                engine.remove(c.id, force=True, volumes=True)
             except Exception:  # noqa: BLE001 - the start's error is the one to show
                 pass
         raise

@@ -729,7 +729,7 @@ class Monitor:
         _write_file(os.path.join(self.run_dir, EXIT), _dumps(record))
         if self.remove:
             try:
-                self.engine.remove(self.id, force=True)
+                self.engine.remove(self.id, force=True, volumes=True)
             except Exception:  # noqa: BLE001 - `rm` by hand finishes the job
                 pass
             else:
