@@ -260,7 +260,11 @@ class Monitor:
         os.close(self.report_fd)
         self.report_fd = -1
         self._setup_health()
-        _slim()
+        import gc
+
+        # Collections would walk (and dirty) the whole heap the CLI left: freeze it. The real
+        # slimming is the re-exec below, off the path of a short `run --rm`.
+        gc.freeze()
         self.slim_at = time.monotonic() + SLIM_AFTER if _slimmable(self.engine) else 0.0
         self.loop()
 
@@ -951,25 +955,6 @@ def _subreaper() -> None:
 
         sysc.SYSCALLS.prctl(sysc.PR_SET_CHILD_SUBREAPER, 1)
     except OSError:
-        pass
-
-
-def _slim() -> None:
-    """Give back what the CLI's heap held: the monitor lives as long as its container."""
-    import gc
-
-    for name in list(sys.modules):
-        if name.startswith(("argparse", "rongqi.cli", "rongqi.image", "httpx", "rich",
-                            "tarfile", "gzip", "zlib", "hashlib", "http", "urllib", "email")):
-            del sys.modules[name]
-    gc.collect()
-    gc.freeze()  # later collections leave these pages alone
-    try:
-        from rongqi.linux import syscall as sysc
-
-        libc = sysc.kernel().ctypes.CDLL(None)
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
         pass
 
 
