@@ -67,6 +67,11 @@ def fd_path(fd: int) -> str:
     return f"/proc/self/fd/{fd}"
 
 
+def _unescape_mountinfo(text: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo.
+    return text.encode().decode("unicode_escape") if "\\" in text else text
+
+
 def _open_dev_null() -> int:
     """An O_PATH fd of the container's /dev/null, checked to be the null device (1:3): a mask
     bound from a /dev/null that the image made a symlink to, or a file of its own, would expose
@@ -478,6 +483,7 @@ class RootfsSetup:
         self.root_fd = -1
         if no_pivot:
             # For initramfs hosts, where pivot_root is not possible: move the root over "/".
+            self._hide_host_proc_and_sys()
             sc.chdir(self.rootfs)
             sc.mount(self.rootfs, "/", None, s.MS_MOVE)
             sc.chroot(".")
@@ -497,6 +503,43 @@ class RootfsSetup:
         finally:
             os.close(old)
             os.close(new)
+
+    def _hide_host_proc_and_sys(self) -> None:
+        """Unmount the host's full procfs and sysfs mounts before a --no-pivot move (runc's
+        msMoveRoot does the same).
+
+        MS_MOVE leaves the old root's mounts in the container's mount namespace, under the
+        moved root. The kernel lets a new user namespace mount a fresh procfs or sysfs only if
+        one is already fully visible in its mount namespace (mount_too_revealing): the host's
+        /proc, with no masks over it, is, so a container could `unshare -mrpf` and mount a bare
+        /proc (or /sys) past its masked and read-only paths. With pivot_root the old root is
+        gone and only the container's own, masked, /proc remains.
+        """
+        sc = self.sc
+        root = os.path.realpath(self.rootfs)
+        with open("/proc/self/mountinfo", "rb") as f:
+            lines = f.read().decode(errors="replace").splitlines()
+        for line in lines:
+            fields = line.split()
+            try:
+                sep = fields.index("-")
+            except ValueError:
+                continue
+            fstype, mroot, point = fields[sep + 1], fields[3], _unescape_mountinfo(fields[4])
+            if fstype not in ("proc", "sysfs") or mroot != "/" or point == root or point.startswith(root + "/"):
+                continue
+            try:
+                # Never let the unmount reach the host's namespace.
+                sc.mount(None, point, None, s.MS_SLAVE | s.MS_REC)
+            except FileNotFoundError:
+                continue  # below a mount already detached
+            try:
+                sc.umount2(point, s.MNT_DETACH)
+            except OSError as err:
+                if err.errno not in (errno.EINVAL, errno.EPERM):
+                    raise
+                # Not ours to unmount (locked, in a user namespace): cover it instead.
+                sc.mount("tmpfs", point, "tmpfs", 0, None)
 
     # 5. after the switch: paths are the container's own
     def finalize(self, *, readonly_root: bool, sysctl: dict[str, str], readonly_paths: list[str],
