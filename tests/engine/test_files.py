@@ -271,3 +271,29 @@ def test_cp_with_a_stopped_containers_volume_goes_to_the_volume(rq, tmp_path):
     rq("run", "--rm", "-v", "sdata:/data", "busybox", "cat", "/data/in", check=True)
     assert rq("run", "--rm", "-v", "sdata:/data", "busybox", "cat", "/data/in",
               check=True).stdout == "put while stopped\n"
+
+
+def test_cp_diff_commit_through_a_user_namespace(rq, tmp_path):
+    rq("run", "-d", "--name", "ns", "--uidmap", "0:300000:65536", "--gidmap", "0:300000:65536",
+       "busybox", "sh", "-c", "echo x > /tmp/own && chown 5:6 /tmp/own && sleep 600",
+       check=True)
+    rq.wait_for(lambda: rq("exec", "ns", "test", "-e", "/tmp/own").returncode == 0,
+                what="the container's file")
+    f = tmp_path / "f"
+    f.write_text("in\n")
+    os.chown(f, 1000, 1001)
+    rq("cp", "-a", str(f), "ns:/tmp/f", check=True)
+    assert _ls(rq, "ns", "/tmp")["f"][1] == "1000:1001"          # as the container sees it
+    upper = rq.engine().storage.get_snapshot(rq.engine().get("ns").config["snapshot"]).upper
+    st = os.lstat(os.path.join(upper, "tmp", "f"))
+    assert (st.st_uid, st.st_gid) == (301000, 301001)             # on the host: shifted
+    rq("cp", "-a", "ns:/tmp/own", str(tmp_path / "own"), check=True)
+    st = os.lstat(tmp_path / "own")
+    assert (st.st_uid, st.st_gid) == (5, 6)
+    # the shift of the whole snapshot is not a change; the container's own are
+    assert rq("diff", "ns", check=True).stdout.splitlines() == ["C /tmp", "A /tmp/f",
+                                                               "A /tmp/own"]
+    rq("commit", "ns", "nsimage", check=True)
+    out = rq("run", "--rm", "nsimage", "stat", "-c", "%u:%g", "/tmp/own", "/bin/busybox",
+             check=True).stdout
+    assert out == "5:6\n0:0\n"

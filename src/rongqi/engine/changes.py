@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import IO
 
-from rongqi.engine.treecopy import RootDir, TarSink, TreeReader, clean, walk
+from rongqi.engine.treecopy import IdMapper, RootDir, TarSink, TreeReader, clean, walk
 
 OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 WHITEOUT_PREFIX = ".wh."
@@ -144,8 +144,25 @@ def _is_opaque_dir(fd: int) -> bool:
     return False
 
 
-def _meta_differs(a: os.stat_result, b: os.stat_result) -> bool:
-    return (a.st_mode, a.st_uid, a.st_gid) != (b.st_mode, b.st_uid, b.st_gid)
+# How an entry of the snapshot is owned as the image would own it: a container in a user
+# namespace has its snapshot's owners shifted into the mapped range (host -> container ids).
+Unshift = Callable[[int, int], "tuple[int, int]"]
+
+
+def _identity(uid: int, gid: int) -> tuple[int, int]:
+    return uid, gid
+
+
+def _meta_differs(a: os.stat_result, b: os.stat_result, unshift: Unshift = _identity) -> bool:
+    return (a.st_mode, *unshift(a.st_uid, a.st_gid)) != (b.st_mode, b.st_uid, b.st_gid)
+
+
+def _only_shifted(st: os.stat_result, lower: os.stat_result, unshift: Unshift) -> bool:
+    """A file copied up only because its owner was shifted into the user namespace's range:
+    same kind, mode, size and mtime as the image's, the owner the image's once unshifted."""
+    return not stat.S_ISDIR(st.st_mode) and stat.S_IFMT(st.st_mode) == stat.S_IFMT(lower.st_mode) \
+        and not _meta_differs(st, lower, unshift) and st.st_size == lower.st_size \
+        and st.st_mtime_ns == lower.st_mtime_ns and st.st_rdev == lower.st_rdev
 
 
 # Runtime-made mount points (an empty /etc/hostname, a volume's directory) are not changes the
@@ -173,7 +190,7 @@ def mount_stub_rule(destinations: Iterable[str]) -> SkipRule:
 
 
 def _prune(found: list[tuple[Change, os.stat_result, os.stat_result | None]],
-           skip: SkipRule | None) -> list[Change]:
+           skip: SkipRule | None, unshift: Unshift = _identity) -> list[Change]:
     """Leave out skipped entries, then directories that only "changed" because something
     below them changed or was skipped (a copy-up), unless something below them is kept or
     their own mode or owner changed."""
@@ -185,7 +202,7 @@ def _prune(found: list[tuple[Change, os.stat_result, os.stat_result | None]],
         keep_it = ch.kind == DELETED or skip is None or not skip(path, st, lower)
         if keep_it and ch.kind == CHANGED and stat.S_ISDIR(st.st_mode) and not ch.opaque \
                 and path not in has_kept_child and lower is not None \
-                and stat.S_ISDIR(lower.st_mode) and not _meta_differs(st, lower):
+                and stat.S_ISDIR(lower.st_mode) and not _meta_differs(st, lower, unshift):
             keep_it = False
         if not keep_it and path in has_kept_child:
             keep_it = True    # a mount point's directory that the user also wrote into
@@ -196,7 +213,7 @@ def _prune(found: list[tuple[Change, os.stat_result, os.stat_result | None]],
 
 
 def upper_changes(upper: str, lowers: list[str], *, skip: SkipRule | None = None,
-                  wh_files: bool = False) -> list[Change]:
+                  wh_files: bool = False, unshift: Unshift = _identity) -> list[Change]:
     """The A/C/D list of an overlay upper dir over `lowers` (top layer first), by path.
     wh_files: the upper is fuse-overlayfs's, whose whiteouts may be .wh.NAME files (on kernel
     overlay such a name is just a file the container made)."""
@@ -224,11 +241,14 @@ def upper_changes(upper: str, lowers: list[str], *, skip: SkipRule | None = None
                     _is_opaque(dfd, name) or (wh_files and _has_opaque_marker(dfd, name)))
                 if opaque:
                     opaque_dirs.append(path)
+                if lower is not None and unshift is not _identity and not opaque \
+                        and _only_shifted(st, lower, unshift):
+                    continue
                 kind = CHANGED if lower is not None else ADDED
                 found.append((Change(kind, path, opaque and lower is not None), st, lower))
     finally:
         os.close(top)
-    return _prune(found, skip)
+    return _prune(found, skip, unshift)
 
 
 def _same(a: os.stat_result, b: os.stat_result) -> bool:
@@ -281,11 +301,11 @@ def tree_changes(tree_path: str, lowers: list[str], *,
 
 
 def write_layer(changes: list[Change], tree: RootDir, out: IO[bytes], *,
-                mtime_whiteouts: int = 0) -> None:
+                mtime_whiteouts: int = 0, ids: IdMapper | None = None) -> None:
     """A layer tar of `changes`, entries read from `tree` (the upper dir, or the flattened copy):
     D as .wh.NAME, an opaque directory followed by its .wh..wh..opq, xattrs kept."""
     sink = TarSink(out)
-    reader = TreeReader(tree, xattrs=True)
+    reader = TreeReader(tree, xattrs=True, ids=ids)
     try:
         for ch in sorted(changes, key=lambda c: _parts(c.path)):
             rel = ch.path.lstrip("/")

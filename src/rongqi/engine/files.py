@@ -322,7 +322,14 @@ def changes_of(engine: Engine, c: Container) -> list[Change]:
     lowers = _lowers(engine, c, snap)
     if snap.mode == "copy":
         return tree_changes(snap.rootfs, lowers, skip=rule)
-    return upper_changes(snap.upper, lowers, skip=rule, wh_files=snap.mode == "fuse-overlayfs")
+    ids = IdMapper.from_spec(_spec(c))
+    unshift = None
+    if ids.uids or ids.gids:
+        def unshift(uid: int, gid: int) -> tuple[int, int]:
+            return ids.uid_to_container(uid), ids.gid_to_container(gid)
+    extra = {"unshift": unshift} if unshift is not None else {}
+    return upper_changes(snap.upper, lowers, skip=rule, wh_files=snap.mode == "fuse-overlayfs",
+                         **extra)
 
 
 def diff(engine: Engine, ref: str) -> list[Change]:
@@ -610,7 +617,8 @@ def _write_commit_layer(engine: Engine, c: Container, out: IO[bytes], squash: bo
     changes = changes_of(engine, c)
     tree_path = snap.rootfs if snap.mode == "copy" else snap.upper
     with RootDir.open(tree_path, "the container's changes") as tree:
-        write_layer(changes, tree, out)
+        # owners as the container sees them (a user namespace's shift undone)
+        write_layer(changes, tree, out, ids=IdMapper.from_spec(_spec(c)))
 
 
 def _unlink_quiet(path: str) -> None:

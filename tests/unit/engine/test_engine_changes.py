@@ -154,3 +154,23 @@ def test_tree_changes_of_a_flattened_copy(tmp_path):
     with RootDir.open(tree, "t") as t:
         write_layer(tree_changes(tree, [lower]), t, buf)
     assert {"bin/.wh.vi", "var/.wh.cache", "new", "etc/passwd"} <= set(_names(buf))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to other ids needs root")
+def test_owners_shifted_for_a_user_namespace_are_not_changes(tmp_path):
+    lower, upper = str(tmp_path / "l"), str(tmp_path / "u")
+    _write(f"{lower}/bin/sh", "sh")
+    _write(f"{lower}/etc/passwd", "root")
+    shutil.copytree(lower, upper, copy_function=shutil.copy2)
+    for dirpath, dirnames, filenames in os.walk(upper):
+        for n in dirnames + filenames + ["."]:
+            os.lchown(os.path.join(dirpath, n), 100000, 100000)
+    _write(f"{upper}/etc/passwd", "changed")
+    os.lchown(f"{upper}/etc/passwd", 100000, 100000)
+
+    def unshift(uid: int, gid: int) -> tuple[int, int]:
+        return uid - 100000, gid - 100000
+    got = [(c.kind, c.path) for c in upper_changes(upper, [lower], unshift=unshift)]
+    assert got == [("C", "/etc"), ("C", "/etc/passwd")]
+    # without the shift every copied-up entry would be a change
+    assert ("C", "/bin/sh") in [(c.kind, c.path) for c in upper_changes(upper, [lower])]
