@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""The engine side by side with podman: `run --rm busybox true`, `exec`, detached starts, and
+each idle container's monitor memory against conmon's. Interleaved, so load hits both alike.
+
+Both get the same busybox (rongqi's built-in image, saved and loaded into a private podman
+storage); podman runs with `--runtime runc --network none` (crun refuses this host). Run as
+root on an idle machine:
+
+    sudo /opt/rongqi/venv/bin/python3 bench/engine/engine_bench.py [-n 20] [--detached 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+CONTAINERS_CONF = """\
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+log_driver = "k8s-file"
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "{base}/events.log"
+"""
+
+
+class Tools:
+    def __init__(self, base: Path, rongqi: list[str]):
+        self.base = base
+        self.rq = [*rongqi, "--root", str(base / "rq-root"), "--runroot", str(base / "rq-run")]
+        pm = base / "pm"
+        for d in ("root", "runroot", "tmp", "net"):
+            (pm / d).mkdir(parents=True, exist_ok=True)
+        (pm / "containers.conf").write_text(CONTAINERS_CONF.format(base=pm))
+        self.pm = ["podman", "--root", str(pm / "root"), "--runroot", str(pm / "runroot"),
+                   "--tmpdir", str(pm / "tmp"), "--network-config-dir", str(pm / "net"),
+                   "--cgroup-manager", "cgroupfs", "--runtime", shutil.which("runc") or "runc"]
+        self.env = {**os.environ, "CONTAINERS_CONF": str(pm / "containers.conf")}
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed rongqi has its .pyc
+
+    def run(self, argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
+        r = subprocess.run(argv, capture_output=True, text=True, env=self.env, timeout=300)
+        if check and r.returncode != 0:
+            sys.exit(f"{' '.join(argv)}: exit {r.returncode}: {r.stderr.strip()}")
+        return r
+
+    def setup(self) -> None:
+        tar = self.base / "busybox.tar"
+        self.run([*self.rq, "save", "-o", str(tar), "busybox"])
+        self.run([*self.pm, "load", "-i", str(tar)])
+        # First runs warm the caches (layers unpacked, .pyc written) and are not counted.
+        self.run([*self.rq, "run", "--rm", "busybox", "true"])
+        self.run([*self.pm, "run", "--rm", "--network", "none", "busybox", "true"])
+
+    def timed(self, argv: list[str]) -> float:
+        t = time.perf_counter()
+        self.run(argv)
+        return time.perf_counter() - t
+
+
+def pss_rss(pid: int) -> tuple[int, int]:
+    fields = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] in ("Rss:", "Pss:"):
+                fields[parts[0]] = int(parts[1])
+    return fields["Pss:"], fields["Rss:"]
+
+
+def summary(name: str, xs: list[float]) -> dict:
+    return {"name": name, "median_ms": 1000 * statistics.median(xs), "min_ms": 1000 * min(xs),
+            "p90_ms": 1000 * sorted(xs)[int(0.9 * (len(xs) - 1))], "n": len(xs)}
+
+
+def table(rows: list[dict], ref: str) -> None:
+    base = next(r for r in rows if r["name"] == ref)["median_ms"]
+    print(f"{'':34} {'median':>9} {'p90':>9} {'min':>9} {'ratio':>7}")
+    for r in rows:
+        print(f"{r['name']:34} {r['median_ms']:8.1f}ms {r['p90_ms']:8.1f}ms {r['min_ms']:8.1f}ms "
+              f"{r['median_ms'] / base:7.2f}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("-n", type=int, default=20, help="runs of each (default 20)")
+    ap.add_argument("--detached", type=int, default=50, help="detached starts (default 50)")
+    ap.add_argument("--rongqi", default=f"{sys.executable} -m rongqi.cli.main",
+                    help="the rongqi command (default: this interpreter, the checkout's code)")
+    ap.add_argument("--json", help="write the figures here too")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root")
+    os.environ["PYTHONPATH"] = str(REPO / "src")
+    out: dict = {}
+    with tempfile.TemporaryDirectory(prefix="engine-bench-") as tmp:
+        t = Tools(Path(tmp), a.rongqi.split())
+        try:
+            t.setup()
+            # -- run --rm ------------------------------------------------------------------
+            rq_run, pm_run = [], []
+            for i in range(a.n):
+                pair = [(rq_run, [*t.rq, "run", "--rm", "busybox", "true"]),
+                        (pm_run, [*t.pm, "run", "--rm", "--network", "none", "busybox", "true"])]
+                for xs, argv in (pair if i % 2 == 0 else pair[::-1]):
+                    xs.append(t.timed(argv))
+            rows = [summary("podman --runtime runc run --rm", pm_run),
+                    summary("rongqi run --rm", rq_run)]
+            print("run --rm busybox true (goal: rongqi at most 0.33 of podman)")
+            table(rows, rows[0]["name"])
+            out["run"] = rows
+            # -- exec --------------------------------------------------------------------
+            t.run([*t.rq, "run", "-d", "--name", "bench-exec", "busybox", "sleep", "3600"])
+            t.run([*t.pm, "run", "-d", "--name", "bench-exec", "--network", "none", "busybox",
+                   "sleep", "3600"])
+            rq_ex, pm_ex = [], []
+            for i in range(a.n):
+                pair = [(rq_ex, [*t.rq, "exec", "bench-exec", "true"]),
+                        (pm_ex, [*t.pm, "exec", "bench-exec", "true"])]
+                for xs, argv in (pair if i % 2 == 0 else pair[::-1]):
+                    xs.append(t.timed(argv))
+            rows = [summary("podman exec", pm_ex), summary("rongqi exec", rq_ex)]
+            print("\nexec CTR true")
+            table(rows, rows[0]["name"])
+            out["exec"] = rows
+            # -- idle monitor memory -------------------------------------------------------
+            time.sleep(2.5)  # past the monitor's re-exec (SLIM_AFTER, 1 s)
+            rq_cid = t.run([*t.rq, "inspect", "-f", "{{.Id}}", "bench-exec"]).stdout.strip()
+            mpid = int((Path(tmp) / "rq-run" / rq_cid / "monitor.pid").read_text())
+            pm_cid = t.run([*t.pm, "inspect", "-f", "{{.Id}}", "bench-exec"]).stdout.strip()
+            conmon = int(t.run([*t.pm, "inspect", "-f", "{{.State.ConmonPid}}",
+                                pm_cid]).stdout.strip())
+            (rp, rr), (cp, cr) = pss_rss(mpid), pss_rss(conmon)
+            print(f"\nidle monitor memory: rongqi PSS {rp} kB RSS {rr} kB; "
+                  f"conmon PSS {cp} kB RSS {cr} kB (ratio PSS {rp / cp:.1f}x)")
+            out["memory_kb"] = {"rongqi": {"pss": rp, "rss": rr}, "conmon": {"pss": cp, "rss": cr}}
+            # -- detached starts -----------------------------------------------------------
+            res = {}
+            for name, base_argv in (("rongqi", t.rq), ("podman", [*t.pm])):
+                extra = ["--network", "none"] if name == "podman" else []
+                start = time.perf_counter()
+                procs = [subprocess.Popen([*base_argv, "run", "-d", *extra, "busybox", "sleep",
+                                           "3600"], stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL, env=t.env)
+                         for _ in range(a.detached)]
+                ok = sum(p.wait() == 0 for p in procs)
+                res[name] = {"seconds": time.perf_counter() - start, "ok": ok}
+            print(f"\n{a.detached} detached starts at once: "
+                  + "; ".join(f"{k} {v['seconds']:.2f} s ({v['ok']} ok)" for k, v in res.items()))
+            out["detached"] = res
+        finally:
+            t.run([*t.rq, "rm", "-f", "--all", "-t", "0"], check=False)
+            t.run([*t.pm, "rm", "-f", "--all", "-t", "0"], check=False)
+            t.run([*t.pm, "system", "reset", "-f"], check=False)
+            # podman's overlay driver bind-mounts its root/overlay on itself: ours to drop.
+            subprocess.run(["umount", str(Path(tmp) / "pm" / "root" / "overlay")],
+                           capture_output=True, check=False)
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
