@@ -210,6 +210,9 @@ def test_commit_gives_a_runnable_image_with_the_change_and_the_new_cmd(box):
     assert info["Author"] == "me" and info["Id"] == "sha256:" + image_id
     assert len(info["RootFS"]["Layers"]) == 2
     assert not [e for e in info["Config"]["Env"] if e.startswith("HOSTNAME=")]
+    lines = box("diff", "mine", check=True).stdout.splitlines()   # an image: its top layer
+    assert {"A /hello", "D /bin/vi", "A /usr/x"} <= set(lines)
+    assert box("image", "diff", "mine", check=True).stdout.splitlines() == lines
     hist = box("history", "mine", check=True).stdout
     assert "my message" in hist
     # the container kept running (it was paused for the commit only)

@@ -26,6 +26,8 @@ def register(add: Any, top: Any, groups: dict[str, Any]) -> None:
         _stats_args(add(["stats"], cmd_stats, "live resource use of containers", parent))
         _top_args(add(["top"], cmd_top, "the processes of a container", parent))
         _port_args(add(["port"], cmd_port, "a container's published ports", parent))
+    _diff_args(add(["diff"], cmd_image_diff, "show what an image's top layer changed",
+                   groups["image"]))
 
 
 # -- argv ----------------------------------------------------------------------------------------
@@ -143,6 +145,27 @@ def cmd_diff(ctx: Any, a: argparse.Namespace) -> int:
     if a.format not in ("", "json"):
         raise UsageError(f'unknown format "{a.format}": only json is supported')
     changes = files.diff(_engine(ctx), _pick(ctx, a, "diff"))
+    if a.format == "json":
+        print(json.dumps(files.changes_json(changes), indent=5))
+    else:
+        for ch in changes:
+            print(f"{ch.kind} {ch.path}")
+    return 0
+
+
+def cmd_image_diff(ctx: Any, a: argparse.Namespace) -> int:
+    import json
+
+    from rongqi.engine import files
+    from rongqi.errors import UsageError
+    from rongqi.image.errors import ImageNotFound
+    if a.format not in ("", "json"):
+        raise UsageError(f'unknown format "{a.format}": only json is supported')
+    if not a.container:
+        raise UsageError("image diff requires an image name or ID")
+    changes = files.image_changes(_engine(ctx), a.container)
+    if changes is None:
+        raise ImageNotFound(a.container)
     if a.format == "json":
         print(json.dumps(files.changes_json(changes), indent=5))
     else:

@@ -332,11 +332,30 @@ def changes_of(engine: Engine, c: Container) -> list[Change]:
                          **extra)
 
 
-def diff(engine: Engine, ref: str) -> list[Change]:
-    """podman diff CONTAINER: what the container changed, by path."""
+def diff(engine: Engine, ref: str, *, images: bool = True) -> list[Change]:
+    """podman diff CONTAINER: what the container changed, by path; podman diff IMAGE (a name
+    that is no container): what the image's top layer changed over the layers below it."""
     from rongqi.engine import lifecycle
+    if images and not engine.exists(ref):
+        changes = image_changes(engine, ref)
+        if changes is not None:
+            return changes
     c = lifecycle.synced(engine, engine.get(ref))
     return changes_of(engine, c)
+
+
+def image_changes(engine: Engine, ref: str) -> list[Change] | None:
+    """The A/C/D of an image's top layer (None: no such image)."""
+    from rongqi.image.errors import ImageNotFound
+    try:
+        _, desc = engine.store.resolve(ref)
+    except ImageNotFound:
+        return None
+    chains = engine.storage.unpack_image(engine.store, desc.digest)
+    if not chains:
+        return []
+    dirs = [engine.storage.layer_path(ch) for ch in reversed(chains)]
+    return upper_changes(dirs[0], dirs[1:])
 
 
 def changes_json(changes: list[Change]) -> dict[str, list[str]]:

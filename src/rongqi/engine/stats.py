@@ -423,16 +423,26 @@ def cgroup_of(pid: int) -> object:
     as a linux.cgroups.Cgroup over every hierarchy of this host (v1, v2 or hybrid)."""
     from rongqi.linux import cgroups
     with open(f"/proc/{pid}/cgroup") as f:
-        lines = f.read().splitlines()
+        text = f.read()
+    mode = cgroups.detect_mode()
+    return cgroups.Cgroup.open(cgroup_path(text, mode), mode=mode)
+
+
+def cgroup_path(proc_cgroup: str, mode: str) -> str:
+    """The container's cgroup path from /proc/PID/cgroup: the unified line on v2, a v1
+    controller's line (memory, pids, cpu) on v1 and hybrid hosts, whose cgroup2 line may be
+    "/" while the controllers live in v1."""
     paths: dict[str, str] = {}
-    for line in lines:
-        _, ctrls, path = line.split(":", 2)
+    for line in proc_cgroup.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, ctrls, path = parts
         for ctrl in ctrls.split(",") if ctrls else [""]:
             paths[ctrl] = path
-    mode = cgroups.detect_mode()
-    path = paths.get("") if mode == "v2" else paths.get("memory") or paths.get("pids") \
-        or paths.get("cpu") or paths.get("")
-    return cgroups.Cgroup.open(path or "/", mode=mode)
+    if mode == "v2":
+        return paths.get("", "/") or "/"
+    return paths.get("memory") or paths.get("pids") or paths.get("cpu") or paths.get("") or "/"
 
 
 class StatsSampler:

@@ -115,3 +115,14 @@ def test_container_ports_from_a_record():
     assert ports.parse_private("80") == (80, "tcp")
     with pytest.raises(UsageError):
         ports.parse_private("80/x")
+
+
+def test_cgroup_path_on_v1_v2_and_hybrid():
+    v2 = "0::/rongqi/abc\n"
+    hybrid = ("12:memory:/rongqi/abc\n11:pids:/rongqi/abc\n3:cpu,cpuacct:/rongqi/abc\n"
+              "1:name=systemd:/rongqi/abc\n0::/\n")
+    v1 = "5:pids:/rongqi/abc\n4:cpu,cpuacct:/rongqi/abc\n"
+    assert stats.cgroup_path(v2, "v2") == "/rongqi/abc"
+    assert stats.cgroup_path(hybrid, "hybrid") == "/rongqi/abc"
+    assert stats.cgroup_path(v1, "v1") == "/rongqi/abc"
+    assert stats.cgroup_path("", "v2") == "/"
