@@ -133,3 +133,24 @@ def test_rootless_runtime_needs_nothing_for_a_root_owned_interpreter(tmp_path: P
     assert _as_user(f"exeguard.is_protected({INTERPRETER!r})") == "True"
     assert _as_user(f"exeguard.is_protected({str(mine)!r})") == "False"
     assert not exeguard.is_protected(INTERPRETER)  # the host's root: its containers may be uid 0
+
+
+def test_an_unprotected_runtime_covers_its_marked_launcher_again(tmp_path: Path):
+    # After a reboot the venv's bin/python3 is the bare symlink again: the first create/exec
+    # re-execs (reexec_target) and lays the read-only bind over it, so later calls need none.
+    venv = tmp_path / "venv"
+    link = venv / "bin" / "python3"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(INTERPRETER)
+    (venv / exeguard.LAUNCHER_MARKER).touch()
+    src = str(Path(exeguard.__file__).resolve().parents[2])
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from rongqi.linux import exeguard\n"
+            "r = exeguard.reexec_target(); print(r.path if r else None, sys.executable)")
+    try:
+        out = subprocess.run([str(link), "-I", "-S", "-c", code, src], check=True, capture_output=True, text=True).stdout.split()
+        assert out == [exeguard.protected_bind(), str(link)]
+        assert exeguard.is_protected(str(link))
+        again = subprocess.run([str(link), "-I", "-S", "-c", code, src], check=True, capture_output=True, text=True)
+        assert again.stdout.split() == ["None", str(link)]  # protected from the start now: no re-exec
+    finally:
+        subprocess.run(["umount", "-l", str(link)], check=False)
