@@ -156,9 +156,11 @@ def test_container_exists_exit_codes(rongqi):
 
 
 def test_wait_conditions_and_exit_codes(rongqi):
-    rongqi("create", "--name", "w", "busybox", "sh", "-c", "sleep 0.5; exit 7")
+    rongqi("create", "--name", "w", "busybox", "sh", "-c",
+           "trap 'exit 7' USR1; while :; do sleep 0.1; done")
     rongqi("start", "w")
     assert rongqi("wait", "--condition", "running", "w").stdout == "0\n"
+    rongqi("kill", "-s", "USR1", "w")
     assert rongqi("wait", "w").stdout == "7\n"
     assert rongqi("wait", "--condition", "exited", "w").stdout == "7\n"
     _one_error(rongqi("wait", "--condition", "nonsense", "w", check=False), 125,
@@ -381,7 +383,8 @@ def test_the_same_lifecycle_over_runc(tmp_path):
     r = Rongqi(tmp_path / "engine", runtime=runc)
     try:
         r("create", "--name", "overrunc", "busybox", "sleep", "100")
-        r("start", "overrunc")
+        # Later commands without --runtime still drive it with runc (its record says so).
+        Rongqi(tmp_path / "engine")("start", "overrunc")
         state = r.inspect("overrunc")
         assert state["State"]["Status"] == "running" and state["OCIRuntime"] == "runc"
         pid = state["State"]["Pid"]
@@ -396,3 +399,8 @@ def test_the_same_lifecycle_over_runc(tmp_path):
         assert r.ids() == [] and os.listdir(r.runtime_root) == []
     finally:
         r.cleanup()
+
+
+def test_a_runtime_that_does_not_exist_is_one_error(rongqi):
+    _one_error(rongqi("--runtime", "/nonexistent/runc", "ps", check=False), 125,
+               r'could not find a working binary for runtime "/nonexistent/runc"')

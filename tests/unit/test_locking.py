@@ -70,6 +70,13 @@ def test_a_directory_lock_is_never_created(tmp_path):
         assert lock.held
 
 
+def test_create_false_never_makes_the_file(tmp_path):
+    with pytest.raises(LockError) as info:
+        Lock(str(tmp_path / "gone"), create=False).acquire()
+    assert isinstance(info.value.oserror, FileNotFoundError)
+    assert not os.path.exists(tmp_path / "gone")
+
+
 def test_is_held_sees_another_process_holding_the_lock_and_its_death(tmp_path):
     path = str(tmp_path / "monitor.lock")
     assert not is_held(path)

@@ -46,6 +46,9 @@ class Engine:
         self._runtime_arg = runtime
         self._runtime_root = runtime_root or os.environ.get("RONGQI_RUNTIME_ROOT") or None
         self._runtime: Runtime | None = None
+        self._runtimes: dict[tuple[str, str], Runtime] = {}
+        if isinstance(runtime, str) and runtime not in ("", "rongqi"):
+            _ = self.runtime  # a --runtime that does not exist is the error, whatever the command
         self._store: ImageStore | None = None
         self._storage: LayerStorage | None = None
         self._records: Records | None = None
@@ -60,6 +63,27 @@ class Engine:
             self._runtime = (rt.for_path(arg, self._runtime_root)
                              if arg is None or isinstance(arg, str) else arg)
         return self._runtime
+
+    def runtime_for(self, c: Container) -> Runtime:
+        """The runtime a container was created with (its record keeps the binary and root),
+        whatever --runtime this command was given: as podman keeps each container's."""
+        name = c.config.get("runtime") or "rongqi"
+        root = c.config.get("oci_root") or ""
+        mine = self.runtime
+        if name == mine.name and (not root or root == mine.root):
+            return mine
+        key = (name, root)
+        if key not in self._runtimes:
+            from rongqi.engine import runtime as rt
+            self._runtimes[key] = rt.for_path(name, root or None)
+        return self._runtimes[key]
+
+    def for_container(self, c: Container) -> Engine:
+        """This engine with `runtime` set to the container's own (for the monitor, exec)."""
+        import copy
+        other = copy.copy(self)
+        other._runtime = self.runtime_for(c)
+        return other
 
     @property
     def store(self) -> ImageStore:

@@ -91,16 +91,17 @@ def start(engine: Any, container: Any, proc: dict[str, Any], *, tty: bool = Fals
     from rongqi.engine.monitor import CommandError, classify
 
     _subreaper()
+    runtime = engine.runtime_for(container)  # the one the container was created with
     try:
-        return engine.runtime.exec(container.id, proc, tty=tty, detach=detach,
-                                   console_socket=console_socket, stdio=stdio)
+        return runtime.exec(container.id, proc, tty=tty, detach=detach,
+                            console_socket=console_socket, stdio=stdio)
     except RongqiError as err:
         from rongqi.engine.monitor import _podman_wording
 
         msg = str(err).removeprefix("exec: ") if str(err).startswith("exec: exec: ") else str(err)
         code = classify(msg, _rootfs(container))
         if code in (126, 127):
-            name = os.path.basename(getattr(engine.runtime, "name", "") or "rongqi")
+            name = os.path.basename(getattr(runtime, "name", "") or "rongqi")
             raise CommandError(_podman_wording(msg, code, name), code) from None
         raise
 

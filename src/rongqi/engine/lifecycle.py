@@ -103,7 +103,7 @@ def cleanup(engine: Engine, c: Container) -> None:
     if c.status in st.ALIVE or c.monitor_alive():
         return
     try:
-        engine.runtime.delete(c.id, force=True)
+        engine.runtime_for(c).delete(c.id, force=True)
     except ContainerNotFound:
         _destroy_orphan_cgroup(c)
     except ContainerStateError:
@@ -297,7 +297,7 @@ def start(engine: Engine, ref: str | Container, *, attach: Any = None) -> Contai
         st.check(c.status, st.RUNNING, f"container {c.id} is {c.status}, it cannot be started")
         prepare_start(engine, c)
         try:
-            monitor.start_container(engine, c, attach=attach)
+            monitor.start_container(engine.for_container(c), c, attach=attach)
         except BaseException as err:
             c.state.update(error=str(err) if isinstance(err, RongqiError) else "",
                            starting=False)
@@ -316,7 +316,7 @@ def prepare_start(engine: Engine, c: Container) -> None:
     """Before a (re)start: the snapshot mounted, the last run's runtime container and run dir
     gone, the last run's outcome cleared."""
     with contextlib.suppress(ContainerNotFound, ContainerStateError):
-        engine.runtime.delete(c.id, force=True)
+        engine.runtime_for(c).delete(c.id, force=True)
     shutil.rmtree(c.run_dir, ignore_errors=True)
     os.makedirs(c.run_dir, 0o700)
     _mount(engine, c)
@@ -364,12 +364,12 @@ def stop(engine: Engine, ref: str | Container, timeout: float | None = None) -> 
         sig = _signal(c.config.get("stop_signal") or "SIGTERM")
         with contextlib.suppress(ContainerNotFound, ContainerStateError):
             if was_paused:
-                engine.runtime.resume(c.id)
+                engine.runtime_for(c).resume(c.id)
             if t > 0:
-                engine.runtime.kill(c.id, sig)
+                engine.runtime_for(c).kill(c.id, sig)
     if t <= 0 or not _wait_gone(c, t):
         with contextlib.suppress(ContainerNotFound, ContainerStateError):
-            engine.runtime.kill(c.id, signal.SIGKILL, all=True)
+            engine.runtime_for(c).kill(c.id, signal.SIGKILL, all=True)
         if not _wait_gone(c, KILL_GRACE):
             raise EngineError(f"container {c.id} did not exit within {KILL_GRACE:g} seconds of "
                               "SIGKILL")
@@ -388,12 +388,12 @@ def kill(engine: Engine, ref: str | Container, sig: str | int = "SIGKILL") -> Co
         c.state["stop_requested"] = True
         c.save_state()
         try:
-            engine.runtime.kill(c.id, number)
+            engine.runtime_for(c).kill(c.id, number)
         except (ContainerNotFound, ContainerStateError):
             pass  # it ended just now: the monitor records that
         if number == signal.SIGKILL and c.status == st.PAUSED:
             with contextlib.suppress(ContainerNotFound, ContainerStateError):
-                engine.runtime.resume(c.id)
+                engine.runtime_for(c).resume(c.id)
     _emit(engine, "kill", c, signal=str(number))
     return c
 
@@ -410,7 +410,7 @@ def pause(engine: Engine, ref: str | Container) -> Container:
     with locked(engine, ref) as c:
         if c.status != st.RUNNING:
             raise ContainerStateImproper(f'"{c.id}" is not running, can\'t pause')
-        engine.runtime.pause(c.id)
+        engine.runtime_for(c).pause(c.id)
         c.state["status"] = st.PAUSED
         c.save_state()
     _emit(engine, "pause", c)
@@ -421,7 +421,7 @@ def unpause(engine: Engine, ref: str | Container) -> Container:
     with locked(engine, ref) as c:
         if c.status != st.PAUSED:
             raise ContainerStateImproper(f'"{c.id}" is not paused, can\'t unpause')
-        engine.runtime.resume(c.id)
+        engine.runtime_for(c).resume(c.id)
         c.state["status"] = st.RUNNING
         c.save_state()
     _emit(engine, "unpause", c)
@@ -654,6 +654,11 @@ def sweep(engine: Engine) -> None:
         names = os.listdir(records.names_dir)
     except FileNotFoundError:
         return
+    for n in names:
+        if n.startswith("."):  # a reservation's temp file whose CLI died before link(2)
+            with contextlib.suppress(OSError):
+                if time.time() - os.lstat(os.path.join(records.names_dir, n)).st_mtime > 60:
+                    os.unlink(os.path.join(records.names_dir, n))
     stale = [n for n in names if not n.startswith(".")
              and not os.path.isdir(os.path.join(records.containers_dir,
                                                 records.name_owner(n) or "-"))]
