@@ -94,9 +94,9 @@ def test_lookup_by_id_name_and_unique_prefix(records):
 
 
 def test_an_ambiguous_prefix_is_an_error_not_a_guess(records):
-    a = _make(records, "a")
+    a = _make(records, "x")  # names that are no hex prefix, so only ids can match
     while True:
-        b = _make(records, f"b{os.urandom(2).hex()}")
+        b = _make(records, f"y{os.urandom(2).hex()}")
         if b.id[0] == a.id[0]:
             break
     with pytest.raises(EngineError, match="more than one result"):

@@ -389,7 +389,7 @@ def cmd_inspect(ctx: Any, a: argparse.Namespace, kind: str | None = None) -> int
         if found:
             sys.stdout.write(output.render_each(found, a.format, name="inspect"))
     else:
-        sys.stdout.write(output.to_json(found) + "\n")
+        sys.stdout.write(output.inspect_json(found) + "\n")
     return code
 
 

@@ -332,12 +332,12 @@ def _inspect_one(ctx: Context, name: str) -> dict[str, Any]:
 
 def cmd_inspect(ctx: Context, a: argparse.Namespace) -> int:
     from rongqi.cli import gotemplate
-    from rongqi.cli.output import render_each
+    from rongqi.cli.output import inspect_json, render_each
     out = [_inspect_one(ctx, n) for n in a.names]
     if a.format and not gotemplate.is_json(a.format):
         sys.stdout.write(render_each(out, a.format, name="inspect"))
     else:
-        print(json.dumps(out, indent=4))
+        print(inspect_json(out))
     return 0
 
 

@@ -202,7 +202,7 @@ class Monitor:
 
     # -- life ---------------------------------------------------------------------------------
     def main(self) -> None:
-        import fcntl
+        from rongqi.locking import Lock
 
         # Nothing of the CLI's stays open but stdio (replaced below): a caller waiting for
         # EOF on a pipe it gave the CLI must not wait for the container's whole life.
@@ -213,12 +213,10 @@ class Monitor:
             low = fd + 1
         os.closerange(low, 1 << 16)
 
-        self.lock_fd = os.open(os.path.join(self.run_dir, LOCK),
-                               os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RongqiError(f"container {self.id} already has a monitor") from None
+        lock = Lock(os.path.join(self.run_dir, LOCK), blocking=False)
+        if not lock.acquire():
+            raise RongqiError(f"container {self.id} already has a monitor")
+        self.lock_fd = lock.fd  # held for the monitor's life; closed by hand where it ends
         _write_file(os.path.join(self.run_dir, PID), str(os.getpid()))
         if self.driver == "passthrough":
             # The container's stdio is the CLI's own (run in the foreground only).
@@ -991,20 +989,10 @@ def _dumps(d: dict) -> str:
 
 
 def alive(run_dir: str) -> bool:
-    """Whether a monitor holds RUN/ID/monitor.lock (a shared flock fails while it does)."""
-    import fcntl
+    """Whether a monitor holds RUN/ID/monitor.lock."""
+    from rongqi.locking import is_held
 
-    try:
-        fd = os.open(os.path.join(run_dir, LOCK), os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+    return is_held(os.path.join(run_dir, LOCK))
 
 
 def read_exit(run_dir: str) -> dict | None:
@@ -1020,24 +1008,16 @@ def read_exit(run_dir: str) -> dict | None:
 
 def wait_gone(run_dir: str, timeout: float | None = None) -> bool:
     """Block until the monitor has finished (its lock is free); False on timeout."""
-    import fcntl
+    from rongqi.locking import Lock, LockBusy, LockError
 
+    lock = Lock(os.path.join(run_dir, LOCK), shared=True, timeout=timeout, create=False)
     try:
-        fd = os.open(os.path.join(run_dir, LOCK), os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return True
-    try:
-        if timeout is None:
-            fcntl.flock(fd, fcntl.LOCK_SH)
+        lock.acquire()
+    except LockBusy:
+        return False
+    except LockError as err:
+        if isinstance(err.oserror, FileNotFoundError):
             return True
-        end = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
-                if time.monotonic() > end:
-                    return False
-                time.sleep(0.02)
-    finally:
-        os.close(fd)
+        raise
+    lock.release()
+    return True
