@@ -154,3 +154,29 @@ def test_an_unprotected_runtime_covers_its_marked_launcher_again(tmp_path: Path)
         assert again.stdout.split() == ["None", str(link)]  # protected from the start now: no re-exec
     finally:
         subprocess.run(["umount", "-l", str(link)], check=False)
+
+
+def test_in_process_create_reexecs_the_helper_through_a_sealed_copy_where_no_mount_can_be_made(
+        monkeypatch, tmp_path: Path):
+    # A caller whose own interpreter is unprotected (here: pytest's, as an API user's would be)
+    # and that may not mount (as inside a container): the init runs from a sealed memfd copy.
+    from rongqi.image.busybox import make_bundle
+    from rongqi.oci import container
+    from support.plugin import new_id
+
+    monkeypatch.setattr(exeguard, "_self_protected", False)
+    monkeypatch.setattr(exeguard, "_host_root", lambda: False)
+    cid = new_id("exeguard")
+    root = str(tmp_path / "root")
+    bundle = make_bundle(str(tmp_path / "bundle"), ["true"], cgroups_path=f"/rongqi-test/{cid}")
+    st = container.create(root, cid, container.CreateOptions(bundle=bundle))
+    try:
+        # The init waits for `start`, still running the runtime's code: from the sealed copy.
+        assert os.readlink(f"/proc/{st.pid}/exe").startswith("/memfd:rongqi-python")
+        fd = os.open(f"/proc/{st.pid}/exe", os.O_RDONLY)
+        try:
+            assert exeguard.is_protected(f"/proc/self/fd/{fd}")
+        finally:
+            os.close(fd)
+    finally:
+        container.delete(root, cid, force=True)
