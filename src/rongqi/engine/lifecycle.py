@@ -187,6 +187,7 @@ def create(engine: Engine, opts: ContainerOptions, *, progress: Progress | None 
         snap = engine.storage.create_snapshot(cid, image.chain_ids)
         undo.callback(engine.storage.remove_snapshot, cid)
         out = _build_bundle(engine, c, opts, image, snap.rootfs, undo)
+        c.warnings = list(getattr(out, "warnings", []) or [])  # cli prints them as WARN lines
         _unmount(engine, c)  # start mounts it again; a created container holds no mount
         c.config = _config_record(engine, c, opts, image, out, create_command)
         c.state = rec.new_state()
