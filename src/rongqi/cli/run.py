@@ -153,7 +153,7 @@ def cmd_run(ctx: Any, a: argparse.Namespace) -> int:
     if opts.log_driver == "passthrough" and opts.detach:
         raise UsageError("passthrough logging driver is not supported in detached mode")
     engine = _engine(ctx)
-    c = engine.create(opts)
+    c = engine.create(opts, keep_mounted=True)  # started at once: no unmount + mount
     if opts.detach:
         try:
             engine.start(c.id)

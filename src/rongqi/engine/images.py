@@ -139,7 +139,6 @@ def resolve(engine: Engine, name: str, policy: str = "missing",
     always: pull, always; never: the local image or "image not known"; newer: pull when the
     registry's manifest differs from the local one (the local one when it cannot be asked).
     """
-    from rongqi.image.builtin import is_builtin, make_busybox_image
     if policy not in POLICIES:
         raise EngineError(f'invalid pull policy "{policy}": must be one of '
                           f"{', '.join(POLICIES)}")
@@ -151,6 +150,8 @@ def resolve(engine: Engine, name: str, policy: str = "missing",
             raise ImageNotFound(name)
     elif policy == "missing":
         if local is None:
+            # (image.builtin imports the archive code: only when the image is missing)
+            from rongqi.image.builtin import is_builtin, make_busybox_image
             if is_builtin(name) and not opts.platform:
                 make_busybox_image(engine.store)
                 local = _local(engine, name)

@@ -23,8 +23,11 @@ def _health(c: Container) -> dict[str, Any] | None:
     if not c.config.get("healthcheck") and not h:
         return None
     h = h or {}
+    log = [{"Start": e.get("start", ""), "End": e.get("end", ""),
+            "ExitCode": e.get("exit_code", 0), "Output": e.get("output", "")}
+           for e in h.get("log") or []]
     return {"Status": h.get("status", "starting" if c.status == st.RUNNING else ""),
-            "FailingStreak": h.get("failing_streak", 0), "Log": h.get("log") or None}
+            "FailingStreak": h.get("failing_streak", 0), "Log": log or None}
 
 
 def _state(c: Container, oci_version: str) -> dict[str, Any]:

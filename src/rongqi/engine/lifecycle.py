@@ -162,8 +162,11 @@ def _validate(opts: ContainerOptions) -> None:
 
 
 def create(engine: Engine, opts: ContainerOptions, *, progress: Progress | None = None,
-           create_command: list[str] | None = None) -> Container:
+           create_command: list[str] | None = None, keep_mounted: bool = False) -> Container:
     """Make a container: image (pulled as opts.pull says), snapshot, bundle, record, name.
+
+    A created container holds no mount (start mounts its snapshot); `run`, which starts it
+    at once, passes keep_mounted and saves an unmount and a mount.
 
     On any error nothing is left: no record, name, snapshot, volume or mount. The record's
     config.json is written last, so until then no other command sees the container; its lock
@@ -188,7 +191,8 @@ def create(engine: Engine, opts: ContainerOptions, *, progress: Progress | None 
         undo.callback(engine.storage.remove_snapshot, cid)
         out = _build_bundle(engine, c, opts, image, snap.rootfs, undo)
         c.warnings = list(getattr(out, "warnings", []) or [])  # cli prints them as WARN lines
-        _unmount(engine, c)  # start mounts it again; a created container holds no mount
+        if not keep_mounted:
+            _unmount(engine, c)
         c.config = _config_record(engine, c, opts, image, out, create_command)
         c.state = rec.new_state()
         c.save_state()
