@@ -69,9 +69,41 @@ class Struct(dict):  # type: ignore[type-arg]
 _KEYWORDS = {"if", "else", "end", "range", "with", "define", "template", "block", "break",
              "continue"}
 _SPACE = " \t\r\n"
-_NUMBER_RE = re.compile(
-    r"[+-]?(0[xX][0-9a-fA-F_]*(\.[0-9a-fA-F_]*)?([pP][+-]?[0-9_]+)?"
-    r"|0[bB][01_]+|0[oO][0-7_]+|[0-9_]*(\.[0-9_]*)?([eE][+-]?[0-9_]+)?)i?")
+
+
+def _scan_number(text: str, p: int) -> tuple[int, bool]:
+    """Go's lexer.scanNumber: how far a number runs, and whether what follows may follow one
+    (a letter or digit right after it makes it "bad number syntax")."""
+    n = len(text)
+
+    def accept(q: int, chars: str) -> int:
+        return q + 1 if q < n and text[q] in chars else q
+
+    def accept_run(q: int, chars: str) -> int:
+        while q < n and text[q] in chars:
+            q += 1
+        return q
+    q = accept(p, "+-")
+    digits = "0123456789_"
+    if q < n and text[q] == "0":
+        q += 1
+        if q < n and text[q] in "xX":
+            q, digits = q + 1, "0123456789abcdefABCDEF_"
+        elif q < n and text[q] in "oO":
+            q, digits = q + 1, "01234567_"
+        elif q < n and text[q] in "bB":
+            q, digits = q + 1, "01_"
+    q = accept_run(q, digits)
+    if q < n and text[q] == ".":
+        q = accept_run(q + 1, digits)
+    if len(digits) == 11 and q < n and text[q] in "eE":
+        q = accept_run(accept(q + 1, "+-"), "0123456789_")
+    if len(digits) == 23 and q < n and text[q] in "pP":
+        q = accept_run(accept(q + 1, "+-"), "0123456789_")
+    q = accept(q, "i")
+    if q < n and (text[q].isalnum() or text[q] == "_"):
+        return q + 1, False
+    return q, True
 
 
 class _Item:
@@ -90,11 +122,11 @@ def _describe(it: _Item) -> str:
         return "EOF"
     if it.kind == T_ERROR:
         return it.val
-    if it.kind == T_KEYWORD:
+    if it.kind in (T_KEYWORD, T_DOT, T_NIL):  # Go's keyword items (. and nil among them)
         return f"<{it.val}>"
     if len(it.val) > 10:
-        return f"{it.val[:10]!r}...".replace("'", '"')
-    return f'"{it.val}"' if it.kind not in (T_SPACE,) else repr(it.val)
+        return _go_quote(it.val[:10]) + "..."
+    return _go_quote(it.val)
 
 
 class _Lexer:
@@ -254,13 +286,10 @@ class _Lexer:
                 else:
                     self._emit(T_FIELD, p, text[p:q])
                 self.pos = q
-            elif c.isdigit() or (c in "+-." and p + 1 < n and text[p + 1].isdigit()):
-                m = _NUMBER_RE.match(text, p)
-                q = m.end() if m else p + 1
-                if q < n and (text[q].isalnum() or text[q] == "_" or text[q] == "."):
-                    while q < n and not (text[q] in _SPACE or text[q] in "|)}"):
-                        q += 1
-                    self._fail(p, f"bad number syntax: {text[p:q]!r}".replace("'", '"'))
+            elif c.isdigit() or c in "+-" or c == ".":
+                q, ok = _scan_number(text, p)
+                if not ok:
+                    self._fail(p, f"bad number syntax: {_go_quote(text[p:q])}")
                 self._emit(T_NUMBER, p, text[p:q])
                 self.pos = q
             elif c.isalpha() or c == "_":
@@ -588,7 +617,7 @@ class _Parser:
             if kw in ("break", "continue"):
                 if self.range_depth == 0:
                     self.fail(it, f"{{{{{kw}}}}} outside {{{{range}}}}")
-                self._close(it, kw)
+                self._close(it, f"{{{{{kw}}}}}")
                 return _Control(it.pos, kw), None
             if kw in ("template", "block"):
                 return self.template_call(it, kw), None
@@ -637,7 +666,10 @@ class _Parser:
                 self.next()
                 orelse = [self.branch("if", nxt)]
             else:
-                self._close(end, "else")
+                close = self.next_non_space()
+                if close.kind != T_RIGHT:
+                    # Go parses what follows as the else list's first item
+                    self.unexpected(close, "input")
                 orelse, end2 = self.item_list()
                 if end2.val != "end":
                     self.fail(end2, "expected end; found {{else}}")
@@ -666,6 +698,8 @@ class _Parser:
                     if v2.kind != T_VAR:
                         self.fail(v2, "range can only initialize variables")
                     op = self.next_non_space()
+                    if op.kind == T_COMMA:
+                        self.fail(op, "too many declarations in range")
                     if op.kind not in (T_DECLARE, T_ASSIGN):
                         self.fail(op, "range can only initialize variables")
                     is_assign = op.kind == T_ASSIGN
@@ -796,17 +830,17 @@ def _unquote(it: _Item) -> str:
             n = {"x": 2, "u": 4, "U": 8}[e]
             digits = body[i + 2:i + 2 + n]
             if len(digits) != n or not all(d in "0123456789abcdefABCDEF" for d in digits):
-                raise _ParseError(it.line, f"invalid syntax: {s}")
+                raise _ParseError(it.line, "invalid syntax")
             out.append(chr(int(digits, 16)))
             i += 2 + n
         elif e in "01234567":
             digits = body[i + 1:i + 4]
             if len(digits) != 3 or not all(d in "01234567" for d in digits):
-                raise _ParseError(it.line, f"invalid syntax: {s}")
+                raise _ParseError(it.line, "invalid syntax")
             out.append(chr(int(digits, 8)))
             i += 4
         else:
-            raise _ParseError(it.line, f"invalid syntax: {s}")
+            raise _ParseError(it.line, "invalid syntax")
     result = "".join(out)
     if s[0] == "'" and len(result) != 1:
         raise _ParseError(it.line, f"malformed character constant: {s}")
@@ -838,8 +872,7 @@ def _number(it: _Item) -> _Literal:
         if neg:
             v = -v
     except ValueError:
-        raise _ParseError(it.line, f"illegal number syntax: {it.val!r}".replace("'", '"')) \
-            from None
+        raise _ParseError(it.line, f"illegal number syntax: {_go_quote(it.val)}") from None
     kind = "float" if isinstance(v, float) else "int"
     # An integral float written without a fraction mark is still usable as an int argument.
     return _Literal(it.pos, v, it.val, kind)
@@ -1027,16 +1060,32 @@ def _go_quote(s: str, ascii_only: bool = False) -> str:
     return "".join(out)
 
 
-_VERB_RE = re.compile(r"%([-+# 0]*)(\*|\d+)?(?:\.(\*|\d*))?([a-zA-Z%])?")
+_VERB_RE = re.compile(r"%([-+# 0]*)(?:\[(\d+)\])?(\*|\d+)?(?:\.(?:\[(\d+)\])?(\*|\d*))?"
+                      r"(?:\[(\d+)\])?([a-zA-Z%])?")
 
 
 def go_sprintf(fmt: str, args: list[Any]) -> str:
     """fmt.Sprintf for the verbs templates use; bad verbs and missing or extra arguments are
-    marked in the output as Go marks them (%!d(string=x), %!s(MISSING), %!(EXTRA ...))."""
+    marked in the output as Go marks them (%!d(string=x), %!s(MISSING), %!(EXTRA ...)), and
+    explicit argument indexes (%[2]s) work."""
     out: list[str] = []
     i = 0
     argi = 0
+    reordered = False
     n = len(fmt)
+
+    def index(text: str | None) -> bool:
+        """Apply an explicit [n]: False when it names no argument."""
+        nonlocal argi, reordered
+        if text is None:
+            return True
+        reordered = True
+        k = int(text)
+        if not 1 <= k <= len(args):
+            return False
+        argi = k - 1
+        return True
+
     while i < n:
         j = fmt.find("%", i)
         if j < 0:
@@ -1045,7 +1094,7 @@ def go_sprintf(fmt: str, args: list[Any]) -> str:
         out.append(fmt[i:j])
         m = _VERB_RE.match(fmt, j)
         assert m is not None
-        flags, width_s, prec_s, verb = m.group(1), m.group(2), m.group(3), m.group(4)
+        flags, width_idx, width_s, prec_idx, prec_s, verb_idx, verb = m.groups()
         i = m.end()
         if verb is None:
             out.append("%!(NOVERB)")
@@ -1053,10 +1102,12 @@ def go_sprintf(fmt: str, args: list[Any]) -> str:
         if verb == "%":
             out.append("%")
             continue
+        good = index(width_idx)
         width = None
         prec = None
         if width_s == "*":
-            if argi < len(args) and isinstance(args[argi], int):
+            if argi < len(args) and isinstance(args[argi], int) and \
+                    not isinstance(args[argi], bool):
                 width = args[argi]
                 argi += 1
                 if width < 0:
@@ -1067,8 +1118,10 @@ def go_sprintf(fmt: str, args: list[Any]) -> str:
                 argi += 1
         elif width_s:
             width = int(width_s)
+        good = index(prec_idx) and good
         if prec_s == "*":
-            if argi < len(args) and isinstance(args[argi], int):
+            if argi < len(args) and isinstance(args[argi], int) and \
+                    not isinstance(args[argi], bool):
                 prec = args[argi]
                 argi += 1
             else:
@@ -1076,13 +1129,17 @@ def go_sprintf(fmt: str, args: list[Any]) -> str:
                 argi += 1
         elif prec_s is not None:
             prec = int(prec_s) if prec_s else 0
+        good = index(verb_idx) and good
+        if not good:
+            out.append(f"%!{verb}(BADINDEX)")
+            continue
         if argi >= len(args):
             out.append(f"%!{verb}(MISSING)")
             continue
         arg = args[argi]
         argi += 1
         out.append(_pad_width(_format_one(verb, flags, prec, arg), width, flags, verb, arg))
-    if argi < len(args):
+    if not reordered and argi < len(args):
         extra = ", ".join(f"{go_type(a)}={go_sprint(a, top=False)}" if a is not None
                           else "<nil>" for a in args[argi:])
         out.append(f"%!(EXTRA {extra})")
@@ -1287,6 +1344,8 @@ def _basic_kind(v: Any) -> str:
 
 
 def _eq(a: Any, *rest: Any) -> bool:
+    if not rest:
+        raise _FuncError("missing argument for comparison")
     ka = _basic_kind(a)
     if ka == "other":
         raise _FuncError(f"non-comparable type {go_sprint(a, top=False)}: {go_type(a)}")
