@@ -374,6 +374,16 @@ def test_inspect_finds_images_and_volumes_too(rongqi):
     _one_error(p, 125, r'no such object: "nothing-here"')
 
 
+def test_rmi_of_an_image_a_container_uses_is_refused_unless_forced(rongqi):
+    cid = rongqi("create", "--name", "user", "busybox", "true").stdout.strip()
+    p = rongqi("rmi", "busybox", check=False)
+    _one_error(p, 2, rf"image used by {cid}: image is in use by a container")
+    assert rongqi.ids() == [cid]
+    rongqi("rmi", "-f", "busybox")
+    assert rongqi.ids() == [] and rongqi.snapshots() == []
+    _one_error(rongqi("rmi", "busybox", check=False), 1, r"busybox: image not known")
+
+
 # -- the other runtime ---------------------------------------------------------------------------
 def test_the_same_lifecycle_over_runc(tmp_path):
     import shutil

@@ -104,7 +104,8 @@ def cleanup(engine: Engine, c: Container) -> None:
         return
     try:
         engine.runtime_for(c).delete(c.id, force=True)
-    except ContainerNotFound:
+    except (ContainerNotFound, EngineError):
+        # Not known to the runtime (or its binary is gone): what it made may outlive it.
         _destroy_orphan_cgroup(c)
     except ContainerStateError:
         pass
@@ -300,6 +301,10 @@ def start(engine: Engine, ref: str | Container, *, attach: Any = None) -> Contai
         if c.status in (st.RUNNING, st.PAUSED):
             return c
         st.check(c.status, st.RUNNING, f"container {c.id} is {c.status}, it cannot be started")
+        if c.monitor_alive():
+            # The last run's monitor is still finishing (its exit record written): its run
+            # dir is about to be replaced, so let it end first.
+            monitor.wait_gone(c.run_dir, KILL_GRACE)
         prepare_start(engine, c)
         try:
             monitor.start_container(engine.for_container(c), c, attach=attach)
