@@ -342,3 +342,12 @@ def test_keep_id_rootless_keeps_the_users_id_inside(ordinary_user):
     assert [str(pw.pw_uid), str(pw.pw_uid), "1"] in maps     # the user is the same id inside
     assert maps[0][:2] == ["0", maps[0][1]] and maps[0][1] != str(pw.pw_uid)  # root is not
     assert lines[-1] == str(pw.pw_uid)
+
+
+def test_timeout_kills_the_container_after_its_seconds(rongqi):
+    import time
+    t = time.monotonic()
+    p = run(rongqi, "--timeout", "1", "busybox", "sleep", "30", check=False)
+    assert p.returncode == 137, p.stderr
+    assert time.monotonic() - t < 15
+    assert rongqi.ids() == []

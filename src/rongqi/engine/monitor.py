@@ -288,6 +288,22 @@ class Monitor:
                              max_file=max_file)
 
     # -- a slimmer self -----------------------------------------------------------------------
+    def _timeout_at(self) -> float:
+        """--timeout N: the wall-clock time this run of the container is killed at (0: none,
+        or already killed), as conmon's --timeout."""
+        limit = int((self.container.config.get("options") or {}).get("timeout") or 0)
+        if not limit or not self.started_ns or \
+                getattr(self, "timed_out_run", 0) == self.started_ns:
+            return 0.0
+        return self.started_ns / 1e9 + limit
+
+    def _time_out(self) -> None:
+        self.timed_out_run = self.started_ns
+        try:
+            os.kill(self.pid, 9)  # the init: its pid namespace goes with it
+        except ProcessLookupError:
+            pass
+
     def _reexec(self) -> None:
         """Become a fresh interpreter that runs only this loop, keeping every fd and child.
 
@@ -612,6 +628,9 @@ class Monitor:
             if self.health is not None and self.health_pid == 0:
                 wait = self.health.next_due - time.monotonic()
                 timeout = min(timeout, max(0, int(min(wait, 3600) * 1000)))
+            kill_at = self._timeout_at()
+            if kill_at:
+                timeout = min(timeout, max(0, int((kill_at - time.time()) * 1000)))
             try:
                 events = self.poller.poll(timeout)
             except InterruptedError:
@@ -643,6 +662,8 @@ class Monitor:
             if self.health is not None and self.health_pid == 0 and self.status is None \
                     and time.monotonic() >= self.health.next_due:
                 self._run_health()
+            if kill_at and self.status is None and time.time() >= kill_at:
+                self._time_out()
             if self.slim_at and time.monotonic() >= self.slim_at and self.status is None \
                     and self.health_pid == 0:
                 self.slim_at = 0.0
