@@ -93,7 +93,7 @@ def event_struct(e: Any) -> Any:
     s = Struct("*events.Event", ContainerExitCode=e.exit_code or 0, ID=e.id, Image=e.image,
                Name=e.name, Network=e.network, Status=e.status, Time=GoTime(e.time_ns),
                Type=e.type, HealthStatus=e.health_status,
-               Details=Struct("events.Details", ID=e.id, Attributes=attrs))
+               Details=Struct("events.Details", ID="", PodID=e.pod_id, Attributes=attrs))
     s.promoted = {"Attributes": attrs, "PodID": e.pod_id}
     return s
 
@@ -210,11 +210,14 @@ def version_info() -> Any:
     from rongqi.cli.output import Struct
     package_dir = os.path.dirname(rongqi.__file__)
     built = int(os.stat(package_dir).st_mtime)
-    return Struct("define.Version", Client=Struct(
+    version = Struct("define.Version", Client=Struct(
         "*define.Version", APIVersion=rongqi.__version__, Version=rongqi.__version__,
         PythonVersion=f"python{platform.python_version()}", GitCommit="",
         BuiltTime=time.strftime("%a %b %e %H:%M:%S %Y", time.localtime(built)), Built=built,
         OsArch=f"linux/{_go_arch()}", Os="linux"))
+    # podman's Server is nil without a service: `{{if .Server}}` works, JSON leaves it out
+    version.promoted = {"Server": None}
+    return version
 
 
 def cmd_version(ctx: Any, a: argparse.Namespace) -> int:

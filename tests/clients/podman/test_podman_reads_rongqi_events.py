@@ -78,7 +78,9 @@ def _rongqi(root: Path, *args: str) -> str:
     ["--filter", "type=image"],
     ["--filter", "container=web", "--filter", "event=start"],
     ["--format", "{{.Time}} {{.Type}} {{.Status}} {{.Name}} {{.ContainerExitCode}}"],
-], ids=["human", "json", "died", "images", "start-of-web", "template"])
+    ["--format", "{{.}}|{{.Details}}|{{.Attributes}}|{{.HealthStatus}}"],
+    ["--no-trunc=false"],
+], ids=["human", "json", "died", "images", "start-of-web", "template", "struct", "trunc"])
 def test_podman_prints_rongqis_events_as_rongqi_does(podman_base: Path, log_root: Path,
                                                      args: list[str]) -> None:
     if os.geteuid() != 0:
