@@ -719,7 +719,10 @@ class Monitor:
                 rt.delete(self.id, force=True)
             except Exception:  # noqa: BLE001
                 pass
-            time.sleep(delay)
+            # The backoff, cut short by a stop (which waits for our exit record meanwhile).
+            end = time.monotonic() + delay
+            while time.monotonic() < end and not self._state().get("stop_requested"):
+                time.sleep(min(0.1, max(0.0, end - time.monotonic())))
             if self._restart(code, finished, oom):
                 return True
         self._finish(code, finished, oom)
@@ -827,6 +830,8 @@ class Monitor:
             c.save_state()
         if self.health is not None:
             self.health.reset()
+        if _slimmable(self.engine):
+            self.slim_at = time.monotonic() + SLIM_AFTER  # shed what the restart imported
         return True
 
     # -- health checks ------------------------------------------------------------------------
