@@ -20,10 +20,13 @@ def run(capsys, root, *args):
     return code, out, err
 
 
-@pytest.fixture
-def root(capsys, tmp_path):
-    run(capsys, tmp_path, "tag", "busybox", "localhost/longer-name:2")
-    return tmp_path
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    # one store for the module (the tests only read it): the built-in busybox is made once
+    path = tmp_path_factory.mktemp("images")
+    assert main(["--root", str(path), "--runroot", str(path / "run"), "tag", "busybox",
+                 "localhost/longer-name:2"]) == 0
+    return path
 
 
 def test_a_table_template_aligns_as_podman_and_names_its_headers(capsys, root):
