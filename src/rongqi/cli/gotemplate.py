@@ -1985,20 +1985,18 @@ def is_json(fmt: str) -> bool:
 
 def compile_format(fmt: str, name: str, wrap: Callable[[str, bool], str]) -> tuple[Template, bool]:
     """A CLI format string as podman compiles it: normalized (escapes, "table", final
-    newline), then wrap(text, is_table) (a range, say). An escape inside a quoted string
-    (`{{"a\\nb"}}`) would break the normalized text; podman then runs the format as typed,
-    where Go's own string escapes apply: so does this."""
+    newline), then wrap(text, is_table) (a range, say). When that does not parse, podman
+    runs the format as typed (an escape inside a quoted string, `{{"a\\nb"}}`, is then
+    Go's own), and a format that fails both ways is reported as typed: so an unclosed
+    {{if}} is "template: ps:1: unexpected EOF", on the user's line 1."""
     text, table = normalize(fmt)
     try:
         return parse(wrap(text, table), name), table
-    except TemplateError as first:
+    except TemplateError:
         raw = fmt[len("table "):] if table else fmt
         if raw == text:
             raise
-        try:
-            return parse(wrap(raw, table), name), table
-        except TemplateError:
-            raise first from None
+        return parse(wrap(raw, table), name), table
 
 
 _cache: dict[tuple[str, str], Template] = {}

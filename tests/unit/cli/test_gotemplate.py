@@ -256,6 +256,15 @@ def test_an_escape_inside_a_quoted_string_is_left_to_go() -> None:
     assert render_each([{}], r'{{"a"}}\n{{"b"}}') == "a\nb\n"
 
 
+def test_a_format_that_fails_is_reported_as_the_user_typed_it() -> None:
+    # podman falls back to the format as typed, so the line is the user's, not the
+    # normalized text's (which has a newline and {{end}} appended)
+    with pytest.raises(TemplateError, match="^template: ps:1: unexpected EOF$"):
+        render_each([{}], "{{if .X}}x", name="ps")
+    with pytest.raises(TemplateError, match="^template: ps:1: unexpected {{end}}$"):
+        render_each([{}], "{{.X}}{{end}}", name="ps")
+
+
 def test_json_formats_are_recognised_as_podman_does() -> None:
     assert all(gt.is_json(f) for f in ("json", " json ", "{{json .}}", "{{ json . }}", "{{json}}"))
     assert not any(gt.is_json(f) for f in ("{{json .Labels}}", "table json", "{{.json}}"))
