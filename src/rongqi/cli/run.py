@@ -154,6 +154,8 @@ def cmd_run(ctx: Any, a: argparse.Namespace) -> int:
         raise UsageError("passthrough logging driver is not supported in detached mode")
     engine = _engine(ctx)
     c = engine.create(opts, keep_mounted=True)  # started at once: no unmount + mount
+    for w in getattr(c, "warnings", []):
+        print(f"WARN[0000] {w}", file=sys.stderr)
     if opts.detach:
         try:
             engine.start(c.id)

@@ -605,6 +605,18 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
         # Bridge networks are issue 11's; until then a named network cannot be joined.
         raise BundleError(f'network "{net}" is not available: use none, host or '
                           "container:NAME")
+    # podman's rules for what only a network of the container's own can have.
+    mode_name = "container" if net.startswith("container:") else net
+    if net != "host" and (opts.dns or opts.dns_search or opts.dns_option):
+        raise BundleError(f"conflicting options: dns and the network mode: {mode_name}")
+    for flag, value in (("--ip", opts.ip), ("--mac-address", opts.mac_address),
+                        ("--network-alias", opts.network_aliases)):
+        if value:
+            raise BundleError(f"{flag} can only be set when the network mode is bridge: "
+                              "invalid argument")
+    if opts.publish or opts.publish_all:
+        warnings.append("Port mappings have been discarded as one of the Host, Container, "
+                        "Pod, and None network modes are in use")
     from rongqi.linux import cgroups
     try:
         unified = cgroups.detect_mode() == "v2"

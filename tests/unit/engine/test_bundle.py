@@ -159,6 +159,18 @@ def test_hosts_hostname_resolv_conf_written_and_bound(env, monkeypatch):
     assert "search example.com" in resolv
 
 
+def test_network_flags_a_network_of_its_own_needs(env):
+    with pytest.raises(BundleError, match="^conflicting options: dns and the network mode: none$"):
+        env(ContainerOptions(image="i", dns=["1.1.1.1"]))
+    with pytest.raises(BundleError, match="^--ip can only be set when the network mode is bridge"):
+        env(ContainerOptions(image="i", ip="10.0.0.2"))
+    out = env(ContainerOptions(image="i", publish=["80:80"]))
+    assert out.warnings == ["Port mappings have been discarded as one of the Host, Container, "
+                            "Pod, and None network modes are in use"]
+    out = env(ContainerOptions(image="i", network="host", dns=["192.0.2.1"]))
+    assert (env.userdata / "resolv.conf").read_text() .splitlines()[-1] == "nameserver 192.0.2.1"
+
+
 def test_dns_flags_replace_the_hosts_resolvers():
     o = ContainerOptions(image="i", dns=["1.1.1.1"], dns_search=["a.b"], dns_option=["ndots:2"])
     text = b.resolv_conf(o, "nameserver 10.0.0.1\nsearch x.y\noptions rotate\n")
