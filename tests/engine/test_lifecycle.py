@@ -128,10 +128,13 @@ def test_pause_and_unpause(rongqi):
     assert state["Status"] == "paused" and state["Paused"]
     assert rongqi("ps", "--format", "{{.Status}}").stdout == "Paused\n"
     _one_error(rongqi("pause", "p", check=False), 125,
-               r'"[0-9a-f]{64}" is not running, can\'t pause: container state improper')
+               r'"[0-9a-f]{64}" is already paused: container state improper')
     rongqi("unpause", "p")
     assert _state(rongqi, "p")["Status"] == "running"
     _one_error(rongqi("unpause", "p", check=False), 125, r"is not paused, can't unpause")
+    rongqi("create", "--name", "fresh", "busybox", "true")
+    _one_error(rongqi("pause", "fresh", check=False), 125,
+               r'"created" is not running, can\'t pause: container state improper')
     # A paused container stops too (thawed, then signalled).
     rongqi("pause", "p")
     rongqi("stop", "-t", "0", "p")
@@ -145,7 +148,8 @@ def test_rename_frees_the_old_name(rongqi):
     rongqi("container", "exists", "old", check=False).returncode == 1
     rongqi("create", "--name", "old", "busybox", "true")
     p = rongqi("rename", "new", "old", check=False)
-    _one_error(p, 125, r'the container name "old" is already in use')
+    _one_error(p, 125, r"renaming container [0-9a-f]{64}: name old already in use, cannot "
+                       r"rename container [0-9a-f]{64}: container already exists")
 
 
 def test_container_exists_exit_codes(rongqi):
@@ -164,7 +168,7 @@ def test_wait_conditions_and_exit_codes(rongqi):
     assert rongqi("wait", "w").stdout == "7\n"
     assert rongqi("wait", "--condition", "exited", "w").stdout == "7\n"
     _one_error(rongqi("wait", "--condition", "nonsense", "w", check=False), 125,
-               r'"nonsense" is not a valid container state')
+               r"unknown container state: nonsense: invalid argument")
 
 
 def test_container_prune_removes_only_what_is_not_running(rongqi):
@@ -177,8 +181,9 @@ def test_container_prune_removes_only_what_is_not_running(rongqi):
     out = rongqi("container", "prune", "-f").stdout.split()
     assert sorted(out) == sorted([created, exited])
     assert rongqi.ids() == [run]
-    # Without -f it asks, and no answer is no.
-    assert rongqi("container", "prune", input="").returncode == 0
+    # Without -f it asks: "n" is no; no answer at all is podman's "Error: EOF".
+    assert rongqi("container", "prune", input="n\n").returncode == 0
+    _one_error(rongqi("container", "prune", input="", check=False), 125, r"^Error: EOF$")
     assert rongqi.ids() == [run]
 
 
@@ -229,7 +234,8 @@ def test_name_in_use_is_one_error_and_nothing_half_made(rongqi):
     cid = rongqi("create", "--name", "dup", "busybox", "true").stdout.strip()
     before = _inventory(rongqi)
     p = rongqi("create", "--name", "dup", "busybox", "true", check=False)
-    _one_error(p, 125, rf'the container name "dup" is already in use by {cid}\. You have to '
+    _one_error(p, 125, rf'^Error: creating container storage: the container name "dup" is '
+                       rf"already in use by {cid}\. You have to "
                        r"remove that container to be able to reuse that name: that name is "
                        r"already in use")
     _nothing_left(rongqi, before)
@@ -259,7 +265,8 @@ def test_unknown_image_is_one_error_and_nothing_half_made(rongqi):
     (["--memory", "lots"], r"memory"),
     (["--restart", "sometimes"], r"restart"),
     (["--pull", "maybe"], r"pull policy"),
-    (["--name", "bad/name"], r"names must match"),
+    (["--name", "bad/name"], r"^Error: running container create option: names must match "
+                             r"\[a-zA-Z0-9\]\[a-zA-Z0-9_.-\]\*: invalid argument$"),
     (["--log-driver", "carrier-pigeon"], r"log driver"),
 ])
 def test_a_bad_flag_value_is_one_error_and_nothing_half_made(rongqi, args, pattern):
@@ -371,7 +378,7 @@ def test_inspect_finds_images_and_volumes_too(rongqi):
     p = rongqi("inspect", "--type", "container", "busybox", check=False)
     assert p.returncode == 125 and "no such container" in p.stderr
     p = rongqi("inspect", "nothing-here", check=False)
-    _one_error(p, 125, r'no such object: "nothing-here"')
+    _one_error(p, 125, r'^Error: inspecting object: no such object: "nothing-here"$')
 
 
 def test_rmi_of_an_image_a_container_uses_is_refused_unless_forced(rongqi):

@@ -148,6 +148,10 @@ def cmd_prune(ctx: Any, a: argparse.Namespace) -> int:
         print("WARNING! This will remove all non running containers.\n"
               "Are you sure you want to continue? [y/N] ", end="", flush=True)
         answer = sys.stdin.readline() if sys.stdin and not sys.stdin.closed else ""
+        if not answer:
+            from rongqi.errors import EngineError
+            print()
+            raise EngineError("EOF")  # podman's words for no answer at all
         if answer.strip().lower() not in ("y", "yes"):
             return 0
     for cid in ctx.engine.prune(a.filter):
@@ -363,8 +367,8 @@ def _inspect_objects(ctx: Any, names: list[str], kind: str, size: bool) -> tuple
         if obj is None:
             what = {"container": "no such container", "image": "no such image",
                     "volume": "no such volume"}.get(kind, "no such object")
-            print(f'Error: {what}: "{name}"' if kind == "all" else f"Error: {what} {name}",
-                  file=sys.stderr)
+            print(f'Error: inspecting object: {what}: "{name}"' if kind == "all"
+                  else f"Error: inspecting object: {what} {name}", file=sys.stderr)
             code = 125
             continue
         found.append(obj)

@@ -147,7 +147,10 @@ def _mount(engine: Engine, c: Container) -> None:
 # -- create --------------------------------------------------------------------------------------
 def _validate(opts: ContainerOptions) -> None:
     if opts.name:
-        rec.check_name(opts.name)
+        try:
+            rec.check_name(opts.name)
+        except EngineError as e:
+            raise EngineError(f"running container create option: {e}") from None
     if opts.log_driver not in LOG_DRIVERS:
         raise EngineError(f'invalid log driver "{opts.log_driver}": must be one of '
                           f"{', '.join(LOG_DRIVERS)}")
@@ -219,7 +222,11 @@ def _claim_name(engine: Engine, opts: ContainerOptions, cid: str, undo: ExitStac
             elif owner and not os.path.isdir(os.path.join(records.containers_dir, owner)):
                 # A reservation whose container is gone (a CLI killed mid-create): stale.
                 records.release_name(opts.name, owner)
-            records.reserve_name(opts.name, cid)
+            try:
+                records.reserve_name(opts.name, cid)
+            except NameInUse as e:
+                e.args = (f"creating container storage: {e}",)  # podman's words, same kind
+                raise
         name = opts.name
     undo.callback(_release_name, engine, name, cid)
     return name
@@ -418,8 +425,11 @@ def restart(engine: Engine, ref: str | Container, timeout: float | None = None) 
 # -- pause / unpause -----------------------------------------------------------------------------
 def pause(engine: Engine, ref: str | Container) -> Container:
     with locked(engine, ref) as c:
+        if c.status == st.PAUSED:
+            raise ContainerStateImproper(f'"{c.id}" is already paused')
         if c.status != st.RUNNING:
-            raise ContainerStateImproper(f'"{c.id}" is not running, can\'t pause')
+            # podman quotes the status here, not the id
+            raise ContainerStateImproper(f'"{c.status}" is not running, can\'t pause')
         engine.runtime_for(c).pause(c.id)
         c.state["status"] = st.PAUSED
         c.save_state()
@@ -502,8 +512,10 @@ def rename(engine: Engine, ref: str, new_name: str) -> Container:
                 return c
             try:
                 records.reserve_name(new_name, c.id)
-            except NameInUse as e:
-                raise EngineError(f"renaming container {c.id}: {e}") from None
+            except NameInUse:
+                raise EngineError(f"renaming container {c.id}: name {new_name} already in use, "
+                                  f"cannot rename container {c.id}: container already "
+                                  "exists") from None
             c.config["name"] = new_name
             c.save_config()
             records.release_name(old, c.id)
@@ -522,7 +534,7 @@ def wait(engine: Engine, ref: str, conditions: list[str] | None = None,
     conds = conditions or ["stopped"]
     for cond in conds:
         if cond not in WAIT_CONDITIONS:
-            raise EngineError(f'"{cond}" is not a valid container state')
+            raise EngineError(f"unknown container state: {cond}: invalid argument")
     c = engine.get(ref)
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:

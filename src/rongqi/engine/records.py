@@ -61,8 +61,7 @@ def random_name() -> str:
 
 def check_name(name: str) -> None:
     if not _NAME_RE.match(name):
-        raise EngineError(f"names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*: invalid argument "
-                          f"(got {name!r})")
+        raise EngineError("names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*: invalid argument")
 
 
 def now() -> str:
