@@ -164,10 +164,23 @@ def test_created_and_status_columns_read_as_podmans() -> None:
     assert status_text("paused") == "Paused"
 
 
-def test_times_print_as_go_prints_a_time_in_utc(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TZ", "UTC")
+def test_times_print_as_go_prints_a_time_in_utc() -> None:
+    import os
     import time
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
     time.tzset()
+    try:
+        _times_in_utc()
+    finally:  # the C library keeps the zone it last read: read the old one again
+        if saved is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()
+
+
+def _times_in_utc() -> None:
     assert go_time("2026-12-01T08:21:58.35775909Z") == "2026-12-01 08:21:58.35775909 +0000 UTC"
     assert go_time("2026-12-01T08:21:58Z") == "2026-12-01 08:21:58 +0000 UTC"
     assert go_time("2026-12-01T09:21:58.5+01:00") == "2026-12-01 08:21:58.5 +0000 UTC"
