@@ -1836,7 +1836,12 @@ class _State:
                 attr = MISSING
             if attr is not MISSING:
                 if callable(attr) and not _is_dataclass(attr):
-                    # A method: called with the command's arguments, as Go calls methods.
+                    # A method is called (with the command's arguments, as Go calls methods)
+                    # only when its class lists it in template_methods: a user's format must
+                    # never reach a method that changes something (a record's save, say).
+                    if name not in getattr(type(receiver), "template_methods", ()):
+                        raise _ExecError(node, f"can't evaluate field {name} in type "
+                                               f"{go_type(receiver)}")
                     argv = [self.eval_arg(dot, a) for a in args[1:]]
                     if final is not _NO_FINAL:
                         argv.append(final)

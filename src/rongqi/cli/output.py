@@ -374,6 +374,7 @@ class GoTime:
     `{{.Time.UnixNano}}` work, `json` gives RFC 3339 as encoding/json does."""
 
     __slots__ = ("ns",)
+    template_methods = ("Unix", "UnixNano", "IsZero")
 
     def __init__(self, t: Any):
         self.ns = _as_ns(t) or 0

@@ -107,14 +107,27 @@ def test_a_struct_field_it_lacks_is_an_error_with_gos_wording() -> None:
                             "can't evaluate field Status in type define.Version")
 
 
-def test_methods_of_objects_are_called_with_their_arguments() -> None:
+def test_only_listed_methods_of_objects_are_called_with_their_arguments() -> None:
+    removed = []
+
     class Box:
         Name = "web"
+        template_methods = ("Short",)
 
         def Short(self, n: int) -> str:  # noqa: N802 - a Go-style method name
             return self.Name[:n]
 
-    assert run("{{.Name}} {{.Short 2}}", Box()) == "web we"
+        def remove(self) -> None:
+            removed.append(self)
+
+        @property
+        def Size(self) -> int:  # noqa: N802
+            return 3
+
+    assert run("{{.Name}} {{.Short 2}} {{.Size}}", Box()) == "web we 3"
+    with pytest.raises(TemplateError, match="can't evaluate field remove in type Box"):
+        run("{{.remove}}", Box())
+    assert removed == []
     t = GoTime("2026-12-01T08:21:58.35775909Z")
     assert run("{{.T.Unix}} {{.T.UnixNano}}", {"T": t}) == "1796113318 1796113318357759090"
     assert run("{{json .T}}", {"T": t}) == '"2026-12-01T08:21:58.35775909Z"'
