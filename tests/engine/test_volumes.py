@@ -52,6 +52,10 @@ def test_create_ls_inspect_exists_rm_in_podmans_shapes(rongqi: Rongqi):
               r"names must match \[a-zA-Z0-9\]\[a-zA-Z0-9_.-\]\*", 125)
     assert rongqi("volume", "rm", "data", "scratch").stdout == "data\nscratch\n"
     assert rongqi("volume", "ls", "-q").stdout == ""
+    events = [ln.split(" UTC ", 1)[1] for ln in rongqi(
+        "events", "--stream=false", "--filter", "type=volume").stdout.splitlines()]
+    assert events == ["volume create data", "volume create scratch", "volume remove data",
+                      "volume remove scratch"]
 
 
 def test_named_volume_is_copied_up_from_the_image_and_shared(rongqi: Rongqi):

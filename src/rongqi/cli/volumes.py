@@ -127,11 +127,6 @@ def cmd_create(ctx: Any, a: argparse.Namespace) -> int:
                                  options=options, ignore_existing=a.ignore)
     except VolumeError as e:
         return _error(e)
-    try:
-        from rongqi.engine.events import emit
-        emit(_engine(ctx).root, "volume", "create", name=vol.name)
-    except ImportError:
-        pass
     print(vol.name)
     return 0
 
@@ -209,11 +204,6 @@ def cmd_rm(ctx: Any, a: argparse.Namespace) -> int:
         except VolumeError as e:
             rc = rc or _error(e)
             continue
-        try:
-            from rongqi.engine.events import emit
-            emit(engine.root, "volume", "remove", name=name)
-        except ImportError:
-            pass
         print(name)
     return rc
 
@@ -236,11 +226,6 @@ def cmd_prune(ctx: Any, a: argparse.Namespace) -> int:
         if answer not in ("y", "yes"):
             return 0
     for name in store.prune(engine, filters):
-        try:
-            from rongqi.engine.events import emit
-            emit(engine.root, "volume", "prune", name=name)
-        except ImportError:
-            pass
         print(name)
     return 0
 

@@ -222,7 +222,13 @@ class VolumeStore:
             except BaseException:
                 shutil.rmtree(path, ignore_errors=True)
                 raise
+        self._event("create", name)
         return vol
+
+    def _event(self, action: str, name: str) -> None:
+        """podman's `volume create|remove` events, for every face (and -v, rm -v, prune)."""
+        from rongqi.engine import events
+        events.emit(os.path.dirname(self.root), "volume", action, name=name)
 
     def get(self, name: str) -> Volume:
         with self._lock(shared=True):
@@ -267,6 +273,7 @@ class VolumeStore:
             trash = os.path.join(self.root, f".rm-{name}-{secrets.token_hex(4)}")
             os.rename(vol.path, trash)
         shutil.rmtree(trash, ignore_errors=True)
+        self._event("remove", name)
 
     def prune(self, engine: Any = None, filters: dict[str, list[str]] | None = None) -> list[str]:
         """Remove every volume no container uses; returns their names."""
