@@ -352,9 +352,25 @@ def test_inspect_has_podmans_shape_and_templates(rongqi):
                 "RestartCount", "Mounts", "Config", "HostConfig", "GraphDriver"):
         assert key in d, key
     assert (d["Id"], d["Name"], d["Path"], d["Args"]) == (cid, "ins", "sleep", ["100"])
-    for key in ("OciVersion", "Status", "Running", "Paused", "Restarting", "OOMKilled", "Dead",
-                "Pid", "ExitCode", "Error", "StartedAt", "FinishedAt"):
-        assert key in d["State"], key
+    # The keys podman 4.3 prints here for a container without a health check (recorded from
+    # `podman inspect` on this machine).
+    assert sorted(d["State"]) == [
+        "CgroupPath", "CheckpointedAt", "ConmonPid", "Dead", "Error", "ExitCode", "FinishedAt",
+        "Health", "OOMKilled", "OciVersion", "Paused", "Pid", "Restarting", "RestoredAt",
+        "Running", "StartedAt", "Status"]
+    assert sorted(d) == [
+        "AppArmorProfile", "Args", "BoundingCaps", "Config", "ConmonPidFile", "Created",
+        "Dependencies", "Driver", "EffectiveCaps", "ExecIDs", "GraphDriver", "HostConfig",
+        "HostnamePath", "HostsPath", "Id", "Image", "ImageDigest", "ImageName", "IsInfra",
+        "IsService", "MountLabel", "Mounts", "Name", "Namespace", "NetworkSettings",
+        "OCIConfigPath", "OCIRuntime", "Path", "PidFile", "Pod", "ProcessLabel",
+        "ResolvConfPath", "RestartCount", "Rootfs", "State", "StaticDir"]
+    assert set(d["Config"]) >= {
+        "Annotations", "AttachStderr", "AttachStdin", "AttachStdout", "Cmd", "CreateCommand",
+        "Domainname", "Entrypoint", "Env", "HealthcheckOnFailureAction", "Hostname", "Image",
+        "Labels", "OnBuild", "OpenStdin", "Passwd", "StdinOnce", "StopSignal", "StopTimeout",
+        "Timeout", "Tty", "Umask", "User", "Volumes", "WorkingDir", "sdNotifyMode"}
+    assert d["State"]["Health"] == {"Status": "", "FailingStreak": 0, "Log": None}
     assert d["State"]["Status"] == "created"
     assert "FOO=bar" in d["Config"]["Env"] and d["Config"]["Labels"] == {"a": "b"}
     assert d["HostConfig"]["Memory"] == 64 * 1024 * 1024

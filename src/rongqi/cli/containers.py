@@ -282,9 +282,7 @@ def ps_row(ctx: Any, c: Any, *, no_trunc: bool = False, size: bool = False) -> d
 
 
 def ps_json(c: Any, row: dict[str, Any]) -> dict[str, Any]:
-    """podman ps --format json: its ListContainer shape."""
-    from rongqi.engine import status as st
-    s = c.state
+    """podman ps --format json: its ListContainer shape (podman 4.3's keys)."""
     return {
         "AutoRemove": row["AutoRemove"], "Command": c.config.get("command", []),
         "CreatedAt": row["CreatedHuman"], "Exited": row["Exited"],
@@ -294,10 +292,8 @@ def ps_json(c: Any, row: dict[str, Any]) -> dict[str, Any]:
         "Mounts": [m.get("Destination", "") for m in c.config.get("mounts", [])],
         "Names": [c.name], "Namespaces": {}, "Networks": [],
         "Pid": row["Pid"], "Pod": "", "PodName": "", "Ports": None,
-        "Restarts": row["Restarts"], "Size": None, "StartedAt": row["StartedAt"],
-        "State": c.status, "Status": row["Status"] if c.status in st.ALIVE else "",
-        "Created": _unix(c.config.get("created", "")),
-        "Health": (s.get("health") or {}).get("status", ""),
+        "Size": None, "StartedAt": row["StartedAt"], "State": c.status,
+        "Status": row["Status"], "Created": _unix(c.config.get("created", "")),
     }
 
 

@@ -18,10 +18,11 @@ if TYPE_CHECKING:
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
-def _health(c: Container) -> dict[str, Any] | None:
+def _health(c: Container) -> dict[str, Any]:
+    """podman 4.3 shows State.Health always (Status "" without a health check)."""
     h = c.state.get("health")
     if not c.config.get("healthcheck") and not h:
-        return None
+        return {"Status": "", "FailingStreak": 0, "Log": None}
     h = h or {}
     log = [{"Start": e.get("start", ""), "End": e.get("end", ""),
             "ExitCode": e.get("exit_code", 0), "Output": e.get("output", "")}
@@ -30,7 +31,7 @@ def _health(c: Container) -> dict[str, Any] | None:
             "FailingStreak": h.get("failing_streak", 0), "Log": log or None}
 
 
-def _state(c: Container, oci_version: str) -> dict[str, Any]:
+def _state(c: Container, oci_version: str, cgroup: str) -> dict[str, Any]:
     s = c.state
     out: dict[str, Any] = {
         "OciVersion": oci_version,
@@ -48,10 +49,9 @@ def _state(c: Container, oci_version: str) -> dict[str, Any]:
         "FinishedAt": s.get("finished_at") or ZERO_TIME,
         "CheckpointedAt": ZERO_TIME,
         "RestoredAt": ZERO_TIME,
+        "Health": _health(c),
+        "CgroupPath": cgroup if c.status in st.ALIVE else "",
     }
-    health = _health(c)
-    if health is not None:
-        out["Health"] = health
     return out
 
 
@@ -95,7 +95,7 @@ def container_json(engine: Engine, c: Container) -> dict[str, Any]:
         "Created": cfg.get("created", ""),
         "Path": command[0] if command else "",
         "Args": command[1:],
-        "State": _state(c, spec.get("ociVersion", "1.2.0")),
+        "State": _state(c, spec.get("ociVersion", "1.2.0"), _cgroup_path(spec, c.id)),
         "Image": cfg.get("image_id", "").removeprefix("sha256:"),
         "ImageDigest": cfg.get("image_digest", ""),
         "ImageName": cfg.get("image_name", ""),
@@ -115,8 +115,8 @@ def container_json(engine: Engine, c: Container) -> dict[str, Any]:
         "MountLabel": "",
         "ProcessLabel": "",
         "AppArmorProfile": "",
-        "EffectiveCaps": caps.get("effective", []),
-        "BoundingCaps": caps.get("bounding", []),
+        "EffectiveCaps": sorted(caps.get("effective", [])),
+        "BoundingCaps": sorted(caps.get("bounding", [])),
         "ExecIDs": c.state.get("exec_ids", []),
         "GraphDriver": {"Name": "overlay", "Data": {
             "UpperDir": os.path.join(snap_dir, "upper"),
@@ -153,7 +153,9 @@ def container_json(engine: Engine, c: Container) -> dict[str, Any]:
             "Labels": cfg.get("labels") or None,
             "Annotations": cfg.get("annotations") or {},
             "StopSignal": _signal_number(cfg.get("stop_signal", "SIGTERM")),
-            "Healthcheck": _healthcheck(cfg.get("healthcheck")),
+            **({"Healthcheck": _healthcheck(cfg["healthcheck"])} if cfg.get("healthcheck")
+               else {}),
+            "HealthcheckOnFailureAction": "none",
             "CreateCommand": cfg.get("create_command", []),
             "Umask": "0022",
             "Timeout": o.get("timeout", 0),
@@ -165,7 +167,9 @@ def container_json(engine: Engine, c: Container) -> dict[str, Any]:
             "Binds": [f"{m.get('Source', '')}:{m.get('Destination', '')}"
                       for m in mounts if m.get("Type") in ("bind", "volume")],
             "CgroupManager": "cgroupfs",
-            "CgroupMode": "private",
+            "CgroupMode": "private" if any(n.get("type") == "cgroup" for n in
+                                           (spec.get("linux") or {}).get("namespaces", []))
+            else "host",
             "ContainerIDFile": o.get("cidfile", ""),
             "LogConfig": {"Type": cfg.get("log_driver", "k8s-file"),
                           "Config": o.get("log_opts") or None,
@@ -207,6 +211,11 @@ def container_json(engine: Engine, c: Container) -> dict[str, Any]:
             "NanoCpus": nano_cpus,
             "CgroupParent": "",
             "BlkioWeight": 0,
+            "BlkioWeightDevice": None,
+            "BlkioDeviceReadBps": None,
+            "BlkioDeviceWriteBps": None,
+            "BlkioDeviceReadIOps": None,
+            "BlkioDeviceWriteIOps": None,
             "CpuPeriod": cpu.get("period", 0) or 0,
             "CpuQuota": cpu.get("quota", 0) or 0,
             "CpuRealtimePeriod": 0,
@@ -220,7 +229,7 @@ def container_json(engine: Engine, c: Container) -> dict[str, Any]:
             "KernelMemory": 0,
             "MemoryReservation": o.get("memory_reservation") or 0,
             "MemorySwap": o.get("memory_swap") or memory.get("swap", 0) or 0,
-            "MemorySwappiness": 0,
+            "MemorySwappiness": -1,
             "OomKillDisable": False,
             "PidsLimit": o.get("pids_limit") or ((resources.get("pids") or {}).get("limit", 0)),
             "Ulimits": _ulimits(o),
@@ -231,6 +240,13 @@ def container_json(engine: Engine, c: Container) -> dict[str, Any]:
             "CgroupConf": None,
         },
     }
+
+
+def _cgroup_path(spec: dict[str, Any], cid: str) -> str:
+    path = (spec.get("linux") or {}).get("cgroupsPath") or ""
+    if path.startswith("/"):
+        return path
+    return f"/rongqi/{cid}" if not path else path
 
 
 def _security_opt(o: dict[str, Any]) -> list[str]:
