@@ -1609,6 +1609,11 @@ class Template:
             self.nodes = parser.parse()
         except _ParseError as e:
             raise TemplateError(f"template: {name}:{e.line}: {e.msg}") from None
+        except RecursionError:
+            # parentheses or blocks nested thousands deep: Go stops at a depth too
+            line = parser.items[min(parser.i, len(parser.items) - 1)].line
+            raise TemplateError(f"template: {name}:{line}: max expression depth exceeded") \
+                from None
         self.defined = parser.defined
         self.defined.setdefault(name, self.nodes)
 

@@ -255,6 +255,13 @@ def test_errors_are_one_line_in_gos_wording(template: str, message: str) -> None
     assert isinstance(e.value, RongqiError) and e.value.exit_code == 125
 
 
+def test_nesting_too_deep_is_an_error_not_a_crash() -> None:
+    with pytest.raises(TemplateError, match="max expression depth exceeded"):
+        run("{{" + "(" * 5000 + "1" + ")" * 5000 + "}}", {})
+    with pytest.raises(TemplateError, match="exceeded maximum template depth"):
+        run('{{define "a"}}{{template "a"}}{{end}}{{template "a"}}', {})
+
+
 # -- podman's handling of CLI format strings -----------------------------------------------------
 def test_escapes_typed_on_the_command_line_become_tabs_and_newlines() -> None:
     assert gt.normalize(r"{{.A}}\t{{.B}}\n") == ("{{.A}}\t{{.B}}\n", False)
