@@ -40,7 +40,9 @@ def test_user_by_name_and_group_add_from_the_images_files(rongqi):
         "uid=65534(nobody) gid=65534(nogroup)\n"
     assert out(rongqi, "-u", "nobody", "--group-add", "tty", "busybox", "id") == \
         "uid=65534(nobody) gid=65534(nogroup) groups=5(tty),65534(nogroup)\n"
-    assert out(rongqi, "-u", "1234:5", "busybox", "id").startswith("uid=1234 gid=5(tty)")
+    # A uid the image does not know gets podman's "container user" entry.
+    assert out(rongqi, "-u", "1234:5", "busybox", "id").startswith("uid=1234(1234) gid=5(tty)")
+    assert out(rongqi, "--read-only", "-u", "4242", "busybox", "whoami") == "4242\n"
 
 
 def test_unknown_user_is_one_error_and_nothing_is_left(rongqi):

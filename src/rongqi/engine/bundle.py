@@ -173,6 +173,41 @@ def resolve_user(rootfs: str, user: str, group_add: list[str]) -> User:
     return User(uid, gid, home, additional, username)
 
 
+def _add_user_entries(rootfs: str, user: User, userdata: str, mounts: list[dict[str, Any]],
+                      read_only: bool, user_dests: set[str]) -> None:
+    """-u UID[:GID] without entries in the image: podman's `UID:*:UID:GID:container user:/:
+    /bin/sh` line in /etc/passwd and `GID:x:GID:UID` in /etc/group, so `id -un` and `whoami`
+    answer. Appended to the container's own copy (its snapshot), or with --read-only written
+    to userdata and bound over the image's file. Only where the image has the file."""
+    wanted = []
+    passwd = _read_image_file(rootfs, "/etc/passwd")
+    if passwd and not any(len(e) >= 3 and e[2] == str(user.uid) for e in _entries(passwd)):
+        wanted.append(("passwd", passwd, f"{user.uid}:*:{user.uid}:{user.gid}:container user:"
+                                        f"{user.home}:/bin/sh\n"))
+    group = _read_image_file(rootfs, "/etc/group")
+    if group and not any(len(e) >= 3 and e[2] == str(user.gid) for e in _entries(group)):
+        wanted.append(("group", group, f"{user.gid}:x:{user.gid}:{user.uid}\n"))
+    for name, text, line in wanted:
+        dest = f"/etc/{name}"
+        if dest in user_dests:
+            continue
+        body = text + ("" if text.endswith("\n") else "\n") + line
+        if read_only:
+            path = os.path.join(userdata, name)
+            with open(path, "w") as f:
+                f.write(body)
+            os.chmod(path, 0o644)
+            mounts.append({"destination": dest, "type": "bind", "source": path,
+                           "options": ["bind", "rprivate", "ro", "nosuid", "noexec", "nodev"]})
+            continue
+        target = resolve_in_root(rootfs, dest)
+        fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK |
+                     os.O_CLOEXEC)
+        with os.fdopen(fd, "w") as f:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                f.write(body[len(text):])
+
+
 def _group_id(groups: list[list[str]], ref: str, msg: str) -> int:
     if ref.isdigit():
         return int(ref)
@@ -814,6 +849,9 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
                             "source": os.path.join(inp.userdata, fname),
                             "options": ["bind", "rprivate", *etc_ro, "nosuid", "noexec",
                                         "nodev"]})
+
+    # -- a user the image does not know gets entries, as podman adds them ----------------------
+    _add_user_entries(inp.rootfs, user, inp.userdata, mounts_spec, opts.read_only, user_dests)
 
     # -- the working directory -------------------------------------------------------------------
     if opts.workdir != "/" and not any(opts.workdir == d or opts.workdir.startswith(d + "/")

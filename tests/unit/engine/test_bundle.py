@@ -485,3 +485,18 @@ def test_a_fifo_or_device_as_the_images_passwd_is_not_read(env):
     with pytest.raises(BundleError, match="unable to find user web"):
         env(ContainerOptions(image="i", user="web"))
     assert env(ContainerOptions(image="i", user="0")).spec["process"]["user"]["uid"] == 0
+
+
+def test_a_uid_the_image_does_not_know_gets_podmans_entries(env):
+    env(ContainerOptions(image="i", user="4321:99"))
+    assert (env.rootfs / "etc" / "passwd").read_text().splitlines()[-1] == \
+        "4321:*:4321:99:container user:/:/bin/sh"
+    assert (env.rootfs / "etc" / "group").read_text().splitlines()[-1] == "99:x:99:4321"
+    before = (env.rootfs / "etc" / "passwd").read_text()
+    env(ContainerOptions(image="i", user="web"))            # known: nothing added
+    assert (env.rootfs / "etc" / "passwd").read_text() == before
+    out = env(ContainerOptions(image="i", user="777", read_only=True))
+    m = mounts_by_dest(out.spec)["/etc/passwd"]
+    assert m["source"] == str(env.userdata / "passwd") and "ro" in m["options"]
+    assert (env.userdata / "passwd").read_text().endswith("777:*:777:0:container user:/:/bin/sh\n")
+    assert "777:" not in (env.rootfs / "etc" / "passwd").read_text()
