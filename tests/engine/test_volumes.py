@@ -34,6 +34,10 @@ def test_create_ls_inspect_exists_rm_in_podmans_shapes(rongqi: Rongqi):
     assert rongqi("volume", "ls", "-q", "--filter", "label=team=web").stdout == "scratch\n"
     assert rongqi("volume", "ls", "--format", "{{.Name}}:{{.Driver}}").stdout == \
         "data:local\nscratch:local\n"
+    # A volume with mount options is that filesystem in the container.
+    df = rongqi("run", "--rm", "-v", "scratch:/t", "busybox", "sh", "-c",
+                "grep ' /t ' /proc/mounts; df -k /t | tail -1").stdout.splitlines()
+    assert df[0].startswith("tmpfs /t tmpfs ") and df[1].split()[1] == "1024"
     info = json.loads(rongqi("volume", "inspect", "scratch").stdout)
     assert len(info) == 1
     v = info[0]
