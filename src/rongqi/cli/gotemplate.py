@@ -1623,7 +1623,8 @@ class Template:
         try:
             state.walk_list(data, self.nodes)
         except _ExecError as e:
-            raise TemplateError(self._exec_message(e)) from None
+            # One line, whatever value the message quotes (Go would print its newlines)
+            raise TemplateError(self._exec_message(e).replace("\n", "\\n")) from None
         except RecursionError:
             raise TemplateError(f"template: {self.name}: exceeded maximum template depth "
                                 f"({_MAX_DEPTH})") from None
