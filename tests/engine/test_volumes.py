@@ -93,6 +93,13 @@ def test_a_volume_in_use_is_refused_and_rm_f_removes_its_containers(rongqi: Rong
     assert rongqi("volume", "ls", "-q", "--filter", "dangling=true").stdout == ""
     assert rongqi("volume", "rm", "-f", "busy").stdout == "busy\n"
     assert rongqi.ids() == []
+    # A running user is stopped first; -t is how long its stop waits before the kill.
+    rongqi("volume", "create", "busy")
+    rongqi("run", "-d", "--name", "runner", "-v", "busy:/data", "busybox", "sleep", "60")
+    import time
+    t = time.monotonic()
+    assert rongqi("volume", "rm", "-f", "-t", "0", "busy").stdout == "busy\n"
+    assert time.monotonic() - t < 8 and rongqi.ids() == []
 
 
 def test_rm_v_removes_anonymous_volumes_and_keeps_named_ones(rongqi: Rongqi):

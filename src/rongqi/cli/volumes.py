@@ -200,7 +200,7 @@ def cmd_rm(ctx: Any, a: argparse.Namespace) -> int:
     rc = 0
     for name in names:
         try:
-            store.remove(name, force=a.force, engine=engine)
+            store.remove(name, force=a.force, engine=engine, timeout=a.time)
         except VolumeError as e:
             rc = rc or _error(e)
             continue

@@ -257,16 +257,18 @@ class VolumeStore:
                     continue  # half-made by a create that died: not a volume
             return out
 
-    def remove(self, name: str, force: bool = False, engine: Any = None) -> None:
+    def remove(self, name: str, force: bool = False, engine: Any = None,
+               timeout: float | None = None) -> None:
         """Remove a volume; one that containers use is refused, or with force the containers
-        are removed first (podman's rm -f). Without an engine no container is looked at."""
+        are removed first (podman's rm -f; timeout: seconds their stop waits before the
+        kill). Without an engine no container is looked at."""
         vol = self.get(name)
         users = in_use(name, engine) if engine is not None else []
         if users:
             if not force:
                 raise VolumeInUse(name, users)
             for cid in users:
-                engine.remove(cid, force=True)
+                engine.remove(cid, force=True, timeout=timeout)
         with self._lock():
             self._load(name)  # still there: two rm at once give one error
             # Renamed away first so a crash mid-removal leaves no half a volume under its name.
