@@ -300,3 +300,33 @@ def test_cp_diff_commit_through_a_user_namespace(rq, tmp_path):
     out = rq("run", "--rm", "nsimage", "stat", "-c", "%u:%g", "/tmp/own", "/bin/busybox",
              check=True).stdout
     assert out == "5:6\n0:0\n"
+
+
+def test_cp_refuses_a_recorded_pid_that_is_not_the_containers(box, tmp_path):
+    """A pid reused by a host process (simulated: the record points at a host `sleep`) must not
+    make cp read or write the host's "/" as the container's."""
+    import subprocess
+    host = subprocess.Popen(["sleep", "60"])
+    e = box.engine()
+    try:
+        with e.locked("box") as c:
+            real = c.state["pid"]
+            c.state["pid"] = host.pid
+            c.save_state()
+        try:
+            r = box("cp", "box:/etc/hostname", str(tmp_path / "h"))
+            assert r.returncode == 125 and "is not the container's" in r.stderr
+            (tmp_path / "p").write_text("x")
+            r = box("cp", str(tmp_path / "p"), f"box:{tmp_path}/written")
+            assert r.returncode == 125 and not (tmp_path / "written").exists()
+            # top lists the runtime's processes of the container, never the host's sleep
+            cmds = [line.split(None, 7)[-1] for line in
+                    box("top", "box", check=True).stdout.splitlines()[1:]]
+            assert cmds == ["sleep 600"]
+        finally:
+            with e.locked("box") as c:
+                c.state["pid"] = real
+                c.save_state()
+    finally:
+        host.kill()
+        host.wait()

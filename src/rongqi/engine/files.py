@@ -76,25 +76,50 @@ def _same_dir(a: os.stat_result, b: os.stat_result) -> bool:
 
 
 def _running_root(engine: Engine, c: Container) -> int:
-    """An fd of the container's root as its init sees it, checked to be the snapshot's root:
-    a pid that ended and was reused by a host process must not give the host's "/"."""
+    """An fd of the container's root as its init sees it, checked to be the container's: a
+    pid that ended and was reused by a host process must never give the host's "/".
+
+    The check: the root is the snapshot's mount (same device and inode). Where the snapshot is
+    mounted inside the container's own user namespace (storage mode userns) the host has no
+    such mount to compare with; then the process, pinned by a pidfd taken before the root was
+    opened, must still be alive afterwards and be one of the runtime's processes of the
+    container (its cgroup's)."""
+    import signal
     pid = int(c.state.get("pid") or 0)
     if pid <= 0:
         raise EngineError(f"container {c.id} has no process")
-    proc = os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    gone = EngineError(f"container {c.id}: its process {pid} is gone (did it just exit?)")
     try:
-        fd = os.open("root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=proc)
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        raise gone from None
+    try:
+        try:
+            proc = os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                fd = os.open("root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=proc)
+            finally:
+                os.close(proc)
+        except (FileNotFoundError, ProcessLookupError):
+            raise gone from None
+        try:
+            snap = _snapshot(engine, c)
+            if _same_dir(os.fstat(fd), os.stat(snap.rootfs)):
+                return fd
+            ok = snap.mode == "userns" and pid in engine.runtime.ps(c.id)
+            try:
+                signal.pidfd_send_signal(pidfd, 0)
+            except ProcessLookupError:
+                ok = False
+            if not ok:
+                raise EngineError(f"container {c.id}: the root of process {pid} is not the "
+                                  "container's (did it just exit?)")
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise
     finally:
-        os.close(proc)
-    try:
-        snap = _snapshot(engine, c)
-        if not _same_dir(os.fstat(fd), os.stat(snap.rootfs)):
-            raise EngineError(f"container {c.id}: the root of process {pid} is not the "
-                              "container's (did it just exit?)")
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+        os.close(pidfd)
 
 
 @contextlib.contextmanager
