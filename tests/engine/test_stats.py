@@ -59,7 +59,8 @@ def test_stats_cpu_of_a_busy_container(rq):
     r = rq("stats", "--no-stream", "--format", "{{.CPUPerc}} {{.AVGCPU}} {{.UpTime}}", "busy",
            check=True)
     cpu, avg, used = r.stdout.split()
-    assert float(cpu.rstrip("%")) > 20 and float(avg.rstrip("%")) > 20
+    # a busy loop: well above an idle container's ~0% even on a loaded, shared host
+    assert float(cpu.rstrip("%")) > 5 and float(avg.rstrip("%")) > 5
     assert used.endswith("s")
 
 
