@@ -532,7 +532,8 @@ class _InitStateJson:
 
 
 class _InitJob:
-    """What the helper does for create, as methods of a value that pickles."""
+    """What the helper does for create, as methods of a plain value (it may travel to a
+    re-exec'd helper: see spawn_in_cgroup and oci/jobcodec.py)."""
 
     __slots__ = ("sc", "c", "new_time")
 
@@ -578,7 +579,7 @@ def spawn_in_cgroup(sc: sysc.Syscalls, cg, flags: int, early_joins, prepare, aft
     (CVE-2019-5736 class, see linux/exeguard.py). When ours is not protected (a launcher
     started from a writable path, a caller's own interpreter), the helper re-execs through
     a protected interpreter first (it costs an interpreter start): prepare, after_joins and
-    child_main must then pickle (bound methods of plain values).
+    child_main then travel to it (oci/jobcodec.py: bound methods of plain values).
     """
     from rongqi.linux import exeguard
 
@@ -700,7 +701,7 @@ def _reexec_helper(reexec, job: tuple) -> None:
     the execve and marked again on the other side, so the helper (and the process it
     clones) holds exactly what it would have held without the re-exec.
     """
-    import _pickle
+    from rongqi.oci import jobcodec
 
     cloexec = []
     for name in os.listdir("/proc/self/fd"):
@@ -718,7 +719,7 @@ def _reexec_helper(reexec, job: tuple) -> None:
     # A forked helper holds every module the runtime had imported, and the init relies on that
     # after pivot_root (the host's library is then out of reach): import the same ones.
     modules = [m for m in sys.modules if m.startswith(_REEXEC_MODULES) or m in _REEXEC_STDLIB]
-    payload = _pickle.dumps((cloexec, modules, job), 4)
+    payload = jobcodec.dumps((cloexec, modules, job))
     mfd = os.memfd_create("rongqi-helper-job", 0)
     view = memoryview(payload)
     while view:
@@ -731,9 +732,8 @@ def _reexec_helper(reexec, job: tuple) -> None:
 def reexec_helper_main(job_fd: int, rep_w: int) -> None:
     """The helper, re-exec'd under a protected interpreter (see spawn_in_cgroup): never returns."""
     try:
-        import _pickle
-
         import rongqi.fastjson  # noqa: F401 - the init's state json, after pivot_root
+        from rongqi.oci import jobcodec
         import rongqi.oci.init  # noqa: F401
 
         data = b""
@@ -743,7 +743,7 @@ def reexec_helper_main(job_fd: int, rep_w: int) -> None:
                 break
             data += chunk
         os.close(job_fd)
-        cloexec, modules, job = _pickle.loads(data)
+        cloexec, modules, job = jobcodec.loads(data)
         for name in modules:
             try:
                 __import__(name)

@@ -273,7 +273,7 @@ def _no_state(status: str) -> bytes:
 
 
 class _ExecJob:
-    """What the helper does for exec, as methods of a value that pickles (the helper may
+    """What the helper does for exec, as methods of a plain value (the helper may
     re-exec under a protected interpreter: see container.spawn_in_cgroup)."""
 
     __slots__ = ("sc", "c", "proc", "root_fd")
