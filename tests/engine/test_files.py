@@ -330,3 +330,16 @@ def test_cp_refuses_a_recorded_pid_that_is_not_the_containers(box, tmp_path):
     finally:
         host.kill()
         host.wait()
+
+
+def test_commit_volumes_become_the_images_volumes(rq, tmp_path):
+    rq("run", "-d", "--name", "vc", "-v", "/anon", "-v", "named:/named", "-v",
+       f"{tmp_path}:/bound", "busybox", "sleep", "600", check=True)
+
+    def volumes(image: str) -> list[str]:
+        info = json.loads(rq("image", "inspect", image, check=True).stdout)[0]
+        return sorted(info["Config"].get("Volumes") or {})
+    rq("commit", "vc", "vols1", check=True)
+    assert volumes("localhost/vols1:latest") == ["/anon"]
+    rq("commit", "--include-volumes", "vc", "vols2", check=True)
+    assert volumes("localhost/vols2:latest") == ["/anon", "/bound", "/named"]

@@ -142,3 +142,27 @@ def test_port_shows_recorded_mappings(rq):
     cid = rq.engine().get("web").id
     assert rq("port", "--all", check=True).stdout.startswith(f"{cid[:12]}\t80/tcp -> ")
     assert rq("container", "port", "web", "80", check=True).stdout == "0.0.0.0:8080\n"
+
+
+def test_stats_on_a_terminal_redraws_the_table_in_place(rq):
+    import pty
+    rq("run", "-d", "--name", "tt", "busybox", "sleep", "600", check=True)
+    master, slave = pty.openpty()
+    p = rq.popen("stats", "--interval", "1", stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    out = b""
+    try:
+        deadline = time.monotonic() + 20
+        while out.count(b"\x1b[2J") < 2 and time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1)
+            if ready:
+                try:
+                    out += os.read(master, 65536)
+                except OSError:
+                    break
+    finally:
+        p.kill()
+        p.wait()
+        os.close(master)
+    # each sample: cursor home and clear, then the whole table again
+    assert out.count(b"\x1b[H\x1b[2J") >= 2 and out.count(b" tt ") >= 2

@@ -67,7 +67,8 @@ def _commit_args(sp: argparse.ArgumentParser) -> None:
     _bool_flag(sp, ["--squash"], "squash", False,
                "one layer holding the whole filesystem, instead of a layer of the changes")
     _bool_flag(sp, ["--include-volumes"], "include_volumes", False,
-               "accepted for podman; the container's volumes stay the image's VOLUMEs")
+               "every volume and bind mount of the container becomes a VOLUME of the image "
+               "(by default only its anonymous volumes)")
     sp.add_argument("container")
     sp.add_argument("image", nargs="?", default="")
 
@@ -179,7 +180,8 @@ def cmd_commit(ctx: Any, a: argparse.Namespace) -> int:
     from rongqi.engine import files
     image_id = files.commit(_engine(ctx), a.container, a.image, changes=a.change,
                             message=a.message, author=a.author, pause=a.pause,
-                            squash=a.squash, fmt=a.format)
+                            squash=a.squash, fmt=a.format,
+                            include_volumes=a.include_volumes)
     print(image_id)
     return 0
 

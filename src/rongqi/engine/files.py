@@ -560,9 +560,24 @@ def commit_name(name: str) -> str:
     return str(reference.parse(name))
 
 
+def _volumes(c: Container, include_volumes: bool) -> list[str]:
+    """Destinations that become the image's VOLUMEs, as podman's commit picks them: the
+    container's anonymous volumes; with --include-volumes every volume and bind mount."""
+    anonymous = set(c.config.get("anonymous_volumes") or [])
+    out = []
+    for m in c.config.get("mounts") or []:
+        kind, dest = m.get("Type"), m.get("Destination")
+        if not dest:
+            continue
+        if include_volumes and kind in ("volume", "bind") or \
+                kind == "volume" and m.get("Name") in anonymous:
+            out.append(dest)
+    return out
+
+
 def commit(engine: Engine, ref: str, name: str = "", *, changes: list[str] | None = None,
            message: str = "", author: str = "", pause: bool = True, squash: bool = False,
-           fmt: str = "oci") -> str:
+           fmt: str = "oci", include_volumes: bool = False) -> str:
     """podman commit: the container's changes as a new layer (whiteouts and opaque markers)
     over its image, the config from the container and -c changes; stored under `name` and
     unpacked so it runs at once. Returns the image id (the config digest)."""
@@ -594,6 +609,9 @@ def commit(engine: Engine, ref: str, name: str = "", *, changes: list[str] | Non
                 if paused:
                     engine.runtime.resume(c.id)
             cfg_obj = _container_config(engine, c, base)
+            vols = _volumes(c, include_volumes)
+            if vols:
+                cfg_obj["Volumes"] = {**(cfg_obj.get("Volumes") or {}), **{v: {} for v in vols}}
             command = " ".join(c.config.get("command") or [])
         diff_id = "sha256:" + tee.h.hexdigest()
         with open(tmp, "rb") as f:
