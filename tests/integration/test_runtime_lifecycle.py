@@ -118,6 +118,38 @@ def test_state_says_created_until_start_and_running_after(oci_binary, runtime_ro
     assert open(f"/proc/{st['pid']}/comm").read().strip() == "sleep"
 
 
+def test_a_start_killed_during_start_container_hooks_leaves_a_consistent_state(
+        oci_binary, runtime_root, bundle_factory, unique_id):
+    bundle = bundle_factory(["sleep", "30"])
+    edit_config(bundle, lambda cfg: cfg.__setitem__(
+        "hooks", {"startContainer": [{"path": "/bin/sleep", "args": ["sleep", "1"]}]}))
+    assert oci(oci_binary, runtime_root, "create", "-b", bundle, unique_id).returncode == 0
+    pid = state(oci_binary, runtime_root, unique_id)["pid"]
+    p = subprocess.Popen([oci_binary, "--root", runtime_root, "start", unique_id], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while _children_comm(pid) != ["sleep"]:
+        assert time.monotonic() < deadline, "the startContainer hook never ran"
+        time.sleep(0.01)
+    p.kill()  # while the hook runs
+    p.wait()
+    deadline = time.monotonic() + 10
+    while open(f"/proc/{pid}/comm").read().strip() != "sleep":
+        assert time.monotonic() < deadline, "the program never ran"
+        time.sleep(0.02)
+    assert state(oci_binary, runtime_root, unique_id)["status"] == "running"
+    r = oci(oci_binary, runtime_root, "start", unique_id, timeout=10)
+    assert r.returncode != 0 and "cannot start an already running container" in r.stderr
+
+
+def _children_comm(pid: int) -> list[str]:
+    try:
+        kids = open(f"/proc/{pid}/task/{pid}/children").read().split()
+        return [open(f"/proc/{k}/comm").read().strip() for k in kids]
+    except OSError:
+        return []
+
+
 def test_failing_execve_is_reported_as_runc_reports_it(oci_binary, runtime_root, bundle_factory, unique_id):
     """An executable the kernel cannot run (ENOEXEC): runc's init prints `exec PATH: exec format
     error` on the container's stderr and exits 1; `start` itself succeeds."""

@@ -924,7 +924,12 @@ def start(root: str, cid: str) -> statemod.State:
 def _release_init(st: statemod.State) -> None:
     """The start handshake (see init._await_start): open exec.fifo, read the init's byte,
     then read on to EOF, which comes when the init execs the program (its end of the fifo
-    is close-on-exec) or exits. As runc's start: return once the program runs."""
+    is close-on-exec) or exits. As runc's start: return once the program runs.
+
+    The fifo is removed as soon as the byte is read (runc: at EOF), so that a `start` killed
+    while startContainer hooks run leaves no container that says "created" while its
+    program runs; `state` then says running while those hooks run.
+    """
     import select
 
     fifo = os.path.join(st.dir, statemod.FIFO)
@@ -942,12 +947,12 @@ def _release_init(st: statemod.State) -> None:
                     break
             if not st.init_alive():
                 raise ContainerStateError("cannot start a container that has stopped (its init exited)")
+        os.unlink(fifo)
         os.set_blocking(fd, True)
         while os.read(fd, 64):
             pass
     finally:
         os.close(fd)
-    os.unlink(fifo)
 
 
 def _run_hooks_warn(kind: str, st: statemod.State) -> None:
