@@ -289,7 +289,7 @@ class LeakChecker:
                 ambiguous.procs.append(p)
 
         for mid, m in after.mounts.items():
-            if mid in before.mounts or _exe_guard_mount(m):
+            if mid in before.mounts or (_exe_guard_mount(m) and not self._under_basetemp(m.mountpoint)):
                 continue
             if self._under_basetemp(m.mountpoint) or self.basetemp in m.line or self.tag in m.line:
                 ours.mounts.append(m)
