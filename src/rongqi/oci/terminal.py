@@ -16,6 +16,7 @@ from rongqi.errors import RongqiError
 
 TIOCGPTN = 0x80045430
 TIOCSPTLCK = 0x40045431
+TIOCGPTPEER = 0x5441  # Linux 4.13: an fd of the slave, from the master
 TIOCSCTTY = 0x540E
 TIOCSWINSZ = 0x5414
 
@@ -40,7 +41,9 @@ def open_pty(size: tuple[int, int] | None = None) -> tuple[int, int, str]:
         fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
         n = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0\0\0\0"))[0]
         name = f"/dev/pts/{n}"
-        slave = os.open(name, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        # The slave straight from the master, not by its path: in the container's view
+        # /dev/pts/N could be anything (runc, CVE-2025-52565).
+        slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     except BaseException:
         os.close(master)
         raise
@@ -71,10 +74,16 @@ def setup_console(sc, sock_fd: int, size: tuple[int, int] | None) -> None:
     for fd in (0, 1, 2):
         os.dup2(slave, fd)
     # /dev/console is the container's terminal too.
+    # Bound from the slave we hold onto a /dev/console that is no symlink, both by fd: never
+    # a path that the container's view could swap (CVE-2025-52565).
     try:
         fd = os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         os.close(fd)
-        sc.mount(name, "/dev/console", "bind", 4096)  # MS_BIND
+        target = os.open("/dev/console", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            sc.mount(f"/proc/self/fd/{slave}", f"/proc/self/fd/{target}", "bind", 4096)  # MS_BIND
+        finally:
+            os.close(target)
     except OSError:
         pass  # a read-only /dev: the pty still is stdio and the controlling terminal
     os.close(slave)
