@@ -611,8 +611,10 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
     stop_signal = signal_number(opts.stop_signal)
     if opts.stop_timeout is None:
         opts.stop_timeout = 10
-    if opts.no_healthcheck:
-        opts.healthcheck = None
+    if opts.no_healthcheck or (opts.healthcheck is not None
+                               and opts.healthcheck.test[:1] == ["NONE"]):
+        opts.healthcheck = None     # --health-cmd none disables the image's check too
+        opts.no_healthcheck = True
     elif opts.healthcheck is None and cfg.get("Healthcheck"):
         hc = cfg["Healthcheck"]
         test = list(hc.get("Test") or [])

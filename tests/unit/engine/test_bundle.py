@@ -444,6 +444,8 @@ def test_image_stop_signal_healthcheck_labels_ports(env):
     assert out.opts.labels == {"a": "1", "b": "user"}
     assert out.opts.healthcheck == Healthcheck(test=["CMD-SHELL", "true"], interval=5.0, retries=2)
     assert env(ContainerOptions(image="i", no_healthcheck=True), config=cfg).opts.healthcheck is None
+    assert env(ContainerOptions(image="i", healthcheck=Healthcheck(test=["NONE"])),
+               config=cfg).opts.healthcheck is None
     with pytest.raises(BundleError, match="invalid signal: FOO"):
         env(ContainerOptions(image="i", stop_signal="FOO"))
 
