@@ -134,12 +134,17 @@ say "set $OCI shebang: $(head -n1 "$OCI")"
 # read-only bind of the interpreter laid over $VENV/bin/python3 (the symlink the launchers'
 # shebangs name) makes it one no container can open for writing, with no re-exec on each call
 # (docs/security.md). The marker lets the runtime lay it again when it finds it gone (a reboot).
+# Run again after the system's Python was upgraded: the bind is then renewed.
 touch "$VENV/.rongqi-exe-guard"
-"$VENV/bin/python3" -I -c 'import sys; from rongqi.linux import exeguard; exeguard.protect_launcher(sys.argv[1])' \
-    "$VENV/bin/python3" || die "cannot protect $VENV/bin/python3 (a read-only bind of the interpreter)"
-"$VENV/bin/python3" -I -c 'import sys; from rongqi.linux import exeguard; sys.exit(not exeguard.self_protected())' \
-    || die "$VENV/bin/python3 still starts an unprotected interpreter"
-say "protected $VENV/bin/python3: a read-only bind of the interpreter lies over it"
+if "$VENV/bin/python3" -I -c 'import sys; from rongqi.linux import exeguard
+exeguard.protect_launcher(sys.argv[1], interpreter=sys.argv[2])' "$VENV/bin/python3" "$(readlink -f "$PYTHON")" &&
+    "$VENV/bin/python3" -I -c 'import sys; from rongqi.linux import exeguard; sys.exit(not exeguard.self_protected())'; then
+    say "protected $VENV/bin/python3: a read-only bind of the interpreter lies over it"
+else
+    # No mount possible here (inside a container, say): still safe, each create/exec then
+    # re-execs its helper through a protected copy, at the price of an interpreter start.
+    say "warning: cannot lay a read-only bind over $VENV/bin/python3; the runtime will re-exec (slower)"
+fi
 
 mkdir -p "$BIN_DIR"
 for tool in rongqi-oci rongqi; do

@@ -180,3 +180,23 @@ def test_in_process_create_reexecs_the_helper_through_a_sealed_copy_where_no_mou
             os.close(fd)
     finally:
         container.delete(root, cid, force=True)
+
+
+def test_protect_launcher_replaces_a_bind_of_an_older_interpreter(tmp_path: Path, ro_bind: Path):
+    # After the system's Python is upgraded, install.sh renews the bind over the venv's path.
+    link = tmp_path / "venv" / "bin" / "python3"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(INTERPRETER)
+    old = tmp_path / "python-copy"  # ro_bind's file: another inode, standing for the old Python
+    exeguard.protect_launcher(str(link), interpreter=str(old))
+    try:
+        assert os.stat(link).st_ino == os.stat(old).st_ino
+        exeguard.protect_launcher(str(link), interpreter=INTERPRETER)
+        assert os.stat(link).st_ino == os.stat(INTERPRETER).st_ino and exeguard.is_protected(str(link))
+        with open("/proc/self/mountinfo") as f:
+            assert sum(1 for line in f if line.split()[4] == str(link)) == 1
+    finally:
+        subprocess.run(["umount", "-l", str(link)], check=False)
+        subprocess.run(["umount", "-l", exeguard.guard_path(os.stat(old))], check=False)
+        if os.path.exists(exeguard.guard_path(os.stat(old))):
+            os.unlink(exeguard.guard_path(os.stat(old)))

@@ -170,11 +170,12 @@ def guard_path(st: os.stat_result) -> str:
     return f"{GUARD_DIR}/python-{st.st_dev:x}-{st.st_ino}"
 
 
-def protected_bind(sc=None) -> str:
-    """A read-only bind mount of this process's interpreter file in GUARD_DIR (made once per
-    boot, then reused); returns its path. Root of the initial user namespace only.
+def protected_bind(sc=None, exe: str = "/proc/self/exe") -> str:
+    """A read-only bind mount of an interpreter file (by default this process's own) in
+    GUARD_DIR, made once per boot, then reused; returns its path. Root of the initial user
+    namespace only.
 
-    The bind is made from /proc/self/exe itself, so it is exactly the file we run (never a
+    The bind is made from an fd of exe (for /proc/self/exe exactly the file we run, never a
     path that could have been swapped since). GUARD_DIR is bound onto itself and made a
     private mount first: a bind below it propagates to no other mount namespace, so no
     container ever holds a copy of it that it could remount.
@@ -182,7 +183,7 @@ def protected_bind(sc=None) -> str:
     from rongqi.linux import syscall as sysc
 
     sc = sc or sysc.SYSCALLS
-    st = os.stat("/proc/self/exe")
+    st = os.stat(exe)
     target = guard_path(st)
     if _is_bind_of(target, st):
         return target
@@ -199,11 +200,13 @@ def protected_bind(sc=None) -> str:
         sc.mount(None, GUARD_DIR, None, MS_PRIVATE)
         if not os.path.exists(target):
             os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o755))
-        exe = os.open("/proc/self/exe", os.O_PATH | os.O_CLOEXEC)
+        src = os.open(exe, os.O_PATH | os.O_CLOEXEC)
         try:
-            sc.mount(f"/proc/self/fd/{exe}", target, None, MS_BIND)
+            if (os.fstat(src).st_dev, os.fstat(src).st_ino) != (st.st_dev, st.st_ino):
+                raise OSError(16, f"{exe} changed while it was being protected")
+            sc.mount(f"/proc/self/fd/{src}", target, None, MS_BIND)
         finally:
-            os.close(exe)
+            os.close(src)
         sc.mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
         if not _is_bind_of(target, st):
             raise OSError(30, f"{target}: the read-only bind of the interpreter did not take")
@@ -212,17 +215,22 @@ def protected_bind(sc=None) -> str:
         os.close(lock)
 
 
-def protect_launcher(link: str, sc=None) -> None:
+def protect_launcher(link: str, sc=None, interpreter: str = "/proc/self/exe") -> None:
     """Cover a launcher's interpreter path (a venv's bin/python3, a symlink) with the
     read-only bind of the interpreter, so that every later start through it is protected
     without a re-exec. The mount lies on the symlink itself: unmounted (a reboot), the path
-    is the symlink again and still starts Python."""
+    is the symlink again and still starts Python. A bind of another file there (the system's
+    Python was upgraded since) is replaced."""
     from rongqi.linux import syscall as sysc
 
     sc = sc or sysc.SYSCALLS
-    src = protected_bind(sc)
-    if is_protected(link) and os.stat(link).st_ino == os.stat(src).st_ino:
-        return
+    src = protected_bind(sc, interpreter)
+    want = os.stat(src)
+    if is_protected(link):
+        cur = os.stat(link)
+        if (cur.st_dev, cur.st_ino) == (want.st_dev, want.st_ino):
+            return
+        sc.umount2(link, 2)  # MNT_DETACH: processes running the old file keep it
     dst = os.open(link, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         sc.mount(src, f"/proc/self/fd/{dst}", None, MS_BIND)
