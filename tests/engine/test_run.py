@@ -203,3 +203,12 @@ def test_start_attach_runs_a_created_container_in_the_foreground(rq):
     rq("create", "--name", "si", "-i", "busybox", "sh", "-c", "read x; echo got $x", check=True)
     r = rq("start", "-a", "-i", "si", input="it\n")
     assert (r.returncode, r.stdout) == (0, "got it\n")
+
+
+def test_a_create_that_fails_leaves_no_preforked_monitor(rq):
+    """run forks the monitor-to-be before create (engine/monitor.py Preforked); a create that
+    fails (an unknown image) must leave no process (the leak check) and one Error line."""
+    r = rq("run", "--rm", "--pull", "never", "nosuchimage", "true")
+    assert r.returncode == 125 and len(r.stderr.strip().splitlines()) == 1
+    r = rq("run", "--rm", "--memory", "lots", "busybox", "true")
+    assert r.returncode == 125 and r.stderr.startswith("Error: ")

@@ -153,7 +153,17 @@ def cmd_run(ctx: Any, a: argparse.Namespace) -> int:
     if opts.log_driver == "passthrough" and opts.detach:
         raise UsageError("passthrough logging driver is not supported in detached mode")
     engine = _engine(ctx)
-    c = engine.create(opts, keep_mounted=True)  # started at once: no unmount + mount
+    from rongqi.engine import monitor
+
+    # The monitor-to-be imports the runtime on the other core while create works.
+    monitor.prefork(engine)
+    try:
+        c = engine.create(opts, keep_mounted=True)  # started at once: no unmount + mount
+    except BaseException:
+        pre = monitor._take_preforked()
+        if pre is not None:
+            pre.cancel()
+        raise
     for w in getattr(c, "warnings", []):
         print(f"WARN[0000] {w}", file=sys.stderr)
     if opts.detach:

@@ -59,32 +59,32 @@ def start_container(engine: Any, container: Any, *, attach: Any = None) -> None:
             os.unlink(os.path.join(run_dir, stale))
         except FileNotFoundError:
             pass
-    r, w = os.pipe2(os.O_CLOEXEC)
-    for f in (sys.stdout, sys.stderr):
-        try:
-            f.flush()
-        except (OSError, ValueError):
-            pass
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the forked processes
-        try:
-            os.close(r)
-            os.setsid()
-            if os.fork() != 0:
-                os._exit(0)
-            Monitor(engine, container, w, attach).main()
-            os._exit(0)
-        except BaseException as err:  # noqa: BLE001 - reported to the CLI, which shows it
+    pre = _take_preforked()
+    if pre is not None:
+        r = pre.go(container.id, attach)
+    else:
+        r, w = os.pipe2(os.O_CLOEXEC)
+        _flush()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the forked processes
             try:
-                os.write(w, f"error 125 {_describe(err)}".encode())
-            except OSError:
-                pass
-            os._exit(1)
-    os.close(w)
+                os.close(r)
+                os.setsid()
+                if os.fork() != 0:
+                    os._exit(0)
+                Monitor(engine, container, w, attach).main()
+                os._exit(0)
+            except BaseException as err:  # noqa: BLE001 - reported to the CLI, which shows it
+                try:
+                    os.write(w, f"error 125 {_describe(err)}".encode())
+                except OSError:
+                    pass
+                os._exit(1)
+        os.close(w)
+        os.waitpid(pid, 0)
     if attach is not None:
         attach.close()
     try:
-        os.waitpid(pid, 0)
         data = b""
         while True:
             chunk = os.read(r, 65536)
@@ -111,6 +111,123 @@ def start_container(engine: Any, container: Any, *, attach: Any = None) -> None:
             raise CommandError(msg, int(code))
         raise RongqiError(msg)
     raise RongqiError(f"the monitor of container {container.id} died before it started it")
+
+
+def _flush() -> None:
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except (OSError, ValueError):
+            pass
+
+
+class Preforked:
+    """A monitor forked before the container exists (`run`): it imports the runtime's modules
+    on the other core while the CLI makes the container, then waits for "go ID" (with the
+    foreground attach socket's fd) on a socketpair. Without a "go" (create failed, the CLI
+    died) it reads EOF and exits, having made nothing."""
+
+    def __init__(self, engine: Any):
+        import socket
+
+        self.chan, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.report_r, report_w = os.pipe2(os.O_CLOEXEC)
+        _flush()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the monitor-to-be
+            try:
+                self.chan.close()
+                os.close(self.report_r)
+                os.setsid()
+                if os.fork() != 0:
+                    os._exit(0)
+                _waiting_monitor(engine, theirs, report_w)
+            finally:
+                os._exit(0)
+        theirs.close()
+        os.close(report_w)
+        os.waitpid(pid, 0)
+
+    def go(self, cid: str, attach: Any) -> int:
+        """Start it on container cid; the report pipe's read end (the caller reads it)."""
+        import socket
+
+        msg = f"go {cid}".encode()
+        try:
+            if attach is not None:
+                socket.send_fds(self.chan, [msg], [attach.fileno()])
+            else:
+                self.chan.sendall(msg)
+        finally:
+            self.chan.close()
+        return self.report_r
+
+    def cancel(self) -> None:
+        """No container after all: it exits on EOF; wait for that (its report pipe closes),
+        so that nothing of this command outlives it."""
+        self.chan.close()
+        try:
+            while os.read(self.report_r, 4096):
+                pass
+        finally:
+            os.close(self.report_r)
+
+
+_preforked: Preforked | None = None
+
+
+def prefork(engine: Any) -> None:
+    """Fork the next container's monitor now (see Preforked); start_container uses it."""
+    global _preforked
+    if _preforked is None and not os.environ.get("RONGQI_NO_PREFORK"):
+        _preforked = Preforked(engine)
+
+
+def _take_preforked() -> Preforked | None:
+    global _preforked
+    pre, _preforked = _preforked, None
+    return pre
+
+
+def _waiting_monitor(engine: Any, chan: Any, report_w: int) -> None:
+    """The preforked monitor: warm up, wait for its container, then be its monitor."""
+    import socket
+
+    try:
+        # What the runtime's create needs, imported while the CLI works on the container.
+        import rongqi.engine.logs  # noqa: F401
+        import rongqi.engine.attach  # noqa: F401
+        from rongqi.linux import syscall as sysc
+
+        rt = engine.runtime
+        if type(rt).__name__ == "InProcessRuntime":
+            import rongqi.linux.rootfs  # noqa: F401
+            import rongqi.oci.container  # noqa: F401
+            import rongqi.oci.init  # noqa: F401
+        sysc.kernel()
+    except Exception:  # noqa: BLE001 - the same imports fail again later, with a report
+        pass
+    try:
+        msg, fds, _, _ = socket.recv_fds(chan, 4096, 1)
+    except OSError:
+        return
+    chan.close()
+    word, _, cid = msg.decode(errors="replace").partition(" ")
+    if word != "go":
+        for fd in fds:
+            os.close(fd)
+        return  # the CLI went away: nothing was made
+    attach = socket.socket(fileno=fds[0]) if fds else None
+    try:
+        container = engine.get(cid)
+        if hasattr(engine, "for_container"):
+            engine = engine.for_container(container)  # the runtime it was created with
+        Monitor(engine, container, report_w, attach).main()
+    except BaseException as err:  # noqa: BLE001 - reported to the CLI, which shows it
+        try:
+            os.write(report_w, f"error 125 {_describe(err)}".encode())
+        except OSError:
+            pass
 
 
 def _describe(err: BaseException) -> str:
