@@ -380,14 +380,15 @@ def _launcher_of(oci_binary: str, interpreter: str) -> list[str]:
     return [interpreter, "-IS", oci_binary]
 
 
-def _exe_attack(oci_binary, suite_root, tmp_path_factory, probe_binary, interpreter: str, name: str) -> Run:
+def _exe_attack(oci_binary, suite_root, tmp_path_factory, probe_binary, interpreter: str, name: str,
+                privileged: bool = False) -> Run:
     """The probe watches for a process of the container whose executable is the runtime's,
     while `rongqi-oci exec` (started by interpreter) runs /evil (`#!/proc/self/exe`) 25 times:
     each time the kernel runs the exec's own executable, the runtime's interpreter, as a
     process of the container (which starts with the image's C library, finds no Python
     library and exits)."""
     bundle, _ = make_bundle(oci_binary, tmp_path_factory.mktemp(name) / "bundle", probe_binary,
-                            ["exe_reopen=60"], privileged=False, files={"/evil": "#!/proc/self/exe\n"},
+                            ["exe_reopen=60"], privileged=privileged, files={"/evil": "#!/proc/self/exe\n"},
                             # An image with a C library, as most are: the interpreter can start.
                             host_files=shared_libraries(interpreter))
     return run_probe(oci_binary, suite_root, bundle, exec_while_running=True,
@@ -413,6 +414,15 @@ def exe_attack_protected_launcher(oci_binary, suite_root, tmp_path_factory, prob
         yield _exe_attack(oci_binary, suite_root, tmp_path_factory, probe_binary, str(ro), "exe-attack-ro")
     finally:
         subprocess.run(["umount", "-l", str(ro)], check=False)
+
+
+@pytest.fixture(scope="module")
+def exe_attack_privileged(oci_binary, suite_root, tmp_path_factory, probe_binary, private_interpreter) -> Run:
+    """The same from a privileged container: CAP_SYS_PTRACE also reaches the runtime's
+    processes before their execve (non-dumpable is no wall for it), CAP_SYS_ADMIN could
+    remount what it can reach."""
+    return _exe_attack(oci_binary, suite_root, tmp_path_factory, probe_binary, private_interpreter,
+                       "exe-attack-priv", privileged=True)
 
 
 def _assert_never_opened_for_writing(run: Run) -> None:
@@ -460,3 +470,7 @@ def test_rootfs_whose_proc_or_sys_is_a_symlink_is_refused(oci_binary, suite_root
     assert f'filesystem "{fstype}" must be mounted on ordinary directory' in r.stderr
     assert not os.path.exists(os.path.join(suite_root, cid))  # nothing half-made stays
     assert not any((rootfs / f"fake{directory}").iterdir())  # and nothing was mounted or written there
+
+
+def test_privileged_container_cannot_reopen_the_runtime_executable_for_writing_either(exe_attack_privileged):
+    _assert_never_opened_for_writing(exe_attack_privileged)
