@@ -1,0 +1,88 @@
+"""`rongqi build` and `rongqi image build` (owner: build): podman build's flags parsed here,
+the work in engine/build.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from rongqi.cli.run_flags import _bool_flag
+
+
+def register(add: Any, top: Any, groups: dict[str, Any]) -> None:
+    for parent in (top, groups["image"]):
+        _args(add(["build"], cmd_build, "build an image from a Containerfile", parent))
+
+
+def _args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("-f", "--file", dest="file", action="append", default=[],
+                    metavar="FILE", help="the Containerfile (default: Containerfile or "
+                    "Dockerfile in the context)")
+    sp.add_argument("-t", "--tag", dest="tag", action="append", default=[],
+                    metavar="NAME:TAG", help="name the image (repeatable)")
+    sp.add_argument("--build-arg", dest="build_arg", action="append", default=[],
+                    metavar="K=V", help="a build argument's value")
+    sp.add_argument("--target", default="", help="build this stage (and what it needs)")
+    _bool_flag(sp, ["--no-cache"], "no_cache", False, "run every step, reuse nothing")
+    sp.add_argument("--pull", nargs="?", const="always", default="missing",
+                    help="pull the FROM images: missing (default), always (--pull), never, "
+                         "newer; true/false as podman")
+    sp.add_argument("--pull-always", dest="pull", action="store_const", const="always",
+                    help=argparse.SUPPRESS)
+    sp.add_argument("--pull-never", dest="pull", action="store_const", const="never",
+                    help=argparse.SUPPRESS)
+    sp.add_argument("--network", default="none",
+                    help="the network of RUN steps: none (default), host, or a network")
+    sp.add_argument("--label", action="append", default=[], metavar="K=V",
+                    help="a label of the image")
+    sp.add_argument("--platform", default="", help="os/arch of the FROM images")
+    _bool_flag(sp, ["--tls-verify"], "tls_verify", True,
+               "verify registries' certificates when pulling (default true)")
+    _bool_flag(sp, ["-q", "--quiet"], "quiet", False, "print only the image id")
+    _bool_flag(sp, ["--layers"], "layers", True,
+               "cache each step's result (default true)")
+    sp.add_argument("--format", default="oci", help="oci (default) or docker manifest")
+    sp.add_argument("context", nargs="?", default=".", metavar="CONTEXT",
+                    help="a directory, a tar archive, or - (a Containerfile on stdin)")
+
+
+def _pairs(values: list[str], what: str, env_fallback: bool = False) -> dict[str, str]:
+    import os
+
+    from rongqi.errors import UsageError
+    out: dict[str, str] = {}
+    for v in values:
+        k, eq, val = v.partition("=")
+        if not k:
+            raise UsageError(f"invalid {what} {v!r}")
+        if not eq:
+            if env_fallback:
+                if k in os.environ:
+                    out[k] = os.environ[k]
+                continue
+            val = ""
+        out[k] = val
+    return out
+
+
+def cmd_build(ctx: Any, a: argparse.Namespace) -> int:
+    from rongqi.engine import build
+    from rongqi.errors import EngineError
+    pull = {"true": "always", "false": "missing"}.get(str(a.pull).lower(), str(a.pull).lower())
+    if pull not in ("missing", "always", "never", "newer"):
+        raise EngineError(f'invalid pull policy "{a.pull}"')
+    if a.format not in ("oci", "docker"):
+        raise EngineError(f'unrecognized image type "{a.format}"')
+    opts = build.BuildOptions(
+        context=a.context, containerfiles=list(a.file), tags=list(a.tag),
+        build_args=_pairs(a.build_arg, "build-arg", env_fallback=True), target=a.target,
+        no_cache=a.no_cache, pull=pull, network=a.network,
+        labels=_pairs(a.label, "label"), platform=a.platform, tls_verify=a.tls_verify,
+        quiet=a.quiet, layers=a.layers, fmt=a.format, stdin=sys.stdin.buffer)
+    out = sys.stdout.buffer
+    image_id = build.build(ctx.engine, opts, out)
+    out.write(image_id.encode() + b"\n")
+    out.flush()
+    return 0

@@ -1,0 +1,338 @@
+"""rongqi build with real Containerfiles, and the images it makes run: stages, layers with
+whiteouts, owners and modes, USER/WORKDIR, ARG/ENV scoping, .dockerignore, the cache, a failing
+RUN leaving nothing behind, heredocs, ADD of archives and URLs, RUN mounts, ONBUILD."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import os
+import tarfile
+import threading
+
+import pytest
+
+from rq import rq  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.root
+
+
+def _ctx(tmp_path, containerfile: str, files: dict[str, str] | None = None, name="ctx"):
+    d = tmp_path / name
+    d.mkdir()
+    (d / "Containerfile").write_text(containerfile)
+    for k, v in (files or {}).items():
+        p = d / k
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(v)
+    return d
+
+
+def _build(rq, ctx, *flags, check=True):
+    return rq("build", *flags, str(ctx), timeout=180, check=check)
+
+
+def _config(rq, name):
+    e = rq.engine()
+    _, desc = e.store.resolve(name)
+    return e.store.config(desc), e.store.manifest(desc)
+
+
+def _layer_names(rq, manifest, i):
+    e = rq.engine()
+    with e.store.open_blob(manifest["layers"][i]["digest"]) as f:
+        with tarfile.open(fileobj=f, mode="r|*") as tf:
+            return [m.name for m in tf]
+
+
+def test_multi_stage_copy_from_and_the_image_runs(rq, tmp_path):
+    ctx = _ctx(tmp_path, """\
+FROM busybox AS builder
+RUN mkdir /out && echo built > /out/result && echo unused > /out/other
+FROM busybox AS unused
+RUN exit 3
+FROM busybox
+COPY --from=builder /out/result /app/result
+CMD ["cat", "/app/result"]
+""")
+    r = _build(rq, ctx, "-t", "multi")
+    assert "[1/3] STEP 1/2: FROM busybox AS builder" in r.stdout
+    assert "exit 3" not in r.stdout          # a stage the target does not need is skipped
+    assert "Successfully tagged localhost/multi:latest" in r.stdout
+    image_id = r.stdout.strip().splitlines()[-1]
+    assert len(image_id) == 64
+    run = rq("run", "--rm", "multi", check=True)
+    assert run.stdout == "built\n"
+    cfg, manifest = _config(rq, "multi")
+    assert cfg["config"]["Cmd"] == ["cat", "/app/result"]
+    assert len(manifest["layers"]) == 2   # busybox's + the COPY
+    assert _layer_names(rq, manifest, 1) == ["app", "app/result"]
+    assert [h.get("empty_layer", False) for h in cfg["history"][-2:]] == [False, True]
+    assert rq("run", "--rm", "multi", "ls", "/out").returncode != 0
+
+
+def test_deletion_across_layers_is_a_whiteout(rq, tmp_path):
+    ctx = _ctx(tmp_path, """\
+FROM busybox
+RUN mkdir -p /d/sub && echo 1 > /d/sub/f && echo 2 > /d/keep
+RUN rm -r /d/sub && rm /bin/vi
+""")
+    _build(rq, ctx, "-t", "del")
+    _, manifest = _config(rq, "del")
+    names = _layer_names(rq, manifest, 2)
+    assert "d/.wh.sub" in names and "bin/.wh.vi" in names
+    out = rq("run", "--rm", "del", "sh", "-c", "ls /d; ls /bin/vi || echo gone", check=True)
+    assert out.stdout == "keep\ngone\n"
+
+
+def test_owners_modes_user_and_workdir(rq, tmp_path):
+    ctx = _ctx(tmp_path, """\
+FROM busybox
+COPY plain.txt /plain
+COPY --chown=1234:5678 --chmod=0751 tool /opt/tool
+COPY dir /tree/
+WORKDIR /srv
+WORKDIR data
+RUN pwd > /where && touch made-here
+USER nobody
+RUN id -un > /tmp/who
+CMD ["sh", "-c", "id -un; pwd; cat /where /tmp/who; ls -ln /plain /opt/tool /tree/a/b"]
+""", {"plain.txt": "p", "tool": "t", "dir/a/b": "b"})
+    os.chmod(ctx / "plain.txt", 0o604)
+    _build(rq, ctx, "-t", "perm")
+    out = rq("run", "--rm", "perm", check=True).stdout.splitlines()
+    assert out[:4] == ["nobody", "/srv/data", "/srv/data", "nobody"]
+    tool, plain, b = out[4:7]   # (ls sorts its arguments)
+    assert plain.startswith("-rw----r--") and " 0        0 " in plain
+    assert tool.startswith("-rwxr-x--x") and " 1234     5678 " in tool
+    assert b.startswith("-rw-r--r--")
+    assert rq("run", "--rm", "perm", "ls", "/srv/data/made-here").returncode == 0
+    cfg, _ = _config(rq, "perm")
+    assert cfg["config"]["User"] == "nobody" and cfg["config"]["WorkingDir"] == "/srv/data"
+
+
+def test_arg_and_env_scoping(rq, tmp_path):
+    ctx = _ctx(tmp_path, """\
+ARG BASE=busybox
+ARG SHARED=meta
+FROM $BASE AS one
+ARG SHARED
+ARG LOCAL=local-default
+ENV FROM_ENV=env-$LOCAL
+RUN echo "shared=$SHARED local=$LOCAL env=$FROM_ENV" > /one
+FROM $BASE
+COPY --from=one /one /one
+RUN echo "local=${LOCAL:-unset} env=${FROM_ENV:-unset} shared=${SHARED:-unset}" > /two
+ENV PATH_ADD=${LOCAL:-none}
+CMD cat /one /two
+""")
+    r = _build(rq, ctx, "-t", "args", "--build-arg", "LOCAL=given", "--build-arg", "NOPE=x")
+    assert "[Warning] one or more build-args [NOPE] were not consumed" in r.stdout
+    out = rq("run", "--rm", "args", check=True).stdout
+    assert out == "shared=meta local=given env=env-given\nlocal=unset env=unset shared=unset\n"
+    cfg, _ = _config(rq, "args")
+    env = cfg["config"]["Env"]
+    assert "PATH_ADD=none" in env and not any(e.startswith("LOCAL=") for e in env)
+
+
+def test_dockerignore(rq, tmp_path):
+    ctx = _ctx(tmp_path, "FROM busybox\nCOPY . /ctx/\n",
+               {"keep.txt": "k", "a.log": "l", "important.log": "i", "sub/deep/x.tmp": "t",
+                "sub/y": "y", ".dockerignore": "*.log\n!important.log\n**/*.tmp\n"})
+    _build(rq, ctx, "-t", "ign")
+    out = rq("run", "--rm", "ign", "find", "/ctx", "-type", "f", check=True).stdout.split()
+    assert sorted(out) == ["/ctx/.dockerignore", "/ctx/Containerfile", "/ctx/important.log",
+                           "/ctx/keep.txt", "/ctx/sub/y"]
+
+
+def test_cache_hit_then_miss_after_a_context_change(rq, tmp_path):
+    ctx = _ctx(tmp_path, """\
+FROM busybox
+RUN echo first > /first
+COPY data /data
+RUN cat /data > /copy
+""", {"data": "v1"})
+    first = _build(rq, ctx, "-t", "c1")
+    assert "Using cache" not in first.stdout
+    second = _build(rq, ctx, "-t", "c1")
+    assert second.stdout.count("--> Using cache") == 3
+    (ctx / "data").write_text("v2")
+    third = _build(rq, ctx, "-t", "c1")
+    assert third.stdout.count("--> Using cache") == 1      # only the RUN before the COPY
+    assert rq("run", "--rm", "c1", "cat", "/copy", check=True).stdout == "v2"
+    fourth = _build(rq, ctx, "--no-cache", "-t", "c1")
+    assert "Using cache" not in fourth.stdout
+
+
+def _leftovers(rq):
+    e = rq.engine()
+    snaps = [s.id for s in e.storage.snapshots()]
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line for line in f if rq.root in line]
+    rt_root = e.runtime.root
+    ctrs = [n for n in os.listdir(rt_root) if n.startswith("build-")] \
+        if os.path.isdir(rt_root) else []
+    return snaps, mounts, ctrs
+
+
+def test_failing_run_reports_step_and_code_and_leaves_nothing(rq, tmp_path):
+    ctx = _ctx(tmp_path, "FROM busybox\nRUN echo partial > /p\nRUN echo out; exit 7\n")
+    rq("pull", "busybox", check=True)
+    before = rq("images", "-q").stdout
+    r = _build(rq, ctx, "-t", "bad", check=False)
+    assert r.returncode == 7
+    assert r.stderr.strip().splitlines()[-1] == (
+        'Error: building at STEP "RUN echo out; exit 7": while running runtime: exit status 7')
+    assert "out\n" in r.stdout
+    assert rq("images", "-q").stdout == before
+    assert _leftovers(rq) == ([], [], [])
+
+
+def test_heredocs(rq, tmp_path):
+    ctx = _ctx(tmp_path, """\
+FROM busybox
+ARG NAME=world
+RUN <<EOF
+echo "hello $NAME" > /hello
+echo second line >> /hello
+EOF
+RUN <<-'EOT' sh
+	echo tabbed > /tabbed
+	EOT
+COPY <<EOF /etc/greeting
+hi ${NAME}
+EOF
+COPY <<'EOF' /raw
+keep ${NAME}
+EOF
+RUN <<EOF
+#!/bin/sh -e
+echo "from a script: $0" > /script
+EOF
+""")
+    _build(rq, ctx, "-t", "here")
+    out = rq("run", "--rm", "here", "cat", "/hello", "/tabbed", "/etc/greeting", "/raw",
+             check=True).stdout
+    assert out == "hello world\nsecond line\ntabbed\nhi world\nkeep ${NAME}\n"
+    assert "from a script" in rq("run", "--rm", "here", "cat", "/script", check=True).stdout
+
+
+def test_bad_input_is_one_line_with_file_and_line(rq, tmp_path):
+    cases = {
+        "FROM busybox\nFOO bar\n": "dockerfile parse error on line 2: unknown instruction: FOO",
+        "FROM busybox\nRUN <<EOF\necho\n": "dockerfile parse error on line 2: unterminated heredoc",
+        "FROM busybox\nCOPY ../x /x\n": "forbidden path outside the build context: ../x",
+        "FROM busybox\nCOPY link /x\n": "link: a symlink that leads outside the build context",
+        "FROM busybox\nCOPY missing /x\n": "file not found in build context",
+    }
+    for n, (text, msg) in enumerate(cases.items()):
+        ctx = _ctx(tmp_path, text, name=f"c{n}")
+        os.symlink("/etc/passwd", ctx / "link")
+        r = _build(rq, ctx, check=False)
+        assert r.returncode == 125, (text, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: ") and msg in lines[0], lines
+    ctx = _ctx(tmp_path, "FROM busybox AS a\nFROM a\n", name="tgt")
+    r = _build(rq, ctx, "--target", "nope", check=False)
+    assert r.returncode == 125 and 'target stage "nope" not found' in r.stderr
+    assert _leftovers(rq) == ([], [], [])
+
+
+def test_add_unpacks_a_local_tar_and_fetches_a_loopback_url(rq, tmp_path):
+    ctx = _ctx(tmp_path, "FROM busybox\nADD files.tar.gz /unpacked/\nADD PLACEHOLDER /fetched/\n")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        data = b"in the tar\n"
+        ti = tarfile.TarInfo("dir/inner.txt")
+        ti.size, ti.uid, ti.mode = len(data), 42, 0o640
+        tf.addfile(ti, io.BytesIO(data))
+    (ctx / "files.tar.gz").write_bytes(buf.getvalue())
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):   # noqa: N802 - http.server's name
+            body = b"served\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        text = (ctx / "Containerfile").read_text().replace(
+            "PLACEHOLDER", f"http://127.0.0.1:{srv.server_port}/page.txt")
+        (ctx / "Containerfile").write_text(text)
+        _build(rq, ctx, "-t", "add")
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    out = rq("run", "--rm", "add", "sh", "-c",
+             "cat /unpacked/dir/inner.txt /fetched/page.txt; stat -c '%u %a' "
+             "/unpacked/dir/inner.txt /fetched/page.txt", check=True).stdout
+    assert out == "in the tar\nserved\n42 640\n0 600\n"
+
+
+def test_run_mounts_cache_and_bind(rq, tmp_path):
+    ctx = _ctx(tmp_path, """\
+FROM busybox
+RUN --mount=type=cache,target=/cache echo x >> /cache/log && wc -l < /cache/log > /count
+RUN --mount=type=bind,source=src,target=/src cat /src/f > /from-bind
+""", {"src/f": "bound\n"})
+    _build(rq, ctx, "-t", "m1")
+    _build(rq, ctx, "-t", "m2", "--no-cache")
+    assert rq("run", "--rm", "m2", "cat", "/count", "/from-bind", check=True).stdout == \
+        "2\nbound\n"
+    # the mount points themselves are not in the layers
+    assert rq("run", "--rm", "m2", "sh", "-c", "ls -d /cache /src 2>&1 || true",
+              check=True).stdout.count("No such file") == 2
+
+
+def test_onbuild_triggers_run_in_the_child_build(rq, tmp_path):
+    parent = _ctx(tmp_path, "FROM busybox\nONBUILD RUN echo triggered > /trig\n", name="p")
+    _build(rq, parent, "-t", "parent")
+    cfg, _ = _config(rq, "parent")
+    assert cfg["config"]["OnBuild"] == ["RUN echo triggered > /trig"]
+    child = _ctx(tmp_path, "FROM parent\nCMD cat /trig\n", name="c")
+    _build(rq, child, "-t", "child")
+    assert rq("run", "--rm", "child", check=True).stdout == "triggered\n"
+    cfg, _ = _config(rq, "child")
+    assert not cfg["config"].get("OnBuild")
+
+
+def test_quiet_stdin_and_tar_contexts_and_metadata(rq, tmp_path):
+    text = ("FROM busybox\nLABEL a=b\nEXPOSE 80 53/udp\nVOLUME /data\nSTOPSIGNAL SIGINT\n"
+            "ENTRYPOINT [\"echo\"]\nHEALTHCHECK --interval=5s CMD true\nMAINTAINER me\n")
+    r = rq("build", "-q", "-t", "meta", "-", input=text, timeout=120, check=True)
+    assert len(r.stdout.strip()) == 64 and "\n" not in r.stdout.strip()
+    cfg, _ = _config(rq, "meta")
+    c = cfg["config"]
+    assert c["Labels"] == {"a": "b"} and set(c["ExposedPorts"]) == {"80/tcp", "53/udp"}
+    assert c["Volumes"] == {"/data": {}} and c["StopSignal"] == "SIGINT"
+    assert c["Entrypoint"] == ["echo"] and "Cmd" not in c
+    assert c["Healthcheck"] == {"Test": ["CMD-SHELL", "true"], "Interval": 5_000_000_000}
+    assert cfg["author"] == "me"
+    ctx = _ctx(tmp_path, "FROM busybox\nCOPY f /f\nCMD [\"cat\", \"/f\"]\n", {"f": "tarred"})
+    tar = tmp_path / "ctx.tar"
+    with tarfile.open(tar, "w") as tf:
+        tf.add(ctx, arcname=".")
+    rq("build", "-t", "fromtar", str(tar), timeout=120, check=True)
+    assert rq("run", "--rm", "fromtar", check=True).stdout == "tarred"
+
+
+def test_built_image_is_saved_and_read_by_skopeo(rq, tmp_path):
+    import shutil
+    import subprocess
+    if shutil.which("skopeo") is None:
+        pytest.skip("skopeo is not installed")
+    ctx = _ctx(tmp_path, "FROM busybox\nRUN echo x > /x\nCMD [\"cat\", \"/x\"]\n")
+    _build(rq, ctx, "-t", "saved")
+    arch = tmp_path / "saved.tar"
+    rq("save", "-o", str(arch), "saved", check=True)
+    r = subprocess.run(["skopeo", "inspect", "--config", f"docker-archive:{arch}"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["config"]["Cmd"] == ["cat", "/x"]
