@@ -128,7 +128,8 @@ def test_a_start_killed_during_start_container_hooks_leaves_a_consistent_state(
     p = subprocess.Popen([oci_binary, "--root", runtime_root, "start", unique_id], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
-    while _children_comm(pid) != ["sleep"]:
+    fifo = os.path.join(runtime_root, unique_id, "exec.fifo")
+    while _children_comm(pid) != ["sleep"] or os.path.exists(fifo):  # start has read the init's byte
         assert time.monotonic() < deadline, "the startContainer hook never ran"
         time.sleep(0.01)
     p.kill()  # while the hook runs
