@@ -157,6 +157,8 @@ RUN cat /data > /copy
     assert "Using cache" not in first.stdout
     second = _build(rq, ctx, "-t", "c1")
     assert second.stdout.count("--> Using cache") == 3
+    # wholly from the cache: the same image, as buildah gives
+    assert second.stdout.splitlines()[-1] == first.stdout.splitlines()[-1]
     (ctx / "data").write_text("v2")
     third = _build(rq, ctx, "-t", "c1")
     assert third.stdout.count("--> Using cache") == 1      # only the RUN before the COPY

@@ -98,9 +98,25 @@ class ImageState:
         env = [e for e in self.cfg.get("Env") or [] if e.partition("=")[0] != key]
         self.cfg["Env"] = env + [f"{key}={value}"]
 
+    def final_config(self, labels: dict[str, str] | None = None) -> dict[str, Any]:
+        """The config as an image of its own: --label's labels added, "created" the last
+        step's time (so a build wholly from the cache gives the same image id)."""
+        cfg = json.loads(json.dumps(self.config))
+        if labels:
+            cfg.setdefault("config", {})["Labels"] = {
+                **(cfg["config"].get("Labels") or {}), **labels}
+        history = cfg.get("history") or []
+        cfg["created"] = (history[-1].get("created") if history else "") or \
+            cfg.get("created") or _now()
+        cfg.setdefault("rootfs", {"type": "layers", "diff_ids": []})
+        inner = cfg.setdefault("config", {})
+        for k in [k for k, v in inner.items() if v is None]:
+            del inner[k]
+        return cfg
+
     def image_id(self) -> str:
         from rongqi.image.store import canonical_json
-        return hashlib.sha256(canonical_json(self.config)).hexdigest()
+        return hashlib.sha256(canonical_json(self.final_config())).hexdigest()
 
     def copy(self) -> ImageState:
         return ImageState(json.loads(json.dumps(self.config)), [dict(x) for x in self.layers],
@@ -345,6 +361,7 @@ class Builder:
         self.cf: cfmod.Containerfile | None = None
         self.ctx: Context | None = None
         self.step_text = ""
+        self.prefix = ""
 
     # -- the whole build --------------------------------------------------------------------
     def run(self) -> str:
@@ -371,7 +388,8 @@ class Builder:
             target = cf.stages[-1]
         order = self._needed(cf, target)
         for stage in order:
-            self.states[stage.index] = self._stage(stage, len(cf.stages) > 1, len(order))
+            self.states[stage.index] = self._stage(stage, len(cf.stages) > 1,
+                                                   stage is target)
         unused = sorted(k for k in self.opts.build_args
                         if k not in self.used_args and k not in cfmod.PROXY_ARGS)
         if unused:
@@ -447,10 +465,11 @@ class Builder:
         return self.lexer.expand(text, env)
 
     # -- a stage ------------------------------------------------------------------------------
-    def _stage(self, stage: Stage, multi: bool, count: int) -> ImageState:
+    def _stage(self, stage: Stage, multi: bool, final: bool) -> ImageState:
         steps = [None, *stage.instructions]
         total = len(steps)
         prefix = f"[{stage.index + 1}/{len(self.cf.stages)}] " if multi else ""  # type: ignore[union-attr]
+        self.prefix = prefix
         base = self._expand_meta(stage.base)
         from_text = f"FROM {base}" + (f" AS {stage.name}" if stage.name else "")
         self.progress.line(f"{prefix}STEP 1/{total}: {from_text}")
@@ -462,10 +481,11 @@ class Builder:
             for t in triggers:
                 ins = cfmod.parse_instruction(t, f"{base} ONBUILD", stage.line)
                 self.progress.line(f"{prefix}ONBUILD {t}")
-                state = self._step(stage, state, ins, args, t)
+                state = self._step(stage, state, ins, args, t, False)
         for n, ins in enumerate(stage.instructions, start=2):
             self.progress.line(f"{prefix}STEP {n}/{total}: {ins.original}")
-            state = self._step(stage, state, ins, args, ins.original)
+            state = self._step(stage, state, ins, args, ins.original,
+                               final and n == total)
         return state
 
     def _from(self, stage: Stage, base: str) -> ImageState:
@@ -477,6 +497,7 @@ class Builder:
         earlier = cf.stage(base) if not base.isdigit() else None
         if earlier is not None and earlier.index < stage.index and earlier.index in self.states:
             st = self.states[earlier.index].copy()
+            st.cmd_set = False
             return st
         from rongqi.engine import images
         try:
@@ -495,7 +516,9 @@ class Builder:
 
     # -- one step -------------------------------------------------------------------------------
     def _step(self, stage: Stage, state: ImageState, ins: Instruction,
-              args: dict[str, str | None], text: str) -> ImageState:
+              args: dict[str, str | None], text: str, last: bool) -> ImageState:
+        """One instruction; its result's id is shown unless it is the image's last step,
+        which COMMIT shows (as buildah)."""
         self.step_text = text
         start = time.monotonic()
         try:
@@ -507,10 +530,9 @@ class Builder:
         except RongqiError as e:
             raise BuildError(f'building at STEP "{text}": {e}') from None
         took = time.monotonic() - start
-        if ins.cmd in ("RUN", "COPY", "ADD") and took >= 1.0:
-            self.progress.line(f"--> {new.image_id()[:11]} ({took:.1f}s)")
-        elif ins.cmd in ("RUN", "COPY", "ADD"):
-            self.progress.line(f"--> {new.image_id()[:11]}")
+        if not last:
+            self.progress.line(f"--> {new.image_id()[:11]}" +
+                               (f" ({took:.1f}s)" if took >= 1.0 else ""))
         return new
 
     def _scope_env(self, state: ImageState, args: dict[str, str | None]) -> dict[str, str]:
@@ -527,10 +549,15 @@ class Builder:
 
     def _meta_step(self, state: ImageState, ins: Instruction, text: str,
                    change: Callable[[ImageState], None]) -> ImageState:
+        key = _hash(state.key, "meta", text)
+        hit = self._cached(key)
+        if hit is not None:
+            return self._hit(hit)
         new = state.copy()
-        new.key = _hash(state.key, "meta", text)
+        new.key = key
         change(new)
         self._history(new, f"/bin/sh -c #(nop) {text}", True)
+        self._save_cache(new)
         return new
 
     def _apply(self, stage: Stage, state: ImageState, ins: Instruction,
@@ -676,7 +703,8 @@ class Builder:
         store = self.engine.store
         if not all(store.has_blob(x["digest"]) for x in doc.get("layers") or []):
             return None
-        st = ImageState(doc["config"], doc["layers"], key, doc.get("shell") or DEFAULT_SHELL)
+        st = ImageState(doc["config"], doc["layers"], key, doc.get("shell") or DEFAULT_SHELL,
+                        bool(doc.get("cmd_set")))
         try:
             self._unpack(st)
         except RongqiError:
@@ -688,7 +716,8 @@ class Builder:
             return
         from rongqi.engine.records import write_json_atomic
         write_json_atomic(os.path.join(self.cache_dir, st.key + ".json"),
-                          {"config": st.config, "layers": st.layers, "shell": st.shell})
+                          {"config": st.config, "layers": st.layers, "shell": st.shell,
+                           "cmd_set": st.cmd_set})
 
     def _unpack(self, st: ImageState) -> None:
         self.engine.storage.unpack_layers(self.engine.store, {"layers": st.layers}, st.config)
@@ -1185,14 +1214,7 @@ class Builder:
         from rongqi.engine.files import commit_name
         from rongqi.image import media
         store = self.engine.store
-        cfg = state.copy().config
-        if self.opts.labels:
-            cfg.setdefault("config", {})["Labels"] = {
-                **(cfg["config"].get("Labels") or {}), **self.opts.labels}
-        cfg["created"] = _now()
-        cfg.setdefault("rootfs", {"type": "layers", "diff_ids": []})
-        for k in [k for k, v in (cfg.get("config") or {}).items() if v is None]:
-            del cfg["config"][k]
+        cfg = state.final_config(self.opts.labels)
         docker = self.opts.fmt == "docker"
         layers = [{**x, "mediaType": _layer_type(x.get("mediaType", ""), docker)}
                   for x in state.layers]
@@ -1206,7 +1228,8 @@ class Builder:
         self.engine.storage.unpack_image(store, mdesc.digest)
         image_id = cdesc.digest.partition(":")[2]
         names = [commit_name(t) for t in self.opts.tags]
-        self.progress.line(f"COMMIT {self.opts.tags[0] if self.opts.tags else ''}".rstrip())
+        self.progress.line(f"{self.prefix}COMMIT "
+                           f"{self.opts.tags[0] if self.opts.tags else ''}".rstrip())
         self.progress.line(f"--> {image_id[:11]}")
         if names:
             for n in names:
