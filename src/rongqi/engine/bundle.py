@@ -710,7 +710,7 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
         """chown to the host ids of a container user; an ordinary user can give only their
         own ids (the rest of their range belongs to their namespace, not to them here)."""
         host = to_host(uid, gid)
-        if inp.rootless and host != (own_uid, own_gid):
+        if (inp.rootless or own_uid != 0) and host != (own_uid, own_gid):
             return
         if host != (os.stat(path).st_uid, os.stat(path).st_gid):
             os.chown(path, *host)

@@ -353,6 +353,7 @@ def test_devices_with_cgroup_rules(env):
 
 def test_uidmap_makes_a_user_namespace_and_shifts_the_snapshots_owners(env, monkeypatch):
     chowned = {}
+    monkeypatch.setattr(os, "geteuid", lambda: 0)   # a root engine's namespace, without root
     monkeypatch.setattr(os, "chown", lambda p, u, g, **k: chowned.__setitem__(str(p), (u, g)))
     monkeypatch.setattr(os, "lchown", lambda p, u, g: chowned.__setitem__(str(p), (u, g)))
     out = env(ContainerOptions(image="i", uidmap=[IdMap(0, 100000, 65536)]))
