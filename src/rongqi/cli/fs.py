@@ -250,7 +250,7 @@ def cmd_stats(ctx: Any, a: argparse.Namespace) -> int:
                                  DEFAULT_STATS_FORMAT.replace("\t", " "),
                                  headers=statsmod.STATS_HEADERS)
         if tty and not a.no_stream and not a.no_reset:
-            sys.stdout.write("\033[H\033[2J")   # home, clear: the table updated in place
+            text = "\033[H\033[2J" + text   # home, clear: the table updated in place
         sys.stdout.write(text)
         sys.stdout.flush()
         if a.no_stream:
