@@ -160,7 +160,7 @@ def test_ten_clis_removing_one_container_at_once(rongqi):
     for p in procs:
         p.stdout.close()
         p.stderr.close()
-    assert {code for code, _ in outs} <= {0, 1} and 0 in {code for code, _ in outs}
+    assert {code for code, _ in outs} <= {0, 1} and 0 in {code for code, _ in outs}, outs
     assert all("no such container" in err for code, err in outs if code), outs
     assert rongqi.ids() == [] and rongqi.names() == [] and rongqi.snapshots() == []
     assert rongqi.mounts() == []

@@ -75,7 +75,10 @@ class Rongqi:
 
     def cleanup(self) -> None:
         """rm -f every container (SIGKILL at once); whatever rm cannot remove shows in the
-        leak check that follows."""
+        leak check that follows (which knows this engine's container ids: their cgroups,
+        /rongqi/<id>, are this session's)."""
+        from support.leaks import ENGINE_IDS, engine_ids
+        ENGINE_IDS.update(engine_ids(self.root))
         if not os.path.isdir(os.path.join(self.root, "containers")):
             return
         self("rm", "-f", "-t", "0", "--all", check=False, timeout=180)

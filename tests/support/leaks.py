@@ -23,9 +23,35 @@ CGROUP_ROOT = "/sys/fs/cgroup"
 CGROUP_FORBIDDEN = ("memory/process_api",)
 # Shared parents that runtimes create and leave (runc removes only the leaf of cgroupsPath):
 # not leaks in themselves; removed at the end of the session when empty.
-CGROUP_SHARED_PARENTS = ("rongqi-test",)
+CGROUP_SHARED_PARENTS = ("rongqi-test", "rongqi")  # "rongqi": the engine's /rongqi/<id>
 
 PR_SET_CHILD_SUBREAPER = 36
+
+# Ids of the engine's containers made by this session's tests (tests/support/engine_cli.py
+# adds them, read from each test engine's events log): the engine names their cgroups
+# /rongqi/<id>, which carries no session tag, so without this they could only be ambiguous.
+ENGINE_IDS: set[str] = set()
+
+
+def engine_ids(root: str) -> set[str]:
+    """The ids of every container an engine under `root` created (its events log says)."""
+    import json
+
+    ids = set()
+    for name in ("events.log.1", "events.log"):
+        try:
+            with open(os.path.join(root, name)) as f:
+                for line in f:
+                    try:
+                        ev = json.loads(line)
+                    except ValueError:
+                        continue
+                    if ev.get("Type") == "container" and ev.get("Status") == "create":
+                        ids.add(ev.get("ID", ""))
+        except FileNotFoundError:
+            continue
+    ids.discard("")
+    return ids
 
 
 def become_subreaper() -> bool:
@@ -301,7 +327,8 @@ class LeakChecker:
             parts = cg.split("/")
             if len(parts) == 2 and parts[1] in CGROUP_SHARED_PARENTS:
                 continue
-            if self.tag in cg or self._cgroup_pids(cg) & mine:
+            if (self.tag in cg or self._cgroup_pids(cg) & mine
+                    or (ENGINE_IDS and parts[-1] in ENGINE_IDS)):
                 ours.cgroups.append(cg)
             else:
                 ambiguous.cgroups.append(cg)

@@ -119,3 +119,23 @@ def test_root_marker_skips_with_a_reason_when_not_root(tmp_path):
     """)
     assert code == 0, out
     assert "SKIPPED" in out and "needs root" in out
+
+
+@root
+def test_an_engine_containers_cgroup_is_this_sessions_leak(tmp_path):
+    # The engine's cgroups are /rongqi/<id> (no session tag): the ids its test engines'
+    # events logs name make them attributable, so they fail the test even beside others.
+    cid = secrets.token_hex(32)
+    code, out = _run_inner(tmp_path, f"""
+        import json, os
+        from support import leaks
+
+        def test_leaves_an_engine_cgroup(tmp_path):
+            (tmp_path / "events.log").write_text(json.dumps(
+                {{"ID": "{cid}", "Type": "container", "Status": "create"}}) + "\\n")
+            leaks.ENGINE_IDS.update(leaks.engine_ids(str(tmp_path)))
+            os.makedirs("/sys/fs/cgroup/pids/rongqi/{cid}")
+    """)
+    assert code == 1, out
+    assert f"cgroup pids/rongqi/{cid}" in out
+    assert not [c for c in read_cgroups() if c.endswith(cid)]

@@ -463,7 +463,10 @@ def remove(engine: Engine, ref: str | Container, force: bool = False, volumes: b
                                    "force")
         alive = c.status in st.ALIVE
     if alive:
-        stop(engine, c, timeout)
+        try:
+            stop(engine, c, timeout)
+        except ContainerStateImproper:
+            pass  # another rm got there first (removing): the lock below sorts it out
     with locked(engine, c) as c:
         if c.status in st.ALIVE:  # started again meanwhile
             raise ContainerRunning(f"cannot remove container {c.id} as it is {c.status}")
