@@ -338,3 +338,83 @@ def test_built_image_is_saved_and_read_by_skopeo(rq, tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["config"]["Cmd"] == ["cat", "/x"]
+
+
+PODMAN_CONF = """\
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+log_driver = "k8s-file"
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "{base}/events.log"
+"""
+
+
+_SHORT: list[str] = []
+
+
+@pytest.fixture
+def short_dirs():
+    import shutil
+    yield
+    while _SHORT:
+        shutil.rmtree(_SHORT.pop(), ignore_errors=True)
+
+
+def _peer(tool: str, base) -> tuple[list[str], dict[str, str]]:
+    """buildah or podman with a private vfs storage under base (vfs: no mounts left over)."""
+    import shutil
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed")
+    for d in ("root", "run", "tmp"):
+        (base / d).mkdir(parents=True, exist_ok=True)
+    (base / "containers.conf").write_text(PODMAN_CONF.format(base=base))
+    env = {**os.environ, "CONTAINERS_CONF": str(base / "containers.conf")}
+    import tempfile
+    run = tempfile.mkdtemp(prefix="rqb-", dir="/tmp")   # podman: a runroot under 50 chars
+    _SHORT.append(run)
+    argv = [tool, "--root", str(base / "root"), "--runroot", run, "--storage-driver", "vfs"]
+    if tool == "podman":
+        argv += ["--tmpdir", str(base / "tmp"), "--cgroup-manager", "cgroupfs"]
+    return argv, env
+
+
+def _sh(argv, env, **kw):
+    import subprocess
+    r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=180, **kw)
+    assert r.returncode == 0, f"{' '.join(argv)}: {r.returncode}\n{r.stdout}\n{r.stderr}"
+    return r
+
+
+def test_rongqi_image_runs_under_podman_and_buildah_image_runs_in_rongqi(rq, tmp_path,
+                                                                         short_dirs):
+    text = "FROM busybox\nRUN echo made-by-{} > /who && rm /bin/vi\nCMD [\"cat\", \"/who\"]\n"
+    ctx = _ctx(tmp_path, text.format("rongqi"), name="r")
+    _build(rq, ctx, "-t", "ours")
+    arch = tmp_path / "ours.tar"
+    rq("save", "-o", str(arch), "ours", check=True)
+    pm, env = _peer("podman", tmp_path / "pm")
+    _sh([*pm, "load", "-i", str(arch)], env)
+    try:
+        out = _sh([*pm, "run", "--rm", "--runtime", "/usr/sbin/runc", "--network", "none",
+                   "localhost/ours", "sh", "-c", "cat /who; ls /bin/vi || echo no-vi"], env)
+        assert out.stdout == "made-by-rongqi\nno-vi\n"
+    finally:
+        _sh([*pm, "system", "reset", "-f"], env)
+    # the other way: buildah builds FROM rongqi's busybox (through rongqi's OCI layout)
+    bh, env = _peer("buildah", tmp_path / "bh")
+    e = rq.engine()
+    _sh([*bh, "pull", "-q", f"oci:{e.root}:docker.io/library/busybox:latest"], env)
+    iid = _sh([*bh, "images", "-q"], env).stdout.split()[0]
+    _sh([*bh, "tag", iid, "docker.io/library/busybox:latest"], env)
+    bctx = _ctx(tmp_path, text.format("buildah"), name="b")
+    try:
+        _sh([*bh, "bud", "--runtime", "/usr/sbin/runc", "-t", "theirs", str(bctx)], env)
+        _sh([*bh, "push", "theirs", f"docker-archive:{tmp_path / 'theirs.tar'}"], env)
+    finally:
+        _sh([*bh, "rmi", "-a", "-f"], env)
+    rq("load", "-i", str(tmp_path / "theirs.tar"), check=True)
+    out = rq("run", "--rm", "localhost/theirs", "sh", "-c", "cat /who; ls /bin/vi || echo no-vi",
+             check=True)
+    assert out.stdout == "made-by-buildah\nno-vi\n"

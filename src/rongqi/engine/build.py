@@ -529,6 +529,9 @@ class Builder:
             raise BuildError(f'building at STEP "{text}": {e}') from None
         except RongqiError as e:
             raise BuildError(f'building at STEP "{text}": {e}') from None
+        except OSError as e:
+            where = f": {e.filename}" if e.filename else ""
+            raise BuildError(f'building at STEP "{text}": {e.strerror or e}{where}') from None
         took = time.monotonic() - start
         if not last:
             self.progress.line(f"--> {new.image_id()[:11]}" +
@@ -882,9 +885,15 @@ class Builder:
         if kind == "cache":
             ident = f.get("id") or target
             d = os.path.join(self.mounts_dir, hashlib.sha256(ident.encode()).hexdigest()[:32])
+            try:
+                mode, uid, gid = (int(f.get("mode", "755"), 8), int(f.get("uid", "0")),
+                                  int(f.get("gid", "0")))
+            except ValueError:
+                raise ContainerfileError(f"mount {raw}: uid, gid and mode must be numbers") \
+                    from None
             if not os.path.isdir(d):
-                os.makedirs(d, mode=int(f.get("mode", "755"), 8), exist_ok=True)
-                os.chown(d, int(f.get("uid", "0")), int(f.get("gid", "0")))
+                os.makedirs(d, mode=mode, exist_ok=True)
+                os.chown(d, uid, gid)
             return MountSpec(kind="bind", source=d, destination=target,
                              readonly="ro" in f or "readonly" in f)
         if kind == "tmpfs":
@@ -1299,10 +1308,14 @@ def _glob(root: str, pattern: str) -> list[str]:
     """filepath.Match per path component (`*` never crosses a `/`), relative paths sorted."""
     parts = pattern.split("/")
     found = [""]
+    real_root = os.path.realpath(root)
     for part in parts:
         nxt = []
         for base in found:
             d = os.path.join(root, base) if base else root
+            real = os.path.realpath(d)
+            if real != real_root and not real.startswith(real_root + os.sep):
+                continue   # a symlink out of the tree: its names are not the tree's
             if not _GLOB.search(part):
                 cand = posixpath.join(base, part) if base else part
                 if os.path.lexists(os.path.join(root, cand)):
