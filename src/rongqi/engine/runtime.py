@@ -116,6 +116,11 @@ class InProcessRuntime:
         container.kill(self.root, cid, sig, all)
 
     def delete(self, cid: str, force: bool = False) -> None:
+        from rongqi.oci import state as statemod
+        # Every start first deletes the last run's container, which a first start does not
+        # have: its ContainerNotFound comes from the light state module, so the CLI does not
+        # import the runtime's container code (and ctypes, the spec, the init) to learn that.
+        statemod.load(self.root, cid)
         from rongqi.oci import container
         container.delete(self.root, cid, force)
 
