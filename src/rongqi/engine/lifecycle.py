@@ -24,6 +24,7 @@ from rongqi.engine.records import Container
 from rongqi.errors import (ContainerNotFound, ContainerRunning, ContainerStateError,
                            ContainerStateImproper, EngineError, NameInUse, NoSuchContainer,
                            RongqiError, UsageError)
+from rongqi.locking import Lock, LockError
 
 if TYPE_CHECKING:
     from rongqi.engine import Engine
@@ -54,7 +55,7 @@ def locked(engine: Engine, ref: str | Container) -> Iterator[Container]:
     lock = c.lock()
     try:
         lock.acquire()
-    except rec.LockError:
+    except LockError:
         raise NoSuchContainer(ref if isinstance(ref, str) else c.id) from None
     try:
         try:
@@ -75,7 +76,7 @@ def synced(engine: Engine, c: Container) -> Container:
     lock = c.lock(blocking=False)
     try:
         got = lock.acquire()
-    except rec.LockError:
+    except LockError:
         raise NoSuchContainer(c.id) from None
     if got:
         try:
@@ -88,7 +89,7 @@ def synced(engine: Engine, c: Container) -> Container:
     shared = c.lock(shared=True)
     try:
         shared.acquire()
-    except rec.LockError:
+    except LockError:
         raise NoSuchContainer(c.id) from None
     try:
         c.sync()
@@ -660,11 +661,11 @@ def sweep(engine: Engine) -> None:
             continue
         if len(entry) != 64 or os.path.exists(os.path.join(d, rec.CONFIG)):
             continue
-        lock = rec.Lock(os.path.join(d, "lock"), blocking=False, create=False)
+        lock = Lock(os.path.join(d, "lock"), blocking=False, create=False)
         try:
             if not lock.acquire():
                 continue  # a create under way
-        except rec.LockError:
+        except LockError:
             continue  # a dir without a lock was never a record of ours
         try:
             if os.path.exists(os.path.join(d, rec.CONFIG)):

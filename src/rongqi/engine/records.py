@@ -19,7 +19,7 @@ from typing import Any
 
 from rongqi.engine import status as st
 from rongqi.errors import EngineError, NameInUse, NoSuchContainer
-from rongqi.locking import Lock, LockError, is_held
+from rongqi.locking import Lock, is_held
 
 CONFIG = "config.json"
 STATE = "state.json"
