@@ -418,3 +418,16 @@ def test_rongqi_image_runs_under_podman_and_buildah_image_runs_in_rongqi(rq, tmp
     out = rq("run", "--rm", "localhost/theirs", "sh", "-c", "cat /who; ls /bin/vi || echo no-vi",
              check=True)
     assert out.stdout == "made-by-buildah\nno-vi\n"
+
+
+def test_independent_stages_build_at_once_with_jobs(rq, tmp_path):
+    # Each stage waits for the other's mark in a shared cache mount: only at once can both end.
+    wait = ("RUN --mount=type=cache,id=sync,target=/sync touch /sync/{me} && i=0; "
+            "until [ -e /sync/{other} ]; do i=$((i+1)); [ $i -lt 100 ] || exit 9; sleep 0.1; "
+            "done; echo {me} > /{me}\n")
+    ctx = _ctx(tmp_path, "FROM busybox AS a\n" + wait.format(me="a", other="b") +
+               "FROM busybox AS b\n" + wait.format(me="b", other="a") +
+               "FROM busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nCMD cat /a /b\n")
+    _build(rq, ctx, "--jobs", "2", "-t", "par")
+    assert rq("run", "--rm", "par", check=True).stdout == "a\nb\n"
+    assert _leftovers(rq) == ([], [], [])

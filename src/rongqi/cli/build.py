@@ -43,6 +43,8 @@ def _args(sp: argparse.ArgumentParser) -> None:
     _bool_flag(sp, ["-q", "--quiet"], "quiet", False, "print only the image id")
     _bool_flag(sp, ["--layers"], "layers", True,
                "cache each step's result (default true)")
+    sp.add_argument("--jobs", type=int, default=1, metavar="N",
+                    help="build up to N independent stages at once (default 1)")
     sp.add_argument("--format", default="oci", help="oci (default) or docker manifest")
     sp.add_argument("context", nargs="?", default=".", metavar="CONTEXT",
                     help="a directory, a tar archive, or - (a Containerfile on stdin)")
@@ -80,7 +82,7 @@ def cmd_build(ctx: Any, a: argparse.Namespace) -> int:
         build_args=_pairs(a.build_arg, "build-arg", env_fallback=True), target=a.target,
         no_cache=a.no_cache, pull=pull, network=a.network,
         labels=_pairs(a.label, "label"), platform=a.platform, tls_verify=a.tls_verify,
-        quiet=a.quiet, layers=a.layers, fmt=a.format, stdin=sys.stdin.buffer)
+        quiet=a.quiet, layers=a.layers, fmt=a.format, jobs=a.jobs, stdin=sys.stdin.buffer)
     out = sys.stdout.buffer
     image_id = build.build(ctx.engine, opts, out)
     out.write(image_id.encode() + b"\n")

@@ -21,6 +21,7 @@ import stat
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ class BuildOptions:
     quiet: bool = False
     layers: bool = True                            # False: no cache reads or writes
     fmt: str = "oci"
+    jobs: int = 1                                  # stages built at once (buildah's --jobs)
     stdin: IO[bytes] | None = None                 # the Containerfile for context "-"
 
 
@@ -360,8 +362,10 @@ class Builder:
         self.lexer = Lexer()
         self.cf: cfmod.Containerfile | None = None
         self.ctx: Context | None = None
-        self.step_text = ""
-        self.prefix = ""
+        self._local = threading.local()   # per stage thread: the step and its prefix
+        self._create_lock = threading.Lock()
+        self.deps: dict[int, set[int]] = {}
+        self.final_prefix = ""
 
     # -- the whole build --------------------------------------------------------------------
     def run(self) -> str:
@@ -387,9 +391,7 @@ class Builder:
         else:
             target = cf.stages[-1]
         order = self._needed(cf, target)
-        for stage in order:
-            self.states[stage.index] = self._stage(stage, len(cf.stages) > 1,
-                                                   stage is target)
+        self._build_stages(order, target, len(cf.stages) > 1)
         unused = sorted(k for k in self.opts.build_args
                         if k not in self.used_args and k not in cfmod.PROXY_ARGS)
         if unused:
@@ -456,8 +458,57 @@ class Builder:
             if s.index in need:
                 continue
             need.add(s.index)
-            todo.extend(deps(s))
+            found = deps(s)
+            self.deps[s.index] = {d.index for d in found}
+            todo.extend(found)
         return [s for s in cf.stages if s.index in need]
+
+    def _build_stages(self, order: list[Stage], target: Stage, multi: bool) -> None:
+        """In file order; with jobs > 1, a stage starts as soon as the stages it needs are
+        built (independent stages at once, as buildah's --jobs)."""
+        jobs = max(1, self.opts.jobs)
+        if jobs == 1 or len(order) == 1:
+            for stage in order:
+                self.states[stage.index] = self._stage(stage, multi, stage is target)
+            return
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+        pending = list(order)
+        running: dict[Any, Stage] = {}
+        error: BaseException | None = None
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            while (pending and error is None) or running:
+                if error is None:
+                    for s in [s for s in pending if self.deps.get(s.index, set()) <= set(
+                            self.states)]:
+                        pending.remove(s)
+                        running[pool.submit(self._stage, s, multi, s is target)] = s
+                if not running:
+                    break
+                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for f in finished:
+                    s = running.pop(f)
+                    try:
+                        self.states[s.index] = f.result()
+                    except BaseException as e:  # noqa: BLE001 - the first is raised below
+                        error = error or e
+        if error is not None:
+            raise error
+
+    @property
+    def step_text(self) -> str:
+        return getattr(self._local, "step", "")
+
+    @step_text.setter
+    def step_text(self, value: str) -> None:
+        self._local.step = value
+
+    @property
+    def prefix(self) -> str:
+        return getattr(self._local, "prefix", "")
+
+    @prefix.setter
+    def prefix(self, value: str) -> None:
+        self._local.prefix = value
 
     def _expand_meta(self, text: str) -> str:
         env = {**{k: v for k, v in self.auto_args.items()},
@@ -470,6 +521,8 @@ class Builder:
         total = len(steps)
         prefix = f"[{stage.index + 1}/{len(self.cf.stages)}] " if multi else ""  # type: ignore[union-attr]
         self.prefix = prefix
+        if final:
+            self.final_prefix = prefix
         base = self._expand_meta(stage.base)
         from_text = f"FROM {base}" + (f" AS {stage.name}" if stage.name else "")
         self.progress.line(f"{prefix}STEP 1/{total}: {from_text}")
@@ -854,7 +907,8 @@ class Builder:
         created = False
         code: int | None = None
         try:
-            pid = rt.create(cid, bdir, pid_file=pid_file, stdio=(null, outfd, outfd))
+            with self._create_lock:   # create swaps this process's fds 0-2 for the while
+                pid = rt.create(cid, bdir, pid_file=pid_file, stdio=(null, outfd, outfd))
             created = True
             rt.start(cid)
             _, status = os.waitpid(pid, 0)
@@ -1237,7 +1291,7 @@ class Builder:
         self.engine.storage.unpack_image(store, mdesc.digest)
         image_id = cdesc.digest.partition(":")[2]
         names = [commit_name(t) for t in self.opts.tags]
-        self.progress.line(f"{self.prefix}COMMIT "
+        self.progress.line(f"{self.final_prefix}COMMIT "
                            f"{self.opts.tags[0] if self.opts.tags else ''}".rstrip())
         self.progress.line(f"--> {image_id[:11]}")
         if names:
