@@ -157,3 +157,22 @@ def test_ten_clis_removing_one_container_at_once(rongqi):
     assert all("no such container" in err for code, err in outs if code), outs
     assert rongqi.ids() == [] and rongqi.names() == [] and rongqi.snapshots() == []
     assert rongqi.mounts() == []
+
+
+@pytest.mark.parametrize("command", ["create", "run"])
+def test_a_cli_sigkilled_anywhere_in_create_or_run_leaves_nothing_after_rm(rongqi, command):
+    """Wherever the kill lands, the next ps tells the truth and rm -f --all leaves nothing."""
+    rongqi("create", "busybox", "true")  # the image, made once
+    rongqi("rm", "--all")
+    for n, delay in enumerate((0.05, 0.15, 0.3, 0.45, 0.6, 0.9)):
+        args = ["run", "-d"] if command == "run" else ["create"]
+        p = rongqi.popen(*args, "--name", f"k{n}", "busybox", "sleep", "60",
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        p.kill()
+        p.wait()
+        rows = rongqi("ps", "-a", "--format", "{{.Names}} {{.State}}").stdout.split("\n")
+        assert all(r.split()[1] in ("created", "running", "exited") for r in rows if r), rows
+    rongqi("rm", "-f", "-t", "0", "--all")
+    assert rongqi.ids() == [] and rongqi.names() == [] and rongqi.snapshots() == []
+    assert rongqi.mounts() == []
