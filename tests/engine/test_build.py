@@ -269,6 +269,10 @@ def test_add_unpacks_a_local_tar_and_fetches_a_loopback_url(rq, tmp_path):
             "PLACEHOLDER", f"http://127.0.0.1:{srv.server_port}/page.txt")
         (ctx / "Containerfile").write_text(text)
         _build(rq, ctx, "-t", "add")
+        bad = _ctx(tmp_path, f"FROM busybox\nADD --checksum=sha256:{'0' * 64} "
+                   f"http://127.0.0.1:{srv.server_port}/x /x\n", name="badsum")
+        r = _build(rq, bad, check=False)
+        assert r.returncode == 125 and "digest mismatch" in r.stderr, r.stderr
     finally:
         srv.shutdown()
         srv.server_close()

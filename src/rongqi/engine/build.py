@@ -1071,8 +1071,17 @@ class Builder:
         if src_from is not None:
             src_state = self._source_state(src_from)
             parts.append(src_state.key)
-        urls = [s for s in sources if re.match(r"^https?://", s)]
-        if ins.cmd == "ADD" and urls:
+        urls = [s for s in sources if re.match(r"^https?://", s)] if ins.cmd == "ADD" else []
+        checksum = ins.flag("checksum")
+        if checksum is not None:
+            if not urls or len(sources) != 1:
+                raise ContainerfileError("checksum can't be specified for non-HTTP(S) sources")
+            if not re.fullmatch(r"sha256:[0-9a-f]{64}", checksum):
+                raise ContainerfileError(f"invalid checksum digest format {checksum!r}")
+            self._local.checksum = checksum
+        else:
+            self._local.checksum = ""
+        if urls:
             parts.append(self._url_digests(urls))
         if src_from is None:
             plain = [s for s in sources if s not in urls and _heredoc_word(s) not in heredocs]
@@ -1214,6 +1223,11 @@ class Builder:
                 continue
             if src in urls:
                 data, mtime = _fetch(src)
+                if self._local.checksum and "sha256:" + hashlib.sha256(data).hexdigest() != \
+                        self._local.checksum:
+                    raise ContainerfileError(
+                        f"digest mismatch {self._local.checksum}: "
+                        f"sha256:{hashlib.sha256(data).hexdigest()}")
                 name = posixpath.basename(src.split("?", 1)[0].rstrip("/")) or "index.html"
                 ti = tarfile.TarInfo(name if into_dir else posixpath.basename(dest))
                 ti.size, ti.mode, ti.mtime = len(data), 0o600, mtime

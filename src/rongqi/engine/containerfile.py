@@ -23,8 +23,8 @@ HEREDOC_INSTRUCTIONS = frozenset({"RUN", "COPY", "ADD"})
 FLAGS: dict[str, frozenset[str]] = {
     "FROM": frozenset({"platform"}),
     "RUN": frozenset({"mount", "network", "security"}),
-    "COPY": frozenset({"from", "chown", "chmod", "link", "parents", "exclude"}),
-    "ADD": frozenset({"chown", "chmod", "link", "checksum", "keep-git-dir", "exclude"}),
+    "COPY": frozenset({"from", "chown", "chmod", "link"}),
+    "ADD": frozenset({"chown", "chmod", "link", "checksum"}),
     "HEALTHCHECK": frozenset({"interval", "timeout", "start-period", "start-interval",
                               "retries"}),
 }
