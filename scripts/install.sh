@@ -113,21 +113,24 @@ pip_step install "$WHEEL[test]"                        # dependencies (pinned in
 pip_step install --no-deps --force-reinstall "$WHEEL"  # this checkout's code, even at the same version
 say "installed $(basename "$WHEEL")"
 
-# --- a fast runtime launcher --------------------------------------------------------------------
-# pip rewrites the launcher's shebang to the venv's python and drops its flags. -I -S skip
-# site-packages processing (several ms per call); bin/rongqi-oci finds the package itself.
+# --- fast launchers ------------------------------------------------------------------------------
+# pip rewrites a launcher's shebang to the venv's python and drops its flags. -I -S skip
+# site-packages processing (several ms per call); bin/rongqi and bin/rongqi-oci find the
+# package themselves. Both name $VENV/bin/python3, the path the exe guard below protects.
 OCI="$VENV/bin/rongqi-oci"
-[ -f "$OCI" ] || die "$OCI was not installed"
-sed -i "1s|.*|#!$VENV/bin/python3 -IS|" "$OCI"
-chmod 0755 "$OCI"
-if ! "$OCI" --version >/dev/null 2>&1; then
-    # Without site (-S) a venv's sys.prefix is the base interpreter's, so a launcher that
-    # looks for site-packages under sys.prefix misses the venv; -I alone still works.
-    say "warning: the launcher cannot find the package under -IS; falling back to -I (slower start)"
-    sed -i "1s|.*|#!$VENV/bin/python3 -I|" "$OCI"
-fi
-say "set $OCI shebang: $(head -n1 "$OCI")"
-"$OCI" --version >/dev/null || die "$OCI --version failed"
+for launcher in "$OCI" "$VENV/bin/rongqi"; do
+    [ -f "$launcher" ] || die "$launcher was not installed"
+    sed -i "1s|.*|#!$VENV/bin/python3 -IS|" "$launcher"
+    chmod 0755 "$launcher"
+    if ! "$launcher" --version >/dev/null 2>&1; then
+        # Without site (-S) a venv's sys.prefix is the base interpreter's, so a launcher that
+        # looks for site-packages under sys.prefix misses the venv; -I alone still works.
+        say "warning: $launcher cannot find the package under -IS; falling back to -I (slower start)"
+        sed -i "1s|.*|#!$VENV/bin/python3 -I|" "$launcher"
+    fi
+    say "set $launcher shebang: $(head -n1 "$launcher")"
+    "$launcher" --version >/dev/null || die "$launcher --version failed"
+done
 
 # --- the runtime's executable, out of its containers' reach (CVE-2019-5736 class) -------------
 # Every runtime process that enters a container runs the interpreter its launcher started. A
