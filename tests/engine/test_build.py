@@ -435,3 +435,31 @@ def test_independent_stages_build_at_once_with_jobs(rq, tmp_path):
     _build(rq, ctx, "--jobs", "2", "-t", "par")
     assert rq("run", "--rm", "par", check=True).stdout == "a\nb\n"
     assert _leftovers(rq) == ([], [], [])
+
+
+def test_a_build_killed_mid_run_is_swept_by_the_next(rq, tmp_path):
+    import signal
+    import subprocess
+    import time
+    ctx = _ctx(tmp_path, "FROM busybox\nRUN echo started; sleep 60\n")
+    rq("pull", "busybox", check=True)
+    p = rq.popen("build", str(ctx), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        line = b""
+        deadline = time.monotonic() + 60
+        while line != b"started\n" and time.monotonic() < deadline:
+            line = p.stdout.readline()
+        assert line == b"started\n"
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+    snaps, mounts, ctrs = _leftovers(rq)
+    assert snaps and ctrs, (snaps, mounts, ctrs)   # what the killed build left ...
+    ctx2 = _ctx(tmp_path, "FROM busybox\nCMD true\n", name="next")
+    _build(rq, ctx2)
+    assert _leftovers(rq) == ([], [], [])   # ... the next build removed
+    assert not [n for n in os.listdir(os.path.join(rq.runroot, "build"))]

@@ -237,12 +237,12 @@ class Context:
             shutil.rmtree(d, ignore_errors=True)
 
 
-def open_context(opts: BuildOptions, tmp_base: str) -> Context:
+def open_context(opts: BuildOptions, tmp_base: str, prefix: str = "context-") -> Context:
     cleanup: list[str] = []
     src = opts.context
     if src == "-":
         data = (opts.stdin or sys.stdin.buffer).read()
-        root = tempfile.mkdtemp(prefix="context-", dir=tmp_base)
+        root = tempfile.mkdtemp(prefix=prefix, dir=tmp_base)
         cleanup.append(root)
         if _looks_like_tar(data):
             _extract_tar_bytes(data, root)
@@ -253,7 +253,7 @@ def open_context(opts: BuildOptions, tmp_base: str) -> Context:
         if not os.path.exists(src):
             raise EngineError(f"stat {src}: no such file or directory")
         if os.path.isfile(src):
-            root = tempfile.mkdtemp(prefix="context-", dir=tmp_base)
+            root = tempfile.mkdtemp(prefix=prefix, dir=tmp_base)
             cleanup.append(root)
             with open(src, "rb") as f:
                 data = f.read()
@@ -366,14 +366,35 @@ class Builder:
         self._create_lock = threading.Lock()
         self.deps: dict[int, set[int]] = {}
         self.final_prefix = ""
+        self.build_id = ""
 
     # -- the whole build --------------------------------------------------------------------
     def run(self) -> str:
-        self.ctx = open_context(self.opts, self.work_dir)
+        import fcntl
+        sweep(self.engine)
+        # Held for the build's life: a build killed mid-step leaves its snapshots, runtime
+        # containers and dirs named build-<id>-..., which the next build's sweep removes.
+        # The lock file appears already locked (made under another name, then renamed), so
+        # a sweep never sees a live build's file unlocked.
+        self.build_id = secrets.token_hex(8)
+        path = os.path.join(self.work_dir, f"build-{self.build_id}.lock")
+        fd = os.open(path + ".new", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(path + ".new", path)
         try:
-            return self._run()
+            self.ctx = open_context(self.opts, self.work_dir, f"build-{self.build_id}-ctx-")
+            try:
+                return self._run()
+            finally:
+                self.ctx.close()
         finally:
-            self.ctx.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            os.close(fd)
+
+    def _name(self) -> str:
+        """A snapshot's or a RUN container's name: this build's prefix, for the sweep."""
+        return f"build-{self.build_id}-{secrets.token_hex(8)}"
 
     def _run(self) -> str:
         assert self.ctx is not None
@@ -850,7 +871,7 @@ class Builder:
         a layer (None: nothing changed); the snapshot is gone afterwards, whatever happens."""
         storage = self.engine.storage
         self._unpack(state)
-        snap_id = "build-" + secrets.token_hex(16)
+        snap_id = self._name()
         with contextlib.ExitStack() as stack:
             snap = storage.create_snapshot(snap_id, state.chain_ids)
             stack.callback(storage.remove_snapshot, snap_id)
@@ -865,7 +886,7 @@ class Builder:
         from rongqi.engine import bundle
         from rongqi.engine.options import ContainerOptions, MountSpec
         from rongqi.engine.records import write_json_atomic
-        cid = "build-" + secrets.token_hex(16)
+        cid = self._name()
         base = tempfile.mkdtemp(prefix=cid + "-", dir=self.work_dir)
         stack.callback(shutil.rmtree, base, True)
         userdata = os.path.join(base, "userdata")
@@ -979,7 +1000,7 @@ class Builder:
         st = self._source_state(ref)
         self._unpack(st)
         storage = self.engine.storage
-        snap_id = "build-" + secrets.token_hex(16)
+        snap_id = self._name()
         snap = storage.create_snapshot(snap_id, st.chain_ids)
         stack.callback(storage.remove_snapshot, snap_id)
         return snap.rootfs
@@ -1473,6 +1494,48 @@ def _healthcheck(ins: Instruction, shell: list[str]) -> dict[str, Any]:
             raise ContainerfileError(f"invalid retries: {r}")
         hc["Retries"] = int(r)
     return hc
+
+
+def sweep(engine: Engine) -> None:
+    """Remove what builds killed mid-step left (their lock is no longer held): runtime
+    containers, snapshots and work dirs named build-<id>-..."""
+    from rongqi.locking import Lock
+    work = os.path.join(engine.runroot, "build")
+    try:
+        names = os.listdir(work)
+    except FileNotFoundError:
+        return
+    dead = []
+    for n in names:
+        if not (n.startswith("build-") and n.endswith(".lock")):
+            continue
+        lock = Lock(os.path.join(work, n), blocking=False)
+        if lock.acquire():
+            try:
+                dead.append(n[:-len(".lock")])
+            finally:
+                lock.release()
+    if not dead:
+        return
+    from rongqi.engine.runtime import for_path
+    rt = for_path("rongqi", engine._runtime_root)  # noqa: SLF001 - the build's own runtime
+    with contextlib.suppress(OSError):
+        for cid in os.listdir(rt.root):
+            if any(cid.startswith(d + "-") for d in dead):
+                with contextlib.suppress(RongqiError, OSError):
+                    rt.delete(cid, force=True)
+    for snap in engine.storage.snapshots():
+        if any(snap.id.startswith(d + "-") for d in dead):
+            with contextlib.suppress(RongqiError, OSError):
+                engine.storage.remove_snapshot(snap.id)
+    for n in names:
+        if any(n.startswith(d) for d in dead):
+            p = os.path.join(work, n)
+            if os.path.isdir(p):
+                shutil.rmtree(p, ignore_errors=True)
+            elif n.endswith(".lock"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(p)
 
 
 def build(engine: Engine, opts: BuildOptions, out: IO[bytes]) -> str:
