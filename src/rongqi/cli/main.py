@@ -25,6 +25,18 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message}")
 
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # argparse makes a formatter on every add_argument (to check the metavar), and each one
+        # asks for the terminal's size (environment reads and an ioctl): once is enough.
+        global _WIDTH
+        if _WIDTH is None:
+            import shutil
+            _WIDTH = shutil.get_terminal_size().columns - 2  # argparse's own default
+        return self.formatter_class(prog=self.prog, width=_WIDTH)
+
+
+_WIDTH: int | None = None
+
 
 class Context:
     """What every command needs, made on first use (so `rongqi --help` stays cheap)."""

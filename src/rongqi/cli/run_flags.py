@@ -20,19 +20,29 @@ def register(add: Any, top: Any, groups: dict[str, Any]) -> None:
     """run_flags adds flags to other modules' parsers (add_create_flags), no command."""
 
 
+class _GoBool(argparse.Action):
+    """`--x=true`, `--x=false` and Go's other spellings: the value is in the option string."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kw: Any):
+        super().__init__(option_strings, dest, nargs=0, **kw)
+
+    def __call__(self, parser: Any, ns: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        setattr(ns, self.dest, (option_string or "").partition("=")[2] in _TRUE)
+
+
 def _bool_flag(p: argparse.ArgumentParser, names: list[str], dest: str, default: bool,
                help: str) -> None:
-    """A Go-style bool flag: `--x`, `--x=true`, `--x=false` (no separate value)."""
+    """A Go-style bool flag: `--x`, `--x=true`, `--x=false` (no separate value).
+
+    Two arguments, not one per spelling: each add_argument costs argparse tens of
+    microseconds, and run/create have some 20 bool flags, built on every `rongqi run`."""
     p.add_argument(*names, dest=dest, action="store_true", default=default, help=help)
-    for name in names:
-        if not name.startswith("--"):
-            continue
-        for word in _TRUE:
-            p.add_argument(f"{name}={word}", dest=dest, action="store_true",
-                           help=argparse.SUPPRESS)
-        for word in _FALSE:
-            p.add_argument(f"{name}={word}", dest=dest, action="store_false",
-                           help=argparse.SUPPRESS)
+    spelled = [f"{name}={word}" for name in names if name.startswith("--")
+               for word in _TRUE + _FALSE]
+    if spelled:
+        p.add_argument(*spelled, dest=dest, action=_GoBool, default=argparse.SUPPRESS,
+                       help=argparse.SUPPRESS)
 
 
 def add_create_flags(p: argparse.ArgumentParser, *, run: bool = True) -> None:
