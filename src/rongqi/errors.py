@@ -107,3 +107,41 @@ class CommandNotExecutable(EngineError):
 class TemplateError(EngineError):
     """A --format Go template that does not parse or execute; the message is Go's
     (`template: NAME:LINE:COL: executing ...`), the exit code podman's 125."""
+
+
+# -- the Python API (rongqi.api): docker-py's kinds, so code written for docker-py catches them --
+
+class APIError(EngineError):
+    """docker.errors.APIError: any failure of the engine seen through rongqi.Client.
+
+    `explanation` is the engine's own message (docker-py keeps the daemon's there)."""
+
+    def __init__(self, message: str, response: object = None, explanation: str | None = None):
+        super().__init__(message)
+        self.response = response
+        self.explanation = explanation if explanation is not None else message
+
+
+class NotFound(APIError):
+    """docker.errors.NotFound: no container, volume or network of that name or id."""
+
+
+class ImageNotFound(NotFound):
+    """docker.errors.ImageNotFound: no image of that name or id (locally, or to pull)."""
+
+
+class ContainerError(RongqiError):
+    """docker.errors.ContainerError: a blocking `containers.run` whose command exited non-zero.
+
+    `exit_status` is its code, `stderr` its standard error (bytes), as docker-py has them."""
+
+    def __init__(self, container: object, exit_status: int, command: object, image: str,
+                 stderr: bytes | None):
+        self.container = container
+        self.exit_status = exit_status
+        self.command = command
+        self.image = image
+        self.stderr = stderr
+        err = f": {stderr.decode(errors='replace')}" if stderr else ""
+        super().__init__(f"Command '{command}' in image '{image}' returned non-zero exit "
+                         f"status {exit_status}{err}")
