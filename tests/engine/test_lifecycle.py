@@ -161,9 +161,14 @@ def test_container_exists_exit_codes(rongqi):
 
 def test_wait_conditions_and_exit_codes(rongqi):
     rongqi("create", "--name", "w", "busybox", "sh", "-c",
-           "trap 'exit 7' USR1; while :; do sleep 0.1; done")
+           "trap 'exit 7' USR1; touch /trapped; while :; do sleep 0.1; done")
     rongqi("start", "w")
     assert rongqi("wait", "--condition", "running", "w").stdout == "0\n"
+    # The signal only once the shell has its trap (before it, USR1 would end it with 138).
+    deadline = time.monotonic() + 30
+    while rongqi("exec", "w", "test", "-e", "/trapped", check=False).returncode != 0:
+        assert time.monotonic() < deadline, "the shell never set its trap"
+        time.sleep(0.1)
     rongqi("kill", "-s", "USR1", "w")
     assert rongqi("wait", "w").stdout == "7\n"
     assert rongqi("wait", "--condition", "exited", "w").stdout == "7\n"

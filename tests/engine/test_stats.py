@@ -38,10 +38,11 @@ def test_stats_shows_the_memory_a_container_allocates(rq):
        "dd if=/dev/zero of=/dev/shm/fill bs=1M count=40 2>/dev/null; sleep 600", check=True)
     before = _bytes(_sample(rq, "mem")["mem_usage"].split(" / ")[0])
     rq("exec", "mem", "touch", "/go", check=True)      # now it allocates
+    # The 40 MB written to /dev/shm (tmpfs pages, charged to the container) show up as growth;
+    # the baseline itself varies with what the kernel charged for making the container.
     row = rq.wait_for(lambda: (s := _sample(rq, "mem")) and
-                      _bytes(s["mem_usage"].split(" / ")[0]) > 40e6 and s, timeout=30,
-                      what="the container's memory use to pass 40MB")
-    assert before < 30e6
+                      _bytes(s["mem_usage"].split(" / ")[0]) > before + 38e6 and s, timeout=30,
+                      what="the container's memory use to grow by 40MB")
     used, limit = (_bytes(x) for x in row["mem_usage"].split(" / "))
     assert limit >= used and float(row["mem_percent"].rstrip("%")) > 0
     assert row["name"] == "mem" and int(row["pids"]) >= 1
