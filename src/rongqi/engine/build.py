@@ -951,6 +951,9 @@ class Builder:
         from rongqi.engine.options import MountSpec
         f = _mount_fields(raw)
         kind = f.get("type", "bind")
+        if kind not in ("bind", "cache", "tmpfs"):
+            raise ContainerfileError(f"mount type {kind} is not supported here (bind, cache, "
+                                     "tmpfs)")
         target = f.get("target") or f.get("dst") or f.get("destination") or ""
         if not target:
             raise ContainerfileError(f"mount {raw}: a target is required")
