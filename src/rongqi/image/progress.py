@@ -88,7 +88,9 @@ class RichProgress(Progress):
         self.rp.stop()
 
 
-def for_terminal(quiet: bool, out: TextIO = sys.stdout) -> Progress:
+def for_terminal(quiet: bool, out: TextIO | None = None) -> Progress:
+    # sys.stdout as it is now, not as it was at import (a caller may have replaced it).
+    out = sys.stdout if out is None else out
     if quiet:
         return Progress()
     if out.isatty():
