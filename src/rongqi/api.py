@@ -902,7 +902,7 @@ def _build_options(b: Any, path: str, tag: str | None, dockerfile: str | None,
     import dataclasses
     names = {f.name for f in dataclasses.fields(b.BuildOptions)}
     want: dict[str, Any] = {"context": path, "tags": [tag] if tag else [],
-                            "files": [dockerfile] if dockerfile else [],
+                            "containerfiles": [dockerfile] if dockerfile else [],
                             "build_args": dict(buildargs or {}), "no_cache": nocache,
                             "labels": dict(labels or {}), "target": target or "",
                             "pull": "always" if pull else "missing", "quiet": False}
