@@ -144,6 +144,12 @@ def test_cpus_and_pids_limit(rongqi):
 def test_ulimits(rongqi):
     assert out(rongqi, "--ulimit", "nofile=100:200", "busybox", "sh", "-c",
                "ulimit -n; ulimit -Hn") == "100\n200\n"
+    # -1 is unlimited (the spec's uint64 maximum); host is this process's own limits.
+    assert out(rongqi, "--ulimit", "core=-1", "busybox", "sh", "-c", "ulimit -Hc") == \
+        "unlimited\n"
+    import resource
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    assert out(rongqi, "--ulimit", "host", "busybox", "sh", "-c", "ulimit -n") == f"{soft}\n"
 
 
 def test_bad_values_are_podmans_errors(rongqi):

@@ -1130,6 +1130,17 @@ def _rlimits(opts: ContainerOptions, rootless: bool) -> list[dict[str, Any]]:
         _, hard = resource.getrlimit(res)
         top = DEFAULT_RLIMIT if hard == resource.RLIM_INFINITY else min(DEFAULT_RLIMIT, hard)
         out[name] = {"type": f"RLIMIT_{name.upper()}", "hard": top, "soft": top}
+    if any(u.name == "host" for u in opts.ulimits):
+        # --ulimit host: every limit as this process has it (podman's "host" value).
+        for name in RLIMITS:
+            res = getattr(resource, f"RLIMIT_{name.upper()}", None)
+            if res is None:
+                continue
+            soft, hard = resource.getrlimit(res)
+            inf = 2**64 - 1
+            out[name] = {"type": f"RLIMIT_{name.upper()}",
+                         "hard": inf if hard == resource.RLIM_INFINITY else hard,
+                         "soft": inf if soft == resource.RLIM_INFINITY else soft}
     for u in opts.ulimits:
         if u.name == "host":
             continue

@@ -383,7 +383,10 @@ def _parse_process(p: _Obj) -> Process:
         hard = ro.int("hard", required=True, lo=0, hi=_U64)
         if soft > hard:
             raise SpecError(f"{ro.path}: soft limit {soft} of {t} is above its hard limit {hard}")
-        pr.rlimits.append(Rlimit(t, RLIMITS[t], soft, hard))
+        # The kernel's RLIM_INFINITY is the uint64 maximum (docker's "unlimited"); Python's
+        # setrlimit takes it as -1, and raises on the unsigned value.
+        pr.rlimits.append(Rlimit(t, RLIMITS[t], -1 if soft == _U64 else soft,
+                                 -1 if hard == _U64 else hard))
     pr.no_new_privileges = p.bool("noNewPrivileges")
     pr.apparmor_profile = p.str("apparmorProfile", "")
     pr.selinux_label = p.str("selinuxLabel", "")

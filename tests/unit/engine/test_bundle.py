@@ -282,6 +282,11 @@ def test_resources(env):
     assert {"type": "RLIMIT_NOFILE", "hard": 200, "soft": 100} in out.spec["process"]["rlimits"]
     out = env(ContainerOptions(image="i", pids_limit=-1))
     assert "pids" not in out.spec["linux"]["resources"]
+    import resource
+    out = env(ContainerOptions(image="i", ulimits=[Ulimit("host", -1, -1)]))
+    stack = next(r for r in out.spec["process"]["rlimits"] if r["type"] == "RLIMIT_STACK")
+    soft = resource.getrlimit(resource.RLIMIT_STACK)[0]
+    assert stack["soft"] == (2**64 - 1 if soft == resource.RLIM_INFINITY else soft)
 
 
 @pytest.mark.parametrize("kw,message", [
