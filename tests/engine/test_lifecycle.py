@@ -442,3 +442,11 @@ def test_the_same_lifecycle_over_runc(tmp_path):
 def test_a_runtime_that_does_not_exist_is_one_error(rongqi):
     _one_error(rongqi("--runtime", "/nonexistent/runc", "ps", check=False), 125,
                r'could not find a working binary for runtime "/nonexistent/runc"')
+
+
+def test_ps_table_headers_are_podmans(rongqi):
+    # podman 4.3.1 here: `ps -a --format "table {{.ID}}\t{{.CreatedAt}}\t{{.RunningFor}}\t
+    # {{.Status}}"` heads its columns CONTAINER ID, CREATED AT, RUNNING FOR, STATUS.
+    r = rongqi("ps", "-a", "--format", "table {{.ID}}\t{{.CreatedAt}}\t{{.RunningFor}}\t{{.Status}}")
+    assert r.stdout.split("\n")[0].split("  ") == ["CONTAINER ID", "CREATED AT", "RUNNING FOR",
+                                                   "STATUS"]

@@ -204,7 +204,7 @@ def cmd_wait(ctx: Any, a: argparse.Namespace) -> int:
 
 # -- ps ------------------------------------------------------------------------------------------
 PS_HEADERS = {"ID": "CONTAINER ID", "Names": "NAMES", "CreatedHuman": "CREATED",
-              "CreatedAt": "CREATED", "RunningFor": "CREATED", "Command": "COMMAND",
+              "CreatedAt": "CREATED AT", "RunningFor": "RUNNING FOR", "Command": "COMMAND",
               "Image": "IMAGE", "Status": "STATUS", "Ports": "PORTS", "Size": "SIZE",
               "State": "STATE", "ImageID": "IMAGE ID", "Labels": "LABELS", "Mounts": "MOUNTS",
               "Pid": "PID", "ExitCode": "EXIT CODE", "Restarts": "RESTARTS",
