@@ -463,3 +463,60 @@ def test_a_build_killed_mid_run_is_swept_by_the_next(rq, tmp_path):
     _build(rq, ctx2)
     assert _leftovers(rq) == ([], [], [])   # ... the next build removed
     assert not [n for n in os.listdir(os.path.join(rq.runroot, "build"))]
+
+
+def test_the_same_containerfile_gives_what_buildah_gives(rq, tmp_path, short_dirs):
+    """Config and files of one Containerfile built by rongqi and by buildah (loaded back into
+    rongqi to be compared by the same commands)."""
+    text = """\
+ARG BASE=busybox
+FROM $BASE
+ARG WHO=nobody
+ENV A=1 B="two words"
+ENV C the rest
+WORKDIR /srv/$A
+COPY --chown=1234:5678 --chmod=0750 tool ./bin/
+COPY tree/ /tree/
+RUN mkdir -p /made && echo $WHO > /made/who && rm -r /tree/sub && rm /bin/vi
+LABEL k=v "x y"=z
+EXPOSE 80 53/udp
+VOLUME /data
+STOPSIGNAL SIGINT
+USER $WHO
+ENTRYPOINT ["sh", "-c"]
+CMD ["cat /made/who"]
+"""
+    files = {"tool": "t\n", "tree/a": "a\n", "tree/sub/b": "b\n"}
+    ours = _ctx(tmp_path, text, files, name="ours")
+    theirs = _ctx(tmp_path, text, files, name="theirs")
+    os.chmod(ours / "tree" / "a", 0o640)
+    os.chmod(theirs / "tree" / "a", 0o640)
+    _build(rq, ours, "-t", "ours", "--build-arg", "WHO=1000")
+    bh, env = _peer("buildah", tmp_path / "bh")
+    e = rq.engine()
+    _sh([*bh, "pull", "-q", f"oci:{e.root}:docker.io/library/busybox:latest"], env)
+    iid = _sh([*bh, "images", "-q"], env).stdout.split()[0]
+    _sh([*bh, "tag", iid, "docker.io/library/busybox:latest"], env)
+    try:
+        _sh([*bh, "bud", "--runtime", "/usr/sbin/runc", "--build-arg", "WHO=1000",
+             "-t", "theirs", str(theirs)], env)
+        _sh([*bh, "push", "theirs", f"docker-archive:{tmp_path / 'theirs.tar'}"], env)
+    finally:
+        _sh([*bh, "rmi", "-a", "-f"], env)
+    rq("load", "-i", str(tmp_path / "theirs.tar"), check=True)
+    keys = ("Env", "WorkingDir", "User", "Entrypoint", "Cmd", "ExposedPorts", "Volumes",
+            "StopSignal")
+    cfg_ours, _ = _config(rq, "ours")
+    cfg_theirs, _ = _config(rq, "localhost/theirs")
+    for k in keys:
+        assert cfg_ours["config"].get(k) == cfg_theirs["config"].get(k), k
+    labels = dict(cfg_theirs["config"]["Labels"])
+    labels.pop("io.buildah.version", None)
+    assert cfg_ours["config"]["Labels"] == labels
+    look = ("cat /made/who; ls -ln /srv/1/bin/tool /tree | sed 's/ [A-Z][a-z][a-z] .*:[0-9][0-9]/ T/'"
+            "; ls /tree/sub /bin/vi 2>&1 | sed 's/.*: //'")
+    a = rq("run", "--rm", "--entrypoint", "sh", "ours", "-c", look, check=True).stdout
+    b = rq("run", "--rm", "--entrypoint", "sh", "localhost/theirs", "-c", look,
+           check=True).stdout
+    assert a == b
+    assert a.startswith("1000\n") and "1234     5678" in a
