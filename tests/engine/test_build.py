@@ -520,3 +520,55 @@ CMD ["cat /made/who"]
            check=True).stdout
     assert a == b
     assert a.startswith("1000\n") and "1234     5678" in a
+
+
+def test_built_image_is_pushed_and_a_build_pulls_it_from_a_loopback_registry(rq, tmp_path):
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    import httpx
+
+    from rq import Rongqi
+    exe = shutil.which("docker-registry")
+    if exe is None:
+        pytest.skip("docker-registry is not installed (apt-get install docker-registry)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = tmp_path / "registry.yml"
+    conf.write_text(json.dumps({
+        "version": 0.1, "log": {"level": "warn"},
+        "storage": {"filesystem": {"rootdirectory": str(tmp_path / "registry-data")}},
+        "http": {"addr": f"127.0.0.1:{port}", "secret": "rongqi-test"}}))
+    proc = subprocess.Popen([exe, "serve", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+        name = f"127.0.0.1:{port}/built/app:1"
+        ctx = _ctx(tmp_path, "FROM busybox\nRUN echo pushed > /p\nCMD [\"cat\", \"/p\"]\n")
+        _build(rq, ctx, "-t", name)
+        rq("push", name, check=True, timeout=120)
+        other = Rongqi(tmp_path / "other")
+        try:
+            child = _ctx(tmp_path, f"FROM {name}\nRUN echo child >> /p\n", name="child")
+            r = other("build", "-t", "child", str(child), timeout=180, check=True)
+            assert r.stdout.startswith(f"STEP 1/2: FROM {name}\n")
+            assert other("run", "--rm", "child", check=True).stdout == "pushed\nchild\n"
+        finally:
+            other.cleanup()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
