@@ -383,8 +383,10 @@ class Builder:
         os.rename(path + ".new", path)
         try:
             self.ctx = open_context(self.opts, self.work_dir, f"build-{self.build_id}-ctx-")
+            # Layer blobs are referenced by no image until the end: no gc meanwhile.
             try:
-                return self._run()
+                with self.engine.store.gc_lock(shared=True):
+                    return self._run()
             finally:
                 self.ctx.close()
         finally:
