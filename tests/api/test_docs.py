@@ -1,0 +1,77 @@
+"""The examples of docs/guide.md, docs/api.md and the README, run as written (every `sh` and
+`python` block, in order, in one working directory per page) so that they cannot rot.
+
+`rongqi` and `rongqi-oci` on the blocks' PATH are this checkout's, with a private --root."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import rongqi
+
+pytestmark = pytest.mark.root
+
+SRC = Path(rongqi.__file__).resolve().parent.parent
+REPO = SRC.parent
+FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```", re.M | re.S)
+
+
+def blocks(page: Path, kinds: tuple[str, ...]) -> list[tuple[str, str, int]]:
+    text = page.read_text()
+    return [(m.group(1), m.group(2), text.count("\n", 0, m.start()) + 1)
+            for m in FENCE.finditer(text) if m.group(1) in kinds]
+
+
+def _env(base: Path, oci_binary: str) -> dict[str, str]:
+    bindir = base / "bin"
+    bindir.mkdir()
+    (bindir / "rongqi").write_text(
+        f'#!/bin/sh\nexec {sys.executable} -m rongqi.cli.main --root "$RONGQI_ROOT" '
+        f'--runroot "$RONGQI_RUNROOT" "$@"\n')
+    (bindir / "rongqi-oci").write_text(f'#!/bin/sh\nexec {oci_binary} --root '
+                                       f'"$RONGQI_OCI_ROOT" "$@"\n')
+    for f in bindir.iterdir():
+        f.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RONGQI_")}
+    env.update(PATH=f"{bindir}:{os.path.dirname(sys.executable)}:{env.get('PATH', '')}",
+               PYTHONPATH=str(SRC), RONGQI_ROOT=str(base / "root"),
+               RONGQI_RUNROOT=str(base / "run"), RONGQI_RUNTIME_ROOT=str(base / "runtime"),
+               RONGQI_OCI_ROOT=str(base / "oci"), RONGQI_OCI=oci_binary)
+    return env
+
+
+def _cleanup(env: dict[str, str], oci_binary: str) -> None:
+    from support.leaks import ENGINE_IDS, engine_ids
+    from support.plugin import force_delete_all
+    ENGINE_IDS.update(engine_ids(env["RONGQI_ROOT"]))
+    subprocess.run(["rongqi", "rm", "-f", "-t", "0", "--all"], env=env, capture_output=True,
+                   timeout=180)
+    force_delete_all(oci_binary, env["RONGQI_OCI_ROOT"])
+
+
+@pytest.mark.parametrize("page,kinds", [("docs/guide.md", ("sh", "python")),
+                                        ("docs/api.md", ("python",)),
+                                        ("README.md", ("python",))])
+def test_examples_run(page, kinds, tmp_path, oci_binary):
+    found = blocks(REPO / page, kinds)
+    assert found, f"{page} has no runnable examples"
+    work = tmp_path / "work"
+    work.mkdir()
+    env = _env(tmp_path, oci_binary)
+    try:
+        for kind, code, line in found:
+            argv = (["bash", "-euo", "pipefail", "-c", code] if kind == "sh"
+                    else [sys.executable, "-c", code])
+            p = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True,
+                               timeout=300, stdin=subprocess.DEVNULL)
+            assert p.returncode == 0, (f"{page}:{line}: the {kind} block exited "
+                                       f"{p.returncode}\n{code}\n--- stdout\n{p.stdout}"
+                                       f"--- stderr\n{p.stderr}")
+    finally:
+        _cleanup(env, oci_binary)
