@@ -33,7 +33,7 @@ def _sample(rq, ref: str) -> dict:
 
 
 def test_stats_shows_the_memory_a_container_allocates(rq):
-    rq("run", "-d", "--name", "mem", "busybox", "sh", "-c",
+    rq("run", "-d", "--name", "mem", "--network", "none", "busybox", "sh", "-c",
        "while [ ! -e /go ]; do sleep 0.1; done; "
        "dd if=/dev/zero of=/dev/shm/fill bs=1M count=40 2>/dev/null; sleep 600", check=True)
     before = _bytes(_sample(rq, "mem")["mem_usage"].split(" / ")[0])

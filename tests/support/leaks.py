@@ -1,4 +1,5 @@
-"""Leak detection for the test suite: mounts, cgroups, netns, veths and processes.
+"""Leak detection for the test suite: mounts, cgroups, netns, veths, processes, and the
+network state netavark and rongqi keep (firewall rules and chains, IPAM leases).
 
 A snapshot before a test and one after it are compared; what is new is a leak. Several
 developers run the suite on this machine at once, so every new resource is classified:
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -109,6 +111,8 @@ class Snapshot:
     netns: set[str] = field(default_factory=set)
     links: set[str] = field(default_factory=set)  # all host links; veths picked at compare
     procs: dict[tuple[int, int], Proc] = field(default_factory=dict)
+    firewall: set[str] = field(default_factory=set)  # "TABLE RULE" lines of networks
+    leases: set[tuple[str, str, str]] = field(default_factory=set)  # (file, key, root)
 
 
 @dataclass
@@ -120,9 +124,12 @@ class Leaks:
     netns: list[str] = field(default_factory=list)
     veths: list[str] = field(default_factory=list)
     procs: list[Proc] = field(default_factory=list)
+    firewall: list[str] = field(default_factory=list)
+    leases: list[tuple[str, str, str]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.mounts or self.cgroups or self.netns or self.veths or self.procs)
+        return bool(self.mounts or self.cgroups or self.netns or self.veths or self.procs
+                    or self.firewall or self.leases)
 
     def lines(self) -> list[str]:
         return (
@@ -131,6 +138,8 @@ class Leaks:
             + [f"cgroup {c}" for c in self.cgroups]
             + [f"netns {n}" for n in self.netns]
             + [f"veth {v}" for v in self.veths]
+            + [f"firewall rule {r}" for r in self.firewall]
+            + [f"IPAM lease {k} in {os.path.basename(f)} (root {r})" for f, k, r in self.leases]
         )
 
 
@@ -196,6 +205,58 @@ def read_veths() -> set[str]:
     return names
 
 
+# Network state: the per-network and per-container rules netavark adds (its chains are named
+# NETAVARK-<hash> and NETAVARK-DN-<hash>; the shared chains NETAVARK_FORWARD and
+# NETAVARK-HOSTPORT-* stay for good, only their per-network lines count), and the leases and
+# port records rongqi keeps under /run/rongqi/networks.
+_NETAVARK_RULE = re.compile(r"NETAVARK-(DN-)?[0-9A-F]{6,}|^-A NETAVARK_FORWARD -[sd] |"
+                            r"dnat name: ")
+NETWORK_RUNDIR = "/run/rongqi/networks"
+
+
+def read_firewall() -> set[str]:
+    out: set[str] = set()
+    for cmd in ("iptables-save", "ip6tables-save"):
+        table = ""
+        for line in _run_lines([cmd]):
+            if line.startswith("*"):
+                table = line[1:]
+            elif _NETAVARK_RULE.search(line):
+                out.add(f"{cmd[:-5]} {table} {line}")
+    return out
+
+
+def read_leases() -> set[tuple[str, str, str]]:
+    """(file, address or port record, the engine root that holds it)."""
+    import json
+
+    out: set[tuple[str, str, str]] = set()
+    ipam = os.path.join(NETWORK_RUNDIR, "ipam")
+    for d, per_entry in ((ipam, True), (os.path.join(NETWORK_RUNDIR, "ports"), False)):
+        try:
+            names = os.listdir(d)
+        except OSError:
+            continue
+        for n in names:
+            path = os.path.join(d, n)
+            try:
+                with open(path) as f:
+                    doc = json.load(f)
+            except (OSError, ValueError):
+                continue
+            if per_entry:
+                out |= {(path, k, v.get("root", "")) for k, v in doc.items()}
+            else:
+                out.add((path, "ports of " + n[:12], doc.get("root", "")))
+    return out
+
+
+def _split_rule(text: str) -> list[str]:
+    import shlex
+
+    return shlex.split(text)
+
+
 def read_procs() -> dict[int, Proc]:
     procs: dict[int, Proc] = {}
     for name in os.listdir("/proc"):
@@ -257,6 +318,8 @@ class LeakChecker:
         snap.cgroups = read_cgroups()
         snap.netns = read_netns()
         snap.links = read_links()
+        snap.firewall = read_firewall()
+        snap.leases = read_leases()
         procs = procs if procs is not None else read_procs()
         mine = self._descendants(procs)
         for p in procs.values():
@@ -338,8 +401,24 @@ class LeakChecker:
         new_links = after.links - before.links
         for name in sorted(new_links & read_veths() if new_links else ()):
             (ours if self.tag in name else ambiguous).veths.append(name)
+        new_rules = sorted(after.firewall - before.firewall)
+        # A chain is ours when a rule of ours is in it (netavark names chains by a hash).
+        our_chains = {r.split(" ", 2)[2].split()[1] for r in new_rules
+                      if self.tag in r and r.split(" ", 2)[2].startswith("-A ")}
+        for rule in new_rules:
+            line = rule.split(" ", 2)[2]
+            chain = line[1:].split()[0] if line.startswith(":") else line[3:].split()[0]
+            mine = self.tag in rule or chain in our_chains
+            (ours if mine else ambiguous).firewall.append(rule)
+        for lease in sorted(after.leases - before.leases):
+            root = lease[2]
+            if self._under_basetemp(root):
+                ours.leases.append(lease)
+            elif not root.startswith(self.tmp_parent + "/"):
+                ambiguous.leases.append(lease)
         if foreign_tags:
             keep = lambda text: not any(t in text for t in foreign_tags)  # noqa: E731
+            ambiguous.firewall = [r for r in ambiguous.firewall if keep(r)]
             ambiguous.procs = [p for p in ambiguous.procs if keep(p.cmdline)]
             ambiguous.mounts = [m for m in ambiguous.mounts if keep(m.line)]
             ambiguous.cgroups = [c for c in ambiguous.cgroups if keep(c)]
@@ -384,7 +463,45 @@ class LeakChecker:
         for name in leaks.veths:
             if "rongqi" in name or self.tag in name or name.startswith("rq"):
                 subprocess.run(["ip", "link", "delete", name], capture_output=True)
+        failed += self._remove_rules(leaks.firewall)
+        self._remove_leases(leaks.leases)
         return failed
+
+    @staticmethod
+    def _remove_rules(rules: list[str]) -> list[str]:
+        """Rules by deleting them (-A -> -D), then the chains they were in (-N -> -X)."""
+        failed = []
+        chains = []
+        for r in rules:
+            cmd, table, line = r.split(" ", 2)
+            if line.startswith(":"):
+                chains.append((cmd, table, line[1:].split()[0]))
+            elif line.startswith("-A "):
+                p = subprocess.run([cmd, "-t", table, "-D", *_split_rule(line[3:])],
+                                   capture_output=True, text=True)
+                if p.returncode:
+                    failed.append(f"{cmd} -t {table} -D {line[3:]}: {p.stderr.strip()}")
+        for cmd, table, chain in chains:
+            subprocess.run([cmd, "-t", table, "-F", chain], capture_output=True)
+            subprocess.run([cmd, "-t", table, "-X", chain], capture_output=True)
+        return failed
+
+    @staticmethod
+    def _remove_leases(leases: list[tuple[str, str, str]]) -> None:
+        import json
+
+        for path, key, _root in leases:
+            try:
+                if "/ports/" in path:
+                    os.unlink(path)
+                    continue
+                with open(path) as f:
+                    doc = json.load(f)
+                doc.pop(key, None)
+                with open(path, "w") as f:
+                    json.dump(doc, f)
+            except (OSError, ValueError):
+                pass
 
     def _kill(self, procs: list[Proc]) -> list[str]:
         failed = []

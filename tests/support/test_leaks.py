@@ -139,3 +139,37 @@ def test_an_engine_containers_cgroup_is_this_sessions_leak(tmp_path):
     assert code == 1, out
     assert f"cgroup pids/rongqi/{cid}" in out
     assert not [c for c in read_cgroups() if c.endswith(cid)]
+
+
+@root
+def test_leaked_lease_and_firewall_rule_fail_and_are_removed(tmp_path):
+    """A lease held for a container of this session's root, and a rule in a chain named as
+    netavark names them with the session's tag in its comment: both fail the test and are
+    removed."""
+    chain = "NETAVARK-" + secrets.token_hex(6).upper()
+    code, out = _run_inner(tmp_path, f"""
+        import json, os, subprocess
+        from support.plugin import SESSION_TAG
+
+        def test_leaks_a_lease(tmp_path):
+            d = "/run/rongqi/networks/ipam"
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, "leaktest-" + SESSION_TAG + ".json"), "w") as f:
+                json.dump({{"10.251.0.9": {{"id": "x" * 64, "root": str(tmp_path)}}}}, f)
+
+        def test_leaks_a_rule():
+            subprocess.run(["iptables", "-t", "nat", "-N", "{chain}"], check=True)
+            subprocess.run(["iptables", "-t", "nat", "-A", "{chain}", "-d", "10.251.0.0/24",
+                            "-m", "comment", "--comment", "test " + SESSION_TAG, "-j",
+                            "ACCEPT"], check=True)
+    """)
+    assert code != 0, out
+    assert "IPAM lease 10.251.0.9" in out and "firewall rule" in out, out
+    left = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
+    assert chain not in left
+    d = "/run/rongqi/networks/ipam"
+    for n in os.listdir(d) if os.path.isdir(d) else []:
+        if n.startswith("leaktest-"):
+            with open(os.path.join(d, n)) as f:
+                assert "10.251.0.9" not in f.read()
+            os.unlink(os.path.join(d, n))

@@ -297,7 +297,7 @@ def cmd_port(ctx: Any, a: argparse.Namespace) -> int:
     want = ports.parse_private(a.port) if a.port else None
     for c in containers:
         found = False
-        for m in ports.container_ports(c.config, ports.exposed_ports(_spec_of(c))):
+        for m in _published(c):
             prefix = f"{c.id[:12]}\t" if a.all else ""
             if want is None:
                 print(prefix + m.line())
@@ -307,6 +307,16 @@ def cmd_port(ctx: Any, a: argparse.Namespace) -> int:
         if want is not None and not found and not a.all:
             raise EngineError(f'failed to find published port "{want[0]}/{want[1]}"')
     return 0
+
+
+def _published(c: Any) -> list:
+    """The ports as the network set them up (host ports chosen for -P and `-p 80`), else
+    what create recorded."""
+    from rongqi.engine import networks, ports
+    assigned = networks.published(c)
+    if assigned:
+        return [ports.PortMapping.from_json(m) for m in assigned]
+    return ports.container_ports(c.config, ports.exposed_ports(_spec_of(c)))
 
 
 def _spec_of(c: Any) -> dict:

@@ -129,7 +129,8 @@ def add_create_flags(p: argparse.ArgumentParser, *, run: bool = True) -> None:
     a("--pull", default="missing", help="missing, always, never, newer")
     _bool_flag(p, ["--tls-verify"], "tls_verify", True, "check the registry's certificate")
     # network
-    a("--network", "--net", default="", help="none, host, container:NAME")
+    a("--network", "--net", default="",
+      help="bridge (default), NAME[,NAME], none, host, container:NAME, slirp4netns")
     a("--network-alias", action=app, default=[], help="another DNS name on the network")
     a("--ip", default="", help="the container's IPv4 address")
     a("--mac-address", default="", help="the container's MAC address")

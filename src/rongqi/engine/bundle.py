@@ -632,28 +632,41 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
     # -- namespaces ------------------------------------------------------------------------------
     namespaces: list[dict[str, str]] = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
     sysctls: dict[str, str] = {}
-    net = opts.network or "none"
+    # Networks (engine/networks.py): bridge ones get a netns rongqi makes at start (its path
+    # fixed now); slirp4netns (rootless) plugs into the netns the runtime makes.
+    from rongqi.engine import networks
+    net, _ = networks.mode_of(opts.network, inp.rootless)
+    if net == "slirp4netns" and not opts.network and not networks.tun_usable():
+        warnings.append("slirp4netns cannot open /dev/net/tun (its mode leaves it to root): "
+                        "the container gets no network, as with --network none")
+        net = "none"
+        opts.network = "none"
+    root = getattr(inp.engine, "root", None)
+    net_plan = networks.plan(inp.engine, root, inp.container_id, inp.name, opts,
+                             inp.rootless, exposed) if net in ("bridge", "slirp4netns") else None
     if net.startswith("container:"):
         namespaces.append({"type": "network", "path": _container_netns(inp, net[10:])})
-    elif net in ("none", "private"):
+    elif net in ("none", "private", "slirp4netns"):
         namespaces.append({"type": "network"})
         sysctls["net.ipv4.ping_group_range"] = "0 0"
+    elif net == "bridge":
+        namespaces.append({"type": "network", "path": net_plan["netns"] if net_plan else ""})
+        sysctls["net.ipv4.ping_group_range"] = "0 0"
     elif net != "host":
-        # Bridge networks are issue 11's; until then a named network cannot be joined.
-        raise BundleError(f'network "{net}" is not available: use none, host or '
-                          "container:NAME")
-    # podman's rules for what only a network of the container's own can have.
-    mode_name = "container" if net.startswith("container:") else net
-    if net != "host" and (opts.dns or opts.dns_search or opts.dns_option):
-        raise BundleError(f"conflicting options: dns and the network mode: {mode_name}")
-    for flag, value in (("--ip", opts.ip), ("--mac-address", opts.mac_address),
-                        ("--network-alias", opts.network_aliases)):
-        if value:
-            raise BundleError(f"{flag} can only be set when the network mode is bridge: "
-                              "invalid argument")
-    if opts.publish or opts.publish_all:
-        warnings.append("Port mappings have been discarded as one of the Host, Container, "
-                        "Pod, and None network modes are in use")
+        raise BundleError(f'network "{net}" is not supported')
+    if net not in ("bridge", "slirp4netns"):
+        # podman's rules for what only a network of the container's own can have.
+        mode_name = "container" if net.startswith("container:") else net
+        if net != "host" and (opts.dns or opts.dns_search or opts.dns_option):
+            raise BundleError(f"conflicting options: dns and the network mode: {mode_name}")
+        for flag, value in (("--ip", opts.ip), ("--mac-address", opts.mac_address),
+                            ("--network-alias", opts.network_aliases)):
+            if value:
+                raise BundleError(f"{flag} can only be set when the network mode is bridge: "
+                                  "invalid argument")
+        if opts.publish or opts.publish_all:
+            warnings.append("Port mappings have been discarded as one of the Host, Container, "
+                            "Pod, and None network modes are in use")
     from rongqi.linux import cgroups
     try:
         unified = cgroups.detect_mode() == "v2"
@@ -702,6 +715,13 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
     userns = bool(uidmap)
     if userns:
         namespaces.append({"type": "user"})
+        if net_plan and net == "bridge":
+            # A netns made on the host cannot be joined from inside a new user namespace:
+            # the runtime makes it, and the monitor plugs it in between create and start.
+            for ns in namespaces:
+                if ns["type"] == "network":
+                    ns.pop("path", None)
+            net_plan["late"] = True
 
     def to_host(uid: int, gid: int) -> tuple[int, int]:
         return _map_id(uidmap, uid), _map_id(gidmap, gid)
@@ -833,6 +853,7 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
         ".containerenv": (f'engine="rongqi"\nname="{inp.name}"\nid="{inp.container_id}"\n'
                           f'image="{opts.image}"\nrootless={int(inp.rootless)}\n'),
     }
+    networks.write_plan(inp.userdata, net_plan)
     for fname, text in files.items():
         path = os.path.join(inp.userdata, fname)
         with open(path, "w") as f:

@@ -124,12 +124,7 @@ def container_json(engine: Engine, c: Container) -> dict[str, Any]:
             "MergedDir": os.path.join(snap_dir, "rootfs")}},
         "Mounts": mounts,
         "Dependencies": [],
-        "NetworkSettings": {"EndpointID": "", "Gateway": "", "IPAddress": "",
-                            "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-                            "GlobalIPv6PrefixLen": 0, "MacAddress": "", "Bridge": "",
-                            "SandboxID": "", "HairpinMode": False,
-                            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-                            "Ports": {}, "SandboxKey": ""},
+        "NetworkSettings": _network_settings(c),
         "Namespace": "",
         "IsInfra": False,
         "IsService": False,
@@ -174,8 +169,8 @@ def container_json(engine: Engine, c: Container) -> dict[str, Any]:
             "LogConfig": {"Type": cfg.get("log_driver", "k8s-file"),
                           "Config": o.get("log_opts") or None,
                           "Path": cfg.get("log_path", ""), "Tag": "", "Size": log_size},
-            "NetworkMode": o.get("network", "none"),
-            "PortBindings": {},
+            "NetworkMode": _network_mode(c, o),
+            "PortBindings": _port_bindings(c),
             "RestartPolicy": {"Name": "" if restart.get("name") == "no" else restart.get("name"),
                               "MaximumRetryCount": restart.get("max_retries", 0)},
             "AutoRemove": bool(o.get("remove")),
@@ -247,6 +242,22 @@ def _cgroup_path(spec: dict[str, Any], cid: str) -> str:
     if path.startswith("/"):
         return path
     return f"/rongqi/{cid}" if not path else path
+
+
+def _network_settings(c: Container) -> dict[str, Any]:
+    from rongqi.engine import networks
+    return networks.settings(c)
+
+
+def _network_mode(c: Container, o: dict[str, Any]) -> str:
+    from rongqi.engine import networks
+    mode, _ = networks.mode_of(o.get("network", ""), bool(c.config.get("rootless")))
+    return mode
+
+
+def _port_bindings(c: Container) -> dict[str, Any]:
+    from rongqi.engine import networks
+    return networks.settings(c)["Ports"]
 
 
 def _security_opt(o: dict[str, Any]) -> list[str]:

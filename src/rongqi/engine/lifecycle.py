@@ -111,10 +111,19 @@ def cleanup(engine: Engine, c: Container) -> None:
     except ContainerStateError:
         pass
     _unmount(engine, c)
+    _teardown_network(engine, c)
     if c.state.get("reason") and not c.state.get("cleaned", True):
         _emit(engine, "died", c, exit_code=c.state.get("exit_code"), reason=c.state["reason"])
     shutil.rmtree(c.run_dir, ignore_errors=True)
     c.state["cleaned"] = True
+
+
+def _teardown_network(engine: Engine, c: Container) -> None:
+    """The container's netns, veths, firewall rules and leases (engine/networks.py): gone
+    whoever ended the container, its monitor included."""
+    from rongqi.engine import networks
+    with contextlib.suppress(RongqiError, OSError):
+        networks.teardown(engine, c)
 
 
 def _destroy_orphan_cgroup(c: Container) -> None:
@@ -315,6 +324,8 @@ def start(engine: Engine, ref: str | Container, *, attach: Any = None) -> Contai
             monitor.wait_gone(c.run_dir, KILL_GRACE)
         prepare_start(engine, c)
         try:
+            from rongqi.engine import networks
+            networks.setup(engine, c)  # the netns plugged in before the process runs
             monitor.start_container(engine.for_container(c), c, attach=attach)
         except BaseException as err:
             c.state.update(error=str(err) if isinstance(err, RongqiError) else "",

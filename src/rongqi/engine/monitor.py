@@ -569,11 +569,17 @@ class Monitor:
                 self.out_fds[self.master] = 1
             with open(pid_file) as f:
                 self.pid = int(f.read().strip())
+            from rongqi.engine import networks
+
+            networks.process_started(self.engine, self.container, self.pid)  # slirp4netns
             self.started_ns = time.time_ns()
             rt.start(self.id)
         except BaseException:
             if console is not None:
                 console.close()
+            from rongqi.engine import networks
+
+            networks.process_ended(self.container)
             try:
                 rt.delete(self.id, force=True)
             except Exception:  # noqa: BLE001 - nothing was made, or the first error says why
@@ -827,6 +833,9 @@ class Monitor:
         for fd in list(self.out_fds):
             self._output(fd)  # whatever is still buffered
         self._close_outputs()
+        from rongqi.engine import networks
+
+        networks.process_ended(self.container, self.engine)
         rt = self.engine.runtime
         if self._should_restart(code):
             delay = min(0.1 * (2 ** min(self.restart_count, 10)), 10.0)
@@ -857,6 +866,12 @@ class Monitor:
         try:
             rt.delete(self.id, force=True)
         except Exception:  # noqa: BLE001 - gone already
+            pass
+        try:
+            from rongqi.engine import networks
+
+            networks.teardown(self.engine, self.container)
+        except Exception:  # noqa: BLE001 - the next sync (cleanup) tries again
             pass
         self.log.close()
         snap = self.config.get("snapshot")

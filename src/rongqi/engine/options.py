@@ -123,8 +123,8 @@ class ContainerOptions:
     # image
     pull: str = "missing"                                    # missing | always | never | newer
     tls_verify: bool = True
-    # network (issue 11 adds bridge networks; until then the default is none)
-    network: str = "none"                                    # none | host | container:NAME | NAME[,NAME]
+    # network: "" is the default (bridge on the network `podman` as root, slirp4netns rootless)
+    network: str = ""                                        # none | host | bridge | slirp4netns | container:NAME | NAME[,NAME]
     network_aliases: list[str] = field(default_factory=list)
     ip: str = ""
     mac_address: str = ""

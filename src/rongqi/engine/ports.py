@@ -1,7 +1,7 @@
 """Published ports: -p/--publish values parsed into mappings, and `port`'s lines.
 
-Until bridge networks exist (issue 11) ports are recorded at create and shown as podman
-shows them; publishing itself (the forwarding) arrives with the networks.
+Ports are recorded at create and shown as podman shows them; the forwarding (and the host
+ports picked for -P and `-p 80`) is engine/networks.py's.
 """
 
 from __future__ import annotations

@@ -161,10 +161,10 @@ def test_hosts_hostname_resolv_conf_written_and_bound(env, monkeypatch):
 
 def test_network_flags_a_network_of_its_own_needs(env):
     with pytest.raises(BundleError, match="^conflicting options: dns and the network mode: none$"):
-        env(ContainerOptions(image="i", dns=["1.1.1.1"]))
+        env(ContainerOptions(image="i", network="none", dns=["1.1.1.1"]))
     with pytest.raises(BundleError, match="^--ip can only be set when the network mode is bridge"):
-        env(ContainerOptions(image="i", ip="10.0.0.2"))
-    out = env(ContainerOptions(image="i", publish=["80:80"]))
+        env(ContainerOptions(image="i", network="none", ip="10.0.0.2"))
+    out = env(ContainerOptions(image="i", network="none", publish=["80:80"]))
     assert out.warnings == ["Port mappings have been discarded as one of the Host, Container, "
                             "Pod, and None network modes are in use"]
     out = env(ContainerOptions(image="i", network="host", dns=["192.0.2.1"]))
@@ -426,8 +426,13 @@ def test_network_modes(env):
             return C()
     out = env(ContainerOptions(image="i", network="container:peer"), engine=E())
     assert {"type": "network", "path": "/proc/4242/ns/net"} in out.spec["linux"]["namespaces"]
-    with pytest.raises(BundleError, match='network "mynet" is not available'):
+    from rongqi.engine.networks import NoSuchNetwork
+    with pytest.raises(NoSuchNetwork, match="unable to find network with name or ID mynet"):
         env(ContainerOptions(image="i", network="mynet"))
+    # bridge (the default as root): a netns rongqi makes at start, at a path fixed now
+    out = env(ContainerOptions(image="i"))
+    (net,) = [n for n in out.spec["linux"]["namespaces"] if n["type"] == "network"]
+    assert net["path"].startswith("/run/netns/rongqi-")
 
 
 def test_sysctls_oom_shm(env):

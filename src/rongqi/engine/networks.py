@@ -1,0 +1,1216 @@
+"""Networks: records (podman's network JSON, as netavark takes it), IPAM leases, and each
+container's network namespace set up and torn down through netavark (names by aardvark-dns).
+
+The runtime only ever sees a netns path (linux.namespaces). Records live in ROOT/networks;
+leases, the netavark lock and the netns mounts are host-wide (bridges and addresses are), under
+RUNDIR (/run/rongqi/networks). docs/networks.md says why netavark and how the pieces fit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from rongqi.errors import EngineError, UsageError
+
+if TYPE_CHECKING:
+    from rongqi.engine import Engine
+    from rongqi.engine.options import ContainerOptions
+    from rongqi.engine.records import Container
+
+# podman's default network, as podman 4 makes it (same id, bridge and subnet).
+DEFAULT_NAME = "podman"
+DEFAULT_ID = "2f259bab93aaaaa2542ba43ef33eb990d0999ee1b9924b557b7be53c0b7a1bb9"
+DEFAULT_SUBNET = "10.88.0.0/16"
+DEFAULT_BRIDGE = "podman0"
+DNS_DOMAIN = "dns.podman"
+RUNDIR = "/run/rongqi/networks"      # host-wide: leases, the netavark lock, netns mounts
+NETNS_DIR = "/run/netns"             # where `ip netns` (and the leak check) look
+ATTACH_FILE = "networks.json"        # in a container's userdata: attachments, ports, status
+DRIVERS = ("bridge",)
+MODES = ("none", "host", "private", "bridge", "slirp4netns")
+_PATH_ENV = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class NetworkError(EngineError):
+    """A network operation failed (netavark's error, a bad option): exit 125."""
+
+
+class NoSuchNetwork(NetworkError):
+    def __init__(self, ref: str):
+        super().__init__(f"unable to find network with name or ID {ref}: network not found")
+
+
+class NetworkInUse(NetworkError):
+    exit_code = 2
+
+
+def _find(*candidates: str) -> str:
+    for c in candidates:
+        if os.access(c, os.X_OK):
+            return c
+    return shutil.which(os.path.basename(candidates[-1])) or candidates[0]
+
+
+def netavark_binary() -> str:
+    return os.environ.get("RONGQI_NETAVARK") or _find(
+        "/usr/lib/podman/netavark", "/usr/libexec/podman/netavark", "/usr/local/lib/podman/netavark")
+
+
+def aardvark_binary() -> str:
+    return _find("/usr/lib/podman/aardvark-dns", "/usr/libexec/podman/aardvark-dns",
+                 "/usr/local/lib/podman/aardvark-dns")
+
+
+def now_rfc3339() -> str:
+    from rongqi.oci.timefmt import rfc3339nano
+    return rfc3339nano(time.time_ns())
+
+
+# -- network records -----------------------------------------------------------------------------
+class NetworkStore:
+    """ROOT/networks/NAME.json, one per network, written by temp file + rename under
+    ROOT/networks/.lock; the default network `podman` is made the first time it is looked at."""
+
+    def __init__(self, root: str):
+        self.dir = os.path.join(root, "networks")
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        from rongqi.locking import Lock
+        os.makedirs(self.dir, 0o700, exist_ok=True)
+        with Lock(os.path.join(self.dir, ".lock")):
+            yield
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.dir, name + ".json")
+
+    def _read(self, name: str) -> dict[str, Any] | None:
+        try:
+            with open(self._path(name)) as f:
+                return json.load(f)
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _write(self, net: dict[str, Any]) -> None:
+        os.makedirs(self.dir, 0o700, exist_ok=True)
+        tmp = self._path("." + net["name"] + ".tmp")
+        with open(tmp, "w") as f:
+            json.dump(net, f, indent=1)
+        os.rename(tmp, self._path(net["name"]))
+
+    def _default(self) -> dict[str, Any]:
+        net = self._read(DEFAULT_NAME)
+        if net is None:
+            with self.lock():
+                net = self._read(DEFAULT_NAME)
+                if net is None:
+                    net = default_network()
+                    self._write(net)
+        return net
+
+    def names(self) -> list[str]:
+        try:
+            return sorted(f[:-5] for f in os.listdir(self.dir)
+                          if f.endswith(".json") and not f.startswith("."))
+        except FileNotFoundError:
+            return []
+
+    def list(self) -> list[dict[str, Any]]:
+        self._default()
+        return [n for n in (self._read(name) for name in self.names()) if n]
+
+    def get(self, ref: str) -> dict[str, Any]:
+        """By name, full id or unique id prefix."""
+        if ref == DEFAULT_NAME:
+            return self._default()
+        net = self._read(ref) if ref and "/" not in ref and not ref.startswith(".") else None
+        if net:
+            return net
+        found = [n for n in self.list() if n["id"].startswith(ref)] if ref else []
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise NetworkError(f"more than one result for network ID {ref}")
+        raise NoSuchNetwork(ref)
+
+    def exists(self, ref: str) -> bool:
+        try:
+            self.get(ref)
+            return True
+        except NoSuchNetwork:
+            return False
+
+    def create(self, name: str = "", *, driver: str = "bridge", subnets: list[str] | None = None,
+               gateways: list[str] | None = None, ip_ranges: list[str] | None = None,
+               internal: bool = False, ipv6: bool = False, labels: dict[str, str] | None = None,
+               options: dict[str, str] | None = None, disable_dns: bool = False,
+               dns_servers: list[str] | None = None, interface_name: str = "",
+               ignore: bool = False) -> dict[str, Any]:
+        """A new network in podman's shape; subnets overlapping another network's or a route
+        of the host are refused, as podman does."""
+        if driver not in DRIVERS:
+            raise NetworkError(f"unsupported driver {driver}: invalid argument")
+        if name:
+            _check_name(name)
+        for k in (options or {}):
+            if k not in ("mtu", "vlan", "isolate", "metric", "com.docker.network.bridge.name"):
+                raise NetworkError(f"unsupported bridge network option {k}")
+        self._default()
+        with self.lock():
+            existing = [n for n in (self._read(x) for x in self.names()) if n]
+            if name and any(n["name"] == name for n in existing):
+                if ignore:
+                    return next(n for n in existing if n["name"] == name)
+                raise NetworkError(f"network name {name} already used: network already exists")
+            if not name:
+                used = {n["name"] for n in existing}
+                name = next(f"podman{i}" for i in range(1, 10000) if f"podman{i}" not in used)
+            nid = secrets.token_hex(32)
+            nets = _parse_subnets(subnets or [], gateways or [], ip_ranges or [])
+            taken = [ipaddress.ip_network(s["subnet"]) for n in existing for s in n["subnets"]]
+            host = host_routes()
+            for s in nets:
+                net = ipaddress.ip_network(s["subnet"])
+                if any(net.version == t.version and net.overlaps(t) for t in taken + host):
+                    raise NetworkError(f"subnet {net} is already used on the host or by "
+                                       "another config")
+                taken.append(net)
+            if not any(ipaddress.ip_network(s["subnet"]).version == 4 for s in nets) and \
+                    not (ipv6 and nets):
+                nets.insert(0, _free_subnet(taken + host, 4))
+            if ipv6 and not any(ipaddress.ip_network(s["subnet"]).version == 6 for s in nets):
+                nets.append(_free_subnet(taken + host, 6))
+            if any(ipaddress.ip_network(s["subnet"]).version == 6 for s in nets):
+                ipv6 = True
+            opts = dict(options or {})
+            bridge = interface_name or opts.pop("com.docker.network.bridge.name", "")
+            if not bridge:
+                used_if = {n.get("network_interface") for n in existing} | _host_links()
+                bridge = next(f"podman{i}" for i in range(1, 10000)
+                              if f"podman{i}" not in used_if)
+            elif any(n.get("network_interface") == bridge for n in existing):
+                raise NetworkError(f"bridge name {bridge} already in use")
+            net: dict[str, Any] = {
+                "name": name, "id": nid, "driver": driver, "network_interface": bridge,
+                "created": now_rfc3339(), "subnets": nets, "ipv6_enabled": ipv6,
+                "internal": internal, "dns_enabled": not disable_dns,
+            }
+            if dns_servers:
+                net["network_dns_servers"] = list(dns_servers)
+            if labels:
+                net["labels"] = dict(labels)
+            if opts:
+                net["options"] = opts
+            net["ipam_options"] = {"driver": "host-local"}
+            self._write(net)
+        return net
+
+    def remove(self, ref: str, engine: Engine, force: bool = False) -> str:
+        net = self.get(ref)
+        if net["name"] == DEFAULT_NAME:
+            raise NetworkError(f"default network {DEFAULT_NAME} cannot be removed")
+        users = containers_on(engine, net["name"])
+        if users and not force:
+            raise NetworkInUse(f'"{net["name"]}" has associated containers with it. Use -f to '
+                               "forcibly delete containers and pods: network is being used")
+        for cid in users:
+            with contextlib.suppress(EngineError):
+                engine.remove(cid, force=True, timeout=0)
+        with self.lock():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._path(net["name"]))
+        from rongqi.engine import events
+        events.emit(engine.root, "network", "remove", name=net["name"], network=net["name"])
+        return net["name"]
+
+    def prune(self, engine: Engine, filters: list[str] | None = None) -> list[str]:
+        match = compile_filters(filters or [], prune=True)
+        out = []
+        for net in self.list():
+            if net["name"] == DEFAULT_NAME or not match(net) or containers_on(engine, net["name"]):
+                continue
+            with contextlib.suppress(NoSuchNetwork, NetworkInUse):
+                out.append(self.remove(net["name"], engine))
+        return out
+
+
+def default_network() -> dict[str, Any]:
+    subnet = os.environ.get("RONGQI_DEFAULT_SUBNET") or DEFAULT_SUBNET
+    bridge = os.environ.get("RONGQI_DEFAULT_BRIDGE") or DEFAULT_BRIDGE
+    net = ipaddress.ip_network(subnet)
+    return {"name": DEFAULT_NAME, "id": DEFAULT_ID, "driver": "bridge",
+            "network_interface": bridge, "created": now_rfc3339(),
+            "subnets": [{"subnet": str(net), "gateway": str(net.network_address + 1)}],
+            "ipv6_enabled": False, "internal": False, "dns_enabled": False,
+            "ipam_options": {"driver": "host-local"}}
+
+
+def _check_name(name: str) -> None:
+    import re
+    if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", name):
+        raise NetworkError(f"network name {name} invalid: names must match "
+                           "[a-zA-Z0-9][a-zA-Z0-9_.-]*: invalid argument")
+
+
+def _parse_subnets(subnets: list[str], gateways: list[str],
+                   ranges: list[str]) -> list[dict[str, Any]]:
+    if len(gateways) > len(subnets):
+        raise NetworkError("cannot set more gateways than subnets")
+    if len(ranges) > len(subnets):
+        raise NetworkError("cannot set more ranges than subnets")
+    out = []
+    for i, text in enumerate(subnets):
+        try:
+            net = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise NetworkError(f'invalid CIDR address: {text}') from None
+        if net.num_addresses < 4:
+            raise NetworkError(f"subnet {net} is too small")
+        s: dict[str, Any] = {"subnet": str(net)}
+        gw = gateways[i] if i < len(gateways) else ""
+        if gw:
+            try:
+                g = ipaddress.ip_address(gw)
+            except ValueError:
+                raise NetworkError(f"gateway IP {gw} is not valid") from None
+            if g not in net:
+                raise NetworkError(f"gateway {gw} not in subnet {net}")
+        s["gateway"] = gw or str(net.network_address + 1)
+        if i < len(ranges) and ranges[i]:
+            try:
+                r = ipaddress.ip_network(ranges[i], strict=False)
+            except ValueError:
+                raise NetworkError(f"invalid CIDR address: {ranges[i]}") from None
+            if not r.subnet_of(net):  # type: ignore[arg-type]
+                raise NetworkError(f"ip range {ranges[i]} is not in subnet {net}")
+            s["lease_range"] = {"start_ip": str(r.network_address + (1 if r.prefixlen < 31 else 0)),
+                                "end_ip": str(r.broadcast_address - (1 if r.version == 4 else 0))}
+        out.append(s)
+    return out
+
+
+def _free_subnet(taken: list[Any], version: int) -> dict[str, Any]:
+    if version == 4:
+        cands = (ipaddress.ip_network(f"10.89.{i}.0/24") for i in range(256))
+    else:
+        base = int(ipaddress.ip_address("fd00:89::"))
+        cands = (ipaddress.ip_network((base + (i << 64), 64)) for i in range(1 << 16))
+    for c in cands:
+        if not any(c.version == t.version and c.overlaps(t) for t in taken):
+            return {"subnet": str(c), "gateway": str(c.network_address + 1)}
+    raise NetworkError("could not find a free subnet")
+
+
+def host_routes() -> list[Any]:
+    """Subnets the host routes (not default routes): a new network must not overlap them."""
+    out: list[Any] = []
+    with contextlib.suppress(OSError):
+        with open("/proc/net/route") as f:
+            for line in f.read().splitlines()[1:]:
+                w = line.split()
+                if len(w) < 8 or w[1] == "00000000" and w[7] == "00000000":
+                    continue
+                dest = socket.inet_ntoa(int(w[1], 16).to_bytes(4, "little"))
+                mask = socket.inet_ntoa(int(w[7], 16).to_bytes(4, "little"))
+                with contextlib.suppress(ValueError):
+                    out.append(ipaddress.ip_network(f"{dest}/{mask}", strict=False))
+    with contextlib.suppress(OSError):
+        with open("/proc/net/ipv6_route") as f:
+            for line in f.read().splitlines():
+                w = line.split()
+                plen = int(w[1], 16)
+                if plen == 0 or w[0].startswith("fe80") or w[0].startswith("ff") or plen == 128:
+                    continue
+                with contextlib.suppress(ValueError):
+                    out.append(ipaddress.ip_network(
+                        (int(w[0], 16), plen), strict=False))
+    return out
+
+
+def _host_links() -> set[str]:
+    try:
+        return set(os.listdir("/sys/class/net"))
+    except OSError:
+        return set()
+
+
+# -- filters (network ls/prune) ------------------------------------------------------------------
+def compile_filters(filters: list[str], prune: bool = False) -> Any:
+    import re
+    by: dict[str, list[str]] = {}
+    allowed = ("label", "until") if prune else ("name", "id", "driver", "label", "until",
+                                                 "dangling", "type")
+    for f in filters:
+        k, sep, v = f.partition("=")
+        if not sep:
+            raise UsageError(f'invalid filter "{f}"')
+        if k not in allowed and not (k == "label!"):
+            raise UsageError(f"invalid filter {k!r}" if prune else f"invalid filter {k!r}")
+        by.setdefault(k, []).append(v)
+
+    def one(k: str, v: str, net: dict[str, Any]) -> bool:
+        labels = net.get("labels") or {}
+        if k == "name":
+            return re.search(v, net["name"]) is not None
+        if k == "id":
+            return net["id"].startswith(v)
+        if k == "driver":
+            return net["driver"] == v
+        if k in ("label", "label!"):
+            lk, eq, lv = v.partition("=")
+            has = lk in labels and (not eq or labels[lk] == lv)
+            return has if k == "label" else not has
+        if k == "type":
+            return v == "custom" and net["name"] != DEFAULT_NAME or \
+                v == "builtin" and net["name"] == DEFAULT_NAME
+        if k == "until":
+            from rongqi.engine.events import parse_input_time
+            return net.get("created", "") <= _rfc(parse_input_time(v, since=False))
+        return True
+
+    return lambda net: all(any(one(k, v, net) for v in vals) for k, vals in by.items())
+
+
+def _rfc(ns: int) -> str:
+    from rongqi.oci.timefmt import rfc3339nano
+    return rfc3339nano(ns)
+
+
+# -- containers' attachments ---------------------------------------------------------------------
+def netns_path(cid: str) -> str:
+    return os.path.join(NETNS_DIR, "rongqi-" + cid)
+
+
+def mode_of(network: str, rootless: bool) -> tuple[str, list[str]]:
+    """--network as given -> (mode, network names). "" and "bridge" are the default network
+    (slirp4netns for an ordinary user, as podman); "a,b" is bridge on those networks."""
+    net = network or ""
+    if net in ("", "default"):
+        net = "slirp4netns" if rootless else "bridge"
+    if net in ("none", "private", "host") or net.startswith(("container:", "ns:")):
+        return net, []
+    if net.startswith("slirp4netns"):
+        return "slirp4netns", []
+    if net == "bridge":
+        return "bridge", [DEFAULT_NAME]
+    if net.startswith("bridge:"):
+        net = net[7:]
+    names = [n for n in net.split(",") if n]
+    return "bridge", list(dict.fromkeys(names))
+
+
+def plan(engine: Engine | None, root: str | None, cid: str, name: str, opts: ContainerOptions,
+         rootless: bool, exposed: list[str]) -> dict[str, Any] | None:
+    """What create decides for a container's network (checked now, set up at start): the
+    attachments with aliases, --ip and --mac-address, and the ports. None: no network of
+    ours (none, host, container:NAME)."""
+    from rongqi.engine import ports as portmod
+    mode, names = mode_of(opts.network, rootless)
+    mappings = [m.to_json() for m in portmod.parse_all(list(opts.publish))]
+    if opts.publish_all:
+        have = {(m["container_port"], m["protocol"]) for m in mappings}
+        for key in sorted(exposed):
+            p, _, proto = key.partition("/")
+            if p.isdigit() and (int(p), proto or "tcp") not in have:
+                mappings.append({"container_port": int(p), "host_port": 0,
+                                 "protocol": proto or "tcp", "host_ip": ""})
+    if mode not in ("bridge", "slirp4netns"):
+        if mappings and mode != "host":
+            pass  # podman ignores -p without a network of the container's own (warns)
+        if opts.network_aliases and mode != "bridge":
+            raise NetworkError("invalid config provided: networks and static ip/mac address "
+                               "can only be used with Bridge mode networking")
+        return None
+    if mode == "slirp4netns":
+        if opts.ip or opts.mac_address or opts.network_aliases:
+            raise NetworkError("invalid config provided: networks and static ip/mac address "
+                               "can only be used with Bridge mode networking")
+        return {"mode": mode, "networks": {}, "ports": mappings, "netns": "", "active": False}
+    if rootless:
+        raise NetworkError("bridge networks need root (netavark sets them up on the host); "
+                           "an ordinary user's containers use slirp4netns")
+    store = NetworkStore(root) if root else None
+    attach: dict[str, Any] = {}
+    for i, n in enumerate(names):
+        if store is None:
+            # No engine (the bundle's unit tests): only the default network, not written.
+            if n != DEFAULT_NAME:
+                raise NoSuchNetwork(n)
+            net = default_network()
+        else:
+            net = store.get(n)
+        a: dict[str, Any] = {"interface_name": f"eth{i}", "aliases": list(opts.network_aliases)
+                             if net.get("dns_enabled") else [], "static_ips": [],
+                             "static_mac": ""}
+        if i == 0 and opts.ip:
+            ip = _check_static(net, opts.ip)
+            a["static_ips"] = [ip]
+        if i == 0 and opts.mac_address:
+            a["static_mac"] = opts.mac_address
+        attach[net["name"]] = a
+    return {"mode": mode, "networks": attach, "ports": mappings, "netns": netns_path(cid),
+            "active": False, "name": name}
+
+
+def _check_static(net: dict[str, Any], ip: str) -> str:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        raise NetworkError(f"{ip} is not an ip address") from None
+    for s in net["subnets"]:
+        sub = ipaddress.ip_network(s["subnet"])
+        if addr in sub:
+            if addr in (sub.network_address, sub.broadcast_address) or \
+                    str(addr) == s.get("gateway"):
+                raise NetworkError(f"requested ip address {ip} is not free in network "
+                                   f"{net['name']}")
+            return str(addr)
+    raise NetworkError(f"requested static ip {ip} not in any subnet on network {net['name']}")
+
+
+def attach_path(c: Container) -> str:
+    return os.path.join(c.userdata, ATTACH_FILE)
+
+
+def load(c: Container) -> dict[str, Any] | None:
+    if not getattr(c, "userdata", None):
+        return None
+    try:
+        with open(attach_path(c)) as f:
+            return json.load(f)
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def save(c: Container, att: dict[str, Any]) -> None:
+    path = attach_path(c)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(att, f)
+    os.rename(tmp, path)
+
+
+def write_plan(userdata: str, att: dict[str, Any] | None) -> None:
+    if att is None:
+        return
+    with open(os.path.join(userdata, ATTACH_FILE), "w") as f:
+        json.dump(att, f)
+
+
+def containers_on(engine: Engine, name: str) -> list[str]:
+    """Ids of the containers attached to network `name` (computed from their records)."""
+    out = []
+    for c in engine.records.all():
+        att = load(c)
+        if att and name in (att.get("networks") or {}):
+            out.append(c.id)
+    return out
+
+
+# -- host-wide state: the lock, IPAM leases --------------------------------------------------------
+def rundir() -> str:
+    """Host-wide network state: /run/rongqi/networks for root; an ordinary user's own
+    (XDG_RUNTIME_DIR, else /tmp/rongqi-UID) for slirp4netns' sockets."""
+    if os.environ.get("RONGQI_NETWORK_RUNDIR"):
+        return os.environ["RONGQI_NETWORK_RUNDIR"]
+    if os.geteuid() == 0:
+        return RUNDIR
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    base = xdg if xdg and os.path.isdir(xdg) else f"/tmp/rongqi-{os.geteuid()}"
+    return os.path.join(base, "rongqi", "networks")
+
+
+@contextlib.contextmanager
+def host_lock() -> Iterator[None]:
+    """One lock around netavark calls and leases for the whole host: bridges, firewall chains
+    and addresses are the host's, whatever root a container belongs to (podman does the same)."""
+    from rongqi.locking import Lock
+    d = rundir()
+    os.makedirs(d, 0o700, exist_ok=True)
+    with Lock(os.path.join(d, "lock")):
+        yield
+
+
+def _ipam_path(net: dict[str, Any]) -> str:
+    return os.path.join(rundir(), "ipam", net["id"] + ".json")
+
+
+def _read_leases(net: dict[str, Any]) -> dict[str, Any]:
+    try:
+        with open(_ipam_path(net)) as f:
+            return json.load(f)
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _write_leases(net: dict[str, Any], leases: dict[str, Any]) -> None:
+    path = _ipam_path(net)
+    os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+    if not leases:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(leases, f)
+    os.rename(tmp, path)
+
+
+def _lease_alive(lease: dict[str, Any]) -> bool:
+    """A lease whose container record is gone (its root deleted) is stale."""
+    return os.path.isdir(os.path.join(lease.get("root", "/nonexistent"), "containers",
+                                      lease.get("id", "-")))
+
+
+def _allocate(net: dict[str, Any], cid: str, root: str, static: list[str]) -> list[str]:
+    """One address per subnet of `net` for container `cid` (under host_lock)."""
+    leases = {ip: v for ip, v in _read_leases(net).items() if _lease_alive(v)}
+    mine = [ip for ip, v in leases.items() if v.get("id") == cid]
+    for ip in mine:
+        del leases[ip]
+    out = []
+    for s in net["subnets"]:
+        sub = ipaddress.ip_network(s["subnet"])
+        want = [ip for ip in static if ipaddress.ip_address(ip) in sub]
+        if want:
+            if want[0] in leases:
+                raise NetworkError(f"IPAM error: requested ip address {want[0]} is already "
+                                   f"allocated to container ID {leases[want[0]]['id']}")
+            ip = want[0]
+        else:
+            lr = s.get("lease_range") or {}
+            lo = int(ipaddress.ip_address(lr["start_ip"])) if lr else int(sub.network_address) + 1
+            hi = int(ipaddress.ip_address(lr["end_ip"])) if lr else int(sub.broadcast_address) - (
+                1 if sub.version == 4 else 0)
+            gw = s.get("gateway")
+            ip = ""
+            for n in range(lo, hi + 1):
+                cand = str(ipaddress.ip_address(n))
+                if cand != gw and cand not in leases:
+                    ip = cand
+                    break
+            if not ip:
+                raise NetworkError(f"IPAM error: failed to find free IP in range: {sub}")
+        leases[ip] = {"id": cid, "root": root}
+        out.append(ip)
+    _write_leases(net, leases)
+    return out
+
+
+def _release(net: dict[str, Any], cid: str) -> None:
+    leases = _read_leases(net)
+    kept = {ip: v for ip, v in leases.items() if v.get("id") != cid and _lease_alive(v)}
+    if kept != leases:
+        _write_leases(net, kept)
+
+
+def leases_of(cid: str) -> list[str]:
+    """Every lease held by container `cid` on this host (tests, inspect)."""
+    out = []
+    d = os.path.join(rundir(), "ipam")
+    with contextlib.suppress(FileNotFoundError):
+        for f in os.listdir(d):
+            if f.endswith(".json"):
+                with contextlib.suppress(OSError, ValueError):
+                    with open(os.path.join(d, f)) as fh:
+                        out += [ip for ip, v in json.load(fh).items() if v.get("id") == cid]
+    return out
+
+
+# -- published ports ---------------------------------------------------------------------------
+def _ports_in_use_by_others(cid: str) -> set[tuple[str, int]]:
+    """(protocol, host port) of other containers' published ports on this host."""
+    used: set[tuple[str, int]] = set()
+    d = os.path.join(rundir(), "ports")
+    with contextlib.suppress(FileNotFoundError):
+        for f in os.listdir(d):
+            if f == cid or f.startswith("."):
+                continue
+            with contextlib.suppress(OSError, ValueError):
+                with open(os.path.join(d, f)) as fh:
+                    doc = json.load(fh)
+                if not _lease_alive(doc):
+                    continue
+                used |= {(m["protocol"], int(m["host_port"])) for m in doc.get("ports", [])}
+    return used
+
+
+def _assign_ports(cid: str, root: str, mappings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Host ports for the mappings: 0 becomes a free port; each is checked free on the host
+    (bound for a moment) and against other containers' ports. Under host_lock."""
+    used = _ports_in_use_by_others(cid)
+    out = []
+    for m in mappings:
+        m = dict(m)
+        proto = m["protocol"]
+        kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+        ip = m.get("host_ip") or ""
+        fam = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        port = int(m["host_port"])
+        if port and (proto, port) in used:
+            raise NetworkError(f"cannot listen on the {proto.upper()} port: listen {proto}4 "
+                               f"{ip}:{port}: bind: address already in use")
+        if proto != "sctp":
+            s = socket.socket(fam, kind)
+            try:
+                s.bind((ip or ("::" if fam == socket.AF_INET6 else "0.0.0.0"), port))
+                port = s.getsockname()[1]
+            except OSError as err:
+                raise NetworkError(f"cannot listen on the {proto.upper()} port: listen "
+                                   f"{proto}{'6' if fam == socket.AF_INET6 else '4'} "
+                                   f"{ip}:{port}: bind: {err.strerror.lower()}") from None
+            finally:
+                s.close()
+        m["host_port"] = port
+        used.add((proto, port))
+        out.append(m)
+    d = os.path.join(rundir(), "ports")
+    os.makedirs(d, 0o700, exist_ok=True)
+    if out:
+        with open(os.path.join(d, cid), "w") as f:
+            json.dump({"id": cid, "root": root, "ports": out}, f)
+    return out
+
+
+def _release_ports(cid: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(rundir(), "ports", cid))
+
+
+def published(c: Container) -> list[dict[str, Any]] | None:
+    """The ports as set up (host ports chosen), or None when not set up: `port`'s source."""
+    att = load(c)
+    if not att:
+        return None
+    return att.get("assigned_ports") if att.get("active") else None
+
+
+# -- the netns -----------------------------------------------------------------------------------
+def make_netns(path: str) -> None:
+    """A new network namespace bound at `path` (as `ip netns add` does: the directory a shared
+    mount so the binds propagate, the namespace made by a thread that unshares it)."""
+    import threading
+
+    from rongqi.linux import syscall as sc
+    d = os.path.dirname(path)
+    os.makedirs(d, 0o755, exist_ok=True)
+    sys_ = sc.Syscalls()
+    _make_shared(d, sys_)
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0)
+    os.close(fd)
+    err: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            sys_.unshare(sc.CLONE_NEWNET)
+            sys_.mount(f"/proc/self/task/{threading.get_native_id()}/ns/net", path, None,
+                       sc.MS_BIND)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller
+            err.append(e)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    if err:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise NetworkError(f"creating network namespace {path}: {err[0]}")
+
+
+def _bind_netns(source: str, path: str) -> None:
+    """Bind an existing netns (the runtime's, by /proc/PID/ns/net) at `path`."""
+    from rongqi.linux import syscall as sc
+    d = os.path.dirname(path)
+    os.makedirs(d, 0o755, exist_ok=True)
+    sys_ = sc.Syscalls()
+    _make_shared(d, sys_)
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
+    try:
+        sys_.mount(source, path, None, sc.MS_BIND)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise NetworkError(f"binding network namespace {source}: {err}") from None
+
+
+_shared_done: set[str] = set()
+
+
+def _make_shared(d: str, sys_: Any) -> None:
+    if d in _shared_done:
+        return
+    from rongqi.linux import syscall as sc
+    mounted = False
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            w = line.split()
+            if len(w) > 4 and w[4] == d:
+                mounted = True
+    if not mounted:
+        sys_.mount(d, d, None, sc.MS_BIND | sc.MS_REC)
+    with contextlib.suppress(OSError):
+        sys_.mount("none", d, None, sc.MS_SHARED | sc.MS_REC)
+    _shared_done.add(d)
+
+
+def remove_netns(path: str) -> None:
+    from rongqi.linux import syscall as sc
+    with contextlib.suppress(OSError):
+        sc.Syscalls().umount2(path, sc.MNT_DETACH)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+# -- netavark ------------------------------------------------------------------------------------
+def _net_options(c: Container, att: dict[str, Any], nets: dict[str, dict[str, Any]],
+                 ips: dict[str, list[str]], ports: list[dict[str, Any]]) -> dict[str, Any]:
+    networks = {}
+    for name, a in att["networks"].items():
+        if name not in nets:
+            continue
+        per = {"interface_name": a["interface_name"], "static_ips": ips.get(name, []),
+               "aliases": list(a.get("aliases") or []) + [c.id[:12]]
+               if nets[name].get("dns_enabled") else []}
+        if a.get("static_mac"):
+            per["static_mac"] = a["static_mac"]
+        networks[name] = per
+    pm = [{"host_ip": m.get("host_ip") or "", "container_port": int(m["container_port"]),
+           "host_port": int(m["host_port"]), "range": 1, "protocol": m["protocol"]}
+          for m in ports]
+    return {"container_id": c.id, "container_name": c.name, "port_mappings": pm,
+            "networks": networks, "network_info": nets}
+
+
+def _netavark(engine: Engine, command: str, netns: str, doc: dict[str, Any]) -> dict[str, Any]:
+    conf = os.path.join(engine.runroot, "networks")
+    os.makedirs(os.path.join(conf, "aardvark-dns"), 0o700, exist_ok=True)
+    argv = [netavark_binary(), "--config", conf, "--aardvark-binary", aardvark_binary(),
+            command, netns]
+    env = {"PATH": _PATH_ENV, "RUST_LOG": os.environ.get("RONGQI_NETAVARK_LOG", "error")}
+    try:
+        p = subprocess.run(argv, input=json.dumps(doc).encode(), capture_output=True, env=env,
+                           timeout=120)
+    except FileNotFoundError:
+        raise NetworkError(f"netavark not found at {argv[0]}: install netavark") from None
+    out = p.stdout.decode(errors="replace").strip()
+    if p.returncode != 0:
+        msg = out or p.stderr.decode(errors="replace").strip()
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            msg = json.loads(msg).get("error", msg)
+        raise NetworkError(f"netavark: {msg}")
+    if command == "setup":
+        try:
+            return json.loads(out) if out else {}
+        except ValueError:
+            return {}
+    return {}
+
+
+def setup(engine: Engine, c: Container, late: bool = False) -> None:
+    """Before the container's process runs: its netns made and plugged into its networks
+    (addresses leased, ports checked and forwarded), then /etc/hosts and resolv.conf written.
+    On any error nothing is left. The caller holds the container's lock (or is its monitor,
+    between create and start, for `late`: the netns is the runtime's, already bound)."""
+    att = load(c)
+    if not att or att.get("mode") != "bridge" or bool(att.get("late")) != late:
+        return
+    if att.get("active"):
+        teardown(engine, c)
+        att = load(c) or att
+    store = NetworkStore(engine.root)
+    nets = {name: store.get(name) for name in att["networks"]}
+    with host_lock():
+        made: list[Any] = []
+        try:
+            ips: dict[str, list[str]] = {}
+            for name, a in att["networks"].items():
+                ips[name] = _allocate(nets[name], c.id, engine.root, a.get("static_ips") or [])
+                made.append(("lease", nets[name]))
+            ports = _assign_ports(c.id, engine.root, att.get("ports") or [])
+            made.append(("ports", None))
+            if not late:
+                remove_netns(att["netns"])
+                make_netns(att["netns"])
+                made.append(("netns", att["netns"]))
+            doc = _net_options(c, att, nets, ips, ports)
+            try:
+                status = _netavark(engine, "setup", att["netns"], doc)
+            except BaseException:
+                # netavark can stop half-way (rules made, the bridge up): undo what it did.
+                with contextlib.suppress(NetworkError):
+                    _netavark(engine, "teardown", att["netns"], doc)
+                raise
+        except BaseException:
+            for kind, what in reversed(made):
+                if kind == "lease":
+                    _release(what, c.id)
+                elif kind == "ports":
+                    _release_ports(c.id)
+                else:
+                    remove_netns(what)
+            raise
+        att.update(active=True, status=status, assigned_ports=ports, ips=ips,
+                   network_info={n: {"id": v["id"]} for n, v in nets.items()})
+        att["teardown"] = doc
+        save(c, att)
+    write_etc(c, att)
+
+
+def teardown(engine: Engine, c: Container) -> None:
+    """Undo setup: netavark teardown, leases and ports released, the netns removed. Safe to
+    call at any time and more than once (the monitor's end, rm, the sync after a crash)."""
+    att = load(c)
+    if not att or not att.get("active"):
+        return
+    if att.get("mode") == "slirp4netns":
+        # slirp4netns ended with the monitor (its exit fd); what a killed one left is a socket.
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(rundir(), "slirp", c.id[:16] + ".sock"))
+        att.update(active=False, assigned_ports=[])
+        save(c, att)
+        return
+    with host_lock():
+        att = load(c) or att
+        if not att.get("active"):
+            return
+        doc = att.get("teardown") or {}
+        err: NetworkError | None = None
+        if doc and os.path.exists(att["netns"]):
+            try:
+                _netavark(engine, "teardown", att["netns"], doc)
+            except NetworkError as e:
+                err = e
+        for name, info in (doc.get("network_info") or {}).items():
+            _release(info, c.id)
+        _release_ports(c.id)
+        remove_netns(att["netns"])
+        att.update(active=False, status={}, assigned_ports=[], ips={})
+        att.pop("teardown", None)
+        save(c, att)
+    if err is not None and "IO error" not in str(err):
+        raise err
+
+
+# -- connect / disconnect --------------------------------------------------------------------------
+def connect(engine: Engine, ref: str, network: str, *, aliases: list[str] | None = None,
+            ip: str = "", mac: str = "") -> None:
+    store = NetworkStore(engine.root)
+    net = store.get(network)
+    with engine.locked(ref) as c:
+        att = load(c)
+        if not att or att.get("mode") != "bridge":
+            raise NetworkError(f'"{network}" is not supported: invalid network mode')
+        if net["name"] in att["networks"]:
+            raise NetworkError(f"container {c.id} is already connected to network "
+                               f'"{net["name"]}": network is already connected')
+        used = {a["interface_name"] for a in att["networks"].values()}
+        ifname = next(f"eth{i}" for i in range(1000) if f"eth{i}" not in used)
+        a = {"interface_name": ifname, "aliases": list(aliases or []) if net.get("dns_enabled")
+             else [], "static_ips": [_check_static(net, ip)] if ip else [], "static_mac": mac}
+        if att.get("active"):
+            with host_lock():
+                ips = {net["name"]: _allocate(net, c.id, engine.root, a["static_ips"])}
+                one = dict(att, networks={net["name"]: a})
+                doc = _net_options(c, one, {net["name"]: net}, ips, [])
+                try:
+                    status = _netavark(engine, "setup", att["netns"], doc)
+                except BaseException:
+                    with contextlib.suppress(NetworkError):
+                        _netavark(engine, "teardown", att["netns"], doc)
+                    _drop_ip(net, c.id, ips)
+                    raise
+                att["networks"][net["name"]] = a
+                att["status"].update(status)
+                att["ips"].update(ips)
+                td = att["teardown"]
+                td["networks"].update(doc["networks"])
+                td["network_info"][net["name"]] = net
+            save(c, att)
+            write_etc(c, att)
+        else:
+            att["networks"][net["name"]] = a
+            save(c, att)
+    from rongqi.engine import events
+    events.emit(engine.root, "network", "connect", id=c.id, name=net["name"], network=net["name"])
+
+
+def _drop_ip(net: dict[str, Any], cid: str, ips: dict[str, list[str]]) -> None:
+    leases = _read_leases(net)
+    for ip in ips.get(net["name"], []):
+        leases.pop(ip, None)
+    _write_leases(net, leases)
+
+
+def disconnect(engine: Engine, ref: str, network: str, force: bool = False) -> None:
+    store = NetworkStore(engine.root)
+    net = store.get(network)
+    with engine.locked(ref) as c:
+        att = load(c)
+        if not att or net["name"] not in (att.get("networks") or {}):
+            raise NetworkError(f"container {c.id} is not connected to network {net['name']}")
+        if att.get("active"):
+            with host_lock():
+                td = att["teardown"]
+                one = {"container_id": c.id, "container_name": c.name,
+                       "port_mappings": td["port_mappings"] if len(att["networks"]) == 1 else [],
+                       "networks": {net["name"]: td["networks"][net["name"]]},
+                       "network_info": {net["name"]: td["network_info"][net["name"]]}}
+                _netavark(engine, "teardown", att["netns"], one)
+                _release(td["network_info"][net["name"]], c.id)
+                del td["networks"][net["name"]]
+                del td["network_info"][net["name"]]
+                att["status"].pop(net["name"], None)
+                att["ips"].pop(net["name"], None)
+        del att["networks"][net["name"]]
+        save(c, att)
+        if att.get("active"):
+            write_etc(c, att)
+    from rongqi.engine import events
+    events.emit(engine.root, "network", "disconnect", id=c.id, name=net["name"],
+                network=net["name"])
+
+
+# -- /etc/hosts and resolv.conf ------------------------------------------------------------------
+def write_etc(c: Container, att: dict[str, Any]) -> None:
+    """The container's own names on its addresses, host.containers.internal on the first
+    gateway, and aardvark's address as the nameserver on a network with DNS. Written in place:
+    a running container sees the change (connect, disconnect)."""
+    opts = c.config.get("options") or {} if c.config else {}
+    status = att.get("status") or {}
+    my_ips, gateways, dns_ips, search = [], [], [], []
+    for name in att["networks"]:
+        st_ = status.get(name) or {}
+        for iface in (st_.get("interfaces") or {}).values():
+            for s in iface.get("subnets") or []:
+                my_ips.append(s["ipnet"].split("/")[0])
+                if s.get("gateway"):
+                    gateways.append(s["gateway"])
+        dns_ips += st_.get("dns_server_ips") or []
+        search += st_.get("dns_search_domains") or []
+    hostname = ""
+    with contextlib.suppress(OSError):
+        with open(os.path.join(c.userdata, "hostname")) as f:
+            hostname = f.read().strip()
+    names = " ".join(dict.fromkeys(n for n in (hostname, c.name) if n))
+    path = os.path.join(c.userdata, "hosts")
+    with contextlib.suppress(FileNotFoundError):
+        with open(path, "r+") as f:
+            # The container may write its /etc/hosts: read a bounded amount of it.
+            lines = [ln for ln in f.read(1 << 20).splitlines()
+                     if not (ln.split("\t", 1)[-1] == names and "\t" in ln)
+                     and not ln.endswith("\thost.containers.internal")
+                     and not ln.endswith("\t# rongqi")]
+            if opts.get("add_host"):
+                pass  # kept: they came first
+            lines += [f"{ip}\t{names}" for ip in dict.fromkeys(my_ips)]
+            if gateways:
+                lines.append(f"{gateways[0]}\thost.containers.internal")
+            f.seek(0)
+            f.write("\n".join(lines) + "\n")
+            f.truncate()
+    if dns_ips and not opts.get("dns"):
+        rpath = os.path.join(c.userdata, "resolv.conf")
+        with contextlib.suppress(FileNotFoundError):
+            with open(rpath, "r+") as f:
+                old = f.read(1 << 20).splitlines()
+                keep_search: list[str] = []
+                options = []
+                for ln in old:
+                    w = ln.split()
+                    if w and w[0] in ("search", "domain"):
+                        keep_search = w[1:]
+                    elif w and w[0] == "options":
+                        options.append(ln)
+                doms = list(dict.fromkeys(search + [s for s in keep_search if s != DNS_DOMAIN]))
+                out = ([f"search {' '.join(doms)}"] if doms else []) + \
+                    [f"nameserver {ip}" for ip in dict.fromkeys(dns_ips)] + options
+                f.seek(0)
+                f.write("\n".join(out) + "\n")
+                f.truncate()
+
+
+# -- inspect's NetworkSettings --------------------------------------------------------------------
+def settings(c: Container) -> dict[str, Any]:
+    """podman inspect's NetworkSettings for a container attached to networks."""
+    att = load(c) or {}
+    status = att.get("status") or {}
+    ports: dict[str, Any] = {}
+    for m in att.get("assigned_ports") or att.get("ports") or []:
+        key = f"{m['container_port']}/{m['protocol']}"
+        ports.setdefault(key, []).append({"HostIp": m.get("host_ip") or "",
+                                          "HostPort": str(m["host_port"])})
+    nets: dict[str, Any] = {}
+    first: dict[str, Any] = {}
+    for name, a in (att.get("networks") or {}).items():
+        st_ = status.get(name) or {}
+        iface = (st_.get("interfaces") or {}).get(a["interface_name"]) or {}
+        v4 = [s for s in iface.get("subnets") or [] if "." in s["ipnet"]]
+        v6 = [s for s in iface.get("subnets") or [] if ":" in s["ipnet"]]
+        d = {"EndpointID": "", "Gateway": v4[0].get("gateway", "") if v4 else "",
+             "IPAddress": v4[0]["ipnet"].split("/")[0] if v4 else "",
+             "IPPrefixLen": int(v4[0]["ipnet"].split("/")[1]) if v4 else 0,
+             "IPv6Gateway": v6[0].get("gateway", "") if v6 else "",
+             "GlobalIPv6Address": v6[0]["ipnet"].split("/")[0] if v6 else "",
+             "GlobalIPv6PrefixLen": int(v6[0]["ipnet"].split("/")[1]) if v6 else 0,
+             "MacAddress": iface.get("mac_address", ""), "NetworkID": name,
+             "DriverOpts": None, "IPAMConfig": None, "Links": None,
+             "Aliases": list(a.get("aliases") or []) + [c.id[:12]]}
+        nets[name] = d
+        if not first:
+            first = d
+    out = {"EndpointID": "", "Gateway": first.get("Gateway", ""),
+           "IPAddress": first.get("IPAddress", ""), "IPPrefixLen": first.get("IPPrefixLen", 0),
+           "IPv6Gateway": first.get("IPv6Gateway", ""),
+           "GlobalIPv6Address": first.get("GlobalIPv6Address", ""),
+           "GlobalIPv6PrefixLen": first.get("GlobalIPv6PrefixLen", 0),
+           "MacAddress": first.get("MacAddress", ""), "Bridge": "", "SandboxID": "",
+           "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+           "Ports": ports, "SandboxKey": att.get("netns", "") if att.get("active") else ""}
+    if att.get("mode") == "bridge":
+        out["Networks"] = nets
+    return out
+
+
+# -- rootless: slirp4netns -------------------------------------------------------------------------
+# A user's containers get their network from slirp4netns (a user-mode TCP/IP stack on a tap
+# device in the container's netns), as podman's rootless default. pasta (passt) would be the
+# faster choice but Debian 12 does not ship it. The monitor starts one per run, right after the
+# runtime's create (the netns exists, the process has not started), and it ends with the run:
+# its --exit-fd is a pipe the monitor holds.
+SLIRP_GUEST = "10.0.2.100"
+SLIRP_DNS = "10.0.2.3"
+_slirp: dict[str, tuple[int, int]] = {}   # container id -> (pid, exit pipe write end)
+
+
+def tun_usable() -> bool:
+    """Whether this process may open /dev/net/tun (slirp4netns needs it)."""
+    return os.access("/dev/net/tun", os.R_OK | os.W_OK)
+
+
+def process_started(engine: Engine, c: Container, pid: int) -> None:
+    """Called by the monitor between the runtime's create and start: slirp4netns, or a
+    bridge network for a container in a user namespace (its netns the runtime's own)."""
+    att = load(c)
+    if not att:
+        return
+    if att.get("mode") == "bridge" and att.get("late"):
+        remove_netns(att["netns"])
+        _bind_netns(f"/proc/{pid}/ns/net", att["netns"])
+        try:
+            setup(engine, c, late=True)
+        except BaseException:
+            remove_netns(att["netns"])
+            raise
+        return
+    if att.get("mode") != "slirp4netns":
+        return
+    binary = shutil.which("slirp4netns", path=_PATH_ENV) or "slirp4netns"
+    # A short path (sun_path holds 108 bytes; run dirs under a test's tmp dir are longer).
+    sockdir = os.path.join(rundir(), "slirp")
+    os.makedirs(sockdir, 0o700, exist_ok=True)
+    api = os.path.join(sockdir, c.id[:16] + ".sock")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(api)
+    ready_r, ready_w = os.pipe()
+    exit_r, exit_w = os.pipe()
+    argv = [binary, "--configure", "--mtu=65520", "--disable-host-loopback",
+            "--api-socket", api, "--ready-fd", str(ready_w), "--exit-fd", str(exit_r),
+            str(pid), "tap0"]
+    try:
+        proc = subprocess.Popen(argv, pass_fds=(ready_w, exit_r), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True)
+    except FileNotFoundError:
+        for fd in (ready_r, ready_w, exit_r, exit_w):
+            os.close(fd)
+        raise NetworkError("slirp4netns not found: install slirp4netns") from None
+    os.close(ready_w)
+    os.close(exit_r)
+    os.set_inheritable(exit_w, False)
+    ok = os.read(ready_r, 1) == b"1"
+    os.close(ready_r)
+    if not ok:
+        err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+        os.close(exit_w)
+        proc.wait()
+        raise NetworkError(f"slirp4netns failed: {'; '.join(err.splitlines()[-3:]) if err else 'no reason'}")
+    if proc.stderr:
+        proc.stderr.close()
+    _slirp[c.id] = (proc.pid, exit_w)
+    try:
+        ports = _assign_ports_rootless(att.get("ports") or [])
+        for m in ports:
+            _slirp_api(api, {"execute": "add_hostfwd", "arguments": {
+                "proto": m["protocol"], "host_addr": m.get("host_ip") or "0.0.0.0",
+                "host_port": int(m["host_port"]), "guest_addr": SLIRP_GUEST,
+                "guest_port": int(m["container_port"])}})
+    except BaseException:
+        process_ended(c)
+        raise
+    att.update(active=True, assigned_ports=ports, status={})
+    save(c, att)
+
+
+def process_ended(c: Container, engine: Engine | None = None) -> None:
+    """The run ended (the monitor's exit path): slirp4netns told to go, and reaped by the
+    monitor's own wait loop; a late bridge setup undone (the next run has a new netns)."""
+    if engine is not None:
+        att = load(c)
+        if att and att.get("late") and att.get("active"):
+            with contextlib.suppress(NetworkError, OSError):
+                teardown(engine, c)
+    entry = _slirp.pop(c.id, None)
+    if entry is None:
+        return
+    with contextlib.suppress(OSError):
+        os.close(entry[1])
+    with contextlib.suppress(OSError):
+        os.unlink(os.path.join(rundir(), "slirp", c.id[:16] + ".sock"))
+    att = load(c)
+    if att and att.get("mode") == "slirp4netns" and att.get("active"):
+        att.update(active=False, assigned_ports=[])
+        save(c, att)
+
+
+def _assign_ports_rootless(mappings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for m in mappings:
+        m = dict(m)
+        if not int(m["host_port"]):
+            kind = socket.SOCK_DGRAM if m["protocol"] == "udp" else socket.SOCK_STREAM
+            s = socket.socket(socket.AF_INET, kind)
+            s.bind((m.get("host_ip") or "0.0.0.0", 0))
+            m["host_port"] = s.getsockname()[1]
+            s.close()
+        out.append(m)
+    return out
+
+
+def _slirp_api(path: str, request: dict[str, Any]) -> dict[str, Any]:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        s.sendall(json.dumps(request).encode())
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    finally:
+        s.close()
+    doc = json.loads(data or b"{}")
+    if "error" in doc:
+        args = request.get("arguments") or {}
+        desc = (doc["error"] or {}).get("desc", "") if isinstance(doc["error"], dict) else \
+            str(doc["error"])
+        raise NetworkError(f"cannot expose port {args.get('host_port')}: {desc}")
+    return doc

@@ -1,0 +1,431 @@
+"""Networks with real containers (netavark, aardvark-dns): published ports answering on the
+host's loopback and from other containers, names and aliases on a user network, none/host/
+container:NAME, internal networks, connect/disconnect, cleanup after rm, kills and network rm,
+and bad input. Packets stay on loopback and the test's own bridges; aardvark's upstream is
+127.0.0.1 (nothing there), so no name ever leaves the machine."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from rq import rq  # noqa: F401 - the fixture
+from support.plugin import SESSION_TAG
+
+pytestmark = [pytest.mark.root,
+              pytest.mark.skipif(not os.access("/usr/lib/podman/netavark", os.X_OK),
+                                 reason="netavark is not installed")]
+
+# Subnets and bridge names of this session: derived from its tag, so sessions running at
+# once (and the host's own podman) never share one.
+_H = int(hashlib.sha256(SESSION_TAG.encode()).hexdigest(), 16)
+_n = itertools.count(1)
+
+
+def _net(rq, *extra: str, internal: bool = False) -> tuple[str, str]:
+    """A user network of this session: (name, subnet)."""
+    i = next(_n)
+    subnet = f"10.{200 + _H % 50}.{(_H >> 8) % 200 + i}.0/24"
+    name = f"{SESSION_TAG}-n{i}"
+    bridge = f"rq{(_H >> 16) % 0xFFFFFF:06x}{i}"
+    args = ["network", "create", "--subnet", subnet, "--interface-name", bridge,
+            "--dns", "127.0.0.1", *extra]
+    if internal:
+        args.append("--internal")
+    rq(*args, name, check=True)
+    return name, subnet
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _get(url: str, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return r.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _httpd(rq, *args: str) -> str:
+    """A busybox httpd serving /etc (so /hostname names the container)."""
+    return rq("run", "-d", *args, "busybox", "httpd", "-f", "-p", "80", "-h", "/etc",
+              check=True).stdout.strip()
+
+
+def _rules(word: str) -> list[str]:
+    out = []
+    for cmd in ("iptables-save", "ip6tables-save"):
+        r = subprocess.run([cmd], capture_output=True, text=True)
+        out += [ln for ln in r.stdout.splitlines() if word in ln]
+    return out
+
+
+def _leases(cid: str) -> list[str]:
+    from rongqi.engine import networks
+    return networks.leases_of(cid)
+
+
+# -- ports -----------------------------------------------------------------------------------------
+def test_published_port_answers_on_loopback_and_from_other_containers(rq):
+    port = _free_port()
+    cid = _httpd(rq, "--name", "web", "-p", f"{port}:80")
+    assert _get(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
+    assert rq("port", "web", check=True).stdout == f"80/tcp -> 0.0.0.0:{port}\n"
+    # Another container reaches it through the host (the default network's gateway).
+    gw = rq("inspect", "web", "--format", "{{.NetworkSettings.Gateway}}", check=True).stdout.strip()
+    r = rq("run", "--rm", "busybox", "timeout", "5", "wget", "-q", "-O", "-",
+           f"http://{gw}:{port}/hostname", check=True)
+    assert r.stdout.strip() == cid[:12]
+
+
+def test_publish_on_one_host_ip_a_range_and_a_random_port(rq):
+    p1, p2 = _free_port(), _free_port()
+    lo = _free_port()
+    while True:  # two consecutive free ports for the range
+        try:
+            socket.create_server(("127.0.0.1", lo + 1)).close()
+            break
+        except OSError:
+            lo = _free_port()
+    cid = rq("run", "-d", "--name", "multi", "-p", f"127.0.0.1:{p1}:80", "-p", "81",
+             "-p", f"{lo}-{lo + 1}:90-91", "busybox", "sh", "-c",
+             "httpd -p 80 -h /etc; httpd -p 81 -h /etc; httpd -p 90 -h /etc; "
+             "httpd -p 91 -h /etc; sleep 600", check=True).stdout.strip()
+    assert _get(f"http://127.0.0.1:{p1}/hostname").strip() == cid[:12]
+    random_port = int(rq("port", "multi", "81", check=True).stdout.strip().rsplit(":", 1)[1])
+    assert random_port > 0
+    assert _get(f"http://127.0.0.1:{random_port}/hostname").strip() == cid[:12]
+    for p in (lo, lo + 1):
+        assert _get(f"http://127.0.0.1:{p}/hostname").strip() == cid[:12]
+    del p2
+
+
+def test_publish_all_uses_the_images_exposed_ports(rq):
+    rq("run", "--name", "base", "busybox", "true", check=True)
+    rq("commit", "-c", "EXPOSE 80", "base", "exposed-web", check=True)
+    _httpd_image = rq("run", "-d", "--name", "pw", "-P", "exposed-web", "httpd", "-f", "-p",
+                      "80", "-h", "/etc", check=True).stdout.strip()
+    line = rq("port", "pw", check=True).stdout.strip()
+    m = re.fullmatch(r"80/tcp -> 0\.0\.0\.0:(\d+)", line)
+    assert m, line
+    assert _get(f"http://127.0.0.1:{m.group(1)}/hostname").strip() == _httpd_image[:12]
+    ports = json.loads(rq("inspect", "pw", "--format", "{{json .NetworkSettings.Ports}}",
+                          check=True).stdout)
+    assert ports == {"80/tcp": [{"HostIp": "", "HostPort": m.group(1)}]}
+
+
+# -- names -----------------------------------------------------------------------------------------
+def test_containers_on_a_user_network_reach_each_other_by_name_and_alias(rq):
+    net, _ = _net(rq)
+    cid = _httpd(rq, "--name", "srv", "--network", net, "--network-alias", "www")
+    for name in ("srv", "www", "srv.dns.podman"):
+        r = rq("run", "--rm", "--network", net, "busybox", "timeout", "5", "wget", "-q", "-O",
+               "-", f"http://{name}/hostname", check=True)
+        assert r.stdout.strip() == cid[:12], name
+    resolv = rq("run", "--rm", "--network", net, "busybox", "cat", "/etc/resolv.conf",
+                check=True).stdout
+    gw = json.loads(rq("network", "inspect", net, check=True).stdout)[0]["subnets"][0]["gateway"]
+    assert f"nameserver {gw}" in resolv and "search dns.podman" in resolv
+
+
+def test_hosts_file_names_the_containers_own_address(rq):
+    net, subnet = _net(rq)
+    ip = subnet.replace("0/24", "77")
+    out = rq("run", "--rm", "--name", "me", "--hostname", "box", "--network", net, "--ip", ip,
+             "--mac-address", "92:d0:c6:0a:29:33", "--add-host", "extra:10.1.2.3", "busybox",
+             "sh", "-c", "cat /etc/hosts; cat /sys/class/net/eth0/address", check=True).stdout
+    assert f"{ip}\tbox me" in out
+    assert "10.1.2.3\textra" in out
+    assert "92:d0:c6:0a:29:33" in out
+
+
+def test_connect_and_disconnect_change_what_a_running_container_reaches(rq):
+    a, _ = _net(rq)
+    b, _ = _net(rq)
+    cid = _httpd(rq, "--name", "target", "--network", a)
+    rq("run", "-d", "--name", "client", "--network", b, "busybox", "sleep", "600", check=True)
+
+    def fetch() -> subprocess.CompletedProcess:
+        return rq("exec", "client", "timeout", "5", "wget", "-q", "-O", "-",
+                  "http://target/hostname")
+
+    assert fetch().returncode != 0
+    rq("network", "connect", "--alias", "cl", a, "client", check=True)
+    r = fetch()
+    assert r.returncode == 0 and r.stdout.strip() == cid[:12]
+    # The new name is known on the network at once.
+    r = rq("exec", "target", "nslookup", "cl")
+    assert r.returncode == 0 and "Address" in r.stdout.split("Name:")[-1]
+    rq("network", "disconnect", a, "client", check=True)
+    assert fetch().returncode != 0
+    assert rq("exec", "client", "cat", "/sys/class/net/eth1/address").returncode != 0
+    insp = rq("inspect", "client", "--format", "{{json .NetworkSettings.Networks}}",
+              check=True).stdout
+    assert a not in insp and b in insp
+
+
+def test_a_container_in_a_user_namespace_joins_a_user_network(rq):
+    """Its netns is the runtime's (one made on the host cannot be joined from a new user
+    namespace): the monitor plugs it in between create and start."""
+    net, _ = _net(rq)
+    cid = _httpd(rq, "--name", "plain", "--network", net)
+    r = rq("run", "--rm", "--uidmap", "0:300000:65536", "--network", net, "busybox", "sh",
+           "-c", "cat /proc/self/uid_map; timeout 5 wget -q -O - http://plain/hostname",
+           check=True)
+    assert "300000" in r.stdout and r.stdout.strip().endswith(cid[:12])
+
+
+# -- modes -----------------------------------------------------------------------------------------
+def test_network_none_has_only_lo(rq):
+    out = rq("run", "--rm", "--network", "none", "busybox", "ls", "/sys/class/net",
+             check=True).stdout.split()
+    assert out == ["lo"]
+
+
+def test_default_network_is_a_bridge_with_an_address_and_a_route_out(rq):
+    out = rq("run", "--rm", "busybox", "sh", "-c", "ls /sys/class/net; ip route",
+             check=True).stdout
+    assert "eth0" in out.split() and "default via 10.88.0.1" in out
+
+
+def test_internal_network_has_no_default_route(rq):
+    net, subnet = _net(rq, internal=True)
+    out = rq("run", "--rm", "--network", net, "busybox", "ip", "route", check=True).stdout
+    assert "default" not in out
+    assert subnet in out
+
+
+def test_container_network_shares_the_stack(rq):
+    net, _ = _net(rq)
+    rq("run", "-d", "--name", "owner", "--network", net, "busybox", "sleep", "600", check=True)
+    mac = rq("exec", "owner", "cat", "/sys/class/net/eth0/address", check=True).stdout
+    out = rq("run", "--rm", "--network", "container:owner", "busybox", "cat",
+             "/sys/class/net/eth0/address", check=True).stdout
+    assert out == mac
+
+
+def test_ipv6_network_gives_a_global_address(rq):
+    if not os.path.exists("/proc/net/if_inet6"):
+        pytest.skip("the host has no IPv6")
+    i = next(_n)
+    name = f"{SESSION_TAG}-v6{i}"
+    sub6 = f"fd{_H % 0xff:02x}:{(_H >> 8) % 0xffff:x}:{i:x}::/64"
+    rq("network", "create", "--ipv6", "--subnet", f"10.{200 + _H % 50}.{(_H >> 8) % 200 + i}"
+       ".0/24", "--subnet", sub6, "--dns", "127.0.0.1", "--interface-name",
+       f"rq6{(_H >> 16) % 0xFFFFF:05x}{i}", name, check=True)
+    out = rq("run", "--rm", "--network", name, "busybox", "ip", "-6", "addr", "show", "eth0",
+             check=True).stdout
+    assert sub6.split("::")[0] in out
+
+
+def test_stats_counts_the_network_traffic(rq):
+    port = _free_port()
+    _httpd(rq, "--name", "st", "-p", f"127.0.0.1:{port}:80")
+    for _ in range(3):
+        _get(f"http://127.0.0.1:{port}/passwd")
+    row = json.loads(rq("stats", "--no-stream", "--format", "json", "st", check=True).stdout)[0]
+    rx, tx = row["net_io"].split(" / ")
+    assert rx != "0B" and tx != "0B", row["net_io"]
+
+
+# -- cleanup -----------------------------------------------------------------------------------
+def test_nothing_is_left_after_rm_and_network_rm(rq):
+    net, subnet = _net(rq)
+    port = _free_port()
+    cid = _httpd(rq, "--name", "gone", "--network", net, "-p", f"{port}:80")
+    bridge = json.loads(rq("network", "inspect", net, check=True).stdout)[0]["network_interface"]
+    assert os.path.exists(f"/run/netns/rongqi-{cid}")
+    assert _leases(cid) and _rules(net) and os.path.exists(f"/sys/class/net/{bridge}")
+    rq("rm", "-f", "-t", "0", "gone", check=True)
+    assert not os.path.exists(f"/run/netns/rongqi-{cid}")
+    assert _leases(cid) == [] and _rules(net) == [] and _rules(subnet) == []
+    assert not os.path.exists(f"/sys/class/net/{bridge}")
+    rq("network", "rm", net, check=True)
+    assert rq("network", "exists", net).returncode == 1
+
+
+def test_stop_tears_down_and_start_sets_up_again(rq):
+    net, _ = _net(rq)
+    cid = rq("run", "-d", "--name", "again", "--network", net, "busybox", "sleep", "600",
+             check=True).stdout.strip()
+    first = _leases(cid)
+    rq("stop", "-t", "0", "again", check=True)
+    assert _leases(cid) == [] and not os.path.exists(f"/run/netns/rongqi-{cid}")
+    rq("start", "again", check=True)
+    assert _leases(cid) == first
+    assert rq("exec", "again", "cat", "/sys/class/net/eth0/address").returncode == 0
+
+
+def test_a_killed_monitor_and_container_are_cleaned_up_by_the_next_command(rq):
+    net, _ = _net(rq)
+    cid = rq("run", "-d", "--name", "victim", "--network", net, "-p", f"{_free_port()}:80",
+             "busybox", "sleep", "600", check=True).stdout.strip()
+    st = rq.state(cid)
+    os.kill(st["monitor_pid"], signal.SIGKILL)
+    os.kill(st["pid"], signal.SIGKILL)
+    rq.wait_for(lambda: not os.path.exists(f"/proc/{st['pid']}/stat") or
+                open(f"/proc/{st['pid']}/stat").read().split()[2] == "Z", what="the kill")
+    assert os.path.exists(f"/run/netns/rongqi-{cid}")  # nobody cleaned up yet
+    assert "Exited" in rq("ps", "-a", "--format", "{{.Status}}", check=True).stdout
+    assert not os.path.exists(f"/run/netns/rongqi-{cid}")
+    assert _leases(cid) == [] and _rules(cid) == []
+
+
+def test_run_rm_on_a_user_network_leaves_nothing(rq):
+    net, _ = _net(rq)
+    rq("run", "--rm", "--name", "brief", "--network", net, "busybox", "true", check=True)
+    assert not [n for n in os.listdir("/run/netns") if n.startswith("rongqi-")
+                and os.path.isdir(os.path.join(rq.root, "containers", n[7:]))]
+    assert _rules(net) == []
+
+
+# -- bad input ---------------------------------------------------------------------------------
+def _one_error(r: subprocess.CompletedProcess, code: int, text: str) -> None:
+    assert r.returncode == code, (r.returncode, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and text in lines[0], r.stderr
+
+
+def test_an_overlapping_subnet_is_refused(rq):
+    net, subnet = _net(rq)
+    half = subnet.replace("0/24", "128/25")
+    r = rq("network", "create", "--subnet", half, f"{SESSION_TAG}-overlap")
+    _one_error(r, 125, f"subnet {half} is already used on the host or by another config")
+    assert rq("network", "exists", f"{SESSION_TAG}-overlap").returncode == 1
+
+
+def test_a_port_in_use_on_the_host_is_refused_and_nothing_is_left(rq):
+    holder = socket.create_server(("0.0.0.0", 0))
+    port = holder.getsockname()[1]
+    try:
+        r = rq("run", "-d", "--name", "clash", "-p", f"{port}:80", "busybox", "sleep", "600")
+        _one_error(r, 125, f"{port}: bind: address already in use")
+    finally:
+        holder.close()
+    ids = [c for c in os.listdir(os.path.join(rq.root, "containers")) if len(c) == 64]
+    for cid in ids:
+        assert rq.state(cid)["status"] != "running"
+        assert not os.path.exists(f"/run/netns/rongqi-{cid}") and _leases(cid) == []
+
+
+def test_a_port_another_container_publishes_is_refused(rq):
+    port = _free_port()
+    _httpd(rq, "--name", "first", "-p", f"{port}:80")
+    r = rq("run", "--rm", "-p", f"{port}:80", "busybox", "true")
+    _one_error(r, 125, "address already in use")
+
+
+def test_an_unknown_network_is_refused_at_create(rq):
+    r = rq("create", "--network", "nosuchnet", "busybox", "true")
+    _one_error(r, 125, "unable to find network with name or ID nosuchnet: network not found")
+    assert not [c for c in os.listdir(os.path.join(rq.root, "containers")) if len(c) == 64]
+
+
+def test_rm_of_a_network_in_use_is_refused_and_rm_f_removes_its_containers(rq):
+    net, _ = _net(rq)
+    rq("run", "-d", "--name", "user", "--network", net, "busybox", "sleep", "600", check=True)
+    r = rq("network", "rm", net)
+    _one_error(r, 2, f'"{net}" has associated containers with it')
+    rq("network", "rm", "-f", net, check=True)
+    assert rq("container", "exists", "user").returncode == 1
+    _one_error(rq("network", "rm", net), 1, "network not found")
+
+
+# -- the commands' shapes --------------------------------------------------------------------------
+def test_network_ls_inspect_exists_and_prune(rq):
+    net, subnet = _net(rq, "--label", "team=a")
+    out = rq("network", "ls", check=True).stdout.splitlines()
+    assert re.fullmatch(r"NETWORK ID\s+NAME\s+DRIVER", out[0])
+    assert any(re.fullmatch(r"2f259bab93aa\s+podman\s+bridge", ln) for ln in out)
+    assert net in rq("network", "ls", "-q", check=True).stdout.split()
+    assert rq("network", "ls", "--filter", "label=team=a", "--format", "{{.Name}}",
+              check=True).stdout == net + "\n"
+    doc = json.loads(rq("network", "inspect", net, check=True).stdout)[0]
+    assert doc["subnets"] == [{"subnet": subnet, "gateway": subnet.replace("0/24", "1")}]
+    assert doc["driver"] == "bridge" and doc["dns_enabled"] is True
+    assert doc["labels"] == {"team": "a"} and len(doc["id"]) == 64
+    assert rq("network", "inspect", "-f", "{{.Name}} {{.Driver}}", net,
+              check=True).stdout == f"{net} bridge\n"
+    assert rq("network", "exists", net).returncode == 0
+    assert rq("network", "prune", "-f", check=True).stdout == net + "\n"
+    assert rq("network", "exists", net).returncode == 1
+    assert rq("network", "exists", "podman").returncode == 0
+
+
+# -- slirp4netns (rootless networking) ---------------------------------------------------------
+def test_slirp4netns_forwards_a_published_port(rq):
+    """The rootless stack, driven as root here: the container's own netns on a tap device,
+    the port forwarded by slirp4netns' API (add_hostfwd), gone with the container."""
+    port = _free_port()
+    cid = _httpd(rq, "--name", "sl", "--network", "slirp4netns", "-p", f"{port}:80")
+    assert _get(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
+    out = rq("exec", "sl", "ip", "route", check=True).stdout
+    assert "default via 10.0.2.2 dev tap0" in out
+    assert rq("port", "sl", check=True).stdout == f"80/tcp -> 0.0.0.0:{port}\n"
+    rq("rm", "-f", "-t", "0", "sl", check=True)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/hostname", timeout=2)
+
+
+def _user_can_open_tun() -> bool:
+    st = os.stat("/dev/net/tun") if os.path.exists("/dev/net/tun") else None
+    return bool(st and st.st_mode & 0o006 == 0o006)
+
+
+def test_a_rootless_container_publishes_a_port(tmp_path):
+    if not _user_can_open_tun():
+        pytest.skip("/dev/net/tun is not open to users on this host (Debian's udev makes it "
+                    "0666; slirp4netns needs it)")
+    import pwd
+    import shutil
+    name = f"rqnt-{SESSION_TAG}"[:32]
+    subprocess.run(["userdel", name], capture_output=True)
+    subprocess.run(["useradd", "-M", "-U", "-s", "/usr/sbin/nologin", name], check=True,
+                   capture_output=True)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "xdg").mkdir(mode=0o700)
+    pw = pwd.getpwnam(name)
+    for p in (tmp_path, home, home / "xdg"):
+        os.chown(p, pw.pw_uid, pw.pw_gid)
+        os.chmod(p, 0o755 if p != home / "xdg" else 0o700)
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(home),
+           "XDG_RUNTIME_DIR": str(home / "xdg"), "USER": name,
+           "PYTHONPATH": os.path.dirname(os.path.dirname(__import__("rongqi").__file__))}
+    import sys
+
+    def user(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}",
+                               "--clear-groups", "--", sys.executable, "-m", "rongqi.cli.main",
+                               *args], env=env, cwd=str(home), capture_output=True, text=True,
+                              timeout=120, stdin=subprocess.DEVNULL)
+    port = _free_port()
+    try:
+        r = user("run", "-d", "--name", "rl", "-p", f"{port}:80", "busybox", "httpd", "-f",
+                 "-p", "80", "-h", "/etc")
+        assert r.returncode == 0, r.stderr
+        assert _get(f"http://127.0.0.1:{port}/hostname").strip() == r.stdout.strip()[:12]
+    finally:
+        user("rm", "-f", "-t", "0", "rl")
+        subprocess.run(["userdel", name], capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
