@@ -135,3 +135,47 @@ def test_dockerignore_patterns():
     assert not ig.excluded("docs/x.txt")
     assert ig.excluded("tmp1") and not ig.excluded("tmp12")
     assert not ig.excluded("src/main.py")
+
+
+def test_build_glob_is_per_component_and_stays_in_its_tree(tmp_path):
+    from rongqi.engine.build import _glob
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.txt").write_text("")
+    (tmp_path / "a" / "sub").mkdir()
+    (tmp_path / "a" / "sub" / "y.txt").write_text("")
+    (tmp_path / "b.txt").write_text("")
+    os_link = tmp_path / "out"
+    os_link.symlink_to("/etc")
+    assert _glob(str(tmp_path), "*.txt") == ["b.txt"]
+    assert _glob(str(tmp_path), "a/*.txt") == ["a/x.txt"]
+    assert _glob(str(tmp_path), "*/*/y.txt") == ["a/sub/y.txt"]
+    assert _glob(str(tmp_path), "out/pass*") == []     # never lists through a link out
+
+
+def test_build_mount_fields_and_healthcheck():
+    from rongqi.engine.build import _healthcheck, _mount_fields
+    assert _mount_fields("type=cache,dst=/c,ro") == {"type": "cache", "dst": "/c", "ro": "",
+                                                     "target": "/c"}
+    hc = _healthcheck(cf.parse('FROM x\nHEALTHCHECK --retries=2 CMD ["a", "b"]\n')
+                      .stages[0].instructions[0], ["/bin/sh", "-c"])
+    assert hc == {"Test": ["CMD", "a", "b"], "Retries": 2}
+    assert _healthcheck(cf.parse("FROM x\nHEALTHCHECK NONE\n").stages[0].instructions[0],
+                        []) == {"Test": ["NONE"]}
+    with pytest.raises(cf.ContainerfileError, match="Unknown type"):
+        _healthcheck(cf.parse("FROM x\nHEALTHCHECK RUN x\n").stages[0].instructions[0], [])
+
+
+def test_build_image_id_is_stable_for_the_same_steps():
+    from rongqi.engine.build import ImageState
+    cfg = {"config": {"Env": ["A=1"], "Cmd": None},
+           "history": [{"created": "2026-01-01T00:00:00Z", "created_by": "x"}]}
+    a, b = ImageState(cfg, [], "k"), ImageState(json_copy(cfg), [], "k")
+    assert a.image_id() == b.image_id()
+    assert a.final_config()["created"] == "2026-01-01T00:00:00Z"
+    assert "Cmd" not in a.final_config()["config"]
+    assert a.final_config({"l": "v"})["config"]["Labels"] == {"l": "v"}
+
+
+def json_copy(d):
+    import json
+    return json.loads(json.dumps(d))
