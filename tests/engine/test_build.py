@@ -572,3 +572,14 @@ def test_built_image_is_pushed_and_a_build_pulls_it_from_a_loopback_registry(rq,
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_run_output_reaches_an_output_without_a_file_descriptor(rq, tmp_path):
+    # The Python API hands engine.build a BytesIO: RUN's output is relayed into it.
+    from rongqi.engine import build
+    ctx = _ctx(tmp_path, "FROM busybox\nRUN echo relayed-output\n")
+    out = io.BytesIO()
+    image_id = build.build(rq.engine(), build.BuildOptions(context=str(ctx)), out)
+    assert b"\nrelayed-output\n" in out.getvalue()
+    assert out.getvalue().endswith(b"--> " + image_id[:11].encode() + b"\n")
+    assert _leftovers(rq) == ([], [], [])

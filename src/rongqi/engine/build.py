@@ -343,7 +343,7 @@ class Progress:
         with contextlib.suppress(AttributeError, ValueError, OSError):
             stream.flush()
             return stream.fileno()
-        return 2
+        return -1 if not self.quiet else 2   # -1: no fd (a BytesIO): relayed through a pipe
 
 
 # -- the builder ----------------------------------------------------------------------------------
@@ -926,12 +926,27 @@ class Builder:
         outfd = self.progress.run_output()
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         stack.callback(os.close, null)
+        relay: threading.Thread | None = None
+        if outfd < 0:
+            r, outfd = os.pipe2(os.O_CLOEXEC)
+            out = self.progress.out
+
+            def copy() -> None:
+                with os.fdopen(r, "rb", buffering=0) as f:
+                    while chunk := f.read(65536):
+                        out.write(chunk)
+            relay = threading.Thread(target=copy, daemon=True)
+            relay.start()
         pid_file = os.path.join(base, "pid")
         created = False
         code: int | None = None
         try:
             with self._create_lock:   # create swaps this process's fds 0-2 for the while
-                pid = rt.create(cid, bdir, pid_file=pid_file, stdio=(null, outfd, outfd))
+                try:
+                    pid = rt.create(cid, bdir, pid_file=pid_file, stdio=(null, outfd, outfd))
+                finally:
+                    if relay is not None:
+                        os.close(outfd)   # the container has its own copy
             created = True
             rt.start(cid)
             _, status = os.waitpid(pid, 0)
@@ -943,6 +958,8 @@ class Builder:
             if created:
                 with contextlib.suppress(RongqiError, OSError):
                     rt.delete(cid, force=True)
+            if relay is not None:
+                relay.join(timeout=10)
         if code:
             err = BuildError(f'building at STEP "{self.step_text}": while running runtime: '
                              f"exit status {code if code > 0 else 128 - code}")
