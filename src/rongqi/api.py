@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from rongqi.engine.options import ContainerOptions
     from rongqi.engine.records import Container as Record
 
-__all__ = ["Client", "from_env", "Container", "Image", "Volume", "ExecResult",
-           "ContainerCollection", "ImageCollection", "VolumeCollection"]
+__all__ = ["Client", "from_env", "Container", "Image", "Volume", "Network", "ExecResult",
+           "ContainerCollection", "ImageCollection", "VolumeCollection", "NetworkCollection"]
 
 Command = Union[str, Sequence[str], None]
 
@@ -41,6 +41,7 @@ _FORK_LOCK = threading.Lock()
 @contextlib.contextmanager
 def _translated(kind: str = "container", ref: str = "") -> Iterator[None]:
     """The engine's errors as docker-py's kinds (the message kept)."""
+    from rongqi.engine.networks import NoSuchNetwork
     from rongqi.engine.volumes import NoSuchVolume
     from rongqi.errors import NoSuchContainer
     from rongqi.image.errors import ImageNotFound as StoreImageNotFound
@@ -48,7 +49,7 @@ def _translated(kind: str = "container", ref: str = "") -> Iterator[None]:
         yield
     except (APIError, ContainerError):
         raise
-    except (NoSuchContainer, NoSuchVolume) as err:
+    except (NoSuchContainer, NoSuchVolume, NoSuchNetwork) as err:
         raise NotFound(str(err)) from err
     except StoreImageNotFound as err:
         raise ImageNotFound(str(err)) from err
@@ -974,6 +975,116 @@ class VolumeCollection:
         return {"VolumesDeleted": gone, "SpaceReclaimed": 0}
 
 
+# -- networks -----------------------------------------------------------------------------------
+
+class Network:
+    """One network (docker.models.networks.Network); attrs are podman's network document."""
+
+    def __init__(self, client: Client, ref: str):
+        self.client = client
+        self._ref = ref
+        self.attrs: dict[str, Any] = {}
+        self.reload()
+
+    def __repr__(self) -> str:
+        return f"<Network: {self.short_id}>"
+
+    @property
+    def id(self) -> str:
+        return str(self.attrs.get("id", ""))
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def name(self) -> str:
+        return str(self.attrs.get("name", ""))
+
+    @property
+    def containers(self) -> builtins.list[Container]:
+        from rongqi.engine.networks import containers_on
+        return [self.client.containers.get(cid)
+                for cid in containers_on(self.client.engine, self.name)]
+
+    def reload(self) -> None:
+        from rongqi.engine.networks import NetworkStore
+        with _translated("network"):
+            self.attrs = dict(NetworkStore(self.client.engine.root).get(self._ref))
+        self._ref = self.name
+
+    def connect(self, container: Container | str, aliases: Sequence[str] | None = None,
+                ipv4_address: str | None = None, **kwargs: Any) -> None:
+        from rongqi.engine import networks
+        ref = container.id if isinstance(container, Container) else container
+        with _translated("network"):
+            networks.connect(self.client.engine, ref, self.name, aliases=list(aliases or []),
+                             ip=ipv4_address or "")
+
+    def disconnect(self, container: Container | str, force: bool = False) -> None:
+        from rongqi.engine import networks
+        ref = container.id if isinstance(container, Container) else container
+        with _translated("network"):
+            networks.disconnect(self.client.engine, ref, self.name, force=force)
+
+    def remove(self) -> None:
+        from rongqi.engine.networks import NetworkStore
+        with _translated("network"):
+            NetworkStore(self.client.engine.root).remove(self.name, self.client.engine)
+
+
+class NetworkCollection:
+    """client.networks (bridge networks of engine/networks.py, podman's default `podman`)."""
+
+    def __init__(self, client: Client):
+        self.client = client
+
+    def create(self, name: str, driver: str | None = None,
+               options: Mapping[str, str] | None = None, ipam: Mapping[str, Any] | None = None,
+               check_duplicate: bool | None = None, internal: bool = False,
+               labels: Mapping[str, str] | None = None, enable_ipv6: bool = False,
+               **kwargs: Any) -> Network:
+        """ipam as docker-py's IPAMConfig dict: {"Config": [{"Subnet": ..., "Gateway": ...,
+        "IPRange": ...}]}."""
+        from rongqi.engine.networks import NetworkStore
+        pools = list((ipam or {}).get("Config") or (ipam or {}).get("config") or [])
+
+        def field(key: str) -> builtins.list[str]:
+            return [str(p.get(key) or p.get(key.lower()) or "") for p in pools
+                    if p.get(key) or p.get(key.lower())]
+        with _translated("network"):
+            net = NetworkStore(self.client.engine.root).create(
+                name, driver=driver or "bridge", subnets=field("Subnet"),
+                gateways=field("Gateway"), ip_ranges=field("IPRange"), internal=internal,
+                ipv6=enable_ipv6, labels=dict(labels or {}), options=dict(options or {}))
+        return Network(self.client, str(net["name"]))
+
+    def get(self, network_id: str, **kwargs: Any) -> Network:
+        return Network(self.client, network_id)
+
+    def list(self, names: Sequence[str] | None = None, ids: Sequence[str] | None = None,
+             filters: Mapping[str, Any] | None = None, **kwargs: Any) -> builtins.list[Network]:
+        from rongqi.engine.networks import NetworkStore, compile_filters
+        match = compile_filters(_filter_strings(filters))
+        out = []
+        with _translated("network"):
+            for net in NetworkStore(self.client.engine.root).list():
+                if names and net["name"] not in names:
+                    continue
+                if ids and not any(net["id"].startswith(i) for i in ids):
+                    continue
+                if match(net):
+                    out.append(Network(self.client, str(net["name"])))
+        return out
+
+    def prune(self, filters: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        from rongqi.engine.networks import NetworkStore
+        with _translated("network"):
+            gone = NetworkStore(self.client.engine.root).prune(self.client.engine,
+                                                               _filter_strings(filters))
+        return {"NetworksDeleted": gone}
+
+
 # -- the client ---------------------------------------------------------------------------------
 
 class Client:
@@ -992,6 +1103,7 @@ class Client:
         self.containers = ContainerCollection(self)
         self.images = ImageCollection(self)
         self.volumes = VolumeCollection(self)
+        self.networks = NetworkCollection(self)
 
     def __enter__(self) -> Client:
         return self

@@ -193,3 +193,25 @@ def test_mypy_strict_on_the_public_api():
                         "rongqi/sandbox.py", "rongqi/oci/api.py"],
                        cwd=src, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_networks(client):
+    net = client.networks.create("apinet", ipam={"Config": [{"Subnet": "10.89.77.0/24"}]},
+                                 labels={"k": "v"})
+    assert net.name == "apinet" and net.id
+    assert "apinet" in [n.name for n in client.networks.list()]
+    assert [n.name for n in client.networks.list(names=["apinet"])] == ["apinet"]
+    a = client.containers.run("busybox", "sleep 600", detach=True, name="na", network="apinet")
+    b = client.containers.run("busybox", "sleep 600", detach=True, name="nb", network="apinet")
+    assert {c.name for c in net.containers} == {"na", "nb"}
+    addr = a.exec_run("ip -o -4 addr show eth0").output.decode()
+    assert "10.89.77." in addr
+    ip = addr.split("inet ")[1].split("/")[0]
+    assert b.exec_run(["ping", "-c", "1", "-W", "2", ip]).exit_code == 0
+    with pytest.raises(APIError):
+        net.remove()                     # in use, as podman refuses
+    a.remove(force=True)
+    b.remove(force=True)
+    net.remove()
+    with pytest.raises(NotFound):
+        client.networks.get("apinet")
