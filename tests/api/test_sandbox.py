@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -64,7 +65,8 @@ def test_files_stdin_env_and_tmpfs(client):
 
 def test_timeout_leaves_nothing_running(client):
     t = time.monotonic()
-    r = sandbox.run(["sh", "-c", "sleep 100 & sleep 100"], timeout=1, client=client)
+    secs = str(random.randrange(100000, 999999))   # a command line no other test runs
+    r = sandbox.run(["sh", "-c", f"sleep {secs} & sleep {secs}"], timeout=1, client=client)
     assert r.timed_out and r.exit_code == 137 and time.monotonic() - t < 15
     assert client.containers.list(all=True) == []
     assert os.listdir(os.path.join(client.engine.root, "containers")) == []
@@ -73,7 +75,7 @@ def test_timeout_leaves_nothing_running(client):
         if pid.isdigit():
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    assert f.read() != b"sleep\x00100\x00"
+                    assert f.read() != f"sleep\x00{secs}\x00".encode()
             except OSError:
                 pass
 
