@@ -86,6 +86,7 @@ class FakeEngine:
         self.storage = None
         self.marker = base / "removed"
 
-    def remove(self, cid: str, force: bool = False, volumes: bool = False) -> None:
+    def remove(self, cid: str, force: bool = False, volumes: bool = False,
+               trash: bool = False) -> None:
         # Called in the monitor's process: a file tells the test.
         self.marker.write_text(cid)

@@ -37,7 +37,7 @@ class Engine:
     def __init__(self, root: str | None = None, runroot: str | None = None,
                  runtime: Runtime | str | None = None, *, storage_mode: str = "auto",
                  registries_conf: str | None = None, runtime_root: str | None = None):
-        from rongqi.image.store import default_root
+        from rongqi.image import default_root  # the package, not the store: exec needs none
         self.root = os.path.abspath(root or os.environ.get("RONGQI_ROOT") or default_root())
         self.runroot = os.path.abspath(runroot or os.environ.get("RONGQI_RUNROOT")
                                        or default_runroot())
@@ -173,9 +173,9 @@ class Engine:
         return lifecycle.unpause(self, ref)
 
     def remove(self, ref: str | Container, force: bool = False, volumes: bool = False,
-               timeout: float | None = None) -> str:
+               timeout: float | None = None, trash: bool = False) -> str:
         from rongqi.engine import lifecycle
-        return lifecycle.remove(self, ref, force, volumes, timeout=timeout)
+        return lifecycle.remove(self, ref, force, volumes, timeout=timeout, trash=trash)
 
     def rename(self, ref: str, new_name: str) -> Container:
         from rongqi.engine import lifecycle

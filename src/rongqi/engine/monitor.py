@@ -205,8 +205,23 @@ def _waiting_monitor(engine: Any, chan: Any, report_w: int) -> None:
             import rongqi.oci.container  # noqa: F401
             import rongqi.oci.init  # noqa: F401
         sysc.kernel()
+        # And what the end of a run needs (the unmount, --rm): its exit path is the CLI's.
+        from rongqi.engine import lifecycle
+        from rongqi.storage import overlay
+        import rongqi.engine.events  # noqa: F401
     except Exception:  # noqa: BLE001 - the same imports fail again later, with a report
         pass
+    else:
+        # Idle until "go": delete what earlier `run --rm`s left in the trash, an entry at a
+        # time, stopping as soon as the CLI has written (a big tree delays the start by one
+        # entry's delete at most).
+        import select
+
+        try:
+            overlay.empty_trash(lifecycle.trash_dir(engine),
+                                stop=lambda: bool(select.select([chan], [], [], 0)[0]))
+        except Exception:  # noqa: BLE001 - a later command tries again
+            pass
     try:
         msg, fds, _, _ = socket.recv_fds(chan, 4096, 1)
     except OSError:
@@ -887,7 +902,8 @@ class Monitor:
         _write_file(os.path.join(self.run_dir, EXIT), _dumps(record))
         if self.remove:
             try:
-                self.engine.remove(self.id, force=True, volumes=True)
+                # To the trash: the CLI waits for our exit frame (see lifecycle.remove).
+                self.engine.remove(self.id, force=True, volumes=True, trash=True)
             except Exception:  # noqa: BLE001 - `rm` by hand finishes the job
                 pass
             else:

@@ -94,7 +94,9 @@ def write_json_atomic(path: str, doc: Any, mode: int = 0o600, *, durable: bool =
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=1)
+            # One line, no indent: json's C encoder then does it (with an indent the pure
+            # Python one runs: ~10 ms for a bundle's config.json, seccomp profile and all).
+            f.write(json.dumps(doc))
             if durable:
                 f.flush()
                 os.fsync(f.fileno())
@@ -249,9 +251,9 @@ class Container:
     def save_state(self) -> None:
         write_json_atomic(os.path.join(self.dir, STATE), self.state)
 
-    def save_config(self) -> None:
+    def save_config(self, durable: bool = True) -> None:
         """Only create (and rename, for `name`) write config.json."""
-        write_json_atomic(os.path.join(self.dir, CONFIG), self.config, durable=True)
+        write_json_atomic(os.path.join(self.dir, CONFIG), self.config, durable=durable)
 
     def short_id(self) -> str:
         return self.id[:12]

@@ -16,23 +16,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+# default_root and DEFAULT_ROOT live in the package (rongqi/image/__init__.py), so that the
+# CLI gets its --root default without importing the store.
+from rongqi.image import DEFAULT_ROOT, default_root  # noqa: F401
 from rongqi.image import media, reference
 from rongqi.image.errors import BlobVerificationError, ImageError, ImageNotFound, ManifestError
 from rongqi.image.media import Descriptor
 from rongqi.locking import Lock
 
-DEFAULT_ROOT = "/var/lib/rongqi"
 CHUNK = 1 << 20
-
-
-def default_root() -> str:
-    """/var/lib/rongqi for root; an ordinary user's own, as podman's rootless storage:
-    $XDG_DATA_HOME/rongqi, else ~/.local/share/rongqi."""
-    if os.geteuid() == 0:
-        return DEFAULT_ROOT
-    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"),
-                                                           ".local", "share")
-    return os.path.join(data, "rongqi")
 
 
 def _split_digest(digest: str) -> tuple[str, str]:

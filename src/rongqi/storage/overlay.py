@@ -17,17 +17,19 @@ import secrets
 import shutil
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
-from rongqi.image import layer as image_layer
 from rongqi.image.errors import ImageError, LayerError
 from rongqi.image.store import ImageStore
 from rongqi.locking import Lock
 
 DEFAULT_ROOT = "/var/lib/rongqi/overlay"
-OVERLAY_OPAQUE = image_layer.OVERLAY_OPAQUE_XATTR
-USER_OPAQUE = image_layer.USER_OPAQUE_XATTR
+# image/layer.py's names for them (it imports tarfile, bz2, lzma: only unpacking needs it,
+# not `run`, so it is imported there).
+OVERLAY_OPAQUE = "trusted.overlay.opaque"
+USER_OPAQUE = "user.overlay.opaque"
 MODES = ("auto", "overlay", "copy", "fuse-overlayfs", "userns")
 FUSE_OVERLAYFS = "fuse-overlayfs"
 _CWD_LOCK = threading.Lock()
@@ -181,6 +183,7 @@ class LayerStorage:
                     f = store.open_blob(desc["digest"])
                 with f:
                     try:
+                        from rongqi.image import layer as image_layer
                         stats = image_layer.LayerApplier(dest).apply(f)
                     except LayerError as e:
                         raise LayerError(f"layer {desc['digest'][:19]}: {e}") from None
@@ -395,7 +398,9 @@ class LayerStorage:
                     raise
                 self.sys.umount2(snap.rootfs, 2)  # MNT_DETACH: busy, but ours to drop
 
-    def remove_snapshot(self, snap_id: str) -> None:
+    def remove_snapshot(self, snap_id: str, trash: str = "") -> None:
+        """Unmount and delete a snapshot; with `trash` (a dir on the same filesystem), its
+        files are renamed there instead, for empty_trash() to delete later."""
         path = os.path.join(self.snap_dir, snap_id)
         if not os.path.isdir(path):
             return
@@ -403,7 +408,8 @@ class LayerStorage:
             self.unmount(self.get_snapshot(snap_id))
         if _is_mounted(os.path.join(path, "rootfs")):
             raise StorageError(f"snapshot {snap_id} is still mounted")
-        _rmtree(path)
+        if not (trash and to_trash(path, trash)):
+            _rmtree(path)
 
     # -- bookkeeping -------------------------------------------------------------------------
     def layers(self) -> list[str]:
@@ -431,6 +437,29 @@ class LayerStorage:
     def disk_usage(self) -> tuple[int, int]:
         """(bytes in unpacked layers, bytes in snapshots' upper dirs / copies)."""
         return _du(self.layers_dir), _du(self.snap_dir)
+
+
+def to_trash(path: str, trash: str) -> bool:
+    """Move path into the trash dir in one rename (False if it cannot: another filesystem)."""
+    try:
+        os.makedirs(trash, 0o700, exist_ok=True)
+        os.rename(path, os.path.join(trash, f"{os.path.basename(path)}.{os.getpid()}."
+                                            f"{time.monotonic_ns()}"))
+    except OSError:
+        return False
+    return True
+
+
+def empty_trash(trash: str, stop: Callable[[], bool] | None = None) -> None:
+    """Delete what to_trash() moved there, one entry at a time until stop() says so."""
+    try:
+        names = os.listdir(trash)
+    except FileNotFoundError:
+        return
+    for name in names:
+        if stop is not None and stop():
+            return
+        _rmtree(os.path.join(trash, name), ignore_errors=True)
 
 
 def _rmtree(path: str, ignore_errors: bool = False) -> None:
