@@ -620,7 +620,7 @@ def _command_word(p: argparse.ArgumentParser, argv: list[str]) -> str | None:
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The whole command line; with argv, only the command argv names is built (see _Skipped)."""
     p = _Parser(prog="rongqi", description="rongqi (容器): a daemonless container engine")
-    from rongqi.image.store import default_root
+    from rongqi.image import default_root  # not image.store: exec and ps need no store
     p.add_argument("--root", default=os.environ.get("RONGQI_ROOT") or default_root(),
                    help="image store and layer storage (default %(default)s; an ordinary "
                         "user's is $XDG_DATA_HOME/rongqi or ~/.local/share/rongqi)")

@@ -1,0 +1,74 @@
+"""The import budget of `rongqi run --rm busybox true`: which modules the CLI process loads.
+
+Start latency is a goal of issue 10 (a third of podman's `run`), and every module the CLI
+imports is CPU on that path (on this 2-core host a module of ~1 ms, a heavy stdlib one like
+tarfile or subprocess several). The runtime's own code (oci.container, the init, rootfs,
+seccomp) belongs to the monitor, which imports it on the other core while the CLI works;
+unpacking (image.layer: tarfile, bz2, lzma), the registry client (httpx) and the table and
+template code (cli.output, gotemplate) belong to other commands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import site
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rq import rq  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.root
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Run the CLI in-process under -I -S (what bin/rongqi does) and report the modules it loaded.
+PROBE = """
+import json, sys
+sys.path[:0] = json.loads(sys.argv[1])
+before = set(sys.modules)
+from rongqi.cli.main import main
+code = main(sys.argv[3:])
+with open(sys.argv[2], "w") as f:
+    json.dump({"code": code, "modules": sorted(set(sys.modules) - before)}, f)
+"""
+
+# Never on `run`'s path in the CLI process (bz2 and lzma are not here: shutil imports them).
+FORBIDDEN = (
+    "rongqi.oci.container", "rongqi.oci.init", "rongqi.oci.exec", "rongqi.linux.rootfs",
+    "rongqi.linux.seccomp", "rongqi.oci.seccomp_spec", "rongqi.image.layer",
+    "rongqi.image.registry", "rongqi.cli.output", "rongqi.cli.gotemplate",
+    "rongqi.engine.build", "rongqi.engine.files", "rongqi.engine.stats",
+    "tarfile", "zstandard", "isal", "httpx", "rich", "asyncio", "ssl",
+    "email", "http", "urllib", "xml", "concurrent", "multiprocessing", "logging",
+    "pickle", "decimal", "unittest", "zipfile",
+)
+# Measured when this test was written: 137 modules (stdlib and rongqi). Room for a few
+# more; past it, look at what was added (`python3 -X importtime`) and import it lazily.
+MAX_MODULES = 150
+
+
+def _loaded(rq, *args: str) -> list[str]:
+    out = Path(rq.root).parent / "modules.json"
+    paths = [str(REPO / "src"), *site.getsitepackages()]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", PROBE, json.dumps(paths), str(out),
+                        "--root", rq.root, "--runroot", rq.runroot, *args],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    assert doc["code"] == 0
+    return doc["modules"]
+
+
+def test_run_rm_loads_only_what_run_needs(rq):
+    rq("run", "--rm", "busybox", "true", check=True)  # the built-in image made, warm caches
+    modules = _loaded(rq, "run", "--rm", "busybox", "true")
+    loaded = set(modules)
+    heavy = [m for m in FORBIDDEN if m in loaded or any(x.startswith(m + ".") for x in loaded)]
+    assert heavy == [], f"`run` imports {heavy}"
+    assert len(modules) <= MAX_MODULES, f"{len(modules)} modules: {modules}"
+    assert rq.engine().list(all=True) == []
