@@ -429,3 +429,26 @@ def test_a_rootless_container_publishes_a_port(tmp_path):
         user("rm", "-f", "-t", "0", "rl")
         subprocess.run(["userdel", name], capture_output=True)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_a_setup_whose_record_is_gone_is_undone_by_the_next_setup(rq):
+    """The container's record deleted under it (its root removed by hand, or rm giving up on
+    a monitor that still waits for the network lock): the host-wide copy of what was set up
+    lets the next setup undo it."""
+    import shutil
+    net, _ = _net(rq)
+    cid = rq("run", "-d", "--name", "orphan", "--network", net, "busybox", "sleep", "600",
+             check=True).stdout.strip()
+    st = rq.state(cid)
+    os.kill(st["monitor_pid"], signal.SIGKILL)
+    os.kill(st["pid"], signal.SIGKILL)
+    rq.wait_for(lambda: not os.path.exists(f"/proc/{st['pid']}/stat") or
+                open(f"/proc/{st['pid']}/stat").read().split()[2] == "Z", what="the kill")
+    eng = rq.engine()
+    eng.runtime.delete(cid, force=True)          # the runtime's state and the cgroup
+    eng.storage.remove_snapshot(cid)
+    shutil.rmtree(os.path.join(rq.root, "containers", cid))
+    assert os.path.exists(f"/run/netns/rongqi-{cid}")
+    rq("run", "--rm", "busybox", "true", check=True)
+    assert not os.path.exists(f"/run/netns/rongqi-{cid}")
+    assert _leases(cid) == [] and _rules(net) == []

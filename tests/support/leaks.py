@@ -232,7 +232,8 @@ def read_leases() -> set[tuple[str, str, str]]:
 
     out: set[tuple[str, str, str]] = set()
     ipam = os.path.join(NETWORK_RUNDIR, "ipam")
-    for d, per_entry in ((ipam, True), (os.path.join(NETWORK_RUNDIR, "ports"), False)):
+    for d, per_entry in ((ipam, True), (os.path.join(NETWORK_RUNDIR, "ports"), False),
+                         (os.path.join(NETWORK_RUNDIR, "active"), False)):
         try:
             names = os.listdir(d)
         except OSError:
@@ -247,7 +248,8 @@ def read_leases() -> set[tuple[str, str, str]]:
             if per_entry:
                 out |= {(path, k, v.get("root", "")) for k, v in doc.items()}
             else:
-                out.add((path, "ports of " + n[:12], doc.get("root", "")))
+                kind = "ports of " if "/ports/" in path else "network set up for "
+                out.add((path, kind + n[:12], doc.get("root", "")))
     return out
 
 
@@ -492,7 +494,7 @@ class LeakChecker:
 
         for path, key, _root in leases:
             try:
-                if "/ports/" in path:
+                if "/ports/" in path or "/active/" in path:
                     os.unlink(path)
                     continue
                 with open(path) as f:

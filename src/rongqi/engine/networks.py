@@ -791,8 +791,9 @@ def _net_options(c: Container, att: dict[str, Any], nets: dict[str, dict[str, An
             "networks": networks, "network_info": nets}
 
 
-def _netavark(engine: Engine, command: str, netns: str, doc: dict[str, Any]) -> dict[str, Any]:
-    conf = os.path.join(engine.runroot, "networks")
+def _netavark(engine: Engine | str, command: str, netns: str,
+              doc: dict[str, Any]) -> dict[str, Any]:
+    conf = engine if isinstance(engine, str) else os.path.join(engine.runroot, "networks")
     os.makedirs(os.path.join(conf, "aardvark-dns"), 0o700, exist_ok=True)
     argv = [netavark_binary(), "--config", conf, "--aardvark-binary", aardvark_binary(),
             command, netns]
@@ -830,6 +831,7 @@ def setup(engine: Engine, c: Container, late: bool = False) -> None:
     store = NetworkStore(engine.root)
     nets = {name: store.get(name) for name in att["networks"]}
     with host_lock():
+        sweep_orphans()
         made: list[Any] = []
         try:
             ips: dict[str, list[str]] = {}
@@ -863,13 +865,74 @@ def setup(engine: Engine, c: Container, late: bool = False) -> None:
                    network_info={n: {"id": v["id"]} for n, v in nets.items()})
         att["teardown"] = doc
         save(c, att)
+        _write_active(engine, c.id, att)
     write_etc(c, att)
+
+
+# What is set up is also recorded host-wide (RUNDIR/active/CID.json), so it can be undone
+# even when the container's record is gone (its root deleted, `rm` given up on a monitor
+# still waiting for the lock): the next setup sweeps such orphans.
+def _active_path(cid: str) -> str:
+    return os.path.join(rundir(), "active", cid + ".json")
+
+
+def _write_active(engine: Engine, cid: str, att: dict[str, Any]) -> None:
+    path = _active_path(cid)
+    os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"id": cid, "root": engine.root, "netns": att["netns"],
+                   "conf": os.path.join(engine.runroot, "networks"),
+                   "doc": att.get("teardown") or {}}, f)
+    os.rename(tmp, path)
+
+
+def _undo(conf: str, cid: str, netns: str, doc: dict[str, Any]) -> NetworkError | None:
+    """netavark teardown, leases and ports released, the netns removed (under host_lock)."""
+    err: NetworkError | None = None
+    if doc and os.path.exists(netns):
+        try:
+            _netavark(conf, "teardown", netns, doc)
+        except NetworkError as e:
+            err = e
+    for info in (doc.get("network_info") or {}).values():
+        _release(info, cid)
+    _release_ports(cid)
+    remove_netns(netns)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(_active_path(cid))
+    return err
+
+
+def sweep_orphans() -> list[str]:
+    """Undo the setups of containers whose record no longer exists (under host_lock)."""
+    d = os.path.join(rundir(), "active")
+    try:
+        names = [n for n in os.listdir(d) if n.endswith(".json")]
+    except FileNotFoundError:
+        return []
+    out = []
+    for n in names:
+        try:
+            with open(os.path.join(d, n)) as f:
+                rec = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if _lease_alive(rec):
+            continue
+        _undo(rec.get("conf") or "", rec["id"], rec.get("netns") or "", rec.get("doc") or {})
+        out.append(rec["id"])
+    return out
 
 
 def teardown(engine: Engine, c: Container) -> None:
     """Undo setup: netavark teardown, leases and ports released, the netns removed. Safe to
     call at any time and more than once (the monitor's end, rm, the sync after a crash)."""
     att = load(c)
+    if att is None and os.path.exists(_active_path(c.id)):
+        with host_lock():
+            sweep_orphans()  # the record went (rm gave up waiting): undo from the host's copy
+        return
     if not att or not att.get("active"):
         return
     if att.get("mode") == "slirp4netns":
@@ -884,16 +947,7 @@ def teardown(engine: Engine, c: Container) -> None:
         if not att.get("active"):
             return
         doc = att.get("teardown") or {}
-        err: NetworkError | None = None
-        if doc and os.path.exists(att["netns"]):
-            try:
-                _netavark(engine, "teardown", att["netns"], doc)
-            except NetworkError as e:
-                err = e
-        for name, info in (doc.get("network_info") or {}).items():
-            _release(info, c.id)
-        _release_ports(c.id)
-        remove_netns(att["netns"])
+        err = _undo(os.path.join(engine.runroot, "networks"), c.id, att["netns"], doc)
         att.update(active=False, status={}, assigned_ports=[], ips={})
         att.pop("teardown", None)
         save(c, att)
@@ -935,6 +989,7 @@ def connect(engine: Engine, ref: str, network: str, *, aliases: list[str] | None
                 td = att["teardown"]
                 td["networks"].update(doc["networks"])
                 td["network_info"][net["name"]] = net
+                _write_active(engine, c.id, att)
             save(c, att)
             write_etc(c, att)
         else:
@@ -971,6 +1026,7 @@ def disconnect(engine: Engine, ref: str, network: str, force: bool = False) -> N
                 del td["network_info"][net["name"]]
                 att["status"].pop(net["name"], None)
                 att["ips"].pop(net["name"], None)
+                _write_active(engine, c.id, att)
         del att["networks"][net["name"]]
         save(c, att)
         if att.get("active"):
