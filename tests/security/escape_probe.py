@@ -249,7 +249,7 @@ def private_interpreter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
     from rongqi.linux import exeguard
 
     src = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
-    dest = tmp_path_factory.mktemp("interp") / os.path.basename(src)
+    dest = interpreter_tree(tmp_path_factory.mktemp("interp")) / os.path.basename(src)
     shutil.copy2(src, dest)
     yield str(dest)
     # The runtime, run from this unprotected copy, bound it read-only under the guard's
@@ -258,6 +258,22 @@ def private_interpreter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
     subprocess.run(["umount", "-l", guard], check=False, capture_output=True)
     if os.path.exists(guard):
         os.unlink(guard)
+
+
+def interpreter_tree(base: Path) -> Path:
+    """base/bin for an interpreter that runs rongqi's launchers as an installed venv's does:
+    an installed launcher (-I -S) finds the package under PREFIX/lib/pythonX.Y/site-packages,
+    PREFIX being the directory above the interpreter's bin/ (bin/rongqi-oci's _path)."""
+    import sys
+
+    import rongqi
+
+    (base / "bin").mkdir(exist_ok=True)
+    lib = base / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    lib.mkdir(parents=True, exist_ok=True)
+    if not (lib / "site-packages").exists():
+        (lib / "site-packages").symlink_to(os.path.dirname(os.path.dirname(rongqi.__file__)))
+    return base / "bin"
 
 
 def shared_libraries(binary: str) -> list[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from rongqi.linux import exeguard
-from escape_probe import Run, host_block_device, make_bundle, run_probe, shared_libraries
+from escape_probe import Run, host_block_device, interpreter_tree, make_bundle, run_probe, shared_libraries
 from support.plugin import new_id
 
 pytestmark = pytest.mark.root
@@ -406,7 +406,7 @@ def exe_attack(oci_binary, suite_root, tmp_path_factory, probe_binary, private_i
 def exe_attack_protected_launcher(oci_binary, suite_root, tmp_path_factory, probe_binary, private_interpreter) -> Iterator[Run]:
     """The runtime started from a read-only bind of the interpreter (what install.sh lays over
     the virtualenv's bin/python3): already protected, nothing to re-exec."""
-    ro = tmp_path_factory.mktemp("ro-interp") / "python3"
+    ro = interpreter_tree(tmp_path_factory.mktemp("ro-interp")) / "python3"
     ro.touch(mode=0o755)
     subprocess.run(["mount", "--bind", private_interpreter, str(ro)], check=True)
     try:
@@ -446,7 +446,7 @@ def test_runtime_executable_cannot_be_reopened_for_writing_after_a_proc_self_exe
 def test_runtime_started_from_a_protected_interpreter_is_not_reexecuted(exe_attack_protected_launcher):
     _assert_never_opened_for_writing(exe_attack_protected_launcher)
     # The exec's process ran the launcher's own (read-only) interpreter: no re-exec was needed.
-    assert exe_attack_protected_launcher["exe_reopen"].field("exe").endswith("/ro-interp0/python3")
+    assert exe_attack_protected_launcher["exe_reopen"].field("exe").endswith("/ro-interp0/bin/python3")
 
 
 # -- CVE-2019-16884: a rootfs whose /proc or /sys is a symlink -----------------------------
