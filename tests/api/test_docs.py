@@ -17,8 +17,8 @@ import rongqi
 
 pytestmark = pytest.mark.root
 
-SRC = Path(rongqi.__file__).resolve().parent.parent
-REPO = SRC.parent
+SRC = Path(rongqi.__file__).resolve().parent.parent   # the package under test (CI: the venv's)
+REPO = Path(__file__).resolve().parents[2]            # the checkout whose pages are run
 FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```", re.M | re.S)
 
 

@@ -13,7 +13,8 @@ import pytest
 import rongqi
 from rongqi.cli import reference
 
-REPO = Path(rongqi.__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[2]              # the checkout holding docs/
+SRC = Path(rongqi.__file__).resolve().parents[1]       # the package under test (CI: the venv's)
 
 
 def test_reference_page_matches_the_parser():
@@ -44,7 +45,7 @@ def _complete(shell_argv: list[str], script: str, words: str) -> list[str]:
 def _script(shell: str) -> str:
     p = subprocess.run([sys.executable, "-m", "rongqi.cli.main", "completion", shell],
                        capture_output=True, text=True, timeout=60,
-                       env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"})
+                       env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})
     assert p.returncode == 0, p.stderr
     return p.stdout
 
