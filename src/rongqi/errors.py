@@ -145,3 +145,10 @@ class ContainerError(RongqiError):
         err = f": {stderr.decode(errors='replace')}" if stderr else ""
         super().__init__(f"Command '{command}' in image '{image}' returned non-zero exit "
                          f"status {exit_status}{err}")
+
+
+def os_error_line(err: OSError) -> str:
+    """An OSError as the one line a user reads: "FILE: reason", or the reason alone (the
+    runtime's CLI, its init and its exec say it so)."""
+    text = err.strerror or str(err)
+    return f"{err.filename}: {text}" if err.filename not in (None, "") else text

@@ -329,10 +329,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _oserror_text(err: OSError) -> str:
-    text = err.strerror or str(err)
-    if err.filename is not None:
-        return f"{err.filename}: {text}"
-    return text
+    from rongqi.errors import os_error_line
+
+    return os_error_line(err)
 
 
 def _check_systemd() -> None:

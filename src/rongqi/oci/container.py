@@ -10,14 +10,13 @@ import os
 import sys
 
 from rongqi.errors import ContainerStateError, RongqiError, SpecError, UnsupportedError, UsageError
+from rongqi.errors import os_error_line as describe_os_error
 from rongqi.linux import namespaces
+from rongqi.linux.signals import SIGKILL, SIGTERM, parse_signal  # noqa: F401  (kill, the engine)
 from rongqi.linux import syscall as sysc
 from rongqi.oci import state as statemod
 from rongqi.oci.init import InitConfig, Sync
 from rongqi.oci.spec import Spec, load_bundle
-
-SIGKILL = 9
-SIGTERM = 15
 
 
 def debug(text: str) -> None:
@@ -76,7 +75,7 @@ def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SY
                          "terminal to (or set terminal to false)")
     if not os.path.isdir(spec.root_path):
         raise SpecError(f"root.path: {spec.root_path} is not a directory")
-    caps = _cap_sets(spec)
+    caps = cap_sets(spec)
     check_host_support(spec)
     if spec.linux.namespace("mount") is None:
         from rongqi.oci import log
@@ -130,9 +129,9 @@ def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SY
         finally:
             sync.close()
         if opts.pid_file:
-            _write_pid_file(opts.pid_file, pid)
+            write_pid_file(opts.pid_file, pid)
         if opts.pidfd_socket:
-            _send_pidfd(opts.pidfd_socket, pid)
+            send_pidfd(opts.pidfd_socket, pid)
     except BaseException:
         cleanup.run()
         raise
@@ -235,7 +234,7 @@ def _write(path: str, data: bytes) -> None:
         os.close(fd)
 
 
-def _write_pid_file(path: str, pid: int) -> None:
+def write_pid_file(path: str, pid: int) -> None:
     # Atomically, as runc does: clients poll for the file and read it at once.
     tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
     try:
@@ -245,7 +244,7 @@ def _write_pid_file(path: str, pid: int) -> None:
         raise RongqiError(f"--pid-file {path}: cannot write: {err.strerror}") from None
 
 
-def _send_pidfd(sock_path: str, pid: int) -> None:
+def send_pidfd(sock_path: str, pid: int) -> None:
     import socket
 
     fd = os.pidfd_open(pid)
@@ -259,7 +258,7 @@ def _send_pidfd(sock_path: str, pid: int) -> None:
         os.close(fd)
 
 
-def _cap_sets(spec: Spec):
+def cap_sets(spec: Spec):
     """Capability names -> masks, checked now so that create fails, not the init after start."""
     c = spec.process.capabilities
     if c is None:
@@ -362,28 +361,11 @@ def _sets_limits(spec: Spec) -> bool:
     return res is not None and any(getattr(res, n) is not None for n in res.__slots__ if n != "devices")
 
 
-# Devices every container may use whatever its rules say (runc's AllowedDevices):
-# (type, major, minor, access); None is any.
-_ALLOWED_DEVICES = (
-    ("c", None, None, "m"), ("b", None, None, "m"),
-    ("c", 1, 3, "rwm"), ("c", 1, 8, "rwm"), ("c", 1, 7, "rwm"), ("c", 5, 0, "rwm"), ("c", 1, 5, "rwm"),
-    ("c", 1, 9, "rwm"), ("c", 5, 1, "rwm"), ("c", 136, None, "rwm"), ("c", 5, 2, "rwm"), ("c", 10, 200, "rwm"),
-)
-
-
 def _with_default_devices(spec: Spec):
     """The spec's resources with device rules completed as runc completes them."""
-    from rongqi.linux.cgroups.resources import DeviceRule, Resources
+    from rongqi.linux.cgroups.resources import with_allowed_devices
 
-    res = spec.linux.resources if spec.linux.resources is not None else Resources()
-    # A node in linux.devices is only created: whether the container may use it is for
-    # linux.resources.devices to say (runc adds no rule for it either; docker and podman
-    # send an explicit allow rule with each --device). Only runc's defaults are implicit.
-    rules = list(res.devices or [])
-    for t, major, minor, access in _ALLOWED_DEVICES:
-        rules.append(DeviceRule(allow=True, type=t, major=major, minor=minor, access=access))
-    res.devices = rules
-    return res
+    return with_allowed_devices(spec.linux.resources)
 
 
 def preload_for_child(spec: Spec) -> None:
@@ -678,10 +660,6 @@ def _helper_failed(rep_w: int, err: BaseException, early_joins) -> None:
         os._exit(1)
 
 
-def describe_os_error(err: OSError) -> str:
-    return f"{err.filename}: {err.strerror}" if err.filename else (err.strerror or str(err))
-
-
 # The re-exec'd helper's program: argv[1] is the directory holding the rongqi package,
 # argv[2] the fd of its job (a memfd), argv[3] the fd to report a failure on.
 _REEXEC_BOOT = ("import sys\nsys.path.insert(0, sys.argv[1])\n"
@@ -972,32 +950,6 @@ def _run_hooks_warn(kind: str, st: statemod.State) -> None:
 
         for msg in failures:
             log.warn(msg)
-
-
-def parse_signal(text: str) -> int:
-    """"KILL", "SIGKILL", "9" -> 9 (runc accepts all three); "0" checks that the init lives, as kill(2)."""
-    t = text.strip().upper()
-    if t.isdigit():
-        n = int(t)
-        if 0 <= n < 65:
-            return n
-        raise UsageError(f"invalid signal: {text}")
-    if t.startswith("SIG"):
-        t = t[3:]
-    import _signal
-
-    if t.startswith("RTMIN") or t.startswith("RTMAX"):
-        base = _signal.SIGRTMIN if t.startswith("RTMIN") else _signal.SIGRTMAX
-        off = t[5:]
-        try:
-            n = base + int(off) if off else base
-        except ValueError:
-            raise UsageError(f"unknown signal: {text}") from None
-        return n
-    n = getattr(_signal, "SIG" + t, None)
-    if not isinstance(n, int) or t in ("_DFL", "_IGN"):
-        raise UsageError(f"unknown signal: {text}")
-    return n
 
 
 def kill(root: str, cid: str, sig: int, all_: bool = False) -> None:

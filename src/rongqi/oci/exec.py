@@ -161,7 +161,7 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
     if proc.terminal and not o.console_socket and o.detach:
         raise UsageError("cannot allocate a tty for a detached exec without --console-socket")
     spec.process = proc
-    from rongqi.oci.container import _cap_sets, check_host_support, preload_for_child
+    from rongqi.oci.container import cap_sets, check_host_support, preload_for_child
 
     check_host_support(spec)
 
@@ -176,7 +176,7 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
     c = InitConfig()
     c.spec = spec
     c.container_id = cid
-    c.caps = _cap_sets(spec)
+    c.caps = cap_sets(spec)
     c.userns = spec.linux.namespace("user") is not None
     c.preserve_fds = o.preserve_fds or 0
     if spec.linux.seccomp is not None:
@@ -247,13 +247,13 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
         sync.close()
     try:
         if o.pid_file:
-            from rongqi.oci.container import _write_pid_file
+            from rongqi.oci.container import write_pid_file
 
-            _write_pid_file(o.pid_file, pid)
+            write_pid_file(o.pid_file, pid)
         if o.pidfd_socket:
-            from rongqi.oci.container import _send_pidfd
+            from rongqi.oci.container import send_pidfd
 
-            _send_pidfd(o.pidfd_socket, pid)
+            send_pidfd(o.pidfd_socket, pid)
     except BaseException:
         # The caller cannot learn of the process: it must not run on unwatched (runc kills it too).
         try:

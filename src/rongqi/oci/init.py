@@ -163,8 +163,9 @@ class RuntimeGone(Exception):
 
 def describe(err: BaseException) -> str:
     if isinstance(err, OSError):
-        text = err.strerror or str(err)
-        return f"{err.filename}: {text}" if err.filename else text
+        from rongqi.errors import os_error_line
+
+        return os_error_line(err)
     return str(err) or type(err).__name__
 
 

@@ -137,3 +137,26 @@ class Resources(_Value):
         "rdma",
         "network",
     )
+
+
+# Devices every container may use whatever its rules say (runc's AllowedDevices):
+# (type, major, minor, access); None is any.
+ALLOWED_DEVICES = (
+    ("c", None, None, "m"), ("b", None, None, "m"),
+    ("c", 1, 3, "rwm"), ("c", 1, 8, "rwm"), ("c", 1, 7, "rwm"), ("c", 5, 0, "rwm"), ("c", 1, 5, "rwm"),
+    ("c", 1, 9, "rwm"), ("c", 5, 1, "rwm"), ("c", 136, None, "rwm"), ("c", 5, 2, "rwm"), ("c", 10, 200, "rwm"),
+)
+
+
+def with_allowed_devices(res: "Resources | None") -> "Resources":
+    """res (a new Resources if None) with runc's allowed devices after its own rules."""
+    if res is None:
+        res = Resources()
+    # A node in linux.devices is only created: whether the container may use it is for
+    # linux.resources.devices to say (runc adds no rule for it either; docker and podman
+    # send an explicit allow rule with each --device). Only runc's defaults are implicit.
+    rules = list(res.devices or [])
+    for t, major, minor, access in ALLOWED_DEVICES:
+        rules.append(DeviceRule(allow=True, type=t, major=major, minor=minor, access=access))
+    res.devices = rules
+    return res

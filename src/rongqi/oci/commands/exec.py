@@ -35,8 +35,9 @@ def run(g, opts, args, log) -> int:
         err.exit_code = EXEC_FAILED
         raise
     except OSError as err:
-        text = err.strerror or str(err)
-        failed = RongqiError(f"exec failed: {err.filename + ': ' if err.filename else ''}{text}")
+        from rongqi.errors import os_error_line
+
+        failed = RongqiError(f"exec failed: {os_error_line(err)}")
         failed.exit_code = EXEC_FAILED
         raise failed from None
 
