@@ -1,7 +1,8 @@
 """Namespace kinds: OCI names, clone(2) flags and /proc/PID/ns file names; joining by path.
 
 Which namespaces are made new at clone time and which are joined (and by whom,
-the init or an intermediate process) is decided in rongqi.oci.process_setup.
+the init or the runtime's helper process) is decided in rongqi.oci.container (create) and
+rongqi.oci.exec.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from rongqi.errors import os_error_line as describe_os_error
 from rongqi.linux import namespaces
 from rongqi.linux.signals import SIGKILL, SIGTERM, parse_signal  # noqa: F401  (kill, the engine)
 from rongqi.linux import syscall as sysc
+from rongqi.oci import protocol as proto
 from rongqi.oci import state as statemod
 from rongqi.oci.init import InitConfig, Sync
 from rongqi.oci.spec import Spec, load_bundle
@@ -596,7 +597,7 @@ def spawn_in_cgroup(sc: sysc.Syscalls, cg, flags: int, early_joins, prepare, aft
                 join_error = err
         if join_error is None:
             try:
-                os.write(go_w, b"go")
+                os.write(go_w, proto.HELPER_GO)
             except BrokenPipeError:
                 pass  # the helper failed early: its report says why
     finally:
@@ -614,7 +615,7 @@ def spawn_in_cgroup(sc: sysc.Syscalls, cg, flags: int, early_joins, prepare, aft
         if cleanup is not None:
             cleanup.helper = 0
     word, _, text = data.decode(errors="replace").partition(" ")
-    if word != "ok":
+    if word != proto.HELPER_OK:
         if text or join_error is None:
             raise RongqiError(text or "the runtime's helper process died before it started the process")
         raise join_error
@@ -630,7 +631,7 @@ def _helper(rep_w: int, go_r: int, sc: sysc.Syscalls, flags: int, early_joins, p
     try:
         sysc.kernel()
         prepare()
-        if os.read(go_r, 16) != b"go":
+        if os.read(go_r, 16) != proto.HELPER_GO:
             os._exit(1)  # the runtime went away
         os.close(go_r)
         for kind, path in early_joins:
@@ -642,7 +643,7 @@ def _helper(rep_w: int, go_r: int, sc: sysc.Syscalls, flags: int, early_joins, p
             os.close(rep_w)
             child_main()
             os._exit(1)  # child_main execs or exits; never fall back into the helper
-        os.write(rep_w, f"ok {pid}".encode())
+        os.write(rep_w, f"{proto.HELPER_OK} {pid}".encode())
         os._exit(0)
     except BaseException as err:  # noqa: BLE001 - reported to the runtime
         _helper_failed(rep_w, err, early_joins)
@@ -655,7 +656,7 @@ def _helper_failed(rep_w: int, err: BaseException, early_joins) -> None:
     if early_joins and isinstance(err, OSError):
         msg = f"cannot enter the container's namespaces: {msg}"
     try:
-        os.write(rep_w, f"error {msg}".encode())
+        os.write(rep_w, f"{proto.ERROR} {msg}".encode())
     finally:
         os._exit(1)
 
@@ -794,9 +795,9 @@ def _write_id_maps(pid: int, lin) -> None:
 def _await_ready(sync: Sync, spec: Spec, st: statemod.State, pid: int) -> None:
     while True:
         word, text = sync.recv()
-        if word == "ready":
+        if word == proto.READY:
             return
-        if word == "hooks":
+        if word == proto.HOOKS:
             state_json = _state_json(st, "creating", pid)
             from rongqi.oci.hooks import HookSpec, run_hooks
 
@@ -807,11 +808,11 @@ def _await_ready(sync: Sync, spec: Spec, st: statemod.State, pid: int) -> None:
                         run_hooks(kind, [HookSpec(h.path, h.args, h.env, h.timeout) for h in hooks], state_json,
                                   cwd=st.bundle)
             except BaseException as err:
-                _send(sync, "abort", str(err))
+                _send(sync, proto.ABORT, str(err))
                 raise
-            _send(sync, "hooks-done")
+            _send(sync, proto.HOOKS_DONE)
             continue
-        if word == "error":
+        if word == proto.ERROR:
             raise RongqiError(text)
         _, status = os.waitpid(pid, 0)
         raise RongqiError(f"container init exited before it was ready ({_describe_status(status)})")
@@ -845,7 +846,7 @@ def _send_go(sync: Sync, spec: Spec, pid: int) -> None:
     """
     binds = _binds_opened_by_host(spec) if sync.wfd >= 0 else []
     if not binds:
-        _send(sync, "go", str(pid))
+        _send(sync, proto.GO, str(pid))
         return
     import _socket
 
@@ -860,7 +861,7 @@ def _send_go(sync: Sync, spec: Spec, pid: int) -> None:
         sock = _socket.socket(fileno=sync.wfd)
         try:
             anc = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds))]
-            sock.sendmsg([f"go {pid} {','.join(which)}\n".encode()], anc if fds else [])
+            sock.sendmsg([f"{proto.GO} {pid} {','.join(which)}\n".encode()], anc if fds else [])
         except BrokenPipeError:
             pass  # the init is gone: its report, or its exit, says why
         finally:

@@ -13,6 +13,7 @@ import os
 from rongqi.errors import ContainerStateError, RongqiError, SpecError, UsageError
 from rongqi.linux import namespaces
 from rongqi.linux import syscall as sysc
+from rongqi.oci import protocol as proto
 from rongqi.oci import state as statemod
 from rongqi.oci.init import InitConfig, Sync, describe, finalize_process, find_executable, give_stdio, _environ
 
@@ -231,9 +232,9 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
                 if fd >= 0:
                     os.close(fd)
         try:
-            sync.send("go", str(pid))
+            sync.send(proto.GO, str(pid))
             word, text = sync.recv()
-            if word == "error":
+            if word == proto.ERROR:
                 raise RongqiError(text)
             # "eof": the pipe closed on execve, the process runs.
         except BaseException:
@@ -287,6 +288,10 @@ class _ExecJob:
     def prepare(self) -> None:
         from rongqi.oci.container import preload_for_child
 
+        # Non-dumpable before the clone, so the child is born so: it appears in the
+        # container's PID namespace at once, and until its own prctl (after "go") a process
+        # of the container could open its /proc/PID/fd (the host's files) or exe.
+        self.sc.prctl(sysc.PR_SET_DUMPABLE, 0)
         preload_for_child(self.c.spec)
 
     def main(self) -> None:
@@ -299,7 +304,7 @@ def _child(sc: sysc.Syscalls, c: InitConfig, proc, root_fd: int = -1) -> None:
     code = 1
     try:
         word, text = c.sync.recv()
-        if word != "go":
+        if word != proto.GO:
             os._exit(1)
         c.host_pid = int(text)
         sc.prctl(sysc.PR_SET_DUMPABLE, 0)  # see init.setup: the container must not reach our exe

@@ -9,76 +9,17 @@ returns: it execs the user's program or exits.
 from __future__ import annotations
 
 import os
-import sys
 
 from rongqi.linux import namespaces
 from rongqi.linux import syscall as sysc
+from rongqi.oci import protocol as proto
+from rongqi.oci.protocol import Sync  # noqa: F401  (jobcodec, callers)
 from rongqi.oci.state import FIFO
 
 # rongqi.linux.rootfs (and mount) are imported by the helper process that clones the init
 # (see oci/container.py _helper), off the runtime's own path.
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-class Sync:
-    """Line messages between the runtime and the init: "word text\\n".
-
-        runtime -> init   go PID [I,J..]   maps written; fds of bind sources I, J.. (user namespace)
-        init -> runtime   hooks            mounts made: run prestart, createRuntime
-        runtime -> init   hooks-done | abort TEXT
-        init -> runtime   ready            everything but execve is done; create returns
-        init -> runtime   error TEXT       failed before ready
-        init -> start     "0" on exec.fifo, then EOF at execve (see _await_start)
-    """
-
-    __slots__ = ("rfd", "wfd", "_buf")
-
-    def __init__(self, rfd: int, wfd: int):
-        self.rfd = rfd
-        self.wfd = wfd
-        self._buf = b""
-
-    def send(self, word: str, text: str = "") -> None:
-        line = (word + (" " + text.replace("\n", " ") if text else "") + "\n").encode()
-        os.write(self.wfd, line)
-
-    def recv(self) -> tuple[str, str]:
-        while b"\n" not in self._buf:
-            chunk = os.read(self.rfd, 4096)
-            if not chunk:
-                return "eof", ""
-            self._buf += chunk
-        line, _, self._buf = self._buf.partition(b"\n")
-        word, _, text = line.decode(errors="replace").partition(" ")
-        return word, text
-
-    def recv_fds(self, maxfds: int) -> tuple[str, str, list[int]]:
-        """recv() for the one message that carries fds (SCM_RIGHTS): rfd is then a unix socket."""
-        import _socket
-
-        sock = _socket.socket(fileno=self.rfd)
-        try:
-            data, anc, _, _ = sock.recvmsg(4096, _socket.CMSG_SPACE(maxfds * 4), _socket.MSG_CMSG_CLOEXEC)
-        finally:
-            sock.detach()
-        fds: list[int] = []
-        for level, kind, payload in anc:
-            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                fds += [int.from_bytes(payload[i:i + 4], sys.byteorder, signed=True)
-                        for i in range(0, len(payload) - len(payload) % 4, 4)]
-        self._buf += data
-        word, text = self.recv()
-        return word, text, fds
-
-    def close(self) -> None:
-        for fd in (self.rfd, self.wfd):
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self.rfd = self.wfd = -1
 
 
 class InitConfig:
@@ -181,7 +122,7 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
         bind_fds = dict(zip((int(i) for i in which.split(",") if i), fds))
     else:
         word, text = sync.recv()
-    if word != "go":
+    if word != proto.GO:
         raise RuntimeGone()
     c.host_pid = int(text)
     # Until execve (which resets it) no process of the container may open our
@@ -217,8 +158,8 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
     rs.create_devices([_device(d) for d in lin.devices])
     rs.make_cwd(proc.cwd)
     if c.runtime_hooks:
-        sync.send("hooks")
-        _expect(c, "hooks-done")
+        sync.send(proto.HOOKS)
+        _expect(c, proto.HOOKS_DONE)
     hooks = spec.hooks.get("createContainer")
     if hooks:
         # runc's working directory for them: the container's root, seen from the
@@ -257,7 +198,7 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
     # seccomp: under a filter that denies close_range, closing is one syscall per fd number.
     sc.close_fds_from(keep, tuple(fd for fd in (sync.rfd, sync.wfd, c.state_dir_fd, c.seccomp_listener_fd) if fd >= 0))
     finalize_process(sc, c)
-    sync.send("ready")
+    sync.send(proto.READY)
     sync.close()
     _await_start(c)
 
@@ -327,7 +268,7 @@ def _expect(c: InitConfig, want: str) -> str:
     word, text = c.sync.recv()
     if word == want:
         return text
-    if word in ("eof", "abort"):
+    if word in (proto.EOF, proto.ABORT):
         raise RuntimeGone()  # the runtime failed (a hook, say) and reports it itself
     raise RuntimeError(text or f"the runtime sent {word!r} (waiting for {want})")
 
