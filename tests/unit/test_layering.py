@@ -25,6 +25,13 @@ FORBIDDEN = {
 for _base in BASE:
     FORBIDDEN[_base] = {"linux", "oci", "image", "storage", "engine", "cli"}
 
+# Known violations, each to be removed by moving code, never added to: (file, module).
+# oci/api.py (the runtime's Python face, from a seed commit) drives the runtime through the
+# engine's InProcessRuntime and _stdio_as; those belong in oci/ (the engine would import them).
+KNOWN = {
+    ("rongqi/oci/api.py", "rongqi.engine.runtime"),
+}
+
 
 def module_name(path: Path, src: Path = SRC) -> str:
     parts = list(path.relative_to(src).with_suffix("").parts)
@@ -64,13 +71,18 @@ def layer(name: str) -> str:
 def test_layers_import_only_downwards():
     files = sorted((SRC / "rongqi").rglob("*.py"))
     assert len(files) > 50, "the source tree was not found"
-    wrong = []
+    wrong, known = [], set()
     for path in files:
         own = layer(module_name(path))
+        rel = str(path.relative_to(SRC))
         for line, name in imported(path):
             if layer(name) in FORBIDDEN.get(own, ()):
-                wrong.append(f"{path.relative_to(SRC)}:{line}: {own}/ imports {name}")
+                if (rel, name) in KNOWN:
+                    known.add((rel, name))
+                else:
+                    wrong.append(f"{rel}:{line}: {own}/ imports {name}")
     assert not wrong, "imports against the layering:\n" + "\n".join(wrong)
+    assert known == KNOWN, f"fixed, remove from KNOWN: {sorted(KNOWN - known)}"
 
 
 def test_the_checker_sees_lazy_relative_and_from_package_imports(tmp_path):
