@@ -28,17 +28,10 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "tests"))
 
 from rongqi.image.busybox import make_bundle  # noqa: E402
+from support.private_podman import private_podman  # noqa: E402
 
 IMAGE = "localhost/rongqi/busybox:bench"
 CGROUP_PARENT = f"rongqi-bench/clients-{os.getpid()}"
-CONF = """\
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "{base}/events.log"
-"""
 
 
 def timed(argv: list[str], env: dict | None = None) -> float:
@@ -68,16 +61,11 @@ def print_table(title: str, rows: list[dict]) -> None:
 class PodmanSetup:
     def __init__(self, base: Path, runtime: str) -> None:
         self.base = base
-        for d in ("root", "runroot", "tmp", "net", "state"):
-            (base / d).mkdir(parents=True, exist_ok=True)
-        (base / "containers.conf").write_text(CONF.format(base=base))
+        (base / "state").mkdir(parents=True, exist_ok=True)
         wrapper = base / "runtime.sh"
         wrapper.write_text(f"#!/bin/sh\nexec {runtime} --root {base}/state \"$@\"\n")
         wrapper.chmod(0o755)
-        self.env = dict(os.environ, CONTAINERS_CONF=str(base / "containers.conf"))
-        self.prefix = ["podman", "--root", str(base / "root"), "--runroot", str(base / "runroot"), "--tmpdir",
-                       str(base / "tmp"), "--storage-driver", "vfs", "--runtime", str(wrapper),
-                       "--network-config-dir", str(base / "net")]
+        self.prefix, self.env = private_podman(base, runtime=str(wrapper))
 
     def __call__(self, *args: str) -> list[str]:
         return self.prefix + list(args)

@@ -23,29 +23,17 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-CONTAINERS_CONF = """\
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-log_driver = "k8s-file"
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "{base}/events.log"
-"""
+sys.path.insert(0, str(REPO / "tests"))
+
+from support.private_podman import private_podman  # noqa: E402
 
 
 class Tools:
     def __init__(self, base: Path, rongqi: list[str]):
         self.base = base
         self.rq = [*rongqi, "--root", str(base / "rq-root"), "--runroot", str(base / "rq-run")]
-        pm = base / "pm"
-        for d in ("root", "runroot", "tmp", "net"):
-            (pm / d).mkdir(parents=True, exist_ok=True)
-        (pm / "containers.conf").write_text(CONTAINERS_CONF.format(base=pm))
-        self.pm = ["podman", "--root", str(pm / "root"), "--runroot", str(pm / "runroot"),
-                   "--tmpdir", str(pm / "tmp"), "--network-config-dir", str(pm / "net"),
-                   "--cgroup-manager", "cgroupfs", "--runtime", shutil.which("runc") or "runc"]
-        self.env = {**os.environ, "CONTAINERS_CONF": str(pm / "containers.conf")}
+        self.pm, self.env = private_podman(base / "pm", storage_driver=None,
+                                           runtime=shutil.which("runc") or "runc")
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed rongqi has its .pyc
 
     def run(self, argv: list[str], check: bool = True) -> subprocess.CompletedProcess:

@@ -29,15 +29,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "src"))
 
+from support.private_podman import private_podman  # noqa: E402
+
 IMAGE = "localhost/rongqi/busybox:bench"
-CONF = """\
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "{base}/events.log"
-"""
 
 
 def timed(argv: list[str], env: dict | None = None) -> float:
@@ -70,14 +64,7 @@ class Rongqi:
 
 class Podman:
     def __init__(self, base: Path):
-        for d in ("root", "run", "tmp", "net"):
-            (base / d).mkdir(parents=True, exist_ok=True)
-        (base / "containers.conf").write_text(CONF.format(base=base))
-        self.env = dict(os.environ, CONTAINERS_CONF=str(base / "containers.conf"))
-        self.prefix = ["podman", "--root", str(base / "root"), "--runroot", str(base / "run"),
-                       "--tmpdir", str(base / "tmp"), "--storage-driver", "vfs", "--runtime",
-                       "/usr/sbin/runc", "--network-config-dir", str(base / "net"),
-                       "--cgroup-manager", "cgroupfs"]
+        self.prefix, self.env = private_podman(base, runtime="/usr/sbin/runc")
 
     def __call__(self, *args: str) -> list[str]:
         return self.prefix + list(args)

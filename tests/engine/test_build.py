@@ -344,15 +344,6 @@ def test_built_image_is_saved_and_read_by_skopeo(rq, tmp_path):
     assert json.loads(r.stdout)["config"]["Cmd"] == ["cat", "/x"]
 
 
-PODMAN_CONF = """\
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-log_driver = "k8s-file"
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "{base}/events.log"
-"""
 
 
 _SHORT: list[str] = []
@@ -371,17 +362,12 @@ def _peer(tool: str, base) -> tuple[list[str], dict[str, str]]:
     import shutil
     if shutil.which(tool) is None:
         pytest.skip(f"{tool} is not installed")
-    for d in ("root", "run", "tmp"):
-        (base / d).mkdir(parents=True, exist_ok=True)
-    (base / "containers.conf").write_text(PODMAN_CONF.format(base=base))
-    env = {**os.environ, "CONTAINERS_CONF": str(base / "containers.conf")}
     import tempfile
+
+    from support.private_podman import private_podman
     run = tempfile.mkdtemp(prefix="rqb-", dir="/tmp")   # podman: a runroot under 50 chars
     _SHORT.append(run)
-    argv = [tool, "--root", str(base / "root"), "--runroot", run, "--storage-driver", "vfs"]
-    if tool == "podman":
-        argv += ["--tmpdir", str(base / "tmp"), "--cgroup-manager", "cgroupfs"]
-    return argv, env
+    return private_podman(base, tool=tool, runroot=run, network_dir=False)
 
 
 def _sh(argv, env, **kw):

@@ -14,22 +14,11 @@ import time
 from pathlib import Path
 
 from support.plugin import SESSION_TAG
+from support.private_podman import private_podman
 from support.tools import pids_of, remove_cgroup_tree
 
 IMAGE = "localhost/rongqi/busybox:test"
 
-# podman as root asks for nofile and nproc limits of 1048576; this machine's hard limits are
-# lower and root lacks CAP_SYS_RESOURCE, so the defaults must fit (see shared/clients.md).
-CONTAINERS_CONF = """\
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-log_driver = "k8s-file"
-
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "{base}/events.log"
-"""
 
 WRAPPER = """\
 #!/bin/sh
@@ -51,19 +40,16 @@ class Podman:
         self.calls = base / "calls.log"
 
     def setup(self) -> None:
-        for d in ("root", "runroot", "tmp", "net", "runtime-state"):
-            (self.base / d).mkdir(parents=True, exist_ok=True)
-        self.conf.write_text(CONTAINERS_CONF.format(base=self.base))
+        (self.base / "runtime-state").mkdir(parents=True, exist_ok=True)
+        self.prefix, self._env = private_podman(self.base, runtime=str(self.wrapper))
         self.wrapper.write_text(WRAPPER.format(base=self.base, runtime=self.runtime))
         self.wrapper.chmod(0o755)
 
     def argv(self, *args: str) -> list[str]:
-        return ["podman", "--root", str(self.base / "root"), "--runroot", str(self.base / "runroot"),
-                "--tmpdir", str(self.base / "tmp"), "--storage-driver", "vfs", "--runtime", str(self.wrapper),
-                "--network-config-dir", str(self.base / "net"), *args]
+        return [*self.prefix, *args]
 
     def env(self) -> dict[str, str]:
-        return dict(os.environ, CONTAINERS_CONF=str(self.conf))
+        return dict(self._env)
 
     def __call__(self, *args: str, timeout: float = 120, input: str | None = None,
                  check: bool = False) -> subprocess.CompletedProcess:
