@@ -793,7 +793,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 # Modules whose register(add, top, groups) adds commands; keep their top-level imports light
 # (argparse only): `rongqi --help` and every command import all of them.
 COMMAND_MODULES = ("containers", "run", "run_flags", "volumes", "fs", "system", "build",
-                   "networks", "reference")
+                   "networks", "reference", "serve")
 
 
 def exit_code(err: RongqiError) -> int:

@@ -1,0 +1,50 @@
+"""rongqi's Docker Engine API service (`rongqi serve`): another face on the same Engine, as the
+CLI and rongqi.api are; http.py is the server, app.py the routing and errors, the rest routes.
+
+serve_main() is what the CLI command runs: listen, serve until a signal or the idle timeout,
+remove the socket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal as _signal
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from rongqi.serve.http import Address
+
+
+def serve_main(addr: Address, make_engine: Callable[[], Any], *, timeout: float = 0,
+               group: str | None = None, signals: Iterable[int] = ()) -> int:
+    """Serve the API on addr until one of `signals` arrives or nothing was asked for
+    `timeout` seconds (0: never); 0 on a clean end."""
+    from rongqi.serve.app import API_VERSION, App, version_text
+    from rongqi.serve.http import Server, listen
+
+    app = App(make_engine)  # the route modules load before the socket exists
+    listener = listen(addr, group)
+    ident = os.stat(addr.path).st_ino if addr.scheme == "unix" else None
+    server = Server(listener, app, idle_timeout=timeout)
+    previous = {}
+    for sig in signals:
+        previous[sig] = _signal.signal(sig, lambda *_: server.stop())
+    where = addr
+    if addr.scheme == "tcp":
+        host, port = listener.getsockname()[:2]
+        where = Address(f"tcp://{host}:{port}")
+    print(f"rongqi serve: listening on {where} (Docker API {version_text(API_VERSION)})",
+          file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        for sig, handler in previous.items():
+            _signal.signal(sig, handler)
+        if ident is not None:
+            # Only our own socket file: a server started after us on the same path keeps its.
+            with contextlib.suppress(OSError):
+                if os.stat(addr.path).st_ino == ident:
+                    os.unlink(addr.path)
+    return 0
