@@ -1045,18 +1045,13 @@ class NetworkCollection:
                labels: Mapping[str, str] | None = None, enable_ipv6: bool = False,
                **kwargs: Any) -> Network:
         """ipam as docker-py's IPAMConfig dict: {"Config": [{"Subnet": ..., "Gateway": ...,
-        "IPRange": ...}]}."""
-        from rongqi.engine.networks import NetworkStore
-        pools = list((ipam or {}).get("Config") or (ipam or {}).get("config") or [])
-
-        def field(key: str) -> builtins.list[str]:
-            return [str(p.get(key) or p.get(key.lower()) or "") for p in pools
-                    if p.get(key) or p.get(key.lower())]
+        "IPRange": ...}]}; options by Docker's names (engine.networks.create_docker_style,
+        which rongqi serve's POST /networks/create uses too)."""
+        from rongqi.engine.networks import NetworkStore, create_docker_style
         with _translated("network"):
-            net = NetworkStore(self.client.engine.root).create(
-                name, driver=driver or "bridge", subnets=field("Subnet"),
-                gateways=field("Gateway"), ip_ranges=field("IPRange"), internal=internal,
-                ipv6=enable_ipv6, labels=dict(labels or {}), options=dict(options or {}))
+            net, _ = create_docker_style(
+                NetworkStore(self.client.engine.root), name, driver=driver, options=options,
+                ipam=ipam, internal=internal, labels=labels, enable_ipv6=enable_ipv6)
         return Network(self.client, str(net["name"]))
 
     def get(self, network_id: str, **kwargs: Any) -> Network:
@@ -1064,8 +1059,9 @@ class NetworkCollection:
 
     def list(self, names: Sequence[str] | None = None, ids: Sequence[str] | None = None,
              filters: Mapping[str, Any] | None = None, **kwargs: Any) -> builtins.list[Network]:
-        from rongqi.engine.networks import NetworkStore, compile_filters
-        match = compile_filters(_filter_strings(filters))
+        from rongqi.engine.networks import NetworkStore, compile_filters, networks_in_use
+        match = compile_filters(_filter_strings(filters),
+                                used=lambda: networks_in_use(self.client.engine))
         out = []
         with _translated("network"):
             for net in NetworkStore(self.client.engine.root).list():

@@ -367,6 +367,14 @@ def test_network_ls_inspect_exists_and_prune(rq):
     assert rq("network", "inspect", "-f", "{{.Name}} {{.Driver}}", net,
               check=True).stdout == f"{net} bridge\n"
     assert rq("network", "exists", net).returncode == 0
+    # dangling: no container on it (the default network is never dangling)
+    cid = rq("create", "--network", net, "busybox", "true", check=True).stdout.strip()
+    assert rq("network", "ls", "--filter", "dangling=true", "-q", check=True).stdout == ""
+    assert rq("network", "ls", "--filter", "dangling=false", "--format", "{{.Name}}",
+              check=True).stdout.split() == sorted([net, "podman"])
+    assert rq("network", "prune", "-f", check=True).stdout == ""
+    rq("rm", cid, check=True)
+    assert rq("network", "ls", "--filter", "dangling=true", "-q", check=True).stdout == net + "\n"
     assert rq("network", "prune", "-f", check=True).stdout == net + "\n"
     assert rq("network", "exists", net).returncode == 1
     assert rq("network", "exists", "podman").returncode == 0

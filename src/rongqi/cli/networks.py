@@ -87,13 +87,11 @@ def _kv(items: list[str]) -> dict[str, str]:
 
 
 def cmd_create(ctx: Any, a: Any) -> int:
-    from rongqi.engine import events
     net = _store(ctx).create(
         a.name, driver=a.driver, subnets=a.subnet, gateways=a.gateway, ip_ranges=a.ip_range,
         internal=a.internal, ipv6=a.ipv6, labels=_kv(a.label), options=_kv(a.opt),
         disable_dns=a.disable_dns, dns_servers=a.dns, interface_name=a.interface_name,
         ignore=a.ignore)
-    events.emit(ctx.engine.root, "network", "create", name=net["name"], network=net["name"])
     print(net["name"])
     return 0
 
@@ -118,15 +116,15 @@ class _Row:
 
 
 def cmd_ls(ctx: Any, a: Any) -> int:
-    from rongqi.engine.networks import compile_filters
-    match = compile_filters(a.filter)
+    from rongqi.engine.networks import compile_filters, networks_in_use
+    match = compile_filters(a.filter, used=lambda: networks_in_use(ctx.engine))
     nets = [n for n in _store(ctx).list() if match(n)]
     if a.quiet:
         for n in nets:
             print(n["name"])
         return 0
     if a.format in ("json", "{{json .}}"):
-        print(json.dumps(nets, indent=2) if nets else "[]")
+        print(json.dumps([_public(n) for n in nets], indent=2) if nets else "[]")
         return 0
     from rongqi.cli import output
     rows = [_Row(n, not a.no_trunc) for n in nets]
@@ -150,7 +148,7 @@ def cmd_inspect(ctx: Any, a: Any) -> int:
         if found:
             sys.stdout.write(output.render_each([_Inspect(n) for n in found], a.format))
     else:
-        print(_dump(found))
+        print(_dump([_public(n) for n in found]))
     for e in missing:
         print(f"Error: {e}", file=sys.stderr)
     return 125 if missing else 0
@@ -167,6 +165,11 @@ class _Inspect(dict):
 
     def __init__(self, net: dict[str, Any]):
         super().__init__({k: net.get(v) for k, v in self._FIELDS.items()})
+
+
+def _public(net: dict[str, Any]) -> dict[str, Any]:
+    """A record as podman prints it: without what only rongqi serve reads (docker_options)."""
+    return {k: v for k, v in net.items() if k != "docker_options"}
 
 
 def _dump(items: list[Any]) -> str:

@@ -17,7 +17,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rongqi.errors import EngineError, UsageError
@@ -52,6 +52,24 @@ class NoSuchNetwork(NetworkError):
 
 class NetworkInUse(NetworkError):
     exit_code = 2
+
+
+class NetworkExists(NetworkError):
+    def __init__(self, name: str):
+        super().__init__(f"network name {name} already used: network already exists")
+        self.name = name
+
+
+class AlreadyConnected(NetworkError):
+    """connect of a container to a network it is on already."""
+
+
+class NotConnected(NetworkError):
+    """disconnect of a container from a network it is not on."""
+
+
+class InvalidNetworkMode(NetworkError):
+    """connect/disconnect of a container whose network is not bridge (none, host, ...)."""
 
 
 def _find(*candidates: str) -> str:
@@ -155,9 +173,11 @@ class NetworkStore:
                internal: bool = False, ipv6: bool = False, labels: dict[str, str] | None = None,
                options: dict[str, str] | None = None, disable_dns: bool = False,
                dns_servers: list[str] | None = None, interface_name: str = "",
-               ignore: bool = False) -> dict[str, Any]:
+               ignore: bool = False,
+               docker_options: Mapping[str, str] | None = None) -> dict[str, Any]:
         """A new network in podman's shape; subnets overlapping another network's or a route
-        of the host are refused, as podman does."""
+        of the host are refused, as podman does. docker_options: the options as a Docker
+        client gave them, kept to be shown back (netavark ignores the key)."""
         if driver not in DRIVERS:
             raise NetworkError(f"unsupported driver {driver}: invalid argument")
         if name:
@@ -171,7 +191,7 @@ class NetworkStore:
             if name and any(n["name"] == name for n in existing):
                 if ignore:
                     return next(n for n in existing if n["name"] == name)
-                raise NetworkError(f"network name {name} already used: network already exists")
+                raise NetworkExists(name)
             if not name:
                 used = {n["name"] for n in existing}
                 name = next(f"podman{i}" for i in range(1, 10000) if f"podman{i}" not in used)
@@ -205,6 +225,8 @@ class NetworkStore:
                 "created": now_rfc3339(), "subnets": nets, "ipv6_enabled": ipv6,
                 "internal": internal, "dns_enabled": not disable_dns,
             }
+            if not dns_servers and not disable_dns:
+                dns_servers = default_dns_servers()
             if dns_servers:
                 net["network_dns_servers"] = list(dns_servers)
             if labels:
@@ -212,7 +234,12 @@ class NetworkStore:
             if opts:
                 net["options"] = opts
             net["ipam_options"] = {"driver": "host-local"}
+            if docker_options:
+                net["docker_options"] = dict(docker_options)
             self._write(net)
+        from rongqi.engine import events
+        events.emit(os.path.dirname(self.dir), "network", "create", name=net["name"],
+                    network=net["name"])
         return net
 
     def remove(self, ref: str, engine: Engine, force: bool = False) -> str:
@@ -233,15 +260,91 @@ class NetworkStore:
         events.emit(engine.root, "network", "remove", name=net["name"], network=net["name"])
         return net["name"]
 
-    def prune(self, engine: Engine, filters: list[str] | None = None) -> list[str]:
+    def prune(self, engine: Engine,
+              filters: list[str] | Mapping[str, Sequence[str]] | None = None) -> list[str]:
+        """Remove the networks no container is attached to (not the default); returns their
+        names."""
         match = compile_filters(filters or [], prune=True)
+        used = networks_in_use(engine)
         out = []
         for net in self.list():
-            if net["name"] == DEFAULT_NAME or not match(net) or containers_on(engine, net["name"]):
+            if net["name"] == DEFAULT_NAME or net["name"] in used or not match(net):
                 continue
             with contextlib.suppress(NoSuchNetwork, NetworkInUse):
                 out.append(self.remove(net["name"], engine))
         return out
+
+
+# -- Docker's create fields (the Docker API's body, docker-py's keywords) -----------------------
+# Docker's names that are not networks of ours to make: its three built-in ones.
+DOCKER_PREDEFINED = ("bridge", "host", "none")
+# Docker's bridge driver options that netavark has (others are ignored with a warning, as
+# podman's compat API does).
+_DOCKER_OPTIONS = {"com.docker.network.driver.mtu": "mtu", "mtu": "mtu", "vlan": "vlan",
+                   "metric": "metric", "isolate": "isolate"}
+
+
+class PredefinedNetwork(NetworkError):
+    def __init__(self, name: str):
+        # Docker's words (with its trailing space).
+        super().__init__(f"operation is not permitted on predefined {name} network ")
+
+
+def create_docker_style(store: NetworkStore, name: str, *, driver: str | None = None,
+                        options: Mapping[str, str] | None = None,
+                        ipam: Mapping[str, Any] | None = None, internal: bool = False,
+                        labels: Mapping[str, str] | None = None,
+                        enable_ipv6: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """A network from Docker's fields: IPAM {Driver, Options, Config: [{Subnet, Gateway,
+    IPRange, AuxiliaryAddresses}]} (docker-py's keys, or compose's lower-case ones), Docker's
+    option names. Returns the record and warnings for what was ignored."""
+    if not name:
+        raise UsageError("network name is required")
+    if name in DOCKER_PREDEFINED:
+        raise PredefinedNetwork(name)
+    warnings: list[str] = []
+    opts: dict[str, str] = {}
+    bridge = ""
+    for k, v in (options or {}).items():
+        if k == "com.docker.network.bridge.name":
+            bridge = str(v)
+        elif k in _DOCKER_OPTIONS:
+            opts[_DOCKER_OPTIONS[k]] = str(v)
+        else:
+            warnings.append(f'"{k}: {v}" is not a recognized option')
+    ipam = ipam or {}
+
+    def get(d: Mapping[str, Any], key: str) -> Any:
+        return d.get(key) if d.get(key) is not None else d.get(key.lower())
+    ipam_driver = get(ipam, "Driver") or "default"
+    if ipam_driver not in ("default", "host-local"):
+        raise NetworkError(f"IPAM driver {ipam_driver} is not supported: invalid argument")
+    subnets, gateways, ranges = [], [], []
+    for pool in get(ipam, "Config") or []:
+        subnet = str(get(pool, "Subnet") or "")
+        gateway = str(get(pool, "Gateway") or "")
+        ip_range = str(get(pool, "IPRange") or get(pool, "ip_range") or "")
+        if not subnet:
+            if gateway or ip_range:
+                raise NetworkError("a gateway or an IP range needs a subnet: invalid argument")
+            continue
+        subnets.append(subnet)
+        gateways.append(gateway)
+        ranges.append(ip_range)
+        if get(pool, "AuxiliaryAddresses") or get(pool, "aux_addresses"):
+            warnings.append(f"auxiliary addresses of {subnet} are ignored")
+    net = store.create(name, driver=driver or "bridge", subnets=subnets, gateways=gateways,
+                       ip_ranges=ranges, internal=bool(internal), ipv6=bool(enable_ipv6),
+                       labels={str(k): str(v) for k, v in (labels or {}).items()},
+                       options=opts, interface_name=bridge,
+                       docker_options={str(k): str(v) for k, v in (options or {}).items()})
+    return net, warnings
+
+
+def default_dns_servers() -> list[str]:
+    """Upstream servers for aardvark on a new network created without --dns:
+    RONGQI_NETWORK_DNS (comma-separated; the host's resolv.conf when unset, as podman)."""
+    return [x.strip() for x in os.environ.get("RONGQI_NETWORK_DNS", "").split(",") if x.strip()]
 
 
 def default_network() -> dict[str, Any]:
@@ -345,18 +448,39 @@ def _host_links() -> set[str]:
 
 
 # -- filters (network ls/prune) ------------------------------------------------------------------
-def compile_filters(filters: list[str], prune: bool = False) -> Any:
+def compile_filters(filters: list[str] | Mapping[str, Sequence[str]], prune: bool = False,
+                    used: Callable[[], set[str]] | None = None) -> Any:
+    """podman's network ls/prune filters ("k=v" strings, or {k: [v, ...]}) as a predicate on
+    network records: values of one key ORed, keys ANDed. `dangling` needs `used` (the names
+    of the networks containers are attached to, asked for once)."""
     import re
     by: dict[str, list[str]] = {}
     allowed = ("label", "until") if prune else ("name", "id", "driver", "label", "until",
                                                  "dangling", "type")
-    for f in filters:
-        k, sep, v = f.partition("=")
-        if not sep:
-            raise UsageError(f'invalid filter "{f}"')
+    pairs: list[tuple[str, str]] = []
+    if isinstance(filters, Mapping):
+        pairs = [(k, str(v)) for k, vs in filters.items() for v in vs]
+    else:
+        for f in filters:
+            k, sep, v = f.partition("=")
+            if not sep:
+                raise UsageError(f'invalid filter "{f}"')
+            pairs.append((k, v))
+    for k, v in pairs:
         if k not in allowed and not (k == "label!"):
-            raise UsageError(f"invalid filter {k!r}" if prune else f"invalid filter {k!r}")
+            raise UsageError(f"invalid filter {k!r}")
+        if k == "dangling" and v.lower() not in ("true", "1", "false", "0"):
+            raise UsageError("invalid value for filter 'dangling', must be 'true' (or '1'), "
+                             "or 'false' (or '0')")
+        if k == "type" and v not in ("custom", "builtin"):
+            raise UsageError(f"invalid filter: 'type'='{v}'")
+        if k == "name":
+            try:
+                re.compile(v)
+            except re.error as e:
+                raise UsageError(f"invalid filter: name={v}: {e}") from None
         by.setdefault(k, []).append(v)
+    in_use: list[set[str]] = []
 
     def one(k: str, v: str, net: dict[str, Any]) -> bool:
         labels = net.get("labels") or {}
@@ -376,9 +500,25 @@ def compile_filters(filters: list[str], prune: bool = False) -> Any:
         if k == "until":
             from rongqi.engine.events import parse_input_time
             return net.get("created", "") <= _rfc(parse_input_time(v, since=False))
+        if k == "dangling":
+            if not in_use:
+                in_use.append(used() if used is not None else set())
+            dangling = net["name"] != DEFAULT_NAME and net["name"] not in in_use[0]
+            return dangling == (v.lower() in ("true", "1"))
         return True
 
     return lambda net: all(any(one(k, v, net) for v in vals) for k, vals in by.items())
+
+
+def networks_in_use(engine: Engine) -> set[str]:
+    """The names of the networks some container (any status) is attached to: one pass over
+    the container records."""
+    out: set[str] = set()
+    for c in engine.records.all():
+        att = load(c)
+        if att:
+            out.update(att.get("networks") or {})
+    return out
 
 
 def _rfc(ns: int) -> str:
@@ -963,9 +1103,9 @@ def connect(engine: Engine, ref: str, network: str, *, aliases: list[str] | None
     with engine.locked(ref) as c:
         att = load(c)
         if not att or att.get("mode") != "bridge":
-            raise NetworkError(f'"{network}" is not supported: invalid network mode')
+            raise InvalidNetworkMode(f'"{network}" is not supported: invalid network mode')
         if net["name"] in att["networks"]:
-            raise NetworkError(f"container {c.id} is already connected to network "
+            raise AlreadyConnected(f"container {c.id} is already connected to network "
                                f'"{net["name"]}": network is already connected')
         used = {a["interface_name"] for a in att["networks"].values()}
         ifname = next(f"eth{i}" for i in range(1000) if f"eth{i}" not in used)
@@ -1012,7 +1152,7 @@ def disconnect(engine: Engine, ref: str, network: str, force: bool = False) -> N
     with engine.locked(ref) as c:
         att = load(c)
         if not att or net["name"] not in (att.get("networks") or {}):
-            raise NetworkError(f"container {c.id} is not connected to network {net['name']}")
+            raise NotConnected(f"container {c.id} is not connected to network {net['name']}")
         if att.get("active"):
             with host_lock():
                 td = att["teardown"]

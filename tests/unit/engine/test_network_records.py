@@ -134,6 +134,61 @@ def test_filters():
         nw.compile_filters(["bogus=1"])
 
 
+def test_create_from_dockers_fields(store):
+    from rongqi.engine.networks import NetworkExists, PredefinedNetwork, create_docker_style
+    net, warnings = create_docker_style(
+        store, "front", options={"com.docker.network.driver.mtu": "1400",
+                                 "com.docker.network.bridge.name": "rqunit0", "foo": "bar"},
+        ipam={"Driver": "default", "Config": [
+            {"Subnet": "10.99.3.0/24", "IPRange": "10.99.3.128/25"},
+            {"Subnet": "10.99.4.0/24", "Gateway": "10.99.4.254"}]},
+        labels={"k": "v"}, internal=True)
+    assert net["network_interface"] == "rqunit0" and net["options"] == {"mtu": "1400"}
+    assert net["subnets"] == [
+        {"subnet": "10.99.3.0/24", "gateway": "10.99.3.1",
+         "lease_range": {"start_ip": "10.99.3.129", "end_ip": "10.99.3.254"}},
+        {"subnet": "10.99.4.0/24", "gateway": "10.99.4.254"}]
+    assert net["internal"] and net["labels"] == {"k": "v"} and net["dns_enabled"]
+    assert warnings == ['"foo: bar" is not a recognized option']
+    assert net["docker_options"] == {"com.docker.network.driver.mtu": "1400",
+                                     "com.docker.network.bridge.name": "rqunit0", "foo": "bar"}
+    with pytest.raises(NetworkExists):
+        create_docker_style(store, "front")
+    with pytest.raises(PredefinedNetwork, match="predefined host network"):
+        create_docker_style(store, "host")
+    from rongqi.engine.networks import NetworkError
+    with pytest.raises(NetworkError, match="IPAM driver"):
+        create_docker_style(store, "other", ipam={"Driver": "dhcp"})
+    # compose's lower-case keys
+    net, _ = create_docker_style(store, "lower", ipam={"driver": "default", "config": [
+        {"subnet": "10.99.5.0/24", "gateway": "10.99.5.9"}]})
+    assert net["subnets"] == [{"subnet": "10.99.5.0/24", "gateway": "10.99.5.9"}]
+
+
+def test_network_filters_dangling_type_and_bad_values(store):
+    from rongqi.engine.networks import compile_filters
+    from rongqi.errors import UsageError
+    a = store.create("a", subnets=["10.99.6.0/24"], labels={"k": "v"})
+    b = store.create("b", subnets=["10.99.7.0/24"])
+    used = {"a"}
+    match = compile_filters({"dangling": ["true"]}, used=lambda: used)
+    assert [n["name"] for n in (a, b) if match(n)] == ["b"]
+    match = compile_filters(["dangling=false"], used=lambda: used)
+    assert [n["name"] for n in (a, b) if match(n)] == ["a"]
+    match = compile_filters({"label": ["k=v"], "type": ["custom"]})
+    assert [n["name"] for n in (a, b) if match(n)] == ["a"]
+    for bad in ({"dangling": ["maybe"]}, {"type": ["odd"]}, {"name": ["("]}, {"nope": ["1"]}):
+        with pytest.raises(UsageError):
+            compile_filters(bad)
+
+
+def test_network_dns_servers_default_from_the_environment(store, monkeypatch):
+    monkeypatch.setenv("RONGQI_NETWORK_DNS", "127.0.0.1, ::1")
+    assert store.create("d")["network_dns_servers"] == ["127.0.0.1", "::1"]
+    assert store.create("e", dns_servers=["10.1.1.1"])["network_dns_servers"] == ["10.1.1.1"]
+    assert "network_dns_servers" not in store.create("f", disable_dns=True)
+
+
 def test_hosts_and_resolv_conf_are_rewritten_in_place(tmp_path):
     ud = tmp_path / "userdata"
     ud.mkdir()
