@@ -712,22 +712,15 @@ class Image:
         return dict((self.attrs.get("Config") or {}).get("Labels") or {})
 
     def reload(self) -> None:
-        store = self.client.engine.store
+        # Docker's inspect document (engine/imageinfo.py, which serve/ answers with too),
+        # with the stored names (podman's "docker.io/library/busybox:latest").
+        from rongqi.engine import imageinfo
+        engine = self.client.engine
         with _translated("image"):
-            name, desc = store.resolve(self._ref)
-            manifest = store.manifest(desc)
-            config = store.read_json(manifest["config"]["digest"])
-        digest = manifest["config"]["digest"]
-        names = sorted(n for n, d in store.names() if d.digest == desc.digest)
-        size = manifest["config"].get("size", 0) + sum(x.get("size", 0)
-                                                       for x in manifest.get("layers", []))
-        self.attrs = {"Id": digest, "RepoTags": names, "RepoDigests": [desc.digest],
-                      "Created": config.get("created", ""),
-                      "Architecture": config.get("architecture", ""),
-                      "Os": config.get("os", ""), "Config": config.get("config") or {},
-                      "RootFS": config.get("rootfs") or {}, "Size": size,
-                      "History": config.get("history") or []}
-        self._ref = digest.partition(":")[2]
+            self._facts = imageinfo.image(engine.store, self._ref)
+        self.attrs = imageinfo.inspect(self._facts, familiar_names=False,
+                                       storage=engine.storage)
+        self._ref = self._facts.id.partition(":")[2]
 
     def tag(self, repository: str, tag: str | None = None, **kwargs: Any) -> bool:
         from rongqi.image import reference
@@ -740,7 +733,9 @@ class Image:
         return True
 
     def history(self) -> list[dict[str, Any]]:
-        return list(self.attrs.get("History") or [])
+        """docker-py's Image.history(): Docker's entries, newest first."""
+        from rongqi.engine import imageinfo
+        return imageinfo.history(self._facts)
 
 
 class _ImageCtx:

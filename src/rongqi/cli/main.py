@@ -538,9 +538,8 @@ def cmd_df(ctx: Context, a: argparse.Namespace) -> int:
 
 
 def _registry_host(server: str) -> str:
-    from rongqi.image.reference import DEFAULT_DOMAIN, DOCKER_API_HOST
-    host = server.removeprefix("https://").removeprefix("http://").split("/")[0]
-    return DOCKER_API_HOST if host in (DEFAULT_DOMAIN, "index.docker.io", "") else host
+    from rongqi.image.reference import registry_host
+    return registry_host(server)
 
 
 def cmd_login(ctx: Context, a: argparse.Namespace) -> int:

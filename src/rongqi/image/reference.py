@@ -144,3 +144,10 @@ def parse(text: str, *, default_tag: str | None = "latest") -> Reference:
 
 def is_digest(text: str) -> bool:
     return bool(_DIGEST_RE.match(text))
+
+
+def registry_host(server: str) -> str:
+    """The registry API host of a login's server ("https://index.docker.io/v1/", "", a
+    HOST[:PORT]): Docker Hub's names are its API host."""
+    host = server.removeprefix("https://").removeprefix("http://").split("/")[0]
+    return DOCKER_API_HOST if host in (DEFAULT_DOMAIN, LEGACY_DOMAIN, "") else host

@@ -600,6 +600,18 @@ class RegistryClient:
         progress.message(f"Digest: {manifest.digest}")
         return manifest.digest
 
+    def catalog(self, host: str, limit: int = 1000) -> list[str]:
+        """The repositories a registry lists at /v2/_catalog (its first page of `limit`)."""
+        r = self._send("GET", host, f"{self.base_url(host)}/v2/_catalog?n={limit}",
+                       scope="registry:catalog:*")
+        if r.status_code != 200:
+            raise self._error(r, f"registry {host}: listing its catalog")
+        try:
+            repos = r.json().get("repositories") or []
+        except (ValueError, AttributeError):
+            raise RegistryError(f"registry {host}: /v2/_catalog is not JSON") from None
+        return [str(x) for x in repos]
+
     def login(self, host: str, user: str, password: str) -> None:
         """Check credentials against the registry before they are saved."""
         self.explicit_creds[host] = (user, password)

@@ -438,6 +438,19 @@ class ImageStore:
                 for d in self._read_index().get("manifests", [])
                 if not (d.get("annotations") or {}).get(media.REF_NAME)]
 
+    def remove_unnamed(self, digest: str) -> bool:
+        """Let go of a manifest keep() held (the last of an image that is being deleted)."""
+        with self.index_lock():
+            index = self._read_index()
+            ms = index.get("manifests", [])
+            kept = [m for m in ms if m.get("digest") != digest
+                    or (m.get("annotations") or {}).get(media.REF_NAME)]
+            if len(kept) == len(ms):
+                return False
+            index["manifests"] = kept
+            self._write_index(index)
+            return True
+
     def remove_name(self, name: str) -> bool:
         with self.index_lock():
             index = self._read_index()
