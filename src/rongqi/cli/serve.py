@@ -67,7 +67,7 @@ def cmd_serve(ctx: Any, a: argparse.Namespace) -> int:
         from rongqi.engine import Engine
         return Engine(args.root, getattr(args, "runroot", None),
                       getattr(args, "runtime", None) or None, storage_mode=args.storage_mode,
-                      registries_conf=args.registries_conf)
+                      registries_conf=args.registries_conf, threaded=True)
 
     return serve_main(addr, make_engine, timeout=a.timeout, group=a.group,
                       signals=(signal.SIGTERM, signal.SIGINT))

@@ -36,12 +36,17 @@ class Engine:
 
     def __init__(self, root: str | None = None, runroot: str | None = None,
                  runtime: Runtime | str | None = None, *, storage_mode: str = "auto",
-                 registries_conf: str | None = None, runtime_root: str | None = None):
+                 registries_conf: str | None = None, runtime_root: str | None = None,
+                 threaded: bool = False):
         from rongqi.image import default_root  # the package, not the store: exec needs none
         self.root = os.path.abspath(root or os.environ.get("RONGQI_ROOT") or default_root())
         self.runroot = os.path.abspath(runroot or os.environ.get("RONGQI_RUNROOT")
                                        or default_runroot())
         self.storage_mode = storage_mode
+        # The calling process runs threads (rongqi serve): nothing may fork Python from it (a
+        # fork keeps only the calling thread, and every lock the others held); the monitor is
+        # then a fresh interpreter (engine/monitor.py _spawn).
+        self.threaded = threaded
         self.registries_conf = registries_conf
         self._runtime_arg = runtime
         self._runtime_root = runtime_root or os.environ.get("RONGQI_RUNTIME_ROOT") or None

@@ -62,6 +62,8 @@ def start_container(engine: Any, container: Any, *, attach: Any = None) -> None:
     pre = _take_preforked()
     if pre is not None:
         r = pre.go(container.id, attach)
+    elif getattr(engine, "threaded", False) and _spawnable(engine):
+        r = _spawn(engine, container, attach)
     else:
         r, w = os.pipe2(os.O_CLOEXEC)
         _flush()
@@ -111,6 +113,92 @@ def start_container(engine: Any, container: Any, *, attach: Any = None) -> None:
             raise CommandError(msg, int(code))
         raise RongqiError(msg)
     raise RongqiError(f"the monitor of container {container.id} died before it started it")
+
+
+def _spawnable(engine: Any) -> bool:
+    """Whether a fresh interpreter can rebuild this engine's runtime (a name and a root, not
+    an object a test handed in)."""
+    from rongqi.engine.runtime import BinaryRuntime, InProcessRuntime
+
+    return type(engine.runtime) in (InProcessRuntime, BinaryRuntime)
+
+
+def _spawn(engine: Any, container: Any, attach: Any) -> int:
+    """Start the monitor in a fresh interpreter instead of a fork of this process: for a
+    threaded caller (rongqi serve), where a fork keeps only the calling thread and with it
+    every lock another thread held (a module being imported, a buffered stream's, the
+    overlay's cwd lock): the child could wait on them forever. subprocess forks and execs in
+    C, running no Python in between. The new interpreter is single-threaded; it forks the
+    monitor as start_container's fork path does (session leader, not our child) and exits.
+    Returns the report pipe's read end."""
+    import subprocess
+
+    from rongqi import fastjson
+
+    r, w = os.pipe2(os.O_CLOEXEC)
+    rt = engine.runtime
+    doc = {"sys_path": sys.path, "report": w,
+           "attach": attach.fileno() if attach is not None else -1,
+           "engine": {"root": engine.root, "runroot": engine.runroot, "runtime": rt.name,
+                      "runtime_root": rt.root, "storage_mode": engine.storage_mode,
+                      "registries_conf": engine.registries_conf},
+           "container": {"id": container.id, "config": container.config,
+                         "state": container.state}}
+    import rongqi
+
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(rongqi.__file__)))
+    boot = ("import sys; sys.path.insert(0, sys.argv[1]); "
+            "from rongqi.engine.monitor import spawned; spawned()")
+    fds = [w] + ([attach.fileno()] if attach is not None else [])
+    try:
+        p = subprocess.Popen([sys.executable, "-I", "-S", "-c", boot, pkg_parent],
+                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, pass_fds=fds,
+                             start_new_session=True)
+    except OSError:
+        os.close(r)
+        os.close(w)
+        raise
+    os.close(w)
+    assert p.stdin is not None
+    try:
+        p.stdin.write(fastjson.dumps(doc).encode())
+        p.stdin.close()
+    except OSError:
+        pass  # it died before reading: the report pipe says so (EOF, "died before it started")
+    p.wait()
+    return r
+
+
+def spawned() -> None:
+    """The spawned interpreter's entry (see _spawn): rebuild the engine and the container
+    from stdin's document, then fork the monitor and exit."""
+    import json
+
+    doc = json.loads(sys.stdin.buffer.read())
+    sys.path[:] = doc["sys_path"]
+    w = doc["report"]
+    try:
+        import socket
+
+        from rongqi.engine import Engine
+        from rongqi.engine.records import Container
+
+        e = doc["engine"]
+        engine = Engine(e["root"], e["runroot"], e["runtime"], storage_mode=e["storage_mode"],
+                        registries_conf=e["registries_conf"], runtime_root=e["runtime_root"])
+        c = doc["container"]
+        container = Container(engine.records, c["id"], c["config"], c["state"])
+        attach = socket.socket(fileno=doc["attach"]) if doc["attach"] >= 0 else None
+        if os.fork() != 0:
+            os._exit(0)
+        Monitor(engine, container, w, attach).main()
+        os._exit(0)
+    except BaseException as err:  # noqa: BLE001 - reported to the caller, which shows it
+        try:
+            os.write(w, f"error 125 {_describe(err)}".encode())
+        except OSError:
+            pass
+        os._exit(1)
 
 
 def _flush() -> None:
