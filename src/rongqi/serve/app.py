@@ -37,6 +37,8 @@ MAX_API_VERSION = (1, 44)
 # load_routes()); each helper adds its module here, one line.
 ROUTE_MODULES: tuple[str, ...] = (
     "system",
+    "networks",
+    "volumes",
 )
 
 # A request body read whole (Request.body()/json()) larger than this is refused with 413;
