@@ -7,8 +7,8 @@ network, and the network stacks alone (netavark setup+teardown, CNI's bridge plu
 
 Each round runs rongqi then podman (the order alternates), so load changes hit both. podman gets
 a private root/runroot/network config dir and `--runtime /usr/sbin/runc` (crun refuses this
-host); both use netavark 1.4 and the default network `podman` (podman0, 10.88.0.0/16), one
-container at a time, so they never hold addresses at once. No packet leaves the host: the
+host); both use netavark 1.4 and their default network `podman` (rongqi's: rongqi0,
+10.87.0.0/16; podman's: podman0, 10.88.0.0/16), one container at a time. No packet leaves the host: the
 containers run `true` or `sleep`.
 """
 

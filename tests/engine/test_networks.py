@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -205,7 +206,7 @@ def test_network_none_has_only_lo(rq):
 def test_default_network_is_a_bridge_with_an_address_and_a_route_out(rq):
     out = rq("run", "--rm", "busybox", "sh", "-c", "ls /sys/class/net; ip route",
              check=True).stdout
-    assert "eth0" in out.split() and "default via 10.88.0.1" in out
+    assert "eth0" in out.split() and "default via 10.87.0.1" in out
 
 
 def test_internal_network_has_no_default_route(rq):
@@ -356,7 +357,7 @@ def test_network_ls_inspect_exists_and_prune(rq):
     net, subnet = _net(rq, "--label", "team=a")
     out = rq("network", "ls", check=True).stdout.splitlines()
     assert re.fullmatch(r"NETWORK ID\s+NAME\s+DRIVER", out[0])
-    assert any(re.fullmatch(r"2f259bab93aa\s+podman\s+bridge", ln) for ln in out)
+    assert any(re.fullmatch(r"028f80341b7f\s+podman\s+bridge", ln) for ln in out)
     assert net in rq("network", "ls", "-q", check=True).stdout.split()
     assert rq("network", "ls", "--filter", "label=team=a", "--format", "{{.Name}}",
               check=True).stdout == net + "\n"
@@ -378,6 +379,68 @@ def test_network_ls_inspect_exists_and_prune(rq):
     assert rq("network", "prune", "-f", check=True).stdout == net + "\n"
     assert rq("network", "exists", net).returncode == 1
     assert rq("network", "exists", "podman").returncode == 0
+
+
+def test_network_reload_puts_flushed_firewall_rules_back(rq):
+    net, _ = _net(rq)
+    port = _free_port()
+    cid = _httpd(rq, "--name", "web", "--network", net, "-p", f"127.0.0.1:{port}:80")
+    assert _get(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
+    mac = rq("exec", "web", "cat", "/sys/class/net/eth0/address", check=True).stdout
+    ip = rq("inspect", "web", "--format", "{{.NetworkSettings.IPAddress}}",
+            check=True).stdout.strip()
+    # what a firewall reload does to netavark's rules: this container's port rules go
+    # (only ours: the lines naming its port and id)
+    mine = [ln for ln in subprocess.run(["iptables-save", "-t", "nat"], capture_output=True,
+                                        text=True, check=True).stdout.splitlines()
+            if ln.startswith("-A ") and (f"--dport {port} " in ln or cid in ln)]
+    assert mine
+    for ln in mine:
+        subprocess.run(["iptables", "-t", "nat", "-D", *shlex.split(ln)[1:]], check=True)
+    with pytest.raises(OSError):
+        _get(f"http://127.0.0.1:{port}/hostname", timeout=1)
+
+    assert rq("network", "reload", "web", check=True).stdout == cid + "\n"
+    assert _get(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
+    # the same address and MAC, the name still answers on the network
+    assert rq("exec", "web", "cat", "/sys/class/net/eth0/address", check=True).stdout == mac
+    assert rq("inspect", "web", "--format", "{{.NetworkSettings.IPAddress}}",
+              check=True).stdout.strip() == ip
+    r = rq("run", "--rm", "--network", net, "busybox", "timeout", "5", "wget", "-q", "-O", "-",
+           "http://web/hostname", check=True)
+    assert r.stdout.strip() == cid[:12]
+    assert rq("network", "reload", "--all", check=True).stdout == cid + "\n"
+
+    # bad input: one Error: line each, exit 125
+    other = rq("create", "--network", net, "busybox", "true", check=True).stdout.strip()
+    r = rq("network", "reload", other, "nope")
+    assert r.returncode == 125 and r.stdout == ""
+    assert r.stderr.splitlines() == [
+        f"Error: container {other} network is not configured, refusing to reload",
+        "Error: no container with name or ID \"nope\" found: no such container"]
+    r = rq("network", "reload")
+    assert r.returncode == 125 and r.stderr.startswith("Error: ")
+    rq("rm", "-f", "-t", "0", "web", other, check=True)
+    assert not _rules(cid)
+
+
+def test_system_prune_removes_the_networks_no_container_uses(rq):
+    used, _ = _net(rq, "--label", "k=v")
+    unused, _ = _net(rq, "--label", "k=v")
+    labelled_other, _ = _net(rq)
+    rq("create", "--name", "holder", "--network", used, "busybox", "true", check=True)
+    rq("run", "-d", "--name", "runner", "--network", used, "busybox", "sleep", "600",
+       check=True)
+    out = rq("system", "prune", "-f", "--filter", "label=k=v", check=True).stdout
+    # the stopped container goes first (it is not labelled: the filter keeps it), so only
+    # the unused, labelled network goes; the default one never
+    assert "Deleted Networks\n" + unused + "\n" in out, out
+    names = rq("network", "ls", "--format", "{{.Name}}", check=True).stdout.split()
+    assert sorted(names) == sorted(["podman", used, labelled_other])
+    out = rq("system", "prune", "-f", check=True).stdout
+    assert out.startswith("Deleted Containers\n"), out
+    assert "Deleted Networks\n" + labelled_other + "\n" in out, out
+    assert used in rq("network", "ls", "-q", check=True).stdout.split()  # runner is on it
 
 
 # -- slirp4netns (rootless networking) ---------------------------------------------------------

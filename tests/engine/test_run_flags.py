@@ -77,7 +77,7 @@ def test_hostname_hosts_and_resolv_conf(rongqi):
     assert lines[:2] == ["box", "box"]
     # The default bridge network: the container's names on its address (docs/networks.md).
     ip = next(ln.split("\t")[0] for ln in lines if ln.endswith("\tbox named"))
-    assert "10.1.2.3\tdb" in lines and ip.startswith("10.88.")
+    assert "10.1.2.3\tdb" in lines and ip.startswith("10.87.")
     assert not any(ln.startswith("nameserver 127.") for ln in lines)  # loopback: not reachable
     # dns flags need a network of the container's own or the host's (podman's rule).
     text = out(rongqi, "--network", "host", "--dns", "192.0.2.53", "--dns-search", "example.com",

@@ -1,4 +1,4 @@
-"""`network create/ls/inspect/rm/connect/disconnect/prune/exists` (owner: net): podman 4's
+"""`network create/ls/inspect/rm/connect/disconnect/prune/exists/reload` (owner: net): podman 4's
 flags, output shapes and exit codes over engine.networks (no such network 1 for rm/exists)."""
 
 from __future__ import annotations
@@ -61,6 +61,10 @@ def register(add: Any, top: Any, groups: dict[str, Any]) -> None:
     sp.add_argument("--alias", action="append", default=[])
     sp.add_argument("--ip", default="")
     sp.add_argument("--mac-address", default="")
+
+    sp = add(["reload"], cmd_reload, "set containers' networks up again (firewall rules)", sub)
+    sp.add_argument("containers", nargs="*")
+    sp.add_argument("-a", "--all", action="store_true", help="every container with a network")
 
     sp = add(["disconnect"], cmd_disconnect, "disconnect a container from a network", sub)
     sp.add_argument("network")
@@ -217,6 +221,25 @@ def cmd_connect(ctx: Any, a: Any) -> int:
     networks.connect(ctx.engine, a.container, a.network, aliases=a.alias, ip=a.ip,
                      mac=a.mac_address)
     return 0
+
+
+def cmd_reload(ctx: Any, a: Any) -> int:
+    """podman's: each container's id as it is reloaded, one Error: line for each that is
+    not (exit 125)."""
+    from rongqi.engine import networks
+    from rongqi.errors import RongqiError
+    if a.all and a.containers:
+        return _error(Exception("--all and containers cannot be used together"))
+    if not a.all and not a.containers:
+        return _error(Exception("network reload needs a container name or id, or --all"))
+    refs = networks.reloadable(ctx.engine) if a.all else a.containers
+    code = 0
+    for ref in refs:
+        try:
+            print(networks.reload(ctx.engine, ref))
+        except RongqiError as e:
+            code = _error(e, 125)
+    return code
 
 
 def cmd_disconnect(ctx: Any, a: Any) -> int:

@@ -156,8 +156,8 @@ Are you sure you want to continue? [y/N] """
 
 def cmd_system_prune(ctx: Any, a: argparse.Namespace) -> int:
     """podman's `system prune`: stopped containers, then (with --volumes) unused volumes,
-    then images (dangling ones; with -a all that no container uses), each list under its
-    heading, and the space reclaimed."""
+    then images (dangling ones; with -a all that no container uses), then the networks no
+    container is attached to, each list under its heading, and the space reclaimed."""
     from rongqi.cli.main import prune_images
     from rongqi.engine import events
     if not a.force:
@@ -195,6 +195,13 @@ def cmd_system_prune(ctx: Any, a: argparse.Namespace) -> int:
         for image_id in removed_ids:
             events.emit(engine.root, "image", "remove", id=image_id.partition(":")[2])
             print(image_id.partition(":")[2])
+    # podman's: networks no container is attached to (never the default), after the images
+    from rongqi.engine.networks import NetworkStore
+    networks = NetworkStore(engine.root).prune(engine, a.filter)
+    if networks:
+        print("Deleted Networks")
+        for name in networks:
+            print(name)
     from rongqi.cli.output import go_units_size
     print(f"Total reclaimed space: {go_units_size(freed)}")
     return 0

@@ -27,11 +27,17 @@ if TYPE_CHECKING:
     from rongqi.engine.options import ContainerOptions
     from rongqi.engine.records import Container
 
-# podman's default network, as podman 4 makes it (same id, bridge and subnet).
+# The default network: podman's name (so `--network podman` and podman's JSON read the same),
+# but a bridge, subnet and id of its own. Sharing podman's (podman0, 10.88.0.0/16, its id)
+# would put two IPAMs on one subnet (podman's ipam.db and RUNDIR/ipam: both hand out
+# 10.88.0.2 first) and one set of netavark chains (named from the id) under two owners.
 DEFAULT_NAME = "podman"
-DEFAULT_ID = "2f259bab93aaaaa2542ba43ef33eb990d0999ee1b9924b557b7be53c0b7a1bb9"
-DEFAULT_SUBNET = "10.88.0.0/16"
-DEFAULT_BRIDGE = "podman0"
+DEFAULT_ID = "028f80341b7f2023f364f62afae5e7dd515e612fb5af31e0259b314a1eefca05"
+DEFAULT_SUBNET = "10.87.0.0/16"
+DEFAULT_BRIDGE = "rongqi0"
+# What roots made before kept (podman's own values); replaced by the above while no container
+# on this host holds an address on it (NetworkStore._default).
+PODMAN_DEFAULT_ID = "2f259bab93aaaaa2542ba43ef33eb990d0999ee1b9924b557b7be53c0b7a1bb9"
 DNS_DOMAIN = "dns.podman"
 RUNDIR = "/run/rongqi/networks"      # host-wide: leases, the netavark lock, netns mounts
 NETNS_DIR = "/run/netns"             # where `ip netns` (and the leak check) look
@@ -97,7 +103,8 @@ def now_rfc3339() -> str:
 # -- network records -----------------------------------------------------------------------------
 class NetworkStore:
     """ROOT/networks/NAME.json, one per network, written by temp file + rename under
-    ROOT/networks/.lock; the default network `podman` is made the first time it is looked at."""
+    ROOT/networks/.lock; the default network `podman` (bridge rongqi0, 10.87.0.0/16) is made
+    the first time it is looked at."""
 
     def __init__(self, root: str):
         self.dir = os.path.join(root, "networks")
@@ -128,10 +135,11 @@ class NetworkStore:
 
     def _default(self) -> dict[str, Any]:
         net = self._read(DEFAULT_NAME)
-        if net is None:
+        if net is None or net.get("id") == PODMAN_DEFAULT_ID:
             with self.lock():
                 net = self._read(DEFAULT_NAME)
-                if net is None:
+                if net is None or (net.get("id") == PODMAN_DEFAULT_ID
+                                   and not os.path.exists(_ipam_path(net))):
                     net = default_network()
                     self._write(net)
         return net
@@ -1093,6 +1101,45 @@ def teardown(engine: Engine, c: Container) -> None:
         save(c, att)
     if err is not None and "IO error" not in str(err):
         raise err
+
+
+# -- reload ----------------------------------------------------------------------------------------
+def reload(engine: Engine, ref: str) -> str:
+    """podman's `network reload`: a container's network made again through netavark (teardown,
+    its errors forgiven: the rules may be gone, then setup) with the addresses, MACs and host
+    ports it has, so the firewall rules something flushed (firewall-cmd --reload, iptables -F)
+    are back. Returns the container's id."""
+    with engine.locked(ref) as c:
+        att = load(c)
+        if not att or att.get("mode") != "bridge" or not att.get("active") or \
+                not att.get("teardown"):
+            raise NetworkError(f"container {c.id} network is not configured, refusing to reload")
+        doc = att["teardown"]
+        status = att.get("status") or {}
+        for name, per in doc.get("networks", {}).items():
+            iface = ((status.get(name) or {}).get("interfaces") or {}).get(
+                per.get("interface_name", "")) or {}
+            if iface.get("mac_address"):
+                per["static_mac"] = iface["mac_address"]  # the same MAC, as podman keeps it
+        with host_lock():
+            with contextlib.suppress(NetworkError):
+                _netavark(engine, "teardown", att["netns"], doc)
+            att["status"] = _netavark(engine, "setup", att["netns"], doc)
+            att["teardown"] = doc
+            save(c, att)
+            _write_active(engine, c.id, att)
+        write_etc(c, att)
+        return c.id
+
+
+def reloadable(engine: Engine) -> list[str]:
+    """Ids of the containers whose bridge network is set up (`network reload --all`)."""
+    out = []
+    for c in engine.records.all():
+        att = load(c)
+        if att and att.get("mode") == "bridge" and att.get("active"):
+            out.append(c.id)
+    return out
 
 
 # -- connect / disconnect --------------------------------------------------------------------------

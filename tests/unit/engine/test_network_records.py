@@ -22,10 +22,29 @@ def store(tmp_path, monkeypatch):
 def test_default_network_is_podmans_and_made_on_first_look(store):
     assert not os.path.exists(store.dir)
     net = store.get("podman")
-    assert net["id"] == nw.DEFAULT_ID and net["network_interface"] == "podman0"
-    assert net["subnets"] == [{"subnet": "10.88.0.0/16", "gateway": "10.88.0.1"}]
+    assert net["id"] == nw.DEFAULT_ID and net["network_interface"] == "rongqi0"
+    assert net["subnets"] == [{"subnet": "10.87.0.0/16", "gateway": "10.87.0.1"}]
     assert [n["name"] for n in store.list()] == ["podman"]
-    assert store.get("2f259b")["name"] == "podman"
+    assert store.get("028f80")["name"] == "podman"
+
+
+def test_the_default_network_is_not_podmans_own_and_old_records_move(store):
+    # podman's bridge, subnet and id: two IPAMs on one subnet, one set of chains for two
+    import json
+    net = store.get("podman")
+    assert net["id"] != nw.PODMAN_DEFAULT_ID and net["network_interface"] != "podman0"
+    assert not any(s["subnet"] == "10.88.0.0/16" for s in net["subnets"])
+    # a root made before: moved to rongqi's own while nothing holds an address on it...
+    old = dict(net, id=nw.PODMAN_DEFAULT_ID, network_interface="podman0",
+               subnets=[{"subnet": "10.88.0.0/16", "gateway": "10.88.0.1"}])
+    with open(os.path.join(store.dir, "podman.json"), "w") as f:
+        json.dump(old, f)
+    assert store.get("podman")["id"] == nw.DEFAULT_ID
+    # ...and kept while a container does
+    with open(os.path.join(store.dir, "podman.json"), "w") as f:
+        json.dump(old, f)
+    nw._write_leases(old, {"10.88.0.2": {"id": "c" * 64, "root": "/x"}})
+    assert store.get("podman")["id"] == nw.PODMAN_DEFAULT_ID
 
 
 def test_create_picks_a_free_subnet_and_bridge_and_refuses_overlaps(store):
@@ -129,7 +148,7 @@ def test_filters():
     assert pick(["label=t=1"]) == ["web"] and pick(["label=t=2"]) == []
     assert pick(["label!=t"]) == ["podman"]
     assert pick(["type=builtin"]) == ["podman"]
-    assert pick(["id=abab", "id=2f25"]) == ["podman", "web"]
+    assert pick(["id=abab", "id=028f"]) == ["podman", "web"]
     with pytest.raises(Exception, match="invalid filter"):
         nw.compile_filters(["bogus=1"])
 
