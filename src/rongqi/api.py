@@ -393,7 +393,6 @@ class Container:
     def _log_chunks(self, stdout: bool, stderr: bool, timestamps: bool, tail: str | int,
                     since: Any, until: Any, follow: bool) -> Iterator[bytes]:
         from rongqi.engine import logs as logmod
-        from rongqi.engine import monitor
         c = self._record
         driver = c.config.get("log_driver") or "k8s-file"
         if driver not in ("k8s-file", "json-file"):
@@ -408,19 +407,11 @@ class Container:
                 return int(v.timestamp() * 1e9)
             return int(logmod.parse_since(str(v)))
 
-        def running() -> bool:
-            return bool(monitor.alive(c.run_dir)) and monitor.read_exit(c.run_dir) is None
-
         n = -1 if tail == "all" else int(tail)
-        at_start = {"stdout": True, "stderr": True}
-        for r in logmod.read(driver, c.log_path, tail=n, since=bound(since),
-                             until=bound(until), follow=follow, running=running):
-            name = "stderr" if r.stream == "stderr" else "stdout"
-            if not (stdout if name == "stdout" else stderr):
-                continue
-            prefix = (r.time.encode() + b" ") if timestamps and at_start[name] else b""
-            at_start[name] = not r.partial
-            yield prefix + r.text + (b"" if r.partial else b"\n")
+        for _, ts, data in logmod.read_container(c, tail=n, since=bound(since),
+                                                 until=bound(until), follow=follow,
+                                                 stdout=stdout, stderr=stderr):
+            yield (ts.encode() + b" " + data) if timestamps and ts else data
 
     def exec_run(self, cmd: Command, stdout: bool = True, stderr: bool = True,
                  stdin: bool = False, tty: bool = False, privileged: bool = False,

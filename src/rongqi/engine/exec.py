@@ -153,3 +153,82 @@ def _wait_foreign(pid: int) -> int:
     finally:
         os.close(fd)
     return 0
+
+
+# -- the parent of a service's exec (rongqi serve) ---------------------------------------------
+def parent_main(request_fd: int, report_fd: int) -> None:
+    """An exec's parent as a process of its own, for a threaded caller (the Docker API
+    service), which must neither fork Python code nor let the runtime swap its fds 0-2.
+
+    Started fresh (an interpreter, never a fork of the service) with the process's stdio as
+    its fds 0-2 (pipes, or /dev/null with a tty: the pty master goes to the console socket).
+    Reads {root, runroot, runtime_root, id, process, tty, console_socket, record} (JSON) from
+    request_fd; forks once so that the caller reaps only a short-lived child; starts the
+    process (our child), keeps the exec's record (`record`: its Running, Pid, ExitCode) and
+    reports on report_fd: `pid N`, then `exit N`; or `error CODE MESSAGE` (126/127 as
+    podman's). The record is written before each report, so an inspect that follows one sees
+    it, and also when nobody listens any more (a detached exec)."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_IGN)
+    chunks = []
+    while True:
+        chunk = os.read(request_fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(request_fd)
+    req = json.loads(b"".join(chunks))
+    if os.fork() != 0:
+        os._exit(0)
+    record = req.get("record") or ""
+
+    def report(line: str) -> None:
+        try:
+            os.write(report_fd, (line + "\n").encode())
+        except OSError:
+            pass  # the caller went (detached, or the service stopped): the record says it
+
+    try:
+        from rongqi.engine import Engine
+
+        engine = Engine(req["root"], req["runroot"], runtime_root=req.get("runtime_root"))
+        c = engine.get(req["id"])
+        pid = start(engine, c, req["process"], tty=bool(req.get("tty")), detach=True,
+                    console_socket=req.get("console_socket") or "",
+                    stdio=None if req.get("tty") else (0, 1, 2))
+    except BaseException as err:  # noqa: BLE001 - whatever it was, the caller is told
+        code = getattr(err, "exit_code", 0)
+        code = code if code in (126, 127) else 126
+        update_record(record, Running=False, ExitCode=code)
+        msg = str(err) if isinstance(err, RongqiError) else f"exec: {type(err).__name__}: {err}"
+        report(f"error {code} {' '.join(msg.split())}")
+        os._exit(1)
+    # Only the process holds its stdio now: its end is the caller's EOF.
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    update_record(record, Running=True, Pid=pid)
+    report(f"pid {pid}")
+    code = wait(pid)
+    update_record(record, Running=False, ExitCode=code)
+    report(f"exit {code}")
+    os._exit(0)
+
+
+def update_record(path: str, **changes: Any) -> None:
+    """Change some keys of a JSON record in place (temp file + rename); a record whose
+    directory is gone (its container's run ended and was cleaned up) is left alone."""
+    if not path:
+        return
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+        doc.update(changes)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(doc, f)
+        os.rename(tmp, path)
+    except (OSError, ValueError):
+        pass

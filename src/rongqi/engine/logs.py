@@ -16,6 +16,7 @@ import time
 TYPE_CHECKING = False  # collections.abc stays out of the slim monitor (engine/monitor.py)
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from typing import Any
 
 DRIVERS = ("k8s-file", "json-file", "none", "passthrough", "journald")
 STREAMS = {1: "stdout", 2: "stderr"}
@@ -394,3 +395,27 @@ def _tail(records: list[Record], n: int) -> list[Record]:
             count += 1
         i -= 1
     return records[i:]
+
+
+def read_container(c: Any, *, tail: int = -1, since: int = 0, until: int = 0,
+                   follow: bool = False, stdout: bool = True,
+                   stderr: bool = True) -> Iterator[tuple[str, str, bytes]]:
+    """A container's log for the faces (the Python API, the Docker API service): (stream,
+    the record's time where a line starts else "", the bytes with a full line's newline).
+    Following ends when the container's last run ends (not between restarts)."""
+    from rongqi.engine import monitor
+
+    driver = c.config.get("log_driver") or "k8s-file"
+
+    def running() -> bool:
+        return bool(monitor.alive(c.run_dir)) and monitor.read_exit(c.run_dir) is None
+
+    at_start = {"stdout": True, "stderr": True}
+    for r in read(driver, c.log_path, tail=tail, since=since, until=until, follow=follow,
+                  running=running):
+        name = "stderr" if r.stream == "stderr" else "stdout"
+        if not (stdout if name == "stdout" else stderr):
+            continue
+        ts = r.time if at_start[name] else ""
+        at_start[name] = not r.partial
+        yield name, ts, r.text if r.partial else r.text + b"\n"

@@ -39,6 +39,8 @@ ROUTE_MODULES: tuple[str, ...] = (
     "system",
     "networks",
     "volumes",
+    "streams",
+    "execs",
 )
 
 # A request body read whole (Request.body()/json()) larger than this is refused with 413;
