@@ -350,6 +350,42 @@ def test_resize_a_tty_container(serve):
     assert serve.http.post(f"/containers/{done}/resize?h=1&w=1").status_code == 409
 
 
+def test_attach_over_a_websocket(serve):
+    from wsproto import WSConnection
+    from wsproto.connection import ConnectionType
+    from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Request
+
+    cid = _run_d(serve, "-i", "busybox", "sh", "-c", "while read l; do echo got $l; done")
+    ws = WSConnection(ConnectionType.CLIENT)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(serve.socket)
+    sock.settimeout(20)
+
+    def events() -> list:
+        ws.receive_data(sock.recv(65536) or None)
+        return list(ws.events())
+
+    try:
+        sock.sendall(ws.send(Request(host="docker", target=f"/v1.41/containers/{cid}/attach/ws"
+                                                          "?stream=1&stdin=1&stdout=1")))
+        evs = events()
+        assert isinstance(evs[0], AcceptConnection), evs
+        sock.sendall(ws.send(BytesMessage(data=b"over ws\n")))
+        got = b""
+        while b"got over ws\n" not in got:
+            for ev in events():
+                assert isinstance(ev, BytesMessage), ev
+                got += bytes(ev.data)
+        assert got == b"got over ws\n"  # raw: a websocket has no stream framing
+        sock.sendall(ws.send(CloseConnection(code=1000)))
+        assert any(isinstance(ev, CloseConnection) for ev in events())
+    finally:
+        sock.close()
+    # Not a websocket handshake: Docker's JSON error, nothing hijacked.
+    r = serve.http.get(f"/containers/{cid}/attach/ws?stream=1")
+    assert r.status_code == 400 and "websocket" in r.json()["message"]
+
+
 # -- helpers -----------------------------------------------------------------------------------
 def _docker_on_pty(serve: Any, *args: str, rows: int = 24, cols: int = 80) -> tuple[int, int]:
     """/usr/bin/docker ARGS on a new pty (its controlling terminal): (pid, the master)."""

@@ -105,10 +105,10 @@ class Peer:
         if self.ws is None:
             return data
         got = self.ws.feed(data)
+        for reply in self.ws.replies():  # pongs, and the answer to a close
+            self.send_raw(reply)
         if got is None:  # a close frame, or EOF
             return b""
-        for pong in self.ws.replies():
-            self.send_raw(pong)
         return got or None
 
     def send_raw(self, data: bytes) -> None:
@@ -418,6 +418,93 @@ def attach(req: Request) -> Response:
     # serve_attach checks everything before it hijacks: a missing or paused container, bad
     # detach keys are Docker's JSON errors; after the hijack only the stream speaks.
     serve_attach(req, lambda: hijack(req))
+    return Response.hijacked()
+
+
+class WebSocket:
+    """The server's side of a websocket after its handshake (wsproto's sans-IO connection):
+    what the relay sends becomes one message each, what the client sends comes back as bytes."""
+
+    def __init__(self, *, binary: bool):
+        from wsproto.connection import Connection, ConnectionType
+
+        self.conn = Connection(ConnectionType.SERVER)
+        self.binary = binary  # API 1.28+: binary frames (text before, as dockerd)
+        self.out: list[bytes] = []
+
+    def message(self, data: bytes) -> bytes:
+        from wsproto.events import BytesMessage, TextMessage
+
+        if self.binary:
+            return self.conn.send(BytesMessage(data=data))
+        return self.conn.send(TextMessage(data=data.decode("utf-8", "replace")))
+
+    def feed(self, data: bytes) -> bytes | None:
+        """The payload of the client's messages in data; None once it closed (or went)."""
+        from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
+        from wsproto.utilities import RemoteProtocolError
+
+        try:
+            self.conn.receive_data(data or None)
+            got = bytearray()
+            for ev in self.conn.events():
+                if isinstance(ev, BytesMessage):
+                    got += ev.data
+                elif isinstance(ev, TextMessage):
+                    got += ev.data.encode()
+                elif isinstance(ev, Ping):
+                    self.out.append(self.conn.send(ev.response()))
+                elif isinstance(ev, CloseConnection):
+                    if self._open():
+                        self.out.append(self.conn.send(ev.response()))
+                    return None
+        except RemoteProtocolError:
+            return None
+        return None if not data else bytes(got)
+
+    def replies(self) -> list[bytes]:
+        out, self.out = self.out, []
+        return out
+
+    def _open(self) -> bool:
+        from wsproto.connection import ConnectionState
+
+        return self.conn.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING)
+
+    def close_frame(self) -> bytes:
+        from wsproto.events import CloseConnection
+
+        if self.conn.state.name != "OPEN":
+            return b""
+        return self.conn.send(CloseConnection(code=1000))
+
+
+def _ws_accept(req: Request) -> str:
+    """Sec-WebSocket-Accept for the client's key; 400 for a request that is no handshake."""
+    from wsproto.utilities import generate_accept_token
+
+    key = req.headers.get("sec-websocket-key", "")
+    if "websocket" not in req.headers.get("upgrade", "").lower() or not key:
+        raise HTTPError(400, "websocket: the client is not using the websocket protocol: "
+                             "'upgrade' token not found in 'Upgrade' header")
+    if req.headers.get("sec-websocket-version", "13").strip() != "13":
+        raise HTTPError(400, "websocket: unsupported version: 13 is the only one")
+    return generate_accept_token(key.encode()).decode()
+
+
+@route("GET", "/containers/{id}/attach/ws")
+def attach_ws(req: Request) -> Response:
+    accept = _ws_accept(req)
+
+    def peer() -> Peer:
+        sock = req.hijack(101, {"Upgrade": "websocket", "Connection": "Upgrade",
+                                "Sec-WebSocket-Accept": accept})
+        ws = WebSocket(binary=req.version >= (1, 28))
+        p = Peer(sock, ws=ws)
+        p.buffered = req.hijack_buffer  # early frames go through the websocket decoder
+        return p
+
+    serve_attach(req, peer, ws=True)
     return Response.hijacked()
 
 
