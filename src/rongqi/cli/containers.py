@@ -222,17 +222,8 @@ def _unix(text: str) -> int:
 
 
 def _size(ctx: Any, c: Any) -> tuple[int, int]:
-    """(bytes written by the container, + the image's): podman's SIZE "12B (virtual 4MB)"."""
-    import os
-
-    from rongqi.storage.overlay import _du
-    upper = os.path.join(ctx.engine.storage.snap_dir, c.config.get("snapshot") or c.id, "upper")
-    rw = _du(upper) if os.path.isdir(upper) else 0
-    image = 0
-    for chain in c.config.get("chain_ids", []):
-        path = os.path.join(ctx.engine.storage.layers_dir, chain.partition(":")[2])
-        image += _du(path) if os.path.isdir(path) else 0
-    return rw, rw + image
+    from rongqi.engine.usage import container_size
+    return container_size(ctx.engine, c)
 
 
 def ps_row(ctx: Any, c: Any, *, no_trunc: bool = False, size: bool = False) -> dict[str, Any]:

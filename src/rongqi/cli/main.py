@@ -169,6 +169,7 @@ def cmd_push(ctx: Context, a: argparse.Namespace) -> int:
     return 0
 
 
+HISTORY_HEADERS = {"CreatedBy": "CREATED BY", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT"}
 IMAGES_HEADERS = {"ID": "IMAGE ID", "Id": "IMAGE ID", "ReadOnly": "R/O", "CreatedSince": "CREATED",
                   "CreatedAt": "CREATED AT", "IsReadOnly": "R/O"}
 
@@ -186,6 +187,11 @@ def _image_rows(ctx: Context, records: list[Any], no_trunc: bool) -> list[dict[s
             users[image_id] = users.get(image_id, 0) + 1
     except (RongqiError, OSError):
         pass
+    from rongqi.engine.usage import sized
+    sizes: dict[str, int] = {}
+    for r in records:
+        if r.config_digest not in sizes:
+            sizes[r.config_digest] = sized(ctx.engine, r)
     rows = []
     for r in records:
         repo, tag = _split_name(r.name)
@@ -200,7 +206,8 @@ def _image_rows(ctx: Context, records: list[Any], no_trunc: bool) -> list[dict[s
             "ID": r.config_digest if no_trunc else _short_id(r.config_digest), "Id": r.id,
             "Repository": repo, "Tag": tag, "Digest": digest,
             "CreatedSince": _ago(r.created), "CreatedAt": GoTime(r.created),
-            "Created": _ago(r.created), "Size": human_size(r.size), "VirtualSize": r.size,
+            "Created": _ago(r.created), "Size": human_size(sizes[r.config_digest]),
+            "VirtualSize": sizes[r.config_digest],
             "SharedSize": 0, "ReadOnly": False, "IsReadOnly": False,
             "History": ", ".join(names_of[r.config_digest]),
             "Containers": users.get(r.config_digest, 0), "Dangling": False,
@@ -234,20 +241,13 @@ def cmd_images(ctx: Context, a: argparse.Namespace) -> int:
         for image_id in seen:
             print(image_id)
         return 0
-    rows = [("REPOSITORY", "TAG", *(("DIGEST",) if a.digests else ()), "IMAGE ID", "CREATED",
-             "SIZE")]
-    for r in records:
-        repo, tag = _split_name(r.name)
-        digest = ((r.manifest.annotations or {}).get("io.rongqi.repo.digest", "").split("@")[-1]
-                  or r.manifest.digest)
-        image_id = r.config_digest if a.no_trunc else _short_id(r.config_digest)
-        rows.append((repo, tag, *((digest,) if a.digests else ()), image_id,
-                     _ago(r.created), _human(r.size)))
-    if a.noheading:
-        rows = rows[1:] or [("",)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("   ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    # podman's table: its tabwriter layout and HumanSizeWithPrecision sizes ("2.14 MB")
+    from rongqi.cli.output import render
+    default = ("table {{.Repository}}\t{{.Tag}}\t" + ("{{.Digest}}\t" if a.digests else "")
+               + "{{.ID}}\t{{.Created}}\t{{.Size}}")
+    sys.stdout.write(render(_image_rows(ctx, records, a.no_trunc), "", default=default,
+                            headers=IMAGES_HEADERS, noheading=a.noheading, name="images",
+                            row_type="images"))
     return 0
 
 
@@ -354,27 +354,63 @@ def cmd_inspect(ctx: Context, a: argparse.Namespace) -> int:
 
 
 def cmd_history(ctx: Context, a: argparse.Namespace) -> int:
+    """podman's history: newest first, the image's id on the top row and <missing> below
+    (a pulled image has no ids for its earlier steps), -q, --format, --no-trunc, -H."""
+    from rongqi.cli import gotemplate
+    from rongqi.cli.output import GoTime, human_size, render
     _, desc = _resolve(ctx, a.name)
     manifest = ctx.store.manifest(desc)
-    cfg = ctx.store.read_json(manifest["config"]["digest"])
+    image_id = manifest["config"]["digest"]
+    cfg = ctx.store.read_json(image_id)
     layers = list(manifest["layers"])
-    rows = [("CREATED", "CREATED BY", "SIZE", "COMMENT")]
+    from rongqi.storage.overlay import chain_ids
+    chains = chain_ids((cfg.get("rootfs") or {}).get("diff_ids") or [])
     hist = cfg.get("history") or [{}] * len(layers)
     li = 0
-    entries = []
+    rows: list[dict[str, Any]] = []
     for h in hist:
         size = 0
         if not h.get("empty_layer") and li < len(layers):
-            size = layers[li].get("size", 0)
+            # uncompressed where the layer is unpacked here (podman's figure), else the blob's
+            unpacked = ctx.storage.layer_size(chains[li]) if li < len(chains) else None
+            size = layers[li].get("size", 0) if unpacked is None else unpacked
             li += 1
-        by = (h.get("created_by") or "").replace("\n", " ")
+        rows.append({"created": h.get("created", ""), "by": h.get("created_by") or "",
+                     "size": size, "comment": h.get("comment", "")})
+    rows.reverse()
+    out = []
+    for i, r in enumerate(rows):
+        full = image_id.partition(":")[2] if i == 0 else "<missing>"
+        by = r["by"].replace("\n", " ")
         if not a.no_trunc and len(by) > 45:
             by = by[:44] + "…"
-        entries.append((_ago(h.get("created", "")), by, _human(size), h.get("comment", "")))
-    rows.extend(reversed(entries))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    for r in rows:
-        print("   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        out.append({"ID": full if a.no_trunc or i else full[:12], "Id": full,
+                    "Created": _ago(r["created"]) if a.human else r["created"],
+                    "CreatedSince": _ago(r["created"]), "CreatedAt": GoTime(r["created"]),
+                    "CreatedBy": by, "Size": human_size(r["size"]) if a.human else str(r["size"]),
+                    "Comment": r["comment"], "Tags": None})
+    if a.quiet:
+        for r in out:
+            print(r["ID"])
+        return 0
+    if a.format and gotemplate.is_json(a.format):
+        # podman 4's shape, to the letter: one line, empty fields left out, "Created" again
+        # at the end (its reporter's own field beside libimage's "created")
+        docs = []
+        for i, r in enumerate(out):
+            doc: dict[str, Any] = {"id": r["Id"], "created": rows[i]["created"]}
+            if rows[i]["by"]:
+                doc["CreatedBy"] = rows[i]["by"]
+            doc["size"] = rows[i]["size"]
+            if rows[i]["comment"]:
+                doc["comment"] = rows[i]["comment"]
+            doc["Created"] = rows[i]["created"]
+            docs.append(doc)
+        print(json.dumps(docs, separators=(",", ":"), ensure_ascii=False))
+        return 0
+    default = "table {{.ID}}\t{{.Created}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+    sys.stdout.write(render(out, a.format or "", default=default, headers=HISTORY_HEADERS,
+                            name="history"))
     return 0
 
 
@@ -522,18 +558,64 @@ def cmd_prune(ctx: Context, a: argparse.Namespace) -> int:
 
 
 def cmd_df(ctx: Context, a: argparse.Namespace) -> int:
-    images = ctx.store.images()
-    blobs = ctx.store.disk_usage()
-    layers, snaps = ctx.storage.disk_usage()
-    snapshots = ctx.storage.snapshots()
-    rows = [("TYPE", "TOTAL", "ACTIVE", "SIZE"),
-            ("Images", str(len(images)), str(len({s.chain_ids[-1] for s in snapshots
-                                                   if s.chain_ids})), _human(blobs)),
-            ("Unpacked layers", str(len(ctx.storage.layers())), "", _human(layers)),
-            ("Containers", str(len(snapshots)), "", _human(snaps))]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    for r in rows:
-        print("   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    """podman's system df: a summary of images, containers and local volumes (TOTAL, ACTIVE,
+    SIZE, RECLAIMABLE with its share), -v for a table of each, --format templates or json."""
+    from rongqi.cli import gotemplate
+    from rongqi.cli.output import go_units_size, render, since_text, to_json
+    from rongqi.engine.usage import disk_usage
+    u = disk_usage(ctx.engine)
+    if a.verbose:
+        images = [{"Repository": _split_name(n)[0], "Tag": _split_name(n)[1],
+                   "ID": _short_id(i.id), "Created": since_text(i.created) or "N/A",
+                   "Size": go_units_size(i.size), "SharedSize": go_units_size(i.shared_size),
+                   "UniqueSize": go_units_size(i.size - i.shared_size),
+                   "Containers": i.containers} for i in u.images for n in i.names]
+        containers = [{"ContainerID": c.id[:12], "Image": _short_id(c.image_id) or c.image,
+                       "Command": " ".join(c.command), "LocalVolumes": c.volumes,
+                       "Size": go_units_size(c.rw_size), "Created": since_text(c.created),
+                       "Status": c.status, "Names": c.names[0] if c.names else ""}
+                      for c in u.containers]
+        volumes = [{"VolumeName": v.name, "Links": v.links, "Size": go_units_size(v.size)}
+                   for v in u.volumes]
+        print("Images space usage:\n")
+        sys.stdout.write(render(images, "", default="table {{.Repository}}\t{{.Tag}}\t"
+                                "{{.ID}}\t{{.Created}}\t{{.Size}}\t{{.SharedSize}}\t"
+                                "{{.UniqueSize}}\t{{.Containers}}",
+                                headers={"ID": "IMAGE ID"}))
+        print("\nContainers space usage:\n")
+        sys.stdout.write(render(containers, "", default="table {{.ContainerID}}\t{{.Image}}\t"
+                                "{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.Created}}\t"
+                                "{{.Status}}\t{{.Names}}",
+                                headers={"ContainerID": "CONTAINER ID"}))
+        print("\nLocal Volumes space usage:\n")
+        sys.stdout.write(render(volumes, "", default="table {{.VolumeName}}\t{{.Links}}\t"
+                                "{{.Size}}"))
+        return 0
+
+    def summary(kind: str, total: int, active: int, size: int, reclaimable: int
+                ) -> dict[str, Any]:
+        share = int(reclaimable * 100 / size) if size else 0
+        return {"Type": kind, "Total": total, "Active": active, "RawSize": size,
+                "RawReclaimable": reclaimable, "TotalCount": total,
+                "Size": go_units_size(size),
+                "Reclaimable": f"{go_units_size(reclaimable)} ({share}%)"}
+
+    running = {"running", "paused"}
+    rows = [
+        summary("Images", len(u.images), sum(1 for i in u.images if i.containers),
+                sum(i.size for i in u.images), sum(i.size for i in u.images if not i.containers)),
+        summary("Containers", len(u.containers),
+                sum(1 for c in u.containers if c.status in running),
+                sum(c.rw_size for c in u.containers),
+                sum(c.rw_size for c in u.containers if c.status not in running)),
+        summary("Local Volumes", len(u.volumes), sum(1 for v in u.volumes if v.links),
+                sum(v.size for v in u.volumes), sum(v.size for v in u.volumes if not v.links)),
+    ]
+    if a.format and gotemplate.is_json(a.format):
+        print(to_json(rows))
+        return 0
+    sys.stdout.write(render(rows, a.format or "", default="table {{.Type}}\t{{.Total}}\t"
+                            "{{.Active}}\t{{.Size}}\t{{.Reclaimable}}", name="df"))
     return 0
 
 
@@ -686,6 +768,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     def history_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("name")
         sp.add_argument("--no-trunc", action="store_true")
+        sp.add_argument("-q", "--quiet", action="store_true", help="print the IDs only")
+        sp.add_argument("--format", default="", help="a Go template, or json")
+        sp.add_argument("-H", "--human", action=argparse.BooleanOptionalAction, default=True,
+                        help="sizes and dates in human-readable form (default true)")
 
     def load_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("-i", "--input")
@@ -757,7 +843,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
     system = add(["system"], None, "system information")
     ssub = system.add_subparsers(dest="system_command", parser_class=_Parser)
-    add(["df"], cmd_df, "disk usage", ssub)
+    df = add(["df"], cmd_df, "show podman-style disk usage of images, containers and volumes",
+             ssub)
+    df.add_argument("-v", "--verbose", action="store_true", help="a table of each")
+    df.add_argument("--format", default="", help="a Go template, or json")
     # `system prune` (containers, images, volumes) is cli/system.py's
 
     login = add(["login"], cmd_login, "save credentials for a registry")

@@ -149,6 +149,15 @@ class LayerStorage:
                 raise
         return path
 
+    def layer_size(self, chain_id: str) -> int | None:
+        """The layer's uncompressed tar size, recorded when it was unpacked (None: unknown,
+        not unpacked or unpacked before sizes were recorded)."""
+        try:
+            with open(os.path.join(self.layers_dir, _hex(chain_id), "size")) as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            return None
+
     def _short(self, chain_id: str) -> str:
         with open(os.path.join(self.layers_dir, _hex(chain_id), "link")) as f:
             return f.read().strip()
@@ -190,6 +199,9 @@ class LayerStorage:
                 if stats.diff_id != diff_id:
                     raise LayerError(f"layer {desc['digest']}: uncompressed digest "
                                      f"{stats.diff_id} does not match the config's {diff_id}")
+                # the uncompressed size: what podman and docker call an image's size
+                with open(os.path.join(os.path.dirname(dest), "size"), "w") as sf:
+                    sf.write(str(stats.size))
             self.ensure_layer(chain, unpack)
 
         todo = [(d, i, c) for d, i, c in zip(layers, diff_ids, chains) if not self.has_layer(c)]
@@ -436,7 +448,7 @@ class LayerStorage:
 
     def disk_usage(self) -> tuple[int, int]:
         """(bytes in unpacked layers, bytes in snapshots' upper dirs / copies)."""
-        return _du(self.layers_dir), _du(self.snap_dir)
+        return du(self.layers_dir), du(self.snap_dir)
 
 
 def to_trash(path: str, trash: str) -> bool:
@@ -476,7 +488,8 @@ def _rmtree(path: str, ignore_errors: bool = False) -> None:
     shutil.rmtree(path, ignore_errors=ignore_errors)
 
 
-def _du(path: str) -> int:
+def du(path: str) -> int:
+    """Bytes of disk a tree takes (blocks, each inode once), as `du` counts."""
     total, seen = 0, set()
     for dirpath, dirnames, filenames in os.walk(path):
         for n in filenames + dirnames:
