@@ -468,6 +468,19 @@ def test_sigterm_ends_the_service_cleanly_and_removes_its_socket(serve: Any) -> 
     assert "Traceback" not in serve.log()
 
 
+def test_sigint_ends_a_service_with_a_stream_open(serve: Any) -> None:
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(serve.socket)
+    s.sendall(b"GET /events HTTP/1.1\r\nHost: d\r\n\r\n")
+    s.settimeout(20)
+    assert s.recv(100).startswith(b"HTTP/1.1 200")
+    t0 = time.monotonic()
+    assert serve.stop(signal.SIGINT) == 0
+    assert time.monotonic() - t0 < serve_http.SHUTDOWN_GRACE + 3
+    s.close()
+    assert not os.path.exists(serve.socket)
+
+
 def _serve_argv(rq: Rongqi, *args: str) -> list[str]:
     return rq.argv("serve", *args)
 

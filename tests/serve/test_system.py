@@ -96,3 +96,119 @@ def test_a_spawned_monitor_reports_the_runtimes_error(threaded_engine: Any) -> N
         e.start(c.id)
     assert getattr(info.value, "exit_code", None) == 127
     assert "/no/such/cmd" in str(info.value)
+
+
+# -- /info -------------------------------------------------------------------------------------
+def test_docker_info_reads_the_engine(serve: Any) -> None:
+    serve.rongqi("create", "--network", "none", "--name", "idle", "busybox", "true")
+    out = serve.docker("info").stdout
+    assert " Containers: 1\n" in out and "  Stopped: 1\n" in out
+    assert " Images: 1\n" in out
+    assert f" Docker Root Dir: {serve.root}\n" in out
+    assert " Swarm: inactive\n" in out and " Default Runtime: rongqi\n" in out
+    fmt = serve.docker("info", "--format", "{{.OSType}} {{.ServerVersion}} {{.NCPU}}").stdout
+    assert fmt.split() == ["linux", "0.1.0", str(len(os.sched_getaffinity(0)))]
+    info = serve.client().info()
+    assert info["Containers"] == 1 and info["ContainersStopped"] == 1
+    assert info["ID"] and info["ID"] == serve.client().info()["ID"]  # kept in the root
+    assert info["Swarm"]["LocalNodeState"] == "inactive"
+
+
+# -- /events -----------------------------------------------------------------------------------
+def test_docker_events_since_until_and_filters(serve: Any) -> None:
+    import time
+    t0 = time.time()
+    serve.rongqi("volume", "create", "vol1")
+    cid = serve.rongqi("create", "--network", "none", "--name", "ev", "busybox",
+                       "true").stdout.strip()
+    serve.rongqi("start", "-a", "ev")
+    serve.rongqi("rm", "ev")
+    t1 = time.time() + 0.5
+    since, until = f"{t0 - 0.5:.3f}", f"{t1:.3f}"
+    lines = serve.docker("events", "--since", since, "--until", until).stdout.splitlines()
+    actions = [line.split()[2] for line in lines if " container " in line]
+    assert actions == ["create", "start", "die", "destroy"], lines
+    assert any(" volume create vol1 " in line for line in lines)
+    only = serve.docker("events", "--since", since, "--until", until, "--filter",
+                        "event=die", "--format", "{{.Type}} {{.Action}} {{.Actor.ID}} "
+                        "{{.Actor.Attributes.exitCode}} {{.Actor.Attributes.name}}").stdout
+    assert only.split() == ["container", "die", cid, "0", "ev"]
+    vols = serve.docker("events", "--since", since, "--until", until, "--filter",
+                        "type=volume", "--format", "{{.Action}} {{.Actor.ID}}").stdout
+    assert vols.strip() == "create vol1"
+    # docker-py's events(): the same messages, decoded
+    c = serve.client()
+    evs = list(c.events(since=t0 - 0.5, until=t1, decode=True,
+                        filters={"container": "ev"}))
+    assert [e["status"] for e in evs] == ["create", "start", "die", "destroy"]
+    assert evs[0]["id"] == cid and evs[0]["from"] == "docker.io/library/busybox:latest"
+    assert evs[0]["Actor"]["Attributes"]["name"] == "ev"
+
+
+def test_events_stream_follows_new_events(serve: Any) -> None:
+    c = serve.client()
+    stream = c.events(decode=True, filters={"type": "volume"})
+    got: list[dict[str, Any]] = []
+
+    def read() -> None:
+        for e in stream:
+            got.append(e)
+            break
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    import time
+    time.sleep(0.5)  # the stream is open before the event happens
+    serve.rongqi("volume", "create", "later")
+    t.join(30)
+    stream.close()
+    assert got and got[0]["Action"] == "create" and got[0]["Actor"]["ID"] == "later"
+
+
+def test_bad_event_filters_and_times_are_400(serve: Any) -> None:
+    r = serve.http.get("/events", params={"filters": '{"colour": ["red"]}', "until": "1"})
+    assert r.status_code == 400 and r.json()["message"] == "invalid filter 'colour'"
+    r = serve.http.get("/events", params={"since": "yesterday-ish"})
+    assert r.status_code == 400 and "yesterday-ish" in r.json()["message"]
+    # a filter nothing can match (rongqi has no daemon events): an empty answer, not an error
+    r = serve.http.get("/events", params={"filters": '{"daemon": ["x"]}', "since": "0",
+                                          "until": "1"})
+    assert r.status_code == 200 and r.text == ""
+
+
+def test_a_hanging_events_stream_does_not_block_ping(serve: Any) -> None:
+    import socket
+    import time
+    socks = []
+    for _ in range(3):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(serve.socket)
+        s.sendall(b"GET /v1.41/events HTTP/1.1\r\nHost: d\r\n\r\n")
+        socks.append(s)
+    t0 = time.monotonic()
+    for _ in range(10):
+        assert serve.client().ping()
+    assert time.monotonic() - t0 < 10
+    deadline = time.monotonic() + 10
+    while serve.client().info()["NEventsListener"] < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert serve.client().info()["NEventsListener"] == 3
+    for s in socks:
+        s.close()
+    deadline = time.monotonic() + 10
+    while serve.client().info()["NEventsListener"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert serve.client().info()["NEventsListener"] == 0  # the streams noticed and ended
+
+
+def test_die_event_from_a_monitor_that_slimmed(serve: Any) -> None:
+    import time
+    t0 = time.time()
+    # past the monitor's SLIM_AFTER (1 s): its exit runs in the re-exec'd, slim monitor
+    cid = serve.rongqi("run", "-d", "--network", "none", "busybox", "sleep",
+                       "2").stdout.strip()
+    assert serve.rongqi("wait", cid).stdout.strip() == "0"
+    out = serve.docker("events", "--since", f"{t0 - 0.5:.3f}",
+                       "--until", f"{time.time() + 1:.3f}",  # the event follows the exit
+                       "--filter", "event=die", "--format", "{{.Actor.ID}}").stdout
+    assert out.split() == [cid]

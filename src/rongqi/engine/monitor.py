@@ -988,6 +988,16 @@ class Monitor:
                   "finished_ns": finished, "oom_killed": oom,
                   "restart_count": self.restart_count, "cleaned": True}
         _write_file(os.path.join(self.run_dir, EXIT), _dumps(record))
+        try:
+            # podman's "died" (Docker's "die"), which events' readers wait for (compose, the
+            # Docker API's /events); before --rm's "remove", as podman orders them.
+            from rongqi.engine import events
+
+            events.emit(self.engine.root, "container", "died", id=self.id,
+                        name=self.container.name, image=self.config.get("image_name", ""),
+                        exit_code=code)
+        except Exception:  # noqa: BLE001 - an event is never worth failing the exit for
+            pass
         if self.remove:
             try:
                 # To the trash: the CLI waits for our exit frame (see lifecycle.remove).
@@ -1124,6 +1134,7 @@ class _LazyEngine:
     def __init__(self, params: dict):
         self._params = params
         self._real: Any = None
+        self.root = params["root"]  # the exit's event needs only the path
 
     def __getattr__(self, name: str) -> Any:
         if self._real is None:
