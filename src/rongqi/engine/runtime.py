@@ -1,5 +1,6 @@
-"""The OCI runtime behind a narrow protocol: rongqi's own (rongqi.oci, called in-process) or
-another runtime binary with runc's command line (`--runtime PATH`: runc, crun, rongqi-oci).
+"""The OCI runtime behind a narrow protocol: rongqi's own (rongqi.oci, called in-process:
+oci/inprocess.py, re-exported here) or another runtime binary with runc's command line
+(`--runtime PATH`: runc, crun, rongqi-oci). Both are safe to call from several threads.
 
 Both implementations behave the same for the engine: the same methods, the same errors
 (rongqi.errors.ContainerNotFound for "does not exist", ContainerStateError for a status the
@@ -14,13 +15,15 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import threading
 from typing import Any, Protocol
 
-from rongqi.errors import (ContainerNotFound, ContainerStateError, EngineError, RongqiError,
-                           UsageError)
+from rongqi.errors import ContainerNotFound, ContainerStateError, EngineError, RongqiError, UsageError
+# The in-process runtime lives with the runtime it calls (rongqi.oci); the engine's name for it.
+from rongqi.oci.inprocess import InProcessRuntime, Stdio
 
-Stdio = tuple[int, int, int]
+__all__ = ["Runtime", "RuntimeFailure", "InProcessRuntime", "BinaryRuntime", "Stdio", "for_path",
+           "default_root", "signal_number"]
 
 
 class RuntimeFailure(EngineError):
@@ -66,99 +69,6 @@ def for_path(path: str | None, root: str | None = None) -> Runtime:
         base = "/run/rongqi/engine" if os.geteuid() == 0 else default_root() + "/engine"
         root = os.path.join(base, "runtime-" + os.path.basename(exe))
     return BinaryRuntime(exe, root)
-
-
-@contextlib.contextmanager
-def _stdio_as(stdio: Stdio | None) -> Iterator[None]:
-    """Make fds 0-2 the given ones for the duration (the runtime's init inherits them)."""
-    if stdio is None:
-        yield
-        return
-    saved = [os.dup(i) for i in range(3)]
-    try:
-        for i, fd in enumerate(stdio):
-            if fd != i:
-                os.dup2(fd, i)
-        yield
-    finally:
-        for i, fd in enumerate(saved):
-            os.dup2(fd, i)
-            os.close(fd)
-
-
-class InProcessRuntime:
-    """rongqi.oci in this process: the container's init is a child of the caller (the monitor)."""
-
-    name = "rongqi"
-
-    def __init__(self, root: str):
-        self.root = root
-
-    def create(self, cid: str, bundle: str, *, console_socket: str = "", pid_file: str = "",
-               stdio: Stdio | None = None) -> int:
-        from rongqi.oci import container
-        opts = container.CreateOptions(bundle=bundle, pid_file=pid_file,
-                                       console_socket=console_socket)
-        with _stdio_as(stdio):
-            st = container.create(self.root, cid, opts)
-        return st.pid
-
-    def start(self, cid: str) -> None:
-        from rongqi.oci import container
-        container.start(self.root, cid)
-
-    def state(self, cid: str) -> dict[str, Any]:
-        from rongqi.oci import state as statemod
-        return statemod.load(self.root, cid).oci_state()
-
-    def kill(self, cid: str, sig: int, all: bool = False) -> None:
-        from rongqi.oci import container
-        container.kill(self.root, cid, sig, all)
-
-    def delete(self, cid: str, force: bool = False) -> None:
-        from rongqi.oci import state as statemod
-        # Every start first deletes the last run's container, which a first start does not
-        # have: its ContainerNotFound comes from the light state module, so the CLI does not
-        # import the runtime's container code (and ctypes, the spec, the init) to learn that.
-        statemod.load(self.root, cid)
-        from rongqi.oci import container
-        container.delete(self.root, cid, force)
-
-    def pause(self, cid: str) -> None:
-        from rongqi.oci import cgroup_ops
-        cgroup_ops.pause(self.root, cid)
-
-    def resume(self, cid: str) -> None:
-        from rongqi.oci import cgroup_ops
-        cgroup_ops.resume(self.root, cid)
-
-    def ps(self, cid: str) -> list[int]:
-        from rongqi.oci import cgroup_ops
-        return cgroup_ops.pids(self.root, cid)
-
-    def exec(self, cid: str, process: dict[str, Any], *, tty: bool = False, detach: bool = False,
-             console_socket: str = "", stdio: Stdio | None = None, pid_file: str = "") -> int:
-        from rongqi.oci.exec import ExecOptions, exec_process
-        with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="process-") as f:
-            json.dump({**process, "terminal": bool(tty)}, f)
-            f.flush()
-            o = ExecOptions(args=[], process_file=f.name, tty=tty, console_socket=console_socket,
-                            detach=detach, pid_file=pid_file)
-            with _stdio_as(stdio):
-                return exec_process(self.root, cid, o)
-
-    def update(self, cid: str, resources: dict[str, Any]) -> None:
-        from rongqi.oci import cgroup_ops
-        from rongqi.oci.resources import parse_resources
-        cgroup_ops.update(self.root, cid, parse_resources(resources, "resources"))
-
-    def stats(self, cid: str) -> dict[str, Any]:
-        from rongqi.oci import cgroup_ops
-        from rongqi.oci import state as statemod
-        st = statemod.load(self.root, cid)
-        if st.status() == "stopped":
-            raise ContainerStateError("container not running")
-        return cgroup_ops.stats(st)
 
 
 class BinaryRuntime:
@@ -280,14 +190,17 @@ class BinaryRuntime:
 
 
 def _null_stdio() -> Stdio:
-    # Opened once and kept: a runtime's init inheriting /dev/null is harmless.
+    # Opened once and kept: a runtime's init inheriting /dev/null is harmless. Under a lock:
+    # threads of `rongqi serve` may be first at once.
     global _NULL
-    if _NULL < 0:
-        _NULL = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    with _NULL_LOCK:
+        if _NULL < 0:
+            _NULL = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     return (_NULL, _NULL, _NULL)
 
 
 _NULL = -1
+_NULL_LOCK = threading.Lock()
 
 
 def _last_error(log: str) -> str:
@@ -309,7 +222,7 @@ def signal_number(text: str | int) -> int:
     """"TERM", "SIGTERM", "15" or 15 -> 15; UsageError with podman's words otherwise."""
     if isinstance(text, int):
         return text
-    from rongqi.oci.container import parse_signal
+    from rongqi.linux.signals import parse_signal
     try:
         return parse_signal(text)
     except UsageError:

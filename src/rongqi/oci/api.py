@@ -3,7 +3,9 @@ state, kill, delete, exec, pause, resume, ps, list, and run = all of them in one
 
 What `rongqi-oci` (runc's command line) does, as typed functions in this process; each is a
 thin call into rongqi.oci's own modules (container, state, exec, cgroup_ops), the same code
-the command line and the engine's in-process runtime run. `root` is the state directory
+the command line and the engine's in-process runtime (oci/inprocess.py) run. Safe to call
+from several threads at once: stdio goes to the container's process only, this process's
+fds 0-2 never change. `root` is the state directory
 (`rongqi-oci --root`; default /run/rongqi, an ordinary user's $XDG_RUNTIME_DIR/rongqi).
 The container's init is a child of the calling process: wait for it with os.waitpid.
 
@@ -36,7 +38,7 @@ def _root(root: str | None) -> str:
 
 
 def _runtime(root: str | None) -> Any:
-    from rongqi.engine.runtime import InProcessRuntime
+    from rongqi.oci.inprocess import InProcessRuntime
     return InProcessRuntime(_root(root))
 
 
@@ -120,12 +122,9 @@ def exec(container_id: str, args: Sequence[str], *, env: Mapping[str, str] | Non
     Returns the exit code, or with detach the new process's pid (our child: waitpid it)."""
     from rongqi.oci.exec import ExecOptions, exec_process
     make: Any = ExecOptions   # runc's flags as attributes (the class is untyped)
-    o = make(args=[str(a) for a in args], env=[f"{k}={v}" for k, v in
-                                                        (env or {}).items()],
-                    cwd=cwd or None, user=user or None, detach=True)
-    from rongqi.engine.runtime import _stdio_as
-    with _stdio_as(stdio):
-        pid = int(exec_process(_root(root), container_id, o))
+    o = make(args=[str(a) for a in args], env=[f"{k}={v}" for k, v in (env or {}).items()],
+             cwd=cwd or None, user=user or None, detach=True, stdio=stdio)
+    pid = int(exec_process(_root(root), container_id, o))
     if detach:
         return pid
     return _wait(pid)

@@ -30,11 +30,12 @@ def debug(text: str) -> None:
 
 class CreateOptions:
     __slots__ = ("bundle", "pid_file", "console_socket", "pidfd_socket", "no_pivot", "no_new_keyring",
-                 "preserve_fds", "systemd_cgroup", "listen_fds")
+                 "preserve_fds", "systemd_cgroup", "listen_fds", "stdio")
 
     def __init__(self, bundle: str = ".", pid_file: str = "", console_socket: str = "", pidfd_socket: str = "",
                  no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
-                 systemd_cgroup: bool = False, listen_fds: int = 0):
+                 systemd_cgroup: bool = False, listen_fds: int = 0,
+                 stdio: tuple[int, int, int] | None = None):
         self.bundle = bundle
         self.pid_file = pid_file
         self.console_socket = console_socket
@@ -46,6 +47,9 @@ class CreateOptions:
         # Socket activation (systemd's LISTEN_FDS): fds 3..3+n-1 of the caller go to the
         # container, ahead of --preserve-fds', with LISTEN_FDS=n and LISTEN_PID=1 set.
         self.listen_fds = listen_fds
+        # The fds the container's process gets as 0, 1, 2 (None: the caller's own). Installed
+        # in the forked helper only, so the caller's fds 0-2 never change (see install_stdio).
+        self.stdio = stdio
 
 
 def _state_json(st: statemod.State, status: str, pid: int) -> bytes:
@@ -64,6 +68,8 @@ def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SY
         opts.pid_file = os.path.abspath(opts.pid_file)
     if opts.preserve_fds < 0:
         raise UsageError("--preserve-fds: must not be negative")
+    if opts.stdio is not None:
+        check_stdio(opts.stdio)
     spec, raw = load_bundle(opts.bundle)
     debug(f"create {cid}: config.json of {os.path.abspath(opts.bundle)} parsed, root {spec.root_path}")
     if spec.process is None:
@@ -474,7 +480,7 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
     job = _InitJob(sc, c, new_time)
     try:
         pid = spawn_in_cgroup(sc, cg, new_flags, early_joins, job.prepare, job.after_joins, job.main,
-                              close_in_helper=parent_fds, cleanup=cleanup)
+                              close_in_helper=parent_fds, cleanup=cleanup, stdio=opts.stdio)
     except BaseException:
         for fd in parent_fds:
             os.close(fd)
@@ -548,7 +554,7 @@ class _InitJob:
 
 
 def spawn_in_cgroup(sc: sysc.Syscalls, cg, flags: int, early_joins, prepare, after_joins, child_main, *,
-                    close_in_helper=(), cleanup=None) -> int:
+                    close_in_helper=(), cleanup=None, stdio: tuple[int, int, int] | None = None) -> int:
     """Start a process in a container's namespaces, born in its cgroup; return its pid.
 
     A helper (a fork of the runtime) is moved into the cgroup while it imports ctypes and
@@ -563,6 +569,10 @@ def spawn_in_cgroup(sc: sysc.Syscalls, cg, flags: int, early_joins, prepare, aft
     started from a writable path, a caller's own interpreter), the helper re-execs through
     a protected interpreter first (it costs an interpreter start): prepare, after_joins and
     child_main then travel to it (oci/jobcodec.py: bound methods of plain values).
+
+    stdio: the fds the new process gets as 0, 1, 2; they become the helper's own right after
+    the fork (install_stdio), never this process's: a threaded caller (the engine in
+    `rongqi serve`) may run several creates and execs at once, each with its own stdio.
     """
     from rongqi.linux import exeguard
 
@@ -577,6 +587,8 @@ def spawn_in_cgroup(sc: sysc.Syscalls, cg, flags: int, early_joins, prepare, aft
         try:
             for fd in (rep_r, go_w, *close_in_helper):
                 os.close(fd)
+            if stdio is not None:
+                install_stdio(stdio)
             if reexec is not None:
                 _reexec_helper(reexec, (rep_w, go_r, sc, flags, early_joins, prepare, after_joins, child_main))
         except BaseException as err:  # noqa: BLE001 - reported to the runtime
@@ -623,6 +635,35 @@ def spawn_in_cgroup(sc: sysc.Syscalls, cg, flags: int, early_joins, prepare, aft
     if cleanup is not None:
         cleanup.pid = pid
     return pid
+
+
+def check_stdio(stdio: tuple[int, int, int]) -> None:
+    """The caller's stdio fds are open (a bad one fails here, with its number, not in the helper)."""
+    if len(stdio) != 3:
+        raise UsageError(f"stdio: expected 3 fds (stdin, stdout, stderr), got {len(stdio)}")
+    for i, fd in enumerate(stdio):
+        try:
+            os.fstat(fd)
+        except (OSError, TypeError, ValueError) as err:
+            raise UsageError(f"stdio[{i}]: fd {fd!r} is not open "
+                             f"({getattr(err, 'strerror', None) or err})") from None
+
+
+def install_stdio(stdio: tuple[int, int, int]) -> None:
+    """In a forked child: make stdio its fds 0, 1, 2 (inheritable; the rest stay as they are).
+
+    Each is first duplicated above 2, as a target may be another's source ((1, 0, 2), or a
+    caller whose fd 0 is closed); then dup2'd into place, which also clears close-on-exec.
+    """
+    if tuple(stdio) == (0, 1, 2):
+        return
+    import fcntl
+
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in stdio]
+    for i, fd in enumerate(high):
+        os.dup2(fd, i)
+    for fd in high:
+        os.close(fd)
 
 
 def _helper(rep_w: int, go_r: int, sc: sysc.Syscalls, flags: int, early_joins, prepare, after_joins,

@@ -21,9 +21,14 @@ from rongqi.oci.init import InitConfig, Sync, describe, finalize_process, find_e
 class ExecOptions:
     __slots__ = ("args", "process_file", "tty", "console_socket", "pidfd_socket", "detach", "pid_file", "cwd",
                  "env", "user", "additional_gids", "caps", "no_new_privs", "apparmor", "process_label",
-                 "preserve_fds", "ignore_paused", "cgroup")
+                 "preserve_fds", "ignore_paused", "cgroup", "process", "stdio")
 
+    # process: the process as a JSON object already read (the in-process runtime's, instead
+    # of --process FILE); stdio: the fds the process gets as 0, 1, 2 (None: the caller's).
     def __init__(self, **kw):
+        unknown = set(kw) - set(self.__slots__)
+        if unknown:
+            raise TypeError(f"ExecOptions: unknown option(s) {', '.join(sorted(unknown))}")
         for name in self.__slots__:
             setattr(self, name, kw.get(name))
 
@@ -32,6 +37,10 @@ def build_process(st: statemod.State, spec, o: ExecOptions):
     """The process to run: from --process, or the container's process with the flags applied."""
     from rongqi.oci import spec as specmod
 
+    if o.process is not None:
+        if o.args or o.process_file:
+            raise UsageError("exec: give either a process or a command, not both")
+        return specmod.parse_process(o.process)
     if o.process_file:
         if o.args:
             raise UsageError("exec: give either --process FILE or a command, not both")
@@ -46,7 +55,7 @@ def build_process(st: statemod.State, spec, o: ExecOptions):
             doc = loads(raw)
         except JSONError as err:
             raise SpecError(f"{o.process_file}: malformed JSON: {err}") from None
-        return specmod._parse_process(specmod._Obj(doc, "process"))
+        return specmod.parse_process(doc)
     if not o.args:
         raise UsageError("exec needs a command to run (or --process FILE)")
     if spec.process is None:
@@ -149,6 +158,10 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
     """Start the process; return its pid."""
     if o.pid_file:
         o.pid_file = os.path.abspath(o.pid_file)  # against the caller's cwd, as runc does
+    if o.stdio is not None:
+        from rongqi.oci.container import check_stdio
+
+        check_stdio(o.stdio)
     st = statemod.load(root, cid)
     status = st.status()
     if status == "stopped":
@@ -224,7 +237,8 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
     try:
         try:
             job = _ExecJob(sc, c, proc, root_fd)
-            pid = spawn_in_cgroup(sc, cg, 0, early, job.prepare, None, job.main, close_in_helper=(p_r, p_w))
+            pid = spawn_in_cgroup(sc, cg, 0, early, job.prepare, None, job.main, close_in_helper=(p_r, p_w),
+                                  stdio=o.stdio)
         except RongqiError as err:
             raise RongqiError(f"exec: {err}") from None
         finally:

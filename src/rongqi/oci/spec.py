@@ -348,6 +348,12 @@ def parse(doc: object, bundle: str = "") -> Spec:
     return s
 
 
+def parse_process(doc: object, path: str = "process") -> Process:
+    """A process object (config.json's, or exec's --process file) into a Process; errors name
+    their JSON path under path."""
+    return _parse_process(_Obj(doc, path))
+
+
 def _parse_process(p: _Obj) -> Process:
     pr = Process()
     pr.terminal = p.bool("terminal")
