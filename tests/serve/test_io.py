@@ -256,6 +256,50 @@ def test_exec_tty_stdin_and_resize(serve):
     assert _wait_for(lambda: api.exec_inspect(e["Id"])["ExitCode"]) == 5
 
 
+def test_exec_tty_detach_keys_leave_the_process_running(serve):
+    cid = _run_d(serve, "busybox", "sleep", "600")
+    api = serve.client().api
+    e = api.exec_create(cid, ["sh", "-c", "sleep 1.5; echo late; exit 7"], stdin=True, tty=True,
+                        detach_keys="ctrl-x,x")
+    sock = api.exec_start(e["Id"], tty=True, socket=True)._sock
+    try:
+        sock.sendall(b"\x18x")
+        t0 = time.monotonic()
+        _recv_all(sock)  # the service ends the stream at once
+        assert time.monotonic() - t0 < 1.2
+    finally:
+        sock.close()
+    assert api.exec_inspect(e["Id"])["Running"] is True
+    assert _wait_for(lambda: api.exec_inspect(e["Id"])["ExitCode"]) == 7
+
+
+def test_service_shutdown_ends_streams_and_leaves_containers_and_execs_running(serve):
+    cid = _run_d(serve, "-i", "busybox", "sh", "-c", "cat; echo stdin-closed; sleep 600")
+    api = serve.client().api
+    attached = api.attach_socket(cid, params={"stdin": 1, "stdout": 1, "stream": 1})._sock
+    e = api.exec_create(cid, ["sh", "-c", "sleep 2; echo x > /tmp/after"])
+    streaming = api.exec_start(e["Id"], socket=True)._sock
+    follower = serve.http.stream("GET", f"/containers/{cid}/logs",
+                                 params={"stdout": 1, "follow": 1})
+    follower.__enter__()
+    try:
+        t0 = time.monotonic()
+        assert serve.stop() == 0
+        assert time.monotonic() - t0 < 4  # no stream held it for the 5 s grace
+        assert _recv_all(attached) == b"" and _recv_all(streaming) == b""
+    finally:
+        attached.close()
+        streaming.close()
+        follower.__exit__(None, None, None)
+    # The container's stdin stayed open (the service went, not the client), the exec ran on.
+    assert serve.rongqi.inspect(cid)["State"]["Status"] == "running"
+    assert "stdin-closed" not in serve.rongqi("logs", cid).stdout
+    deadline = time.monotonic() + 20
+    while serve.rongqi("exec", cid, "cat", "/tmp/after", check=False).stdout != "x\n":
+        assert time.monotonic() < deadline, "the exec did not finish after the service stopped"
+        time.sleep(0.2)
+
+
 def test_exec_stdin_eof_reaches_the_process(serve):
     cid = _run_d(serve, "busybox", "sleep", "600")
     api = serve.client().api

@@ -398,16 +398,19 @@ def _tail(records: list[Record], n: int) -> list[Record]:
 
 
 def read_container(c: Any, *, tail: int = -1, since: int = 0, until: int = 0,
-                   follow: bool = False, stdout: bool = True,
-                   stderr: bool = True) -> Iterator[tuple[str, str, bytes]]:
+                   follow: bool = False, stdout: bool = True, stderr: bool = True,
+                   gone: Callable[[], bool] | None = None) -> Iterator[tuple[str, str, bytes]]:
     """A container's log for the faces (the Python API, the Docker API service): (stream,
     the record's time where a line starts else "", the bytes with a full line's newline).
-    Following ends when the container's last run ends (not between restarts)."""
+    Following ends when the container's last run ends (not between restarts), or once
+    gone() says nobody reads any more (a service's client left)."""
     from rongqi.engine import monitor
 
     driver = c.config.get("log_driver") or "k8s-file"
 
     def running() -> bool:
+        if gone is not None and gone():
+            return False
         return bool(monitor.alive(c.run_dir)) and monitor.read_exit(c.run_dir) is None
 
     at_start = {"stdout": True, "stderr": True}

@@ -106,6 +106,23 @@ def public(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if k != "rongqi"}
 
 
+class _Fields(dict[str, Any]):
+    """A JSON object read as Go's decoder reads it into a struct: keys match whatever their
+    case (docker-py sends "detachKeys" for DetachKeys)."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key.lower(), default)
+
+
+def _fields(body: Any, what: str) -> _Fields:
+    if body is None:
+        return _Fields()
+    if not isinstance(body, dict):
+        raise HTTPError(400, f"json: cannot unmarshal {type(body).__name__} into Go value of "
+                             f"type {what}")
+    return _Fields({str(k).lower(): v for k, v in body.items()})
+
+
 def _strings(value: Any, what: str) -> list[str]:
     if value is None:
         return []
@@ -135,9 +152,7 @@ def create(req: Request) -> Response:
     from rongqi.engine.attach import parse_detach_keys
     from rongqi.errors import RongqiError
 
-    body = req.json() or {}
-    if not isinstance(body, dict):
-        raise HTTPError(400, "json: cannot unmarshal into Go value of type types.ExecConfig")
+    body = _fields(req.json(), "types.ExecConfig")
     cmd = _strings(body.get("Cmd"), "Cmd")
     if not cmd:
         raise HTTPError(400, "No exec command specified")
@@ -270,9 +285,7 @@ class Parent:
 
 @route("POST", "/exec/{id}/start")
 def start(req: Request) -> Response:
-    body = req.json() or {}
-    if not isinstance(body, dict):
-        raise HTTPError(400, "json: cannot unmarshal into Go value of type types.ExecStartCheck")
+    body = _fields(req.json(), "types.ExecStartCheck")
     path, doc = find(req.engine, req.params["id"])
     c = _running(req.engine, doc["ContainerID"])
     _claim(path, doc)
@@ -373,7 +386,7 @@ def _start_pipes(req: Request, c: Any, doc: dict[str, Any], path: str, session: 
         try:
             _started(parent)
             session.ready.set()
-            _pump(peer, parent, outs, in_fd, mine, framed=framed, keys=b"")
+            _pump(peer, parent, outs, in_fd, mine, framed=framed, keys=b"", stop=req.stopping)
         finally:
             parent.close()
     except _StartFailed as err:
@@ -420,7 +433,7 @@ def _start_tty(req: Request, c: Any, doc: dict[str, Any], path: str, session: Se
         stdin = bool(doc["OpenStdin"])
         keys = parse_detach_keys(doc.get("DetachKeys") or None) if stdin else b""
         outcome = _pump(peer, parent, {master: STDOUT}, master if stdin else -1, mine,
-                        framed=framed, keys=keys)
+                        framed=framed, keys=keys, stop=req.stopping)
         if outcome == "detached":
             # The process runs on: its terminal must stay open (the last close of a pty
             # master hangs up its session) and be read, or it blocks once the buffer fills.
@@ -461,10 +474,11 @@ def _drain_detached(master: int, parent: Parent, session: Session) -> None:
 
 
 def _pump(peer: Peer, parent: Parent, outs: dict[int, int], in_fd: int, fds: _Fds, *,
-          framed: bool, keys: bytes) -> str:
+          framed: bool, keys: bytes, stop: threading.Event | None = None) -> str:
     """Relay until the process has ended and its output is drained ("exit"), the client
     detached ("detached") or went away ("client"). The client's EOF closes the process's
-    stdin (docker's exec: CloseStdin); with a tty the pty's input stays open."""
+    stdin (docker's exec: CloseStdin); with a tty the pty's input stays open. `stop` set
+    (the service shuts down) ends it ("stopping"); the process's parent carries on."""
     from rongqi.engine.attach import DetachMatcher
 
     matcher = DetachMatcher(keys)
@@ -480,13 +494,15 @@ def _pump(peer: Peer, parent: Parent, outs: dict[int, int], in_fd: int, fds: _Fd
     while True:
         if ended_at and (not outs or time.monotonic() > ended_at + DRAIN):
             return "exit"
+        if stop is not None and stop.is_set():
+            return "stopping"
         rl: list[Any] = list(outs)
         if not ended_at:
             rl.append(report)
         if reading and not pending:
             rl.append(peer)
         wl = [in_fd] if pending and in_fd >= 0 else []
-        timeout = max(0.0, ended_at + DRAIN - time.monotonic()) if ended_at else None
+        timeout = max(0.0, ended_at + DRAIN - time.monotonic()) if ended_at else 0.5
         if peer in rl and peer.pending():
             ready_r, ready_w = [peer], []  # what the client sent with its request, first
         else:
@@ -528,6 +544,8 @@ def _pump(peer: Peer, parent: Parent, outs: dict[int, int], in_fd: int, fds: _Fd
                 continue
             if not data:
                 reading = False
+                if stop is not None and stop.is_set():
+                    return "stopping"
                 if not pty and in_fd >= 0:
                     fds.close(in_fd)  # the process's stdin sees its EOF
                     in_fd = -1

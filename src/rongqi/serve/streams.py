@@ -142,22 +142,26 @@ class AttachOptions:
 
 
 def relay(peer: Peer, monitor: socket.socket, opts: AttachOptions,
-          tick: Callable[[], socket.socket | None] | None = None) -> str:
+          tick: Callable[[], socket.socket | None] | None = None,
+          stop: threading.Event | None = None) -> str:
     """Copy the monitor's frames to the client and the client's input to the monitor until
     the container exits ("exit"), the monitor goes ("gone"), the client types the detach
     keys ("detached") or goes away ("client"). `tick`, called when nothing happened for a
     while, may hand over another monitor socket (a pending attach whose container was
-    started elsewhere)."""
+    started elsewhere). `stop` set (the service shuts down) ends it as "stopping", the
+    container's stdin left open."""
     reader = proto.FrameReader()
     matcher = proto.DetachMatcher(opts.keys)
     reading = True  # the client may still send (stdin data, or its EOF)
     while True:
         rl: list[Any] = [monitor] + ([peer] if reading else [])
+        if stop is not None and stop.is_set():
+            return "stopping"
         if reading and peer.pending():
             ready = [peer]
         else:
             try:
-                ready = select.select(rl, [], [], IDLE_CHECK if tick else None)[0]
+                ready = select.select(rl, [], [], IDLE_CHECK if tick or stop else None)[0]
             except InterruptedError:
                 continue
         if not ready and tick is not None:
@@ -172,6 +176,8 @@ def relay(peer: Peer, monitor: socket.socket, opts: AttachOptions,
                 pass
             elif not data:
                 reading = False
+                if stop is not None and stop.is_set():
+                    return "stopping"  # the service shut the connection: not the client's EOF
                 if opts.stdin:
                     if not opts.close_stdin:
                         return "client"  # docker: without StdinOnce the attach ends here
@@ -343,10 +349,10 @@ def serve_attach(req: Request, peer_factory: Callable[[], Peer], *, ws: bool = F
         tick = _pending_tick(req.engine, c.id, pending)
         if monitor is None:
             # Another attach waits for this container's start: join it once it runs.
-            monitor = _wait_running(req.engine, c.id, peer)
+            monitor = _wait_running(req.engine, c.id, peer, req.stopping)
             if monitor is None:
                 return
-        outcome = relay(peer, monitor, opts, tick=tick)
+        outcome = relay(peer, monitor, opts, tick=tick, stop=req.stopping)
         if outcome == "detached":
             _emit(req.engine, c, "detach")
     finally:
@@ -390,8 +396,9 @@ def _closed_socket() -> socket.socket:
     return a
 
 
-def _wait_running(engine: Any, cid: str, peer: Peer) -> socket.socket | None:
-    while True:
+def _wait_running(engine: Any, cid: str, peer: Peer,
+                  stop: threading.Event) -> socket.socket | None:
+    while not stop.is_set():
         try:
             c = engine.get(cid)
         except Exception:  # noqa: BLE001 - removed meanwhile
@@ -404,6 +411,7 @@ def _wait_running(engine: Any, cid: str, peer: Peer) -> socket.socket | None:
             # The client sent something (or went away) before there is anyone to take it.
             if not peer.recv():
                 return None
+    return None
 
 
 def _emit(engine: Any, c: Any, action: str) -> None:
@@ -543,14 +551,15 @@ def _size(req: Request) -> tuple[int, int]:
 
 # -- logs --------------------------------------------------------------------------------------
 def log_chunks(c: Any, *, stdout: bool = True, stderr: bool = True, timestamps: bool = False,
-               tail: int = -1, since: int = 0, until: int = 0,
-               follow: bool = False) -> Iterator[tuple[int, bytes]]:
+               tail: int = -1, since: int = 0, until: int = 0, follow: bool = False,
+               gone: Callable[[], bool] | None = None) -> Iterator[tuple[int, bytes]]:
     """(stream, bytes) of a container's log, oldest first, as the daemon sends them: a line
     per chunk, `-t` prefixing docker's UTC time at each line's start."""
     from rongqi.engine import logs as logmod
 
     for stream, ts, data in logmod.read_container(c, tail=tail, since=since, until=until,
-                                                  follow=follow, stdout=stdout, stderr=stderr):
+                                                  follow=follow, stdout=stdout, stderr=stderr,
+                                                  gone=gone):
         if timestamps and ts:
             data = docker_time(logmod.parse_time_ns(ts)).encode() + b" " + data
         yield (STDERR if stream == "stderr" else STDOUT), data
@@ -575,7 +584,8 @@ def logs(req: Request) -> Response:
     tty = is_tty(c)
     framed = not tty
     chunks = log_chunks(c, stdout=stdout, stderr=stderr, timestamps=req.flag("timestamps"),
-                        tail=tail, since=since, until=until, follow=req.flag("follow"))
+                        tail=tail, since=since, until=until, follow=req.flag("follow"),
+                        gone=lambda: req.stopping.is_set() or req.disconnected())
 
     def body() -> Iterator[bytes]:
         for stream, data in chunks:
