@@ -41,6 +41,8 @@ ROUTE_MODULES: tuple[str, ...] = (
     "volumes",
     "streams",
     "execs",
+    "images",
+    "builds",
 )
 
 # A request body read whole (Request.body()/json()) larger than this is refused with 413;

@@ -1,0 +1,318 @@
+"""The Docker API's POST /build (a tar context in the body, the JSON stream of the build's
+output) and POST /build/prune, over engine/build.py run by `rongqi build` in a child process.
+
+The build runs its RUN steps with the in-process runtime, which swaps this process's fds 0-2
+while it creates a container: in a threaded server that is not safe, so each build is a fresh
+`rongqi build` whose podman-style lines are turned into Docker's here.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import posixpath
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING, Any
+
+from rongqi.engine.imageinfo import familiar
+from rongqi.errors import RongqiError
+from rongqi.serve.app import HTTPError, Request, Response, json_response, route
+
+if TYPE_CHECKING:
+    from rongqi.engine import Engine
+
+_STEP = re.compile(r"^(\[\d+/\d+\] )?STEP (\d+)/(\d+): (.*)$")
+_ID_LINE = re.compile(r"^[0-9a-f]{64}$")
+_POLICIES = ("missing", "always", "never", "newer")
+
+
+def _json_param(req: Request, name: str) -> dict[str, str]:
+    """buildargs / labels: a JSON object of strings in the query (null values: no value)."""
+    raw = req.arg(name) or ""
+    if not raw:
+        return {}
+    try:
+        doc = json.loads(raw)
+    except ValueError as e:
+        raise HTTPError(400, f"invalid {name} JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise HTTPError(400, f"invalid {name}: expected a JSON object")
+    return {str(k): "" if v is None else str(v) for k, v in doc.items()}
+
+
+def _dockerfile(req: Request) -> str | None:
+    """The Dockerfile's path inside the context; one that leaves it is refused (the docker
+    CLI sends a Dockerfile from elsewhere inside the tar, under a name of its own)."""
+    name = req.arg("dockerfile") or ""
+    if not name:
+        return None
+    norm = posixpath.normpath(name)
+    if name.startswith("/") or norm == ".." or norm.startswith("../"):
+        raise HTTPError(400, f"the Dockerfile ({name}) must be within the build context")
+    return norm
+
+
+def _pull_policy(value: str | None) -> str:
+    """Docker's pull=1 (always) and podman's policy names; absent or false: missing."""
+    if value is None or value.strip().lower() in ("", "0", "false", "no"):
+        return "missing"
+    v = value.strip().lower()
+    if v in _POLICIES:
+        return v
+    return "always"
+
+
+def _auth_file(header: str | None, workdir: str) -> str | None:
+    """X-Registry-Config (base64 JSON {registry: AuthConfig}) as an auth.json for the FROM
+    pulls of the child, in the build's private dir; None when no credentials came."""
+    if not header:
+        return None
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    from rongqi.image.reference import registry_host
+    auths = {}
+    for server, cfg in doc.items():
+        if not isinstance(cfg, dict) or not cfg.get("username"):
+            continue
+        pair = f"{cfg['username']}:{cfg.get('password') or ''}".encode()
+        auths[registry_host(str(server))] = {"auth": base64.b64encode(pair).decode()}
+    if not auths:
+        return None
+    path = os.path.join(workdir, "auth.json")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"auths": auths}, f)
+    return path
+
+
+def _argv(engine: Engine, req: Request, context: str, tags: list[str]) -> list[str]:
+    """`rongqi build` with this service's engine settings and the request's options."""
+    argv = [sys.executable, "-m", "rongqi.cli.main", "--root", engine.root,
+            "--runroot", engine.runroot, "--storage-mode", engine.storage_mode]
+    runtime = getattr(engine, "_runtime_arg", None)
+    if isinstance(runtime, str) and runtime not in ("", "rongqi"):
+        argv += ["--runtime", runtime]
+    if engine.registries_conf:
+        argv += ["--registries-conf", engine.registries_conf]
+    argv += ["build", "--format", "docker", "--pull", _pull_policy(req.arg("pull"))]
+    dockerfile = _dockerfile(req)
+    if dockerfile:
+        argv += ["-f", dockerfile]
+    for t in tags:
+        argv += ["-t", t]
+    for k, v in _json_param(req, "buildargs").items():
+        argv += ["--build-arg", f"{k}={v}"]
+    for k, v in _json_param(req, "labels").items():
+        argv += ["--label", f"{k}={v}"]
+    if req.arg("target"):
+        argv += ["--target", req.arg("target") or ""]
+    if req.flag("nocache"):
+        argv.append("--no-cache")
+    if req.arg("platform"):
+        argv += ["--platform", req.arg("platform") or ""]
+    network = req.arg("networkmode") or ""
+    # Docker's "default" is its bridge; RUN steps here have no network unless one is named
+    # (docs/serve.md), as `rongqi build` without --network.
+    if network and network not in ("default", "none"):
+        argv += ["--network", "host" if network == "host" else network]
+    argv.append(context)
+    return argv
+
+
+def _docker_line(line: str, tags_seen: list[str]) -> str | None:
+    """One line of `rongqi build` as the classic builder's (None: not shown)."""
+    m = _STEP.match(line)
+    if m:
+        return f"{m.group(1) or ''}Step {m.group(2)}/{m.group(3)} : {m.group(4)}\n"
+    if line.startswith("--> Using cache "):
+        return " ---> Using cache\n"   # the id follows on a line of its own
+    if line.startswith("--> "):
+        return f" ---> {line[4:].split(' ', 1)[0][:12]}\n"
+    if line.startswith("COMMIT") or _ID_LINE.match(line):
+        return None
+    if line.startswith("Successfully tagged "):
+        tags_seen.append(line[len("Successfully tagged "):])
+        return None
+    return line + "\n"
+
+
+def plain_context(raw: str, dest: str) -> None:
+    """The body (a tar, or one compressed with gzip, bzip2, xz or zstd, as dockerd takes it;
+    or a bare Dockerfile) as a plain tar at `dest`, ended by the two zero blocks a tar ends
+    with: the docker CLI's context with a Dockerfile from outside it (-f ../x) ends its
+    last member unpadded, which dockerd's reader forgives and Python's tarfile does not."""
+    import bz2
+    import gzip
+    import lzma
+    with open(raw, "rb") as f:
+        head = f.read(6)
+        f.seek(0)
+        reader: IO[bytes]
+        if head[:2] == b"\x1f\x8b":
+            reader = gzip.GzipFile(fileobj=f)   # type: ignore[assignment]
+        elif head[:3] == b"BZh":
+            reader = bz2.BZ2File(f)
+        elif head[:6] == b"\xfd7zXZ\x00":
+            reader = lzma.LZMAFile(f)
+        elif head[:4] == b"\x28\xb5\x2f\xfd":
+            from rongqi.image.layer import decompressed
+            reader = decompressed(f)
+        else:
+            reader = f
+        n = 0
+        with open(dest, "wb") as out:
+            try:
+                while chunk := reader.read(1 << 20):
+                    out.write(chunk)
+                    n += len(chunk)
+            except (OSError, EOFError, lzma.LZMAError, ValueError) as e:
+                raise HTTPError(400, f"the build context does not decompress: {e}") from None
+            out.flush()
+            with open(dest, "rb") as check:
+                check.seek(257)
+                is_tar = check.read(5) == b"ustar"
+            if is_tar:
+                out.write(b"\0" * (-n % 512) + b"\0" * 1024)
+
+
+def _lines(f: IO[bytes]) -> Iterator[str]:
+    for raw in iter(f.readline, b""):
+        yield raw.decode("utf-8", "replace").rstrip("\n")
+
+
+@route("POST", "/build")
+def build(req: Request) -> Response:
+    if req.arg("remote"):
+        raise HTTPError(400, "remote build contexts (a git or tarball URL) are not supported: "
+                             "send the context as a tar in the request body")
+    engine = req.engine
+    tags = []
+    for t in req.query.get("t", []):
+        if not t:
+            continue
+        from rongqi.image import reference
+        try:
+            # Docker's names: "app:1" is docker.io/library/app:1 (podman's build would
+            # make it localhost/app:1)
+            tags.append(str(reference.parse(t)))
+        except RongqiError as e:
+            raise HTTPError(400, f"invalid tag {t!r}: {e}") from None
+    quiet = req.flag("q")
+    os.makedirs(engine.runroot, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="serve-build-", dir=engine.runroot)
+    try:
+        raw = os.path.join(work, "context.raw")
+        size = 0
+        with open(raw, "wb") as f:
+            while chunk := req.stream.read(1 << 20):
+                f.write(chunk)
+                size += len(chunk)
+        if not size:
+            raise HTTPError(400, "the build context is empty: send it as a tar in the body")
+        context = os.path.join(work, "context.tar")
+        plain_context(raw, context)
+        os.unlink(raw)
+        argv = _argv(engine, req, context, tags)
+        env = dict(os.environ)
+        import rongqi
+        src = os.path.dirname(os.path.dirname(os.path.abspath(rongqi.__file__)))
+        env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
+                                   else "")
+        runtime_root = getattr(engine, "_runtime_root", None)
+        if runtime_root:
+            env["RONGQI_RUNTIME_ROOT"] = runtime_root
+        auth = _auth_file(req.headers.get("x-registry-config"), work)
+        if auth:
+            env["REGISTRY_AUTH_FILE"] = auth
+        errlog = open(os.path.join(work, "stderr"), "w+b")
+        try:
+            proc = subprocess.Popen(argv, cwd=work, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=errlog,
+                                    start_new_session=True)
+        except OSError as e:
+            errlog.close()
+            raise HTTPError(500, f"cannot start the build: {e}") from None
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return Response(200, _stream(proc, errlog, work, quiet), content_type="application/json")
+
+
+def _stream(proc: subprocess.Popen[bytes], errlog: IO[bytes], work: str,
+            quiet: bool) -> Iterator[bytes]:
+    def out(obj: dict[str, Any]) -> bytes:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+    tags: list[str] = []
+    image_id = ""
+    try:
+        assert proc.stdout is not None
+        for line in _lines(proc.stdout):
+            if _ID_LINE.match(line):
+                image_id = line
+            text = _docker_line(line, tags)
+            if text is not None and not quiet:
+                yield out({"stream": text})
+        code = proc.wait()
+        if code != 0 or not image_id:
+            errlog.seek(0)
+            lines = [x for x in errlog.read().decode("utf-8", "replace").splitlines()
+                     if x.strip()]
+            msg = (lines[-1] if lines else f"the build exited {code}").removeprefix("Error: ")
+            yield out({"errorDetail": {"code": code or 1, "message": msg}, "error": msg})
+            return
+        yield out({"aux": {"ID": f"sha256:{image_id}"}})
+        if quiet:
+            yield out({"stream": f"sha256:{image_id}\n"})
+            return
+        yield out({"stream": f"Successfully built {image_id[:12]}\n"})
+        for t in tags:
+            yield out({"stream": f"Successfully tagged {familiar(t)}\n"})
+    finally:
+        if proc.poll() is None:
+            # The client went away: SIGINT lets the build undo its step (snapshot, runtime
+            # container) as on ^C; what a killed one leaves, the next build's sweep removes.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        errlog.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@route("POST", "/build/prune")
+def prune(req: Request) -> Response:
+    """The build cache (ROOT/build/cache: a step's result per cache key) and the blobs only
+    it held; filters (until, ...) and keep-storage are accepted, the whole cache goes."""
+    engine = req.engine
+    cache = os.path.join(engine.root, "build", "cache")
+    deleted = []
+    with contextlib.suppress(FileNotFoundError):
+        for name in sorted(os.listdir(cache)):
+            if name.endswith(".json"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(cache, name))
+                    deleted.append(name[:-len(".json")])
+    before = engine.store.disk_usage()
+    from rongqi.serve.images import collect_garbage
+    collect_garbage(engine)
+    freed = max(0, before - engine.store.disk_usage())
+    return json_response({"CachesDeleted": deleted or None, "SpaceReclaimed": freed})
