@@ -709,8 +709,7 @@ class Image:
         engine = self.client.engine
         with _translated("image"):
             self._facts = imageinfo.image(engine.store, self._ref)
-        self.attrs = imageinfo.inspect(self._facts, familiar_names=False,
-                                       storage=engine.storage)
+        self.attrs = imageinfo.inspect(self._facts, familiar_names=False, engine=engine)
         self._ref = self._facts.id.partition(":")[2]
 
     def tag(self, repository: str, tag: str | None = None, **kwargs: Any) -> bool:

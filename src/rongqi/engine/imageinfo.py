@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from rongqi.errors import RongqiError
 
 if TYPE_CHECKING:
+    from rongqi.engine import Engine
     from rongqi.image.media import Descriptor
     from rongqi.image.store import ImageStore
     from rongqi.storage.overlay import LayerStorage
@@ -171,14 +172,27 @@ def graph_driver(storage: LayerStorage | None, facts: ImageFacts) -> dict[str, A
     return {"Data": data, "Name": "overlay"}
 
 
+def size(facts: ImageFacts, engine: Engine | None = None) -> int:
+    """Docker's Size: the layers uncompressed (engine/usage.py's count, as `rongqi images`
+    shows it, less the config and manifest podman adds); the blobs' sum where a layer was
+    never unpacked here, or without an engine."""
+    if engine is None:
+        return facts.size
+    from rongqi.engine.usage import image_size
+    from rongqi.storage.overlay import chain_ids
+    return image_size(engine, chain_ids(facts.diff_ids), facts.size)
+
+
 def inspect(facts: ImageFacts, *, familiar_names: bool = True,
-            storage: LayerStorage | None = None) -> dict[str, Any]:
+            engine: Engine | None = None) -> dict[str, Any]:
     """Docker's image inspect document (GET /images/{name}/json; docker-py's Image.attrs).
 
     familiar_names: RepoTags as Docker prints them ("busybox:latest"); False keeps the stored
-    names ("docker.io/library/busybox:latest"), as podman's inspect does.
+    names ("docker.io/library/busybox:latest"), as podman's inspect does. With the engine,
+    the size is the unpacked one and GraphDriver names the layers' dirs.
     """
     cfg = facts.config
+    nbytes = size(facts, engine)
     show = familiar if familiar_names else (lambda n: n)
     doc: dict[str, Any] = {
         "Id": facts.id,
@@ -200,8 +214,8 @@ def inspect(facts: ImageFacts, *, familiar_names: bool = True,
     if cfg.get("os.version"):
         doc["OsVersion"] = cfg["os.version"]
     doc.update({
-        "Size": facts.size, "VirtualSize": facts.size,
-        "GraphDriver": graph_driver(storage, facts),
+        "Size": nbytes, "VirtualSize": nbytes,
+        "GraphDriver": graph_driver(engine.storage if engine is not None else None, facts),
         "RootFS": {"Type": (cfg.get("rootfs") or {}).get("type", "layers"),
                    "Layers": facts.diff_ids},
         "Metadata": {"LastTagTime": ZERO_TIME},
@@ -214,17 +228,18 @@ def _last_comment(cfg: dict[str, Any]) -> str:
     return str(hist[-1].get("comment", "")) if hist else ""
 
 
-def list_entry(facts: ImageFacts, *, containers: int = -1) -> dict[str, Any]:
+def list_entry(facts: ImageFacts, *, containers: int = -1,
+               engine: Engine | None = None) -> dict[str, Any]:
     """Docker's ImageSummary (one entry of GET /images/json); a dangling image's tags and
     digests are Docker's "<none>:<none>" and "<none>@<none>"."""
     tags = [familiar(n) for n in facts.names]
     digests = [familiar(d) for d in facts.repo_digests]
     if not tags and not digests:
         tags, digests = [NONE_TAG], [NONE_DIGEST]
+    nbytes = size(facts, engine)
     return {"Containers": containers, "Created": facts.created_unix, "Id": facts.id,
             "Labels": facts.labels or None, "ParentId": "", "RepoDigests": digests,
-            "RepoTags": tags, "SharedSize": -1, "Size": facts.size,
-            "VirtualSize": facts.size}
+            "RepoTags": tags, "SharedSize": -1, "Size": nbytes, "VirtualSize": nbytes}
 
 
 def history(facts: ImageFacts) -> list[dict[str, Any]]:

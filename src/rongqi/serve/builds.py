@@ -1,9 +1,9 @@
 """The Docker API's POST /build (a tar context in the body, the JSON stream of the build's
 output) and POST /build/prune, over engine/build.py run by `rongqi build` in a child process.
 
-The build runs its RUN steps with the in-process runtime, which swaps this process's fds 0-2
-while it creates a container: in a threaded server that is not safe, so each build is a fresh
-`rongqi build` whose podman-style lines are turned into Docker's here.
+Each build is a fresh `rongqi build` whose podman-style lines are turned into Docker's here: a
+child process can be interrupted (SIGINT, its step undone as on ^C) when the client goes away,
+which a thread cannot, and a build's RUN containers, forks and memory stay out of the service.
 """
 
 from __future__ import annotations

@@ -461,14 +461,14 @@ def list_images(req: Request) -> Response:
     images.sort(key=lambda f: f.created_unix, reverse=True)
     # all: dockerd lists a dangling image without it only when no image is built on it;
     # rongqi's images have no parents, so both list the same images.
-    return json_response([imageinfo.list_entry(f, containers=users.get(f.id, 0))
-                          for f in images])
+    return json_response([imageinfo.list_entry(f, containers=users.get(f.id, 0),
+                                               engine=engine) for f in images])
 
 
 @route("GET", "/images/{name:path}/json")
 def inspect_image(req: Request) -> Response:
     facts = find(req.engine, req.params["name"])
-    return json_response(imageinfo.inspect(facts, storage=req.engine.storage))
+    return json_response(imageinfo.inspect(facts, engine=req.engine))
 
 
 @route("GET", "/images/{name:path}/history")
