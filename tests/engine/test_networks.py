@@ -381,6 +381,18 @@ def test_network_ls_inspect_exists_and_prune(rq):
     assert rq("network", "exists", "podman").returncode == 0
 
 
+def test_a_monitor_past_its_slim_re_exec_tears_the_network_down(rq):
+    # The container outlives the monitor's re-exec (1 s), then ends by itself: its monitor,
+    # not a later command, undoes the network (no rongqi command runs meanwhile).
+    net, _ = _net(rq)
+    cid = rq("run", "-d", "--network", net, "busybox", "sleep", "3",
+             check=True).stdout.strip()
+    assert _leases(cid)
+    rq.wait_for(lambda: not _leases(cid) and not os.path.exists(f"/run/netns/rongqi-{cid}"),
+                timeout=30, what="the monitor's teardown")
+    assert not _rules(cid)
+
+
 def test_network_reload_puts_flushed_firewall_rules_back(rq):
     net, _ = _net(rq)
     port = _free_port()
@@ -450,6 +462,10 @@ def test_slirp4netns_forwards_a_published_port(rq):
     port = _free_port()
     cid = _httpd(rq, "--name", "sl", "--network", "slirp4netns", "-p", f"{port}:80")
     assert _get(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
+    # still there once the monitor re-exec'd into its slim self (after 1 s): slirp4netns
+    # ends when its exit fd closes, so the new image must hold it
+    time.sleep(2)
+    assert _get(f"http://127.0.0.1:{port}/hostname", timeout=5).strip() == cid[:12]
     out = rq("exec", "sl", "ip", "route", check=True).stdout
     assert "default via 10.0.2.2 dev tap0" in out
     assert rq("port", "sl", check=True).stdout == f"80/tcp -> 0.0.0.0:{port}\n"

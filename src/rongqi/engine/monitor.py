@@ -543,8 +543,14 @@ class Monitor:
                    *self.out_fds, *self.clients]:
             if fd >= 0:
                 os.set_inheritable(fd, True)
+        # slirp4netns ends when its exit fd closes: the new image must hold it too.
+        nets = sys.modules.get("rongqi.engine.networks")
+        slirp = {cid: list(v) for cid, v in getattr(nets, "_slirp", {}).items()}
+        for _, exit_fd in slirp.values():
+            os.set_inheritable(exit_fd, True)
         c = self.container
-        doc = {"sys_path": sys.path, "fds": fds, "pid": self.pid, "started_ns": self.started_ns,
+        doc = {"sys_path": sys.path, "fds": fds, "slirp": slirp, "pid": self.pid,
+               "started_ns": self.started_ns,
                "restart_count": self.restart_count,
                "health_in": (self.health.next_due - time.monotonic()) if self.health else None,
                "engine": {"root": e.root, "runroot": e.runroot, "runtime": e.runtime.name,
@@ -592,6 +598,11 @@ class Monitor:
                    fds["listener"], *fds["clients"]):
             if fd >= 0:
                 os.set_inheritable(fd, False)
+        if doc.get("slirp"):
+            from rongqi.engine import networks
+            for cid, (pid, exit_fd) in doc["slirp"].items():
+                os.set_inheritable(exit_fd, False)
+                networks._slirp[cid] = (pid, exit_fd)
         self.stdin_fd = fds["stdin"]
         self.master = fds["master"]
         for fd, stream in fds["outputs"]:
@@ -1168,6 +1179,12 @@ class _LazyContainer:
         self._state = {"restart_count": restart_count}
         for k in ("id", "name", "run_dir", "dir", "bundle", "log_path", "config"):
             setattr(self, k, doc[k])
+
+    @property
+    def userdata(self) -> str:
+        # networks.teardown reads the attachments here: without it a slimmed monitor's end
+        # left the network (leases, rules, netns) to the next command that synced.
+        return os.path.join(self.dir, "userdata")
 
     def _rec(self) -> Any:
         if self._real is None:
