@@ -23,6 +23,7 @@ import threading
 import time
 from typing import Any
 
+from rongqi.errors import RongqiError
 from rongqi.serve.app import HTTPError, Request, Response, json_response, route
 from rongqi.serve.streams import STDERR, STDOUT, Peer, frame, hijack
 
@@ -150,7 +151,6 @@ def _running(engine: Any, ref: str) -> Any:
 def create(req: Request) -> Response:
     from rongqi.engine import exec as execmod
     from rongqi.engine.attach import parse_detach_keys
-    from rongqi.errors import RongqiError
 
     body = _fields(req.json(), "types.ExecConfig")
     cmd = _strings(body.get("Cmd"), "Cmd")
@@ -389,12 +389,22 @@ def _start_pipes(req: Request, c: Any, doc: dict[str, Any], path: str, session: 
             _pump(peer, parent, outs, in_fd, mine, framed=framed, keys=b"", stop=req.stopping)
         finally:
             parent.close()
-    except _StartFailed as err:
+    except (_StartFailed, RongqiError, OSError) as err:  # after the hijack: said in band
+        _failed(path)
         peer.send(_in_band(str(err), framed))
     finally:
         theirs.close_all()
         mine.close_all()
         peer.close()
+
+
+def _failed(path: str) -> None:
+    """A start that failed before the parent could say so: the record gets dockerd's 126."""
+    from rongqi.engine.exec import update_record
+
+    with contextlib.suppress(OSError, ValueError), open(path) as f:
+        if json.load(f).get("ExitCode") is None:
+            update_record(path, Running=False, ExitCode=126)
 
 
 def _in_band(msg: str, framed: bool) -> bytes:
@@ -441,7 +451,8 @@ def _start_tty(req: Request, c: Any, doc: dict[str, Any], path: str, session: Se
             threading.Thread(target=_drain_detached, args=(master, parent, session),
                              daemon=True, name=f"exec-{doc['ID'][:12]}").start()
             handed_off = True
-    except _StartFailed as err:
+    except (_StartFailed, RongqiError, OSError) as err:  # after the hijack: said in band
+        _failed(path)
         peer.send(_in_band(str(err), framed))
     finally:
         if not handed_off:

@@ -148,63 +148,67 @@ def relay(peer: Peer, monitor: socket.socket, opts: AttachOptions,
     the container exits ("exit"), the monitor goes ("gone"), the client types the detach
     keys ("detached") or goes away ("client"). `tick`, called when nothing happened for a
     while, may hand over another monitor socket (a pending attach whose container was
-    started elsewhere). `stop` set (the service shuts down) ends it as "stopping", the
-    container's stdin left open."""
-    reader = proto.FrameReader()
-    matcher = proto.DetachMatcher(opts.keys)
-    reading = True  # the client may still send (stdin data, or its EOF)
-    while True:
-        rl: list[Any] = [monitor] + ([peer] if reading else [])
-        if stop is not None and stop.is_set():
-            return "stopping"
-        if reading and peer.pending():
-            ready = [peer]
-        else:
-            try:
-                ready = select.select(rl, [], [], IDLE_CHECK if tick or stop else None)[0]
-            except InterruptedError:
+    started elsewhere; closed here, the first one stays the caller's). `stop` set (the
+    service shuts down) ends it as "stopping", the container's stdin left open."""
+    taken: socket.socket | None = None
+    try:
+        reader = proto.FrameReader()
+        matcher = proto.DetachMatcher(opts.keys)
+        reading = True  # the client may still send (stdin data, or its EOF)
+        while True:
+            if stop is not None and stop.is_set():
+                return "stopping"
+            rl: list[Any] = [monitor] + ([peer] if reading else [])
+            if reading and peer.pending():
+                ready = [peer]
+            else:
+                try:
+                    ready = select.select(rl, [], [], IDLE_CHECK if tick or stop else None)[0]
+                except InterruptedError:
+                    continue
+            if not ready and tick is not None:
+                taken = tick()
+                if taken is not None:
+                    monitor, tick = taken, None
                 continue
-        if not ready and tick is not None:
-            other = tick()
-            if other is not None:
-                monitor.close()
-                monitor, tick = other, None
-            continue
-        if peer in ready:
-            data = peer.recv()
-            if data is None:
-                pass
-            elif not data:
-                reading = False
-                if stop is not None and stop.is_set():
-                    return "stopping"  # the service shut the connection: not the client's EOF
-                if opts.stdin:
-                    if not opts.close_stdin:
-                        return "client"  # docker: without StdinOnce the attach ends here
-                    _send_monitor(monitor, proto.frame(proto.STDIN, b""))
-            elif opts.stdin:
-                out, detached = matcher.feed(data)
-                if out:
-                    _send_monitor(monitor, proto.frame(proto.STDIN, out))
-                if detached:
-                    return "detached"
-        if monitor in ready:
-            try:
-                data = monitor.recv(65536)
-            except OSError:
-                data = b""
-            if not data:
-                return "gone"
-            try:
-                frames = reader.feed(data)
-            except ValueError:
-                return "gone"
-            for stream, payload in frames:
-                if stream == proto.EXIT:
-                    return "exit"
-                if stream == STDOUT and opts.stdout or stream == STDERR and opts.stderr:
-                    if not peer.send(frame(stream, payload) if opts.framed else payload):
-                        return "client"
+            if peer in ready:
+                data = peer.recv()
+                if data is None:
+                    pass
+                elif not data:
+                    reading = False
+                    if stop is not None and stop.is_set():
+                        return "stopping"  # the service shut the connection, not the client
+                    if opts.stdin:
+                        if not opts.close_stdin:
+                            return "client"  # docker: without StdinOnce the attach ends here
+                        _send_monitor(monitor, proto.frame(proto.STDIN, b""))
+                elif opts.stdin:
+                    out, detached = matcher.feed(data)
+                    if out:
+                        _send_monitor(monitor, proto.frame(proto.STDIN, out))
+                    if detached:
+                        return "detached"
+            if monitor in ready:
+                try:
+                    data = monitor.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    return "gone"
+                try:
+                    frames = reader.feed(data)
+                except ValueError:
+                    return "gone"
+                for stream, payload in frames:
+                    if stream == proto.EXIT:
+                        return "exit"
+                    if stream == STDOUT and opts.stdout or stream == STDERR and opts.stderr:
+                        if not peer.send(frame(stream, payload) if opts.framed else payload):
+                            return "client"
+    finally:
+        if taken is not None:
+            taken.close()
 
 
 def _send_monitor(sock: socket.socket, data: bytes) -> None:
@@ -398,6 +402,7 @@ def _closed_socket() -> socket.socket:
 
 def _wait_running(engine: Any, cid: str, peer: Peer,
                   stop: threading.Event) -> socket.socket | None:
+    reading = True
     while not stop.is_set():
         try:
             c = engine.get(cid)
@@ -407,10 +412,13 @@ def _wait_running(engine: Any, cid: str, peer: Peer,
             sock = connect_monitor(c)
             if sock is not None:
                 return sock
-        if select.select([peer], [], [], IDLE_CHECK)[0]:
-            # The client sent something (or went away) before there is anyone to take it.
-            if not peer.recv():
-                return None
+        if reading and select.select([peer], [], [], IDLE_CHECK)[0]:
+            # Input before there is anyone to take it is dropped; an EOF (the docker CLI
+            # half-closes at once when it sends no stdin) only stops the reading.
+            if peer.recv() == b"":
+                reading = False
+        elif not reading:
+            time.sleep(IDLE_CHECK)
     return None
 
 
