@@ -48,6 +48,11 @@ def _json(req: Request) -> Response:
     return json_response({"got": req.json()})
 
 
+@route("POST", "/_test/bodylen")
+def _bodylen(req: Request) -> Response:
+    return json_response(len(req.body()))
+
+
 @route("POST", "/_test/upload")
 def _upload(req: Request) -> Response:
     total = 0
@@ -249,18 +254,52 @@ def test_malformed_json_is_400_and_the_service_keeps_serving(local: Local) -> No
 
 def test_huge_body_is_413_and_the_service_keeps_serving(local: Local) -> None:
     from rongqi.serve.app import MAX_BODY
-    body = b"[" + b"1," * (MAX_BODY // 2) + b"1]"
-    r = local.http.post("/_test/json", content=body)
+    # declared too large: refused before it is read
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(20)
+    s.connect(local.path)
+    s.sendall(b"POST /_test/json HTTP/1.1\r\nHost: d\r\nContent-Length: %d\r\n\r\n[1,"
+              % (1 << 30))
+    head = s.recv(65536)
+    s.close()
+    assert head.startswith(b"HTTP/1.1 413 ") and b"too large" in head
+    # chunked, with no length to go by: refused at the limit
+    def chunks() -> Iterator[bytes]:
+        yield b"["
+        for _ in range(MAX_BODY // (1 << 20) + 1):
+            yield b"1," * (1 << 19)
+        yield b"1]"
+    r = local.http.post("/_test/json", content=chunks())
     assert r.status_code == 413 and "too large" in r.json()["message"]
     assert local.http.get("/_ping").text == "OK"
+    # at the limit: read whole
+    def at_limit() -> Iterator[bytes]:
+        for _ in range(MAX_BODY // (1 << 20)):
+            yield b"x" * (1 << 20)
+    assert local.http.post("/_test/bodylen", content=at_limit()).json() == MAX_BODY
+
+
+def test_expect_100_continue_gets_its_go_ahead(local: Local) -> None:
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(20)
+    s.connect(local.path)
+    s.sendall(b"POST /_test/json HTTP/1.1\r\nHost: d\r\nContent-Length: 7\r\n"
+              b"Expect: 100-continue\r\nConnection: close\r\n\r\n")
+    assert s.recv(65536).startswith(b"HTTP/1.1 100 ")
+    s.sendall(b'{"a":1}')
+    out = b""
+    while piece := s.recv(65536):
+        out += piece
+    s.close()
+    assert out.startswith(b"HTTP/1.1 200 ") and out.endswith(b'{"got":{"a":1}}\n')
 
 
 def test_uploads_stream_without_the_body_limit(local: Local) -> None:
     def chunks() -> Iterator[bytes]:
-        for _ in range(80):
+        for _ in range(40):
             yield b"x" * (1 << 20)
     r = local.http.post("/_test/upload", content=chunks())  # chunked transfer encoding
-    assert r.json() == {"bytes": 80 << 20}
+    assert r.json() == {"bytes": 40 << 20}  # over MAX_BODY: a stream has no limit
 
 
 def test_garbage_request_is_400_and_the_service_keeps_serving(local: Local) -> None:

@@ -47,7 +47,7 @@ ROUTE_MODULES: tuple[str, ...] = (
 
 # A request body read whole (Request.body()/json()) larger than this is refused with 413;
 # uploads (archives, build contexts, image loads) read Request.stream instead, unbounded.
-MAX_BODY = 64 << 20
+MAX_BODY = 16 << 20
 
 # Docker's status for each kind of engine error, by class name (the first match along the
 # class's MRO wins); by name so this module imports none of the engine's parts.
@@ -211,7 +211,11 @@ class Request:
     def body(self) -> bytes:
         """The whole body (at most MAX_BODY bytes: a larger one is a 413)."""
         if self._body is None:
-            data = self.exchange.body.read_all(MAX_BODY)
+            declared = self.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > MAX_BODY:
+                data = None  # refused unread: the connection closes after the answer
+            else:
+                data = self.exchange.body.read_all(MAX_BODY)
             if data is None:
                 raise HTTPError(413, f"request body too large (the limit is {MAX_BODY >> 20} MiB)")
             self._body = data

@@ -281,6 +281,9 @@ class Connection:
 
     def next_body_data(self) -> bytes | None:
         """The next piece of the current request's body; None at its end."""
+        if self.h11.they_are_waiting_for_100_continue:
+            # `Expect: 100-continue` (curl's large uploads): the body comes once we ask
+            self._send(h11.InformationalResponse(status_code=100, headers=[]))
         while True:
             ev = self._next_event()
             if isinstance(ev, h11.Data):
@@ -384,10 +387,18 @@ class Connection:
             self.server.end()
 
     def _finish_reading_body(self, ex: Exchange) -> None:
-        """Read what is left of a body the handler ignored, so the connection stays usable;
-        a body larger than DRAIN_LIMIT is left unread and the connection closes."""
-        if self.h11.their_state is not h11.SEND_BODY:
+        """Read what is left of a small body the handler ignored, so the connection stays
+        usable. A larger one, a chunked one (no size to go by) and one the client holds back
+        until it hears 100 Continue are left unread: the connection closes after the answer
+        (reading first could wait for a client that waits for us)."""
+        if self.h11.their_state is not h11.SEND_BODY or \
+                self.h11.they_are_waiting_for_100_continue:
             return
+        declared = ex.headers.get("content-length", "")
+        chunked = "chunked" in ex.headers.get("transfer-encoding", "").lower()
+        if chunked or (declared and (not declared.isdigit() or int(declared) > DRAIN_LIMIT)):
+            return
+        # no body at all (a GET), or a small sized one: h11 has its end or gets it soon
         with contextlib.suppress(ClientGone, h11.RemoteProtocolError):
             ex.body.read_all(DRAIN_LIMIT)
 
