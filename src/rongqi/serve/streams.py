@@ -298,9 +298,12 @@ def attach_options(req: Request, c: Any, *, ws: bool = False) -> AttachOptions:
         stdin = stdout = stderr = True  # before 1.42 the websocket attach took them all
     else:
         stdin, stdout, stderr = req.flag("stdin"), req.flag("stdout"), req.flag("stderr")
+    # dockerd closes the container's stdin at the client's EOF only with StdinOnce and no
+    # tty; otherwise the EOF ends just this attach (a tty's input is never closed: the docker
+    # CLI's detach after `run -it` closes its connection, and the shell must live on).
     return AttachOptions(stdin=stdin and is_interactive(c), stdout=stdout, stderr=stderr,
-                         tty=tty, keys=keys if tty else b"", close_stdin=_stdin_once(c),
-                         framed=not ws)
+                         tty=tty, keys=keys if tty else b"",
+                         close_stdin=_stdin_once(c) and not tty, framed=not ws)
 
 
 def _stdin_once(c: Any) -> bool:
