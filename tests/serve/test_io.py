@@ -5,6 +5,7 @@ create/start/inspect/resize (pipes, tty, stdin, detached, errors), with docker-p
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
@@ -145,6 +146,81 @@ def test_docker_times():
     assert parse_docker_time("1714557600") == 1714557600_000000000
     assert parse_docker_time("") == parse_docker_time("0") == 0
     assert parse_docker_time("2024-05-01T10:00:00Z") == 1714557600_000000000
+
+
+def test_execs_from_threads_at_once_never_fork_the_threaded_process(tmp_path, monkeypatch):
+    from support.leaks import ENGINE_IDS, engine_ids
+
+    from rongqi.engine import Engine
+    from rongqi.engine import exec as execmod
+    from rongqi.engine.options import ContainerOptions
+    from rongqi.serve import execs
+
+    base = tmp_path / "engine"
+    monkeypatch.setenv("RONGQI_RUNTIME_ROOT", str(base / "runtime"))
+    for var in ("RONGQI_ROOT", "RONGQI_RUNROOT", "RONGQI_RUNTIME"):
+        monkeypatch.delenv(var, raising=False)
+
+    def make() -> Any:
+        return Engine(str(base / "root"), str(base / "run"), threaded=True)
+
+    e = make()
+    c = e.create(ContainerOptions(image="busybox", command=["sleep", "60"], network="none"))
+    try:
+        e.start(c.id)
+        forks: list[int] = []
+        real_fork = os.fork
+        monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
+        results: dict[int, tuple[bytes, int, dict]] = {}
+        errors: list[BaseException] = []
+        barrier = threading.Barrier(4)
+
+        def one(i: int) -> None:
+            try:
+                eng = make()
+                ctr = eng.get(c.id)
+                proc = execmod.build_process(ctr, execmod.ExecRequest(
+                    command=["sh", "-c", f"echo from-{i}; exit {i}"]))
+                path = str(tmp_path / f"exec{i}.json")
+                doc = {"ID": str(i), "Running": False, "ExitCode": None,
+                       "ProcessConfig": {"tty": False}, "rongqi": {"process": proc}}
+                with open(path, "w") as f:
+                    json.dump(doc, f)
+                r, w = os.pipe()
+                null = os.open(os.devnull, os.O_RDWR)
+                barrier.wait(30)
+                try:
+                    parent = execs.Parent(eng, ctr, doc, path, stdio=(null, w, null))
+                finally:
+                    os.close(w)
+                    os.close(null)
+                assert parent.line()[0] == "pid"
+                out = b""
+                while chunk := os.read(r, 4096):
+                    out += chunk
+                os.close(r)
+                word, code = parent.line()
+                parent.close()
+                with open(path) as f:
+                    results[i] = (out, int(code) if word == "exit" else -1, json.load(f))
+            except BaseException as err:  # noqa: BLE001 - reported below
+                errors.append(err)
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, errors
+        assert forks == []  # the parents are fresh interpreters, spawned by subprocess in C
+        for i in range(4):
+            out, code, doc = results[i]
+            assert (out, code, doc["ExitCode"], doc["Running"]) == (f"from-{i}\n".encode(), i,
+                                                                    i, False)
+            assert doc["Pid"] > 0
+    finally:
+        ENGINE_IDS.update(engine_ids(e.root))
+        e.remove(c.id, force=True, timeout=0)
 
 
 # -- through the service -----------------------------------------------------------------------
