@@ -207,6 +207,29 @@ def test_docker_cli_network_lifecycle(serve):
     assert serve.docker("network", "ls", "--format", "{{.Name}}").stdout.split() == ["bridge"]
 
 
+@needs_net
+def test_connect_and_disconnect_a_created_container_take_effect_at_start(serve):
+    # compose's order: create, connect (with aliases), then start
+    name, subnet, bridge = session_network(4)
+    serve.docker("network", "create", "--subnet", subnet, "-o",
+                 f"com.docker.network.bridge.name={bridge}", name)
+    cid = serve.rongqi("create", "--name", "late-" + name, "busybox", "sleep", "600",
+                       check=True).stdout.strip()
+    serve.docker("network", "connect", "--alias", "latecomer", name, cid)
+    serve.docker("network", "disconnect", "bridge", cid)
+    assert _inspect(serve, "network", name)["Containers"] == {}  # no endpoint until start
+    serve.rongqi("start", cid, check=True)
+    eps = _inspect(serve, "network", name)["Containers"]
+    assert list(eps) == [cid] and eps[cid]["IPv4Address"].startswith(subnet.rsplit(".", 1)[0])
+    assert _inspect(serve, "network", "bridge")["Containers"] == {}
+    addrs = _addresses(serve, cid)
+    assert subnet.rsplit(".", 1)[0] + "." in addrs and "10.87." not in addrs, addrs
+    r = serve.rongqi("run", "--rm", "--network", name, "busybox", "nslookup", "latecomer")
+    assert r.returncode == 0 and eps[cid]["IPv4Address"].split("/")[0] in r.stdout, r.stdout
+    serve.rongqi("rm", "-f", "-t", "0", cid, check=True)
+    serve.docker("network", "rm", name)
+
+
 @pytest.mark.root
 def test_docker_cli_volumes(serve):
     p = serve.docker("volume", "create", "--label", "app=serve-net", "data-1")
