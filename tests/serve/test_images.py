@@ -146,6 +146,14 @@ def test_docker_push_and_pull_back(serve, registry):
     serve.docker("pull", dest)
     assert _tags(serve) == [dest]
     serve.docker("rmi", dest)
+    # by digest: the name is a RepoDigest, not a tag
+    by_digest = f"{registry.host}/copy@{pushed}"
+    assert f"Status: Downloaded newer image for {by_digest}" in serve.docker(
+        "pull", by_digest).stdout
+    [doc] = json.loads(serve.docker("image", "inspect", by_digest).stdout)
+    assert doc["RepoTags"] == [] and doc["RepoDigests"] == [by_digest]
+    serve.docker("rmi", by_digest)
+    assert serve.docker("images", "-aq").stdout == ""
     p = serve.docker("push", f"{registry.host}/absent:1", check=False)
     assert p.returncode == 1 and "does not exist locally" in p.stderr
 
@@ -368,6 +376,12 @@ def test_login_against_a_basic_auth_registry_then_pull_with_credentials(
         serve.docker("pull", f"{reg.host}/private:1")   # X-Registry-Auth from the login
         assert _tags(serve) == [f"{reg.host}/private:1"]
         serve.docker("rmi", f"{reg.host}/private:1")
+        # a build's FROM pull: the credentials come in X-Registry-Config
+        ctx = tmp_path / "ctx"
+        ctx.mkdir()
+        (ctx / "Dockerfile").write_text(f"FROM {reg.host}/private:1\nLABEL private=1\n")
+        serve.docker("build", "-t", "fromprivate:1", str(ctx))
+        serve.docker("rmi", "fromprivate:1", f"{reg.host}/private:1")
         r = serve.http.post("/auth", json={"username": "alice", "password": "s3cret",
                                            "serveraddress": f"http://{reg.host}/"})
         assert r.json() == {"IdentityToken": "", "Status": "Login Succeeded"}
@@ -403,7 +417,12 @@ def test_docker_py_images(serve, registry):
         c.images.pull(f"{registry.host}/absent", tag="1")
     c.images.remove("pybuilt:1")
     c.images.remove(f"{registry.host}/pushed:3")
+    archive = b"".join(img.save())    # GET /images/NAME/get
     c.images.remove(img.id, force=True)
+    assert c.images.list(all=True) == []
+    [loaded] = c.images.load(archive)
+    assert loaded.id == img.id
+    c.images.remove(loaded.id)
     assert c.images.list(all=True) == []
     assert c.images.prune()["SpaceReclaimed"] >= 0
 
