@@ -195,6 +195,8 @@ def test_docker_import(serve, tmp_path):
     [doc] = json.loads(serve.docker("image", "inspect", "imp:1").stdout)
     assert doc["Id"] == out.strip() and doc["Config"]["Cmd"] == ["/bin/true"]
     serve.docker("rmi", "imp:1")
+    bad = serve.docker("import", "-c", "BOGUS x", str(tarball), "imp:2", check=False)
+    assert bad.returncode == 1 and "invalid instruction BOGUS" in bad.stderr
 
 
 # -- remove: conflicts -----------------------------------------------------------------------------

@@ -309,47 +309,15 @@ def _import(req: Request, src: str) -> Response:
         ref = parse_ref(repo, default_tag=None)
         ref = ref.with_tag(req.arg("tag") or ref.tag or "latest")
         name = str(ref)
-    config = import_changes(req.query.get("changes", []))
+    from rongqi.engine.files import apply_changes
+    config: dict[str, Any] = {}
+    apply_changes(config, req.query.get("changes", []))   # podman's import -c set
     engine = req.engine
     with _spooled(engine, req.stream) as (f, _path):
         desc = import_tarball(engine.store, f, name, config)
     image_id = engine.store.manifest(desc)["config"]["digest"]
     _event(engine, "import", image_id, name or "")
     return json_stream([{"status": image_id}])
-
-
-def import_changes(changes: list[str]) -> dict[str, Any]:
-    """Dockerfile instructions applied to an imported image's config (docker import -c)."""
-    config: dict[str, Any] = {}
-    for c in changes:
-        key, _, val = c.strip().partition(" ")
-        key, val = key.upper(), val.strip()
-        if key in ("CMD", "ENTRYPOINT"):
-            try:
-                v = json.loads(val)
-            except ValueError:
-                v = ["/bin/sh", "-c", val]
-            config["Cmd" if key == "CMD" else "Entrypoint"] = v
-        elif key == "ENV":
-            config.setdefault("Env", []).append(val if "=" in val else val.replace(" ", "=", 1))
-        elif key == "WORKDIR":
-            config["WorkingDir"] = val
-        elif key == "USER":
-            config["User"] = val
-        elif key == "LABEL":
-            k, _, v = val.partition("=")
-            config.setdefault("Labels", {})[k] = v.strip('"')
-        elif key == "EXPOSE":
-            for p in val.split():
-                config.setdefault("ExposedPorts", {})[p if "/" in p else p + "/tcp"] = {}
-        elif key == "VOLUME":
-            for v in (json.loads(val) if val.startswith("[") else val.split()):
-                config.setdefault("Volumes", {})[v] = {}
-        elif key == "STOPSIGNAL":
-            config["StopSignal"] = val
-        elif key:
-            raise HTTPError(400, f"{key} is not a valid change command")
-    return config
 
 
 @contextlib.contextmanager
