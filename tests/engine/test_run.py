@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import select
 import signal
 import struct
 import subprocess
@@ -13,6 +12,8 @@ import termios
 import time
 
 import pytest
+
+from support.terminal import read_until
 
 from rq import rq  # noqa: F401 - the fixture
 
@@ -107,19 +108,7 @@ def _pty_run(rq, *args: str, rows: int = 24, cols: int = 80):
 
 
 def _read_until(master: int, want: bytes, timeout: float = 20.0) -> bytes:
-    buf = b""
-    deadline = time.monotonic() + timeout
-    while want not in buf:
-        left = deadline - time.monotonic()
-        assert left > 0, f"no {want!r} in {buf!r}"
-        if select.select([master], [], [], left)[0]:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            buf += chunk
+    buf = read_until(master, want, timeout)
     assert want in buf, f"no {want!r} in {buf!r}"
     return buf
 

@@ -19,6 +19,7 @@ import time
 import pytest
 
 from support.oci_cli import oci, state, wait_status
+from support.terminal import read_until
 
 pytestmark = pytest.mark.root
 
@@ -339,20 +340,6 @@ def _receive_master(server: socket.socket) -> int:
     return fds[0]
 
 
-def _read_until(master: int, want: bytes, timeout: float = 10) -> bytes:
-    out = b""
-    deadline = time.monotonic() + timeout
-    while want not in out and time.monotonic() < deadline:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    return out
-
-
 def test_terminal_is_owned_by_the_process_user_in_run_and_exec(oci_binary, runtime_root, open_dir, unique_id):
     from rongqi.image.busybox import make_bundle
 
@@ -369,7 +356,7 @@ def test_terminal_is_owned_by_the_process_user_in_run_and_exec(oci_binary, runti
         masters.append(_receive_master(server))
         assert oci(oci_binary, runtime_root, "start", unique_id).returncode == 0
         os.write(masters[0], b'stat -c "tty=%u:%g:%a" $(tty)\n')
-        out = _read_until(masters[0], b"tty=1000:")
+        out = read_until(masters[0], b"tty=1000:")
         assert b"tty=1000:5:620" in out, out
         # exec -t: its own pty, owned by its own user
         pid_file = os.path.join(open_dir, "exec.pid")
@@ -380,7 +367,7 @@ def test_terminal_is_owned_by_the_process_user_in_run_and_exec(oci_binary, runti
         masters.append(_receive_master(server))
         assert p.wait(30) == 0, p.stderr.read()
         p.stderr.close()
-        out = _read_until(masters[1], b"tty=1234:")
+        out = read_until(masters[1], b"tty=1234:")
         assert b"tty=1234:5:620" in out, out
         # Reparented to the test (a subreaper): reap it, or the container's init waits for it.
         os.waitpid(int(open(pid_file).read()), 0)

@@ -6,80 +6,17 @@ emulator would: what we write there is what a user types.
 
 from __future__ import annotations
 
-import fcntl
 import os
-import select
 import signal
-import struct
 import subprocess
 import termios
 import time
 
 import pytest
 
+from support.terminal import Terminal, set_size
+
 pytestmark = pytest.mark.root
-
-
-class Terminal:
-    """rongqi-oci running on a pty of ours; read its screen, type into it."""
-
-    def __init__(self, argv: list[str], rows: int = 24, cols: int = 80, env: dict | None = None):
-        self.master, slave = os.openpty()
-        set_size(self.master, rows, cols)
-        self.before = termios.tcgetattr(slave)
-        # A second fd on the slave keeps the pty alive after rongqi-oci exits, so its
-        # modes can be checked afterwards.
-        self.slave = slave
-        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True, env=env)
-        self.out = b""
-
-    def read_until(self, want: bytes, timeout: float = 15) -> bytes:
-        deadline = time.monotonic() + timeout
-        while want not in self.out:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"never saw {want!r}; screen so far: {self.out!r}")
-            if select.select([self.master], [], [], min(left, 0.2))[0]:
-                try:
-                    data = os.read(self.master, 4096)
-                except OSError:
-                    data = b""
-                self.out += data
-        return self.out
-
-    def type(self, text: str) -> None:
-        os.write(self.master, text.encode())
-
-    def wait(self, timeout: float = 20) -> int:
-        try:
-            code = self.proc.wait(timeout)
-        finally:
-            self._slurp()
-        return code
-
-    def _slurp(self) -> None:
-        while select.select([self.master], [], [], 0.1)[0]:
-            try:
-                data = os.read(self.master, 4096)
-            except OSError:
-                return
-            if not data:
-                return
-            self.out += data
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        for fd in (self.master, self.slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
-def set_size(fd: int, rows: int, cols: int) -> None:
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
 @pytest.fixture
@@ -87,7 +24,7 @@ def terminal():
     made: list[Terminal] = []
 
     def start(argv, **kw) -> Terminal:
-        t = Terminal(argv, **kw)
+        t = Terminal(argv, keep_slave=True, **kw)
         made.append(t)
         return t
 

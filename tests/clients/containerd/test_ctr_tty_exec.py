@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import pty
-import select
 import subprocess
-import time
+
+from support.terminal import read_until
 
 
 def _ctr_argv(containerd, *args: str) -> list[str]:
@@ -23,22 +23,6 @@ def _on_pty(argv: list[str]):
     p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
     os.close(slave)
     return p, master
-
-
-def _read_until(master: int, needle: bytes, timeout: float = 20) -> bytes:
-    out = b""
-    deadline = time.monotonic() + timeout
-    while needle not in out and time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-    return out
 
 
 def _finish(p: subprocess.Popen, master: int, timeout: float = 20) -> int:
@@ -54,9 +38,9 @@ def _finish(p: subprocess.Popen, master: int, timeout: float = 20) -> int:
 def test_ctr_run_with_a_terminal(containerd, ctr_image, runtime, ctr_id):
     p, master = _on_pty(_ctr_argv(containerd, "run", "--rm", "-t", "--runc-binary", runtime, "--runc-root",
                                   str(containerd.runc_root), ctr_image, ctr_id, "sh"))
-    _read_until(master, b"# ")
+    read_until(master, b"# ")
     os.write(master, b"echo pid=$$; tty; exit 4\r")
-    out = _read_until(master, b"/dev/pts/")
+    out = read_until(master, b"/dev/pts/")
     code = _finish(p, master)
     assert b"pid=1" in out and b"/dev/pts/0" in out, out
     assert code == 4
@@ -70,9 +54,9 @@ def test_ctr_task_exec_without_and_with_a_terminal(containerd, ctr_run, ctr_id):
     assert r.stdout.split()[0] == "from-exec" and int(r.stdout.split()[1]) > 1
 
     p, master = _on_pty(_ctr_argv(containerd, "task", "exec", "-t", "--exec-id", "e2", ctr_id, "sh"))
-    _read_until(master, b"# ")
+    read_until(master, b"# ")
     os.write(master, b"tty; ps -o pid,args | grep -c 'sleep 1000'; exit 5\r")
-    out = _read_until(master, b"\n1\r")
+    out = read_until(master, b"\n1\r")
     code = _finish(p, master)
     assert b"/dev/pts/" in out, out
     assert code == 5

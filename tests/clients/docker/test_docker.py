@@ -6,14 +6,12 @@ network none. Each case also runs with docker's runc, which proves the harness.
 from __future__ import annotations
 
 import json
-import os
-import select
-import subprocess
 import time
 
 import pytest
 
 from docker_harness import IMAGE, Dockerd
+from support.terminal import Terminal as Pty
 
 
 def inspect(dk: Dockerd, name: str) -> dict:
@@ -26,45 +24,6 @@ def wait_running(dk: Dockerd, name: str, timeout: float = 20) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"{name} never ran")
         time.sleep(0.1)
-
-
-class Pty:
-    """The docker client on a pty of ours; its stdin stays open (docker -it ends when it closes)."""
-
-    def __init__(self, argv: list[str]) -> None:
-        self.master, slave = os.openpty()
-        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
-        os.close(slave)
-        self.out = b""
-
-    def _read(self, timeout: float) -> None:
-        if select.select([self.master], [], [], timeout)[0]:
-            try:
-                self.out += os.read(self.master, 4096)
-            except OSError:
-                time.sleep(0.05)
-
-    def read_until(self, want: bytes, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while want not in self.out:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"never saw {want!r}: {self.out!r}")
-            self._read(0.2)
-
-    def type(self, text: str) -> None:
-        os.write(self.master, text.encode())
-
-    def wait(self, timeout: float = 30) -> int:
-        deadline = time.monotonic() + timeout
-        while self.proc.poll() is None and time.monotonic() < deadline:
-            self._read(0.1)
-        return self.proc.wait(1)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        os.close(self.master)
 
 
 def test_run_exits_with_the_containers_code_and_output(dk, runtime):

@@ -7,14 +7,12 @@ Each case runs with runc (the harness's proof) and rongqi-oci, in a private podm
 from __future__ import annotations
 
 import json
-import os
-import select
-import subprocess
 import time
 
 import pytest
 
 from podman_harness import IMAGE, Podman
+from support.terminal import Terminal as Pty
 
 def inspect(pm: Podman, name: str) -> dict:
     r = pm("inspect", name, check=True)
@@ -30,46 +28,6 @@ def wait_state(pm: Podman, name: str, want: str, timeout: float = 20) -> dict:
         if time.monotonic() > deadline:
             pytest.fail(f"{name} is {st['Status']}, never {want}")
         time.sleep(0.1)
-
-
-class Pty:
-    """A client on a pty of ours, as a terminal emulator runs it; stdin stays open (podman -it ends with it)."""
-
-    def __init__(self, argv: list[str], env: dict) -> None:
-        self.master, slave = os.openpty()
-        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
-        os.close(slave)
-        self.out = b""
-
-    def read_until(self, want: bytes, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while want not in self.out:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"never saw {want!r}: {self.out!r}")
-            if select.select([self.master], [], [], 0.2)[0]:
-                try:
-                    self.out += os.read(self.master, 4096)
-                except OSError:
-                    time.sleep(0.05)
-
-    def type(self, text: str) -> None:
-        os.write(self.master, text.encode())
-
-    def wait(self, timeout: float = 30) -> int:
-        deadline = time.monotonic() + timeout
-        while self.proc.poll() is None and time.monotonic() < deadline:
-            if select.select([self.master], [], [], 0.1)[0]:
-                try:
-                    self.out += os.read(self.master, 4096)
-                except OSError:
-                    time.sleep(0.05)
-        return self.proc.wait(1)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        os.close(self.master)
 
 
 def test_run_exits_with_the_containers_code_and_output(pm):
