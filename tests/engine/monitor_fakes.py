@@ -14,33 +14,33 @@ from typing import Any
 
 
 class OciRuntime:
-    """The Runtime protocol over rongqi.oci.container, in-process."""
+    """The Runtime protocol over rongqi.oci (create, lifecycle), in-process."""
 
     def __init__(self, root: str):
         self.root = root
 
     def create(self, cid: str, bundle: str, *, console_socket: str = "", pid_file: str = "",
                stdio: tuple[int, int, int] = (0, 1, 2)) -> None:
-        from rongqi.oci import container
+        from rongqi.oci import create
 
         assert stdio == (0, 1, 2)
-        container.create(self.root, cid, container.CreateOptions(
+        create.create(self.root, cid, create.CreateOptions(
             bundle=bundle, console_socket=console_socket, pid_file=pid_file))
 
     def start(self, cid: str) -> None:
-        from rongqi.oci import container
+        from rongqi.oci import lifecycle
 
-        container.start(self.root, cid)
+        lifecycle.start(self.root, cid)
 
     def delete(self, cid: str, force: bool = False) -> None:
-        from rongqi.oci import container
+        from rongqi.oci import lifecycle
 
-        container.delete(self.root, cid, force=force)
+        lifecycle.delete(self.root, cid, force=force)
 
     def kill(self, cid: str, sig: int, all: bool = False) -> None:
-        from rongqi.oci import container
+        from rongqi.oci import lifecycle
 
-        container.kill(self.root, cid, sig, all)
+        lifecycle.kill(self.root, cid, sig, all)
 
 
 class FakeContainer:

@@ -91,7 +91,7 @@ def run_init(tmp_path, monkeypatch):
             import socket
 
             to_init_r, to_init_w = (s.detach() for s in socket.socketpair())
-            # the bind source of mount #4, as the runtime opens it (see container._send_go)
+            # the bind source of mount #4, as the runtime opens it (see create._send_go)
             src_fd = os.open("/tmp", os.O_PATH)
             socket.send_fds(socket.socket(fileno=os.dup(to_init_w)), [go], [src_fd])
             os.close(src_fd)
@@ -229,7 +229,7 @@ def test_stdio_is_given_to_the_process_user_before_it_changes(run_init, rootfs, 
 
 
 def test_a_bind_source_opened_by_the_host_is_mounted_through_its_fd(run_init, rootfs):
-    """In a user namespace the runtime opens bind sources for the init (see container._send_go):
+    """In a user namespace the runtime opens bind sources for the init (see create._send_go):
     "go PID i,j" carries their fds, and the mount's source is the fd, not the path."""
     sc = run_init(make_spec(rootfs), go=b"go 4242 4\n", host_binds=True)
     data = os.path.join(rootfs, "data")

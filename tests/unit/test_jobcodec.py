@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rongqi.oci import jobcodec
-from rongqi.oci.container import _InitJob, _InitStateJson
+from rongqi.oci.create import _InitJob, _InitStateJson
 from rongqi.oci.init import InitConfig, Sync
 from rongqi.oci.spec import parse
 from rongqi.linux import syscall as sysc

@@ -290,7 +290,8 @@ def _waiting_monitor(engine: Any, chan: Any, report_w: int) -> None:
         rt = engine.runtime
         if type(rt).__name__ == "InProcessRuntime":
             import rongqi.linux.rootfs  # noqa: F401
-            import rongqi.oci.container  # noqa: F401
+            import rongqi.oci.create  # noqa: F401
+            import rongqi.oci.lifecycle  # noqa: F401
             import rongqi.oci.init  # noqa: F401
         sysc.kernel()
         # And what the end of a run needs (the unmount, --rm): its exit path is the CLI's.

@@ -83,13 +83,9 @@ def _sealed(fd: int) -> bool:
 
 def _host_root() -> bool:
     """Root of the initial user namespace (its containers may hold the host's uid 0)."""
-    if os.geteuid() != 0:
-        return False
-    try:
-        with open("/proc/self/uid_map") as f:
-            return f.read().split() == ["0", "0", "4294967295"]
-    except OSError:
-        return True
+    from rongqi.linux.namespaces import rootless
+
+    return not rootless()
 
 
 def _unwritable_by_rootless_containers(st: os.stat_result) -> bool:

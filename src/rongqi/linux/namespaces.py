@@ -1,8 +1,9 @@
 """Namespace kinds: OCI names, clone(2) flags and /proc/PID/ns file names; joining by path.
 
 Which namespaces are made new at clone time and which are joined (and by whom,
-the init or the runtime's helper process) is decided in rongqi.oci.container (create) and
-rongqi.oci.exec.
+the init or the runtime's helper process) is decided in rongqi.oci.create and rongqi.oci.exec.
+Whether the runtime is rootless (runc's rule: not root, or root of a user namespace other
+than the initial one) is decided here: rootless().
 """
 
 from __future__ import annotations
@@ -56,3 +57,19 @@ def same_as_host(kind: str, path: str) -> bool:
     except OSError:
         return False
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def in_initial_user_namespace() -> bool:
+    """This process is in the host's user namespace, whose uid map is every id to itself (an
+    unreadable map counts as the host's: a /proc without user namespaces)."""
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() == ["0", "0", "4294967295"]
+    except OSError:
+        return True
+
+
+def rootless() -> bool:
+    """runc's rootless: not root, or root of a user namespace (a rootless engine's), whose
+    "root" holds no capability over the host's cgroups, devices or other users' files."""
+    return os.geteuid() != 0 or not in_initial_user_namespace()

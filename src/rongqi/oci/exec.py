@@ -159,7 +159,7 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
     if o.pid_file:
         o.pid_file = os.path.abspath(o.pid_file)  # against the caller's cwd, as runc does
     if o.stdio is not None:
-        from rongqi.oci.container import check_stdio
+        from rongqi.oci.spawn import check_stdio
 
         check_stdio(o.stdio)
     st = statemod.load(root, cid)
@@ -175,7 +175,7 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
     if proc.terminal and not o.console_socket and o.detach:
         raise UsageError("cannot allocate a tty for a detached exec without --console-socket")
     spec.process = proc
-    from rongqi.oci.container import cap_sets, check_host_support, preload_for_child
+    from rongqi.oci.create import cap_sets, check_host_support
 
     check_host_support(spec)
 
@@ -231,7 +231,7 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
     p_r, c_w = os.pipe2(os.O_CLOEXEC)
     c_r, p_w = os.pipe2(os.O_CLOEXEC)
     c.sync = Sync(c_r, c_w)
-    from rongqi.oci.container import spawn_in_cgroup
+    from rongqi.oci.spawn import spawn_in_cgroup
 
     sync = Sync(p_r, p_w)
     try:
@@ -262,11 +262,11 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
         sync.close()
     try:
         if o.pid_file:
-            from rongqi.oci.container import write_pid_file
+            from rongqi.oci.spawn import write_pid_file
 
             write_pid_file(o.pid_file, pid)
         if o.pidfd_socket:
-            from rongqi.oci.container import send_pidfd
+            from rongqi.oci.spawn import send_pidfd
 
             send_pidfd(o.pidfd_socket, pid)
     except BaseException:
@@ -277,7 +277,7 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
         except (ProcessLookupError, ChildProcessError):
             pass
         raise
-    from rongqi.oci.container import debug
+    from rongqi.oci import debug
 
     debug(f"exec {cid}: process {pid} started: {' '.join(proc.args)}")
     return pid
@@ -289,7 +289,7 @@ def _no_state(status: str) -> bytes:
 
 class _ExecJob:
     """What the helper does for exec, as methods of a plain value (the helper may
-    re-exec under a protected interpreter: see container.spawn_in_cgroup)."""
+    re-exec under a protected interpreter: see spawn.spawn_in_cgroup)."""
 
     __slots__ = ("sc", "c", "proc", "root_fd")
 
@@ -300,7 +300,7 @@ class _ExecJob:
         self.root_fd = root_fd
 
     def prepare(self) -> None:
-        from rongqi.oci.container import preload_for_child
+        from rongqi.oci.spawn import preload_for_child
 
         # Non-dumpable before the clone, so the child is born so: it appears in the
         # container's PID namespace at once, and until its own prctl (after "go") a process

@@ -1,6 +1,6 @@
 """The container's first process: the setup sequence from clone to execve, in order.
 
-This runs in the child that clone(2) made in oci/container.py: a fork of the
+This runs in the child that clone(2) made in oci/spawn.py: a fork of the
 runtime, so it already holds the parsed spec in memory (no re-exec, no config
 passed over a pipe). It talks to its parent over two pipes (Sync) and never
 returns: it execs the user's program or exits.
@@ -17,7 +17,7 @@ from rongqi.oci.protocol import Sync  # noqa: F401  (jobcodec, callers)
 from rongqi.oci.state import FIFO
 
 # rongqi.linux.rootfs (and mount) are imported by the helper process that clones the init
-# (see oci/container.py _helper), off the runtime's own path.
+# (see oci/spawn.py _helper), off the runtime's own path.
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -52,7 +52,7 @@ class InitConfig:
         self.seccomp_filter = None
         self.host_pid = 0  # our pid as the runtime sees it (told in the "go" message)
         # "go" carries O_PATH fds of bind sources, opened by the host's root (see
-        # container._send_go): the sync channel from the runtime is then a unix socket.
+        # create._send_go): the sync channel from the runtime is then a unix socket.
         self.host_binds = False
 
 
@@ -153,7 +153,7 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
     rs.prepare()
     mounts = [rootfs_mod.MountSpec(m.destination, m.type, m.source, m.options, bind_fds.get(i, -1))
               for i, m in enumerate(spec.mounts)]
-    # We were born in our cgroup (and cgroup namespace): see oci/container.py _spawn.
+    # We were born in our cgroup (and cgroup namespace): see oci/create.py _spawn.
     rs.mount_all(mounts)
     rs.create_devices([_device(d) for d in lin.devices])
     rs.make_cwd(proc.cwd)

@@ -3,7 +3,7 @@ protocol (engine/runtime.py re-exports it), and what oci/api.py drives.
 
 Safe to call from several threads at once: nothing here changes the calling process's
 state. The stdio a caller gives goes down to the forked helper, which makes it its own fds
-0-2 before it clones the container's process (oci/container.py, install_stdio); the caller's
+0-2 before it clones the container's process (oci/spawn.py, install_stdio); the caller's
 fds 0-2, cwd, umask and signal dispositions stay as they are. The container's init (and an
 exec'd process) is a child of the calling process: reap it with os.waitpid(pid) (never
 waitpid(-1), which would take other threads' children).
@@ -30,31 +30,31 @@ class InProcessRuntime:
 
     def create(self, cid: str, bundle: str, *, console_socket: str = "", pid_file: str = "",
                stdio: Stdio | None = None) -> int:
-        from rongqi.oci import container
-        opts = container.CreateOptions(bundle=bundle, pid_file=pid_file,
-                                       console_socket=console_socket, stdio=stdio)
-        return container.create(self.root, cid, opts).pid
+        from rongqi.oci import create
+        opts = create.CreateOptions(bundle=bundle, pid_file=pid_file,
+                                    console_socket=console_socket, stdio=stdio)
+        return create.create(self.root, cid, opts).pid
 
     def start(self, cid: str) -> None:
-        from rongqi.oci import container
-        container.start(self.root, cid)
+        from rongqi.oci import lifecycle
+        lifecycle.start(self.root, cid)
 
     def state(self, cid: str) -> dict[str, Any]:
         from rongqi.oci import state as statemod
         return statemod.load(self.root, cid).oci_state()
 
     def kill(self, cid: str, sig: int, all: bool = False) -> None:
-        from rongqi.oci import container
-        container.kill(self.root, cid, sig, all)
+        from rongqi.oci import lifecycle
+        lifecycle.kill(self.root, cid, sig, all)
 
     def delete(self, cid: str, force: bool = False) -> None:
         from rongqi.oci import state as statemod
         # Every start first deletes the last run's container, which a first start does not
         # have: its ContainerNotFound comes from the light state module, so the CLI does not
-        # import the runtime's container code (and ctypes, the spec, the init) to learn that.
+        # import the runtime's lifecycle code (and ctypes, the spec, the init) to learn that.
         statemod.load(self.root, cid)
-        from rongqi.oci import container
-        container.delete(self.root, cid, force)
+        from rongqi.oci import lifecycle
+        lifecycle.delete(self.root, cid, force)
 
     def pause(self, cid: str) -> None:
         from rongqi.oci import cgroup_ops

@@ -2,7 +2,7 @@
 to bytes and back with marshal (built in), not pickle.
 
 Used only when the runtime re-execs its helper through a protected interpreter (see
-container.spawn_in_cgroup): importing _pickle costs ~5 ms there (collections, functools), a
+spawn.spawn_in_cgroup): importing _pickle costs ~5 ms there (collections, functools), a
 fifth of the whole fallback. Shared and cyclic objects keep their identity. A value this
 codec does not know goes through _pickle instead, so nothing is ever lost.
 """

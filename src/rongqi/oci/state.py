@@ -57,12 +57,13 @@ class State:
     def save(self) -> None:
         """Write state.json atomically (write a temp file, rename over)."""
         tmp = os.path.join(self.dir, STATE_FILE + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, dumps(self.to_dict()).encode())
-        finally:
-            os.close(fd)
+        write_private(tmp, dumps(self.to_dict()).encode())
         os.rename(tmp, os.path.join(self.dir, STATE_FILE))
+
+    def hook_json(self, status: str, pid: int) -> bytes:
+        """The runtime-spec state given to hooks (and to a seccomp agent) on their stdin."""
+        return dumps({"ociVersion": OCI_VERSION, "id": self.id, "status": status, "pid": pid,
+                      "bundle": self.bundle, "annotations": self.annotations or {}}).encode()
 
     # -- status ---------------------------------------------------------------
     def init_alive(self) -> bool:
@@ -102,6 +103,17 @@ class State:
             "owner": self.owner,
             "annotations": self.annotations or {},
         }
+
+
+def write_private(path: str, data: bytes) -> None:
+    """path (created or truncated, mode 0600) holds data."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def proc_stat(pid: int) -> tuple[int, str]:

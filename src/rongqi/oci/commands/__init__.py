@@ -1,4 +1,5 @@
-"""One module per rongqi-oci command: parse nothing, check arguments, call oci.container, print.
+"""One module per rongqi-oci command: parse nothing, check arguments, call the runtime's operation
+(oci/create.py, oci/lifecycle.py, ...), print.
 
 Each module exposes run(g, opts, args, log) -> exit code; oci/cli.py imports
 only the module of the command being run.
@@ -32,7 +33,7 @@ def listen_fds() -> int:
 
 
 def create_options(g, opts):
-    from rongqi.oci.container import CreateOptions
+    from rongqi.oci.create import CreateOptions
 
     return CreateOptions(bundle=opts["bundle"], pid_file=opts["pid-file"], console_socket=opts["console-socket"],
                          pidfd_socket=opts["pidfd-socket"], no_pivot=opts["no-pivot"],

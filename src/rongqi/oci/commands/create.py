@@ -7,7 +7,7 @@ from rongqi.oci.commands import create_options, one_id
 
 def run(g, opts, args, log) -> int:
     cid = one_id(args, "create")
-    from rongqi.oci import container
+    from rongqi.oci import create
 
-    container.create(g.root, cid, create_options(g, opts))
+    create.create(g.root, cid, create_options(g, opts))
     return 0

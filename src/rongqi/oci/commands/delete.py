@@ -6,13 +6,13 @@ from rongqi.errors import ContainerNotFound, UsageError
 
 
 def run(g, opts, args, log) -> int:
-    from rongqi.oci import container
+    from rongqi.oci import lifecycle
 
     if not args:
         raise UsageError('"delete" requires at least one container id')
     for cid in args:
         try:
-            container.delete(g.root, cid, opts["force"])
+            lifecycle.delete(g.root, cid, opts["force"])
         except ContainerNotFound:
             if opts["force"]:
                 # runc: deleting a container that is gone with --force is not an error.

@@ -6,9 +6,10 @@ from rongqi.oci.commands import one_id
 
 
 def run(g, opts, args, log) -> int:
-    from rongqi.oci import container
+    from rongqi.linux.signals import SIGTERM, parse_signal
+    from rongqi.oci import lifecycle
 
     cid = one_id(args, "kill", extra_ok=1)
-    sig = container.parse_signal(args[1]) if len(args) > 1 else container.SIGTERM
-    container.kill(g.root, cid, sig, opts["all"])
+    sig = parse_signal(args[1]) if len(args) > 1 else SIGTERM
+    lifecycle.kill(g.root, cid, sig, opts["all"])
     return 0

@@ -30,7 +30,7 @@ def exit_code(status: int) -> int:
 
 def run(g, opts, args, log) -> int:
     cid = one_id(args, "run")
-    from rongqi.oci import container
+    from rongqi.oci import create, lifecycle
 
     console = None
     if not opts["detach"] and not opts["console-socket"] and wants_terminal(opts["bundle"]):
@@ -39,13 +39,13 @@ def run(g, opts, args, log) -> int:
         console = ConsoleSocket()
         opts["console-socket"] = console.path
     try:
-        st = container.create(g.root, cid, create_options(g, opts))
+        st = create.create(g.root, cid, create_options(g, opts))
     except BaseException:
         if console is not None:
             console.close()
         raise
     if opts["detach"]:
-        container.start(g.root, cid)
+        lifecycle.start(g.root, cid)
         return 0
     from rongqi.oci import console_proxy  # only a foreground run needs it
 
@@ -56,16 +56,16 @@ def run(g, opts, args, log) -> int:
             finally:
                 console.close()
             try:
-                console_proxy.run_foreground(master, st.pid, before=lambda: container.start(g.root, cid))
+                console_proxy.run_foreground(master, st.pid, before=lambda: lifecycle.start(g.root, cid))
             finally:
                 os.close(master)
         else:
             console_proxy.Forwarder(st.pid).install()
-            container.start(g.root, cid)
+            lifecycle.start(g.root, cid)
         _, status = os.waitpid(st.pid, 0)
     except BaseException:
-        container.delete(g.root, cid, force=True)
+        lifecycle.delete(g.root, cid, force=True)
         raise
     if not opts["keep"]:
-        container.delete(g.root, cid, force=True)
+        lifecycle.delete(g.root, cid, force=True)
     return exit_code(status)

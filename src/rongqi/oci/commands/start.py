@@ -6,7 +6,7 @@ from rongqi.oci.commands import one_id
 
 
 def run(g, opts, args, log) -> int:
-    from rongqi.oci import container
+    from rongqi.oci import lifecycle
 
-    container.start(g.root, one_id(args, "start"))
+    lifecycle.start(g.root, one_id(args, "start"))
     return 0

@@ -1,7 +1,10 @@
-"""The runtime's operations: create, start, run, state, kill, delete (and the helpers exec shares).
+"""create: a container from its bundle, up to its init waiting for `start` on the exec fifo.
 
-Used by the rongqi-oci commands and by the engine in-process: everything a
-container is lives in its state dir, so both see the same containers.
+The config parsed once, checked against the host (capabilities, LSM labels, namespaces
+joined by path), the state dir and the cgroup made, the init cloned by a helper
+(oci/spawn.py) and taken through the handshake to "ready" (oci/protocol.py); whatever
+fails, nothing of the container is left. Used by rongqi-oci create and run and by the
+in-process runtime (oci/inprocess.py); exec shares its checks (cap_sets, check_host_support).
 """
 
 from __future__ import annotations
@@ -9,23 +12,16 @@ from __future__ import annotations
 import os
 import sys
 
-from rongqi.errors import ContainerStateError, RongqiError, SpecError, UnsupportedError, UsageError
-from rongqi.errors import os_error_line as describe_os_error
+from rongqi.errors import RongqiError, SpecError, UnsupportedError, UsageError
 from rongqi.linux import namespaces
-from rongqi.linux.signals import SIGKILL, SIGTERM, parse_signal  # noqa: F401  (kill, the engine)
+from rongqi.linux.signals import SIGKILL
 from rongqi.linux import syscall as sysc
+from rongqi.oci import debug
 from rongqi.oci import protocol as proto
 from rongqi.oci import state as statemod
 from rongqi.oci.init import InitConfig, Sync
+from rongqi.oci.spawn import check_stdio, preload_for_child, send_pidfd, spawn_in_cgroup, write_pid_file
 from rongqi.oci.spec import Spec, load_bundle
-
-
-def debug(text: str) -> None:
-    """A --debug line (oci/log.py), without importing it on the plain start path: the command
-    line loads it only for --log or --debug, and an engine in-process never asks for one."""
-    log = sys.modules.get("rongqi.oci.log")
-    if log is not None and log.debug_enabled:
-        log.debug(text)
 
 
 class CreateOptions:
@@ -50,14 +46,6 @@ class CreateOptions:
         # The fds the container's process gets as 0, 1, 2 (None: the caller's own). Installed
         # in the forked helper only, so the caller's fds 0-2 never change (see install_stdio).
         self.stdio = stdio
-
-
-def _state_json(st: statemod.State, status: str, pid: int) -> bytes:
-    """The state given to hooks (and to a seccomp agent) on their stdin."""
-    from rongqi.fastjson import dumps
-
-    return dumps({"ociVersion": statemod.OCI_VERSION, "id": st.id, "status": status, "pid": pid,
-                  "bundle": st.bundle, "annotations": st.annotations or {}}).encode()
 
 
 def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SYSCALLS) -> statemod.State:
@@ -99,7 +87,7 @@ def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SY
     st.created = rfc3339nano()
     cleanup = _Cleanup(st)
     try:
-        _write(os.path.join(d, "config.json"), raw)
+        statemod.write_private(os.path.join(d, "config.json"), raw)
         st.config = os.path.join(d, "config.json")
         hooks = {k: [_hook_dict(h) for h in v] for k, v in spec.hooks.items() if k in ("poststart", "poststop")}
         st.hooks = hooks or None
@@ -233,38 +221,6 @@ def _hook_dict(h) -> dict:
     return out
 
 
-def _write(path: str, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-
-
-def write_pid_file(path: str, pid: int) -> None:
-    # Atomically, as runc does: clients poll for the file and read it at once.
-    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
-    try:
-        _write(tmp, str(pid).encode())
-        os.rename(tmp, path)
-    except OSError as err:
-        raise RongqiError(f"--pid-file {path}: cannot write: {err.strerror}") from None
-
-
-def send_pidfd(sock_path: str, pid: int) -> None:
-    import socket
-
-    fd = os.pidfd_open(pid)
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.connect(sock_path)
-            socket.send_fds(s, [b"pidfd"], [fd])
-    except OSError as err:
-        raise RongqiError(f"--pidfd-socket {sock_path}: {err.strerror or err}") from None
-    finally:
-        os.close(fd)
-
-
 def cap_sets(spec: Spec):
     """Capability names -> masks, checked now so that create fails, not the init after start."""
     c = spec.process.capabilities
@@ -309,7 +265,7 @@ def _make_cgroup(spec: Spec, cid: str, systemd: bool):
     from rongqi.linux import cgroups
 
     path = cgroups.resolve_path(spec.linux.cgroups_path or None, cid, systemd=systemd)
-    rootless = os.geteuid() != 0 or _in_user_namespace()
+    rootless = namespaces.rootless()
     res = _with_default_devices(spec)
     if rootless:
         res.devices = None  # device rules need CAP_SYS_ADMIN in the host's user namespace (runc skips them)
@@ -353,16 +309,6 @@ def _warn_if_not_empty(cg, spec: Spec) -> bool:
     return pidns is not None and not pidns.path
 
 
-def _in_user_namespace() -> bool:
-    """Root of a user namespace (e.g. a rootless engine's) is rootless too, as runc decides it:
-    the initial namespace maps every id to itself."""
-    try:
-        with open("/proc/self/uid_map") as f:
-            return f.read().split() != ["0", "0", "4294967295"]
-    except OSError:
-        return False
-
-
 def _sets_limits(spec: Spec) -> bool:
     res = spec.linux.resources
     return res is not None and any(getattr(res, n) is not None for n in res.__slots__ if n != "devices")
@@ -373,37 +319,6 @@ def _with_default_devices(spec: Spec):
     from rongqi.linux.cgroups.resources import with_allowed_devices
 
     return with_allowed_devices(spec.linux.resources)
-
-
-def preload_for_child(spec: Spec) -> None:
-    """Import now what the init (or an exec'd process) imports after it changed its root.
-
-    After pivot_root or a join of the container's mount namespace the host's
-    Python library is out of reach: every module the child needs must already
-    be in sys.modules.
-    """
-    # Every write or read under /proc in the container's view goes through a verified procfs
-    # handle (labels, sysctls, setgroups): see linux/procfs.py.
-    import rongqi.linux.procfs  # noqa: F401
-
-    proc = spec.process
-    if proc is not None:
-        if proc.scheduler or proc.io_priority or spec.linux.personality is not None:
-            import rongqi.linux.sched  # noqa: F401
-        if proc.apparmor_profile or proc.selinux_label:
-            import rongqi.linux.lsm  # noqa: F401
-        if proc.capabilities is not None:
-            import rongqi.linux.caps  # noqa: F401
-        if proc.terminal:
-            import rongqi.oci.terminal  # noqa: F401
-        if proc.rlimits:
-            import resource  # noqa: F401
-    if spec.linux.seccomp is not None:
-        import rongqi.linux.seccomp  # noqa: F401
-    if spec.hooks.get("startContainer") or spec.hooks.get("createContainer"):
-        import rongqi.oci.hooks  # noqa: F401
-        import select  # noqa: F401
-        import time  # noqa: F401
 
 
 def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOptions, caps, cleanup,
@@ -517,7 +432,7 @@ class _InitStateJson:
         self.c = c
 
     def __call__(self, status: str) -> bytes:
-        return _state_json(self.st, status, self.c.host_pid or self.st.pid)
+        return self.st.hook_json(status, self.c.host_pid or self.st.pid)
 
 
 class _InitJob:
@@ -551,236 +466,6 @@ class _InitJob:
         from rongqi.oci import init
 
         init.run(self.sc, self.c)
-
-
-def spawn_in_cgroup(sc: sysc.Syscalls, cg, flags: int, early_joins, prepare, after_joins, child_main, *,
-                    close_in_helper=(), cleanup=None, stdio: tuple[int, int, int] | None = None) -> int:
-    """Start a process in a container's namespaces, born in its cgroup; return its pid.
-
-    A helper (a fork of the runtime) is moved into the cgroup while it imports ctypes and
-    runs prepare() (both take milliseconds: they overlap with the migration, which waits for
-    an RCU grace period). Then it joins early_joins (user, pid, time: they apply only to
-    children), runs after_joins(), and clones child_main() with flags | CLONE_PARENT, so that
-    the new process is our child. Used by create (the init) and exec.
-
-    Every process cloned here runs, until its execve, this process's executable: the host's
-    Python interpreter, which a container must never be able to open for writing
-    (CVE-2019-5736 class, see linux/exeguard.py). When ours is not protected (a launcher
-    started from a writable path, a caller's own interpreter), the helper re-execs through
-    a protected interpreter first (it costs an interpreter start): prepare, after_joins and
-    child_main then travel to it (oci/jobcodec.py: bound methods of plain values).
-
-    stdio: the fds the new process gets as 0, 1, 2; they become the helper's own right after
-    the fork (install_stdio), never this process's: a threaded caller (the engine in
-    `rongqi serve`) may run several creates and execs at once, each with its own stdio.
-    """
-    from rongqi.linux import exeguard
-
-    try:
-        reexec = exeguard.reexec_target()
-    except OSError as err:
-        raise RongqiError(f"cannot protect the runtime's executable from the container: {describe_os_error(err)}") from None
-    rep_r, rep_w = os.pipe2(os.O_CLOEXEC)  # helper -> runtime: "ok PID" or "error TEXT"
-    go_r, go_w = os.pipe2(os.O_CLOEXEC)    # runtime -> helper: in the cgroup now
-    mid = os.fork()
-    if mid == 0:  # the helper: never returns
-        try:
-            for fd in (rep_r, go_w, *close_in_helper):
-                os.close(fd)
-            if stdio is not None:
-                install_stdio(stdio)
-            if reexec is not None:
-                _reexec_helper(reexec, (rep_w, go_r, sc, flags, early_joins, prepare, after_joins, child_main))
-        except BaseException as err:  # noqa: BLE001 - reported to the runtime
-            _helper_failed(rep_w, err, early_joins)
-        _helper(rep_w, go_r, sc, flags, early_joins, prepare, after_joins, child_main)
-    if reexec is not None:
-        reexec.close()
-    os.close(rep_w)
-    os.close(go_r)
-    if cleanup is not None:
-        cleanup.helper = mid
-    join_error = None
-    try:
-        if cg is not None:
-            try:
-                cg.add_pid(mid)
-            except OSError as err:  # maybe the helper already failed: its report says why
-                join_error = err
-        if join_error is None:
-            try:
-                os.write(go_w, proto.HELPER_GO)
-            except BrokenPipeError:
-                pass  # the helper failed early: its report says why
-    finally:
-        os.close(go_w)
-    data = b""
-    try:
-        while True:
-            chunk = os.read(rep_r, 4096)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        os.close(rep_r)
-        os.waitpid(mid, 0)
-        if cleanup is not None:
-            cleanup.helper = 0
-    word, _, text = data.decode(errors="replace").partition(" ")
-    if word != proto.HELPER_OK:
-        if text or join_error is None:
-            raise RongqiError(text or "the runtime's helper process died before it started the process")
-        raise join_error
-    pid = int(text)
-    if cleanup is not None:
-        cleanup.pid = pid
-    return pid
-
-
-def check_stdio(stdio: tuple[int, int, int]) -> None:
-    """The caller's stdio fds are open (a bad one fails here, with its number, not in the helper)."""
-    if len(stdio) != 3:
-        raise UsageError(f"stdio: expected 3 fds (stdin, stdout, stderr), got {len(stdio)}")
-    for i, fd in enumerate(stdio):
-        try:
-            os.fstat(fd)
-        except (OSError, TypeError, ValueError) as err:
-            raise UsageError(f"stdio[{i}]: fd {fd!r} is not open "
-                             f"({getattr(err, 'strerror', None) or err})") from None
-
-
-def install_stdio(stdio: tuple[int, int, int]) -> None:
-    """In a forked child: make stdio its fds 0, 1, 2 (inheritable; the rest stay as they are).
-
-    Each is first duplicated above 2, as a target may be another's source ((1, 0, 2), or a
-    caller whose fd 0 is closed); then dup2'd into place, which also clears close-on-exec.
-    """
-    if tuple(stdio) == (0, 1, 2):
-        return
-    import fcntl
-
-    high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in stdio]
-    for i, fd in enumerate(high):
-        os.dup2(fd, i)
-    for fd in high:
-        os.close(fd)
-
-
-def _helper(rep_w: int, go_r: int, sc: sysc.Syscalls, flags: int, early_joins, prepare, after_joins,
-            child_main) -> None:
-    """The helper's work (see spawn_in_cgroup); never returns."""
-    try:
-        sysc.kernel()
-        prepare()
-        if os.read(go_r, 16) != proto.HELPER_GO:
-            os._exit(1)  # the runtime went away
-        os.close(go_r)
-        for kind, path in early_joins:
-            namespaces.join(sc, kind, path)
-        if after_joins is not None:
-            after_joins()
-        pid = sc.clone(flags | sysc.CLONE_PARENT)
-        if pid == 0:
-            os.close(rep_w)
-            child_main()
-            os._exit(1)  # child_main execs or exits; never fall back into the helper
-        os.write(rep_w, f"{proto.HELPER_OK} {pid}".encode())
-        os._exit(0)
-    except BaseException as err:  # noqa: BLE001 - reported to the runtime
-        _helper_failed(rep_w, err, early_joins)
-
-
-def _helper_failed(rep_w: int, err: BaseException, early_joins) -> None:
-    from rongqi.oci.init import describe
-
-    msg = str(err) if isinstance(err, RongqiError) else describe(err)
-    if early_joins and isinstance(err, OSError):
-        msg = f"cannot enter the container's namespaces: {msg}"
-    try:
-        os.write(rep_w, f"{proto.ERROR} {msg}".encode())
-    finally:
-        os._exit(1)
-
-
-# The re-exec'd helper's program: argv[1] is the directory holding the rongqi package,
-# argv[2] the fd of its job (a memfd), argv[3] the fd to report a failure on.
-_REEXEC_BOOT = ("import sys\nsys.path.insert(0, sys.argv[1])\n"
-                "from rongqi.oci.container import reexec_helper_main\n"
-                "reexec_helper_main(int(sys.argv[2]), int(sys.argv[3]))\n")
-
-
-_REEXEC_MODULES = ("rongqi.oci.", "rongqi.linux.", "rongqi.fastjson", "rongqi.errors")
-# What the init's and exec's code import lazily from the standard library.
-_REEXEC_STDLIB = frozenset(("socket", "_socket", "_signal", "select", "time", "resource", "ctypes", "fcntl"))
-
-
-def _reexec_helper(reexec, job: tuple) -> None:
-    """Become the helper again under the protected interpreter; returns only by raising.
-
-    The fd table is kept as the fork left it: close-on-exec fds are made inheritable for
-    the execve and marked again on the other side, so the helper (and the process it
-    clones) holds exactly what it would have held without the re-exec.
-    """
-    from rongqi.oci import jobcodec
-
-    cloexec = []
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd == reexec.fd:
-            continue  # the sealed copy being exec'd: the new helper needs none of it
-        try:
-            if not os.get_inheritable(fd):
-                os.set_inheritable(fd, True)
-                cloexec.append(fd)
-        except OSError:
-            pass  # the directory listing's own fd, closed by now
-    import sys
-
-    # A forked helper holds every module the runtime had imported, and the init relies on that
-    # after pivot_root (the host's library is then out of reach): import the same ones.
-    modules = [m for m in sys.modules if m.startswith(_REEXEC_MODULES) or m in _REEXEC_STDLIB]
-    payload = jobcodec.dumps((cloexec, modules, job))
-    mfd = os.memfd_create("rongqi-helper-job", 0)
-    view = memoryview(payload)
-    while view:
-        view = view[os.write(mfd, view):]
-    pkg_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    os.execve(reexec.path, [reexec.path, "-I", "-S", "-c", _REEXEC_BOOT, pkg_dir, str(mfd), str(job[0])],
-              os.environ)
-
-
-def reexec_helper_main(job_fd: int, rep_w: int) -> None:
-    """The helper, re-exec'd under a protected interpreter (see spawn_in_cgroup): never returns."""
-    try:
-        import rongqi.fastjson  # noqa: F401 - the init's state json, after pivot_root
-        from rongqi.oci import jobcodec
-        import rongqi.oci.init  # noqa: F401
-
-        data = b""
-        while True:
-            chunk = os.pread(job_fd, 1 << 20, len(data))
-            if not chunk:
-                break
-            data += chunk
-        os.close(job_fd)
-        cloexec, modules, job = jobcodec.loads(data)
-        for name in modules:
-            try:
-                __import__(name)
-            except ImportError:
-                pass  # one the runtime could load and we cannot: its absence shows where used
-        if "rongqi.linux.caps" in modules:
-            from rongqi.linux import caps
-
-            caps.last_cap()  # read here, on the host's /proc, as the forked helper had it cached
-        for fd in cloexec:
-            try:
-                os.set_inheritable(fd, False)
-            except OSError:
-                pass
-    except BaseException as err:  # noqa: BLE001 - reported to the runtime
-        _helper_failed(rep_w, err, ())
-    _helper(*job)
 
 
 def _set_own_limits(proc) -> None:
@@ -839,7 +524,7 @@ def _await_ready(sync: Sync, spec: Spec, st: statemod.State, pid: int) -> None:
         if word == proto.READY:
             return
         if word == proto.HOOKS:
-            state_json = _state_json(st, "creating", pid)
+            state_json = st.hook_json("creating", pid)
             from rongqi.oci.hooks import HookSpec, run_hooks
 
             try:
@@ -869,7 +554,7 @@ def _binds_opened_by_host(spec: Spec) -> list[tuple[int, str]]:
     """
     lin = spec.linux
     user, mnt = lin.namespace("user"), lin.namespace("mount")
-    if user is None or user.path or mnt is None or mnt.path or os.geteuid() != 0 or _in_user_namespace():
+    if user is None or user.path or mnt is None or mnt.path or namespaces.rootless():
         return []
     out = []
     for i, m in enumerate(spec.mounts):
@@ -923,186 +608,3 @@ def _send(sync: Sync, word: str, text: str = "") -> None:
 def _describe_status(status: int) -> str:
     code = os.waitstatus_to_exitcode(status)
     return f"exit status {code}" if code >= 0 else f"killed by signal {-code}"
-
-
-# -- start / state / kill / delete -------------------------------------------------------
-
-def start(root: str, cid: str) -> statemod.State:
-    st = statemod.load(root, cid)
-    with statemod.Lock(st.dir):
-        status = st.status()
-        if status == "stopped":
-            raise ContainerStateError("cannot start a container that has stopped")
-        if status != "created":
-            raise ContainerStateError(f"cannot start an already {status} container")
-        _release_init(st)
-    debug(f"start {cid}: init {st.pid} released")
-    _run_hooks_warn("poststart", st)
-    return st
-
-
-def _release_init(st: statemod.State) -> None:
-    """The start handshake (see init._await_start): open exec.fifo, read the init's byte,
-    then read on to EOF, which comes when the init execs the program (its end of the fifo
-    is close-on-exec) or exits. As runc's start: return once the program runs.
-
-    The fifo is removed as soon as the byte is read (runc: at EOF), so that a `start` killed
-    while startContainer hooks run leaves no container that says "created" while its
-    program runs; `state` then says running while those hooks run.
-    """
-    import select
-
-    fifo = os.path.join(st.dir, statemod.FIFO)
-    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        while True:
-            if poller.poll(100):
-                try:
-                    data = os.read(fd, 1)
-                except BlockingIOError:
-                    data = b""
-                if data:
-                    break
-            if not st.init_alive():
-                raise ContainerStateError("cannot start a container that has stopped (its init exited)")
-        os.unlink(fifo)
-        os.set_blocking(fd, True)
-        while os.read(fd, 64):
-            pass
-    finally:
-        os.close(fd)
-
-
-def _run_hooks_warn(kind: str, st: statemod.State) -> None:
-    hooks = (st.hooks or {}).get(kind)
-    if not hooks:
-        return
-    from rongqi.oci.hooks import HookSpec, run_hooks_warn
-
-    status = "stopped" if kind == "poststop" else "running"
-    # The spec: a failing poststart/poststop hook is logged, and the lifecycle (and the
-    # hooks after it) goes on. In the bundle, as runc's run runs them. To stderr, or with
-    # --log to the log, as every warning.
-    failures = run_hooks_warn(kind, [HookSpec.from_dict(h) for h in hooks],
-                              _state_json(st, status, st.pid if status != "stopped" else 0), cwd=st.bundle)
-    if failures:
-        from rongqi.oci import log
-
-        for msg in failures:
-            log.warn(msg)
-
-
-def kill(root: str, cid: str, sig: int, all_: bool = False) -> None:
-    st = statemod.load(root, cid)
-    status = st.status()
-    if status == "stopped":
-        raise ContainerStateError("container not running")
-    if all_ and st.cgroup:
-        from rongqi.linux import cgroups
-
-        cgroups.Cgroup.from_dict(st.cgroup).kill_all(sig)
-        return
-    signal_init(st, sig)
-    debug(f"kill {cid}: signal {sig} sent to init {st.pid}")
-    if sig == SIGKILL and status == "paused":
-        # A frozen process dies only once thawed (v1 freezer): thaw, as runc does.
-        from rongqi.linux import cgroups
-
-        try:
-            cgroups.Cgroup.from_dict(st.cgroup).thaw()
-        except OSError:
-            pass
-
-
-def _pidfd_send_signal(pidfd: int, sig: int) -> None:
-    import _signal  # signal's C half: pidfd_send_signal without ctypes or enum
-
-    _signal.pidfd_send_signal(pidfd, sig)
-
-
-def signal_init(st: statemod.State, sig: int) -> None:
-    """Signal the init, sure that the pid still names it (pidfd, start time checked)."""
-    try:
-        pidfd = os.pidfd_open(st.pid)
-    except ProcessLookupError:
-        raise ContainerStateError("container not running") from None
-    try:
-        if statemod.proc_stat(st.pid)[0] != st.pid_start:
-            raise ContainerStateError("container not running")
-        try:
-            _pidfd_send_signal(pidfd, sig)
-        except ProcessLookupError:
-            raise ContainerStateError("container not running") from None
-    finally:
-        os.close(pidfd)
-
-
-def delete(root: str, cid: str, force: bool = False) -> None:
-    st = statemod.load(root, cid)
-    with statemod.Lock(st.dir):
-        status = st.status()
-        if status in ("running", "paused"):
-            if not force:
-                raise ContainerStateError(f"cannot delete container {cid} that is not stopped: {status}")
-        if status != "stopped":
-            _kill_and_wait(st)
-        destroy(st)
-    _run_hooks_warn("poststop", st)
-    statemod.remove_dir(st.dir)
-    debug(f"delete {cid}: cgroup and state removed")
-
-
-def _kill_and_wait(st: statemod.State) -> None:
-    cg = None
-    if st.cgroup:
-        from rongqi.linux import cgroups
-
-        cg = cgroups.Cgroup.from_dict(st.cgroup)
-    try:
-        pidfd = os.pidfd_open(st.pid)
-    except ProcessLookupError:
-        pidfd = -1
-    try:
-        if cg is not None and not st.cgroup.get("shared"):
-            try:
-                cg.kill_all(SIGKILL)
-            except OSError:
-                pass
-        if pidfd >= 0:
-            if statemod.proc_stat(st.pid)[0] == st.pid_start:
-                try:
-                    _pidfd_send_signal(pidfd, SIGKILL)
-                except ProcessLookupError:
-                    pass
-            import select
-
-            p = select.poll()
-            p.register(pidfd, select.POLLIN)
-            p.poll(10_000)
-    finally:
-        if pidfd >= 0:
-            os.close(pidfd)
-    # If the init is our own child (run, engine), reap it.
-    try:
-        os.waitpid(st.pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-
-
-def destroy(st: statemod.State) -> None:
-    if st.cgroup:
-        from rongqi.linux import cgroups
-
-        cg = cgroups.Cgroup.from_dict(st.cgroup)
-        if st.cgroup.get("shared"):
-            # Processes that were there before the container are not ours to kill (runc's delete
-            # leaves them too): remove what has emptied, leave the rest to its owner.
-            for d in cg.dirs.values():
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    pass
-            return
-        cg.destroy()
