@@ -126,6 +126,17 @@ def test_pull_stream_shape_over_http(serve, registry):
     assert not any("error" in m for m in msgs)
 
 
+def test_docker_pull_all_tags(serve, registry, busybox_archive):
+    _fill(registry, busybox_archive, "bb:2")
+    out = serve.docker("pull", "-a", f"{registry.host}/bb").stdout.splitlines()
+    assert [x for x in out if "Pulling from" in x] == ["1: Pulling from bb", "2: Pulling from bb"]
+    assert f"Status: Downloaded newer image for {registry.host}/bb" in out
+    assert _tags(serve) == [f"{registry.host}/bb:1", f"{registry.host}/bb:2"]
+    p = serve.docker("pull", "-a", f"{registry.host}/absent", check=False)
+    assert p.returncode == 1 and f"repository {registry.host}/absent not found" in p.stderr
+    serve.docker("rmi", f"{registry.host}/bb:1", f"{registry.host}/bb:2")
+
+
 # -- push ------------------------------------------------------------------------------------------
 def test_docker_push_and_pull_back(serve, registry):
     src, dest = f"{registry.host}/bb:1", f"{registry.host}/copy:2"

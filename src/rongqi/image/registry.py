@@ -600,6 +600,21 @@ class RegistryClient:
         progress.message(f"Digest: {manifest.digest}")
         return manifest.digest
 
+    def tags(self, ref: Reference) -> list[str]:
+        """The tags of ref's repository (/v2/NAME/tags/list; its first page)."""
+        host = ref.api_host
+        r = self._send("GET", host, f"{self.base_url(host)}/v2/{ref.path}/tags/list",
+                       scope=f"repository:{ref.path}:pull")
+        if r.status_code == 404:
+            raise ImageError(f"{ref.repository}: repository not known (not found in {host})")
+        if r.status_code != 200:
+            raise self._error(r, f"{ref.repository}: listing its tags")
+        try:
+            tags = r.json().get("tags") or []
+        except (ValueError, AttributeError):
+            raise RegistryError(f"{ref.repository}: the tag list is not JSON") from None
+        return [str(t) for t in tags]
+
     def catalog(self, host: str, limit: int = 1000) -> list[str]:
         """The repositories a registry lists at /v2/_catalog (its first page of `limit`)."""
         r = self._send("GET", host, f"{self.base_url(host)}/v2/_catalog?n={limit}",

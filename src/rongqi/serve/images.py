@@ -221,11 +221,20 @@ def create(req: Request) -> Response:
         from rongqi.image.reference import is_digest
         ref = ref.with_digest(tag) if is_digest(tag) else ref.with_tag(tag)
     elif not ref.tag and not ref.digest:
-        ref = ref.with_tag("latest")   # all tags (Docker's empty tag) is not offered here
+        return _pull(req, ref, req.arg("platform") or "", all_tags=True)   # dockerd's empty tag
     return _pull(req, ref, req.arg("platform") or "")
 
 
-def _pull(req: Request, ref: Reference, platform_text: str) -> Response:
+def _manifest_layers(client: Any, ref: Reference, platform: Any) -> list[str]:
+    _host, body, _mt, _digest, _index = client.resolve(ref, platform)
+    try:
+        return [str(x["digest"]) for x in json.loads(body).get("layers") or []]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return []
+
+
+def _pull(req: Request, ref: Reference, platform_text: str, all_tags: bool = False) -> Response:
+    """One tag (or every tag of the repository) pulled, with dockerd's progress stream."""
     from rongqi.engine import images
     from rongqi.image.builtin import is_builtin
     from rongqi.image.errors import AuthError, ImageError, RegistryError
@@ -239,60 +248,71 @@ def _pull(req: Request, ref: Reference, platform_text: str) -> Response:
             raise HTTPError(400, f'"{platform_text}": unknown operating system or '
                                  f"architecture: {e}") from None
     creds = registry_auth(req.headers.get("x-registry-auth"))
-    shown = familiar(str(ref))
+    repo = familiar(ref.repository)
     # Ask the registry first: a missing image or bad credentials is Docker's error status
     # before any stream (what the docker CLI reacts to), and the layers are known up front.
     client = engine.registry()
     if creds:
         client.explicit_creds[ref.api_host] = creds
-    layers: list[str] = []
+    known: dict[str, list[str]] = {}     # str(ref) -> its layers, asked before the stream
     try:
-        _host, body, _mt, _digest, _index = client.resolve(ref, platform)
-        layers = [x["digest"] for x in json.loads(body).get("layers") or []]
+        if all_tags:
+            refs = [ref.with_tag(t) for t in sorted(client.tags(ref))]
+            if not refs:
+                raise HTTPError(404, f"repository {repo} has no tags")
+        else:
+            refs = [ref]
+            known[str(ref)] = _manifest_layers(client, ref, platform)
     except AuthError as e:
-        raise HTTPError(401, f"pull access denied for {familiar(ref.repository)}: {e}") from None
+        raise HTTPError(401, f"pull access denied for {repo}: {e}") from None
     except RegistryError as e:
-        if not (is_builtin(str(ref)) and platform is None):
+        if all_tags or not (is_builtin(str(ref)) and platform is None):
             raise HTTPError(500, str(e)) from None
-        # no registry: images.pull makes the built-in busybox, and says so in the stream
+        known[str(ref)] = []   # no registry: images.pull makes the built-in busybox, says so
     except ImageError as e:
+        if "not known" in str(e):
+            raise HTTPError(404, f"repository {repo} not found: does not exist") from None
         if "manifest unknown" in str(e):
-            raise HTTPError(404, f"manifest for {shown} not found: manifest unknown: "
-                                 "manifest unknown") from None
+            raise HTTPError(404, f"manifest for {familiar(str(ref))} not found: manifest "
+                                 "unknown: manifest unknown") from None
         raise HTTPError(500, str(e)) from None
-    except (ValueError, KeyError, TypeError, AttributeError):
-        layers = []
-    before = ""
-    with contextlib.suppress(RongqiError):
-        before = engine.store.resolve(str(ref))[1].digest
     _ = engine.store, engine.storage   # made here: the engine's lazy parts are not thread-safe
     out = _Streamed()
-    progress = _LayerProgress(out, layers, "pull", have=engine.store.has_blob)
     opts = images.PullOptions(platform=platform_text,
                               creds=f"{creds[0]}:{creds[1]}" if creds else "")
-    what = ref.digest or ref.tag or "latest"
 
-    def work() -> None:
-        out.put({"status": f"Pulling from {ref.path}", "id": what})
+    def one(r: Reference) -> bool:
+        """Pull r; whether anything changed (a new manifest under its name)."""
+        before = ""
+        with contextlib.suppress(RongqiError):
+            before = engine.store.resolve(str(r))[1].digest
+        layers = known[str(r)] if str(r) in known else _manifest_layers(client, r, platform)
+        progress = _LayerProgress(out, layers, "pull", have=engine.store.has_blob)
+        out.put({"status": f"Pulling from {r.path}", "id": r.digest or r.tag or "latest"})
         for d in layers:
-            if engine.store.has_blob(d):
-                continue   # fetch_blob says "Already exists" for it
-            out.put({"status": "Pulling fs layer", "progressDetail": {},
-                     "id": progress.short(d)})
-        name, desc = images.pull(engine, str(ref), opts, progress)
+            if not engine.store.has_blob(d):   # else fetch_blob says "Already exists"
+                out.put({"status": "Pulling fs layer", "progressDetail": {},
+                         "id": progress.short(d)})
+        name, desc = images.pull(engine, str(r), opts, progress)
         for d in layers:
             if progress.finished.get(d) not in (None, "already exists"):
                 out.put({"status": "Pull complete", "progressDetail": {},
                          "id": progress.short(d)})
         digest = (desc.annotations or {}).get(imageinfo.REPO_DIGEST, "").rpartition("@")[2]
         out.put({"status": f"Digest: {digest or desc.digest}"})
-        fresh = before != desc.digest
-        out.put({"status": f"Status: {'Downloaded newer image' if fresh else 'Image is up to date'}"
-                           f" for {shown}"})
         image_id = ""
         with contextlib.suppress(RongqiError, KeyError):
             image_id = engine.store.manifest(desc)["config"]["digest"]
         _event(engine, "pull", image_id, name)
+        return before != desc.digest
+
+    def work() -> None:
+        fresh = False
+        for r in refs:
+            fresh = one(r) or fresh
+        shown = repo if all_tags else familiar(str(ref))
+        out.put({"status": f"Status: {'Downloaded newer image' if fresh else 'Image is up to date'}"
+                           f" for {shown}"})
 
     return json_stream(out.run(work, str))
 
