@@ -531,21 +531,30 @@ def test_timeout_exits_after_idle_seconds_and_a_second_server_is_refused(tmp_pat
     p = subprocess.Popen(_serve_argv(rq, "--socket", f"unix://{path}", "--timeout", "1.5"),
                          env=rq.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
+    stream = socket.socket(socket.AF_UNIX)
     try:
         wait_for_socket(path, p)
+        # a stream in flight: the first server is not idle while the second one starts
+        stream.connect(path)
+        stream.sendall(b"GET /events HTTP/1.1\r\nHost: d\r\n\r\n")
+        stream.settimeout(30)
+        assert stream.recv(100).startswith(b"HTTP/1.1 200")
         second = subprocess.run(_serve_argv(rq, "--socket", f"unix://{path}"), env=rq.env,
                                 capture_output=True, text=True, timeout=60,
                                 stdin=subprocess.DEVNULL)
         assert second.returncode == 125
         assert second.stderr.strip().splitlines()[-1] == \
             f"Error: {path} is in use by a running server"
+        assert p.poll() is None
+        stream.close()  # idle from now on
         t0 = time.monotonic()
         _, err = p.communicate(timeout=30)
         assert p.returncode == 0
-        assert time.monotonic() - t0 < 10
+        assert 1.0 < time.monotonic() - t0 < 10
         assert "idle timeout" in err and "Traceback" not in err
         assert not os.path.exists(path)
     finally:
+        stream.close()
         if p.poll() is None:
             p.kill()
             p.wait()

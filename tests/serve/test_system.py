@@ -45,9 +45,22 @@ def _cmdline(pid: int) -> str:
         return f.read().replace(b"\0", b" ").decode(errors="replace")
 
 
+@pytest.mark.parametrize("forker", [True, False], ids=["forker", "interpreter"])
 def test_ten_containers_started_at_once_from_threads_all_run(threaded_engine: Any,
-                                                             monkeypatch: pytest.MonkeyPatch
-                                                             ) -> None:
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             forker: bool) -> None:
+    from rongqi.engine import monitor
+    # the monitors keep the image they were started as (no re-exec), so it shows who made them
+    monkeypatch.setenv("RONGQI_MONITOR_SLIM_AFTER", "600")
+    if forker:
+        assert monitor.start_forker() is not None
+    try:
+        _ten_at_once(threaded_engine, monkeypatch, "forker_main" if forker else "spawned()")
+    finally:
+        monitor.stop_forker()
+
+
+def _ten_at_once(threaded_engine: Any, monkeypatch: pytest.MonkeyPatch, maker: str) -> None:
     forks: list[int] = []
     real_fork = os.fork
 
@@ -86,7 +99,7 @@ def test_ten_containers_started_at_once_from_threads_all_run(threaded_engine: An
     # the monitors are fresh interpreters: nothing forked this (threaded) process
     assert forks == []
     for c in started:
-        assert "python" in _cmdline(c.state["monitor_pid"])
+        assert maker in _cmdline(c.state["monitor_pid"])
 
 
 def test_a_spawned_monitor_reports_the_runtimes_error(threaded_engine: Any) -> None:

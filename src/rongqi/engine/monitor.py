@@ -124,34 +124,35 @@ def _spawnable(engine: Any) -> bool:
 
 
 def _spawn(engine: Any, container: Any, attach: Any) -> int:
-    """Start the monitor in a fresh interpreter instead of a fork of this process: for a
-    threaded caller (rongqi serve), where a fork keeps only the calling thread and with it
-    every lock another thread held (a module being imported, a buffered stream's, the
-    overlay's cwd lock): the child could wait on them forever. subprocess forks and execs in
-    C, running no Python in between. The new interpreter is single-threaded; it forks the
-    monitor as start_container's fork path does (session leader, not our child) and exits.
-    Returns the report pipe's read end."""
+    """Start the monitor without forking this process: for a threaded caller (rongqi serve),
+    where a fork keeps only the calling thread and with it every lock another thread held
+    (a module being imported, a buffered stream's, the overlay's cwd lock): the child could
+    wait on them forever. The monitor comes from the forker (MonitorForker: a single-threaded
+    process the service started, which forks it at once) or, without one, from a fresh
+    interpreter (subprocess forks and execs in C, running no Python in between) that forks it
+    as start_container's fork path does and exits. Returns the report pipe's read end."""
     import subprocess
 
     from rongqi import fastjson
 
     r, w = os.pipe2(os.O_CLOEXEC)
     rt = engine.runtime
-    doc = {"sys_path": sys.path, "report": w,
-           "attach": attach.fileno() if attach is not None else -1,
-           "engine": {"root": engine.root, "runroot": engine.runroot, "runtime": rt.name,
+    doc = {"engine": {"root": engine.root, "runroot": engine.runroot, "runtime": rt.name,
                       "runtime_root": rt.root, "storage_mode": engine.storage_mode,
                       "registries_conf": engine.registries_conf},
            "container": {"id": container.id, "config": container.config,
                          "state": container.state}}
-    import rongqi
-
-    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(rongqi.__file__)))
+    fds = [w] + ([attach.fileno()] if attach is not None else [])
+    forker = _forker
+    if forker is not None and forker.start(doc, fds):
+        os.close(w)
+        return r
+    doc.update(sys_path=sys.path, report=w,
+               attach=attach.fileno() if attach is not None else -1)
     boot = ("import sys; sys.path.insert(0, sys.argv[1]); "
             "from rongqi.engine.monitor import spawned; spawned()")
-    fds = [w] + ([attach.fileno()] if attach is not None else [])
     try:
-        p = subprocess.Popen([sys.executable, "-I", "-S", "-c", boot, pkg_parent],
+        p = subprocess.Popen([sys.executable, "-I", "-S", "-c", boot, _package_parent()],
                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, pass_fds=fds,
                              start_new_session=True)
     except OSError:
@@ -169,14 +170,15 @@ def _spawn(engine: Any, container: Any, attach: Any) -> int:
     return r
 
 
-def spawned() -> None:
-    """The spawned interpreter's entry (see _spawn): rebuild the engine and the container
-    from stdin's document, then fork the monitor and exit."""
-    import json
+def _package_parent() -> str:
+    import rongqi
 
-    doc = json.loads(sys.stdin.buffer.read())
-    sys.path[:] = doc["sys_path"]
-    w = doc["report"]
+    return os.path.dirname(os.path.dirname(os.path.abspath(rongqi.__file__)))
+
+
+def _become_monitor(doc: dict, w: int, attach_fd: int) -> None:
+    """In the process that is to be the monitor (already forked off): rebuild the engine and
+    the container from doc, run the monitor, exit; an error goes to the report pipe."""
     try:
         import socket
 
@@ -188,9 +190,7 @@ def spawned() -> None:
                         registries_conf=e["registries_conf"], runtime_root=e["runtime_root"])
         c = doc["container"]
         container = Container(engine.records, c["id"], c["config"], c["state"])
-        attach = socket.socket(fileno=doc["attach"]) if doc["attach"] >= 0 else None
-        if os.fork() != 0:
-            os._exit(0)
+        attach = socket.socket(fileno=attach_fd) if attach_fd >= 0 else None
         Monitor(engine, container, w, attach).main()
         os._exit(0)
     except BaseException as err:  # noqa: BLE001 - reported to the caller, which shows it
@@ -199,6 +199,148 @@ def spawned() -> None:
         except OSError:
             pass
         os._exit(1)
+
+
+def spawned() -> None:
+    """The spawned interpreter's entry (see _spawn): the document on stdin, then fork the
+    monitor and exit."""
+    import json
+
+    doc = json.loads(sys.stdin.buffer.read())
+    sys.path[:] = doc["sys_path"]
+    if os.fork() != 0:
+        os._exit(0)
+    _become_monitor(doc, doc["report"], doc["attach"])
+
+
+# The largest start document sent to the forker in one datagram (a container's config is a
+# few KB; a bigger one goes the fresh interpreter's way, through a pipe).
+_FORKER_MAX = 100_000
+
+
+class MonitorForker:
+    """A small single-threaded process that forks monitors for a threaded caller (rongqi
+    serve starts one): spawned once (fork+exec in C), it imports what a monitor needs, then
+    for each start document on its socketpair (with the report pipe and the attach socket as
+    SCM_RIGHTS) forks: the child starts a session, forks the monitor and exits, as
+    start_container's fork path does. It saves each start an interpreter's start-up; it ends
+    when the caller closes its end (or dies)."""
+
+    def __init__(self) -> None:
+        import socket
+        import subprocess
+        import threading
+
+        from rongqi import fastjson
+
+        self.chan, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.chan.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * _FORKER_MAX)
+        boot = ("import sys; sys.path.insert(0, sys.argv[1]); "
+                "from rongqi.engine.monitor import forker_main; forker_main(int(sys.argv[2]))")
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", boot, _package_parent(), str(theirs.fileno())],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, pass_fds=[theirs.fileno()],
+                start_new_session=True)
+        finally:
+            theirs.close()
+        self.lock = threading.Lock()
+        self.alive = True
+        self.chan.send(fastjson.dumps({"sys_path": sys.path}).encode())
+
+    def start(self, doc: dict, fds: list) -> bool:
+        """Ask for a monitor; False when the forker cannot take it (gone, or doc too big)."""
+        import socket
+
+        from rongqi import fastjson
+
+        data = fastjson.dumps(doc).encode()
+        if not self.alive or len(data) > _FORKER_MAX:
+            return False
+        with self.lock:
+            try:
+                socket.send_fds(self.chan, [data], fds)
+            except OSError:
+                self.alive = False
+                return False
+        return True
+
+    def close(self) -> None:
+        self.alive = False
+        self.chan.close()
+        try:
+            self.proc.wait(10)
+        except Exception:  # noqa: BLE001 - a forker stuck in a fork: it goes with the session
+            self.proc.kill()
+            self.proc.wait()
+
+
+_forker: MonitorForker | None = None
+
+
+def start_forker() -> MonitorForker | None:
+    """Start the forker that _spawn uses (rongqi serve does, once); None if it cannot run."""
+    global _forker
+    if _forker is None:
+        try:
+            _forker = MonitorForker()
+        except OSError:
+            _forker = None
+    return _forker
+
+
+def stop_forker() -> None:
+    global _forker
+    f, _forker = _forker, None
+    if f is not None:
+        f.close()
+
+
+def forker_main(fd: int) -> None:
+    """The forker's loop (see MonitorForker)."""
+    import json
+    import socket
+
+    chan = socket.socket(fileno=fd)
+    try:
+        first = json.loads(chan.recv(1 << 17))
+        sys.path[:] = first["sys_path"]
+        # What every monitor imports, once here instead of once per container.
+        import rongqi.engine.attach  # noqa: F401
+        import rongqi.engine.events  # noqa: F401
+        import rongqi.engine.lifecycle  # noqa: F401
+        import rongqi.engine.logs  # noqa: F401
+        import rongqi.engine.records  # noqa: F401
+        import rongqi.linux.rootfs  # noqa: F401
+        import rongqi.oci.container  # noqa: F401
+        import rongqi.oci.init  # noqa: F401
+        import rongqi.storage.overlay  # noqa: F401
+    except Exception:  # noqa: BLE001 - each monitor imports what it needs all the same
+        pass
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(chan, 1 << 17, 2)
+        except OSError:
+            break
+        if not msg:
+            break  # the caller closed its end
+        try:
+            doc = json.loads(msg)
+        except ValueError:
+            for f in fds:
+                os.close(f)
+            continue
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the monitor's parent-to-be
+            chan.close()
+            os.setsid()
+            if os.fork() != 0:
+                os._exit(0)
+            _become_monitor(doc, fds[0], fds[1] if len(fds) > 1 else -1)
+        for f in fds:
+            os.close(f)
+        os.waitpid(pid, 0)
+    os._exit(0)
 
 
 def _flush() -> None:

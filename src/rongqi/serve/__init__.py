@@ -24,8 +24,13 @@ def serve_main(addr: Address, make_engine: Callable[[], Any], *, timeout: float 
     from rongqi.serve.app import API_VERSION, App, version_text
     from rongqi.serve.http import Server, listen
 
+    from rongqi.engine import monitor
+
     app = App(make_engine)  # the route modules load before the socket exists
     listener = listen(addr, group)
+    # Containers' monitors are forked by a single-threaded helper, never by this threaded
+    # process (docs/serve.md: The engine inside a threaded server).
+    monitor.start_forker()
     ident = os.stat(addr.path).st_ino if addr.scheme == "unix" else None
     server = Server(listener, app, idle_timeout=timeout)
     previous = {}
@@ -40,6 +45,7 @@ def serve_main(addr: Address, make_engine: Callable[[], Any], *, timeout: float 
     try:
         server.serve_forever()
     finally:
+        monitor.stop_forker()
         for sig, handler in previous.items():
             _signal.signal(sig, handler)
         if ident is not None:
