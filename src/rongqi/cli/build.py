@@ -46,6 +46,13 @@ def _args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--jobs", type=int, default=1, metavar="N",
                     help="build up to N independent stages at once (default 1)")
     sp.add_argument("--format", default="oci", help="oci (default) or docker manifest")
+    sp.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE",
+                    help="a secret for RUN --mount=type=secret (src=FILE or env=VAR); never "
+                    "stored in the image or the cache key")
+    sp.add_argument("--ssh", action="append", default=[], metavar="default|ID[=PATH[,PATH]]",
+                    help="an ssh agent for RUN --mount=type=ssh: default is $SSH_AUTH_SOCK; "
+                    "PATH an agent socket or private keys (served by an ssh-agent of the "
+                    "build's own)")
     sp.add_argument("context", nargs="?", default=".", metavar="CONTEXT",
                     help="a directory, a tar archive, or - (a Containerfile on stdin)")
 
@@ -69,6 +76,61 @@ def _pairs(values: list[str], what: str, env_fallback: bool = False) -> dict[str
     return out
 
 
+def _secrets(values: list[str]) -> dict[str, str]:
+    """buildah's --secret id=ID,src=FILE | id=ID,env=VAR (type=file|env accepted) -> id: file;
+    an env secret is written to a private temp file removed at exit."""
+    import atexit
+    import os
+    import tempfile
+
+    from rongqi.errors import UsageError
+    out: dict[str, str] = {}
+    for v in values:
+        f: dict[str, str] = {}
+        for part in v.split(","):
+            k, eq, val = part.partition("=")
+            if not eq:
+                raise UsageError(f"invalid secret {v!r}: expected id=ID,src=FILE or "
+                                 "id=ID,env=VAR")
+            f[k.strip()] = val.strip()
+        ident = f.get("id", "")
+        src = f.get("src") or f.get("source") or ""
+        var = f.get("env", "")
+        if f.get("type") == "env" and not var:
+            var, src = src, ""
+        if not ident or bool(src) == bool(var):
+            raise UsageError(f"invalid secret {v!r}: expected id=ID,src=FILE or id=ID,env=VAR")
+        if var:
+            if var not in os.environ:
+                raise UsageError(f"secret {ident}: environment variable {var} is not set")
+            fd, src = tempfile.mkstemp(prefix="rongqi-secret-")
+            atexit.register(lambda p=src: os.path.exists(p) and os.unlink(p))
+            with os.fdopen(fd, "w") as w:
+                w.write(os.environ[var])
+        elif not os.path.isfile(src):
+            raise UsageError(f"secret {ident}: {src}: no such file")
+        out[ident] = os.path.abspath(src)
+    return out
+
+
+def _ssh(values: list[str]) -> dict[str, list[str]]:
+    import os
+
+    from rongqi.errors import UsageError
+    out: dict[str, list[str]] = {}
+    for v in values:
+        ident, eq, paths = v.partition("=")
+        if not eq:
+            sock = os.environ.get("SSH_AUTH_SOCK", "")
+            if not sock:
+                raise UsageError(f"--ssh {v}: SSH_AUTH_SOCK is not set (no agent to forward); "
+                                 "give ID=PATH with a socket or key files")
+            out[ident] = [sock]
+        else:
+            out[ident] = [os.path.abspath(p) for p in paths.split(",") if p]
+    return out
+
+
 def cmd_build(ctx: Any, a: argparse.Namespace) -> int:
     from rongqi.engine import build
     from rongqi.errors import EngineError
@@ -82,7 +144,8 @@ def cmd_build(ctx: Any, a: argparse.Namespace) -> int:
         build_args=_pairs(a.build_arg, "build-arg", env_fallback=True), target=a.target,
         no_cache=a.no_cache, pull=pull, network=a.network,
         labels=_pairs(a.label, "label"), platform=a.platform, tls_verify=a.tls_verify,
-        quiet=a.quiet, layers=a.layers, fmt=a.format, jobs=a.jobs, stdin=sys.stdin.buffer)
+        quiet=a.quiet, layers=a.layers, fmt=a.format, jobs=a.jobs, stdin=sys.stdin.buffer,
+        secrets=_secrets(a.secret), ssh=_ssh(a.ssh))
     out = sys.stdout.buffer
     image_id = build.build(ctx.engine, opts, out)
     out.write(image_id.encode() + b"\n")

@@ -63,6 +63,10 @@ class BuildOptions:
     fmt: str = "oci"
     jobs: int = 1                                  # stages built at once (buildah's --jobs)
     stdin: IO[bytes] | None = None                 # the Containerfile for context "-"
+    # RUN --mount=type=secret: id -> the file it is read from (--secret id=ID,src=FILE|env=VAR)
+    secrets: dict[str, str] = field(default_factory=dict)
+    # RUN --mount=type=ssh: id -> agent sockets or private keys (--ssh default | ID=PATH[,PATH])
+    ssh: dict[str, list[str]] = field(default_factory=dict)
 
 
 # -- the image being built --------------------------------------------------------------------
@@ -385,7 +389,9 @@ class Builder:
             self.ctx = open_context(self.opts, self.work_dir, f"build-{self.build_id}-ctx-")
             # Layer blobs are referenced by no image until the end: no gc meanwhile.
             try:
-                with self.engine.store.gc_lock(shared=True):
+                with self.engine.store.gc_lock(shared=True), contextlib.ExitStack() as agents:
+                    self.ssh_sockets = {k: ssh_socket(v, self.work_dir, agents)
+                                        for k, v in self.opts.ssh.items()}
                     return self._run()
             finally:
                 self.ctx.close()
@@ -895,7 +901,14 @@ class Builder:
         bdir = os.path.join(base, "bundle")
         os.mkdir(userdata, 0o700)
         os.mkdir(bdir, 0o700)
-        mounts = [self._mount_spec(m, stack, base) for m in mounts_raw]
+        mounts = []
+        for m in mounts_raw:
+            spec = self._mount_spec(m, stack, base)
+            if spec is None:      # a secret or ssh mount that is not required and not given
+                continue
+            if _mount_fields(m).get("type") == "ssh":
+                env = {**env, "SSH_AUTH_SOCK": spec.destination}
+            mounts.append(spec)
         if script:
             sp = os.path.join(base, "script")
             with open(sp, "w") as f:
@@ -970,9 +983,11 @@ class Builder:
         from rongqi.engine.options import MountSpec
         f = _mount_fields(raw)
         kind = f.get("type", "bind")
-        if kind not in ("bind", "cache", "tmpfs"):
+        if kind not in ("bind", "cache", "tmpfs", "secret", "ssh"):
             raise ContainerfileError(f"mount type {kind} is not supported here (bind, cache, "
-                                     "tmpfs)")
+                                     "tmpfs, secret, ssh)")
+        if kind in ("secret", "ssh"):
+            return self._private_mount(kind, f, raw, base)
         target = f.get("target") or f.get("dst") or f.get("destination") or ""
         if not target:
             raise ContainerfileError(f"mount {raw}: a target is required")
@@ -1016,6 +1031,55 @@ class Builder:
                 host = cp
             return MountSpec(kind="bind", source=host, destination=target, readonly=ro)
         raise ContainerfileError(f"mount type {kind} is not supported here (bind, cache, tmpfs)")
+
+    def _private_mount(self, kind: str, f: dict[str, str], raw: str, base: str) -> Any:
+        """RUN --mount=type=secret (a file of --secret, read-only, 0400 by default, at
+        /run/secrets/ID) or type=ssh (an agent socket of --ssh, SSH_AUTH_SOCK pointing at it).
+        Neither is part of the step's cache key or its layer (the mount's target is skipped
+        like every mount's), as BuildKit does; None: not given and not required."""
+        from rongqi.engine.options import MountSpec
+        required = f.get("required", "false" if "required" not in f else "true").lower() \
+            in ("", "true", "1")
+        target = f.get("target") or ""
+        if kind == "secret":
+            ident = f.get("id") or (posixpath.basename(target) if target else "")
+            if not ident:
+                raise ContainerfileError(f"mount {raw}: a secret needs an id")
+            src = self.opts.secrets.get(ident)
+        else:
+            ident = f.get("id") or "default"
+            src = getattr(self, "ssh_sockets", {}).get(ident)
+        if src is None:
+            if required:
+                flag = "--secret id=ID,src=FILE" if kind == "secret" else "--ssh ID[=PATH]"
+                raise ContainerfileError(f"mount {raw}: {kind} {ident!r} is required but was "
+                                         f"not given (rongqi build {flag})")
+            return None
+        if kind == "ssh":
+            # BuildKit's default targets: ssh_agent.0, .1, ... in the step's order
+            counts: dict[str, int] = self.__dict__.setdefault("_ssh_mounts", {})
+            n = counts.get(base, 0)
+            counts[base] = n + 1
+            return MountSpec(kind="bind", source=src,
+                             destination=target or f"/run/buildkit/ssh_agent.{n}",
+                             readonly=False)
+        target = target or f"/run/secrets/{ident}"
+        if not target.startswith("/"):
+            raise ContainerfileError(f"mount {raw}: the target must be absolute")
+        try:
+            mode = int(f.get("mode", "0400"), 8)
+            uid, gid = int(f.get("uid", "0")), int(f.get("gid", "0"))
+        except ValueError:
+            raise ContainerfileError(f"mount {raw}: uid, gid and mode must be numbers") from None
+        # A private copy: the step sees the secret with the mode and owner asked for, and the
+        # user's file is never bound (so never writable) into the container.
+        copy = os.path.join(base, "secret-" + secrets.token_hex(4))
+        fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+            shutil.copyfileobj(inp, out)
+        os.chown(copy, uid, gid)
+        os.chmod(copy, mode)
+        return MountSpec(kind="bind", source=copy, destination=target, readonly=True)
 
     def _stage_root(self, ref: str, stack: contextlib.ExitStack) -> str:
         """The root of a stage built earlier, or of an image, mounted for the step."""
@@ -1388,6 +1452,57 @@ def _heredoc_word(src: str) -> str:
 
 def src_from_text(ins: Instruction) -> str:
     return ins.flag("from") or ""
+
+
+def ssh_socket(paths: list[str], work_dir: str, stack: contextlib.ExitStack) -> str:
+    """The agent socket for one --ssh id: the socket given, or an ssh-agent of the build's own
+    (stopped with it) holding the private keys given, as buildah serves keys."""
+    import subprocess
+    if len(paths) == 1 and stat.S_ISSOCK(_mode(paths[0])):
+        return paths[0]
+    for p in paths:
+        if not os.path.isfile(p):
+            raise BuildError(f"--ssh: {p}: neither an agent socket nor a key file")
+    agent = shutil.which("ssh-agent")
+    add = shutil.which("ssh-add")
+    if agent is None or add is None:
+        raise BuildError("--ssh with key files needs ssh-agent and ssh-add (Debian's "
+                         "openssh-client); or give an agent's socket (--ssh default uses "
+                         "$SSH_AUTH_SOCK)")
+    d = tempfile.mkdtemp(prefix="build-ssh-", dir=work_dir)
+    stack.callback(shutil.rmtree, d, True)
+    sock = os.path.join(d, "agent.sock")
+    proc = subprocess.Popen([agent, "-D", "-a", sock], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    stack.callback(stop)
+    deadline = time.monotonic() + 5
+    while not os.path.exists(sock):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise BuildError("--ssh: ssh-agent did not start: "
+                             + (proc.stderr.read().decode(errors="replace").strip()
+                                if proc.poll() is not None and proc.stderr else "no socket"))
+        time.sleep(0.01)
+    r = subprocess.run([add, *paths], env={**os.environ, "SSH_AUTH_SOCK": sock},
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    if r.returncode != 0:
+        raise BuildError(f"--ssh: ssh-add {' '.join(paths)}: "
+                         f"{(r.stderr or r.stdout).strip().splitlines()[-1:] or ['failed']}")
+    return sock
+
+
+def _mode(path: str) -> int:
+    try:
+        return os.stat(path).st_mode
+    except OSError:
+        return 0
 
 
 def _mount_fields(raw: str) -> dict[str, str]:
