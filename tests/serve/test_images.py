@@ -343,6 +343,29 @@ def test_build_query_options_and_compressed_context(serve, registry):
     serve.docker("rmi", "opts:1", f"{registry.host}/bb:1")
 
 
+def test_build_is_interrupted_when_its_client_leaves(serve, registry):
+    import time
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        data = f"FROM {registry.host}/bb:1\nRUN echo started; sleep 300\n".encode()
+        ti = tarfile.TarInfo("Dockerfile")
+        ti.size = len(data)
+        tf.addfile(ti, io.BytesIO(data))
+    runroot = Path(serve.rongqi.runroot)
+    with serve.http.stream("POST", "/build", params={"t": "never:1"},
+                           content=buf.getvalue()) as r:
+        for line in r.iter_lines():
+            if "started" in line:
+                break
+    # the response closed unread: the service notices, interrupts the build, cleans up
+    deadline = time.monotonic() + 60
+    while any(runroot.glob("serve-build-*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(runroot.glob("serve-build-*"))
+    assert serve.http.get("/images/never:1/json").status_code == 404
+    assert serve.http.get("/_ping").text == "OK"
+
+
 def test_image_prune_and_build_prune(serve, registry, tmp_path):
     ctx = tmp_path / "ctx"
     ctx.mkdir()

@@ -14,12 +14,13 @@ import json
 import os
 import posixpath
 import re
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from rongqi.engine.imageinfo import familiar
@@ -187,11 +188,6 @@ def plain_context(raw: str, dest: str) -> None:
                 out.write(b"\0" * (-n % 512) + b"\0" * 1024)
 
 
-def _lines(f: IO[bytes]) -> Iterator[str]:
-    for raw in iter(f.readline, b""):
-        yield raw.decode("utf-8", "replace").rstrip("\n")
-
-
 @route("POST", "/build")
 def build(req: Request) -> Response:
     if req.arg("remote"):
@@ -247,11 +243,34 @@ def build(req: Request) -> Response:
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    return Response(200, _stream(proc, errlog, work, quiet), content_type="application/json")
+    return Response(200, _stream(proc, errlog, work, quiet, req.disconnected),
+                    content_type="application/json")
 
 
-def _stream(proc: subprocess.Popen[bytes], errlog: IO[bytes], work: str,
-            quiet: bool) -> Iterator[bytes]:
+def _lines(f: IO[bytes], gone: Callable[[], bool]) -> Iterator[str]:
+    """The child's output lines as they come; between them (a long RUN step says nothing
+    for minutes) whether the client is still there: if not, the lines end early."""
+    fd = f.fileno()
+    buf = b""
+    while True:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if not ready:
+            if gone():
+                return
+            continue
+        data = os.read(fd, 65536)
+        if not data:
+            break
+        buf += data
+        *lines, buf = buf.split(b"\n")
+        for raw in lines:
+            yield raw.decode("utf-8", "replace")
+    if buf:
+        yield buf.decode("utf-8", "replace")
+
+
+def _stream(proc: subprocess.Popen[bytes], errlog: IO[bytes], work: str, quiet: bool,
+            gone: Callable[[], bool]) -> Iterator[bytes]:
     def out(obj: dict[str, Any]) -> bytes:
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
@@ -259,12 +278,14 @@ def _stream(proc: subprocess.Popen[bytes], errlog: IO[bytes], work: str,
     image_id = ""
     try:
         assert proc.stdout is not None
-        for line in _lines(proc.stdout):
+        for line in _lines(proc.stdout, gone):
             if _ID_LINE.match(line):
                 image_id = line
             text = _docker_line(line, tags)
             if text is not None and not quiet:
                 yield out({"stream": text})
+        if proc.poll() is None and gone():
+            return   # the client left: finally interrupts the build
         code = proc.wait()
         if code != 0 or not image_id:
             errlog.seek(0)
