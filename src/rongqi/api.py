@@ -94,13 +94,14 @@ def _pairs(value: Mapping[str, Any] | Sequence[str] | None) -> dict[str, str]:
     return out
 
 
-def _mounts(volumes: Mapping[str, Any] | Sequence[str] | None) -> list[Any]:
+def _binds(volumes: Mapping[str, Any] | Sequence[str] | None) -> tuple[list[str], list[str]]:
     """volumes= as docker-py: {"/host" or "name": {"bind": "/dst", "mode": "ro"}} or
-    ["/host:/dst:ro", "name:/dst", "/anon"]."""
-    from rongqi.engine.options import MountSpec
-    out: list[Any] = []
+    ["/host:/dst:ro", "name:/dst", "/anon"] -> (HostConfig.Binds, anonymous destinations for
+    Config.Volumes). A relative host path is made absolute here, as the CLI does."""
+    binds: list[str] = []
+    anonymous: list[str] = []
     if not volumes:
-        return out
+        return binds, anonymous
     items: list[tuple[str, str, str]] = []
     if isinstance(volumes, Mapping):
         for src, spec in volumes.items():
@@ -112,35 +113,31 @@ def _mounts(volumes: Mapping[str, Any] | Sequence[str] | None) -> list[Any]:
         for text in volumes:
             parts = text.split(":")
             if len(parts) == 1:
-                items.append(("", parts[0], "rw"))
+                anonymous.append(parts[0])
             else:
                 items.append((parts[0], parts[1], parts[2] if len(parts) > 2 else "rw"))
     for src, dst, mode in items:
-        modes = [m for m in mode.split(",") if m]
-        ro = "ro" in modes
-        extra = [m for m in modes if m not in ("ro", "rw")]
-        kind = "bind" if src.startswith("/") or src.startswith(".") else "volume"
-        if kind == "bind":
+        if src.startswith("."):
             src = os.path.abspath(src)
-        out.append(MountSpec(kind=kind, destination=dst, source=src, readonly=ro,
-                             options=extra))
-    return out
+        binds.append(f"{src}:{dst}:{mode}" if mode else f"{src}:{dst}")
+    return binds, anonymous
 
 
-def _publish(ports: Mapping[str, Any] | None) -> list[str]:
-    """ports= as docker-py: {"80/tcp": 8080 | ("127.0.0.1", 8080) | [8080, 8081] | None}."""
-    out: list[str] = []
+def _port_bindings(ports: Mapping[Any, Any] | None) -> dict[str, list[dict[str, str]]]:
+    """ports= as docker-py: {"80/tcp": 8080 | ("127.0.0.1", 8080) | [8080, 8081] | None}
+    -> HostConfig.PortBindings."""
+    out: dict[str, list[dict[str, str]]] = {}
     for cport, host in (ports or {}).items():
-        cport = str(cport)
+        key = str(cport) if "/" in str(cport) else f"{cport}/tcp"
         hosts = host if isinstance(host, list) else [host]
         for h in hosts:
             if h is None:
-                out.append(cport)
+                b = {"HostIp": "", "HostPort": ""}
             elif isinstance(h, tuple):
-                ip, hp = (h[0], h[1] if len(h) > 1 else "")
-                out.append(f"{ip}:{hp or ''}:{cport}")
+                b = {"HostIp": str(h[0]), "HostPort": str(h[1]) if len(h) > 1 and h[1] else ""}
             else:
-                out.append(f"{h}:{cport}")
+                b = {"HostIp": "", "HostPort": str(h)}
+            out.setdefault(key, []).append(b)
     return out
 
 
@@ -155,106 +152,91 @@ tty ulimits user userns_mode volumes working_dir devices mounts stop_timeout pla
 stdout stderr stream""".split())
 
 
-def options(image: str, command: Command = None, **kw: Any) -> ContainerOptions:
-    """docker-py's create/run keywords as the engine's ContainerOptions."""
-    from rongqi.engine import options as o
+def create_body(image: str, command: Command = None, **kw: Any) -> dict[str, Any]:
+    """docker-py's create/run keywords as the Engine API's create body (what docker-py's
+    create_container_config and create_host_config send), so that one mapping
+    (rongqi.serve.translate) turns both this client's and the HTTP service's requests into
+    ContainerOptions."""
     bad = sorted(set(kw) - _RUN_KEYS)
     if bad:
         raise TypeError(f"create() got an unexpected keyword argument '{bad[0]}'")
-    opts = o.ContainerOptions(image=image, command=_split(command))
-    if kw.get("entrypoint") is not None:
-        opts.entrypoint = _split(kw["entrypoint"])
-    opts.name = kw.get("name") or ""
-    opts.detach = True
-    opts.interactive = bool(kw.get("stdin_open"))
-    opts.tty = bool(kw.get("tty"))
-    opts.remove = bool(kw.get("auto_remove"))
-    opts.env = _pairs(kw.get("environment"))
-    opts.labels = _pairs(kw.get("labels"))
-    opts.workdir = kw.get("working_dir") or ""
-    opts.user = str(kw.get("user") or "")
-    opts.hostname = kw.get("hostname") or ""
-    opts.mounts = _mounts(kw.get("volumes"))
-    for m in kw.get("mounts") or []:
-        # docker.types.Mount-shaped dicts: {"Type", "Source", "Target", "ReadOnly"}
-        opts.mounts.append(o.MountSpec(kind=m.get("Type", "volume"),
-                                       destination=m["Target"], source=m.get("Source", ""),
-                                       readonly=bool(m.get("ReadOnly"))))
-    for dst, mopts in (kw.get("tmpfs") or {}).items():
-        opts.mounts.append(o.MountSpec(kind="tmpfs", destination=dst,
-                                       options=[x for x in str(mopts).split(",") if x]))
-    opts.read_only = bool(kw.get("read_only"))
-    opts.memory = _size(kw.get("mem_limit"))
-    opts.memory_reservation = _size(kw.get("mem_reservation"))
-    swap = kw.get("memswap_limit")
-    opts.memory_swap = -1 if swap == -1 else _size(swap)
-    if kw.get("nano_cpus"):
-        opts.cpus = int(kw["nano_cpus"]) / 1e9
-    opts.cpu_shares = kw.get("cpu_shares")
-    opts.cpuset_cpus = kw.get("cpuset_cpus") or ""
-    opts.cpuset_mems = kw.get("cpuset_mems") or ""
-    opts.pids_limit = kw.get("pids_limit")
-    opts.cap_add = list(kw.get("cap_add") or [])
-    opts.cap_drop = list(kw.get("cap_drop") or [])
-    opts.privileged = bool(kw.get("privileged"))
-    for so in kw.get("security_opt") or []:
-        key, _, val = str(so).replace(":", "=", 1).partition("=")
-        if key == "no-new-privileges":
-            opts.no_new_privileges = val in ("", "true")
-        elif key == "seccomp":
-            opts.seccomp_profile = val
-        elif key == "label" and val == "disable":
-            opts.label_disable = True
-        else:
-            raise APIError(f"unsupported security_opt {so!r}")
-    opts.group_add = [str(g) for g in kw.get("group_add") or []]
-    opts.init = bool(kw.get("init"))
-    rp = kw.get("restart_policy") or {}
-    if rp:
-        opts.restart = o.RestartPolicy(rp.get("Name", "no") or "no",
-                                       int(rp.get("MaximumRetryCount", 0) or 0))
-    opts.stop_signal = str(kw.get("stop_signal") or "")
-    opts.stop_timeout = kw.get("stop_timeout")
+    binds, anonymous = _binds(kw.get("volumes"))
+    ports = _port_bindings(kw.get("ports"))
+    hc: dict[str, Any] = {
+        "Binds": binds, "PortBindings": ports,
+        "PublishAllPorts": bool(kw.get("publish_all_ports")),
+        "Mounts": [dict(m) for m in kw.get("mounts") or []],
+        "ReadonlyRootfs": bool(kw.get("read_only")),
+        "Memory": _size(kw.get("mem_limit")) or 0,
+        "MemoryReservation": _size(kw.get("mem_reservation")) or 0,
+        "MemorySwap": -1 if kw.get("memswap_limit") == -1 else _size(kw.get("memswap_limit")) or 0,
+        "NanoCpus": int(kw.get("nano_cpus") or 0), "CpuShares": kw.get("cpu_shares") or 0,
+        "CpusetCpus": kw.get("cpuset_cpus") or "", "CpusetMems": kw.get("cpuset_mems") or "",
+        "PidsLimit": kw.get("pids_limit"),
+        "CapAdd": list(kw.get("cap_add") or []), "CapDrop": list(kw.get("cap_drop") or []),
+        "Privileged": bool(kw.get("privileged")),
+        "SecurityOpt": [str(s) for s in kw.get("security_opt") or []],
+        "GroupAdd": [str(g) for g in kw.get("group_add") or []], "Init": kw.get("init"),
+        "RestartPolicy": dict(kw.get("restart_policy") or {}),
+        "AutoRemove": bool(kw.get("auto_remove")),
+        "Dns": list(kw.get("dns") or []), "DnsSearch": list(kw.get("dns_search") or []),
+        "DnsOptions": list(kw.get("dns_opt") or []),
+        "ShmSize": _size(kw.get("shm_size")) or 0,
+        "Sysctls": {str(k): str(v) for k, v in (kw.get("sysctls") or {}).items()},
+        "OomScoreAdj": kw.get("oom_score_adj"), "UsernsMode": kw.get("userns_mode") or "",
+        "LogConfig": dict(kw.get("log_config") or {}),
+    }
+    hosts = kw.get("extra_hosts") or {}
+    hc["ExtraHosts"] = ([f"{k}:{v}" for k, v in hosts.items()] if isinstance(hosts, Mapping)
+                        else list(hosts))
+    tmpfs = kw.get("tmpfs") or {}
+    if not isinstance(tmpfs, Mapping):
+        tmpfs = dict(str(t).partition(":")[::2] for t in tmpfs)
+    hc["Tmpfs"] = {str(k): str(v) for k, v in tmpfs.items()}
+    hc["Ulimits"] = []
     for u in kw.get("ulimits") or []:
         d = u if isinstance(u, Mapping) else vars(u)
-        opts.ulimits.append(o.Ulimit(str(d.get("Name", d.get("name"))),
-                                     int(d.get("Soft", d.get("soft", 0))),
-                                     int(d.get("Hard", d.get("hard", 0)))))
-    opts.dns = list(kw.get("dns") or [])
-    opts.dns_search = list(kw.get("dns_search") or [])
-    opts.dns_option = list(kw.get("dns_opt") or [])
-    hosts = kw.get("extra_hosts") or {}
-    opts.add_host = ([f"{k}:{v}" for k, v in hosts.items()] if isinstance(hosts, Mapping)
-                     else list(hosts))
-    opts.publish = _publish(kw.get("ports"))
-    opts.publish_all = bool(kw.get("publish_all_ports"))
+        hc["Ulimits"].append({"Name": d.get("Name", d.get("name")),
+                              "Soft": d.get("Soft", d.get("soft", 0)),
+                              "Hard": d.get("Hard", d.get("hard", 0))})
+    hc["Devices"] = []
+    for dev in kw.get("devices") or []:
+        parts = str(dev).split(":")
+        hc["Devices"].append({"PathOnHost": parts[0],
+                              "PathInContainer": parts[1] if len(parts) > 1 else parts[0],
+                              "CgroupPermissions": parts[2] if len(parts) > 2 else "rwm"})
     net = kw.get("network") or kw.get("network_mode")
-    if kw.get("network_disabled"):
-        net = "none"
-    if net:
-        opts.network = "none" if net == "none" else str(net)
-    opts.shm_size = _size(kw.get("shm_size"))
-    opts.sysctls = {str(k): str(v) for k, v in (kw.get("sysctls") or {}).items()}
-    opts.oom_score_adj = kw.get("oom_score_adj")
-    opts.userns = kw.get("userns_mode") or ""
-    for d in kw.get("devices") or []:
-        parts = str(d).split(":")
-        opts.devices.append(o.DeviceSpec(parts[0], parts[1] if len(parts) > 1 else parts[0],
-                                         parts[2] if len(parts) > 2 else "rwm"))
-    lc = kw.get("log_config") or {}
-    if lc:
-        opts.log_driver = lc.get("Type") or lc.get("type") or opts.log_driver
-        opts.log_opts = dict(lc.get("Config") or lc.get("config") or {})
-    hc = kw.get("healthcheck")
-    if hc:
-        test = hc.get("test") or hc.get("Test")
-        if isinstance(test, str):
-            test = ["CMD-SHELL", test]
-        ns = 1e9
-        opts.healthcheck = o.Healthcheck(
-            test=list(test), interval=(hc.get("interval") or 30 * ns) / ns,
-            timeout=(hc.get("timeout") or 30 * ns) / ns, retries=hc.get("retries") or 3,
-            start_period=(hc.get("start_period") or 0) / ns)
+    hc["NetworkMode"] = str(net) if net else "default"
+    body: dict[str, Any] = {
+        "Image": image, "Cmd": _split(command) or None,
+        "Entrypoint": None if kw.get("entrypoint") is None else _split(kw["entrypoint"]),
+        "Env": [f"{k}={v}" for k, v in _pairs(kw.get("environment")).items()],
+        "Labels": _pairs(kw.get("labels")), "WorkingDir": kw.get("working_dir") or "",
+        "User": str(kw.get("user") or ""), "Hostname": kw.get("hostname") or "",
+        "Tty": bool(kw.get("tty")), "OpenStdin": bool(kw.get("stdin_open")),
+        "ExposedPorts": {k: {} for k in ports},
+        "Volumes": {d: {} for d in anonymous},
+        "StopSignal": str(kw.get("stop_signal") or ""), "StopTimeout": kw.get("stop_timeout"),
+        "NetworkDisabled": bool(kw.get("network_disabled")), "HostConfig": hc,
+    }
+    hcheck = kw.get("healthcheck")
+    if hcheck:
+        def pick(key: str) -> Any:
+            return hcheck.get(key[0].upper() + key[1:].replace("_p", "P")) or hcheck.get(key)
+        body["Healthcheck"] = {"Test": pick("test"), "Interval": pick("interval"),
+                               "Timeout": pick("timeout"), "Retries": pick("retries"),
+                               "StartPeriod": pick("start_period")}
+    return body
+
+
+def options(image: str, command: Command = None, **kw: Any) -> ContainerOptions:
+    """docker-py's create/run keywords as the engine's ContainerOptions (through Docker's
+    create body: rongqi.serve.translate holds the one mapping)."""
+    from rongqi.serve.translate import create_options
+    body = create_body(image, command, **kw)
+    with _translated():
+        opts, _warnings = create_options(body, str(kw.get("name") or ""))
+    opts.pull = "missing"  # docker-py pulls a missing image itself; here the engine does
     return opts
 
 
@@ -478,12 +460,10 @@ class Container:
     def top(self, ps_args: str | None = None) -> dict[str, Any]:
         """{"Titles": [...], "Processes": [[...], ...]} as docker-py."""
         from rongqi.engine import stats
+        from rongqi.serve.translate import top_json
         with _translated():
             table = stats.top(self._engine, self.id, shlex.split(ps_args or ""))
-        if isinstance(table, str):
-            lines = [ln.split() for ln in table.splitlines() if ln.strip()]
-            return {"Titles": lines[0] if lines else [], "Processes": lines[1:]}
-        return {"Titles": table[0] if table else [], "Processes": table[1:]}
+        return top_json(table)
 
     def stats(self, decode: bool | None = None, stream: bool = True,
               one_shot: bool | None = None) -> Any:
@@ -494,25 +474,16 @@ class Container:
         return next(gen)
 
     def _stats(self) -> Iterator[dict[str, Any]]:
-        from rongqi.engine import stats
-        sampler = stats.StatsSampler(self._engine, [self.id])
+        """Docker's stats documents (rongqi.serve.translate.stats_json), one a second."""
+        from rongqi.engine import lifecycle
+        from rongqi.serve.translate import stats_json
+        previous: dict[str, Any] | None = None
         while True:
             with _translated():
-                rows = sampler.sample()
-            if not rows:
-                return
-            row = rows[0]
-            s = row.sample
-            yield {"id": row.id, "name": row.name, "read": time.time(),
-                   "cpu_stats": {"cpu_usage": {"total_usage": s.cpu_ns,
-                                               "percpu_usage": list(s.percpu or [])},
-                                 "system_cpu_usage": s.system_ns},
-                   "cpu_percent": row.cpu_percent,
-                   "memory_stats": {"usage": s.mem_usage, "limit": s.mem_limit},
-                   "pids_stats": {"current": s.pids},
-                   "networks": {"eth0": {"rx_bytes": s.net_rx, "tx_bytes": s.net_tx}},
-                   "blkio_stats": {"read": s.block_read, "write": s.block_write},
-                   "podman": row.json()}
+                rec = lifecycle.synced(self._engine, self._engine.get(self.id))
+            doc = stats_json(rec, previous)
+            yield doc
+            previous = doc
             time.sleep(1)
 
     def put_archive(self, path: str, data: bytes | IO[bytes]) -> bool:
@@ -533,16 +504,17 @@ class Container:
             files.copy(self._engine, f"{self.id}:{path}", "-", stdout=buf, archive=True)
         data = buf.getvalue()
         import tarfile
+        from rongqi.serve.translate import path_stat
         stat: dict[str, Any] = {"name": os.path.basename(path.rstrip("/")) or "/", "size": 0,
                                 "mode": 0, "mtime": "", "linkTarget": ""}
         with tarfile.open(fileobj=io.BytesIO(data)) as tf:
             first = tf.next()
             if first is not None:
-                stat.update(size=first.size, mode=first.mode | (0o20000000000 if first.isdir()
-                                                                 else 0),
-                            mtime=time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                time.gmtime(first.mtime)),
-                            linkTarget=first.linkname)
+                kind = {tarfile.DIRTYPE: 0o040000, tarfile.SYMTYPE: 0o120000,
+                        tarfile.FIFOTYPE: 0o010000, tarfile.CHRTYPE: 0o020000,
+                        tarfile.BLKTYPE: 0o060000}.get(first.type, 0o100000)
+                stat = path_stat(stat["name"], kind | first.mode, first.size, first.mtime,
+                                 first.linkname)
 
         def chunks() -> Iterator[bytes]:
             for i in range(0, len(data), chunk_size):
@@ -551,10 +523,10 @@ class Container:
 
     def diff(self) -> list[dict[str, Any]]:
         from rongqi.engine import files
-        kinds = {"C": 0, "A": 1, "D": 2}
+        from rongqi.serve.translate import changes_json
         with _translated():
             changes = files.diff(self._engine, self.id)
-        return [{"Path": ch.path, "Kind": kinds.get(ch.kind, 0)} for ch in changes]
+        return changes_json(changes)
 
 
 def _read_pipes(out_r: int, err_r: int) -> Iterator[tuple[int, bytes]]:

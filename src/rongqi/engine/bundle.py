@@ -627,7 +627,8 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
     labels = dict(cfg.get("Labels") or {})
     labels.update(opts.labels)
     opts.labels = labels
-    exposed = sorted((cfg.get("ExposedPorts") or {}).keys())
+    exposed = sorted(set((cfg.get("ExposedPorts") or {}).keys())
+                     | {p if "/" in p else p + "/tcp" for p in opts.expose})
 
     # -- namespaces ------------------------------------------------------------------------------
     namespaces: list[dict[str, str]] = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
@@ -1248,6 +1249,7 @@ def _base_spec(opts: ContainerOptions, inp: BundleInput, hostname: str, userns: 
                     "cwd": "/"},
         "root": {"path": inp.rootfs, "readonly": bool(opts.read_only)},
         "hostname": hostname,
+        **({"domainname": opts.domainname} if opts.domainname else {}),
         "mounts": mounts,
         "linux": {"cgroupsPath": f"/rongqi/{inp.container_id}", "namespaces": []},
     }

@@ -81,6 +81,7 @@ class ContainerOptions:
     user: str = ""                                           # "name", "uid", "uid:gid", "name:group"
     group_add: list[str] = field(default_factory=list)
     hostname: str = ""
+    domainname: str = ""                                     # the UTS domain name (Docker's Config.Domainname)
     mounts: list[MountSpec] = field(default_factory=list)
     read_only: bool = False
     read_only_tmpfs: bool = True                             # podman: tmpfs on /tmp, /var/tmp, /run with --read-only
@@ -134,6 +135,7 @@ class ContainerOptions:
     add_host: list[str] = field(default_factory=list)        # "name:ip"
     publish: list[str] = field(default_factory=list)         # raw -p values, parsed by engine.networks
     publish_all: bool = False
+    expose: list[str] = field(default_factory=list)          # --expose PORT[/PROTO], beside the image's ExposedPorts
     # misc
     shm_size: int | None = None
     sysctls: dict[str, str] = field(default_factory=dict)

@@ -43,6 +43,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "execs",
     "images",
     "builds",
+    "containers",
 )
 
 # A request body read whole (Request.body()/json()) larger than this is refused with 413;
