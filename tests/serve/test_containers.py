@@ -63,6 +63,7 @@ def test_docker_cli_create_start_ps_inspect_pause_top_stats_stop_rm(serve):
     assert row["Status"].startswith("Exited (137) ")
     assert ps(serve, "-a", "--filter", "label=tier=front")[0]["ID"] == cid
     assert ps(serve, "-a", "--filter", "label=tier=back") == []
+    assert ps(serve, "-a", "--filter", "label=tier", "--filter", "label=other") == []  # AND
     assert ps(serve, "-a", "--filter", "name=^/web2$")[0]["ID"] == cid
     assert ps(serve, "--filter", "exited=137") == []               # without -a, as Docker
     assert ps(serve, "-a", "--filter", "exited=137")[0]["ID"] == cid
@@ -97,6 +98,15 @@ def test_docker_cli_cp_both_ways_diff_export_and_prune(serve, tmp_path):
     assert "Deleted Containers:" in out and "Total reclaimed space" in out
     assert [r["Names"] for r in ps(serve, "-a")] == ["kept"]
     serve.docker("container", "prune", "-f")
+    assert ps(serve, "-a") == []
+
+
+def test_docker_run_rm_answers_the_exit_code_of_a_command_gone_at_once(serve):
+    # run --rm: create, attach, wait?condition=removed, start; the container is removed the
+    # moment `exit 3` ends, and the code must still be 3 (from its monitor or its died event).
+    for _ in range(3):
+        p = serve.docker("run", "--rm", "busybox", "sh", "-c", "echo hi; exit 3", check=False)
+        assert (p.returncode, p.stdout) == (3, "hi\n"), p.stderr
     assert ps(serve, "-a") == []
 
 

@@ -93,11 +93,14 @@ def create(req: Request) -> Response:
 # -- lifecycle ------------------------------------------------------------------------------------
 @route("POST", "/containers/{id}/start")
 def start(req: Request) -> Response:
+    from rongqi.serve import streams
     c = _synced(req)
     if c.status in ALIVE:
         return Response(304)
-    with _docker_words(req.params["id"]):
-        req.engine.start(c)
+    # An attach that came first (docker run, start -a, compose up) waits in serve/streams.py:
+    # its socket goes to the monitor, which then speaks to it from the process's first byte.
+    with _docker_words(req.params["id"]), streams.start_attach(c.id) as sock:
+        req.engine.start(c, attach=sock)
     return Response(204)
 
 
@@ -251,8 +254,20 @@ def _exit_from_monitor(c: Container, req: Request) -> int | None:
                     return None
 
 
+def _died_code(engine: Engine, c: Container, since_ns: int, default: int) -> int:
+    """The exit code of the container's last "died" event since since_ns (the events log)."""
+    from rongqi.engine import events
+    code = default
+    with contextlib.suppress(RongqiError, OSError, ValueError):
+        for ev in events.read(engine.root, events.ReadOptions(
+                filters={"container": [c.id], "event": ["died"]}, since_ns=since_ns,
+                stream=False)):
+            code = int(ev.exit_code or 0)
+    return code
+
+
 def _wait_for(engine: Engine, c: Container, condition: str, base: tuple[str, str],
-              req: Request) -> int:
+              req: Request, since_ns: int) -> int:
     """Docker's wait: not-running (now or once it stops), next-exit (the end of a run that
     began after `base`, (started_at, finished_at) when the wait was asked), removed (that,
     then the container gone)."""
@@ -273,8 +288,9 @@ def _wait_for(engine: Engine, c: Container, condition: str, base: tuple[str, str
             break
         state = _read_json(os.path.join(c.dir, STATE))
         if state is None and not os.path.isdir(c.dir):
-            # Removed before we saw it end (--rm): its last state is what we know.
-            return int(c.state.get("exit_code", 0))
+            # Removed before we saw it end (--rm, a fast command): its monitor's "died" event
+            # (written before the removal) has the code.
+            return _died_code(engine, c, since_ns, int(c.state.get("exit_code", 0)))
         if state is not None:
             c.state = state
             ended = state.get("status") == "exited"
@@ -291,7 +307,7 @@ def _wait_for(engine: Engine, c: Container, condition: str, base: tuple[str, str
             try:
                 lifecycle.synced(engine, c)
             except NoSuchContainer:
-                return int(c.state.get("exit_code", 0))
+                return _died_code(engine, c, since_ns, int(c.state.get("exit_code", 0)))
             if req.disconnected():
                 raise _Gone()
         time.sleep(POLL)
@@ -312,6 +328,7 @@ def wait(req: Request) -> Response:
     # What "next" means is fixed now, before the answer's head goes out: the docker CLI
     # starts the container as soon as it has that head.
     base = (str(c.state.get("started_at", "")), str(c.state.get("finished_at", "")))
+    since_ns = time.time_ns() - 1_000_000_000   # a clock step's worth of slack
     if condition == "not-running" and c.status not in ALIVE:
         return json_response({"StatusCode": int(c.state.get("exit_code", 0)), "Error": None})
     engine = req.engine
@@ -319,7 +336,7 @@ def wait(req: Request) -> Response:
     def body() -> Iterator[bytes]:
         import json
         try:
-            code = _wait_for(engine, c, condition, base, req)
+            code = _wait_for(engine, c, condition, base, req, since_ns)
         except _Gone:
             return
         except RongqiError as e:
@@ -353,7 +370,8 @@ def _port_filter(value: str) -> tuple[int, int, str]:
 
 
 def _matcher(engine: Engine, flt: dict[str, list[str]]) -> Callable[[Container], bool]:
-    """Docker's ps filters; a different key must match too, a repeated one any of its values."""
+    """Docker's ps filters: every key must match; a repeated key any of its values, but
+    every one of its label values."""
     import re
     for key, values in flt.items():
         if key not in _LIST_KEYS:
@@ -429,8 +447,10 @@ def _matcher(engine: Engine, flt: dict[str, list[str]]) -> Callable[[Container],
             return False
         if "since" in bounds and not created > bounds["since"]:
             return False
-        return all(any(one(k, v, c) for v in vals) for k, vals in flt.items()
-                   if k not in ("before", "since"))
+        # Docker: every label filter must match (compose selects by project AND service);
+        # a repeated other key matches any of its values.
+        return all((all if k == "label" else any)(one(k, v, c) for v in vals)
+                   for k, vals in flt.items() if k not in ("before", "since"))
 
     return match
 
