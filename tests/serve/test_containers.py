@@ -87,6 +87,11 @@ def test_docker_cli_cp_both_ways_diff_export_and_prune(serve, tmp_path):
     assert p.returncode == 1 and "No such container:path: files:/no/such" in p.stderr
     diff = serve.docker("diff", "files").stdout.splitlines()
     assert "A /tmp/in/sub/f.txt" in diff and "C /tmp" in diff
+    image_id = serve.docker("commit", "-c", "ENV MADE=by-commit", "-m", "a note", "files",
+                            "committed:1").stdout.strip()
+    assert image_id.startswith("sha256:")
+    p = serve.docker("run", "--rm", "committed:1", "sh", "-c", "cat /tmp/in/sub/f.txt; echo $MADE")
+    assert p.stdout == "hello\nby-commit\n"
     serve.docker("stop", "-t", "0", "files")
     out = tmp_path / "fs.tar"
     serve.docker("export", "-o", str(out), "files")

@@ -735,3 +735,52 @@ def prune(req: Request) -> Response:
         deleted.append(c.id)
         reclaimed += rw
     return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed})
+
+
+# -- commit ---------------------------------------------------------------------------------------
+def _config_changes(conf: dict[str, Any]) -> list[str]:
+    """POST /commit's body (a container Config whose set fields override the image's) as
+    the engine's --change instructions."""
+    import json
+    out: list[str] = []
+    for key, word in (("Cmd", "CMD"), ("Entrypoint", "ENTRYPOINT")):
+        v = tr.strslice(conf.get(key), f"Config.{key}")
+        if v:
+            out.append(f"{word} {json.dumps(v)}")
+    for e in conf.get("Env") or []:
+        if "=" in str(e):
+            out.append(f"ENV {e}")
+    for k, v in (conf.get("Labels") or {}).items():
+        out.append(f"LABEL {json.dumps(str(k))}={json.dumps(str(v))}")
+    for p in conf.get("ExposedPorts") or {}:
+        out.append(f"EXPOSE {p}")
+    for v in conf.get("Volumes") or {}:
+        out.append(f"VOLUME {json.dumps([v])}")
+    for key, word in (("WorkingDir", "WORKDIR"), ("User", "USER"), ("StopSignal", "STOPSIGNAL")):
+        if conf.get(key):
+            out.append(f"{word} {conf[key]}")
+    return out
+
+
+@route("POST", "/commit")
+def commit(req: Request) -> Response:
+    """docker commit: the container's changes as a new image (engine/files.py's commit)."""
+    from rongqi.engine import files
+    ref = req.arg("container") or ""
+    if not ref:
+        raise HTTPError(400, "No container specified")
+    repo, tag = req.arg("repo") or "", req.arg("tag") or ""
+    if tag and not repo:
+        raise HTTPError(400, "tag cannot be set without a repository")
+    conf = req.json() or {}
+    if not isinstance(conf, dict):
+        raise HTTPError(400, "invalid JSON in the request body: expected an object")
+    changes = [line for ch in req.query.get("changes", []) for line in ch.splitlines()
+               if line.strip()]
+    with _docker_words(ref):
+        c = req.engine.get(ref)
+        image_id = files.commit(req.engine, c.id, f"{repo}:{tag}" if tag else repo,
+                                changes=_config_changes(conf) + changes,
+                                message=req.arg("comment") or "",
+                                author=req.arg("author") or "", pause=req.flag("pause", True))
+    return json_response({"Id": f"sha256:{image_id}"}, 201)
