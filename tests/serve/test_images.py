@@ -343,6 +343,22 @@ def test_build_query_options_and_compressed_context(serve, registry):
     serve.docker("rmi", "opts:1", f"{registry.host}/bb:1")
 
 
+def test_build_never_reads_a_host_file_through_a_symlinked_dockerfile(serve, tmp_path):
+    secret = tmp_path / "host-secret"
+    secret.write_text("HOST-SECRET-LINE\n")
+    for dockerfile in (None, "Dockerfile"):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            ti = tarfile.TarInfo("Dockerfile")
+            ti.type, ti.linkname = tarfile.SYMTYPE, str(secret)
+            tf.addfile(ti)
+        params = {"dockerfile": dockerfile} if dockerfile else {}
+        r = serve.http.post("/build", params=params, content=buf.getvalue())
+        msgs = [json.loads(line) for line in r.text.splitlines()]
+        assert "error" in msgs[-1], msgs
+        assert "HOST-SECRET" not in r.text
+
+
 def test_build_is_interrupted_when_its_client_leaves(serve, registry):
     import time
     buf = io.BytesIO()

@@ -305,25 +305,47 @@ def _extract_tar_bytes(data: bytes, dest: str) -> None:
             w.close()
 
 
+def _read_in_context(root: str, rel: str) -> tuple[str | None, bool]:
+    """(the text, whether the name is in the context at all) of a file of the context, every
+    path component resolved inside it: a Containerfile that is a symlink to /etc/shadow is
+    the context's /etc/shadow (none), never the host's, whose lines a parse error would echo."""
+    from rongqi.engine.treecopy import RootDir
+    with RootDir.open(root, "the build context") as rd:
+        there = rd.lstat(rel) is not None
+        try:
+            fd = rd.openat(rel, os.O_RDONLY)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None, there
+    with os.fdopen(fd, encoding="utf-8", errors="replace") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return None, there
+        return f.read(), there
+
+
 def _find_file(root: str, names: list[str], shown: str) -> tuple[str, str]:
     if names:
         name = names[0]
         if name == "-":
             return sys.stdin.read(), "-"
-        p = name if os.path.isabs(name) else os.path.join(root, name)
-        if not os.path.isfile(p) and not os.path.isabs(name) and os.path.isfile(name):
-            p = name   # podman: -f relative to the working directory works too
+        missing = EngineError(f"the specified Containerfile or Dockerfile does not exist, "
+                              f"{name}: no such file or directory")
+        if not os.path.isabs(name):
+            text, there = _read_in_context(root, name)
+            if text is not None:
+                return text, os.path.join(root, name)
+            if there:
+                raise missing   # a link that leads out of the context, or not a file
+        p = name
         try:
+            # an absolute -f, or podman's -f relative to the working directory
             with open(p, encoding="utf-8", errors="replace") as f:
                 return f.read(), p
-        except FileNotFoundError:
-            raise EngineError(f"the specified Containerfile or Dockerfile does not exist, "
-                              f"{name}: no such file or directory") from None
+        except (FileNotFoundError, IsADirectoryError):
+            raise missing from None
     for name in DEFAULT_FILES:
-        p = os.path.join(root, name)
-        if os.path.isfile(p):
-            with open(p, encoding="utf-8", errors="replace") as f:
-                return f.read(), p
+        text, _ = _read_in_context(root, name)
+        if text is not None:
+            return text, os.path.join(root, name)
     raise EngineError(f"no Containerfile or Dockerfile specified or found in context "
                       f"directory, {shown}: no such file or directory")
 
