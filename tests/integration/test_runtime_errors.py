@@ -49,11 +49,11 @@ def test_malformed_config_json(oci_binary, runtime_root, bundle_factory, unique_
 
 
 @pytest.mark.parametrize("change, path", [
-    (lambda c: c["process"].__setitem__("args", "sh"), "process.args: expected an array, got string"),
+    (lambda c: c["process"].__setitem__("args", "sh"), "process.args: must be an array, not a string"),
     (lambda c: c["process"].__setitem__("args", []), "process.args"),
-    (lambda c: c["process"]["user"].__setitem__("uid", "root"), "process.user.uid: expected an integer"),
+    (lambda c: c["process"]["user"].__setitem__("uid", "root"), "process.user.uid: must be an integer, not a string"),
     (lambda c: c["linux"]["namespaces"].append({"type": "netx"}), 'unknown namespace type \'netx\''),
-    (lambda c: c["mounts"][1].__setitem__("options", "ro"), "mounts[1].options: expected an array"),
+    (lambda c: c["mounts"][1].__setitem__("options", "ro"), "mounts[1].options: must be an array, not a string"),
     (lambda c: c["process"]["rlimits"].__setitem__(0, {"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}),
      "process.rlimits[0].type: unknown rlimit"),
     (lambda c: c["process"]["capabilities"]["bounding"].append("CAP_BOGUS"), "process.capabilities.bounding"),

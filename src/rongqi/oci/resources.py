@@ -6,6 +6,7 @@ Every mistake raises SpecError("<json path>: <what is wrong>"); downstream code 
 from __future__ import annotations
 
 from rongqi.errors import SpecError, UsageError
+from rongqi.oci import jsonread
 from rongqi.linux.cgroups import convert
 from rongqi.linux.cgroups.resources import (
     BlockIO,
@@ -33,64 +34,28 @@ MIN_CFS_QUOTA = 1000
 _UNIFIED_FORBIDDEN = {"cgroup.procs", "cgroup.threads", "cgroup.subtree_control", "cgroup.kill", "cgroup.type"}
 
 
-def _type_name(v: object) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "a boolean"
-    if isinstance(v, (int, float)):
-        return "a number"
-    if isinstance(v, str):
-        return "a string"
-    if isinstance(v, list):
-        return "an array"
-    if isinstance(v, dict):
-        return "an object"
-    return type(v).__name__
-
-
 def _obj(v: object, where: str) -> dict:
-    if not isinstance(v, dict):
-        raise SpecError(f"{where}: must be an object, not {_type_name(v)}")
-    return v
+    return jsonread.obj(v, where)
 
 
 def _list(v: object, where: str) -> list:
-    if not isinstance(v, list):
-        raise SpecError(f"{where}: must be an array, not {_type_name(v)}")
-    return v
+    return jsonread.array(v, where)
 
 
 def _int(obj: dict, key: str, where: str, lo: int, hi: int, what: str = "") -> int | None:
     """An optional integer member in [lo, hi]; null and absence both mean "not set"."""
     v = obj.get(key)
-    if v is None:
-        return None
-    path = f"{where}.{key}"
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
-        raise SpecError(f"{path}: must be an integer, not {_type_name(v)}")
-    v = int(v)
-    if v < lo or v > hi:
-        raise SpecError(f"{path}: {v} is out of range{' (' + what + ')' if what else f' ({lo}..{hi})'}")
-    return v
+    return None if v is None else jsonread.integer(v, f"{where}.{key}", lo, hi, what)
 
 
 def _str(obj: dict, key: str, where: str) -> str | None:
     v = obj.get(key)
-    if v is None:
-        return None
-    if not isinstance(v, str):
-        raise SpecError(f"{where}.{key}: must be a string, not {_type_name(v)}")
-    return v
+    return None if v is None else jsonread.string(v, f"{where}.{key}")
 
 
 def _bool(obj: dict, key: str, where: str) -> bool | None:
     v = obj.get(key)
-    if v is None:
-        return None
-    if not isinstance(v, bool):
-        raise SpecError(f"{where}.{key}: must be true or false, not {_type_name(v)}")
-    return v
+    return None if v is None else jsonread.boolean(v, f"{where}.{key}")
 
 
 def _limit(obj: dict, key: str, where: str) -> int | None:
@@ -236,7 +201,7 @@ def _block_io(b: dict, w: str) -> BlockIO:
             major, minor = _major_minor(t, tw)
             rate = _int(t, "rate", tw, 0, UINT64_MAX)
             if rate is None:
-                raise SpecError(f"{tw}.rate: is required")
+                raise SpecError(f"{tw}.rate: required")
             out.append(ThrottleDevice(major=major, minor=minor, rate=rate))
         setattr(bio, attr, out)
     return bio
@@ -253,7 +218,7 @@ def _major_minor(obj: dict, w: str) -> tuple[int, int]:
 def _hugepage(h: dict, w: str) -> HugepageLimit:
     size = _str(h, "pageSize", w)
     if not size:
-        raise SpecError(f"{w}.pageSize: is required")
+        raise SpecError(f"{w}.pageSize: required")
     try:
         n = convert.hugepage_bytes(size)
     except ValueError:
@@ -262,14 +227,14 @@ def _hugepage(h: dict, w: str) -> HugepageLimit:
         raise SpecError(f"{w}.pageSize: {size!r} is not a power of two")
     limit = _int(h, "limit", w, 0, UINT64_MAX)
     if limit is None:
-        raise SpecError(f"{w}.limit: is required")
+        raise SpecError(f"{w}.limit: required")
     return HugepageLimit(page_size=size, limit=limit)
 
 
 def _device(d: dict, w: str) -> DeviceRule:
     allow = _bool(d, "allow", w)
     if allow is None:
-        raise SpecError(f"{w}.allow: is required")
+        raise SpecError(f"{w}.allow: required")
     kind = _str(d, "type", w) or "a"
     if kind not in ("a", "b", "c"):
         raise SpecError(f'{w}.type: unknown device type "{kind}" (must be "a", "b" or "c")')
@@ -299,7 +264,7 @@ def _unified(u: dict, w: str) -> dict[str, str]:
         if key in _UNIFIED_FORBIDDEN:
             raise SpecError(f"{kw}: {key} is managed by the runtime and cannot be set")
         if not isinstance(value, str):
-            raise SpecError(f"{kw}: must be a string, not {_type_name(value)}")
+            raise jsonread.wrong(kw, "a string", value)
         out[key] = value
     return out
 
@@ -316,7 +281,7 @@ def _network(n: dict, w: str) -> Network:
                 raise SpecError(f"{pw}.name: must be an interface name")
             prio = _int(p, "priority", pw, 0, UINT32_MAX)
             if prio is None:
-                raise SpecError(f"{pw}.priority: is required")
+                raise SpecError(f"{pw}.priority: required")
             net.priorities.append(InterfacePriority(name=name, priority=prio))
     return net
 

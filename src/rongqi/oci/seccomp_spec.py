@@ -6,6 +6,7 @@ On the runtime's start path; every error is a SpecError that names the JSON path
 from __future__ import annotations
 
 from rongqi.errors import SpecError
+from rongqi.oci import jsonread
 from rongqi.linux.seccomp import (ACTIONS, ARCHITECTURES, FLAGS, OPERATORS, SeccompArg,
                                   SeccompProfile, SeccompRule)
 
@@ -13,45 +14,33 @@ _MAX_ARGS = 6  # a system call has at most six arguments
 
 
 def _uint(obj: dict, key: str, where: str, limit: int, required: bool = False) -> int | None:
-    if key not in obj or obj[key] is None:
+    v = obj.get(key)
+    if v is None:
         if required:
             raise SpecError(f"{where}.{key}: required")
         return None
-    v = obj[key]
-    if type(v) is not int or v < 0 or v > limit:
-        raise SpecError(f"{where}.{key}: must be an integer from 0 to {limit}, not {v!r}")
-    return v
+    return jsonread.integer(v, f"{where}.{key}", 0, limit)
 
 
 def _str(obj: dict, key: str, where: str) -> str:
     v = obj.get(key)
-    if v is None:
-        return ""
-    if not isinstance(v, str):
-        raise SpecError(f"{where}.{key}: must be a string")
-    return v
+    return "" if v is None else jsonread.string(v, f"{where}.{key}")
 
 
 def _list(obj: dict, key: str, where: str) -> list:
     v = obj.get(key)
-    if v is None:
-        return []
-    if not isinstance(v, list):
-        raise SpecError(f"{where}.{key}: must be an array")
-    return v
+    return [] if v is None else jsonread.array(v, f"{where}.{key}")
 
 
 def _choice(value: object, allowed, path: str, what: str) -> str:
-    if not isinstance(value, str):
-        raise SpecError(f"{path}: must be a string")
+    jsonread.string(value, path)
     if value not in allowed:
         raise SpecError(f'{path}: unknown {what} "{value}"')
     return value
 
 
 def parse_seccomp(obj: object, where: str = "linux.seccomp") -> SeccompProfile:
-    if not isinstance(obj, dict):
-        raise SpecError(f"{where}: must be an object")
+    jsonread.obj(obj, where)
     if "defaultAction" not in obj:
         raise SpecError(f"{where}.defaultAction: required")
     default = _choice(obj["defaultAction"], ACTIONS, f"{where}.defaultAction", "action")
@@ -70,8 +59,7 @@ def parse_seccomp(obj: object, where: str = "linux.seccomp") -> SeccompProfile:
     rules = []
     for i, r in enumerate(_list(obj, "syscalls", where)):
         rp = f"{where}.syscalls[{i}]"
-        if not isinstance(r, dict):
-            raise SpecError(f"{rp}: must be an object")
+        jsonread.obj(r, rp)
         names = r.get("names")
         if not isinstance(names, list) or not names:
             raise SpecError(f"{rp}.names: must be a non-empty array of syscall names")
@@ -88,8 +76,7 @@ def parse_seccomp(obj: object, where: str = "linux.seccomp") -> SeccompProfile:
         args = []
         for k, a in enumerate(_list(r, "args", rp)):
             ap = f"{rp}.args[{k}]"
-            if not isinstance(a, dict):
-                raise SpecError(f"{ap}: must be an object")
+            jsonread.obj(a, ap)
             index = _uint(a, "index", ap, _MAX_ARGS - 1, required=True)
             value = _uint(a, "value", ap, 2**64 - 1, required=True)
             value_two = _uint(a, "valueTwo", ap, 2**64 - 1) or 0

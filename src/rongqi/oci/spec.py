@@ -11,6 +11,9 @@ from __future__ import annotations
 import os
 
 from rongqi.errors import SpecError
+# The one typed reader (and wording) of the runtime's JSON: oci/jsonread.py.
+from rongqi.oci.jsonread import Obj as _Obj
+from rongqi.oci.jsonread import integer as _int
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 HOOK_NAMES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
@@ -22,108 +25,6 @@ RLIMITS = {
 }
 _U32 = (1 << 32) - 1
 _U64 = (1 << 64) - 1
-
-
-def _kind(v: object) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, (int, float)):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    return "object"
-
-
-class _Obj:
-    """A JSON object being read, with its path for error messages."""
-
-    __slots__ = ("d", "path")
-
-    def __init__(self, d: object, path: str):
-        if not isinstance(d, dict):
-            raise SpecError(f"{path or 'config'}: expected an object, got {_kind(d)}")
-        self.d = d
-        self.path = path
-
-    def at(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def raw(self, key: str):
-        return self.d.get(key)
-
-    def str(self, key: str, default: str | None = None, required: bool = False) -> str | None:
-        v = self.d.get(key)
-        if v is None:
-            if required:
-                raise SpecError(f"{self.at(key)}: required")
-            return default
-        if not isinstance(v, str):
-            raise SpecError(f"{self.at(key)}: expected a string, got {_kind(v)}")
-        return v
-
-    def bool(self, key: str, default: bool = False) -> bool:
-        v = self.d.get(key)
-        if v is None:
-            return default
-        if not isinstance(v, bool):
-            raise SpecError(f"{self.at(key)}: expected a boolean, got {_kind(v)}")
-        return v
-
-    def int(self, key: str, default: int | None = None, lo: int | None = None, hi: int | None = None,
-            required: bool = False) -> int | None:
-        v = self.d.get(key)
-        if v is None:
-            if required:
-                raise SpecError(f"{self.at(key)}: required")
-            return default
-        return _int(v, self.at(key), lo, hi)
-
-    def obj(self, key: str) -> _Obj | None:
-        v = self.d.get(key)
-        if v is None:
-            return None
-        return _Obj(v, self.at(key))
-
-    def list(self, key: str) -> list:
-        v = self.d.get(key)
-        if v is None:
-            return []
-        if not isinstance(v, list):
-            raise SpecError(f"{self.at(key)}: expected an array, got {_kind(v)}")
-        return v
-
-    def strs(self, key: str) -> list[str]:
-        out = self.list(key)
-        for i, s in enumerate(out):
-            if not isinstance(s, str):
-                raise SpecError(f"{self.at(key)}[{i}]: expected a string, got {_kind(s)}")
-        return out
-
-    def str_map(self, key: str) -> dict[str, str]:
-        v = self.d.get(key)
-        if v is None:
-            return {}
-        if not isinstance(v, dict):
-            raise SpecError(f"{self.at(key)}: expected an object, got {_kind(v)}")
-        for k, s in v.items():
-            if not isinstance(s, str):
-                raise SpecError(f"{self.at(key)}.{k}: expected a string, got {_kind(s)}")
-        return v
-
-
-def _int(v: object, path: str, lo: int | None = None, hi: int | None = None) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
-        raise SpecError(f"{path}: expected an integer, got {_kind(v) if not isinstance(v, float) else v}")
-    v = int(v)
-    if lo is not None and v < lo:
-        raise SpecError(f"{path}: {v} is below the minimum {lo}")
-    if hi is not None and v > hi:
-        raise SpecError(f"{path}: {v} is above the maximum {hi}")
-    return v
 
 
 class User:
