@@ -225,3 +225,56 @@ def test_die_event_from_a_monitor_that_slimmed(serve: Any) -> None:
                        "--until", f"{time.time() + 1:.3f}",  # the event follows the exit
                        "--filter", "event=die", "--format", "{{.Actor.ID}}").stdout
     assert out.split() == [cid]
+
+
+# -- /system/df --------------------------------------------------------------------------------
+def test_docker_system_df_counts_images_containers_and_volumes(serve: Any) -> None:
+    serve.rongqi("volume", "create", "data")
+    cid = serve.rongqi("create", "--network", "none", "-v", "data:/data", "--name", "w",
+                       "busybox", "sh", "-c", "head -c 100000 /dev/zero > /data/f; "
+                       "head -c 50000 /dev/zero > /f").stdout.strip()
+    serve.rongqi("start", "-a", "w")
+    df = serve.client().df()
+    assert df["LayersSize"] > 0 and df["BuildCache"] == []
+    [img] = df["Images"]
+    assert img["RepoTags"] == ["busybox:latest"] and img["Containers"] == 1
+    assert img["Size"] > 0
+    [ctr] = df["Containers"]
+    assert ctr["Id"] == cid and ctr["Names"] == ["/w"]
+    assert ctr["SizeRw"] >= 50000 and ctr["SizeRootFs"] >= ctr["SizeRw"] + img["Size"] // 2
+    [vol] = df["Volumes"]
+    assert vol["Name"] == "data" and vol["UsageData"] == {"Size": 100000, "RefCount": 1}
+    out = serve.docker("system", "df").stdout.splitlines()
+    assert out[0].split()[:3] == ["TYPE", "TOTAL", "ACTIVE"]
+    rows = {line.split()[0]: line.split()[1:3] for line in out[1:]}
+    assert rows["Images"] == ["1", "1"] and rows["Containers"] == ["1", "0"]
+    assert rows["Local"] == ["Volumes", "1"]  # "Local Volumes 1 1 ..."
+    verbose = serve.docker("system", "df", "-v").stdout
+    assert "data" in verbose and cid[:12] in verbose
+
+
+def test_ten_docker_run_d_at_once_through_docker_py_all_start(serve: Any) -> None:
+    c = serve.client()
+    c.images.get("busybox") if c.images.list("busybox") else serve.rongqi("pull", "busybox")
+    barrier = threading.Barrier(10)
+    ids: list[str] = []
+    errors: list[BaseException] = []
+
+    def one(i: int) -> None:
+        try:
+            mine = serve.client()
+            barrier.wait(30)
+            ids.append(mine.containers.run("busybox", ["sleep", "60"], detach=True,
+                                           name=f"d{i}", network_mode="none").id)
+        except BaseException as err:  # noqa: BLE001 - reported by the assertion below
+            errors.append(err)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(240)
+    assert not errors, errors
+    running = {x.name: x.status for x in c.containers.list()}
+    assert running == {f"d{i}": "running" for i in range(10)}
+    assert serve.proc.poll() is None and "Traceback" not in serve.log()

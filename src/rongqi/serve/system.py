@@ -373,3 +373,33 @@ def events(req: Request) -> Response:
                 _listeners -= 1
 
     return json_stream(messages())
+
+
+# -- /system/df ----------------------------------------------------------------------------------
+@route("GET", "/system/df")
+def system_df(req: Request) -> Response:
+    """dockerd's DiskUsage: LayersSize, images (with SharedSize and their containers),
+    containers (with SizeRw and SizeRootFs), volumes (with UsageData), no build cache. Each
+    entry is what its own list answers (/images/json, /containers/json?size=1, /volumes),
+    the shared sizes and counts engine/usage.py's, which `rongqi system df` shows too."""
+    from rongqi.engine import imageinfo
+    from rongqi.engine.usage import disk_usage
+    from rongqi.serve.translate import summary_json
+    from rongqi.serve.volumes import disk_usage as volume_size, docker_volume
+    engine = req.engine
+    u = disk_usage(engine)
+    image_use = {i.id: i for i in u.images}
+    images = []
+    for facts in imageinfo.all_images(engine.store):
+        iu = image_use.get(facts.id)
+        entry = imageinfo.list_entry(facts, containers=iu.containers if iu else 0,
+                                     engine=engine)
+        entry["SharedSize"] = iu.shared_size if iu else 0
+        images.append(entry)
+    containers = [summary_json(engine, c, size=True) for c in engine.list(all=True)]
+    links = {v.name: v.links for v in u.volumes}
+    volumes = [docker_volume(v, {"Size": volume_size(v.mountpoint),
+                                 "RefCount": links.get(v.name, 0)})
+               for v in engine.volumes.list()]
+    return json_response({"LayersSize": u.layers_size, "Images": images,
+                          "Containers": containers, "Volumes": volumes, "BuildCache": []})
