@@ -275,10 +275,9 @@ def open_context(opts: BuildOptions, tmp_base: str, prefix: str = "context-") ->
             text, path = _find_file(root, opts.containerfiles, root)
     ignore_lines: list[str] = []
     for name in IGNORE_FILES:
-        p = os.path.join(root, name)
-        if os.path.isfile(p):
-            with open(p) as f:
-                ignore_lines = f.read().splitlines()
+        patterns, _ = _read_in_context(root, name)   # a link out of the context is none
+        if patterns is not None:
+            ignore_lines = patterns.splitlines()
             break
     return Context(root, text, path, Ignore(ignore_lines), cleanup)
 
