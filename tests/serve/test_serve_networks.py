@@ -230,6 +230,31 @@ def test_connect_and_disconnect_a_created_container_take_effect_at_start(serve):
     serve.docker("network", "rm", name)
 
 
+@needs_net
+def test_docker_cli_run_on_a_network_with_a_volume(serve):
+    # all through the Docker API: run -d on a user network with a named volume, the names on
+    # the network, rm of what is in use refused, then rm -f and the network and volume go
+    name, subnet, bridge = session_network(5)
+    serve.docker("network", "create", "--subnet", subnet, "-o",
+                 f"com.docker.network.bridge.name={bridge}", name)
+    serve.docker("run", "-d", "--name", "srv-" + name, "--network", name,
+                 "--network-alias", "srv", "-v", "vol-" + name + ":/data", "busybox",
+                 "sh", "-c", "echo hi > /data/f; exec httpd -f -p 80 -h /data")
+    eps = _inspect(serve, "network", name)["Containers"]
+    assert [e["Name"] for e in eps.values()] == ["srv-" + name]
+    out = serve.docker("run", "--rm", "--network", name, "busybox", "wget", "-q", "-O", "-",
+                       "http://srv/f").stdout
+    assert out == "hi\n"
+    p = serve.docker("network", "rm", name, check=False)
+    assert p.returncode == 1 and "has active endpoints" in p.stderr, p.stderr
+    p = serve.docker("volume", "rm", "vol-" + name, check=False)
+    assert p.returncode == 1 and "volume is in use" in p.stderr, p.stderr
+    serve.docker("rm", "-f", "srv-" + name)
+    serve.docker("network", "rm", name)
+    serve.docker("volume", "rm", "vol-" + name)
+    assert serve.docker("volume", "ls", "-q").stdout.split() == []
+
+
 @pytest.mark.root
 def test_docker_cli_volumes(serve):
     p = serve.docker("volume", "create", "--label", "app=serve-net", "data-1")
@@ -297,7 +322,8 @@ def test_docker_py_networks(serve):
 
     cid = _run_on(serve, name, "py-" + name)
     net.reload()
-    assert list(net.attrs["Containers"]) == [cid]  # net.containers asks /containers too
+    assert list(net.attrs["Containers"]) == [cid]
+    assert [c.id for c in net.containers] == [cid]  # through GET /containers/{id}/json
     # connect to the default network (Docker's "bridge") and back
     client.networks.get("bridge").connect(cid)
     assert cid in client.networks.get("bridge").attrs["Containers"]
