@@ -539,3 +539,91 @@ def test_a_setup_whose_record_is_gone_is_undone_by_the_next_setup(rq):
     rq("run", "--rm", "busybox", "true", check=True)
     assert not os.path.exists(f"/run/netns/rongqi-{cid}")
     assert _leases(cid) == [] and _rules(net) == []
+
+
+def _gone(cid: str, subnet: str) -> bool:
+    from rongqi.engine import networks
+    return (not os.path.exists(f"/run/netns/rongqi-{cid}") and _leases(cid) == []
+            and _rules(subnet) == [] and not os.path.exists(networks._active_path(cid)))
+
+
+def test_the_slim_monitor_tears_down_at_the_end_of_a_long_run(rq):
+    """A container that ran past SLIM_AFTER ends under the re-exec'd monitor, whose stand-in
+    container record must still find the network to undo (it once found none: the netns,
+    veth, rules and lease stayed until some later command synced the container)."""
+    net, subnet = _net(rq)
+    cid = rq("run", "-d", "--name", "long", "--network", net, "busybox", "sleep", "600",
+             check=True).stdout.strip()
+    st = rq.state(cid)
+    rq.wait_for(lambda: b"resume(" in open(f"/proc/{st['monitor_pid']}/cmdline", "rb").read(),
+                what="the monitor's re-exec")
+    os.kill(st["pid"], signal.SIGKILL)  # no CLI involved: the monitor alone sees the end
+    rq.wait_for(lambda: not os.path.exists(f"/proc/{st['monitor_pid']}/stat") or
+                open(f"/proc/{st['monitor_pid']}/stat").read().split()[2] == "Z",
+                what="the monitor's end")
+    assert _gone(cid, subnet)
+
+
+def test_rm_tears_down_while_a_monitor_is_still_finishing(rq):
+    """rm of an exited container whose monitor still holds its lock (it wrote its exit
+    record, its own teardown failed or was cut short): the record is about to go, so rm
+    undoes the network itself rather than leave it to a monitor that is past doing so."""
+    net, subnet = _net(rq)
+    cid = rq("run", "-d", "--name", "finishing", "--network", net, "busybox", "sleep", "600",
+             check=True).stdout.strip()
+    st = rq.state(cid)
+    os.kill(st["monitor_pid"], signal.SIGKILL)  # the monitor goes before its teardown
+    os.kill(st["pid"], signal.SIGKILL)
+    rq.wait_for(lambda: not os.path.exists(f"/proc/{st['pid']}/stat") or
+                open(f"/proc/{st['pid']}/stat").read().split()[2] == "Z", what="the kill")
+    run_dir = os.path.join(rq.runroot, cid)
+    from rongqi.locking import Lock
+    with Lock(os.path.join(run_dir, "monitor.lock")):  # as the finishing monitor holds it
+        with open(os.path.join(run_dir, "exit.json"), "w") as f:
+            json.dump({"pid": st["pid"], "exit_code": 137, "cleaned": True}, f)
+        assert os.path.exists(f"/run/netns/rongqi-{cid}")
+        rq("rm", "-f", "-t", "0", "finishing", check=True)
+        assert _gone(cid, subnet)
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_cli_killed_while_netavark_sets_up_leaves_nothing_after_rm(rq, tmp_path, when):
+    """The CLI SIGKILLed while netavark works (its lease taken, the netns made, the veth and
+    rules made or not yet): netavark goes with it (it takes no lock of its own, ours went
+    with the CLI), and the host-wide record, written before anything was made, lets rm undo
+    it all."""
+    from rongqi.engine import networks
+    net, subnet = _net(rq)
+    marker = tmp_path / "netavark-ran"
+    wrapper = tmp_path / "netavark"
+    real = f'{networks.netavark_binary()} "$@"' if when == "after" else ""
+    wrapper.write_text(f"#!/bin/sh\n{real}\ntouch {marker}\nexec sleep 600\n")
+    wrapper.chmod(0o755)
+    cid = rq("create", "--name", "cut", "--network", net, "busybox", "sleep", "600",
+             check=True).stdout.strip()
+    env = {**rq.env, "RONGQI_NETAVARK": str(wrapper)}
+    p = subprocess.Popen(rq.argv("start", "cut"), env=env, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        rq.wait_for(marker.exists, timeout=60, what="netavark's setup")
+    finally:
+        p.kill()
+        p.wait()
+    assert os.path.exists(f"/run/netns/rongqi-{cid}") and _leases(cid)
+    assert bool(_rules(subnet)) == (when == "after")
+    rq.wait_for(lambda: not [pid for pid in os.listdir("/proc") if pid.isdigit()
+                             and str(wrapper).encode() in _cmdline(pid)],
+                what="netavark killed with its CLI")
+    rows = rq("ps", "-a", "--format", "{{.Names}} {{.State}}", check=True).stdout.split()
+    assert rows in (["cut", "created"], ["cut", "exited"])
+    assert _gone(cid, subnet)  # the next command that touched it cleaned up
+    rq("rm", "-f", "-t", "0", "cut", check=True)
+    assert _gone(cid, subnet)
+
+
+def _cmdline(pid: str) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""

@@ -101,7 +101,14 @@ def synced(engine: Engine, c: Container) -> Container:
 def cleanup(engine: Engine, c: Container) -> None:
     """What an ended container still holds once its monitor is gone: the runtime's container,
     the snapshot's mount, the run dir. Idempotent; the caller holds the lock and saves."""
-    if c.status in st.ALIVE or c.monitor_alive():
+    if c.status in st.ALIVE:
+        return
+    if c.monitor_alive():
+        # A monitor still finishing (its exit record written) is past its own network
+        # teardown; whatever that left (it failed, or a setup was cut short) goes now, as
+        # rm deletes the record it would be found by. The rest is the monitor's until it
+        # is gone.
+        _teardown_network(engine, c)
         return
     try:
         engine.runtime_for(c).delete(c.id, force=True)
@@ -475,11 +482,12 @@ def remove(engine: Engine, ref: str | Container, force: bool = False, volumes: b
     """Remove a container and all it holds; a running one only with force (stopped first:
     its stop signal, then SIGKILL after `timeout`, as podman's rm -f). Returns its id.
 
-    With trash (the monitor's --rm, on `run --rm`'s exit path), the record dir and the
-    snapshot's files are renamed into ROOT/trash rather than deleted (a recursive delete
-    was ~40 ms of that path); mounts are gone all the same before this returns. The next
-    `run`'s monitor-to-be (while it waits for its container) or the next `rm` empties it.
-    Without, the trash is emptied here too, so `rm` frees what earlier runs left.
+    The record dir is renamed into ROOT/trash under the container's lock (so nobody sees
+    it half-deleted). With trash (the monitor's --rm, on `run --rm`'s exit path), the
+    snapshot's files go there too and stay (a recursive delete was ~40 ms of that path);
+    mounts are gone all the same before this returns. The next `run`'s monitor-to-be (while
+    it waits for its container) or the next `rm` empties it. Without, the trash is emptied
+    here, so `rm` frees what earlier runs left.
 
     A crash half-way leaves status removing; the next rm finishes the job."""
     c = ref if isinstance(ref, Container) else engine.get(ref)
@@ -509,13 +517,16 @@ def remove(engine: Engine, ref: str | Container, force: bool = False, volumes: b
         if volumes:
             for vol in c.config.get("anonymous_volumes", []):
                 _remove_volume(engine, vol)
+        # The record goes while the lock is held, in one rename: another rm waiting for this
+        # lock then finds no record (no such container), never a half-deleted one whose
+        # state it would try to save (FileNotFoundError: exit 125 for one of ten rm -f).
+        from rongqi.storage import overlay
+        if not overlay.to_trash(c.dir, trash_dir(engine)):
+            shutil.rmtree(c.dir, ignore_errors=True)
     if names_locked:
         engine.records.release_name(c.name, c.id)
     else:
         _release_name(engine, c.name, c.id)
-    from rongqi.storage import overlay
-    if not (trash and overlay.to_trash(c.dir, trash_dir(engine))):
-        shutil.rmtree(c.dir, ignore_errors=True)
     _emit(engine, "remove", c)
     if not trash:
         overlay.empty_trash(trash_dir(engine))

@@ -939,6 +939,23 @@ def _net_options(c: Container, att: dict[str, Any], nets: dict[str, dict[str, An
             "networks": networks, "network_info": nets}
 
 
+def _die_with_parent() -> Any:
+    """netavark's preexec: SIGKILL when its parent dies. netavark takes no lock of its own;
+    ours (host_lock) is the caller's and goes with it, so a netavark outliving a killed CLI
+    would run beside the next one. Killed with it, it leaves what the active record (written
+    before it ran) lets the next teardown undo."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    prctl = libc.prctl
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL
+        if os.getppid() != parent:  # the parent died before the prctl: nobody to run for
+            os._exit(137)
+    return preexec
+
+
 def _netavark(engine: Engine | str, command: str, netns: str,
               doc: dict[str, Any]) -> dict[str, Any]:
     conf = engine if isinstance(engine, str) else os.path.join(engine.runroot, "networks")
@@ -948,7 +965,7 @@ def _netavark(engine: Engine | str, command: str, netns: str,
     env = {"PATH": _PATH_ENV, "RUST_LOG": os.environ.get("RONGQI_NETAVARK_LOG", "error")}
     try:
         p = subprocess.run(argv, input=json.dumps(doc).encode(), capture_output=True, env=env,
-                           timeout=120)
+                           timeout=120, preexec_fn=_die_with_parent())
     except FileNotFoundError:
         raise NetworkError(f"netavark not found at {argv[0]}: install netavark") from None
     out = p.stdout.decode(errors="replace").strip()
@@ -973,14 +990,20 @@ def setup(engine: Engine, c: Container, late: bool = False) -> None:
     att = load(c)
     if not att or att.get("mode") != "bridge" or bool(att.get("late")) != late:
         return
-    if att.get("active"):
-        teardown(engine, c)
+    if att.get("active") or not late and os.path.exists(_active_path(c.id)):
+        teardown(engine, c)  # the last run's, or what a setup cut short left
         att = load(c) or att
     store = NetworkStore(engine.root)
     nets = {name: store.get(name) for name in att["networks"]}
+    conf = os.path.join(engine.runroot, "networks")
     with host_lock():
         sweep_orphans()
-        made: list[Any] = []
+        # The host-wide record comes first, so a CLI (or monitor) killed anywhere from here
+        # on leaves what the next teardown needs: first the networks (leases and ports are
+        # released by container id), then, once addresses are chosen, netavark's document.
+        _write_active(engine.root, conf, c.id, att["netns"],
+                      {"container_id": c.id, "network_info": nets})
+        made: list[Any] = [("active", None)]
         try:
             ips: dict[str, list[str]] = {}
             for name, a in att["networks"].items():
@@ -988,11 +1011,12 @@ def setup(engine: Engine, c: Container, late: bool = False) -> None:
                 made.append(("lease", nets[name]))
             ports = _assign_ports(c.id, engine.root, att.get("ports") or [])
             made.append(("ports", None))
+            doc = _net_options(c, att, nets, ips, ports)
+            _write_active(engine.root, conf, c.id, att["netns"], doc)
             if not late:
                 remove_netns(att["netns"])
                 make_netns(att["netns"])
                 made.append(("netns", att["netns"]))
-            doc = _net_options(c, att, nets, ips, ports)
             try:
                 status = _netavark(engine, "setup", att["netns"], doc)
             except BaseException:
@@ -1006,39 +1030,54 @@ def setup(engine: Engine, c: Container, late: bool = False) -> None:
                     _release(what, c.id)
                 elif kind == "ports":
                     _release_ports(c.id)
-                else:
+                elif kind == "netns":
                     remove_netns(what)
+                else:
+                    _unlink_active(c.id)
             raise
         att.update(active=True, status=status, assigned_ports=ports, ips=ips,
                    network_info={n: {"id": v["id"]} for n, v in nets.items()})
         att["teardown"] = doc
         save(c, att)
-        _write_active(engine, c.id, att)
     write_etc(c, att)
 
 
-# What is set up is also recorded host-wide (RUNDIR/active/CID.json), so it can be undone
-# even when the container's record is gone (its root deleted, `rm` given up on a monitor
-# still waiting for the lock): the next setup sweeps such orphans.
+# What is (being) set up is also recorded host-wide (RUNDIR/active/CID.json), written before
+# anything is made: it is what teardown undoes, so that happens even when the setup was cut
+# short (its CLI killed) or the container's record is gone (its root deleted, `rm` given up
+# on a monitor still waiting for the lock: the next setup sweeps such orphans).
 def _active_path(cid: str) -> str:
     return os.path.join(rundir(), "active", cid + ".json")
 
 
-def _write_active(engine: Engine, cid: str, att: dict[str, Any]) -> None:
+def _write_active(root: str, conf: str, cid: str, netns: str, doc: dict[str, Any]) -> None:
     path = _active_path(cid)
     os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump({"id": cid, "root": engine.root, "netns": att["netns"],
-                   "conf": os.path.join(engine.runroot, "networks"),
-                   "doc": att.get("teardown") or {}}, f)
+        json.dump({"id": cid, "root": root, "netns": netns, "conf": conf, "doc": doc}, f)
     os.rename(tmp, path)
+
+
+def _read_active(cid: str) -> dict[str, Any] | None:
+    try:
+        with open(_active_path(cid)) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return {"id": cid}  # torn (not renamed into place that way): nothing but the id
+
+
+def _unlink_active(cid: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(_active_path(cid))
 
 
 def _undo(conf: str, cid: str, netns: str, doc: dict[str, Any]) -> NetworkError | None:
     """netavark teardown, leases and ports released, the netns removed (under host_lock)."""
     err: NetworkError | None = None
-    if doc and os.path.exists(netns):
+    if doc.get("networks") and netns and os.path.exists(netns):
         try:
             _netavark(conf, "teardown", netns, doc)
         except NetworkError as e:
@@ -1046,9 +1085,9 @@ def _undo(conf: str, cid: str, netns: str, doc: dict[str, Any]) -> NetworkError 
     for info in (doc.get("network_info") or {}).values():
         _release(info, cid)
     _release_ports(cid)
-    remove_netns(netns)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(_active_path(cid))
+    if netns:
+        remove_netns(netns)
+    _unlink_active(cid)
     return err
 
 
@@ -1075,30 +1114,36 @@ def sweep_orphans() -> list[str]:
 
 def teardown(engine: Engine, c: Container) -> None:
     """Undo setup: netavark teardown, leases and ports released, the netns removed. Safe to
-    call at any time and more than once (the monitor's end, rm, the sync after a crash)."""
+    call at any time and more than once (the monitor's end, rm, the sync after a crash).
+
+    The host-wide record says what to undo, so a setup cut short is undone too; the
+    container's own networks.json (its `active`) is only what inspect and port show."""
     att = load(c)
-    if att is None and os.path.exists(_active_path(c.id)):
-        with host_lock():
-            sweep_orphans()  # the record went (rm gave up waiting): undo from the host's copy
+    if att is not None and att.get("mode") == "slirp4netns":
+        if att.get("active"):
+            # slirp4netns ended with the monitor (its exit fd); a killed one left a socket.
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(rundir(), "slirp", c.id[:16] + ".sock"))
+            att.update(active=False, assigned_ports=[])
+            save(c, att)
         return
-    if not att or not att.get("active"):
+    if not (att and att.get("active")) and not os.path.exists(_active_path(c.id)):
         return
-    if att.get("mode") == "slirp4netns":
-        # slirp4netns ended with the monitor (its exit fd); what a killed one left is a socket.
-        with contextlib.suppress(OSError):
-            os.unlink(os.path.join(rundir(), "slirp", c.id[:16] + ".sock"))
-        att.update(active=False, assigned_ports=[])
-        save(c, att)
-        return
+    err: NetworkError | None = None
     with host_lock():
-        att = load(c) or att
-        if not att.get("active"):
-            return
-        doc = att.get("teardown") or {}
-        err = _undo(os.path.join(engine.runroot, "networks"), c.id, att["netns"], doc)
-        att.update(active=False, status={}, assigned_ports=[], ips={})
-        att.pop("teardown", None)
-        save(c, att)
+        host = _read_active(c.id)
+        att = load(c)
+        if host is not None:
+            err = _undo(host.get("conf") or "", c.id, host.get("netns") or "",
+                        host.get("doc") or {})
+        elif att and att.get("active"):
+            # Set up before the host-wide record was written first (an older rongqi).
+            err = _undo(os.path.join(engine.runroot, "networks"), c.id, att["netns"],
+                        att.get("teardown") or {})
+        if att and att.get("active"):
+            att.update(active=False, status={}, assigned_ports=[], ips={})
+            att.pop("teardown", None)
+            save(c, att)
     if err is not None and "IO error" not in str(err):
         raise err
 
@@ -1127,7 +1172,8 @@ def reload(engine: Engine, ref: str) -> str:
             att["status"] = _netavark(engine, "setup", att["netns"], doc)
             att["teardown"] = doc
             save(c, att)
-            _write_active(engine, c.id, att)
+            _write_active(engine.root, os.path.join(engine.runroot, "networks"), c.id,
+                          att["netns"], doc)
         write_etc(c, att)
         return c.id
 
@@ -1159,24 +1205,35 @@ def connect(engine: Engine, ref: str, network: str, *, aliases: list[str] | None
         a = {"interface_name": ifname, "aliases": list(aliases or []) if net.get("dns_enabled")
              else [], "static_ips": [_check_static(net, ip)] if ip else [], "static_mac": mac}
         if att.get("active"):
+            conf = os.path.join(engine.runroot, "networks")
             with host_lock():
-                ips = {net["name"]: _allocate(net, c.id, engine.root, a["static_ips"])}
-                one = dict(att, networks={net["name"]: a})
-                doc = _net_options(c, one, {net["name"]: net}, ips, [])
+                # Recorded host-wide before it is made, as setup does: the network (its
+                # lease goes by container id), then the addresses netavark is given.
+                td = att["teardown"]
+                td["network_info"][net["name"]] = net
+                _write_active(engine.root, conf, c.id, att["netns"], td)
+                ips: dict[str, list[str]] = {}
                 try:
-                    status = _netavark(engine, "setup", att["netns"], doc)
+                    ips = {net["name"]: _allocate(net, c.id, engine.root, a["static_ips"])}
+                    one = dict(att, networks={net["name"]: a})
+                    doc = _net_options(c, one, {net["name"]: net}, ips, [])
+                    td["networks"].update(doc["networks"])
+                    _write_active(engine.root, conf, c.id, att["netns"], td)
+                    try:
+                        status = _netavark(engine, "setup", att["netns"], doc)
+                    except BaseException:
+                        with contextlib.suppress(NetworkError):
+                            _netavark(engine, "teardown", att["netns"], doc)
+                        raise
                 except BaseException:
-                    with contextlib.suppress(NetworkError):
-                        _netavark(engine, "teardown", att["netns"], doc)
                     _drop_ip(net, c.id, ips)
+                    td["networks"].pop(net["name"], None)
+                    del td["network_info"][net["name"]]
+                    _write_active(engine.root, conf, c.id, att["netns"], td)
                     raise
                 att["networks"][net["name"]] = a
                 att["status"].update(status)
                 att["ips"].update(ips)
-                td = att["teardown"]
-                td["networks"].update(doc["networks"])
-                td["network_info"][net["name"]] = net
-                _write_active(engine, c.id, att)
             save(c, att)
             write_etc(c, att)
         else:
@@ -1213,7 +1270,8 @@ def disconnect(engine: Engine, ref: str, network: str, force: bool = False) -> N
                 del td["network_info"][net["name"]]
                 att["status"].pop(net["name"], None)
                 att["ips"].pop(net["name"], None)
-                _write_active(engine, c.id, att)
+                _write_active(engine.root, os.path.join(engine.runroot, "networks"), c.id,
+                              att["netns"], td)
         del att["networks"][net["name"]]
         save(c, att)
         if att.get("active"):
@@ -1347,12 +1405,19 @@ def process_started(engine: Engine, c: Container, pid: int) -> None:
     if not att:
         return
     if att.get("mode") == "bridge" and att.get("late"):
+        if att.get("active") or os.path.exists(_active_path(c.id)):
+            teardown(engine, c)  # what a killed monitor's run left
+        # Recorded before the bind, so a monitor killed from here on leaves nothing behind
+        # that the next teardown does not find (setup adds the rest to it).
+        _write_active(engine.root, os.path.join(engine.runroot, "networks"), c.id,
+                      att["netns"], {"container_id": c.id})
         remove_netns(att["netns"])
-        _bind_netns(f"/proc/{pid}/ns/net", att["netns"])
         try:
+            _bind_netns(f"/proc/{pid}/ns/net", att["netns"])
             setup(engine, c, late=True)
         except BaseException:
             remove_netns(att["netns"])
+            _unlink_active(c.id)
             raise
         return
     if att.get("mode") != "slirp4netns":
