@@ -210,6 +210,27 @@ def test_docker_import(serve, tmp_path):
     assert bad.returncode == 1 and "invalid instruction BOGUS" in bad.stderr
 
 
+def test_image_events_in_dockers_words(serve, registry, tmp_path):
+    import time
+    ref = f"{registry.host}/bb:1"
+    since = str(int(time.time()) - 1)
+    serve.docker("pull", ref)
+    serve.docker("tag", ref, "evt:1")
+    archive = tmp_path / "e.tar"
+    serve.docker("save", "-o", str(archive), ref)
+    serve.docker("rmi", "evt:1", ref)
+    serve.docker("load", "-i", str(archive))
+    serve.docker("rmi", ref)
+    until = str(int(time.time()) + 1)
+    out = serve.docker("events", "--since", since, "--until", until, "--filter", "type=image",
+                       "--format", "{{.Action}}").stdout.split()
+    for action in ("pull", "tag", "save", "untag", "delete", "load"):
+        assert action in out, out
+    loads = serve.docker("events", "--since", since, "--until", until, "--filter",
+                         "event=load", "--format", "{{.Action}}").stdout.split()
+    assert loads == ["load"]
+
+
 # -- remove: conflicts -----------------------------------------------------------------------------
 def test_rmi_refused_while_a_container_uses_the_image(serve, registry):
     ref = f"{registry.host}/bb:1"

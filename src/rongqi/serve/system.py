@@ -242,8 +242,9 @@ def info(req: Request) -> Response:
 # podman's action names where Docker's differ, both ways (the engine's log has podman's).
 _TO_DOCKER = {("container", "died"): "die", ("container", "remove"): "destroy",
               ("image", "remove"): "delete", ("volume", "remove"): "destroy",
-              ("network", "remove"): "destroy"}
-_FROM_DOCKER = {"die": "died", "destroy": "remove", "delete": "remove"}
+              ("network", "remove"): "destroy", ("image", "loadfromarchive"): "load"}
+_FROM_DOCKER = {"die": "died", "destroy": "remove", "delete": "remove",
+                "load": "loadfromarchive"}
 # Docker's filter keys the engine's log can answer, and those it answers with "nothing"
 # (rongqi has no daemon, plugin or swarm events).
 _DOCKER_FILTERS = {"container", "event", "image", "label", "type", "volume", "network"}
