@@ -403,6 +403,24 @@ def test_build_is_interrupted_when_its_client_leaves(serve, registry):
     assert serve.http.get("/_ping").text == "OK"
 
 
+def test_docker_compose_build(serve, registry, tmp_path):
+    compose = "/usr/bin/docker-compose"
+    if not Path(compose).exists():
+        pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text(
+        f"FROM {registry.host}/bb:1\nARG V=1\nRUN echo $V > /v\n")
+    (tmp_path / "docker-compose.yml").write_text(
+        "version: '3'\nservices:\n  app:\n    build:\n      context: ./app\n"
+        "      args:\n        V: '7'\n    image: compimg:1\n")
+    p = subprocess.run([compose, "build"], cwd=tmp_path, env=serve.env, capture_output=True,
+                       text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "Successfully tagged compimg:1" in p.stdout + p.stderr
+    assert serve.rongqi("run", "--rm", "compimg:1", "cat", "/v").stdout == "7\n"
+    serve.docker("rmi", "compimg:1", f"{registry.host}/bb:1")
+
+
 def test_image_prune_and_build_prune(serve, registry, tmp_path):
     ctx = tmp_path / "ctx"
     ctx.mkdir()
