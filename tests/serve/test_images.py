@@ -466,7 +466,10 @@ def test_login_against_a_basic_auth_registry_then_pull_with_credentials(
         assert "Login Succeeded" in ok.stdout
         serve.docker("pull", f"{reg.host}/private:1")   # X-Registry-Auth from the login
         assert _tags(serve) == [f"{reg.host}/private:1"]
-        serve.docker("rmi", f"{reg.host}/private:1")
+        serve.docker("tag", f"{reg.host}/private:1", f"{reg.host}/pushed:1")
+        out = serve.docker("push", f"{reg.host}/pushed:1").stdout   # X-Registry-Auth again
+        assert out.splitlines()[-1].startswith("1: digest: sha256:")
+        serve.docker("rmi", f"{reg.host}/private:1", f"{reg.host}/pushed:1")
         # a build's FROM pull: the credentials come in X-Registry-Config
         ctx = tmp_path / "ctx"
         ctx.mkdir()
