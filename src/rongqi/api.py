@@ -235,7 +235,9 @@ def options(image: str, command: Command = None, **kw: Any) -> ContainerOptions:
     from rongqi.serve.translate import create_options
     body = create_body(image, command, **kw)
     with _translated():
-        opts, _warnings = create_options(body, str(kw.get("name") or ""))
+        # The engine's own default log driver (k8s-file, podman's), as rongqi's CLI has it.
+        opts, _warnings = create_options(body, str(kw.get("name") or ""),
+                                         default_log_driver="k8s-file")
     opts.pull = "missing"  # docker-py pulls a missing image itself; here the engine does
     return opts
 

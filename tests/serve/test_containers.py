@@ -10,6 +10,7 @@ import tarfile
 import threading
 import time
 
+import docker.errors
 import pytest
 
 
@@ -230,6 +231,12 @@ def test_status_codes_and_docker_error_words(serve):
 
 def test_docker_py_containers(serve, tmp_path):
     client = serve.client()
+    # A blocking run: create, start, wait, then the logs (docker-py reads them only from a
+    # json-file or journald container: the service's default is json-file, as dockerd's).
+    assert client.containers.run("busybox", "echo hello", remove=True) == b"hello\n"
+    with pytest.raises(docker.errors.ContainerError) as ei:
+        client.containers.run("busybox", ["sh", "-c", "echo bad >&2; exit 2"], remove=True)
+    assert ei.value.exit_status == 2
     (tmp_path / "ro.txt").write_text("from the host\n")
     c = client.containers.run("busybox", "sleep 600", detach=True, name="py",
                               ports={"80/tcp": ("127.0.0.1", 18412)},
@@ -272,7 +279,6 @@ def test_docker_py_containers(serve, tmp_path):
     assert c.wait()["StatusCode"] == 137
     c.remove()
     assert client.containers.list(all=True) == []
-    import docker.errors
     with pytest.raises(docker.errors.NotFound):
         client.containers.get("py")
     assert client.containers.prune() == {"ContainersDeleted": None, "SpaceReclaimed": 0}

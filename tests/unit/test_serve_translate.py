@@ -70,6 +70,13 @@ def test_host_config_resources_and_security():
     assert (o.restart.name, o.restart.max_retries) == ("on-failure", 2)
 
 
+def test_the_default_log_driver_is_dockers_json_file_here_and_the_engines_in_the_api():
+    from rongqi import api
+    assert create().log_driver == "json-file"
+    assert create(HostConfig={"LogConfig": {"Type": "", "Config": {}}}).log_driver == "json-file"
+    assert api.options("busybox").log_driver == "k8s-file"
+
+
 def test_cpu_quota_over_period_is_cpus_and_zero_pids_limit_is_unlimited():
     o = create(HostConfig={"CpuQuota": 150_000, "CpuPeriod": 100_000, "PidsLimit": 0})
     assert o.cpus == 1.5 and o.pids_limit is None

@@ -315,14 +315,16 @@ def restart_policy(rp: Mapping[str, Any] | None, auto_remove: bool) -> Any:
     return RestartPolicy(name, count)
 
 
-def log_config(lc: Mapping[str, Any] | None) -> tuple[str, dict[str, str]]:
-    """HostConfig.LogConfig {Type, Config}: "" is the engine's default (k8s-file); Docker's
-    json-file and the engine's k8s-file, none, passthrough are served."""
+def log_config(lc: Mapping[str, Any] | None, default: str = "json-file"
+               ) -> tuple[str, dict[str, str]]:
+    """HostConfig.LogConfig {Type, Config}: "" is `default` (Docker's json-file for the
+    service: docker-py's blocking run reads the logs only of a json-file or journald
+    container); Docker's json-file and the engine's k8s-file, none, passthrough are served."""
     lc = lc or {}
     kind = str(lc.get("Type") or lc.get("type") or "")
     conf = {str(k): str(v) for k, v in (lc.get("Config") or lc.get("config") or {}).items()}
     if kind in ("", "default"):
-        kind = "k8s-file"
+        kind = default
     if kind not in ("k8s-file", "json-file", "none", "passthrough"):
         raise _bad(f"failed to create logger: logger: no log driver named '{kind}' is "
                    "registered")
@@ -363,10 +365,11 @@ _NAMESPACE_MODES = {"IpcMode": ("", "private", "shareable"), "PidMode": ("", "pr
                     "Cgroup": ("",)}
 
 
-def create_options(body: Mapping[str, Any], name: str = "") -> tuple[ContainerOptions, list[str]]:
+def create_options(body: Mapping[str, Any], name: str = "", *,
+                   default_log_driver: str = "json-file") -> tuple[ContainerOptions, list[str]]:
     """POST /containers/create's body (Config with HostConfig and NetworkingConfig beside it)
     -> (ContainerOptions, warnings). InvalidParameter (400) for what is malformed or what
-    the engine cannot do."""
+    the engine cannot do. default_log_driver: for a LogConfig without a Type."""
     from rongqi.engine.options import ContainerOptions, MountSpec
     if not isinstance(body, Mapping):
         raise _bad("config cannot be empty in order to create a container")
@@ -475,7 +478,7 @@ def create_options(body: Mapping[str, Any], name: str = "") -> tuple[ContainerOp
     # -- lifecycle -----------------------------------------------------------------------------
     o.remove = bool(hc.get("AutoRemove"))
     o.restart = restart_policy(hc.get("RestartPolicy"), o.remove)
-    o.log_driver, o.log_opts = log_config(hc.get("LogConfig"))
+    o.log_driver, o.log_opts = log_config(hc.get("LogConfig"), default_log_driver)
     # -- network -------------------------------------------------------------------------------
     _network(body, hc, nc, o)
     o.dns = [str(d) for d in hc.get("Dns") or []]
