@@ -142,3 +142,24 @@ def _agents() -> set[int]:
                     b" ".join(argv):
                 out.add(int(pid))
     return out
+
+
+def test_build_cache_prune_removes_cached_steps_and_cache_mounts(rq, tmp_path):
+    ctx = _ctx(tmp_path, """\
+FROM busybox
+RUN --mount=type=cache,target=/cache echo kept > /cache/f && head -c 300000 /dev/urandom > /big
+""")
+    rq("build", "-t", "cached", str(ctx), timeout=180, check=True)
+    rq("rmi", "cached", check=True)
+    root = rq.engine().root
+    assert os.listdir(os.path.join(root, "build", "cache"))
+    assert os.listdir(os.path.join(root, "build", "mounts"))
+    r = rq("image", "prune", "-f", "--build-cache", check=True)
+    assert os.listdir(os.path.join(root, "build", "cache")) == []
+    assert os.listdir(os.path.join(root, "build", "mounts")) == []
+    assert "Total reclaimed space" in r.stdout
+    # the step's layer went with the cache: the next build runs the step again
+    out = rq("build", "-t", "cached", str(ctx), timeout=180, check=True).stdout
+    assert "Using cache" not in out
+    rq("system", "prune", "-f", "--build", check=True)
+    assert os.listdir(os.path.join(root, "build", "cache")) == []

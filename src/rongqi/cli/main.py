@@ -252,17 +252,9 @@ def cmd_images(ctx: Context, a: argparse.Namespace) -> int:
 
 
 def _gc(ctx: Context) -> tuple[int, int]:
-    removed, freed = ctx.store.gc()
-    from rongqi.storage.overlay import chain_ids
-    keep = []
-    for _, d in ctx.store.names():
-        try:
-            cfg = ctx.store.config(d)
-            keep.extend(chain_ids(cfg.get("rootfs", {}).get("diff_ids", [])))
-        except RongqiError:
-            continue
-    layers = ctx.storage.gc(keep)
-    return len(removed) + len(layers), freed
+    from rongqi.engine.usage import collect_garbage
+    blobs, layers, freed = collect_garbage(ctx.engine)
+    return len(blobs) + len(layers), freed
 
 
 class ImageInUse(RongqiError):
@@ -550,7 +542,12 @@ def prune_images(ctx: Context, all_images: bool) -> tuple[list[tuple[str, str]],
 
 
 def cmd_prune(ctx: Context, a: argparse.Namespace) -> int:
+    cache_freed = 0
+    if a.build_cache:
+        from rongqi.engine.build import prune_cache
+        _, cache_freed = prune_cache(ctx.engine)
     untagged, count, freed = prune_images(ctx, a.all)
+    freed += cache_freed
     for name, _ in untagged:
         print(f"Untagged: {name}")
     print(f"Deleted {count} blobs and layers\nTotal reclaimed space: {_human(freed)}")
@@ -795,6 +792,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     def prune_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("-a", "--all", action="store_true")
         sp.add_argument("-f", "--force", action="store_true")
+        sp.add_argument("--build-cache", action="store_true",
+                        help="also remove the build cache: cached steps and the persistent "
+                        "RUN --mount=type=cache directories (podman 4.4's flag)")
 
     table = [
         (["pull"], cmd_pull, "fetch an image from a registry", pull_args),

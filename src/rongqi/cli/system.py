@@ -38,6 +38,8 @@ def register(add: Any, top: Any, groups: dict[str, Any]) -> None:
                        help="remove all unused images, not only dangling ones")
     prune.add_argument("-f", "--force", action="store_true", help="do not prompt")
     prune.add_argument("--volumes", action="store_true", help="prune volumes too")
+    prune.add_argument("--build", action="store_true",
+                       help="remove the build cache too (podman 4.4's flag)")
     prune.add_argument("--filter", action="append", default=[],
                        help="container filters (until=, label=)")
 
@@ -182,7 +184,12 @@ def cmd_system_prune(ctx: Any, a: argparse.Namespace) -> int:
             for name in volumes:
                 events.emit(engine.root, "volume", "prune", name=name)
                 print(name)
+    cache_freed = 0
+    if a.build:
+        from rongqi.engine.build import prune_cache
+        _, cache_freed = prune_cache(engine)
     untagged, _, freed = prune_images(ctx, a.all)
+    freed += cache_freed
     removed_ids = []
     for name, image_id in untagged:
         events.emit(engine.root, "image", "untag", id=image_id.partition(":")[2], name=name)

@@ -1701,3 +1701,30 @@ def build(engine: Engine, opts: BuildOptions, out: IO[bytes]) -> str:
     if opts.pull not in ("missing", "always", "never", "newer"):
         raise EngineError(f'invalid pull policy "{opts.pull}"')
     return Builder(engine, opts, out).run()
+
+
+def prune_cache(engine: Engine) -> tuple[list[str], int]:
+    """Remove the build cache: every step's cached result (ROOT/build/cache) and the
+    persistent RUN --mount=type=cache directories (ROOT/build/mounts), then the blobs and
+    unpacked layers only the cache held. It waits for running builds (they hold the store's
+    GC lock shared for their whole life). Returns the cache keys removed and the bytes freed."""
+    from rongqi.engine.usage import collect_garbage
+    from rongqi.storage.overlay import du
+    root = os.path.join(engine.root, "build")
+    cache, mounts = os.path.join(root, "cache"), os.path.join(root, "mounts")
+    before = engine.store.disk_usage() + (du(mounts) if os.path.isdir(mounts) else 0)
+    removed: list[str] = []
+    with engine.store.gc_lock(shared=False):
+        with contextlib.suppress(FileNotFoundError):
+            for name in sorted(os.listdir(cache)):
+                if name.endswith(".json"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(cache, name))
+                        removed.append(name[:-len(".json")])
+        with contextlib.suppress(FileNotFoundError):
+            for name in sorted(os.listdir(mounts)):
+                shutil.rmtree(os.path.join(mounts, name), ignore_errors=True)
+                removed.append("mount:" + name)
+    collect_garbage(engine)
+    after = engine.store.disk_usage() + (du(mounts) if os.path.isdir(mounts) else 0)
+    return removed, max(0, before - after)

@@ -1,11 +1,14 @@
-"""Disk usage of images, containers and volumes: one computation for the faces that show it
-(`rongqi system df`, `ps --size`, `images`, the Docker API's /system/df and image sizes)."""
+"""Disk usage of images, containers and volumes, and reclaiming it: one computation for the
+faces that show it (`rongqi system df`, `ps --size`, `images`, the Docker API's /system/df and
+image sizes) and one garbage collection for the prunes and removals of every face."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from typing import Any
+
+from rongqi.errors import RongqiError
 
 
 @dataclass
@@ -69,7 +72,7 @@ def _parts(engine: Any, record: Any) -> tuple[list[str], int]:
     try:
         manifest = engine.store.manifest(record.manifest)
         cfg = engine.store.config(record.manifest)
-    except (OSError, ValueError, KeyError):
+    except (RongqiError, OSError, ValueError, KeyError):
         return [], 0
     meta = int(manifest.get("config", {}).get("size", 0)) + int(record.manifest.size or 0)
     return chain_ids((cfg.get("rootfs") or {}).get("diff_ids") or []), meta
@@ -142,3 +145,22 @@ def disk_usage(engine: Any) -> Usage:
                                        len(in_use(v.name, engine)),
                                        du(mp) if os.path.isdir(mp) else 0))
     return out
+
+
+def collect_garbage(engine: Any) -> tuple[list[str], list[str], int]:
+    """Blobs the store's index does not reach, then unpacked layers no image (named, or kept
+    unnamed for its containers) needs. Returns (blob digests removed,
+    layer chain ids removed, bytes of blobs freed)."""
+    from rongqi.storage.overlay import chain_ids
+    store = engine.store
+    blobs, freed = store.gc()
+    keep: list[str] = []
+    # named images, and the unnamed ones the store keeps for containers of a removed name
+    for d in [d for _, d in store.names()] + list(store.unnamed()):
+        try:
+            cfg = store.config(d)
+        except (RongqiError, OSError, ValueError, KeyError):
+            continue
+        keep.extend(chain_ids((cfg.get("rootfs") or {}).get("diff_ids") or []))
+    layers = engine.storage.gc(keep)
+    return list(blobs), list(layers), freed

@@ -321,19 +321,8 @@ def _stream(proc: subprocess.Popen[bytes], errlog: IO[bytes], work: str, quiet: 
 
 @route("POST", "/build/prune")
 def prune(req: Request) -> Response:
-    """The build cache (ROOT/build/cache: a step's result per cache key) and the blobs only
-    it held; filters (until, ...) and keep-storage are accepted, the whole cache goes."""
-    engine = req.engine
-    cache = os.path.join(engine.root, "build", "cache")
-    deleted = []
-    with contextlib.suppress(FileNotFoundError):
-        for name in sorted(os.listdir(cache)):
-            if name.endswith(".json"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(cache, name))
-                    deleted.append(name[:-len(".json")])
-    before = engine.store.disk_usage()
-    from rongqi.serve.images import collect_garbage
-    collect_garbage(engine)
-    freed = max(0, before - engine.store.disk_usage())
+    """The build cache (engine/build.py prune_cache: cached steps, cache mounts, and the blobs
+    only they held); filters (until, ...) and keep-storage are accepted, the whole cache goes."""
+    from rongqi.engine.build import prune_cache
+    deleted, freed = prune_cache(req.engine)
     return json_response({"CachesDeleted": deleted or None, "SpaceReclaimed": freed})

@@ -584,13 +584,9 @@ def _is_id_prefix(facts: ImageFacts, ref: str, resolved: str) -> bool:
 def collect_garbage(engine: Engine, facts: ImageFacts | None = None) -> list[str]:
     """Blobs and unpacked layers no image needs any more go; the chain IDs of facts' layers
     that went (dockerd lists each deleted layer after the image)."""
+    from rongqi.engine.usage import collect_garbage as gc
     from rongqi.storage.overlay import chain_ids
-    store = engine.store
-    store.gc()
-    keep: list[str] = []
-    for f in imageinfo.all_images(store):
-        keep.extend(chain_ids(f.diff_ids))
-    removed = set(engine.storage.gc(keep))
+    removed = set(gc(engine)[1])
     if facts is None:
         return []
     return [c for c in reversed(chain_ids(facts.diff_ids)) if c in removed]
