@@ -102,11 +102,22 @@ def _fields_of(row: Any) -> list[str]:
     return names
 
 
+class _Headers(dict):  # type: ignore[type-arg]
+    """The header row: a field the rows did not name (there are no rows) is still headed by
+    its name, as podman heads an empty table from its struct's fields."""
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        if key in self:
+            return self[key]
+        return header_name(key) if isinstance(key, str) else default
+
+
 def headers_for(rows: list[Any], overrides: Mapping[str, str] | None = None,
                 fields: Iterable[str] = ()) -> dict[str, str]:
     """The header row's values: every field of the rows (or the given fields) named as podman
     names them, then the command's own names (`ID` -> `CONTAINER ID`), upper-cased."""
-    names: dict[str, str] = {}
+    # No rows to name the fields: every field the template asks for is headed by its name.
+    names: dict[str, str] = _Headers() if not rows and not fields else {}
     for f in [*fields, *(_fields_of(rows[0]) if rows else [])]:
         names[f] = header_name(f)
     for k, v in (overrides or {}).items():

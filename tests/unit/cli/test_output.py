@@ -236,3 +236,10 @@ def test_yaml_is_podman_infos_style() -> None:
         "  log:\n"
         "  - k8s-file\n"
         "  authorization: null\n")
+
+
+def test_an_empty_table_is_headed_from_its_template():
+    # podman heads a table with no rows from its struct's fields ("podman images" on an
+    # empty store prints the header line alone)
+    assert render([], "", default="table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Size}}",
+                  headers={"ID": "IMAGE ID"}) == "REPOSITORY  TAG         IMAGE ID    SIZE\n"
