@@ -513,6 +513,162 @@ def test_attach_over_a_websocket(serve):
     assert r.status_code == 400 and "websocket" in r.json()["message"]
 
 
+# -- the docker CLI --------------------------------------------------------------------------------
+def test_docker_run_in_the_foreground_passes_output_and_exit_code(serve):
+    r = serve.docker("run", "--rm", "busybox", "sh", "-c", "echo hi; echo oops >&2")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "hi\n", "oops\n")
+    assert serve.docker("run", "busybox", "sh", "-c", "exit 3", check=False).returncode == 3
+    r = serve.docker("run", "-i", "--rm", "busybox", "sh", "-c", "cat; echo end",
+                     input="piped\n")
+    assert r.stdout == "piped\nend\n"  # stdin's EOF reached the container (StdinOnce)
+
+
+def test_docker_logs_follow_ends_at_exit_and_tail_with_timestamps(serve):
+    cid = serve.docker("run", "-d", "busybox", "sh", "-c",
+                       "echo a; sleep 1; echo b; echo c >&2").stdout.strip()
+    r = serve.docker("logs", "-f", cid, timeout=60)
+    assert (r.stdout, r.stderr) == ("a\nb\n", "c\n")
+    r = serve.docker("logs", "--tail", "2", "-t", cid)
+    lines = (r.stdout + r.stderr).splitlines()
+    assert sorted(ln.split(" ", 1)[1] for ln in lines) == ["b", "c"]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:]{8}\.\d{9}Z \w", ln) for ln in lines)
+
+
+def test_docker_exec_with_and_without_t(serve):
+    cid = serve.docker("run", "-d", "busybox", "sleep", "600").stdout.strip()
+    r = serve.docker("exec", "-e", "X=1", "-w", "/tmp", cid, "sh", "-c",
+                     "echo $X $(pwd); echo e >&2; exit 5", check=False)
+    assert (r.returncode, r.stdout, r.stderr) == (5, "1 /tmp\n", "e\n")
+    r = serve.docker("exec", "-t", cid, "sh", "-c", "tty; exit 2", check=False)
+    assert r.returncode == 2 and re.fullmatch(r"/dev/pts/\d+\r?\n", r.stdout)
+    assert serve.docker("exec", "-i", cid, "cat", input="in\n").stdout == "in\n"
+    r = serve.docker("exec", cid, "nosuchcommand", check=False)
+    assert r.returncode == 127 and "not found" in r.stdout + r.stderr
+    assert serve.docker("exec", "-d", cid, "sh", "-c", "echo detached > /tmp/d").returncode == 0
+    deadline = time.monotonic() + 20
+    while serve.docker("exec", cid, "cat", "/tmp/d", check=False).stdout != "detached\n":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
+def test_docker_attach_without_stdin_once_ends_at_eof_and_exec_ids_in_inspect(serve):
+    # run -di: no StdinOnce, so an attach's EOF ends only that attach; cat lives on.
+    cid = serve.docker("run", "-di", "busybox", "cat").stdout.strip()
+    info = serve.docker("inspect", cid).stdout
+    assert json.loads(info)[0]["Config"]["StdinOnce"] is False
+    api = serve.client().api
+    sock = api.attach_socket(cid, params={"stdin": 1, "stdout": 1, "stream": 1})._sock
+    try:
+        sock.sendall(b"hi\n")
+        assert _read_frames_until(sock, b"hi\n") == [(1, b"hi\n")]
+        sock.shutdown(socket.SHUT_WR)
+        assert _recv_all(sock) == b""  # the attach ended at once (dockerd: CloseStdin false)
+    finally:
+        sock.close()
+    time.sleep(0.5)
+    assert serve.rongqi.inspect(cid)["State"]["Status"] == "running"
+    e = api.exec_create(cid, ["true"])
+    assert json.loads(serve.docker("inspect", cid).stdout)[0]["ExecIDs"] == [e["Id"]]
+    # run -i (attached): StdinOnce, the EOF reaches the container
+    assert serve.docker("run", "-i", "busybox", "sh", "-c", "cat; echo eof",
+                        input="x\n").stdout == "x\neof\n"
+
+
+def _docker_tty(serve: Any, *args: str, rows: int = 24, cols: int = 80) -> Any:
+    """/usr/bin/docker ARGS on a pty of its own, its controlling terminal (SIGWINCH)."""
+    from support.serving import DOCKER
+    from support.terminal import Terminal
+
+    return Terminal([DOCKER, *args], serve.env, rows=rows, cols=cols, ctty=True)
+
+
+def _until_size(t: Any, want: bytes, timeout: float = 20) -> None:
+    """Ask `stty size` until the shell's terminal is `want` (the CLI resizes through the API
+    just after the start and on each SIGWINCH)."""
+    deadline = time.monotonic() + timeout
+    n = 0
+    while True:
+        n += 1
+        t.type(f"stty size; echo ={n}=\r")
+        t.read_until(f"\n={n}=".encode(), timeout=10)  # the output's line, not the echo
+        if want in t.out.rsplit(f"; echo ={n}=".encode(), 1)[-1]:
+            return
+        assert time.monotonic() < deadline, f"the terminal never became {want!r}: {t.out!r}"
+        time.sleep(0.3)
+
+
+def test_docker_exec_it_through_a_pty(serve):
+    cid = serve.docker("run", "-d", "busybox", "sleep", "600").stdout.strip()
+    t = _docker_tty(serve, "exec", "-it", cid, "sh", rows=31, cols=97)
+    try:
+        t.read_until(b"# ")
+        t.type("echo $((6*7))\r")
+        t.read_until(b"42")
+        _until_size(t, b"31 97")
+        t.type("exit 4\r")
+        assert t.wait() == 4
+    finally:
+        t.close()
+
+
+def test_docker_run_it_through_a_pty_resize_and_detach(serve):
+    t = _docker_tty(serve, "run", "--name", "itc", "-it", "busybox", "sh", rows=28, cols=90)
+    try:
+        t.read_until(b"# ")
+        t.type("tty; echo $((6*7))\r")
+        assert b"/dev/pts/" in t.read_until(b"42")
+        _until_size(t, b"28 90")
+        from support.terminal import set_size
+
+        set_size(t.master, 40, 120)
+        _until_size(t, b"40 120")
+        t.type("\x10\x11")  # ctrl-p ctrl-q: the CLI detaches with 0, the shell lives on
+        assert t.wait() == 0
+    finally:
+        t.close()
+    assert serve.rongqi.inspect("itc")["State"]["Status"] == "running"
+    assert serve.docker("exec", "itc", "echo", "alive").stdout == "alive\n"
+
+
+def test_docker_attach_and_detach_with_ctrl_p_ctrl_q(serve):
+    cid = serve.docker("run", "-dit", "busybox", "sh").stdout.strip()
+    t = _docker_tty(serve, "attach", cid)
+    try:
+        t.type("echo attached-$((1+1))\r")
+        t.read_until(b"attached-2")
+        t.type("\x10\x11")
+        # docker 20.10's attach ends with its EscapeError: the message and 1 (run -it: 0).
+        assert t.wait() == 1
+        assert b"read escape sequence" in t.out
+    finally:
+        t.close()
+    assert serve.rongqi.inspect(cid)["State"]["Status"] == "running"
+    assert serve.docker("exec", cid, "echo", "alive").stdout == "alive\n"
+
+
+def test_docker_py_models_logs_exec_run_and_wait(serve):
+    client = serve.client()
+    c = client.containers.run("busybox", ["sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.2; "
+                                                    "done; sleep 600"], detach=True)
+    got = b""
+    stream = c.logs(stream=True, follow=True)
+    for chunk in stream:
+        got += chunk
+        if got.count(b"\n") == 3:
+            break
+    stream.close()
+    assert got == b"1\n2\n3\n"
+    assert c.exec_run(["sh", "-c", "echo o; echo e >&2; exit 3"], demux=True) == \
+        (3, (b"o\n", b"e\n"))
+    res = c.exec_run(["sh", "-c", "echo x; sleep 0.2; echo y"], stream=True)
+    assert b"".join(res.output) == b"x\ny\n"
+    c.kill()
+    done = client.containers.run("busybox", ["sh", "-c", "echo bye"], detach=True)
+    assert done.wait()["StatusCode"] == 0
+    assert done.logs() == b"bye\n"
+    assert list(done.logs(stream=True, follow=True)) == [b"bye\n"]
+
+
 # -- helpers -----------------------------------------------------------------------------------
 def _docker_on_pty(serve: Any, *args: str, rows: int = 24, cols: int = 80) -> tuple[int, int]:
     """/usr/bin/docker ARGS on a new pty (its controlling terminal): (pid, the master)."""

@@ -155,6 +155,28 @@ def _wait_foreign(pid: int) -> int:
     return 0
 
 
+# -- exec instances of the Docker API service (rongqi serve) ------------------------------------
+EXECS = "execs"  # RUN/CID/execs/EXECID.json: gone with the run dir, as dockerd forgets them
+
+
+def exec_ids(container: Any) -> list[str]:
+    """The ids of the exec instances the service made in the container's current run, oldest
+    first (Docker's inspect ExecIDs)."""
+    d = os.path.join(container.run_dir, EXECS)
+    try:
+        names = [n for n in os.listdir(d) if n.endswith(".json") and len(n) == 69]
+    except OSError:
+        return []
+
+    def mtime(n: str) -> int:
+        try:
+            return os.stat(os.path.join(d, n)).st_mtime_ns
+        except OSError:
+            return 0
+
+    return [n[:-5] for n in sorted(names, key=mtime)]
+
+
 # -- the parent of a service's exec (rongqi serve) ---------------------------------------------
 def parent_main(request_fd: int, report_fd: int) -> None:
     """An exec's parent as a process of its own, for a threaded caller (the Docker API

@@ -71,6 +71,7 @@ class ContainerOptions:
     cidfile: str = ""
     detach: bool = False
     interactive: bool = False
+    stdin_once: bool | None = None                           # Docker's StdinOnce (the API's create): the first attach's EOF closes stdin; None: as run -i
     tty: bool = False
     remove: bool = False                                     # --rm
     sig_proxy: bool = True

@@ -23,11 +23,11 @@ import threading
 import time
 from typing import Any
 
+from rongqi.engine.exec import EXECS
 from rongqi.errors import RongqiError
 from rongqi.serve.app import HTTPError, Request, Response, json_response, route
 from rongqi.serve.streams import STDERR, STDOUT, Peer, frame, hijack
 
-EXECS = "execs"
 STARTED = ".started"
 DRAIN = 2.0  # seconds to collect the last output once the process has ended
 _ID = re.compile(r"[0-9a-f]{64}")
@@ -85,14 +85,10 @@ def find(engine: Any, exec_id: str) -> tuple[str, dict[str, Any]]:
 
 
 def exec_ids(container: Any) -> list[str] | None:
-    """The container's exec ids, for its inspect's ExecIDs (None when it has none)."""
-    d = os.path.join(container.run_dir, EXECS)
-    try:
-        names = sorted(os.listdir(d), key=lambda n: os.stat(os.path.join(d, n)).st_mtime_ns)
-    except OSError:
-        return None
-    ids = [n[:-5] for n in names if n.endswith(".json") and _ID.fullmatch(n[:-5])]
-    return ids or None
+    """The container's exec ids, for its inspect's ExecIDs (None when it has none, as dockerd)."""
+    from rongqi.engine.exec import exec_ids as ids
+
+    return ids(container) or None
 
 
 def _write(path: str, doc: dict[str, Any]) -> None:

@@ -394,6 +394,7 @@ def create_options(body: Mapping[str, Any], name: str = "", *,
     o.detach = True
     o.tty = bool(body.get("Tty"))
     o.interactive = bool(body.get("OpenStdin"))
+    o.stdin_once = bool(body.get("StdinOnce"))  # what an attach does at its client's EOF
     o.env = env_map(body.get("Env"))
     o.labels = {str(k): str(v) for k, v in (body.get("Labels") or {}).items()}
     wd = str(body.get("WorkingDir") or "")
@@ -884,6 +885,7 @@ def _cmd_and_entrypoint(c: Container, image_cfg: dict[str, Any]
 def inspect_json(engine: Engine, c: Container, *, size: bool = False) -> dict[str, Any]:
     """GET /containers/{id}/json: Docker's ContainerJSON from the engine's record."""
     from rongqi.engine import inspection
+    from rongqi.engine.exec import exec_ids  # the service's exec instances (serve/execs.py)
     p = inspection.container_json(engine, c)
     o: dict[str, Any] = c.config.get("options") or {}
     spec = _spec(c)
@@ -917,7 +919,7 @@ def inspect_json(engine: Engine, c: Container, *, size: bool = False) -> dict[st
         "AttachStdin": False, "AttachStdout": False, "AttachStderr": False,
         "ExposedPorts": {f"{n}/{proto}": {} for n, proto in exposed(c, spec)} or None,
         "Tty": bool(o.get("tty")), "OpenStdin": bool(o.get("interactive")),
-        "StdinOnce": False,
+        "StdinOnce": bool(o.get("stdin_once")),
         "Env": list(process.get("env") or [f"{k}={v}" for k, v in (o.get("env") or {}).items()]),
         "Cmd": cmd, "Image": c.config.get("image", ""), "Volumes": anon or None,
         "WorkingDir": process.get("cwd") or o.get("workdir") or "", "Entrypoint": ep,
@@ -997,7 +999,7 @@ def inspect_json(engine: Engine, c: Container, *, size: bool = False) -> dict[st
         "LogPath": c.log_path, "Name": "/" + c.name,
         "RestartCount": c.state.get("restart_count", 0), "Driver": "overlay",
         "Platform": "linux", "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
-        "ExecIDs": list(c.state.get("exec_ids") or []) or None, "HostConfig": host_config,
+        "ExecIDs": exec_ids(c) or None, "HostConfig": host_config,
         "GraphDriver": {"Data": graph, "Name": "overlay"}, "Mounts": mounts_json(c),
         "Config": config, "NetworkSettings": net_settings,
     }
