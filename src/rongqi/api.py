@@ -969,7 +969,9 @@ class Network:
     def reload(self) -> None:
         from rongqi.engine.networks import NetworkStore
         with _translated("network"):
-            self.attrs = dict(NetworkStore(self.client.engine.root).get(self._ref))
+            # podman's document: less what only rongqi serve reads (docker_options)
+            self.attrs = {k: v for k, v in NetworkStore(self.client.engine.root)
+                          .get(self._ref).items() if k != "docker_options"}
         self._ref = self.name
 
     def connect(self, container: Container | str, aliases: Sequence[str] | None = None,

@@ -201,8 +201,11 @@ def test_mypy_strict_on_the_public_api(tmp_path):
 
 def test_networks(client):
     net = client.networks.create("apinet", ipam={"Config": [{"Subnet": "10.89.77.0/24"}]},
-                                 labels={"k": "v"})
+                                 labels={"k": "v"},
+                                 options={"com.docker.network.driver.mtu": "1400"})
     assert net.name == "apinet" and net.id
+    # Docker's option names (engine.networks.create_docker_style); podman's document
+    assert net.attrs["options"] == {"mtu": "1400"} and "docker_options" not in net.attrs
     assert "apinet" in [n.name for n in client.networks.list()]
     assert [n.name for n in client.networks.list(names=["apinet"])] == ["apinet"]
     a = client.containers.run("busybox", "sleep 600", detach=True, name="na", network="apinet")
