@@ -280,6 +280,14 @@ def read_procs() -> dict[int, Proc]:
     return procs
 
 
+def _has_cmdline(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return bool(f.read(1))
+    except OSError:
+        return False
+
+
 def _ancestors(pid: int, procs: dict[int, Proc]) -> list[int]:
     chain, seen = [], set()
     while pid in procs and pid not in seen and pid > 1:
@@ -378,6 +386,8 @@ class LeakChecker:
                 ours.procs.append(p)
             elif not foreign_roots & set(_ancestors(p.pid, procs)):
                 ambiguous.procs.append(p)
+        if ours.procs:
+            ours.procs = self.settled(ours.procs, before)
 
         for mid, m in after.mounts.items():
             if mid in before.mounts or (_exe_guard_mount(m) and not self._under_basetemp(m.mountpoint)):
@@ -427,6 +437,23 @@ class LeakChecker:
             ambiguous.netns = [n for n in ambiguous.netns if keep(n)]
             ambiguous.veths = [v for v in ambiguous.veths if keep(v)]
         return ours, ambiguous
+
+    def settled(self, procs: list[Proc], before: Snapshot, wait: float = 3.0) -> list[Proc]:
+        """Those of procs that are not on their way out: a process caught in exit (its memory
+        already gone: an empty cmdline, shown as [name]) or a zombie of ours is given up to
+        `wait` seconds to be gone; one with a command line is a leak at once."""
+        deadline = time.monotonic() + wait
+        while True:
+            current = read_procs()
+            self.reap_zombie_children(current, before)
+            current = read_procs()
+            alive = [p for p in procs
+                     if p.pid in current and current[p.pid].starttime == p.starttime]
+            exiting = [p for p in alive if current[p.pid].state == "Z"
+                       or not _has_cmdline(p.pid)]
+            if not exiting or time.monotonic() > deadline:
+                return alive
+            time.sleep(0.05)
 
     @staticmethod
     def still_running(procs: list[Proc], grace: float = 0.3) -> list[Proc]:
