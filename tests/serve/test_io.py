@@ -335,14 +335,14 @@ def test_exec_tty_stdin_and_resize(serve):
 def test_exec_tty_detach_keys_leave_the_process_running(serve):
     cid = _run_d(serve, "busybox", "sleep", "600")
     api = serve.client().api
-    e = api.exec_create(cid, ["sh", "-c", "sleep 1.5; echo late; exit 7"], stdin=True, tty=True,
+    e = api.exec_create(cid, ["sh", "-c", "sleep 5; echo late; exit 7"], stdin=True, tty=True,
                         detach_keys="ctrl-x,x")
     sock = api.exec_start(e["Id"], tty=True, socket=True)._sock
     try:
         sock.sendall(b"\x18x")
         t0 = time.monotonic()
-        _recv_all(sock)  # the service ends the stream at once
-        assert time.monotonic() - t0 < 1.2
+        _recv_all(sock)  # the service ends the stream at once, not when the process ends
+        assert time.monotonic() - t0 < 3
     finally:
         sock.close()
     assert api.exec_inspect(e["Id"])["Running"] is True
@@ -361,7 +361,7 @@ def test_service_shutdown_ends_streams_and_leaves_containers_and_execs_running(s
     try:
         t0 = time.monotonic()
         assert serve.stop() == 0
-        assert time.monotonic() - t0 < 4  # no stream held it for the 5 s grace
+        assert time.monotonic() - t0 < 4.5  # no stream held it for the 5 s grace
         assert _recv_all(attached) == b"" and _recv_all(streaming) == b""
     finally:
         attached.close()
@@ -436,7 +436,7 @@ def test_attach_socket_to_a_running_container_with_stdin(serve):
 
 
 def test_attach_waits_for_a_start_by_someone_else_and_replays_logs(serve):
-    cid = serve.rongqi("create", "busybox", "sh", "-c", "echo hello; sleep 2; echo bye").stdout.strip()
+    cid = serve.rongqi("create", "busybox", "sh", "-c", "echo hello; sleep 4; echo bye").stdout.strip()
     sock = serve.client().api.attach_socket(cid, params={"stdout": 1, "stderr": 1,
                                                           "stream": 1})._sock
     try:

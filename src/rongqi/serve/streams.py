@@ -541,12 +541,26 @@ def resize(req: Request) -> Response:
         if sock is None:
             raise HTTPError(409, f"Container {c.id} is not running")
         try:
-            sock.sendall(proto.frame(proto.RESIZE, b"%d %d" % (h, w)))
-        except OSError:
-            pass
+            _resize_and_wait(sock, h, w)
         finally:
             sock.close()
     return Response(200)
+
+
+def _resize_and_wait(sock: socket.socket, h: int, w: int, timeout: float = 5.0) -> None:
+    """Send the resize, then our EOF, and wait for the monitor to drop us: it reads a
+    client's frames in order, so once it has closed, the pty has its new size (the docker CLI
+    resizes and types at once; dockerd answers after the ioctl)."""
+    try:
+        sock.sendall(proto.frame(proto.RESIZE, b"%d %d" % (h, w)))
+        sock.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if select.select([sock], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                if not sock.recv(65536):  # output broadcast to us meanwhile is dropped
+                    return
+    except OSError:
+        pass
 
 
 def _size(req: Request) -> tuple[int, int]:
