@@ -521,6 +521,10 @@ def test_docker_run_in_the_foreground_passes_output_and_exit_code(serve):
     r = serve.docker("run", "-i", "--rm", "busybox", "sh", "-c", "cat; echo end",
                      input="piped\n")
     assert r.stdout == "piped\nend\n"  # stdin's EOF reached the container (StdinOnce)
+    # start -ai: the attach first, then the start, as run does
+    cid = serve.docker("create", "-i", "busybox", "sh", "-c", "cat; exit 4").stdout.strip()
+    r = serve.docker("start", "-ai", cid, input="again\n", check=False)
+    assert (r.returncode, r.stdout) == (4, "again\n")
 
 
 def test_docker_logs_follow_ends_at_exit_and_tail_with_timestamps(serve):
