@@ -587,3 +587,18 @@ def test_system_service_is_an_alias(tmp_path: Any) -> None:
     p = subprocess.run(rq.argv("system", "service", "--help"), env=rq.env, capture_output=True,
                        text=True, timeout=60)
     assert p.returncode == 0 and "--timeout" in p.stdout and "--group" in p.stdout
+
+
+@route("GET", "/_test/badanswer")
+def _badanswer(req: Request) -> Response:
+    return Response(204, b"a body HTTP forbids")
+
+
+def test_an_answer_http_forbids_is_logged_and_the_service_keeps_serving(local: Local) -> None:
+    try:
+        local.http.get("/_test/badanswer")  # the head went out; the body could not
+    except httpx.HTTPError:
+        pass
+    assert any("bad answer" in line and "Traceback" in line for line in local.logged)
+    local.logged.clear()
+    assert local.http.get("/_ping").text == "OK"

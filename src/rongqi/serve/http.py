@@ -382,6 +382,11 @@ class Connection:
                 return True
             return False
         except h11.LocalProtocolError:
+            # an answer HTTP forbids (a body on a 204 or 304...): a bug of the handler's
+            import traceback
+            self.server.log(f"rongqi serve: {req.method.decode(errors='replace')} "
+                            f"{req.target.decode(errors='replace')}: bad answer:\n"
+                            + traceback.format_exc())
             return False
         finally:
             self.server.end()
