@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import getpass
 import json
 import os
 import sys
@@ -628,6 +627,8 @@ def cmd_login(ctx: Context, a: argparse.Namespace) -> int:
     if a.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
+        import getpass  # (termios): login only
+
         password = a.password if a.password is not None else getpass.getpass("Password: ")
     client = ctx.registry()
     if not a.tls_verify:
@@ -871,7 +872,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         "volume": volume.add_subparsers(dest="volume_command", parser_class=_Parser),
     }
     import importlib
-    for module in COMMAND_MODULES:
+    modules = COMMAND_MODULES
+    if only is not None and only not in groups:
+        # One top-level command: only the module that registers it (none for this file's
+        # own image commands); a group (`container ...`) gathers commands of all of them.
+        modules = tuple(m for m in COMMAND_MODULES if only in COMMAND_WORDS.get(m, ()))
+    for module in modules:
         importlib.import_module(f"rongqi.cli.{module}").register(add, sub, groups)
     if only is not None and only not in sub.choices:
         return build_parser()  # an unknown command: argparse lists them all
@@ -882,6 +888,20 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 # (argparse only): `rongqi --help` and every command import all of them.
 COMMAND_MODULES = ("containers", "run", "run_flags", "volumes", "fs", "system", "build",
                    "networks", "reference", "serve")
+# The top-level words each module's register() adds (besides what it adds under the groups),
+# so that `rongqi run` imports cli/run.py alone; tests/unit/cli/test_command_words.py checks
+# this against what the modules really register.
+COMMAND_WORDS = {
+    "containers": ("create", "start", "stop", "restart", "kill", "rm", "ps", "inspect", "wait",
+                   "rename", "pause", "unpause"),
+    "run": ("run", "attach", "exec", "logs", "healthcheck"),
+    "fs": ("cp", "diff", "commit", "export", "stats", "top", "port"),
+    "system": ("events", "info", "version"),
+    "build": ("build",),
+    "networks": ("network",),
+    "reference": ("completion",),
+    "serve": ("serve",),
+}
 
 
 def exit_code(err: RongqiError) -> int:

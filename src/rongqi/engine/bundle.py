@@ -10,17 +10,16 @@ what build() made is undone if it fails.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import os
 import resource
 import signal as _signal
 import stat
-from dataclasses import dataclass, field
 from typing import Any
 
 from rongqi.engine.options import ContainerOptions, Healthcheck, IdMap, MountSpec
 from rongqi.errors import RongqiError
+from rongqi.values import asdict, dataclass, field
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_PIDS_LIMIT = 2048          # podman's containers.conf default
@@ -1268,4 +1267,4 @@ def _annotations(opts: ContainerOptions, stop_signal: int) -> dict[str, str]:
 
 def options_dict(opts: ContainerOptions) -> dict[str, Any]:
     """The ContainerOptions as the plain dict config.json's "options" keeps."""
-    return dataclasses.asdict(opts)
+    return asdict(opts)

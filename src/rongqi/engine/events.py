@@ -13,11 +13,11 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from rongqi.errors import UsageError
 from rongqi.locking import Lock, LockError
+from rongqi.values import dataclass, field
 
 EVENTS_FILE = "events.log"
 LOCK_FILE = "events.lock"

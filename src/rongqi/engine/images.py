@@ -7,10 +7,10 @@ Prints nothing: progress goes to the image.progress.Progress the caller passes.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rongqi.errors import EngineError, RongqiError
+from rongqi.values import dataclass, field
 
 if TYPE_CHECKING:
     from rongqi.engine import Engine

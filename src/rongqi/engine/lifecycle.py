@@ -15,7 +15,6 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from rongqi.engine import records as rec
@@ -25,6 +24,7 @@ from rongqi.errors import (ContainerNotFound, ContainerRunning, ContainerStateEr
                            ContainerStateImproper, EngineError, NameInUse, NoSuchContainer,
                            RongqiError, UsageError)
 from rongqi.locking import Lock, LockError
+from rongqi.values import asdict
 
 if TYPE_CHECKING:
     from rongqi.engine import Engine
@@ -208,7 +208,8 @@ def create(engine: Engine, opts: ContainerOptions, *, progress: Progress | None 
         c = Container(records, cid, {"id": cid, "name": name})
         os.mkdir(c.userdata, 0o700)
         os.mkdir(c.bundle, 0o700)
-        snap = engine.storage.create_snapshot(cid, image.chain_ids)
+        # --rm: the snapshot goes with the container, a crash or not (podman's volatile).
+        snap = engine.storage.create_snapshot(cid, image.chain_ids, volatile=opts.remove)
         undo.callback(engine.storage.remove_snapshot, cid)
         out = _build_bundle(engine, c, opts, image, snap.rootfs, undo)
         c.warnings = list(getattr(out, "warnings", []) or [])  # cli prints them as WARN lines

@@ -436,6 +436,7 @@ def _waiting_monitor(engine: Any, chan: Any, report_w: int) -> None:
             import rongqi.oci.lifecycle  # noqa: F401
             import rongqi.oci.init  # noqa: F401
         sysc.kernel()
+        import rongqi.engine.networks  # noqa: F401 - launch asks it between create and start
         # And what the end of a run needs (the unmount, --rm): its exit path is the CLI's.
         from rongqi.engine import lifecycle
         from rongqi.storage import overlay

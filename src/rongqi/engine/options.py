@@ -7,7 +7,7 @@ podman's flags; values are already parsed (bytes, seconds, lists), never raw fla
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from rongqi.values import dataclass, field
 
 
 @dataclass

@@ -9,17 +9,19 @@ ROOT/names.lock (taken before any container's lock, never after), RUN/ID/ (the m
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import os
 import re
-import secrets
+import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rongqi.engine import status as st
 from rongqi.errors import EngineError, NameInUse, NoSuchContainer
 from rongqi.locking import Lock, is_held
+
+if TYPE_CHECKING:
+    import datetime
 
 CONFIG = "config.json"
 STATE = "state.json"
@@ -51,12 +53,22 @@ _SURNAMES = (
 )
 
 
+# Ids and temp names come from os.urandom directly, as secrets.token_hex does: importing
+# secrets (random, hmac, hashlib, base64) costs ~10 ms of every `rongqi run`.
+def _token_hex(n: int) -> str:
+    return os.urandom(n).hex()
+
+
+def _choice(words: tuple[str, ...]) -> str:
+    return words[int.from_bytes(os.urandom(4), "big") % len(words)]
+
+
 def new_id() -> str:
-    return secrets.token_hex(32)
+    return _token_hex(32)
 
 
 def random_name() -> str:
-    return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_SURNAMES)}"
+    return f"{_choice(_ADJECTIVES)}_{_choice(_SURNAMES)}"
 
 
 def check_name(name: str) -> None:
@@ -66,12 +78,17 @@ def check_name(name: str) -> None:
 
 def now() -> str:
     """RFC 3339 with nanoseconds' width (microseconds padded), UTC, as podman's timestamps."""
-    t = datetime.datetime.now(datetime.timezone.utc)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond:06d}000Z"
+    ns = time.time_ns()
+    t = time.gmtime(ns // 1_000_000_000)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06d000Z" % (
+        t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec,
+        ns // 1000 % 1_000_000)
 
 
 def parse_time(text: str) -> datetime.datetime | None:
     """The inverse of now() (and of the runtime's rfc3339nano); None for "" or junk."""
+    import datetime  # not on run's path: ps, inspect and wait read times
+
     if not text:
         return None
     m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?$", text)
@@ -90,7 +107,7 @@ def write_json_atomic(path: str, doc: Any, mode: int = 0o600, *, durable: bool =
     durable: fsync before the rename (config.json, written once). state.json is rewritten at
     every step, and an fsync costs 10-60 ms on a busy disk: it goes without (ext4 flushes a
     file replaced by rename; and a state lost in a crash is what sync repairs)."""
-    tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    tmp = f"{path}.{os.getpid()}.{_token_hex(4)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
         with os.fdopen(fd, "w") as f:
@@ -289,7 +306,7 @@ class Records:
         an empty reservation); NameInUse if someone has it."""
         check_name(name)
         path = os.path.join(self.names_dir, name)
-        tmp = os.path.join(self.names_dir, f".{cid}.{secrets.token_hex(4)}")
+        tmp = os.path.join(self.names_dir, f".{cid}.{_token_hex(4)}")
         with open(tmp, "x") as f:
             f.write(cid)
         try:

@@ -6,20 +6,18 @@ podman's wording for every error a user can cause; the CLI (cli/volumes.py) only
 
 from __future__ import annotations
 
-import datetime
 import errno
 import json
 import os
 import re
-import secrets
 import shutil
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from rongqi.errors import RongqiError
+from rongqi.values import dataclass, field
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 # The local driver's options, as podman's: type/device/o are handed to mount(8) when a
@@ -60,6 +58,7 @@ class VolumeInUse(VolumeError):
 
 def _now() -> str:
     """RFC 3339 with nanoseconds, UTC, as podman records CreatedAt."""
+    import datetime  # not on run's path (which makes no volume)
     import time
     ns = time.time_ns()
     t = datetime.datetime.fromtimestamp(ns // 10**9, datetime.timezone.utc)
@@ -165,7 +164,7 @@ class VolumeStore:
                       uid=d.get("uid"), gid=d.get("gid"))
 
     def _save(self, vol: Volume) -> None:
-        tmp = os.path.join(vol.path, f".volume.json.{secrets.token_hex(4)}")
+        tmp = os.path.join(vol.path, f".volume.json.{os.urandom(4).hex()}")
         with open(tmp, "w") as f:
             json.dump(vol.record(), f)
         os.rename(tmp, os.path.join(vol.path, "volume.json"))
@@ -200,7 +199,7 @@ class VolumeStore:
                 else:
                     gid = value
         if not name:
-            name = secrets.token_hex(32)
+            name = os.urandom(32).hex()
         check_name(name)
         with self._lock():
             path = self._dir(name)
@@ -272,7 +271,7 @@ class VolumeStore:
         with self._lock():
             self._load(name)  # still there: two rm at once give one error
             # Renamed away first so a crash mid-removal leaves no half a volume under its name.
-            trash = os.path.join(self.root, f".rm-{name}-{secrets.token_hex(4)}")
+            trash = os.path.join(self.root, f".rm-{name}-{os.urandom(4).hex()}")
             os.rename(vol.path, trash)
         shutil.rmtree(trash, ignore_errors=True)
         self._event("remove", name)

@@ -5,8 +5,9 @@ One place for the OCI and Docker schema2 names so that pull, push, load and save
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
+
+from rongqi.values import dataclass, field
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

@@ -6,9 +6,9 @@ Parses name[:tag][@digest] with an optional registry host[:port]; nothing here t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from rongqi.image.errors import InvalidReference
+from rongqi.values import dataclass
 
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DOMAIN = "index.docker.io"

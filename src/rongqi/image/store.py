@@ -7,13 +7,11 @@ in index.json as org.opencontainers.image.ref.name annotations, so skopeo and um
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import IO, Any
 
 # default_root and DEFAULT_ROOT live in the package (rongqi/image/__init__.py), so that the
@@ -23,6 +21,7 @@ from rongqi.image import media, reference
 from rongqi.image.errors import BlobVerificationError, ImageError, ImageNotFound, ManifestError
 from rongqi.image.media import Descriptor
 from rongqi.locking import Lock
+from rongqi.values import dataclass
 
 CHUNK = 1 << 20
 
@@ -35,8 +34,17 @@ def _split_digest(digest: str) -> tuple[str, str]:
     return algo, hexpart
 
 
+def _sha256() -> Any:
+    # hashlib loads OpenSSL (~5 ms): only what writes or verifies blobs pays it, not `run`.
+    import hashlib
+
+    return hashlib.sha256()
+
+
 def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    h = _sha256()
+    h.update(data)
+    return "sha256:" + h.hexdigest()
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -64,7 +72,7 @@ class BlobWriter:
         self.store, self.digest, self.size = store, digest, size
         self.partial = os.path.join(store.ingest_dir, digest.replace(":", "-") + ".partial")
         self._lock = Lock(store._lock_path("blob-" + digest.replace(":", "-")))
-        self._hash = hashlib.sha256()
+        self._hash = _sha256()
         self._file: IO[bytes] | None = None
         self.offset = 0
         # For readers following the download (unpacking while it arrives): "writing",
@@ -117,7 +125,7 @@ class BlobWriter:
             self._set_state("restarted")
         self._file.seek(0)
         self._file.truncate()
-        self._hash = hashlib.sha256()
+        self._hash = _sha256()
         self.offset = 0
 
     def write(self, data: bytes) -> None:
@@ -344,7 +352,7 @@ class ImageStore:
             return Descriptor(media_type, digest, self.blob_size(digest))
         if digest is None:
             tmp = os.path.join(self.ingest_dir, f"anon-{os.getpid()}-{time.monotonic_ns()}")
-            h, n = hashlib.sha256(), 0
+            h, n = _sha256(), 0
             try:
                 with open(tmp, "wb") as out:
                     while chunk := f.read(CHUNK):
