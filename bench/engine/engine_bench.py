@@ -3,8 +3,10 @@
 each idle container's monitor memory against conmon's. Interleaved, so load hits both alike.
 
 Both get the same busybox (rongqi's built-in image, saved and loaded into a private podman
-storage); podman runs with `--runtime runc --network none` (crun refuses this host). Run as
-root on an idle machine:
+storage) and the same network mode (`--network none` unless --network says otherwise: as
+root rongqi's default is a bridge through netavark, which costs as much as the rest of a
+run); podman runs with `--runtime runc` (crun refuses this host). Run as root on an idle
+machine:
 
     sudo /opt/rongqi/venv/bin/python3 bench/engine/engine_bench.py [-n 20] [--detached 50]
 """
@@ -29,8 +31,9 @@ from support.private_podman import private_podman  # noqa: E402
 
 
 class Tools:
-    def __init__(self, base: Path, rongqi: list[str]):
+    def __init__(self, base: Path, rongqi: list[str], network: str):
         self.base = base
+        self.net = ["--network", network]
         self.rq = [*rongqi, "--root", str(base / "rq-root"), "--runroot", str(base / "rq-run")]
         self.pm, self.env = private_podman(base / "pm", storage_driver=None,
                                            runtime=shutil.which("runc") or "runc")
@@ -47,13 +50,33 @@ class Tools:
         self.run([*self.rq, "save", "-o", str(tar), "busybox"])
         self.run([*self.pm, "load", "-i", str(tar)])
         # First runs warm the caches (layers unpacked, .pyc written) and are not counted.
-        self.run([*self.rq, "run", "--rm", "busybox", "true"])
-        self.run([*self.pm, "run", "--rm", "--network", "none", "busybox", "true"])
+        self.run([*self.rq, "run", "--rm", *self.net, "busybox", "true"])
+        self.run([*self.pm, "run", "--rm", *self.net, "busybox", "true"])
 
     def timed(self, argv: list[str]) -> float:
         t = time.perf_counter()
         self.run(argv)
         return time.perf_counter() - t
+
+
+def fast_launcher(base: Path) -> str:
+    """bin/rongqi as installed (`python3 -IS`, no site), but over this checkout's src/.
+
+    The checkout's own bin/rongqi runs site (so that a human's checkout finds its
+    dependencies), ~10 ms an installed launcher does not pay; `python3 -m rongqi.cli.main`
+    pays that and more. This launcher puts the checkout's src/ first and this
+    interpreter's site-packages (the pinned dependencies) after it, then runs bin/rongqi's
+    body unchanged.
+    """
+    import sysconfig
+    body = (REPO / "bin" / "rongqi").read_text()
+    start = body.index("sys.argv[0] = ")
+    head = (f"#!{sys.executable} -IS\nimport sys\n"
+            f"sys.path[:0] = [{str(REPO / 'src')!r}, {sysconfig.get_paths()['purelib']!r}]\n")
+    path = base / "rongqi"
+    path.write_text(head + body[start:])
+    path.chmod(0o755)
+    return str(path)
 
 
 def pss_rss(pid: int) -> tuple[int, int]:
@@ -83,8 +106,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-n", type=int, default=20, help="runs of each (default 20)")
     ap.add_argument("--detached", type=int, default=50, help="detached starts (default 50)")
-    ap.add_argument("--rongqi", default=f"{sys.executable} -m rongqi.cli.main",
-                    help="the rongqi command (default: this interpreter, the checkout's code)")
+    ap.add_argument("--rongqi", default="",
+                    help="the rongqi command (default: the checkout's code behind an installed "
+                    "launcher's -I -S start, see fast_launcher)")
+    ap.add_argument("--network", default="none",
+                    help="the network mode of both engines' containers (default none)")
     ap.add_argument("--json", help="write the figures here too")
     a = ap.parse_args()
     if os.geteuid() != 0:
@@ -92,25 +118,28 @@ def main() -> int:
     os.environ["PYTHONPATH"] = str(REPO / "src")
     out: dict = {}
     with tempfile.TemporaryDirectory(prefix="engine-bench-") as tmp:
-        t = Tools(Path(tmp), a.rongqi.split())
+        rongqi = a.rongqi.split() if a.rongqi else [fast_launcher(Path(tmp))]
+        t = Tools(Path(tmp), rongqi, a.network)
         try:
             t.setup()
             # -- run --rm ------------------------------------------------------------------
             rq_run, pm_run = [], []
             for i in range(a.n):
-                pair = [(rq_run, [*t.rq, "run", "--rm", "busybox", "true"]),
-                        (pm_run, [*t.pm, "run", "--rm", "--network", "none", "busybox", "true"])]
+                pair = [(rq_run, [*t.rq, "run", "--rm", *t.net, "busybox", "true"]),
+                        (pm_run, [*t.pm, "run", "--rm", *t.net, "busybox", "true"])]
                 for xs, argv in (pair if i % 2 == 0 else pair[::-1]):
                     xs.append(t.timed(argv))
             rows = [summary("podman --runtime runc run --rm", pm_run),
                     summary("rongqi run --rm", rq_run)]
-            print("run --rm busybox true (goal: rongqi at most 0.33 of podman)")
+            print(f"run --rm --network {a.network} busybox true "
+                  "(goal: rongqi at most 0.33 of podman)")
             table(rows, rows[0]["name"])
             out["run"] = rows
             # -- exec --------------------------------------------------------------------
-            t.run([*t.rq, "run", "-d", "--name", "bench-exec", "busybox", "sleep", "3600"])
-            t.run([*t.pm, "run", "-d", "--name", "bench-exec", "--network", "none", "busybox",
-                   "sleep", "3600"])
+            t.run([*t.rq, "run", "-d", "--name", "bench-exec", *t.net, "busybox", "sleep",
+                   "3600"])
+            t.run([*t.pm, "run", "-d", "--name", "bench-exec", *t.net, "busybox", "sleep",
+                   "3600"])
             rq_ex, pm_ex = [], []
             for i in range(a.n):
                 pair = [(rq_ex, [*t.rq, "exec", "bench-exec", "true"]),
@@ -135,16 +164,28 @@ def main() -> int:
             # -- detached starts -----------------------------------------------------------
             res = {}
             for name, base_argv in (("rongqi", t.rq), ("podman", [*t.pm])):
-                extra = ["--network", "none"] if name == "podman" else []
+                # Errors to files, not pipes: a monitor (conmon) that kept a pipe open would
+                # keep its reader waiting for the container's whole life.
+                errs = [open(Path(tmp) / f"{name}-{i}.err", "w+") for i in range(a.detached)]
                 start = time.perf_counter()
-                procs = [subprocess.Popen([*base_argv, "run", "-d", *extra, "busybox", "sleep",
-                                           "3600"], stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL, env=t.env)
-                         for _ in range(a.detached)]
-                ok = sum(p.wait() == 0 for p in procs)
-                res[name] = {"seconds": time.perf_counter() - start, "ok": ok}
+                procs = [subprocess.Popen([*base_argv, "run", "-d", *t.net, "busybox", "sleep",
+                                           "3600"], stdout=subprocess.DEVNULL, stderr=f,
+                                          env=t.env) for f in errs]
+                codes = [p.wait() for p in procs]
+                seconds = time.perf_counter() - start
+                failed = []
+                for rc, f in zip(codes, errs):
+                    f.seek(0)
+                    if rc != 0:
+                        failed.append(f"exit {rc}: {f.read().strip()}")
+                    f.close()
+                res[name] = {"seconds": seconds, "ok": len(procs) - len(failed),
+                             "failed": failed}
             print(f"\n{a.detached} detached starts at once: "
                   + "; ".join(f"{k} {v['seconds']:.2f} s ({v['ok']} ok)" for k, v in res.items()))
+            for k, v in res.items():
+                for line in v["failed"]:
+                    print(f"  {k} failed: {line}")
             out["detached"] = res
         finally:
             t.run([*t.rq, "rm", "-f", "--all", "-t", "0"], check=False)
