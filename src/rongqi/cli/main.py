@@ -881,6 +881,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         importlib.import_module(f"rongqi.cli.{module}").register(add, sub, groups)
     if only is not None and only not in sub.choices:
         return build_parser()  # an unknown command: argparse lists them all
+    if argv is None or "-h" in argv or "--help" in argv:
+        from rongqi.cli import examples  # only help shows them: not on run's path
+        examples.attach(p)
     return p
 
 
@@ -926,6 +929,8 @@ def main(argv: list[str] | None = None) -> int:
         fn = getattr(args, "fn", None)
         if fn is None:
             # `rongqi`, `rongqi image`, `rongqi system` alone: show what there is.
+            from rongqi.cli import examples
+            examples.attach(parser)
             parser.parse_args([*argv, "--help"])
             return 0
         return fn(Context(args), args) or 0

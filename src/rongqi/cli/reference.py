@@ -16,7 +16,9 @@ HEADER = """\
 
 Generated from the parser (`python3 -m rongqi.cli.reference > docs/reference.md`);
 `tests/api/test_reference.py` fails when this page and the command line differ. Each command
-is podman 4's; see docs/engine.md for what the engine does underneath.
+is podman 4's; see docs/engine.md for what the engine does underneath. The examples (those of
+each command's `--help`, from cli/examples.py) use placeholder names such as `web` and `IMAGE`;
+a test parses every one of them with the command line, so none names a flag that is not there.
 """
 
 # Defaults that depend on who runs the generator (root or a user) or the environment.
@@ -94,12 +96,17 @@ def _flags(act: argparse.Action) -> str:
 
 
 def markdown() -> str:
+    from rongqi.cli.examples import examples
+
     out = [HEADER]
     for path, aliases, help_, sp in walk(_parser()):
         name = " ".join(path)
         out.append(f"\n## {name}\n")
         if help_:
             out.append(f"\n{help_}\n")
+        lines = examples(path[1:])
+        if lines:
+            out.append("\nExamples:\n\n" + "".join(f"    {line}\n" for line in lines))
         if aliases:
             out.append("\nAliases: " + ", ".join(f"`{' '.join(path[:-1])} {a}`"
                                                  for a in aliases) + "\n")
