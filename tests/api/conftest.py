@@ -37,3 +37,12 @@ def client(engine_paths: Path) -> Iterator[rongqi.Client]:
     c = rongqi.Client(root=str(engine_paths / "root"), runroot=str(engine_paths / "run"))
     yield c
     _cleanup(c)
+
+
+@pytest.fixture
+def other(engine_paths: Path) -> Iterator[rongqi.Client]:
+    """A second client over an empty store of its own (where a test loads or pulls to)."""
+    c = rongqi.Client(root=str(engine_paths / "other-root"),
+                      runroot=str(engine_paths / "other-run"))
+    yield c
+    _cleanup(c)
