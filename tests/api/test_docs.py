@@ -1,5 +1,7 @@
 """The examples of docs/guide.md, docs/api.md and the README, run as written (every `sh` and
-`python` block, in order, in one working directory per page) so that they cannot rot.
+`python` block, in order, in one working directory per page) so that they cannot rot; and the
+shell examples of every other page of docs/ (and the README's). A block that cannot run on this
+host says why on its fence line (```sh not-run: REASON), and a test holds it to that.
 
 `rongqi` and `rongqi-oci` on the blocks' PATH are this checkout's, with a private --root."""
 
@@ -19,13 +21,18 @@ pytestmark = pytest.mark.root
 
 SRC = Path(rongqi.__file__).resolve().parent.parent   # the package under test (CI: the venv's)
 REPO = Path(__file__).resolve().parents[2]            # the checkout whose pages are run
-FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```", re.M | re.S)
+FENCE = re.compile(r"^```(\w+)([^\n]*)\n(.*?)^```", re.M | re.S)
+NOT_RUN = "not-run:"
 
 
-def blocks(page: Path, kinds: tuple[str, ...]) -> list[tuple[str, str, int]]:
+def blocks(page: Path, kinds: tuple[str, ...], *, with_skipped: bool = False
+           ) -> list[tuple[str, str, int]]:
+    """(kind, code, line) of the page's blocks of those kinds, in order; those marked
+    `not-run: REASON` on their fence line are left out unless with_skipped."""
     text = page.read_text()
-    return [(m.group(1), m.group(2), text.count("\n", 0, m.start()) + 1)
-            for m in FENCE.finditer(text) if m.group(1) in kinds]
+    return [(m.group(1), m.group(3), text.count("\n", 0, m.start()) + 1)
+            for m in FENCE.finditer(text) if m.group(1) in kinds
+            and (with_skipped or not m.group(2).strip().startswith(NOT_RUN))]
 
 
 def _env(base: Path, oci_binary: str) -> dict[str, str]:
@@ -55,9 +62,32 @@ def _cleanup(env: dict[str, str], oci_binary: str) -> None:
     force_delete_all(oci_binary, env["RONGQI_OCI_ROOT"])
 
 
+# The other pages: their shell examples (python blocks there are API signatures, not programs).
+OTHER_PAGES = [str(p.relative_to(REPO)) for p in sorted((REPO / "docs").glob("*.md"))
+               if p.name not in ("guide.md", "api.md")] + ["README.md"]
+SHELL_PAGES = [p for p in OTHER_PAGES if blocks(REPO / p, ("sh",))]
+
+
+def test_shell_examples_that_do_not_run_say_why():
+    unsaid, shells = [], []
+    for page in OTHER_PAGES + ["docs/guide.md"]:
+        text = (REPO / page).read_text()
+        for m in FENCE.finditer(text):
+            line = text.count("\n", 0, m.start()) + 1
+            note = m.group(2).strip()
+            if m.group(1) in ("sh", "bash", "console", "shell") and m.group(1) != "sh":
+                shells.append(f"{page}:{line}: ```{m.group(1)} (write ```sh, run by this test)")
+            if note.startswith(NOT_RUN) and len(note[len(NOT_RUN):].strip()) < 10:
+                unsaid.append(f"{page}:{line}")
+    assert shells == [] and unsaid == [], (shells, unsaid)
+    assert SHELL_PAGES, "no page besides the guide has a shell example to run"
+
+
 @pytest.mark.parametrize("page,kinds", [("docs/guide.md", ("sh", "python")),
                                         ("docs/api.md", ("python",)),
-                                        ("README.md", ("python",))])
+                                        ("README.md", ("python",)),
+                                        *[(p, ("sh",)) for p in SHELL_PAGES
+                                          if p != "README.md"]])
 def test_examples_run(page, kinds, tmp_path, oci_binary):
     found = blocks(REPO / page, kinds)
     assert found, f"{page} has no runnable examples"
