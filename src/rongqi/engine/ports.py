@@ -6,9 +6,8 @@ ports picked for -P and `-p 80`) is engine/networks.py's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from rongqi.errors import UsageError
+from rongqi.values import dataclass  # on run's path (bridge): see rongqi/values.py
 
 PROTOCOLS = ("tcp", "udp", "sctp")
 
