@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -38,10 +39,15 @@ class Runtime:
     path: str
     root: str
     times_ms: list[float] = field(default_factory=list)
+    # CPU (user + system) of the runtime and everything it started (its helper and init, the
+    # container's /bin/true), per run: far less disturbed by a busy machine than wall times.
+    cpu_ms: list[float] = field(default_factory=list)
+    parallel_cpu_ms: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     parallel_ms: list[float] = field(default_factory=list)
     parallel_ok: list[int] = field(default_factory=list)
     refused: str = ""
+    last_cpu_ms: float = 0.0
 
     def argv(self, bundle: str, cid: str) -> list[str]:
         return [self.path, "--root", self.root, "run", "--bundle", bundle, cid]
@@ -89,17 +95,26 @@ def write_bundle(dest: Path, rootfs: Path, cgroup: str, profile: str = "runc") -
     )
 
 
+def children_cpu_ms() -> float:
+    """CPU of this process's reaped descendants so far (each runtime reaps its own children)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (ru.ru_utime + ru.ru_stime) * 1000
+
+
 def run_once(rt: Runtime, bundle: str, cid: str) -> tuple[float, str]:
+    cpu0 = children_cpu_ms()
     t0 = time.perf_counter()
     r = subprocess.run(
         rt.argv(bundle, cid), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True,
     )
     elapsed = (time.perf_counter() - t0) * 1000
+    rt.last_cpu_ms = children_cpu_ms() - cpu0
     return elapsed, "" if r.returncode == 0 else f"exit {r.returncode}: {r.stderr.strip()[-300:]}"
 
 
 def run_parallel(rt: Runtime, bundles: list[str], tag: str) -> tuple[float, int, str]:
+    cpu0 = children_cpu_ms()
     t0 = time.perf_counter()
     procs = [
         subprocess.Popen(
@@ -114,6 +129,7 @@ def run_parallel(rt: Runtime, bundles: list[str], tag: str) -> tuple[float, int,
         if p.returncode != 0:
             errors.append(f"exit {p.returncode}: {err.strip()[-200:]}")
     wall = (time.perf_counter() - t0) * 1000
+    rt.parallel_cpu_ms.append((children_cpu_ms() - cpu0) / len(procs))
     return wall, len(procs) - len(errors), errors[0] if errors else ""
 
 
@@ -214,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                     rt.failures.append(err)
                 else:
                     rt.times_ms.append(ms)
+                    rt.cpu_ms.append(rt.last_cpu_ms)
 
         for rnd in range(args.parallel_rounds):
             for rt in active if rnd % 2 == 0 else active[::-1]:
@@ -238,30 +255,37 @@ def report(runtimes: list[Runtime], args: argparse.Namespace) -> None:
     base = next((rt for rt in runtimes if rt.name == "runc" and rt.times_ms), None)
     base_med = statistics.median(base.times_ms) if base else None
     base_par = statistics.median(base.parallel_ms) if base and base.parallel_ms else None
+    base_cpu = statistics.median(base.cpu_ms) if base and base.cpu_ms else None
+    base_pcpu = statistics.median(base.parallel_cpu_ms) if base and base.parallel_cpu_ms else None
     rows = []
     for rt in runtimes:
         if not rt.times_ms:
             continue
         med = statistics.median(rt.times_ms)
+        cpu = statistics.median(rt.cpu_ms) if rt.cpu_ms else 0.0
         rows.append([
             rt.name, f"{med:.1f}", f"{percentile(rt.times_ms, 0.9):.1f}", f"{min(rt.times_ms):.1f}",
             f"{len(rt.times_ms)}/{args.n}", f"{med / base_med:.2f}" if base_med else "-",
+            f"{cpu:.1f}", f"{cpu / base_cpu:.2f}" if base_cpu else "-",
         ])
-    print(f"\n`run` of /bin/true with the {args.profile!r} config, {args.n} interleaved runs each (ms; ratio = median / runc's median)")
-    print(table(["runtime", "median", "p90", "min", "ok", "ratio"], rows))
+    print(f"\n`run` of /bin/true with the {args.profile!r} config, {args.n} interleaved runs each (ms; ratio = median / runc's median;"
+          " cpu = median CPU of the runtime and its processes per run)")
+    print(table(["runtime", "median", "p90", "min", "ok", "ratio", "cpu", "cpu ratio"], rows))
 
     rows = []
     for rt in runtimes:
         if not rt.parallel_ms:
             continue
         wall = statistics.median(rt.parallel_ms)
+        pcpu = statistics.median(rt.parallel_cpu_ms) if rt.parallel_cpu_ms else 0.0
         rows.append([
             rt.name, f"{wall:.0f}", f"{min(rt.parallel_ok)}/{args.parallel}",
             f"{wall / base_par:.2f}" if base_par else "-",
+            f"{pcpu:.1f}", f"{pcpu / base_pcpu:.2f}" if base_pcpu else "-",
         ])
     print(f"\n{args.parallel} runs started at once: wall time until all exited "
           f"(ms, median of {args.parallel_rounds} rounds)")
-    print(table(["runtime", "wall", "ok (worst round)", "ratio"], rows))
+    print(table(["runtime", "wall", "ok (worst round)", "ratio", "cpu/run", "cpu ratio"], rows))
 
     for rt in runtimes:
         if rt.refused:

@@ -594,7 +594,7 @@ def test_v2_stats_follow_runc_shape(v2: cgroups.Cgroup) -> None:
 def test_v2_freeze_waits_for_the_frozen_event(v2: cgroups.Cgroup, monkeypatch: pytest.MonkeyPatch) -> None:
     events = Path(v2.dirs[cgroups.UNIFIED], "cgroup.events")
     reads = []
-    real = v2mod.read_keyed
+    real = v2mod.read_keyed  # files.read_keyed, which the freezer reads cgroup.events with
 
     def fake_read_keyed(d: str, name: str) -> dict:
         reads.append(name)
@@ -602,7 +602,9 @@ def test_v2_freeze_waits_for_the_frozen_event(v2: cgroups.Cgroup, monkeypatch: p
             events.write_text("populated 1\nfrozen 1\n")
         return real(d, name)
 
-    monkeypatch.setattr(v2mod, "read_keyed", fake_read_keyed)
+    from rongqi.linux.cgroups import freezer
+
+    monkeypatch.setattr(freezer, "read_keyed", fake_read_keyed)
     v2.freeze()
     assert f(v2, cgroups.UNIFIED, "cgroup.freeze") == "1"
     assert reads.count("cgroup.events") >= 3

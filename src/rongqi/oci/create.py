@@ -165,8 +165,6 @@ class _Cleanup:
 
 def check_host_support(spec: Spec) -> None:
     """Refuse, at create, what this host cannot enforce: a label nobody applies is no confinement."""
-    from rongqi.linux import lsm
-
     proc = spec.process
     # A namespace joined by path may be the runtime's own: what would be set there is the host's
     # (runc refuses net sysctls in the host's network namespace; the rest it sets on the host).
@@ -184,13 +182,16 @@ def check_host_support(spec: Spec) -> None:
             if ns is not None and ns.path and namespaces.same_as_host(kind, ns.path):
                 raise SpecError(f"linux.sysctl.{key}: the {kind} namespace joined at {ns.path} is the runtime's "
                                 "own: setting it would change the host's")
-    if proc.apparmor_profile and not lsm.apparmor_enabled():
-        raise UnsupportedError(f"process.apparmorProfile: {proc.apparmor_profile!r} asked for, but AppArmor is not "
-                               "enabled on this host; remove the profile (or run on a host with AppArmor)")
-    if (proc.selinux_label or spec.linux.mount_label) and not lsm.selinux_enabled():
-        key = "process.selinuxLabel" if proc.selinux_label else "linux.mountLabel"
-        raise UnsupportedError(f"{key}: an SELinux label is set, but SELinux is not enabled on this host; "
-                               "remove the label (or run on a host with SELinux)")
+    if proc.apparmor_profile or proc.selinux_label or spec.linux.mount_label:
+        from rongqi.linux import lsm  # only for a label: most containers set none
+
+        if proc.apparmor_profile and not lsm.apparmor_enabled():
+            raise UnsupportedError(f"process.apparmorProfile: {proc.apparmor_profile!r} asked for, but AppArmor is "
+                                   "not enabled on this host; remove the profile (or run on a host with AppArmor)")
+        if (proc.selinux_label or spec.linux.mount_label) and not lsm.selinux_enabled():
+            key = "process.selinuxLabel" if proc.selinux_label else "linux.mountLabel"
+            raise UnsupportedError(f"{key}: an SELinux label is set, but SELinux is not enabled on this host; "
+                                   "remove the label (or run on a host with SELinux)")
     if spec.linux.intel_rdt is not None and not os.path.exists("/sys/fs/resctrl/schemata"):
         raise UnsupportedError("linux.intelRdt: this host has no Intel RDT (resctrl is not mounted at "
                                "/sys/fs/resctrl, or the CPU lacks RDT); remove linux.intelRdt")

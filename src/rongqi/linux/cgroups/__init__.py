@@ -360,16 +360,14 @@ class Cgroup:
     # --- freezer ---------------------------------------------------------------------
 
     def _freezer(self) -> tuple[object, str]:
+        from rongqi.linux.cgroups import freezer  # not v1/v2: a status check writes no limits
+
         d = self.dirs.get("freezer")
         if d is not None:
-            from rongqi.linux.cgroups import v1
-
-            return v1, d
+            return freezer.V1, d
         u = self._unified()
         if u is not None:
-            from rongqi.linux.cgroups import v2
-
-            return v2, u
+            return freezer.V2, u
         raise CgroupError("no freezer: neither a v1 freezer hierarchy nor a cgroup2 tree is mounted")
 
     def freeze(self) -> None:

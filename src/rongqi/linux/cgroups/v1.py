@@ -1,6 +1,7 @@
 """cgroup v1 controllers: each a small unit turning part of a Resources into file writes.
 
-Also v1's freezer, stats (runc's events shape) and the cpuset set-up a new v1 cgroup needs.
+Also v1's stats (runc's events shape) and the cpuset set-up a new v1 cgroup needs. The freezer is
+freezer.py's.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import os
 
 from rongqi.linux.cgroups import convert, files
-from rongqi.linux.cgroups.files import CgroupError, exists, read, read_int, read_keyed, read_or
+from rongqi.linux.cgroups.files import CgroupError, exists, read_int, read_keyed, read_or
 from rongqi.linux.cgroups.common import CpusetController, PidsController
 from rongqi.linux.cgroups.resources import Resources
 
@@ -253,33 +254,6 @@ def prepare_cpuset(parent: str, d: str) -> None:
             value = read_or(parent, name)
             if value:
                 files.write(d, name, value)
-
-
-# --- freezer ---------------------------------------------------------------------------
-
-def freeze(d: str) -> None:
-    import time
-
-    deadline = time.monotonic() + 10.0
-    delay = 0.001
-    while True:
-        # Re-writing FROZEN nudges tasks that were forking during the first attempt (runc does too).
-        files.write(d, "freezer.state", "FROZEN")
-        if read(d, "freezer.state") == "FROZEN":
-            return
-        if time.monotonic() > deadline:
-            files.write(d, "freezer.state", "THAWED")
-            raise CgroupError(f"timed out freezing {d}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
-
-
-def thaw(d: str) -> None:
-    files.write(d, "freezer.state", "THAWED")
-
-
-def is_frozen(d: str) -> bool:
-    return read_or(d, "freezer.state") == "FROZEN"
 
 
 def oom_kill_count(d: str) -> int:

@@ -1,6 +1,7 @@
 """cgroup v2 controllers: each a small unit turning part of a Resources into unified-file writes.
 
-Also cgroup.freeze, stats in runc's events shape, and the controller-availability checks v2 needs.
+Also stats in runc's events shape, and the controller-availability checks v2 needs. The freezer is
+freezer.py's.
 """
 
 from __future__ import annotations
@@ -257,30 +258,6 @@ def enable_in_ancestors(root: str, dirs: list[str]) -> None:
                 files.write(d, "cgroup.subtree_control", " ".join("+" + c for c in missing))
             except CgroupError:
                 pass  # e.g. processes in that ancestor; apply() names the field that needs the controller
-
-
-# --- freezer ---------------------------------------------------------------------------
-
-def freeze(d: str) -> None:
-    import time
-
-    files.write(d, "cgroup.freeze", "1")
-    deadline = time.monotonic() + 10.0
-    delay = 0.0005
-    while not is_frozen(d):
-        if time.monotonic() > deadline:
-            files.write(d, "cgroup.freeze", "0")
-            raise CgroupError(f"timed out freezing {d}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
-
-
-def thaw(d: str) -> None:
-    files.write(d, "cgroup.freeze", "0")
-
-
-def is_frozen(d: str) -> bool:
-    return read_keyed(d, "cgroup.events").get("frozen", 0) == 1
 
 
 def oom_kill_count(d: str) -> int:
