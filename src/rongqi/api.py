@@ -820,8 +820,10 @@ class ImageCollection:
         every = str((filters or {}).get("dangling", True)).lower() in ("false", "0")
         with _translated("image"):
             untagged, _count, freed = prune_images(cast(Any, _ImageCtx(self.client.engine)), every)
-        return {"ImagesDeleted": [{"Untagged": n, "Deleted": i} for n, i in untagged] or None,
-                "SpaceReclaimed": freed}
+        deleted: list[dict[str, str]] = [{"Untagged": n} for n, _ in untagged if n]
+        for i in dict.fromkeys(i for _, i in untagged):
+            deleted.append({"Deleted": i})
+        return {"ImagesDeleted": deleted or None, "SpaceReclaimed": freed}
 
     def build(self, path: str | None = None, fileobj: IO[bytes] | None = None,
               tag: str | None = None, dockerfile: str | None = None,

@@ -180,7 +180,7 @@ def _leftovers(rq):
 
 def test_failing_run_reports_step_and_code_and_leaves_nothing(rq, tmp_path):
     ctx = _ctx(tmp_path, "FROM busybox\nRUN echo partial > /p\nRUN echo out; exit 7\n")
-    rq("pull", "busybox", check=True)
+    rq("image", "inspect", "busybox", check=True)  # the built-in, made here: no pull
     before = rq("images", "-q").stdout
     r = _build(rq, ctx, "-t", "bad", check=False)
     assert r.returncode == 7
@@ -428,7 +428,7 @@ def test_a_build_killed_mid_run_is_swept_by_the_next(rq, tmp_path):
     import subprocess
     import time
     ctx = _ctx(tmp_path, "FROM busybox\nRUN echo started; sleep 60\n")
-    rq("pull", "busybox", check=True)
+    rq("image", "inspect", "busybox", check=True)  # the built-in, made here: no pull
     p = rq.popen("build", str(ctx), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         line = b""

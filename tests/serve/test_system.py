@@ -255,7 +255,7 @@ def test_docker_system_df_counts_images_containers_and_volumes(serve: Any) -> No
 
 def test_ten_docker_run_d_at_once_through_docker_py_all_start(serve: Any) -> None:
     c = serve.client()
-    c.images.get("busybox") if c.images.list("busybox") else serve.rongqi("pull", "busybox")
+    serve.rongqi("image", "inspect", "busybox")  # the built-in, made here: no registry asked
     barrier = threading.Barrier(10)
     ids: list[str] = []
     errors: list[BaseException] = []

@@ -519,37 +519,73 @@ def cmd_unmount(ctx: Context, a: argparse.Namespace) -> int:
     return 0
 
 
-def prune_images(ctx: Context, all_images: bool) -> tuple[list[tuple[str, str]], int, int]:
-    """Image prune: with all_images, untag every image no snapshot (container) uses; then
-    collect unreferenced blobs and layers. Returns the (name, image id) pairs untagged, the
-    count of blobs and layers removed and the bytes freed."""
-    untagged = []
-    if all_images:
-        in_use = set()
-        for s in ctx.storage.snapshots():
-            in_use.update(s.chain_ids)
-        from rongqi.storage.overlay import chain_ids
-        for name, d in list(ctx.store.names()):
-            cfg = ctx.store.config(d)
-            chains = chain_ids(cfg.get("rootfs", {}).get("diff_ids", []))
-            if not chains or chains[-1] not in in_use:
-                image_id = ctx.store.manifest(d)["config"]["digest"]
-                ctx.store.remove_name(name)
-                untagged.append((name, image_id))
+def prune_images(ctx: Context, all_images: bool, filters: list[str] | None = None
+                 ) -> tuple[list[tuple[str, str]], int, int]:
+    """Image prune as podman's: the dangling (unnamed) images no container uses, or with
+    all_images every image no container uses (engine/imageinfo.py prunable, the rule the
+    Docker API's prune shares), narrowed by label=, label!= and until= filters; then the blobs
+    and layers only they held. Returns the (name, image id) pairs removed ("" for an unnamed
+    one), the count of blobs and layers removed and the bytes freed."""
+    from rongqi.engine import imageinfo
+    labels: list[str] = []
+    not_labels: list[str] = []
+    until = None
+    for f in filters or []:
+        key, eq, value = f.partition("=")
+        if not eq:
+            raise UsageError(f'invalid filter "{f}": expected key=value')
+        if key == "label":
+            labels.append(value)
+        elif key == "label!":
+            not_labels.append(value)
+        elif key == "until":
+            from rongqi.engine.events import parse_input_time
+            t = parse_input_time(value, since=True) // 1_000_000_000
+            until = t if until is None else min(until, t)
+        # podman 4 accepts other keys and ignores them
+    removed: list[tuple[str, str]] = []
+    store = ctx.store
+    for facts in imageinfo.prunable(ctx.engine, dangling_only=not all_images, until=until,
+                                    labels=labels, not_labels=not_labels):
+        names = [n for n, d in store.names() if d.digest in facts.manifests]
+        for name in names:
+            store.remove_name(name)
+            removed.append((name, facts.id))
+        for digest in facts.manifests:
+            if store.remove_unnamed(digest) and not names:
+                removed.append(("", facts.id))
     count, freed = _gc(ctx)
-    return untagged, count, freed
+    return removed, count, freed
+
+
+_IMAGE_PRUNE_WARNING = ("WARNING! This command removes all {what}.\n"
+                        "Are you sure you want to continue? [y/N] ")
 
 
 def cmd_prune(ctx: Context, a: argparse.Namespace) -> int:
-    cache_freed = 0
+    """podman's image prune: a prompt unless -f, then the removed images' IDs."""
+    if not a.force:
+        sys.stdout.write(_IMAGE_PRUNE_WARNING.format(
+            what="images without at least one container associated with them" if a.all
+            else "dangling images"))
+        sys.stdout.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return 0
     if a.build_cache:
         from rongqi.engine.build import prune_cache
-        _, cache_freed = prune_cache(ctx.engine)
-    untagged, count, freed = prune_images(ctx, a.all)
-    freed += cache_freed
-    for name, _ in untagged:
-        print(f"Untagged: {name}")
-    print(f"Deleted {count} blobs and layers\nTotal reclaimed space: {_human(freed)}")
+        prune_cache(ctx.engine)
+    removed, _, _ = prune_images(ctx, a.all, a.filter)
+    from rongqi.engine import events
+    seen: list[str] = []
+    for name, image_id in removed:
+        if name:
+            events.emit(ctx.engine.root, "image", "untag", id=image_id.partition(":")[2],
+                        name=name)
+        if image_id not in seen:
+            seen.append(image_id)
+    for image_id in seen:
+        events.emit(ctx.engine.root, "image", "remove", id=image_id.partition(":")[2])
+        print(image_id.partition(":")[2])
     return 0
 
 
@@ -793,6 +829,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     def prune_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("-a", "--all", action="store_true")
         sp.add_argument("-f", "--force", action="store_true")
+        sp.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                        help="label=K[=V], label!=K[=V], until=TIME")
         sp.add_argument("--build-cache", action="store_true",
                         help="also remove the build cache: cached steps and the persistent "
                         "RUN --mount=type=cache directories (podman 4.4's flag)")

@@ -192,7 +192,9 @@ def cmd_system_prune(ctx: Any, a: argparse.Namespace) -> int:
     freed += cache_freed
     removed_ids = []
     for name, image_id in untagged:
-        events.emit(engine.root, "image", "untag", id=image_id.partition(":")[2], name=name)
+        if name:
+            events.emit(engine.root, "image", "untag", id=image_id.partition(":")[2],
+                        name=name)
         if image_id not in removed_ids and not any(
                 ctx.store.manifest(d)["config"]["digest"] == image_id
                 for _, d in ctx.store.names()):

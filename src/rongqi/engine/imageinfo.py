@@ -265,3 +265,38 @@ def history(facts: ImageFacts) -> list[dict[str, Any]]:
     entries[0]["Id"] = facts.id
     entries[0]["Tags"] = [familiar(n) for n in facts.names] or None
     return entries
+
+
+def labels_match(labels: dict[str, str], wants: list[str]) -> bool:
+    """Docker's and podman's label filters: every "k", "k=v" (and "k!=v") must hold."""
+    for w in wants:
+        if "!=" in w:
+            k, _, v = w.partition("!=")
+            if labels.get(k) == v:
+                return False
+            continue
+        k, eq, v = w.partition("=")
+        if k not in labels or (eq and labels[k] != v):
+            return False
+    return True
+
+
+def prunable(engine: Any, *, dangling_only: bool = True, until: int | None = None,
+             labels: list[str] | None = None, not_labels: list[str] | None = None
+             ) -> list[ImageFacts]:
+    """What an image prune removes, the rule podman's and Docker's share: images no container
+    uses; only the dangling (unnamed) ones unless dangling_only is False (prune -a); created
+    before `until` (unix seconds); with every label of `labels` and none of `not_labels`."""
+    used = {c.config.get("image_id") for c in engine.list(all=True)}
+    out = []
+    for f in all_images(engine.store):
+        if f.id in used or (dangling_only and not f.dangling):
+            continue
+        if until is not None and f.created_unix >= until:
+            continue
+        if labels and not labels_match(f.labels, labels):
+            continue
+        if not_labels and any(labels_match(f.labels, [w]) for w in not_labels):
+            continue
+        out.append(f)
+    return out

@@ -400,18 +400,7 @@ def _reference_matches(facts: ImageFacts, patterns: list[str]) -> bool:
     return False
 
 
-def labels_match(labels: dict[str, str], wants: list[str]) -> bool:
-    """Docker's label filters: every "k", "k=v" (and "k!=v") must hold."""
-    for w in wants:
-        if "!=" in w:
-            k, _, v = w.partition("!=")
-            if labels.get(k) == v:
-                return False
-            continue
-        k, eq, v = w.partition("=")
-        if k not in labels or (eq and labels[k] != v):
-            return False
-    return True
+labels_match = imageinfo.labels_match
 
 
 def _select(engine: Engine, filters: dict[str, list[str]]) -> list[ImageFacts]:
@@ -615,18 +604,10 @@ def prune(req: Request) -> Response:
             raise HTTPError(400, f"invalid filter 'dangling={','.join(filters['dangling'])}'")
         dangling_only = values <= {"true", "1"}
     until = _until(filters.get("until", []))
-    used = {c.config.get("image_id") for c in engine.list(all=True)}
     deleted: list[dict[str, str]] = []
     before = engine.store.disk_usage()
-    for f in imageinfo.all_images(engine.store):
-        if f.id in used or (dangling_only and not f.dangling):
-            continue
-        if until is not None and f.created_unix >= until:
-            continue
-        if "label" in filters and not labels_match(f.labels, filters["label"]):
-            continue
-        if "label!" in filters and any(labels_match(f.labels, [w]) for w in filters["label!"]):
-            continue
+    for f in imageinfo.prunable(engine, dangling_only=dangling_only, until=until,
+                                labels=filters.get("label"), not_labels=filters.get("label!")):
         with contextlib.suppress(HTTPError):
             deleted.extend(remove_image(engine, f.id.partition(":")[2], force=True))
     collect_garbage(engine)
