@@ -67,10 +67,6 @@ def _set_winsize(fd: int, h: int, w: int) -> None:
 
 
 # -- records -----------------------------------------------------------------------------------
-def record_path(container: Any, exec_id: str) -> str:
-    return os.path.join(container.run_dir, EXECS, exec_id + ".json")
-
-
 def find(engine: Any, exec_id: str) -> tuple[str, dict[str, Any]]:
     """(path, record) of an exec by its full id; Docker's 404 otherwise."""
     if _ID.fullmatch(exec_id):
@@ -510,8 +506,9 @@ def _pump(peer: Peer, parent: Parent, outs: dict[int, int], in_fd: int, fds: _Fd
             rl.append(peer)
         wl = [in_fd] if pending and in_fd >= 0 else []
         timeout = max(0.0, ended_at + DRAIN - time.monotonic()) if ended_at else 0.5
+        ready_w: list[Any] = []
         if peer in rl and peer.pending():
-            ready_r, ready_w = [peer], []  # what the client sent with its request, first
+            ready_r = [peer]  # what the client sent with its request, first
         else:
             try:
                 ready_r, ready_w, _ = select.select(rl, wl, [], timeout)
@@ -546,10 +543,10 @@ def _pump(peer: Peer, parent: Parent, outs: dict[int, int], in_fd: int, fds: _Fd
             except OSError:  # the process closed its stdin
                 pending, reading = b"", False
         if peer in ready_r:
-            data = peer.recv()
-            if data is None:
+            got = peer.recv()
+            if got is None:
                 continue
-            if not data:
+            if not got:
                 reading = False
                 if stop is not None and stop.is_set():
                     return "stopping"
@@ -557,7 +554,7 @@ def _pump(peer: Peer, parent: Parent, outs: dict[int, int], in_fd: int, fds: _Fd
                     fds.close(in_fd)  # the process's stdin sees its EOF
                     in_fd = -1
                 continue
-            out, detached = matcher.feed(data)
+            out, detached = matcher.feed(got)
             pending += out
             if detached:
                 return "detached"

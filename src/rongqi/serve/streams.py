@@ -279,11 +279,6 @@ def start_attach(cid: str) -> Iterator[socket.socket | None]:
         p.theirs.close()
 
 
-def pending_count() -> int:
-    with _pending_lock:
-        return len(_pending)
-
-
 # -- attach ------------------------------------------------------------------------------------
 def attach_options(req: Request, c: Any, *, ws: bool = False) -> AttachOptions:
     from rongqi.engine.attach import parse_detach_keys
