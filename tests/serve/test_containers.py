@@ -286,3 +286,15 @@ def test_docker_py_containers(serve, tmp_path):
     with pytest.raises(docker.errors.NotFound):
         client.containers.get("py")
     assert client.containers.prune() == {"ContainersDeleted": None, "SpaceReclaimed": 0}
+
+
+def test_docker_rm_f_kills_at_once(serve):
+    # dockerd's forced remove SIGKILLs; a PID 1 that ignores SIGTERM (sleep) must not cost the
+    # stop timeout (10 s) first
+    serve.docker("run", "-d", "--name", "stubborn", "--network", "none", "busybox", "sleep",
+                 "600")
+    import time
+    t0 = time.monotonic()
+    serve.docker("rm", "-f", "stubborn")
+    assert time.monotonic() - t0 < 6
+    assert serve.docker("ps", "-aq").stdout == ""

@@ -202,7 +202,8 @@ def remove(req: Request) -> Response:
         raise HTTPError(409, f"You cannot remove a running container {c.id}. Stop the "
                              "container before attempting removal or force remove")
     with _docker_words(req.params["id"]):
-        req.engine.remove(c, force=force, volumes=req.flag("v"))
+        # dockerd's forced remove kills at once (SIGKILL), never a stop with its timeout
+        req.engine.remove(c, force=force, volumes=req.flag("v"), timeout=0 if force else None)
     return Response(204)
 
 
