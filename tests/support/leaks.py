@@ -11,6 +11,7 @@ are exact: this process is a child subreaper, so everything a test starts stays 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import re
@@ -212,6 +213,7 @@ def read_veths() -> set[str]:
 _NETAVARK_RULE = re.compile(r"NETAVARK-(DN-)?[0-9A-F]{6,}|^-A NETAVARK_FORWARD -[sd] |"
                             r"dnat name: ")
 NETWORK_RUNDIR = "/run/rongqi/networks"
+NETNS_DIR = "/run/netns"
 
 
 def read_firewall() -> set[str]:
@@ -392,7 +394,9 @@ class LeakChecker:
         for mid, m in after.mounts.items():
             if mid in before.mounts or (_exe_guard_mount(m) and not self._under_basetemp(m.mountpoint)):
                 continue
-            if self._under_basetemp(m.mountpoint) or self.basetemp in m.line or self.tag in m.line:
+            if self._under_basetemp(m.mountpoint) or self.basetemp in m.line or self.tag in m.line \
+                    or m.mountpoint.startswith(NETNS_DIR + "/rongqi-") and \
+                    os.path.basename(m.mountpoint)[7:] in ENGINE_IDS:
                 ours.mounts.append(m)
             elif not m.mountpoint.startswith(self.tmp_parent + "/"):
                 # Under another session's basetemp it is theirs; elsewhere nobody can tell.
@@ -409,7 +413,9 @@ class LeakChecker:
                 ambiguous.cgroups.append(cg)
 
         for name in sorted(after.netns - before.netns):
-            (ours if self.tag in name else ambiguous).netns.append(name)
+            # The engine's are rongqi-<container id>: ours when that id is this session's.
+            mine = self.tag in name or name.startswith("rongqi-") and name[7:] in ENGINE_IDS
+            (ours if mine else ambiguous).netns.append(name)
         new_links = after.links - before.links
         for name in sorted(new_links & read_veths() if new_links else ()):
             (ours if self.tag in name else ambiguous).veths.append(name)
@@ -599,3 +605,183 @@ class LeakChecker:
                     os.rmdir(os.path.join(CGROUP_ROOT, rel))
                 except OSError:
                     pass  # still in use by a live container or another session: theirs to remove
+
+
+# -- what dead sessions left ----------------------------------------------------------------
+# pytest makes each session's temp dir .../pytest-of-USER/pytest-N with a .lock holding its
+# pid, removed when it ends; a session killed keeps its .lock with a dead pid. A root under
+# such a dir belongs to that session: alive while the pid is a pytest process.
+_NUMBERED = re.compile(r"^(.*/pytest-of-[^/]+/pytest-\d+)(/|$)")
+_SESSION_TAG = re.compile(r"(?:^|[-/])p(\d+)x[0-9a-f]{4}(?:-|$)")
+
+
+def _pytest_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read()
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return b"pytest" in cmd and state != "Z"
+
+
+def session_alive(root: str) -> bool | None:
+    """Whether the pytest session that owns `root` (a path under its temp dir) still runs;
+    None when `root` is not under a pytest temp dir (nobody can tell)."""
+    m = _NUMBERED.match(root)
+    if not m:
+        return None
+    try:
+        with open(os.path.join(m.group(1), ".lock")) as f:
+            pid = int(f.read().strip() or 0)
+    except FileNotFoundError:
+        return False  # ended (pytest removes its .lock at exit) or the dir is gone
+    except (OSError, ValueError):
+        return None
+    return _pytest_alive(pid)
+
+
+@dataclass
+class Stale:
+    """Resources a dead test session left: each provably not a live session's."""
+
+    leaks: Leaks = field(default_factory=Leaks)
+    active: list[dict] = field(default_factory=list)  # RUNDIR/active records to undo
+    bridges: list[str] = field(default_factory=list)  # of networks only dead ones were on
+    why: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.leaks or self.active or self.bridges)
+
+    def lines(self) -> list[str]:
+        return self.leaks.lines() + [f"bridge {b}" for b in self.bridges]
+
+
+def _json(path: str) -> dict:
+    import json
+
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+        return doc if isinstance(doc, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def dead_sessions_leftovers() -> Stale:
+    """The engine's network state (active records, leases, ports, netns, the rules of a
+    network nobody live holds an address on) and cgroups of test sessions that are gone.
+    Call it under the engine's host network lock, so no setup runs meanwhile. A netns no
+    record names (one left before the host-wide records existed) cannot be attributed and
+    is left alone."""
+    out = Stale()
+    dead_cids: dict[str, str] = {}  # container id -> the dead root it belonged to
+    live_cids: set[str] = set()
+    lease_roots: dict[str, list[tuple[str, str]]] = {}  # network id -> [(cid, root)]
+    for path, key, root in sorted(read_leases()):
+        doc = _json(path)
+        if "/ipam/" in path:
+            cid = (doc.get(key) or {}).get("id", "")
+            lease_roots.setdefault(os.path.basename(path)[:-5], []).append((cid, root))
+        else:
+            cid = doc.get("id", "")
+        alive = session_alive(root)
+        if alive is False:
+            out.leaks.leases.append((path, key, root))
+            dead_cids[cid] = root
+            if "/active/" in path:
+                out.active.append(doc)
+        elif cid:
+            live_cids.add(cid)
+    dead_cids = {c: r for c, r in dead_cids.items() if c and c not in live_cids}
+    netns = read_netns()
+    for name in sorted(netns):
+        if name.startswith("rongqi-") and name[7:] in dead_cids:
+            out.leaks.netns.append(name)
+    for m in read_mounts():
+        if m.mountpoint.startswith(NETNS_DIR + "/rongqi-") and \
+                os.path.basename(m.mountpoint)[7:] in dead_cids:
+            out.leaks.mounts.append(m)
+    # A network's rules and bridge stay while any container is on it: flag them only when
+    # every address on it was a dead session's (netavark removes both with the last one).
+    gone_nets: dict[str, dict] = {}
+    for rec in out.active:
+        for info in ((rec.get("doc") or {}).get("network_info") or {}).values():
+            nid = info.get("id", "")
+            holders = lease_roots.get(nid, [])
+            if nid and all(cid in dead_cids for cid, _ in holders):
+                gone_nets[nid] = info
+    if gone_nets:
+        subnets = {s.get("subnet") for info in gone_nets.values()
+                   for s in info.get("subnets") or [] if s.get("subnet")}
+        firewall = sorted(read_firewall())
+        chains: set[str] = set()
+        for r in firewall:
+            words = r.split()
+            if subnets & set(words):
+                for w in words:
+                    if re.fullmatch(r"NETAVARK-(DN-)?[0-9A-F]{6,}", w):
+                        chains |= {w, w.replace("NETAVARK-DN-", "NETAVARK-"),
+                                   w.replace("NETAVARK-", "NETAVARK-DN-", 1)}
+        for r in firewall:
+            line = r.split(" ", 2)[2]
+            chain = line[1:].split()[0] if line.startswith(":") else line[3:].split()[0]
+            if subnets & set(r.split()) or chain in chains:
+                out.leaks.firewall.append(r)
+        for info in gone_nets.values():
+            br = info.get("network_interface", "")
+            brif = f"/sys/class/net/{br}/brif"
+            if br and os.path.isdir(brif) and not os.listdir(brif):
+                out.bridges.append(br)
+    for cg in sorted(read_cgroups()):
+        parts = cg.split("/")
+        if len(parts) < 3 or any(cg == f or cg.startswith(f + "/") for f in CGROUP_FORBIDDEN):
+            continue
+        m = _SESSION_TAG.search(parts[2]) if parts[1] == "rongqi-test" else None
+        if m and not _pytest_alive(int(m.group(1))) or \
+                parts[1] == "rongqi" and parts[2] in dead_cids:
+            if len(parts) == 3:
+                out.leaks.cgroups.append(cg)
+    named = " ".join(out.lines())
+    for cid, root in sorted(dead_cids.items()):
+        if cid[:12] in named or cid in named:
+            out.why.append(f"container {cid[:12]} of {root}")
+    return out
+
+
+def remove_stale(stale: Stale, checker: LeakChecker, conf: str) -> list[str]:
+    """Undo what dead sessions left (the engine's own teardown for their active records,
+    netavark's conf dir `conf` a fresh one of ours), kill what still runs in their cgroups,
+    then remove the rest by path; return what could not be removed."""
+    try:
+        from rongqi.engine import networks
+    except ImportError:
+        networks = None  # type: ignore[assignment]
+    for rec in stale.active:
+        if networks is not None and rec.get("id"):
+            with contextlib.suppress(Exception):
+                # Its own conf dir where it still is: aardvark-dns's state is kept there.
+                own = rec.get("conf") or ""
+                networks._undo(own if own and os.path.isdir(own) else conf, rec["id"],
+                               rec.get("netns") or "", rec.get("doc") or {})
+    if stale.active and stale.leaks.firewall:
+        # netavark's teardown of the last container on a network took its rules already.
+        now = read_firewall()
+        stale.leaks.firewall = [r for r in stale.leaks.firewall if r in now]
+    for cg in stale.leaks.cgroups:
+        for dirpath, _dirs, _files in os.walk(os.path.join(CGROUP_ROOT, cg)):
+            for pid in checker._cgroup_pids(os.path.relpath(dirpath, CGROUP_ROOT)):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+    failed = checker.cleanup(stale.leaks, kill_processes=False)
+    for name in stale.leaks.netns:
+        if os.path.exists(os.path.join(NETNS_DIR, name)):
+            subprocess.run(["ip", "netns", "delete", name], capture_output=True)
+    for br in stale.bridges:
+        if not os.path.exists(f"/sys/class/net/{br}"):
+            continue
+        subprocess.run(["ip", "link", "delete", br], capture_output=True)
+        if os.path.exists(f"/sys/class/net/{br}"):
+            failed.append(f"ip link delete {br}")
+    return failed

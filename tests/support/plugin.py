@@ -6,6 +6,7 @@ own tests do), so the fixtures are defined once.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import secrets
@@ -78,9 +79,45 @@ def _judge(checker: LeakChecker, before: Any, what: str) -> None:
         pytest.fail(msg, pytrace=False)
 
 
+# What dead earlier sessions left, found at this session's start: the first test fails with it.
+_STALE: list[str] = []
+
+
+def _dead_sessions_check(checker: LeakChecker) -> str:
+    """Find and remove what test sessions that are gone left (support/leaks.py says how each
+    is proven theirs); a message for the first test, or ""."""
+    from support.leaks import dead_sessions_leftovers, remove_stale
+    try:
+        from rongqi.engine.networks import host_lock
+    except ImportError:
+        host_lock = contextlib.nullcontext  # type: ignore[assignment]
+    try:
+        with host_lock():  # no setup of a live session runs while we look and undo
+            stale = dead_sessions_leftovers()
+            if not stale:
+                return ""
+            conf = os.path.join(checker.basetemp, "stale-netavark")
+            failed = remove_stale(stale, checker, conf)
+    except OSError as err:  # no /run/rongqi to lock (not root): nothing of ours to find
+        return "" if not IS_ROOT else f"checking for dead sessions' leftovers failed: {err}"
+    msg = ("resources left by earlier test sessions that are no longer running (killed, or "
+           "their teardown failed) were found at this session's start and removed:\n  "
+           + "\n  ".join(stale.lines()))
+    if stale.why:
+        msg += "\nfrom: " + "; ".join(stale.why[:10])
+    if failed:
+        msg += ("\ncould not remove (do it by hand: ip netns delete, umount -l, "
+                "iptables -D/-X, rmdir the cgroup):\n  " + "\n  ".join(failed))
+    return msg + "\n(this test did not run: the rest of the session starts clean)"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _session_leak_check(leak_checker: LeakChecker) -> Iterator[None]:
-    """Catches what module- and session-scoped fixtures leave behind."""
+    """Catches what module- and session-scoped fixtures leave behind; first, what dead
+    sessions left (reported as the first test's failure)."""
+    msg = _dead_sessions_check(leak_checker)
+    if msg:
+        _STALE.append(msg)
     before = leak_checker.snapshot()
     yield
     try:
@@ -94,6 +131,8 @@ def _session_leak_check(leak_checker: LeakChecker) -> Iterator[None]:
 def _leak_check(request: pytest.FixtureRequest, leak_checker: LeakChecker) -> Iterator[None]:
     # Autouse and function-scoped: set up before, torn down after, the test's own fixtures,
     # so runtime_root's force-delete has run when this compares.
+    if _STALE:
+        pytest.fail(_STALE.pop(), pytrace=False)
     if request.node.get_closest_marker("no_leak_check"):
         yield
         return

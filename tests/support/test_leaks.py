@@ -6,6 +6,7 @@ tests leak on purpose, then checks the verdicts and that nothing was left on the
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -173,3 +174,102 @@ def test_leaked_lease_and_firewall_rule_fail_and_are_removed(tmp_path):
             with open(os.path.join(d, n)) as f:
                 assert "10.251.0.9" not in f.read()
             os.unlink(os.path.join(d, n))
+
+
+@root
+def test_a_dead_sessions_leftovers_fail_the_first_test_and_are_removed(tmp_path):
+    """At its start a session looks for what sessions that are gone left: a netns, an
+    active network record and a lease whose root lies under a pytest temp dir whose .lock
+    names a dead pid, and a rongqi-test cgroup tagged with a dead pid. The first test fails
+    saying so, all of it is removed; a lease of a live session's root is left alone."""
+    p = subprocess.Popen(["true"])
+    p.wait()
+    dead = tmp_path / "old" / "pytest-of-root" / "pytest-1"
+    dead.mkdir(parents=True)
+    (dead / ".lock").write_text(str(p.pid))
+    cid, live_cid = secrets.token_hex(32), secrets.token_hex(32)
+    root = dead / "test_x0" / "root"
+    (root / "containers" / cid).mkdir(parents=True)  # its files stay: only its pytest died
+    active = f"/run/rongqi/networks/active/{cid}.json"
+    ipam = f"/run/rongqi/networks/ipam/leaktest-{secrets.token_hex(4)}.json"
+    cgroup = f"/sys/fs/cgroup/pids/rongqi-test/p{p.pid}x0000-1"
+    os.makedirs(os.path.dirname(active), exist_ok=True)
+    os.makedirs(os.path.dirname(ipam), exist_ok=True)
+    try:
+        subprocess.run(["ip", "netns", "add", f"rongqi-{cid}"], check=True)
+        with open(active, "w") as f:
+            json.dump({"id": cid, "root": str(root), "netns": f"/run/netns/rongqi-{cid}",
+                       "conf": "", "doc": {"container_id": cid, "network_info": {}}}, f)
+        with open(ipam, "w") as f:
+            json.dump({"10.252.0.9": {"id": cid, "root": str(root)},
+                       "10.252.0.10": {"id": live_cid, "root": str(tmp_path / "root")}}, f)
+        os.makedirs(cgroup)
+        code, out = _run_inner(tmp_path, """
+            def test_first():
+                pass
+
+            def test_second():
+                pass
+        """)
+        assert code == 1, out
+        assert "resources left by earlier test sessions" in out, out
+        for what in (f"netns rongqi-{cid}", "IPAM lease 10.252.0.9", f"network set up for {cid[:12]}",
+                     f"cgroup pids/rongqi-test/p{p.pid}x0000-1"):
+            assert what in out, (what, out)
+        assert "10.252.0.10" not in out and "1 passed" in out and "1 error" in out, out
+        assert not os.path.exists(f"/run/netns/rongqi-{cid}") and not os.path.exists(active)
+        assert not os.path.exists(cgroup)
+        with open(ipam) as f:
+            assert list(json.load(f)) == ["10.252.0.10"]
+    finally:
+        os.unlink(ipam)
+        subprocess.run(["ip", "netns", "delete", f"rongqi-{cid}"], capture_output=True)
+        for path in (active,):
+            if os.path.exists(path):
+                os.unlink(path)
+        if os.path.isdir(cgroup):
+            os.rmdir(cgroup)
+
+
+@root
+@pytest.mark.skipif(not os.access("/usr/lib/podman/netavark", os.X_OK),
+                    reason="netavark is not installed")
+def test_a_dead_sessions_container_on_a_network_is_undone_at_the_next_start(tmp_path):
+    """A real container of a session that died (its pytest, monitor and process killed):
+    its netns, veth, lease, the network's rules and bridge, and its cgroup are the next
+    session's first failure, and gone after it."""
+    from support.engine_cli import Rongqi
+    p = subprocess.Popen(["true"])
+    p.wait()
+    dead = tmp_path / "old" / "pytest-of-root" / "pytest-2"
+    dead.mkdir(parents=True)
+    (dead / ".lock").write_text(str(p.pid))
+    rq = Rongqi(dead / "test_y0")
+    tag = secrets.token_hex(3)
+    subnet = f"10.{240 + int(tag[:2], 16) % 10}.{int(tag[2:4], 16)}.0/24"
+    bridge = f"rqd{tag}"
+    rq("network", "create", "--subnet", subnet, "--interface-name", bridge, f"dead{tag}")
+    cid = rq("run", "-d", "--network", f"dead{tag}", "busybox", "sleep", "600").stdout.strip()
+    st = rq.state(cid)
+    os.kill(st["monitor_pid"], 9)
+    os.kill(st["pid"], 9)
+    rq.wait_for(lambda: not os.path.exists(f"/proc/{st['pid']}") or
+                open(f"/proc/{st['pid']}/stat").read().split()[2] == "Z", what="the kill")
+    subprocess.run([sys.executable, "-m", "rongqi.oci.cli", "--root", rq.runtime_root,
+                    "delete", "--force", cid], capture_output=True, env=rq.env)
+    rules = lambda: [ln for c in ("iptables-save",) for ln in subprocess.run(  # noqa: E731
+        [c], capture_output=True, text=True).stdout.splitlines() if subnet in ln]
+    assert os.path.exists(f"/run/netns/rongqi-{cid}") and rules()
+    assert os.path.exists(f"/sys/class/net/{bridge}")
+    try:
+        code, out = _run_inner(tmp_path, """
+            def test_first():
+                pass
+        """)
+        assert code == 1 and "resources left by earlier test sessions" in out, out
+        assert f"netns rongqi-{cid}" in out and f"network set up for {cid[:12]}" in out, out
+        assert not os.path.exists(f"/run/netns/rongqi-{cid}") and rules() == []
+        assert not os.path.exists(f"/sys/class/net/{bridge}")
+        assert not [c for c in read_cgroups() if c.endswith(cid)]
+    finally:
+        rq.cleanup()
