@@ -576,6 +576,7 @@ def test_rm_tears_down_while_a_monitor_is_still_finishing(rq):
     os.kill(st["pid"], signal.SIGKILL)
     rq.wait_for(lambda: not os.path.exists(f"/proc/{st['pid']}/stat") or
                 open(f"/proc/{st['pid']}/stat").read().split()[2] == "Z", what="the kill")
+    rq.engine().runtime.delete(cid, force=True)  # as the monitor does before its record
     run_dir = os.path.join(rq.runroot, cid)
     from rongqi.locking import Lock
     with Lock(os.path.join(run_dir, "monitor.lock")):  # as the finishing monitor holds it
