@@ -154,10 +154,9 @@ RUN --mount=type=cache,target=/cache echo kept > /cache/f && head -c 300000 /dev
     root = rq.engine().root
     assert os.listdir(os.path.join(root, "build", "cache"))
     assert os.listdir(os.path.join(root, "build", "mounts"))
-    r = rq("image", "prune", "-f", "--build-cache", check=True)
+    rq("image", "prune", "-f", "--build-cache", check=True)
     assert os.listdir(os.path.join(root, "build", "cache")) == []
     assert os.listdir(os.path.join(root, "build", "mounts")) == []
-    assert "Total reclaimed space" in r.stdout
     # the step's layer went with the cache: the next build runs the step again
     out = rq("build", "-t", "cached", str(ctx), timeout=180, check=True).stdout
     assert "Using cache" not in out
