@@ -56,8 +56,14 @@ def cmd_serve(ctx: Any, a: argparse.Namespace) -> int:
         raise UsageError("give the address once: as an argument or with --socket")
     if a.timeout < 0:
         raise UsageError("--timeout must be 0 (never) or a number of seconds")
+    from rongqi.serve.http import activated_listener
+    listener = activated_listener()   # started by systemd's socket activation
+    if listener is not None and (a.socket or a.uri):
+        listener.close()
+        raise UsageError("started by socket activation: the socket is the .socket unit's, "
+                         "give no address")
     addr = Address(a.socket or a.uri or default_socket())
-    if addr.scheme == "tcp" and not addr.loopback():
+    if listener is None and addr.scheme == "tcp" and not addr.loopback():
         print(f"WARNING: {addr} is reachable from other machines, with no TLS and no "
               "authentication: whoever can connect to it is root on this machine",
               file=sys.stderr, flush=True)
@@ -70,4 +76,4 @@ def cmd_serve(ctx: Any, a: argparse.Namespace) -> int:
                       registries_conf=args.registries_conf, threaded=True)
 
     return serve_main(addr, make_engine, timeout=a.timeout, group=a.group,
-                      signals=(signal.SIGTERM, signal.SIGINT))
+                      signals=(signal.SIGTERM, signal.SIGINT), listener=listener)

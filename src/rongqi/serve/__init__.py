@@ -18,26 +18,36 @@ from rongqi.serve.http import Address
 
 
 def serve_main(addr: Address, make_engine: Callable[[], Any], *, timeout: float = 0,
-               group: str | None = None, signals: Iterable[int] = ()) -> int:
-    """Serve the API on addr until one of `signals` arrives or nothing was asked for
-    `timeout` seconds (0: never); 0 on a clean end."""
+               group: str | None = None, signals: Iterable[int] = (),
+               listener: Any = None) -> int:
+    """Serve the API on addr (or on `listener`, a socket systemd's activation handed over)
+    until one of `signals` arrives or nothing was asked for `timeout` seconds (0: never);
+    0 on a clean end."""
     from rongqi.serve.app import API_VERSION, App, version_text
     from rongqi.serve.http import Server, listen
 
     from rongqi.engine import monitor
 
     app = App(make_engine)  # the route modules load before the socket exists
-    listener = listen(addr, group)
+    activated = listener is not None
+    if listener is None:
+        listener = listen(addr, group)
     # Containers' monitors are forked by a single-threaded helper, never by this threaded
     # process (docs/serve.md: The engine inside a threaded server).
     monitor.start_forker()
-    ident = os.stat(addr.path).st_ino if addr.scheme == "unix" else None
+    # An activated socket's file is systemd's: it stays when this process exits.
+    ident = os.stat(addr.path).st_ino if addr.scheme == "unix" and not activated else None
     server = Server(listener, app, idle_timeout=timeout)
     previous = {}
     for sig in signals:
         previous[sig] = _signal.signal(sig, lambda *_: server.stop())
     where = addr
-    if addr.scheme == "tcp":
+    if activated:
+        name = listener.getsockname()
+        where = Address(f"unix://{name}" if isinstance(name, str) and name.startswith("/")
+                        else f"tcp://{name[0]}:{name[1]}" if isinstance(name, tuple)
+                        else "unix:///(socket activation)")
+    elif addr.scheme == "tcp":
         host, port = listener.getsockname()[:2]
         where = Address(f"tcp://{host}:{port}")
     print(f"rongqi serve: listening on {where} (Docker API {version_text(API_VERSION)})",

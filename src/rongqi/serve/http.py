@@ -103,6 +103,37 @@ def socket_group(name: str | None) -> int:
         return os.getegid()
 
 
+SD_LISTEN_FDS_START = 3
+
+
+def activated_listener() -> socket.socket | None:
+    """The listening socket systemd's socket activation handed over (sd_listen_fds(3): fd 3,
+    LISTEN_FDS=1, LISTEN_PID this process), or None when not activated. The variables are
+    dropped so that nothing started from here believes it was activated too."""
+    pid, fds = os.environ.get("LISTEN_PID", ""), os.environ.get("LISTEN_FDS", "")
+    if not pid or not fds:
+        return None
+    if pid != str(os.getpid()):
+        return None          # meant for another process (our parent, say)
+    for var in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        os.environ.pop(var, None)
+    if fds != "1":
+        raise ServeError(f"socket activation passed {fds} sockets; rongqi serve takes one "
+                         "(a .socket unit with one ListenStream=)")
+    try:
+        s = socket.socket(fileno=SD_LISTEN_FDS_START)
+    except OSError as e:
+        raise ServeError(f"socket activation: fd {SD_LISTEN_FDS_START} is not a socket: "
+                         f"{e.strerror or e}") from None
+    if s.type != socket.SOCK_STREAM or not s.getsockopt(socket.SOL_SOCKET,
+                                                         socket.SO_ACCEPTCONN):
+        s.detach()
+        raise ServeError(f"socket activation: fd {SD_LISTEN_FDS_START} is not a listening "
+                         "stream socket (ListenStream= in the .socket unit)")
+    s.set_inheritable(False)
+    return s
+
+
 def listen(addr: Address, group: str | None = None) -> socket.socket:
     """The bound, listening socket. A unix socket is 0660 owner:group, made 0600 first so no
     one else can connect in between; a path a live server answers on is refused, a stale
