@@ -13,7 +13,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 # Modules under rongqi/ that every layer may use: they import nothing of rongqi but each other.
-BASE = {"errors", "fastjson", "locking", "values"}
+BASE = {"errors", "fastjson", "locking", "units", "values"}
 
 # layer -> the layers (first component under rongqi.) it must never import.
 FORBIDDEN = {

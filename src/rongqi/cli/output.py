@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from rongqi import units
 from rongqi.cli import gotemplate
 from rongqi.cli.gotemplate import Struct, TemplateError, _is_dataclass
 
@@ -277,23 +278,13 @@ _DECIMAL_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
 
 def human_size(n: float, precision: int = 3) -> str:
     """go-units HumanSizeWithPrecision, as podman prints sizes: "11.4 kB", "0 B", "1.05 GB"."""
-    size = float(n)
-    i = 0
-    while size >= 1000 and i < len(_DECIMAL_UNITS) - 1:
-        size /= 1000
-        i += 1
-    return f"{gotemplate.go_sprintf(f'%.{precision}g', [size])} {_DECIMAL_UNITS[i]}"
+    return units.human_size(n, precision, space=True)
 
 
 def go_units_size(n: float) -> str:
     """go-units HumanSize (4 digits, no space), as podman prints reclaimed space: "2.021MB",
     "0B"."""
-    size = float(n)
-    i = 0
-    while size >= 1000 and i < len(_DECIMAL_UNITS) - 1:
-        size /= 1000
-        i += 1
-    return f"{gotemplate.go_sprintf('%.4g', [size])}{_DECIMAL_UNITS[i]}"
+    return units.human_size(n, 4)
 
 
 def compact_size(n: float) -> str:
@@ -415,33 +406,7 @@ class GoTime:
         return self.ns == 0
 
 
-def human_duration(seconds: float) -> str:
-    """go-units HumanDuration: "Less than a second", "1 second", "5 minutes", "About an hour",
-    "3 days", "2 weeks", "4 months", "2 years"."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)  # Go's math.Round: halves away from zero
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
+human_duration = units.human_duration
 
 
 def since_text(t: Any, now: float | None = None) -> str:

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from rongqi import units
+
 # -- Go-style value formatting (podman prints Go's values) --------------------------------------
 
 
@@ -47,24 +49,7 @@ def _frac(value: int, unit: int) -> str:
     return f"{whole}.{part:0{digits}d}".rstrip("0")
 
 
-def human_size(n: float) -> str:
-    """go-units HumanSize (decimal, 4 significant digits): 528.4kB, 25.28GB, 0B."""
-    units = ("B", "kB", "MB", "GB", "TB", "PB")
-    i = 0
-    while n >= 1000 and i < len(units) - 1:
-        n /= 1000
-        i += 1
-    return f"{n:.4g}{units[i]}"
-
-
-def bytes_size(n: float) -> str:
-    """go-units BytesSize (binary): 516KiB, 23.54GiB."""
-    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
-    i = 0
-    while n >= 1024 and i < len(units) - 1:
-        n /= 1024
-        i += 1
-    return f"{n:.4g}{units[i]}"
+human_size, bytes_size = units.human_size, units.bytes_size
 
 
 # -- /proc readers ----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
+from rongqi import units
 from rongqi.engine import imageinfo
 from rongqi.engine.imageinfo import ImageFacts, familiar
 from rongqi.errors import RongqiError
@@ -88,13 +89,8 @@ def _error(message: str, code: int | None = None) -> dict[str, Any]:
 
 
 def human_size(n: float) -> str:
-    """go-units' HumanSize, as dockerd's progress text prints sizes ("1.24MB", "512B")."""
-    units = ("B", "kB", "MB", "GB", "TB", "PB")
-    i = 0
-    while n >= 1000 and i < len(units) - 1:
-        n /= 1000
-        i += 1
-    return f"{n:.3g}{units[i]}"
+    """go-units' size words as dockerd's progress text prints them ("1.24MB", "512B")."""
+    return units.human_size(n, 3)
 
 
 def _bar(current: int, total: int) -> str:

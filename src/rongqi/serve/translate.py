@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from rongqi import units
 from rongqi.errors import RongqiError, UsageError
 
 if TYPE_CHECKING:
@@ -624,32 +625,7 @@ def unix_seconds(text: str) -> int:
     return int(t.timestamp()) if t else 0
 
 
-def human_duration(seconds: float) -> str:
-    """go-units HumanDuration, the words of docker ps's STATUS ("Up 3 seconds")."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600 / 24 / 365)} years"
+human_duration = units.human_duration
 
 
 def docker_state(status: str) -> str:
