@@ -16,6 +16,7 @@ import ctypes
 import os
 import re
 import signal
+import shlex
 import subprocess
 import sys
 import time
@@ -784,4 +785,69 @@ def remove_stale(stale: Stale, checker: LeakChecker, conf: str) -> list[str]:
         subprocess.run(["ip", "link", "delete", br], capture_output=True)
         if os.path.exists(f"/sys/class/net/{br}"):
             failed.append(f"ip link delete {br}")
+    return failed
+
+
+# -- what the session made once for the whole host ------------------------------------------------
+# Two kinds of state are made on first use and shared by everything after, so no single test
+# owns them: netavark's base chains (NETAVARK_FORWARD, NETAVARK-HOSTPORT-*, and the jumps to
+# them from FORWARD, PREROUTING, OUTPUT and POSTROUTING: netavark never removes them) and the
+# runtime's read-only binds of an unprotected interpreter under /run/rongqi/exe (exeguard's
+# fallback, made once per boot). A session that found neither at its start removes them at
+# its end, once nothing uses them: the host is left as the session found it.
+GUARD_DIR = "/run/rongqi/exe"
+_BASE_CHAINS = ("NETAVARK_FORWARD", "NETAVARK-HOSTPORT-DNAT", "NETAVARK-HOSTPORT-MASQ",
+                "NETAVARK-HOSTPORT-SETMARK")
+
+
+def _guard_mounts() -> list[str]:
+    return [m.mountpoint for m in read_mounts()
+            if m.mountpoint == GUARD_DIR or m.mountpoint.startswith(GUARD_DIR + "/")]
+
+
+class HostBaseline:
+    """What of the host-wide state above existed when the session started."""
+
+    def __init__(self) -> None:
+        self.had_netavark = any("NETAVARK" in ln for t in ("filter", "nat")
+                                for ln in _run_lines(["iptables", "-t", t, "-S"]))
+        self.had_guard = bool(_guard_mounts())
+
+    def restore(self) -> list[str]:
+        """Remove what the session made of it; what could not be removed, as lines."""
+        failed: list[str] = []
+        if not self.had_netavark:
+            failed += _remove_netavark_base()
+        if not self.had_guard:
+            for mp in sorted(_guard_mounts(), key=len, reverse=True):
+                r = subprocess.run(["umount", mp], capture_output=True, text=True)
+                if r.returncode != 0:
+                    failed.append(f"umount {mp}: {r.stderr.strip()}")
+        return failed
+
+
+def _remove_netavark_base() -> list[str]:
+    """netavark's base chains and jumps, only when no network's own rules are left in them
+    (a chain still in use is a leak the per-test check reports, not ours to drop)."""
+    failed: list[str] = []
+    for cmd in ("iptables", "ip6tables"):
+        rules = {t: [ln for ln in _run_lines([cmd, "-t", t, "-S"]) if "NETAVARK" in ln]
+                 for t in ("filter", "nat")}
+        lines = [ln for t in rules.values() for ln in t]
+        if not lines or any(_NETAVARK_RULE.search(ln) for ln in lines):
+            continue
+        for table, tl in rules.items():
+            for ln in tl:   # the jumps from the built-in chains first
+                if ln.startswith("-A ") and ln.split()[1] not in _BASE_CHAINS:
+                    args = ["-D", *shlex.split(ln)[1:]]
+                    r = subprocess.run([cmd, "-t", table, *args], capture_output=True, text=True)
+                    if r.returncode != 0:
+                        failed.append(f"{cmd} -t {table} {' '.join(args)}: {r.stderr.strip()}")
+            for chain in _BASE_CHAINS:
+                if any(ln.split()[:2] == ["-N", chain] for ln in tl):
+                    for op in ("-F", "-X"):
+                        r = subprocess.run([cmd, "-t", table, op, chain], capture_output=True,
+                                           text=True)
+                        if r.returncode != 0:
+                            failed.append(f"{cmd} -t {table} {op} {chain}: {r.stderr.strip()}")
     return failed

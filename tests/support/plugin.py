@@ -118,6 +118,8 @@ def _session_leak_check(leak_checker: LeakChecker) -> Iterator[None]:
     msg = _dead_sessions_check(leak_checker)
     if msg:
         _STALE.append(msg)
+    from support.leaks import HostBaseline
+    baseline = HostBaseline() if IS_ROOT else None
     before = leak_checker.snapshot()
     yield
     try:
@@ -125,6 +127,11 @@ def _session_leak_check(leak_checker: LeakChecker) -> Iterator[None]:
     finally:
         if not leak_checker.other_sessions():
             leak_checker.remove_shared_parents()
+            # netavark's base chains and the exe guard's binds, made once by this session
+            failed = baseline.restore() if baseline is not None else []
+            if failed:
+                warnings.warn("could not remove host-wide state this session made: "
+                              + "; ".join(failed), stacklevel=1)
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -273,3 +274,29 @@ def test_a_dead_sessions_container_on_a_network_is_undone_at_the_next_start(tmp_
         assert not [c for c in read_cgroups() if c.endswith(cid)]
     finally:
         rq.cleanup()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                    reason="needs root and unshare (a network namespace of the test's own)")
+def test_netavark_base_chains_are_removed_only_when_no_network_uses_them():
+    # In a network namespace of its own: the host's firewall is not touched.
+    script = r"""
+import subprocess, sys
+sys.path.insert(0, sys.argv[1])
+from support.leaks import _remove_netavark_base
+def ipt(*a): subprocess.run(["iptables", *a], check=True)
+def lines(): return [l for t in ("filter", "nat") for l in subprocess.run(
+    ["iptables", "-t", t, "-S"], capture_output=True, text=True).stdout.splitlines() if "NETAVARK" in l]
+ipt("-N", "NETAVARK_FORWARD"); ipt("-A", "FORWARD", "-j", "NETAVARK_FORWARD")
+for c in ("NETAVARK-HOSTPORT-DNAT", "NETAVARK-HOSTPORT-MASQ", "NETAVARK-HOSTPORT-SETMARK"):
+    ipt("-t", "nat", "-N", c)
+ipt("-t", "nat", "-A", "POSTROUTING", "-j", "NETAVARK-HOSTPORT-MASQ")
+ipt("-A", "NETAVARK_FORWARD", "-s", "10.9.0.0/16", "-j", "ACCEPT")   # a network's own rule
+assert _remove_netavark_base() == [] and len(lines()) == 7, lines()   # in use: kept
+ipt("-D", "NETAVARK_FORWARD", "-s", "10.9.0.0/16", "-j", "ACCEPT")
+assert _remove_netavark_base() == [] and lines() == [], lines()        # unused: gone
+"""
+    r = subprocess.run(["unshare", "-n", sys.executable, "-c", script,
+                        str(Path(__file__).resolve().parents[1])],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
