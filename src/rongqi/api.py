@@ -8,6 +8,7 @@ ImageNotFound, ContainerError, APIError). `attrs` are podman's inspect documents
 
 from __future__ import annotations
 
+import abc
 import builtins
 import contextlib
 import io
@@ -252,7 +253,22 @@ class ExecResult(NamedTuple):
     output: Any
 
 
-class Container:
+class _Model(abc.ABC):
+    """What docker-py's Model gives every object: equal (and hashed) by kind and id."""
+
+    @property
+    @abc.abstractmethod
+    def id(self) -> str:
+        """Each model names its id."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, self.__class__) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+
+class Container(_Model):
     """One container (docker.models.containers.Container)."""
 
     def __init__(self, client: Client, record: Record):
@@ -263,12 +279,6 @@ class Container:
 
     def __repr__(self) -> str:
         return f"<Container: {self.short_id}>"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Container) and other.id == self.id
-
-    def __hash__(self) -> int:
-        return hash(self.id)
 
     @property
     def _engine(self) -> Engine:
@@ -642,7 +652,7 @@ def _filter_strings(filters: Mapping[str, Any] | None) -> list[str]:
 
 # -- images -------------------------------------------------------------------------------------
 
-class Image:
+class Image(_Model):
     """One image (docker.models.images.Image): id is the config digest ("sha256:...")."""
 
     def __init__(self, client: Client, ref: str):
@@ -653,12 +663,6 @@ class Image:
 
     def __repr__(self) -> str:
         return f"<Image: '{', '.join(self.tags)}'>"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Image) and other.id == self.id
-
-    def __hash__(self) -> int:
-        return hash(self.id)
 
     @property
     def id(self) -> str:
