@@ -401,7 +401,7 @@ def cmd_history(ctx: Context, a: argparse.Namespace) -> int:
         return 0
     default = "table {{.ID}}\t{{.Created}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
     sys.stdout.write(render(out, a.format or "", default=default, headers=HISTORY_HEADERS,
-                            name="history"))
+                            name="history", row_type="history"))
     return 0
 
 
@@ -647,7 +647,8 @@ def cmd_df(ctx: Context, a: argparse.Namespace) -> int:
         print(to_json(rows))
         return 0
     sys.stdout.write(render(rows, a.format or "", default="table {{.Type}}\t{{.Total}}\t"
-                            "{{.Active}}\t{{.Size}}\t{{.Reclaimable}}", name="df"))
+                            "{{.Active}}\t{{.Size}}\t{{.Reclaimable}}", name="df",
+                            row_type="dfSummary"))
     return 0
 
 
