@@ -250,7 +250,12 @@ def test_a_reader_without_the_log_and_a_root_that_cannot_take_events(tmp_path: P
 
 
 def test_image_commands_and_system_prune_report_events_as_podman(tmp_path: Path) -> None:
-    rongqi(tmp_path, "pull", "-q", "busybox")
+    # Docker Hub blocked (registries.json's `blocked`, containers-registries.conf's): the
+    # pull falls back to the built-in busybox without a connection or a DNS query.
+    conf = tmp_path / "registries.json"
+    conf.write_text(json.dumps({"blocked": ["docker.io"]}))
+    r = rongqi(tmp_path, "--registries-conf", str(conf), "pull", "busybox")
+    assert f"registry docker.io is blocked in {conf}" in r.stdout
     rongqi(tmp_path, "tag", "busybox", "localhost/x:1")
     rongqi(tmp_path, "rmi", "localhost/x:1")
     image_id = rongqi(tmp_path, "image", "inspect", "-f", "{{.Id}}", "busybox").stdout.strip()

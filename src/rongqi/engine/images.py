@@ -96,7 +96,7 @@ def pull(engine: Engine, name: str, opts: PullOptions | None = None,
         if not is_builtin(name) or opts.platform or isinstance(e, (LayerError,
                                                                    BlobVerificationError)):
             raise
-        progress.message(f"registry not reachable ({e}); using the built-in busybox")
+        progress.message(f"cannot pull {ref} ({e}); using the built-in busybox")
         desc = make_busybox_image(engine.store)
     finally:
         cancelled.set()

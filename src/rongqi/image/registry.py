@@ -37,11 +37,17 @@ _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 
 @dataclass
 class RegistryConfig:
-    """Per-registry settings: which hosts may use plain http, and mirrors to try first."""
+    """Per-registry settings: which hosts may use plain http, mirrors to try first, and the
+    names that may not be pulled at all (`blocked`)."""
 
     insecure: set[str] = field(default_factory=set)
     mirrors: dict[str, list[str]] = field(default_factory=dict)
     loopback_plain_http: bool = True
+    # containers-registries.conf(5)'s `blocked = true`: image names under these prefixes
+    # (`docker.io`, `docker.io/library`, `*.example.com`) are never pulled, not even from a
+    # mirror; the refusal comes before any connection (and any DNS query).
+    blocked: list[str] = field(default_factory=list)
+    source: str = ""             # the file it was read from (named in the refusal)
 
     @classmethod
     def load(cls, path: str) -> RegistryConfig:
@@ -49,11 +55,28 @@ class RegistryConfig:
             with open(path) as f:
                 raw = json.load(f)
         except FileNotFoundError:
-            return cls()
+            return cls(source=path)
         except (OSError, ValueError) as e:
             raise ImageError(f"{path}: {e}") from None
+        blocked = raw.get("blocked", [])
+        if not isinstance(blocked, list) or not all(isinstance(b, str) and b for b in blocked):
+            raise ImageError(f"{path}: blocked: expected a list of registry prefixes")
         return cls(set(raw.get("insecure", [])), dict(raw.get("mirrors", {})),
-                   bool(raw.get("loopback_plain_http", True)))
+                   bool(raw.get("loopback_plain_http", True)), list(blocked), path)
+
+    def blocking(self, ref: Reference) -> str | None:
+        """The `blocked` prefix that matches ref's name, as registries.conf matches a
+        [[registry]] prefix: whole components (`docker.io` blocks docker.io/library/x, not
+        docker.iox/y), or a `*.` wildcard for the subdomains of a host."""
+        name = ref.repository
+        host = ref.domain
+        for prefix in self.blocked:
+            if prefix.startswith("*."):
+                if host.endswith(prefix[1:]):
+                    return prefix
+            elif name == prefix or name.startswith(prefix.rstrip("/") + "/"):
+                return prefix
+        return None
 
     def allows_http(self, host: str) -> bool:
         if host in self.insecure:
@@ -315,9 +338,17 @@ class RegistryClient:
         return cls(f"{what}: HTTP {r.status_code}{detail}")
 
     # -- manifests -----------------------------------------------------------------------------
+    def check_not_blocked(self, ref: Reference) -> None:
+        """Refuse a pull of a name registries.json blocks, in podman's words."""
+        prefix = self.config.blocking(ref)
+        if prefix is not None:
+            raise RegistryError(f"registry {prefix} is blocked in "
+                                f"{self.config.source or 'registries.json'}")
+
     def get_manifest(self, ref: Reference, obj: str | None = None,
                      host: str | None = None) -> tuple[bytes, str, str]:
         """(bytes, media type, digest) of a manifest or index, verified when pinned."""
+        self.check_not_blocked(ref)
         host = host or ref.api_host
         obj = obj or ref.object
         url = f"{self.base_url(host)}/v2/{ref.path}/manifests/{obj}"
@@ -354,6 +385,7 @@ class RegistryClient:
     def fetch_blob(self, ref: Reference, desc: Descriptor, store: ImageStore,
                    progress: Progress | None = None, host: str | None = None) -> str:
         """Download a blob into the store (verified, resumable); returns "exists"/"done"."""
+        self.check_not_blocked(ref)
         host = host or ref.api_host
         progress = progress or Progress()
         key = desc.digest
@@ -425,6 +457,7 @@ class RegistryClient:
     def resolve(self, ref: Reference, want: Platform | None = None,
                 hosts: list[str] | None = None) -> tuple[str, bytes, str, str, str | None]:
         """(host, manifest bytes, media type, manifest digest, index digest or None)."""
+        self.check_not_blocked(ref)  # before a mirror is asked too
         want = want or Platform.host()
         candidates = hosts or self.hosts_for(ref)
         for n, host in enumerate(candidates, 1):
@@ -602,6 +635,7 @@ class RegistryClient:
 
     def tags(self, ref: Reference) -> list[str]:
         """The tags of ref's repository (/v2/NAME/tags/list; its first page)."""
+        self.check_not_blocked(ref)
         host = ref.api_host
         r = self._send("GET", host, f"{self.base_url(host)}/v2/{ref.path}/tags/list",
                        scope=f"repository:{ref.path}:pull")

@@ -11,7 +11,7 @@ import pytest
 
 from rongqi.image import media
 from rongqi.image.auth import CredentialStore, parse_challenge
-from rongqi.image.errors import AuthError, BlobVerificationError, ManifestError
+from rongqi.image.errors import AuthError, BlobVerificationError, ImageError, ManifestError
 from rongqi.image.reference import parse
 from rongqi.image.registry import Platform, RegistryClient, RegistryConfig, select_platform
 from rongqi.image.store import ImageStore, canonical_json, sha256_digest
@@ -213,6 +213,33 @@ def test_plain_http_only_for_insecure_or_loopback_registries():
     assert cfg.allows_http("[::1]:5000")
     assert not cfg.allows_http("example.com")
     assert not RegistryConfig(loopback_plain_http=False).allows_http("127.0.0.1:5000")
+
+
+def test_a_blocked_prefix_refuses_the_pull_before_any_request_even_to_a_mirror(tmp_path):
+    reg = FakeRegistry()
+    reg.add_image("1", b"layer")
+    conf = tmp_path / "registries.json"
+    conf.write_text(json.dumps({"blocked": ["reg.test/team", "*.blocked.test"],
+                                "mirrors": {"reg.test": ["mirror.test"]}}))
+    cfg = RegistryConfig.load(str(conf))
+    client = client_for(reg, tmp_path, config=cfg)
+    store = ImageStore(str(tmp_path / "s"))
+    from rongqi.image.errors import RegistryError
+    for name in ("reg.test/team/x:1", "reg.test/team/sub/y:1", "a.blocked.test/x:1"):
+        with pytest.raises(RegistryError) as e:
+            client.pull(parse(name), store)
+        assert str(e.value).endswith(f"is blocked in {conf}")
+    with pytest.raises(RegistryError, match="registry reg.test/team is blocked"):
+        client.tags(parse("reg.test/team/x"))
+    assert reg.requests == []
+    # whole components only: reg.test/teammate is not under reg.test/team
+    assert cfg.blocking(parse("reg.test/teammate/x:1")) is None
+    assert cfg.blocking(parse("blocked.test/x:1")) is None  # *.host: its subdomains
+    assert client.pull(parse("reg.test/x:1"), store).digest
+    assert RegistryConfig().blocking(parse("busybox")) is None
+    conf.write_text(json.dumps({"blocked": "docker.io"}))
+    with pytest.raises(ImageError, match="blocked: expected a list"):
+        RegistryConfig.load(str(conf))
 
 
 def test_https_failure_is_not_downgraded_for_a_secure_registry(tmp_path):
