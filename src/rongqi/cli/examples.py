@@ -102,6 +102,9 @@ EXAMPLES: dict[str, list[str]] = {
     "wait": ["rongqi wait web", "rongqi wait --condition running web",
              "rongqi wait --latest"],
     "rename": ["rongqi rename web web-old"],
+    "update": ["rongqi update --cpus 0.5 --memory 256m web",
+               "rongqi update --pids-limit 200 --cpu-shares 512 web",
+               "rongqi update --restart on-failure:3 web"],
     "pause": ["rongqi pause web", "rongqi pause --all"],
     "unpause": ["rongqi unpause web", "rongqi unpause --all"],
     "container inspect": ["rongqi container inspect web",
@@ -178,7 +181,7 @@ TWINS: dict[str, str] = {
     "container ls": "ps", **{f"container {c}": c for c in (
         "create", "start", "stop", "restart", "kill", "rm", "wait", "rename",
         "pause", "unpause", "run", "attach", "exec", "logs", "cp", "diff", "commit", "export",
-        "stats", "top", "port")},
+        "stats", "top", "port", "update")},
 }
 
 

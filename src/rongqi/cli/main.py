@@ -929,7 +929,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 # Modules whose register(add, top, groups) adds commands; keep their top-level imports light
 # (argparse only): `rongqi --help` and every command import all of them.
 COMMAND_MODULES = ("containers", "run", "run_flags", "volumes", "fs", "system", "build",
-                   "networks", "reference", "serve")
+                   "networks", "reference", "serve", "update")
 # The top-level words each module's register() adds (besides what it adds under the groups),
 # so that `rongqi run` imports cli/run.py alone; tests/unit/cli/test_command_words.py checks
 # this against what the modules really register.
@@ -943,6 +943,7 @@ COMMAND_WORDS = {
     "networks": ("network",),
     "reference": ("completion",),
     "serve": ("serve",),
+    "update": ("update",),
 }
 
 

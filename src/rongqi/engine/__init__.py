@@ -190,6 +190,11 @@ class Engine:
         from rongqi.engine import lifecycle
         return lifecycle.wait(self, ref, conditions, **kw)
 
+    def update(self, ref: str | Container, changes: Any) -> Container:
+        """New limits (an engine.update.ResourceUpdate) and restart policy, live and kept."""
+        from rongqi.engine import update
+        return update.update(self, ref, changes)
+
     def inspect(self, ref: str) -> dict[str, Any]:
         from rongqi.engine import lifecycle
         return lifecycle.inspect(self, ref)

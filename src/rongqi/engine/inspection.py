@@ -87,6 +87,7 @@ def container_json(engine: Engine, c: Container) -> dict[str, Any]:
     resources = (spec.get("linux") or {}).get("resources") or {}
     memory = resources.get("memory") or {}
     cpu = resources.get("cpu") or {}
+    blkio = resources.get("blockIO") or {}
     nano_cpus = int(o.get("cpus") * 1e9) if o.get("cpus") else 0
     mounts = cfg.get("mounts", [])
     log_size = o.get("log_opts", {}).get("max-size", "0B")
@@ -202,19 +203,19 @@ def container_json(engine: Engine, c: Container) -> dict[str, Any]:
             "ConsoleSize": [0, 0],
             "Isolation": "",
             "CpuShares": o.get("cpu_shares") or cpu.get("shares", 0) or 0,
-            "Memory": o.get("memory") or memory.get("limit", 0) or 0,
+            "Memory": o.get("memory") or max(memory.get("limit", 0) or 0, 0),
             "NanoCpus": nano_cpus,
             "CgroupParent": "",
-            "BlkioWeight": 0,
-            "BlkioWeightDevice": None,
-            "BlkioDeviceReadBps": None,
-            "BlkioDeviceWriteBps": None,
-            "BlkioDeviceReadIOps": None,
-            "BlkioDeviceWriteIOps": None,
+            "BlkioWeight": blkio.get("weight", 0) or 0,
+            "BlkioWeightDevice": _device_rules(blkio.get("weightDevice"), "Weight", "weight"),
+            "BlkioDeviceReadBps": _device_rules(blkio.get("throttleReadBpsDevice")),
+            "BlkioDeviceWriteBps": _device_rules(blkio.get("throttleWriteBpsDevice")),
+            "BlkioDeviceReadIOps": _device_rules(blkio.get("throttleReadIOPSDevice")),
+            "BlkioDeviceWriteIOps": _device_rules(blkio.get("throttleWriteIOPSDevice")),
             "CpuPeriod": cpu.get("period", 0) or 0,
-            "CpuQuota": cpu.get("quota", 0) or 0,
-            "CpuRealtimePeriod": 0,
-            "CpuRealtimeRuntime": 0,
+            "CpuQuota": max(cpu.get("quota", 0) or 0, 0),
+            "CpuRealtimePeriod": cpu.get("realtimePeriod", 0) or 0,
+            "CpuRealtimeRuntime": cpu.get("realtimeRuntime", 0) or 0,
             "CpusetCpus": o.get("cpuset_cpus", ""),
             "CpusetMems": o.get("cpuset_mems", ""),
             "Devices": [{"PathOnHost": d["host_path"], "PathInContainer": d["container_path"],
@@ -224,7 +225,7 @@ def container_json(engine: Engine, c: Container) -> dict[str, Any]:
             "KernelMemory": 0,
             "MemoryReservation": o.get("memory_reservation") or 0,
             "MemorySwap": o.get("memory_swap") or memory.get("swap", 0) or 0,
-            "MemorySwappiness": -1,
+            "MemorySwappiness": memory.get("swappiness", -1),
             "OomKillDisable": False,
             "PidsLimit": o.get("pids_limit") or ((resources.get("pids") or {}).get("limit", 0)),
             "Ulimits": _ulimits(o),
@@ -235,6 +236,24 @@ def container_json(engine: Engine, c: Container) -> dict[str, Any]:
             "CgroupConf": None,
         },
     }
+
+
+def _device_rules(rules: list[dict[str, Any]] | None, key: str = "Rate",
+                  field: str = "rate") -> list[dict[str, Any]] | None:
+    """blockIO's per-device rules as podman's inspect shows them ({Path, Rate|Weight}): the
+    path is the device node with those numbers, as /dev has it."""
+    if not rules:
+        return None
+    return [{"Path": _device_path(r.get("major", 0), r.get("minor", 0)), key: r.get(field, 0)}
+            for r in rules]
+
+
+def _device_path(major: int, minor: int) -> str:
+    link = f"/sys/dev/block/{major}:{minor}"
+    try:
+        return "/dev/" + os.path.basename(os.readlink(link))
+    except OSError:
+        return f"{major}:{minor}"
 
 
 def _cgroup_path(spec: dict[str, Any], cid: str) -> str:

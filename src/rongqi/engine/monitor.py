@@ -1195,6 +1195,7 @@ class Monitor:
             return {}
 
     def _should_restart(self, code: int) -> bool:
+        self._reload_restart()
         name = (self.restart or {}).get("name") or "no"
         if name == "no" or self.remove:
             return False
@@ -1204,6 +1205,19 @@ class Monitor:
             n = int(self.restart.get("max_retries") or 0)
             return code != 0 and (n == 0 or self.restart_count < n)
         return name in ("always", "unless-stopped")
+
+    def _reload_restart(self) -> None:
+        """The policy as the record has it now: `update --restart` changes it under a
+        running container (engine/update.py), and the change counts from its next exit."""
+        import json
+
+        try:
+            with open(os.path.join(self.container.dir, "config.json")) as f:
+                policy = json.load(f).get("restart")
+        except (OSError, ValueError):
+            return
+        if isinstance(policy, dict):
+            self.restart = policy
 
     def _restart(self, code: int, finished: int, oom: bool) -> bool:
         from rongqi.oci.timefmt import rfc3339nano

@@ -187,6 +187,34 @@ def rename(req: Request) -> Response:
     return Response(204)
 
 
+@route("POST", "/containers/{id}/update")
+def update(req: Request) -> Response:
+    """dockerd's update: new limits and restart policy, live when the container runs and
+    kept in its record either way (engine/update.py); 200 {"Warnings": [...]}."""
+    from rongqi.engine.update import UpdateConflict
+    c = _get(req)
+    body = req.json()
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise HTTPError(400, "invalid JSON in the request body: expected an object")
+    try:
+        changes, warnings = tr.update_request(body, c)
+    except tr.UpdateConflict as err:
+        raise HTTPError(409, f"Cannot update container {c.id}: {err}") from None
+    try:
+        with _docker_words(req.params["id"]):
+            req.engine.update(c, changes)
+    except UpdateConflict as err:
+        raise HTTPError(409, f"Cannot update container {c.id}: {err}") from None
+    except RongqiError as err:
+        from rongqi.serve.app import error_status
+        status = error_status(err)
+        raise HTTPError(status, str(err) if status == 400 else
+                        f"Cannot update container {c.id}: {err}") from None
+    return json_response({"Warnings": warnings})
+
+
 @route("DELETE", "/containers/{id}")
 def remove(req: Request) -> Response:
     c = _synced(req)

@@ -576,6 +576,137 @@ def _resources(hc: Mapping[str, Any], o: ContainerOptions, warnings: list[str]) 
     o.pids_limit = int(pids) if pids is not None and int(pids) > 0 else None
 
 
+class UpdateConflict(RongqiError):
+    """An update that contradicts what the container has: dockerd's 409, its message
+    prefixed with `Cannot update container ID: ` by the route."""
+
+
+def _update_int(body: Mapping[str, Any], key: str) -> int:
+    value = body.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        kind = "string" if isinstance(value, str) else type(value).__name__
+        raise _bad(f"json: cannot unmarshal {kind} into Go struct field UpdateConfig.{key} "
+                   "of type int64")
+    return int(value)
+
+
+def update_request(body: Mapping[str, Any], c: Container) -> tuple[Any, list[str]]:
+    """POST /containers/{id}/update's body (Docker's UpdateConfig: the Resources fields and
+    RestartPolicy) -> an engine.update.ResourceUpdate and the warnings, with dockerd's rules:
+    zero leaves a value as it is, its checks (daemon_unix.go, 400) and its conflicts with
+    what the container has (container_unix.go UpdateContainer, 409). Fields dockerd's
+    update ignores (device limits, swappiness, ulimits, devices) are ignored here too."""
+    from rongqi.engine.update import ResourceUpdate
+    o = c.config.get("options") or {}
+    u = ResourceUpdate()
+    warnings: list[str] = []
+    memory = _update_int(body, "Memory")
+    swap = _update_int(body, "MemorySwap")
+    reservation = _update_int(body, "MemoryReservation")
+    if memory and memory < MIN_MEMORY:
+        raise _bad("Minimum memory limit allowed is 6MB")
+    if memory > 0 and swap > 0 and swap < memory:
+        raise _bad("Minimum memoryswap limit should be larger than memory limit, see usage")
+    if memory > 0 and reservation > 0 and memory < reservation:
+        raise _bad("Minimum memory limit can not be less than memory reservation limit, see "
+                   "usage")
+    if 0 < reservation < MIN_MEMORY:
+        raise _bad("Minimum memory reservation allowed is 6MB")
+    if _update_int(body, "KernelMemory"):
+        warnings.append("You specified a kernel memory limit on a kernel older than 4.6. "
+                        "Setting kernel memory limit is deprecated and will be removed soon.")
+    nano = _update_int(body, "NanoCpus")
+    quota = _update_int(body, "CpuQuota")
+    period = _update_int(body, "CpuPeriod")
+    if nano and period:
+        raise _bad("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+    if nano and quota:
+        raise _bad("Conflicting options: Nano CPUs and CPU Quota cannot both be set")
+    ncpu = os.cpu_count() or 1
+    if nano < 0 or nano > ncpu * NS:
+        raise _bad(f"Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs "
+                   "available")
+    if period and not 1000 <= period <= 1_000_000:
+        raise _bad("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s "
+                   "(i.e. 1000000)")
+    if 0 < quota < 1000:
+        raise _bad("CPU cfs quota can not be less than 1ms (i.e. 1000)")
+    shares = _update_int(body, "CpuShares")
+    if shares < 0:
+        raise _bad("invalid CPU shares: must not be negative")
+    weight = _update_int(body, "BlkioWeight")
+    if weight and not 10 <= weight <= 1000:
+        raise _bad("Range of blkio weight is from 10 to 1000")
+    from rongqi.engine.update import check_cpuset
+    for key, online, what in (("CpusetCpus", "/sys/devices/system/cpu/online", "CPUs"),
+                              ("CpusetMems", "/sys/devices/system/node/online",
+                               "memory nodes")):
+        text = body.get(key) or ""
+        if not isinstance(text, str):
+            raise _bad(f"json: cannot unmarshal {type(text).__name__} into Go struct field "
+                       f"UpdateConfig.{key} of type string")
+        try:
+            check_cpuset(text, online, what)
+        except UsageError as err:
+            msg = str(err)
+            raise _bad(msg if msg.startswith("Requested") else
+                       f"Invalid value {text} for cpuset {key[6:].lower()}") from None
+    # What the container has now, as its Docker inspect shows it.
+    cur_nano = int(round((o.get("cpus") or 0) * NS))
+    cur_swap = int(o.get("memory_swap") or _spec_memory(c).get("swap") or 0)
+    if nano and (o.get("cpu_period") or 0) > 0:
+        raise UpdateConflict("Conflicting options: Nano CPUs cannot be updated as CPU Period "
+                             "has already been set")
+    if nano and (o.get("cpu_quota") or 0) > 0:
+        raise UpdateConflict("Conflicting options: Nano CPUs cannot be updated as CPU Quota "
+                             "has already been set")
+    if period and cur_nano > 0:
+        raise UpdateConflict("Conflicting options: CPU Period cannot be updated as NanoCPUs "
+                             "has already been set")
+    if quota and cur_nano > 0:
+        raise UpdateConflict("Conflicting options: CPU Quota cannot be updated as NanoCPUs "
+                             "has already been set")
+    if memory and memory > cur_swap and swap == 0:
+        raise UpdateConflict("Memory limit should be smaller than already set memoryswap "
+                             "limit, update the memoryswap at the same time")
+    u.memory = memory or None
+    u.memory_swap = swap or None
+    u.memory_reservation = reservation or None
+    u.cpus = nano / NS if nano else None
+    u.cpu_period = period or None
+    u.cpu_quota = quota or None
+    u.cpu_shares = shares or None
+    u.cpu_rt_period = _update_int(body, "CpuRealtimePeriod") or None
+    u.cpu_rt_runtime = _update_int(body, "CpuRealtimeRuntime") or None
+    u.cpuset_cpus = body.get("CpusetCpus") or None
+    u.cpuset_mems = body.get("CpusetMems") or None
+    u.blkio_weight = weight or None
+    if body.get("PidsLimit") is not None:
+        pids = _update_int(body, "PidsLimit")
+        u.pids_limit = pids if pids > 0 else -1
+    rp = body.get("RestartPolicy") or {}
+    if not isinstance(rp, Mapping):
+        raise _bad("json: cannot unmarshal into Go struct field UpdateConfig.RestartPolicy")
+    if rp.get("Name"):
+        policy = restart_policy(rp, False)
+        if o.get("remove") and policy.name != "no":
+            raise UpdateConflict("Restart policy cannot be updated because AutoRemove is "
+                                 "enabled for the container")
+        u.restart = policy
+    return u, warnings
+
+
+def _spec_memory(c: Container) -> dict[str, Any]:
+    try:
+        with open(os.path.join(c.bundle, "config.json")) as f:
+            spec = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return ((spec.get("linux") or {}).get("resources") or {}).get("memory") or {}
+
+
 def _network(body: Mapping[str, Any], hc: Mapping[str, Any], nc: Mapping[str, Any],
              o: ContainerOptions) -> None:
     """HostConfig.NetworkMode and NetworkingConfig.EndpointsConfig (aliases, static ip,
@@ -933,16 +1064,19 @@ def inspect_json(engine: Engine, c: Container, *, size: bool = False) -> dict[st
         "UsernsMode": o.get("userns", "") or "", "ShmSize": ph.get("ShmSize", 65536000),
         "Runtime": "runc", "ConsoleSize": [0, 0], "Isolation": "",
         "CpuShares": ph.get("CpuShares", 0), "Memory": ph.get("Memory", 0),
-        "NanoCpus": ph.get("NanoCpus", 0), "CgroupParent": "", "BlkioWeight": 0,
+        "NanoCpus": ph.get("NanoCpus", 0), "CgroupParent": "",
+        "BlkioWeight": ph.get("BlkioWeight", 0),
         "BlkioWeightDevice": [], "BlkioDeviceReadBps": None, "BlkioDeviceWriteBps": None,
-        "BlkioDeviceReadIOps": None, "BlkioDeviceWriteIOps": None, "CpuPeriod": 0,
-        "CpuQuota": 0, "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0,
+        "BlkioDeviceReadIOps": None, "BlkioDeviceWriteIOps": None, "CpuPeriod": o.get("cpu_period") or 0,
+        "CpuQuota": o.get("cpu_quota") or 0,
+        "CpuRealtimePeriod": ph.get("CpuRealtimePeriod", 0),
+        "CpuRealtimeRuntime": ph.get("CpuRealtimeRuntime", 0),
         "CpusetCpus": o.get("cpuset_cpus", "") or "", "CpusetMems": o.get("cpuset_mems", "") or "",
         "Devices": ph.get("Devices") or [], "DeviceCgroupRules": None, "DeviceRequests": None,
         "KernelMemory": 0, "KernelMemoryTCP": 0,
         "MemoryReservation": ph.get("MemoryReservation", 0),
         "MemorySwap": ph.get("MemorySwap", 0), "MemorySwappiness": None,
-        "OomKillDisable": False, "PidsLimit": ph.get("PidsLimit") or None,
+        "OomKillDisable": False, "PidsLimit": (ph.get("PidsLimit") or 0) if (ph.get("PidsLimit") or 0) > 0 else None,
         "Ulimits": [{"Name": u["name"], "Soft": u["soft"], "Hard": u["hard"]}
                     for u in o.get("ulimits") or []] or None,
         "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0,
