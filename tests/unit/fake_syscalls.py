@@ -104,6 +104,38 @@ class RecordingSyscalls(sysc.Syscalls):
     def fchown(self, fd, uid, gid):
         self._rec("fchown", fd, uid, gid)
 
+    # capabilities, seccomp, limits and scheduling: recorded only
+    def drop_bounding(self, keep):
+        self._rec("drop_bounding", keep)
+
+    def set_keep_caps(self, on):
+        self._rec("keep_caps", on)
+
+    def set_caps(self, effective, permitted, inheritable):
+        self._rec("capset", effective, permitted, inheritable)
+
+    def raise_ambient(self, mask):
+        self._rec("ambient", mask)
+
+    def load_seccomp(self, compiled):
+        self._rec("seccomp", compiled)
+        return None
+
+    def setrlimit(self, resource, soft, hard):
+        self._rec("setrlimit", resource, soft, hard)
+
+    def set_personality(self, domain):
+        self._rec("personality", domain)
+
+    def set_scheduler(self, *args):
+        self._rec("sched_setattr", *args)
+
+    def set_io_priority(self, klass, priority):
+        self._rec("ioprio_set", klass, priority)
+
+    def sched_setaffinity(self, cpus):
+        self._rec("sched_setaffinity", tuple(sorted(cpus)))
+
     def execve(self, path, args, env):
         self._rec("execve", path, list(args))
         raise Exec()

@@ -58,15 +58,7 @@ def run_init(tmp_path, monkeypatch):
 
     def runner(spec_dict: dict, *, no_pivot: bool = False, seccomp_before_caps: bool = False,
                seccomp: bool = True, go: bytes = b"go 4242\n", host_binds: bool = False) -> RecordingSyscalls:
-        sc = RecordingSyscalls()
-        # capabilities and seccomp go through their own modules: record them too
-        monkeypatch.setattr(capmod, "drop_bounding", lambda keep: sc._rec("drop_bounding", keep))
-        monkeypatch.setattr(capmod, "set_keep_caps", lambda on: sc._rec("keep_caps", on))
-        monkeypatch.setattr(capmod, "set_caps", lambda e, p, i: sc._rec("capset", e, p, i))
-        monkeypatch.setattr(capmod, "raise_ambient", lambda m: sc._rec("ambient", m))
-        from rongqi.linux import seccomp as seccomp_mod
-
-        monkeypatch.setattr(seccomp_mod, "load_filter", lambda f: sc._rec("seccomp", f))
+        sc = RecordingSyscalls()  # capabilities and seccomp included
         # the protocol with the runtime, and hooks, in the same record
         real_send, real_await = initmod.Sync.send, initmod._await_start
         monkeypatch.setattr(initmod.Sync, "send", lambda self, word, text="": (sc._rec("send", word),

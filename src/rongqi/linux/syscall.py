@@ -301,6 +301,58 @@ class Syscalls:
         finally:
             os.close(fd)
 
+    # -- capabilities, seccomp, limits, scheduling -----------------------------------
+    # Their ctypes code lives in their own modules (caps.py, seccomp.py, sched.py); the init
+    # and the helper call them through here, so that a fake kernel sees (and can fail) them.
+    def drop_bounding(self, keep: int) -> None:
+        from rongqi.linux import caps
+
+        caps.drop_bounding(keep)
+
+    def set_keep_caps(self, on: bool) -> None:
+        from rongqi.linux import caps
+
+        caps.set_keep_caps(on)
+
+    def set_caps(self, effective: int, permitted: int, inheritable: int) -> None:
+        from rongqi.linux import caps
+
+        caps.set_caps(effective, permitted, inheritable)
+
+    def raise_ambient(self, mask: int) -> None:
+        from rongqi.linux import caps
+
+        caps.raise_ambient(mask)
+
+    def load_seccomp(self, compiled: object) -> int | None:
+        """Install a compiled filter (linux/seccomp.py); its notify fd when it has a listener."""
+        from rongqi.linux import seccomp
+
+        return seccomp.load_filter(compiled)  # type: ignore[arg-type]
+
+    def setrlimit(self, resource: int, soft: int, hard: int) -> None:
+        import resource as _resource
+
+        _resource.setrlimit(resource, (soft, hard))
+
+    def set_personality(self, domain: int) -> None:
+        from rongqi.linux import sched
+
+        sched.set_personality(domain)
+
+    def set_scheduler(self, *args: int) -> None:
+        from rongqi.linux import sched
+
+        sched.set_scheduler(*args)
+
+    def set_io_priority(self, klass: int, priority: int) -> None:
+        from rongqi.linux import sched
+
+        sched.set_io_priority(klass, priority)
+
+    def sched_setaffinity(self, cpus: set[int]) -> None:
+        os.sched_setaffinity(0, cpus)
+
     # -- exec ---------------------------------------------------------------------
     def execve(self, path: str, args: list[str], env: dict[str, str] | list[str]) -> None:
         os.execve(path, args, env)

@@ -48,8 +48,11 @@ class CreateOptions:
         self.stdio = stdio
 
 
-def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SYSCALLS) -> statemod.State:
-    """Set up a container completely; its init waits on the exec fifo for `start`."""
+def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls | None = None) -> statemod.State:
+    """Set up a container completely; its init waits on the exec fifo for `start`.
+    sc: the kernel (sysc.SYSCALLS, read at the call: a test's fake takes its place)."""
+    if sc is None:
+        sc = sysc.SYSCALLS
     statemod.validate_id(cid)
     if opts.pid_file:
         # runc resolves a relative --pid-file against the caller's working directory.
@@ -113,11 +116,11 @@ def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls = sysc.SY
             if not new_cgroup and _warn_if_not_empty(cg, spec):
                 st.cgroup["shared"] = True
         pid, sync = _spawn(sc, spec, st, opts, caps, cleanup, cg)
-        st.pid = pid
-        st.pid_start = statemod.proc_stat(pid)[0]
-        st.save()
-        debug(f"create {cid}: init started, pid {pid}")
         try:
+            st.pid = pid
+            st.pid_start = statemod.proc_stat(pid)[0]
+            st.save()
+            debug(f"create {cid}: init started, pid {pid}")
             # If the init already failed, its error is waiting in the pipe: _await_ready reads it.
             _send_go(sync, spec, pid)
             _await_ready(sync, spec, st, pid)
@@ -364,46 +367,45 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
     c.runtime_hooks = bool(spec.hooks.get("prestart") or spec.hooks.get("createRuntime"))
     c.caps = caps
     c.cgroup_dirs = dict(st.cgroup["dirs"]) if st.cgroup else None
-    if lin.seccomp is not None:
-        from rongqi.linux import seccomp as seccomp_mod
-
-        c.seccomp_before_caps = seccomp_mod.load_needs_cap_sys_admin(spec.process.no_new_privileges)
-        try:
-            c.seccomp_filter = seccomp_mod.compile_filter(lin.seccomp)
-            if lin.seccomp.uses_notify():
-                c.seccomp_listener_fd = seccomp_mod.connect_listener(lin.seccomp.listenerPath)
-        except OSError as err:
-            raise RongqiError(f"linux.seccomp: {err.strerror or err}") from None
-
     c.state_json = _InitStateJson(st, c)
-    if spec.process.terminal:
-        from rongqi.oci.terminal import connect
-
-        c.console_fd = connect(opts.console_socket)
-    c.state_dir_fd = os.open(st.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    p_r, c_w = os.pipe2(os.O_CLOEXEC)  # init -> runtime
-    c.host_binds = bool(_binds_opened_by_host(spec))
-    if c.host_binds:
-        import _socket  # runtime -> init, with the bind sources' fds (see _send_go)
-
-        c_end, p_end = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        c_r, p_w = c_end.detach(), p_end.detach()
-    else:
-        c_r, p_w = os.pipe2(os.O_CLOEXEC)  # runtime -> init
-    c.sync = Sync(c_r, c_w)
-    parent_fds = (p_r, p_w)
-
-    job = _InitJob(sc, c, new_time)
+    # Every fd made here is closed on the way out (the init's ends) or on failure (ours too).
+    p_r = c_w = c_r = p_w = -1
     try:
+        if lin.seccomp is not None:
+            from rongqi.linux import seccomp as seccomp_mod
+
+            c.seccomp_before_caps = seccomp_mod.load_needs_cap_sys_admin(spec.process.no_new_privileges)
+            try:
+                c.seccomp_filter = seccomp_mod.compile_filter(lin.seccomp)
+                if lin.seccomp.uses_notify():
+                    c.seccomp_listener_fd = seccomp_mod.connect_listener(lin.seccomp.listenerPath)
+            except OSError as err:
+                raise RongqiError(f"linux.seccomp: {err.strerror or err}") from None
+        if spec.process.terminal:
+            from rongqi.oci.terminal import connect
+
+            c.console_fd = connect(opts.console_socket)
+        c.state_dir_fd = os.open(st.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        p_r, c_w = os.pipe2(os.O_CLOEXEC)  # init -> runtime
+        c.host_binds = bool(_binds_opened_by_host(spec))
+        if c.host_binds:
+            import _socket  # runtime -> init, with the bind sources' fds (see _send_go)
+
+            c_end, p_end = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            c_r, p_w = c_end.detach(), p_end.detach()
+        else:
+            c_r, p_w = os.pipe2(os.O_CLOEXEC)  # runtime -> init
+        c.sync = Sync(c_r, c_w)
+        job = _InitJob(sc, c, new_time)
         pid = spawn_in_cgroup(sc, cg, new_flags, early_joins, job.prepare, job.after_joins, job.main,
-                              close_in_helper=parent_fds, cleanup=cleanup, stdio=opts.stdio)
+                              close_in_helper=(p_r, p_w), cleanup=cleanup, stdio=opts.stdio)
     except BaseException:
-        for fd in parent_fds:
-            os.close(fd)
+        for fd in (p_r, p_w):
+            if fd >= 0:
+                os.close(fd)
         raise
     finally:
-        os.close(c.state_dir_fd)
-        for fd in (c_r, c_w, c.console_fd, c.seccomp_listener_fd):
+        for fd in (c.state_dir_fd, c_r, c_w, c.console_fd, c.seccomp_listener_fd):
             if fd >= 0:
                 os.close(fd)
     sync = Sync(p_r, p_w)
@@ -453,7 +455,7 @@ class _InitJob:
         import rongqi.linux.rootfs  # noqa: F401
 
         preload_for_child(self.c.spec)
-        _set_own_limits(self.c.spec.process)
+        _set_own_limits(self.sc, self.c.spec.process)
 
     def after_joins(self) -> None:
         lin = self.c.spec.linux
@@ -469,14 +471,14 @@ class _InitJob:
         init.run(self.sc, self.c)
 
 
-def _set_own_limits(proc) -> None:
+def _set_own_limits(sc: sysc.Syscalls, proc) -> None:
     """rlimits and oom_score_adj on the helper itself: the init inherits them at clone."""
     if proc.rlimits:
         import resource
 
         for r in proc.rlimits:
             try:
-                resource.setrlimit(r.resource, (r.soft, r.hard))
+                sc.setrlimit(r.resource, r.soft, r.hard)
             except (OSError, ValueError) as err:
                 hard_now = resource.getrlimit(r.resource)[1]
                 why = getattr(err, "strerror", None) or str(err)
@@ -487,11 +489,7 @@ def _set_own_limits(proc) -> None:
                     f"ask for at most {hard_now}") from None
     if proc.oom_score_adj is not None:
         try:
-            fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, str(proc.oom_score_adj).encode())
-            finally:
-                os.close(fd)
+            sc.write_file("/proc/self/oom_score_adj", str(proc.oom_score_adj))
         except OSError as err:
             raise SpecError(f"process.oomScoreAdj: cannot set {proc.oom_score_adj} ({err.strerror}); "
                             f"lowering it needs CAP_SYS_RESOURCE") from None

@@ -154,8 +154,10 @@ def _sub_cgroup(cg, args: list[str]):
     return cgroups.Cgroup(cg.path, cg.mode, cg.root, dirs)
 
 
-def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.SYSCALLS) -> int:
-    """Start the process; return its pid."""
+def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls | None = None) -> int:
+    """Start the process; return its pid. sc: the kernel (sysc.SYSCALLS, read at the call)."""
+    if sc is None:
+        sc = sysc.SYSCALLS
     if o.pid_file:
         o.pid_file = os.path.abspath(o.pid_file)  # against the caller's cwd, as runc does
     if o.stdio is not None:
@@ -193,54 +195,57 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls = sysc.S
     c.caps = cap_sets(spec)
     c.userns = spec.linux.namespace("user") is not None
     c.preserve_fds = o.preserve_fds or 0
-    if spec.linux.seccomp is not None:
-        from rongqi.linux import seccomp as seccomp_mod
-
-        c.seccomp_before_caps = seccomp_mod.load_needs_cap_sys_admin(proc.no_new_privileges)
-        c.seccomp_filter = seccomp_mod.compile_filter(spec.linux.seccomp)
-        if spec.linux.seccomp.uses_notify():
-            c.seccomp_listener_fd = seccomp_mod.connect_listener(spec.linux.seccomp.listenerPath)
     c.state_json = _no_state
-    if proc.terminal and o.console_socket:
-        from rongqi.oci.terminal import connect
-
-        c.console_fd = connect(o.console_socket)
-
-    early, late = [], []
-    for kind in namespaces.JOIN_ORDER:
-        if spec.linux.namespace(kind) is None:
-            continue
-        path = namespaces.proc_path(st.pid, kind)
-        if namespaces.same_as_host(kind, path):
-            continue
-        (early if kind in ("user", "pid", "time") else late).append((kind, path))
-    c.late_joins = late
-    # Without a mount namespace the container shares ours: its root is the init's chroot, held
-    # by an fd taken while the pid is checked to be the init's still (a reused pid's root could
-    # be the host's).
-    root_fd = -1
-    if spec.linux.namespace("mount") is None:
-        try:
-            root_fd = os.open(f"/proc/{st.pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError:
-            raise ContainerStateError("cannot exec in a stopped container") from None
-        if statemod.proc_stat(st.pid)[0] != st.pid_start:
-            os.close(root_fd)
-            raise ContainerStateError("cannot exec in a stopped container")
-
-    p_r, c_w = os.pipe2(os.O_CLOEXEC)
-    c_r, p_w = os.pipe2(os.O_CLOEXEC)
-    c.sync = Sync(c_r, c_w)
-    from rongqi.oci.spawn import spawn_in_cgroup
-
-    sync = Sync(p_r, p_w)
+    # Every fd made from here on is closed on the way out: the child's ends once it has them,
+    # ours (the sync channel) on failure or at the end.
+    root_fd = p_r = c_w = c_r = p_w = -1
+    sync = Sync(-1, -1)
     try:
         try:
+            if spec.linux.seccomp is not None:
+                from rongqi.linux import seccomp as seccomp_mod
+
+                c.seccomp_before_caps = seccomp_mod.load_needs_cap_sys_admin(proc.no_new_privileges)
+                c.seccomp_filter = seccomp_mod.compile_filter(spec.linux.seccomp)
+                if spec.linux.seccomp.uses_notify():
+                    c.seccomp_listener_fd = seccomp_mod.connect_listener(spec.linux.seccomp.listenerPath)
+            if proc.terminal and o.console_socket:
+                from rongqi.oci.terminal import connect
+
+                c.console_fd = connect(o.console_socket)
+
+            early, late = [], []
+            for kind in namespaces.JOIN_ORDER:
+                if spec.linux.namespace(kind) is None:
+                    continue
+                path = namespaces.proc_path(st.pid, kind)
+                if namespaces.same_as_host(kind, path):
+                    continue
+                (early if kind in ("user", "pid", "time") else late).append((kind, path))
+            c.late_joins = late
+            # Without a mount namespace the container shares ours: its root is the init's chroot,
+            # held by an fd taken while the pid is checked to be the init's still (a reused pid's
+            # root could be the host's).
+            if spec.linux.namespace("mount") is None:
+                try:
+                    root_fd = os.open(f"/proc/{st.pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                except OSError:
+                    raise ContainerStateError("cannot exec in a stopped container") from None
+                if statemod.proc_stat(st.pid)[0] != st.pid_start:
+                    raise ContainerStateError("cannot exec in a stopped container")
+            p_r, c_w = os.pipe2(os.O_CLOEXEC)
+            sync.rfd = p_r
+            c_r, p_w = os.pipe2(os.O_CLOEXEC)
+            sync.wfd = p_w
+            c.sync = Sync(c_r, c_w)
+            from rongqi.oci.spawn import spawn_in_cgroup
+
             job = _ExecJob(sc, c, proc, root_fd)
-            pid = spawn_in_cgroup(sc, cg, 0, early, job.prepare, None, job.main, close_in_helper=(p_r, p_w),
-                                  stdio=o.stdio)
-        except RongqiError as err:
-            raise RongqiError(f"exec: {err}") from None
+            try:
+                pid = spawn_in_cgroup(sc, cg, 0, early, job.prepare, None, job.main, close_in_helper=(p_r, p_w),
+                                      stdio=o.stdio)
+            except RongqiError as err:
+                raise RongqiError(f"exec: {err}") from None
         finally:
             for fd in (c_r, c_w, c.console_fd, c.seccomp_listener_fd, root_fd):
                 if fd >= 0:
@@ -337,11 +342,8 @@ def _child(sc: sysc.Syscalls, c: InitConfig, proc, root_fd: int = -1) -> None:
         except OSError as err:
             raise OSError(err.errno, f"cwd {proc.cwd}: {err.strerror}") from None
         exe = find_executable(proc.args[0], env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"))
-        if proc.rlimits:
-            import resource
-
-            for r in proc.rlimits:
-                resource.setrlimit(r.resource, (r.soft, r.hard))
+        for r in proc.rlimits or ():
+            sc.setrlimit(r.resource, r.soft, r.hard)
         if proc.terminal and c.console_fd >= 0:
             from rongqi.oci.terminal import setup_console
 

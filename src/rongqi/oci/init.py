@@ -279,37 +279,33 @@ def finalize_process(sc: sysc.Syscalls, c: InitConfig) -> None:
     lin = c.spec.linux
     user = proc.user
     caps = c.caps
-    _apply_exec_attributes(proc, lin)
+    _apply_exec_attributes(sc, proc, lin)
     seccomp = lin.seccomp
     notify_fd = None
     if c.seccomp_filter is not None and c.seccomp_before_caps:
         # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we have it.
-        notify_fd = _load_seccomp(c.seccomp_filter)
+        notify_fd = sc.load_seccomp(c.seccomp_filter)
     if caps is not None:
-        from rongqi.linux import caps as capmod
-
-        capmod.drop_bounding(caps.bounding)
+        sc.drop_bounding(caps.bounding)
         if user.uid != 0:
-            capmod.set_keep_caps(True)
+            sc.set_keep_caps(True)
     if not (c.userns and _setgroups_denied()):
         sc.setgroups(user.additional_gids)
     sc.setresgid(user.gid)
     sc.setresuid(user.uid)
     if caps is not None:
-        from rongqi.linux import caps as capmod
-
-        capmod.set_caps(caps.effective, caps.permitted, caps.inheritable)
+        sc.set_caps(caps.effective, caps.permitted, caps.inheritable)
         # Like runc, raise only what the kernel allows in the ambient set:
         # capabilities that are both permitted and inheritable.
         ambient = caps.ambient & caps.permitted & caps.inheritable
         if ambient:
-            capmod.raise_ambient(ambient)
+            sc.raise_ambient(ambient)
         if user.uid != 0:
-            capmod.set_keep_caps(False)
+            sc.set_keep_caps(False)
     if proc.no_new_privileges:
         sc.prctl(sysc.PR_SET_NO_NEW_PRIVS, 1)
     if c.seccomp_filter is not None and not c.seccomp_before_caps:
-        notify_fd = _load_seccomp(c.seccomp_filter)
+        notify_fd = sc.load_seccomp(c.seccomp_filter)
     if notify_fd is not None:
         from rongqi.linux import seccomp as seccomp_mod
 
@@ -319,25 +315,23 @@ def finalize_process(sc: sysc.Syscalls, c: InitConfig) -> None:
         os.close(notify_fd)
 
 
-def _apply_exec_attributes(proc, lin) -> None:
+def _apply_exec_attributes(sc: sysc.Syscalls, proc, lin) -> None:
     """Personality, scheduler, I/O priority, CPU affinity and LSM labels for the coming execve.
 
     Done while the process still holds its privileges (a real-time policy needs CAP_SYS_NICE).
     """
     if lin.personality is not None or proc.scheduler or proc.io_priority:
-        from rongqi.linux import sched
-
         try:
             if lin.personality is not None:
-                sched.set_personality(lin.personality)
+                sc.set_personality(lin.personality)
             if proc.scheduler:
-                sched.set_scheduler(*proc.scheduler)
+                sc.set_scheduler(*proc.scheduler)
             if proc.io_priority:
-                sched.set_io_priority(*proc.io_priority)
+                sc.set_io_priority(*proc.io_priority)
         except OSError as err:
             raise OSError(err.errno, f"process: {err.strerror}") from None
     if proc.exec_cpu_affinity:
-        os.sched_setaffinity(0, proc.exec_cpu_affinity)
+        sc.sched_setaffinity(proc.exec_cpu_affinity)
     if proc.apparmor_profile or proc.selinux_label:
         from rongqi.linux import lsm
 
@@ -356,12 +350,6 @@ def _reset_signals() -> None:
     for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):
         _signal.signal(sig, _signal.SIG_DFL)
     _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
-
-
-def _load_seccomp(compiled):
-    from rongqi.linux import seccomp as seccomp_mod
-
-    return seccomp_mod.load_filter(compiled)
 
 
 def _setgroups_denied() -> bool:

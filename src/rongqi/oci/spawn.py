@@ -79,9 +79,19 @@ def spawn_in_cgroup(sc: sysc.Syscalls, cg, flags: int, early_joins, prepare, aft
         reexec = exeguard.reexec_target()
     except OSError as err:
         raise RongqiError(f"cannot protect the runtime's executable from the container: {describe_os_error(err)}") from None
-    rep_r, rep_w = os.pipe2(os.O_CLOEXEC)  # helper -> runtime: "ok PID" or "error TEXT"
-    go_r, go_w = os.pipe2(os.O_CLOEXEC)    # runtime -> helper: in the cgroup now
-    mid = os.fork()
+    fds: list[int] = []
+    try:
+        rep_r, rep_w = os.pipe2(os.O_CLOEXEC)  # helper -> runtime: "ok PID" or "error TEXT"
+        fds += (rep_r, rep_w)
+        go_r, go_w = os.pipe2(os.O_CLOEXEC)    # runtime -> helper: in the cgroup now
+        fds += (go_r, go_w)
+        mid = os.fork()
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        if reexec is not None:
+            reexec.close()
+        raise
     if mid == 0:  # the helper: never returns
         try:
             for fd in (rep_r, go_w, *close_in_helper):
@@ -111,6 +121,8 @@ def spawn_in_cgroup(sc: sysc.Syscalls, cg, flags: int, early_joins, prepare, aft
                 os.write(go_w, proto.HELPER_GO)
             except BrokenPipeError:
                 pass  # the helper failed early: its report says why
+            except OSError as err:
+                join_error = err  # the helper reads EOF instead, and exits without a word
     finally:
         os.close(go_w)
     data = b""
@@ -127,6 +139,7 @@ def spawn_in_cgroup(sc: sysc.Syscalls, cg, flags: int, early_joins, prepare, aft
             cleanup.helper = 0
     word, _, text = data.decode(errors="replace").partition(" ")
     if word != proto.HELPER_OK:
+        _reap_lost_child(mid, close_in_helper)
         if text or join_error is None:
             raise RongqiError(text or "the runtime's helper process died before it started the process")
         raise join_error
@@ -134,6 +147,59 @@ def spawn_in_cgroup(sc: sysc.Syscalls, cg, flags: int, early_joins, prepare, aft
     if cleanup is not None:
         cleanup.pid = pid
     return pid
+
+
+def _reap_lost_child(helper: int, ends) -> None:
+    """Kill and reap a process the helper cloned but did not report (it died, or its report
+    failed, between the clone and the write): born with CLONE_PARENT, it is our child, waiting
+    on the sync channel, and would stay a zombie of ours (of a long-lived engine's, too).
+
+    Found among our children by the channel: it holds the other end of one of ours (ends are
+    our ends of it). That names it exactly in a single-threaded runtime only: in a threaded one
+    (the engine serving the Docker API) another thread's helper, a fork made meanwhile, holds
+    copies of every fd we had, and so would its clone until it closes them; there the process
+    is left (a zombie until we exit). Reading another process's fds needs it dumpable or
+    CAP_SYS_PTRACE (root has it); rootless, a non-dumpable one (exec's) is not found either.
+    """
+    me = os.getpid()
+    try:
+        tasks = os.listdir(f"/proc/{me}/task")
+    except OSError:
+        return
+    if len(tasks) != 1:
+        return
+    links = set()
+    for fd in ends:
+        try:
+            links.add(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            pass
+    if not links:
+        return
+    children: set[int] = set()
+    for tid in tasks:
+        try:
+            with open(f"/proc/{me}/task/{tid}/children", "rb") as f:
+                children.update(int(p) for p in f.read().split())
+        except OSError:
+            pass
+    for pid in children - {helper}:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for name in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{name}") not in links:
+                    continue
+            except OSError:
+                continue
+            try:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+            break
 
 
 def check_stdio(stdio: tuple[int, int, int]) -> None:

@@ -196,7 +196,11 @@ def make_dir(root: str, cid: str) -> str:
         raise ContainerExists(cid) from None
     # Not narrowed by the caller's umask: the init opens exec.fifo in here as the container's
     # user, after it changed to it (see init._await_start).
-    os.chmod(d, 0o711)
+    try:
+        os.chmod(d, 0o711)
+    except BaseException:
+        os.rmdir(d)  # the id is not taken by a create that failed
+        raise
     return d
 
 
