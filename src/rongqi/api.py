@@ -44,11 +44,12 @@ def _translated(kind: str = "container", ref: str = "") -> Iterator[None]:
     """The engine's errors as docker-py's kinds (the message kept)."""
     from rongqi.engine.networks import NoSuchNetwork
     from rongqi.engine.volumes import NoSuchVolume
-    from rongqi.errors import NoSuchContainer
+    from rongqi.errors import (ContainerStateImproper, InvalidArgument, NameInUse,
+                               NoSuchContainer, UsageError)
     from rongqi.image.errors import ImageNotFound as StoreImageNotFound
     try:
         yield
-    except (APIError, ContainerError):
+    except (APIError, ContainerError, InvalidArgument):
         raise
     except (NoSuchContainer, NoSuchVolume, NoSuchNetwork) as err:
         raise NotFound(str(err)) from err
@@ -59,7 +60,11 @@ def _translated(kind: str = "container", ref: str = "") -> Iterator[None]:
         if kind == "image" and ("not known" in msg or "manifest unknown" in msg
                                 or "not found" in msg):
             raise ImageNotFound(msg) from err
-        raise APIError(msg) from err
+        # dockerd's status for the same failure (docker-py's callers test status_code)
+        status = (409 if isinstance(err, (ContainerStateImproper, NameInUse))
+                  or "already in use" in msg or "in use by" in msg
+                  else 400 if isinstance(err, UsageError) else 500)
+        raise APIError(msg, status_code=status) from err
 
 
 def _split(cmd: Command) -> list[str]:
@@ -415,6 +420,7 @@ class Container(_Model):
         """Run cmd in the running container: ExecResult(exit_code, output)."""
         from rongqi.cli.run import ExecParent
         from rongqi.engine import exec as execmod
+        from rongqi.engine.monitor import CommandError
         if socket or stdin or tty:
             raise APIError("exec_run: socket, stdin and tty need an attached terminal, which "
                            "this in-process client does not give; run without them")
@@ -434,13 +440,26 @@ class Container(_Model):
             out_r, out_w = os.pipe2(os.O_CLOEXEC)
             err_r, err_w = os.pipe2(os.O_CLOEXEC)
             fds = [out_r, err_r]
+            failed: CommandError | None = None
             try:
                 with _translated(), _FORK_LOCK:
-                    ep = ExecParent(self._engine, c, proc, stdio=(
-                        null, out_w if stdout else null, err_w if stderr else null))
+                    try:
+                        ep = ExecParent(self._engine, c, proc, stdio=(
+                            null, out_w if stdout else null, err_w if stderr else null))
+                    except CommandError as err:
+                        failed = err
             finally:
                 os.close(out_w)
                 os.close(err_w)
+            if failed is not None:
+                # As docker-py against dockerd: a command that cannot run is no exception
+                # but its exit code (podman's 126/127, what `rongqi exec` exits with) and
+                # the reason in the output, on stdout as dockerd writes it into the stream.
+                for fd in fds:
+                    os.close(fd)
+                fds = []
+                return _failed_exec(failed.exit_code, f"{failed}\r\n".encode(), stdout,
+                                    stream, demux)
         except BaseException:
             for fd in fds:
                 os.close(fd)
@@ -479,58 +498,89 @@ class Container(_Model):
 
     def stats(self, decode: bool | None = None, stream: bool = True,
               one_shot: bool | None = None) -> Any:
-        """The container's figures: one dict, or with stream an iterator of one per second."""
+        """Docker's stats documents, as docker-py gives them: with stream (the default) an
+        iterator of one a second, each a JSON line (bytes) or, with decode, a dict; without,
+        one dict, sampled twice a second apart as dockerd does (so precpu_stats is there to
+        compute a CPU % against) unless one_shot."""
+        from rongqi.errors import InvalidArgument
+        if stream and one_shot:
+            raise InvalidArgument("one_shot is only available in conjunction with stream=False")
+        if not stream and decode:
+            raise InvalidArgument("decode is only available in conjunction with stream=True")
         gen = self._stats()
-        if stream:
+        if not stream:
+            first = next(gen)
+            if one_shot or self._record.status not in ("running", "paused"):
+                return first
+            return next(gen)
+        if decode:
             return gen
-        return next(gen)
+        import json
+        return (json.dumps(doc).encode() + b"\n" for doc in gen)
 
     def _stats(self) -> Iterator[dict[str, Any]]:
-        """Docker's stats documents (rongqi.serve.translate.stats_json), one a second."""
+        """Docker's stats documents (rongqi.serve.translate.stats_json), one a second, until
+        the container is removed (as the Docker API's stream ends)."""
         from rongqi.engine import lifecycle
+        from rongqi.errors import NoSuchContainer
         from rongqi.serve.translate import stats_json
         previous: dict[str, Any] | None = None
         while True:
-            with _translated():
+            try:
                 rec = lifecycle.synced(self._engine, self._engine.get(self.id))
+            except NoSuchContainer:
+                if previous is None:
+                    raise NotFound(f'no container with name or ID "{self.id}" found: '
+                                   "no such container") from None
+                return
+            self._record = rec
             doc = stats_json(rec, previous)
             yield doc
             previous = doc
             time.sleep(1)
 
+    def _path_stat(self, path: str) -> dict[str, Any]:
+        """Docker's stat of `path` in the container (the Docker API's own function, so both
+        faces agree): NotFound, as dockerd's 404, when nothing is there."""
+        from rongqi.serve.app import HTTPError
+        from rongqi.serve.containers import _path_stat
+        try:
+            with _translated():
+                return _path_stat(self._engine, self.id, path)
+        except HTTPError as err:
+            kind = NotFound if err.status == 404 else APIError
+            raise kind(err.message, status_code=err.status) from None
+
     def put_archive(self, path: str, data: bytes | IO[bytes]) -> bool:
-        """Extract a tar archive (bytes or a file) into the directory `path` of the container."""
+        """Extract a tar archive (bytes or a file) into the directory `path` of the container;
+        dockerd's refusals: NotFound for a missing path, APIError for one that is not a
+        directory (400) or a read-only root (403)."""
         from rongqi.engine import files
+        from rongqi.serve.translate import MODE_DIR
+        if not self._path_stat(path)["mode"] & MODE_DIR:
+            raise APIError("extraction point is not a directory", status_code=400)
+        if (self._record.config.get("options") or {}).get("read_only"):
+            raise APIError("container rootfs is marked read-only", status_code=403)
         src = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
         with _translated():
             files.copy(self._engine, "-", f"{self.id}:{path}", stdin=src, archive=True)
         return True
 
-    def get_archive(self, path: str, chunk_size: int = 2 * 1024 * 1024,
+    def get_archive(self, path: str, chunk_size: int | None = 2 * 1024 * 1024,
                     encode_stream: bool = False) -> tuple[Iterator[bytes], dict[str, Any]]:
         """(an iterator of tar chunks holding `path`, its stat as docker's X-Docker-Container-
-        Path-Stat: name, size, mode, mtime, linkTarget)."""
+        Path-Stat: name, size, mode, mtime, linkTarget); NotFound when there is nothing."""
         from rongqi.engine import files
+        stat = self._path_stat(path)
         buf = io.BytesIO()
         with _translated():
             files.copy(self._engine, f"{self.id}:{path}", "-", stdout=buf, archive=True)
         data = buf.getvalue()
-        import tarfile
-        from rongqi.serve.translate import path_stat
-        stat: dict[str, Any] = {"name": os.path.basename(path.rstrip("/")) or "/", "size": 0,
-                                "mode": 0, "mtime": "", "linkTarget": ""}
-        with tarfile.open(fileobj=io.BytesIO(data)) as tf:
-            first = tf.next()
-            if first is not None:
-                kind = {tarfile.DIRTYPE: 0o040000, tarfile.SYMTYPE: 0o120000,
-                        tarfile.FIFOTYPE: 0o010000, tarfile.CHRTYPE: 0o020000,
-                        tarfile.BLKTYPE: 0o060000}.get(first.type, 0o100000)
-                stat = path_stat(stat["name"], kind | first.mode, first.size, first.mtime,
-                                 first.linkname)
+        size = chunk_size or len(data) or 1
 
         def chunks() -> Iterator[bytes]:
-            for i in range(0, len(data), chunk_size):
-                yield data[i:i + chunk_size]
+            for i in range(0, len(data), size):
+                yield data[i:i + size]
         return chunks(), stat
 
     def diff(self) -> list[dict[str, Any]]:
@@ -539,6 +589,18 @@ class Container(_Model):
         with _translated():
             changes = files.diff(self._engine, self.id)
         return changes_json(changes)
+
+
+def _failed_exec(code: int, message: bytes, stdout: bool, stream: bool, demux: bool
+                 ) -> ExecResult:
+    """exec_run's answer for a command that could not be started (docker-py's shapes)."""
+    out = message if stdout else b""
+    if stream:
+        chunks: list[Any] = [(out, None) if demux else out] if out else []
+        return ExecResult(None, iter(chunks))
+    if demux:
+        return ExecResult(code, (out or None, None))
+    return ExecResult(code, out)
 
 
 def _read_pipes(out_r: int, err_r: int) -> Iterator[tuple[int, bytes]]:
@@ -801,7 +863,8 @@ class ImageCollection:
             by_id = full != image and image.split(":")[0] not in full
             if by_id and len(same) > 1 and not force:
                 raise APIError(f"image {image} is referenced by several names "
-                               f"({', '.join(same)}): use force=True to remove them all")
+                               f"({', '.join(same)}): use force=True to remove them all",
+                               status_code=409)
             going = same if by_id else [full]
             if not set(same) - set(going):
                 image_id = store.manifest(desc)["config"]["digest"]
@@ -809,7 +872,7 @@ class ImageCollection:
                          if c.config.get("image_id") == image_id]
                 if users and not force:
                     raise APIError(f"image used by {users[0].id}: image is in use by a "
-                                   "container")
+                                   "container", status_code=409)
                 for c in users:
                     engine.remove(c.id, force=True)
             for n in going:

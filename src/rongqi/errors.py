@@ -114,16 +114,35 @@ class TemplateError(EngineError):
 class APIError(EngineError):
     """docker.errors.APIError: any failure of the engine seen through rongqi.Client.
 
-    `explanation` is the engine's own message (docker-py keeps the daemon's there)."""
+    `explanation` is the engine's own message (docker-py keeps the daemon's there);
+    `status_code` the HTTP status dockerd answers the same failure with (404 for a missing
+    object, 409 for a conflict: a running container removed, a name in use; 400 for a bad
+    argument; else 500), which docker-py's callers test."""
 
-    def __init__(self, message: str, response: object = None, explanation: str | None = None):
+    status_code = 500
+
+    def __init__(self, message: str, response: object = None, explanation: str | None = None,
+                 status_code: int | None = None):
         super().__init__(message)
         self.response = response
         self.explanation = explanation if explanation is not None else message
+        if status_code is not None:
+            self.status_code = status_code
+
+    def is_error(self) -> bool:
+        return self.is_client_error() or self.is_server_error()
+
+    def is_client_error(self) -> bool:
+        return 400 <= self.status_code < 500
+
+    def is_server_error(self) -> bool:
+        return 500 <= self.status_code < 600
 
 
 class NotFound(APIError):
     """docker.errors.NotFound: no container, volume or network of that name or id."""
+
+    status_code = 404
 
 
 class ImageNotFound(NotFound):
@@ -145,6 +164,11 @@ class ContainerError(RongqiError):
         err = f": {stderr.decode(errors='replace')}" if stderr else ""
         super().__init__(f"Command '{command}' in image '{image}' returned non-zero exit "
                          f"status {exit_status}{err}")
+
+
+class InvalidArgument(RongqiError, ValueError):
+    """docker.errors.InvalidArgument: keywords the call cannot take together (stats'
+    decode without stream, one_shot with it), refused before anything is asked."""
 
 
 def os_error_line(err: OSError) -> str:

@@ -5,7 +5,9 @@ and mypy --strict over the public API."""
 from __future__ import annotations
 
 import io
+import json
 import os
+import random
 import subprocess
 import sys
 import tarfile
@@ -48,6 +50,35 @@ def test_run_options_reach_the_container(client):
     lines = out.decode().splitlines()
     assert lines[:4] == ["bar", "1234", "/tmp", "50"]
     assert lines[-1] == "ro"
+
+
+def _status(text: str) -> dict[str, str]:
+    lines = (ln.split(":", 1) for ln in text.splitlines() if ":" in ln)
+    return {k.strip(): v.strip() for k, v in lines}
+
+
+def test_resource_and_capability_keywords_reach_the_cgroup_and_the_process(client):
+    # each value read where the kernel applies it (v1 files, else v2's)
+    script = ("cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null "
+              "|| cat /sys/fs/cgroup/memory.max; "
+              "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us "
+              "2>/dev/null | tr '\\n' ' ' || cat /sys/fs/cgroup/cpu.max; echo; "
+              "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max; "
+              "grep -E '^Cap(Eff|Prm|Bnd)' /proc/self/status; touch /x 2>&1 || echo ro")
+    out = client.containers.run(
+        "busybox", ["sh", "-c", script], mem_limit="48m", nano_cpus=250_000_000,
+        pids_limit=33, cap_drop=["ALL"], cap_add=["NET_BIND_SERVICE", "CHOWN"],
+        read_only=True, network="none", remove=True, stderr=True).decode()
+    lines = out.splitlines()
+    assert int(lines[0]) == 48 << 20
+    quota, period = (int(x) for x in lines[1].split()[:2])
+    assert quota / period == 0.25                     # a quarter of one CPU
+    assert lines[2] == "33"
+    caps = _status(out)
+    # CAP_CHOWN is bit 0, CAP_NET_BIND_SERVICE bit 10: nothing else is left
+    assert {k: int(caps[k], 16) for k in ("CapEff", "CapPrm", "CapBnd")} == \
+        dict.fromkeys(("CapEff", "CapPrm", "CapBnd"), (1 << 0) | (1 << 10))
+    assert lines[-1] == "ro" and "Read-only file system" in out
 
 
 def test_unknown_keyword_is_a_type_error(client):
@@ -116,17 +147,112 @@ def test_exec_run(client):
     assert r == (0, (b"1\n/tmp\n99\n", b"e\n"))
     code, stream = c.exec_run(["sh", "-c", "echo x; echo y"], stream=True)
     assert code is None and b"".join(stream) == b"x\ny\n"
-    with pytest.raises(APIError):
-        c.exec_run("/no/such/binary")
+    code, stream = c.exec_run(["sh", "-c", "echo x; echo y >&2"], stream=True, demux=True)
+    assert sorted(stream, key=lambda p: p[0] is None) == [(b"x\n", None), (None, b"y\n")]
     c.remove(force=True)
+
+
+def test_exec_run_of_a_command_that_cannot_run_is_its_exit_code(client):
+    # as docker-py against dockerd: no exception, the code (podman's 127 / 126, what
+    # `rongqi exec` exits with) and the reason in the output
+    c = client.containers.run("busybox", "sleep 600", detach=True, network="none")
+    code, out = c.exec_run("/no/such/binary")
+    assert code == 127 and b"/no/such/binary" in out and b"not found" in out
+    code, out = c.exec_run("nosuchcmd")
+    assert code == 127 and b"executable file not found in $PATH" in out
+    code, out = c.exec_run("/etc/passwd")
+    assert code == 126 and b"permission denied" in out.lower()
+    code, (o, e) = c.exec_run("nosuchcmd", demux=True)
+    assert code == 127 and b"nosuchcmd" in o and e is None
+    code, stream = c.exec_run("nosuchcmd", stream=True)
+    assert code is None and b"nosuchcmd" in b"".join(stream)
+    with pytest.raises(APIError):
+        c.exec_run("nosuchcmd", detach=True)   # detached: dockerd's start fails (400)
+    c.kill()
+    c.wait()
+    with pytest.raises(APIError) as ei:
+        c.exec_run("true")                     # not running: dockerd's 409
+    assert "running" in str(ei.value)
+    c.remove()
+
+
+def test_stats_as_docker_py(client):
+    from rongqi.errors import InvalidArgument
+    c = client.containers.run("busybox", "sleep 600", detach=True, network="none")
+    # one document, two samples a second apart (dockerd's), so the CPU % has its base
+    s = c.stats(stream=False)
+    assert s["memory_stats"]["usage"] > 0 and s["pids_stats"]["current"] >= 1
+    assert s["precpu_stats"]["cpu_usage"]["total_usage"] > 0 and s["preread"] < s["read"]
+    one = c.stats(stream=False, one_shot=True)
+    assert one["precpu_stats"].get("system_cpu_usage", 0) == 0
+    # a stream: JSON lines as the daemon sends them, dicts with decode
+    raw = c.stats()
+    line = next(raw)
+    assert isinstance(line, bytes) and line.endswith(b"\n")
+    assert json.loads(line)["id"] == c.id
+    docs = c.stats(decode=True)
+    first, second = next(docs), next(docs)
+    assert second["precpu_stats"] == first["cpu_stats"]
+    with pytest.raises(InvalidArgument):
+        c.stats(stream=False, decode=True)
+    with pytest.raises(InvalidArgument):
+        c.stats(stream=True, one_shot=True)
+    c.remove(force=True)
+    assert list(docs) == []                      # the stream ends with the container
+    with pytest.raises(NotFound):
+        c.stats(stream=False)
+
+
+def test_errors_carry_dockerds_status_codes(client):
+    c = client.containers.run("busybox", "sleep 600", detach=True, name="busy",
+                              network="none")
+    with pytest.raises(APIError) as ei:
+        c.remove()                                  # running: a conflict
+    assert ei.value.status_code == 409 and ei.value.is_client_error()
+    with pytest.raises(APIError) as ei:
+        client.containers.create("busybox", "true", name="busy")
+    assert ei.value.status_code == 409 and "already in use" in ei.value.explanation
+    with pytest.raises(NotFound) as nf:
+        client.containers.get("no-such-container")
+    assert nf.value.status_code == 404 and not nf.value.is_server_error()
+    c.remove(force=True)
+
+
+def test_run_of_an_image_no_registry_has_is_image_not_found(client, tmp_path):
+    from support.registry import start_registry, stop
+    reg = start_registry(tmp_path)
+    try:
+        with pytest.raises(ImageNotFound):
+            client.containers.run(f"{reg.host}/no/such-image:1", "true", remove=True)
+        with pytest.raises(ImageNotFound):
+            client.images.pull(f"{reg.host}/no/such-image", tag="1")
+    finally:
+        stop(reg.proc)
+    assert client.containers.list(all=True) == []
+
+
+def test_archive_errors_as_dockerd(client):
+    c = client.containers.run("busybox", "sleep 600", detach=True, network="none")
+    with pytest.raises(NotFound):
+        c.get_archive("/no/such/file")
+    with pytest.raises(NotFound):
+        c.put_archive("/no/such/dir", b"")
+    with pytest.raises(APIError) as ei:
+        c.put_archive("/etc/passwd", b"")
+    assert ei.value.status_code == 400 and "not a directory" in str(ei.value)
+    c.remove(force=True)
+    ro = client.containers.run("busybox", "sleep 600", detach=True, network="none",
+                               read_only=True)
+    with pytest.raises(APIError) as ei:
+        ro.put_archive("/tmp", b"")
+    assert ei.value.status_code == 403
+    ro.remove(force=True)
 
 
 def test_top_stats_archives(client):
     c = client.containers.run("busybox", "sleep 600", detach=True)
     top = c.top()
     assert "PID" in top["Titles"] and any("sleep" in " ".join(p) for p in top["Processes"])
-    s = c.stats(stream=False)
-    assert s["memory_stats"]["usage"] > 0 and s["pids_stats"]["current"] >= 1
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tf:
         ti = tarfile.TarInfo("hello.txt")
@@ -200,7 +326,10 @@ def test_mypy_strict_on_the_public_api(tmp_path):
 
 
 def test_networks(client):
-    net = client.networks.create("apinet", ipam={"Config": [{"Subnet": "10.89.77.0/24"}]},
+    # a subnet of its own: a fixed one may be another session's network at this moment
+    third = random.randrange(100, 250)
+    subnet = f"10.89.{third}.0/24"
+    net = client.networks.create("apinet", ipam={"Config": [{"Subnet": subnet}]},
                                  labels={"k": "v"},
                                  options={"com.docker.network.driver.mtu": "1400"})
     assert net.name == "apinet" and net.id
@@ -212,7 +341,7 @@ def test_networks(client):
     b = client.containers.run("busybox", "sleep 600", detach=True, name="nb", network="apinet")
     assert {c.name for c in net.containers} == {"na", "nb"}
     addr = a.exec_run("ip -o -4 addr show eth0").output.decode()
-    assert "10.89.77." in addr
+    assert f"10.89.{third}." in addr
     ip = addr.split("inet ")[1].split("/")[0]
     assert b.exec_run(["ping", "-c", "1", "-W", "2", ip]).exit_code == 0
     with pytest.raises(APIError):
