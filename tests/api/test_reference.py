@@ -59,7 +59,88 @@ def test_bash_completion():
     assert _complete(["bash"], script, "rongqi --root /x vol") == ["volume"]
 
 
+# An interactive zsh on a pty completes a typed line with Tab through compinit, as a user's
+# does; compadd is wrapped to print what it matched (the words the user would be offered),
+# and the shell exits once the completion is done.
+_ZSH_INIT = r"""PS1=''; RPROMPT=''
+%s
+zstyle ':completion:*' insert-tab false
+compadd () {
+  if [[ ${@[1,(i)(-|--)]} == *-(O|A|D)\ * ]]; then builtin compadd "$@"; return $?; fi
+  local -a __hits
+  builtin compadd -O __hits "$@"
+  (( $#__hits )) || return 1
+  print -r -- "<<""hits ${(j: :)__hits}>>"
+  builtin compadd "$@"
+}
+comppostfuncs=(exit)
+print -r -- "<<""ready>>"
+"""
+
+
+def _zsh_complete(tmp: Path, line: str, *, sourced: bool) -> set[str]:
+    import os
+    import re
+    import select
+    import time
+    setup = (f"autoload -U compinit && compinit -u -D\nsource {tmp}/_rongqi" if sourced
+             else f"fpath=({tmp} $fpath)\nautoload -U compinit && compinit -u -D")
+    master, slave = os.openpty()
+    p = subprocess.Popen(["zsh", "-f", "-i"], stdin=slave, stdout=slave, stderr=slave,
+                         start_new_session=True,
+                         env={"PATH": "/usr/bin:/bin", "TERM": "dumb", "HOME": str(tmp)})
+    os.close(slave)
+    buf = b""
+
+    def read_until(marker: bytes, seconds: float) -> None:
+        nonlocal buf
+        deadline = time.monotonic() + seconds
+        while marker not in buf and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:   # EIO: the shell exited (after its completion)
+                    return
+                if not data:
+                    return
+                buf += data
+    try:
+        os.write(master, (_ZSH_INIT % setup).encode())
+        read_until(b"<<ready>>", 60)
+        assert b"<<ready>>" in buf, buf.decode(errors="replace")
+        os.write(master, line.encode() + b"\t")
+        read_until(b"\0never", 20)   # until the shell exits (comppostfuncs) or the time is up
+    finally:
+        p.kill()
+        p.wait()
+        os.close(master)
+    hits = re.findall(rb"<<hits ([^>]*)>>", buf)
+    return {w for h in hits for w in h.decode().split()}
+
+
 @pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed on this host")
-def test_zsh_completion():
-    script = _script("zsh")
-    assert set(_complete(["zsh", "-f"], script, "rongqi im")) == {"image", "images", "import"}
+@pytest.mark.parametrize("sourced", [False, True], ids=["fpath", "sourced"])
+def test_zsh_completion(tmp_path, sourced):
+    (tmp_path / "_rongqi").write_text(_script("zsh"))
+    assert _zsh_complete(tmp_path, "rongqi im", sourced=sourced) == {"image", "images",
+                                                                     "import"}
+    assert "--name" in _zsh_complete(tmp_path, "rongqi run --na", sourced=sourced)
+    assert _zsh_complete(tmp_path, "rongqi image r", sourced=sourced) >= {"rm"}
+    assert _zsh_complete(tmp_path, "rongqi --root /x vol", sourced=sourced) == {"volume"}
+    assert "--filter" in _zsh_complete(tmp_path, "rongqi container prune --fi",
+                                       sourced=sourced)
+
+
+@pytest.mark.parametrize("argv", [["run", "--bogus", "busybox"], ["bogus"], ["run"],
+                                  ["image", "rm", "--bogus", "x"], ["ps", "--last", "x"]])
+def test_usage_errors_are_one_line_with_one_prefix(argv, tmp_path):
+    # argparse's own "prog: error: msg" (and a usage block) would double rongqi's "Error: "
+    p = subprocess.run([sys.executable, "-m", "rongqi.cli.main", "--root", str(tmp_path / "r"),
+                        "--runroot", str(tmp_path / "rr"), *argv], capture_output=True,
+                       text=True, timeout=60, stdin=subprocess.DEVNULL,
+                       env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})
+    lines = p.stderr.splitlines()
+    assert p.returncode == 125 and len(lines) == 1, p.stderr
+    assert lines[0].startswith("Error: ") and lines[0].count("rongqi") <= 1, p.stderr
+    assert "error:" not in lines[0].lower().removeprefix("error: "), p.stderr
+    assert "usage:" not in p.stdout + p.stderr and "Traceback" not in p.stderr

@@ -145,15 +145,21 @@ def _tree() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
 
 
 def completion(shell: str) -> str:
-    """A bash completion script (commands by position, options by command); zsh runs the same
-    one through bashcompinit."""
+    """A completion script for bash (`complete -F`) or zsh (a native `#compdef` function,
+    for $fpath or `source`): commands by position, options by command, files after."""
     cmds, opts = _tree()
+    head = "# rongqi completion (generated from the parser: rongqi completion %s)\n" % shell
+    if shell == "zsh":
+        return "#compdef rongqi\n" + head + _zsh(cmds, opts)
+    return head + _bash(cmds, opts)
 
+
+def _bash(cmds: dict[str, list[str]], opts: dict[str, list[str]]) -> str:
     def arr(name: str, table: dict[str, list[str]]) -> str:
         rows = "".join(f'  ["{k}"]="{" ".join(v)}"\n' for k, v in table.items())
         return f"declare -gA {name}=(\n{rows})\n"
 
-    body = (arr("_rongqi_cmds", cmds) + arr("_rongqi_opts", opts) + """\
+    return (arr("_rongqi_cmds", cmds) + arr("_rongqi_opts", opts) + """\
 _rongqi() {
   local cur="${COMP_WORDS[COMP_CWORD]}" path="rongqi" i w
   for ((i = 1; i < COMP_CWORD; i++)); do
@@ -171,12 +177,40 @@ _rongqi() {
 }
 complete -F _rongqi rongqi
 """)
-    head = "# rongqi completion (generated from the parser: rongqi completion %s)\n" % shell
-    if shell == "zsh":
-        return ("#compdef rongqi\n" + head
-                + "autoload -U +X compinit && compinit\n"
-                + "autoload -U +X bashcompinit && bashcompinit\n" + body)
-    return head + body
+
+
+def _zsh(cmds: dict[str, list[str]], opts: dict[str, list[str]]) -> str:
+    # zsh's own completion system (compadd, _files), not bash's through bashcompinit: the
+    # same tables, read with zsh's 1-based $words and $CURRENT. ("path" is zsh's $PATH
+    # array, hence cmdpath.)
+    def arr(name: str, table: dict[str, list[str]]) -> str:
+        rows = "".join(f"  '{k}' '{' '.join(v)}'\n" for k, v in table.items())
+        return f"typeset -gA {name}\n{name}=(\n{rows})\n"
+
+    return (arr("_rongqi_cmds", cmds) + arr("_rongqi_opts", opts) + """\
+_rongqi() {
+  local cmdpath=rongqi w i
+  local -a cands
+  for ((i = 2; i < CURRENT; i++)); do
+    w=${words[i]}
+    [[ $w == -* ]] && continue
+    [[ " ${_rongqi_cmds[$cmdpath]} " == *" $w "* ]] && cmdpath="$cmdpath $w"
+  done
+  if [[ ${words[CURRENT]} == -* ]]; then
+    cands=(${=_rongqi_opts[$cmdpath]})
+    compadd -a cands
+    return
+  fi
+  cands=(${=_rongqi_cmds[$cmdpath]})
+  compadd -a cands || _files
+}
+
+if [[ ${funcstack[1]} == _rongqi ]]; then
+  _rongqi "$@"               # autoloaded from $fpath (compinit): complete now
+else
+  compdef _rongqi rongqi     # sourced: register with compinit
+fi
+""")
 
 
 if __name__ == "__main__":
