@@ -27,6 +27,7 @@ REQUIRED=(python3 python3-venv busybox-static runc containerd iproute2 iptables 
 # Optional: client tests and benchmarks skip (saying why) without them; Ubuntu ships some of
 # them in "universe", which may be disabled.
 OPTIONAL=(crun buildah skopeo umoci docker-registry hyperfine podman netavark aardvark-dns catatonit slirp4netns
+          passt  # pasta: rootless networking (--network pasta), tests/engine/test_networks_rootless.py
           uidmap docker.io docker-compose gcc libc6-dev apache2-utils debootstrap
           zsh)  # zsh: tests/api/test_reference.py completes with `rongqi completion zsh`
 

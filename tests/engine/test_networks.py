@@ -474,48 +474,8 @@ def test_slirp4netns_forwards_a_published_port(rq):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/hostname", timeout=2)
 
 
-def _user_can_open_tun() -> bool:
-    st = os.stat("/dev/net/tun") if os.path.exists("/dev/net/tun") else None
-    return bool(st and st.st_mode & 0o006 == 0o006)
-
-
-def test_a_rootless_container_publishes_a_port(tmp_path):
-    if not _user_can_open_tun():
-        pytest.skip("/dev/net/tun is not open to users on this host (Debian's udev makes it "
-                    "0666; slirp4netns needs it)")
-    import pwd
-    import shutil
-    name = f"rqnt-{SESSION_TAG}"[:32]
-    subprocess.run(["userdel", name], capture_output=True)
-    subprocess.run(["useradd", "-M", "-U", "-s", "/usr/sbin/nologin", name], check=True,
-                   capture_output=True)
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "xdg").mkdir(mode=0o700)
-    pw = pwd.getpwnam(name)
-    for p in (tmp_path, home, home / "xdg"):
-        os.chown(p, pw.pw_uid, pw.pw_gid)
-        os.chmod(p, 0o755 if p != home / "xdg" else 0o700)
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(home),
-           "XDG_RUNTIME_DIR": str(home / "xdg"), "USER": name,
-           "PYTHONPATH": os.path.dirname(os.path.dirname(__import__("rongqi").__file__))}
-    import sys
-
-    def user(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}",
-                               "--clear-groups", "--", sys.executable, "-m", "rongqi.cli.main",
-                               *args], env=env, cwd=str(home), capture_output=True, text=True,
-                              timeout=120, stdin=subprocess.DEVNULL)
-    port = _free_port()
-    try:
-        r = user("run", "-d", "--name", "rl", "-p", f"{port}:80", "busybox", "httpd", "-f",
-                 "-p", "80", "-h", "/etc")
-        assert r.returncode == 0, r.stderr
-        assert _get(f"http://127.0.0.1:{port}/hostname").strip() == r.stdout.strip()[:12]
-    finally:
-        user("rm", "-f", "-t", "0", "rl")
-        subprocess.run(["userdel", name], capture_output=True)
-        shutil.rmtree(home, ignore_errors=True)
+# The rootless case (an ordinary user, a 0666 tun in a private mount namespace):
+# tests/engine/test_networks_rootless.py.
 
 
 def test_a_setup_whose_record_is_gone_is_undone_by_the_next_setup(rq):

@@ -130,7 +130,8 @@ def add_create_flags(p: argparse.ArgumentParser, *, run: bool = True) -> None:
     _bool_flag(p, ["--tls-verify"], "tls_verify", True, "check the registry's certificate")
     # network
     a("--network", "--net", default="",
-      help="bridge (default), NAME[,NAME], none, host, container:NAME, slirp4netns")
+      help="bridge (default), NAME[,NAME], none, host, container:NAME, "
+           "slirp4netns[:OPTIONS], pasta[:OPTIONS]")
     a("--network-alias", action=app, default=[], help="another DNS name on the network")
     a("--ip", default="", help="the container's IPv4 address")
     a("--mac-address", default="", help="the container's MAC address")

@@ -642,11 +642,21 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
         net = "none"
         opts.network = "none"
     root = getattr(inp.engine, "root", None)
+    usernet = net in ("slirp4netns", "pasta")
     net_plan = networks.plan(inp.engine, root, inp.container_id, inp.name, opts,
-                             inp.rootless, exposed) if net in ("bridge", "slirp4netns") else None
+                             inp.rootless, exposed) if net == "bridge" or usernet else None
+    # slirp4netns/pasta: the monitor holds the namespaces before the runtime's create and
+    # points these links at them (networks_rootless.Holder says why).
+    run_dir = os.path.join(inp.engine.runroot, inp.container_id) \
+        if usernet and getattr(inp.engine, "runroot", None) else ""
     if net.startswith("container:"):
         namespaces.append({"type": "network", "path": _container_netns(inp, net[10:])})
-    elif net in ("none", "private", "slirp4netns"):
+    elif usernet and run_dir:
+        from rongqi.engine import networks_rootless
+        namespaces.append({"type": "network",
+                           "path": networks_rootless.link_path(run_dir, "network")})
+        sysctls["net.ipv4.ping_group_range"] = "0 0"
+    elif net in ("none", "private") or usernet:
         namespaces.append({"type": "network"})
         sysctls["net.ipv4.ping_group_range"] = "0 0"
     elif net == "bridge":
@@ -654,7 +664,7 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
         sysctls["net.ipv4.ping_group_range"] = "0 0"
     elif net != "host":
         raise BundleError(f'network "{net}" is not supported')
-    if net not in ("bridge", "slirp4netns"):
+    if net != "bridge" and not usernet:
         # podman's rules for what only a network of the container's own can have.
         mode_name = "container" if net.startswith("container:") else net
         if net != "host" and (opts.dns or opts.dns_search or opts.dns_option):
@@ -714,7 +724,12 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
     opts.uidmap, opts.gidmap = uidmap, gidmap
     userns = bool(uidmap)
     if userns:
-        namespaces.append({"type": "user"})
+        if run_dir:
+            from rongqi.engine import networks_rootless
+            namespaces.append({"type": "user",
+                               "path": networks_rootless.link_path(run_dir, "user")})
+        else:
+            namespaces.append({"type": "user"})
         if net_plan and net == "bridge":
             # A netns made on the host cannot be joined from inside a new user namespace:
             # the runtime makes it, and the monitor plugs it in between create and start.
@@ -853,6 +868,11 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
         ".containerenv": (f'engine="rongqi"\nname="{inp.name}"\nid="{inp.container_id}"\n'
                           f'image="{opts.image}"\nrootless={int(inp.rootless)}\n'),
     }
+    if net == "slirp4netns" and not opts.dns:
+        # slirp4netns' DNS forwarder first, then the host's servers (podman 4's order).
+        from rongqi.engine import networks_rootless
+        files["resolv.conf"] = networks_rootless.resolv_with_slirp_dns(
+            files["resolv.conf"], net_plan.get("options") if net_plan else [])
     networks.write_plan(inp.userdata, net_plan)
     for fname, text in files.items():
         path = os.path.join(inp.userdata, fname)

@@ -604,7 +604,9 @@ class Monitor:
         except BaseException as err:
             code = 125
             msg = _describe(err)
-            if isinstance(err, RongqiError):
+            # A network's failure is no runtime's (no 126 for "permission denied" in it).
+            nets = sys.modules.get("rongqi.engine.networks")
+            if isinstance(err, RongqiError) and not (nets and isinstance(err, nets.NetworkError)):
                 code = classify(msg, self._rootfs())
                 if code != 125:
                     msg = _podman_wording(msg, code, self._runtime_name())
@@ -802,6 +804,10 @@ class Monitor:
             self._add_output(err_r, 2)
         pid_file = os.path.join(self.run_dir, PIDFILE)
         try:
+            from rongqi.engine import networks
+
+            # slirp4netns/pasta: the namespaces the runtime joins, held until its create is done
+            held = networks.before_create(self.engine, self.container)
             # The in-process runtime's init inherits our fds 0-2; a runtime binary is given
             # them too: the same three fds serve both.
             for i, fd in enumerate(stdio):
@@ -814,6 +820,8 @@ class Monitor:
                     os.dup2(self.null if i < 2 else self.err, i)
                 for fd in keep:
                     os.close(fd)
+                if held is not None:
+                    held.release()
             if console is not None:
                 try:
                     self.master = console.receive_master()

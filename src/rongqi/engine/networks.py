@@ -42,7 +42,7 @@ RUNDIR = "/run/rongqi/networks"      # host-wide: leases, the netavark lock, net
 NETNS_DIR = "/run/netns"             # where `ip netns` (and the leak check) look
 ATTACH_FILE = "networks.json"        # in a container's userdata: attachments, ports, status
 DRIVERS = ("bridge",)
-MODES = ("none", "host", "private", "bridge", "slirp4netns")
+MODES = ("none", "host", "private", "bridge", "slirp4netns", "pasta")
 _PATH_ENV = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -546,8 +546,8 @@ def mode_of(network: str, rootless: bool) -> tuple[str, list[str]]:
         net = "slirp4netns" if rootless else "bridge"
     if net in ("none", "private", "host") or net.startswith(("container:", "ns:")):
         return net, []
-    if net.startswith("slirp4netns"):
-        return "slirp4netns", []
+    if net.split(":", 1)[0] in ("slirp4netns", "pasta"):
+        return net.split(":", 1)[0], []   # options: networks_rootless.split_mode
     if net == "bridge":
         return "bridge", [DEFAULT_NAME]
     if net.startswith("bridge:"):
@@ -571,18 +571,22 @@ def plan(engine: Engine | None, root: str | None, cid: str, name: str, opts: Con
             if p.isdigit() and (int(p), proto or "tcp") not in have:
                 mappings.append({"container_port": int(p), "host_port": 0,
                                  "protocol": proto or "tcp", "host_ip": ""})
-    if mode not in ("bridge", "slirp4netns"):
+    if mode not in ("bridge", "slirp4netns", "pasta"):
         if mappings and mode != "host":
             pass  # podman ignores -p without a network of the container's own (warns)
         if opts.network_aliases and mode != "bridge":
             raise NetworkError("invalid config provided: networks and static ip/mac address "
                                "can only be used with Bridge mode networking")
         return None
-    if mode == "slirp4netns":
+    if mode in ("slirp4netns", "pasta"):
         if opts.ip or opts.mac_address or opts.network_aliases:
             raise NetworkError("invalid config provided: networks and static ip/mac address "
                                "can only be used with Bridge mode networking")
-        return {"mode": mode, "networks": {}, "ports": mappings, "netns": "", "active": False}
+        from rongqi.engine import networks_rootless as rl
+        options = rl.split_mode(opts.network or mode)[1]
+        rl.check_options(mode, options)
+        return {"mode": mode, "networks": {}, "ports": mappings, "netns": "", "active": False,
+                "options": options}
     if rootless:
         raise NetworkError("bridge networks need root (netavark sets them up on the host); "
                            "an ordinary user's containers use slirp4netns")
@@ -1118,13 +1122,9 @@ def teardown(engine: Engine, c: Container) -> None:
     The host-wide record says what to undo, so a setup cut short is undone too; the
     container's own networks.json (its `active`) is only what inspect and port show."""
     att = load(c)
-    if att is not None and att.get("mode") == "slirp4netns":
-        if att.get("active"):
-            # slirp4netns ended with the monitor (its exit fd); a killed one left a socket.
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(rundir(), "slirp", c.id[:16] + ".sock"))
-            att.update(active=False, assigned_ports=[])
-            save(c, att)
+    if att is not None and att.get("mode") in ("slirp4netns", "pasta"):
+        from rongqi.engine import networks_rootless
+        networks_rootless.teardown(c, att)
         return
     if not (att and att.get("active")) and not os.path.exists(_active_path(c.id)):
         return
@@ -1381,25 +1381,33 @@ def settings(c: Container) -> dict[str, Any]:
     return out
 
 
-# -- rootless: slirp4netns -------------------------------------------------------------------------
-# A user's containers get their network from slirp4netns (a user-mode TCP/IP stack on a tap
-# device in the container's netns), as podman's rootless default. pasta (passt) would be the
-# faster choice but Debian 12 does not ship it. The monitor starts one per run, right after the
-# runtime's create (the netns exists, the process has not started), and it ends with the run:
-# its --exit-fd is a pipe the monitor holds.
-SLIRP_GUEST = "10.0.2.100"
-SLIRP_DNS = "10.0.2.3"
-_slirp: dict[str, tuple[int, int]] = {}   # container id -> (pid, exit pipe write end)
+# -- rootless: slirp4netns or pasta (engine/networks_rootless.py) ---------------------------------
+# Started by the monitor before the runtime's create (networks_rootless.before_create); this
+# module keeps what the monitor carries through its slim re-exec: container id -> (pid, fd),
+# the fd slirp4netns' exit pipe or pasta's pidfd.
+_slirp: dict[str, tuple[int, int]] = {}
 
 
 def tun_usable() -> bool:
-    """Whether this process may open /dev/net/tun (slirp4netns needs it)."""
-    return os.access("/dev/net/tun", os.R_OK | os.W_OK)
+    """Whether this process may open /dev/net/tun (slirp4netns and pasta need it)."""
+    from rongqi.engine import networks_rootless
+    return networks_rootless.tun_usable()
+
+
+def before_create(engine: Engine, c: Container) -> Any:
+    """The monitor, before the runtime's create: a rootless stack's namespaces and helper
+    (networks_rootless.Prepared, released after create), or None."""
+    att = load(c)
+    if not att or att.get("mode") not in ("slirp4netns", "pasta"):
+        return None
+    from rongqi.engine import networks_rootless
+    return networks_rootless.before_create(engine, c)
 
 
 def process_started(engine: Engine, c: Container, pid: int) -> None:
-    """Called by the monitor between the runtime's create and start: slirp4netns, or a
-    bridge network for a container in a user namespace (its netns the runtime's own)."""
+    """Called by the monitor between the runtime's create and start: a bridge network for a
+    container in a user namespace (its netns the runtime's own), or slirp4netns for a
+    container made before its namespaces were held for it (see before_create)."""
     att = load(c)
     if not att:
         return
@@ -1419,105 +1427,24 @@ def process_started(engine: Engine, c: Container, pid: int) -> None:
             _unlink_active(c.id)
             raise
         return
-    if att.get("mode") != "slirp4netns":
+    if att.get("mode") != "slirp4netns" or c.id in _slirp:
         return
-    binary = shutil.which("slirp4netns", path=_PATH_ENV) or "slirp4netns"
-    # A short path (sun_path holds 108 bytes; run dirs under a test's tmp dir are longer).
-    sockdir = os.path.join(rundir(), "slirp")
-    os.makedirs(sockdir, 0o700, exist_ok=True)
-    api = os.path.join(sockdir, c.id[:16] + ".sock")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(api)
-    ready_r, ready_w = os.pipe()
-    exit_r, exit_w = os.pipe()
-    argv = [binary, "--configure", "--mtu=65520", "--disable-host-loopback",
-            "--api-socket", api, "--ready-fd", str(ready_w), "--exit-fd", str(exit_r),
-            str(pid), "tap0"]
-    try:
-        proc = subprocess.Popen(argv, pass_fds=(ready_w, exit_r), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                start_new_session=True)
-    except FileNotFoundError:
-        for fd in (ready_r, ready_w, exit_r, exit_w):
-            os.close(fd)
-        raise NetworkError("slirp4netns not found: install slirp4netns") from None
-    os.close(ready_w)
-    os.close(exit_r)
-    os.set_inheritable(exit_w, False)
-    ok = os.read(ready_r, 1) == b"1"
-    os.close(ready_r)
-    if not ok:
-        err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
-        os.close(exit_w)
-        proc.wait()
-        raise NetworkError(f"slirp4netns failed: {'; '.join(err.splitlines()[-3:]) if err else 'no reason'}")
-    if proc.stderr:
-        proc.stderr.close()
-    _slirp[c.id] = (proc.pid, exit_w)
-    try:
-        ports = _assign_ports_rootless(att.get("ports") or [])
-        for m in ports:
-            _slirp_api(api, {"execute": "add_hostfwd", "arguments": {
-                "proto": m["protocol"], "host_addr": m.get("host_ip") or "0.0.0.0",
-                "host_port": int(m["host_port"]), "guest_addr": SLIRP_GUEST,
-                "guest_port": int(m["container_port"])}})
-    except BaseException:
-        process_ended(c)
-        raise
-    att.update(active=True, assigned_ports=ports, status={})
-    save(c, att)
+    from rongqi.engine import networks_rootless as rl
+    # The init's namespaces by pid: only root may open them (the init is non-dumpable).
+    rl.start_slirp(c, att, rl.slirp_options(att.get("options") or []), pid=pid)
 
 
 def process_ended(c: Container, engine: Engine | None = None) -> None:
-    """The run ended (the monitor's exit path): slirp4netns told to go, and reaped by the
-    monitor's own wait loop; a late bridge setup undone (the next run has a new netns)."""
+    """The run ended (the monitor's exit path): slirp4netns or pasta told to go, and reaped
+    by the monitor's own wait loop; a late bridge setup undone (the next run has a new netns)."""
     if engine is not None:
         att = load(c)
         if att and att.get("late") and att.get("active"):
             with contextlib.suppress(NetworkError, OSError):
                 teardown(engine, c)
-    entry = _slirp.pop(c.id, None)
-    if entry is None:
-        return
-    with contextlib.suppress(OSError):
-        os.close(entry[1])
-    with contextlib.suppress(OSError):
-        os.unlink(os.path.join(rundir(), "slirp", c.id[:16] + ".sock"))
-    att = load(c)
-    if att and att.get("mode") == "slirp4netns" and att.get("active"):
-        att.update(active=False, assigned_ports=[])
-        save(c, att)
-
-
-def _assign_ports_rootless(mappings: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for m in mappings:
-        m = dict(m)
-        if not int(m["host_port"]):
-            kind = socket.SOCK_DGRAM if m["protocol"] == "udp" else socket.SOCK_STREAM
-            s = socket.socket(socket.AF_INET, kind)
-            s.bind((m.get("host_ip") or "0.0.0.0", 0))
-            m["host_port"] = s.getsockname()[1]
-            s.close()
-        out.append(m)
-    return out
-
-
-def _slirp_api(path: str, request: dict[str, Any]) -> dict[str, Any]:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.connect(path)
-        s.sendall(json.dumps(request).encode())
-        s.shutdown(socket.SHUT_WR)
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    finally:
-        s.close()
-    doc = json.loads(data or b"{}")
-    if "error" in doc:
-        args = request.get("arguments") or {}
-        desc = (doc["error"] or {}).get("desc", "") if isinstance(doc["error"], dict) else \
-            str(doc["error"])
-        raise NetworkError(f"cannot expose port {args.get('host_port')}: {desc}")
-    return doc
+    if c.id not in _slirp:
+        att = load(c)
+        if not att or att.get("mode") not in ("slirp4netns", "pasta"):
+            return
+    from rongqi.engine import networks_rootless
+    networks_rootless.process_ended(c)
