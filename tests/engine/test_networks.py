@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -472,6 +473,23 @@ def test_slirp4netns_forwards_a_published_port(rq):
     rq("rm", "-f", "-t", "0", "sl", check=True)
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/hostname", timeout=2)
+
+
+@pytest.mark.skipif(shutil.which("pasta") is None, reason="pasta is not installed (passt)")
+def test_slirp4netns_and_pasta_plug_into_a_user_namespaced_containers_netns(rq):
+    """Root with --uidmap: the init's root is another host id, which cannot reach root's run
+    dir, so the runtime makes the namespaces and the stack joins them by the init's pid
+    (root may open them); both ports answer and the helpers end with the containers."""
+    for net in ("slirp4netns", "pasta"):
+        port = _free_port()
+        cid = _httpd(rq, "--name", f"u-{net}", "--uidmap", "0:100000:65536", "--gidmap",
+                     "0:100000:65536", "--network", net, "-p", f"{port}:80")
+        assert _get(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
+        assert rq("exec", f"u-{net}", "cat", "/proc/self/uid_map",
+                  check=True).stdout.split() == ["0", "100000", "65536"]
+        rq("rm", "-f", "-t", "0", f"u-{net}", check=True)
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/hostname", timeout=2)
 
 
 # The rootless case (an ordinary user, a 0666 tun in a private mount namespace):

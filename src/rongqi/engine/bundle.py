@@ -724,12 +724,18 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
     opts.uidmap, opts.gidmap = uidmap, gidmap
     userns = bool(uidmap)
     if userns:
-        if run_dir:
+        if run_dir and inp.rootless:
             from rongqi.engine import networks_rootless
             namespaces.append({"type": "user",
                                "path": networks_rootless.link_path(run_dir, "user")})
         else:
             namespaces.append({"type": "user"})
+            if run_dir:
+                # Root's run dir is out of reach of an init whose root is another host id:
+                # the runtime makes the netns, the monitor plugs the stack in after create.
+                for ns in namespaces:
+                    if ns["type"] == "network":
+                        ns.pop("path", None)
         if net_plan and net == "bridge":
             # A netns made on the host cannot be joined from inside a new user namespace:
             # the runtime makes it, and the monitor plugs it in between create and start.

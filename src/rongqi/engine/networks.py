@@ -1427,11 +1427,17 @@ def process_started(engine: Engine, c: Container, pid: int) -> None:
             _unlink_active(c.id)
             raise
         return
-    if att.get("mode") != "slirp4netns" or c.id in _slirp:
+    if att.get("mode") not in ("slirp4netns", "pasta") or c.id in _slirp:
         return
     from rongqi.engine import networks_rootless as rl
-    # The init's namespaces by pid: only root may open them (the init is non-dumpable).
-    rl.start_slirp(c, att, rl.slirp_options(att.get("options") or []), pid=pid)
+    # The init's namespaces by pid: only root may open them (the init is non-dumpable). Root
+    # holds every capability over them, so the netns alone is joined.
+    rl.check_tun(att["mode"])
+    if att["mode"] == "slirp4netns":
+        rl.start_slirp(c, att, rl.slirp_options(att.get("options") or []), pid=pid)
+    else:
+        rl.start_pasta(c, att, att.get("options") or [], netns=f"/proc/{pid}/ns/net",
+                       userns="")
 
 
 def process_ended(c: Container, engine: Engine | None = None) -> None:
