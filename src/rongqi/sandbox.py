@@ -105,6 +105,19 @@ def run(argv: Sequence[str], *, image: str = DEFAULT_IMAGE, timeout: float | Non
     network, 256 MB of memory without swap, one CPU, 128 processes. `files` ({path: bytes})
     appear read-only at their paths (relative ones under /tmp); `stdin` is fed to the
     process. A timeout kills it (timed_out True, exit code 137). Safe from many threads."""
+    return _run(argv, image=image, timeout=timeout, memory=memory, cpus=cpus, pids=pids,
+                network=network, read_only=read_only, files=files, stdin=stdin, env=env,
+                user=user, workdir=workdir, tmpfs_size=tmpfs_size, output_limit=output_limit,
+                client=client)
+
+
+def _run(argv: Sequence[str], *, image: str, timeout: float | None, memory: int | str | None,
+         cpus: float | None, pids: int | None, network: bool | str, read_only: bool,
+         files: Mapping[str, bytes] | None, stdin: bytes | None, env: Mapping[str, str] | None,
+         user: str, workdir: str, tmpfs_size: str, output_limit: int, client: Any,
+         cancel_fd: int = -1) -> Result:
+    """run(); cancel_fd (run_async's): once readable, the container is killed as at a
+    timeout (but timed_out stays False) and the call returns as soon as it is gone."""
     if isinstance(argv, str):
         raise TypeError("argv is a list of arguments, not a string (use ['sh', '-c', ...])")
     from rongqi.api import _FORK_LOCK, Client, _translated
@@ -130,7 +143,7 @@ def run(argv: Sequence[str], *, image: str = DEFAULT_IMAGE, timeout: float | Non
                     theirs.close()
             deadline = None if timeout is None else t0 + timeout
             out, err, code, timed_out = _relay(engine, cid, mine, stdin, deadline,
-                                               output_limit)
+                                               output_limit, cancel_fd)
         finally:
             mine.close()
         duration = time.monotonic() - t0
@@ -152,9 +165,11 @@ def run(argv: Sequence[str], *, image: str = DEFAULT_IMAGE, timeout: float | Non
 
 
 def _relay(engine: Any, cid: str, sock: socket.socket, stdin: bytes | None,
-           deadline: float | None, limit: int) -> tuple[bytes, bytes, int | None, bool]:
+           deadline: float | None, limit: int, cancel_fd: int = -1
+           ) -> tuple[bytes, bytes, int | None, bool]:
     """Feed stdin and collect the attach frames until the exit frame (or the socket closes);
-    at the deadline, SIGKILL the container and keep reading until it is gone."""
+    at the deadline (or once cancel_fd is readable), SIGKILL the container and keep reading
+    until it is gone."""
     from rongqi.engine.attach import EXIT, STDERR, STDIN, STDOUT, FrameReader, frame
     pending = b""
     if stdin is not None:
@@ -167,23 +182,30 @@ def _relay(engine: Any, cid: str, sock: socket.socket, stdin: bytes | None,
     code: int | None = None
     timed_out = False
     killed_at = 0.0
+    watch: list[Any] = [sock] + ([cancel_fd] if cancel_fd >= 0 else [])
     while True:
         wait: float | None = None
-        if deadline is not None and not timed_out:
-            wait = max(0.0, deadline - time.monotonic())
-        elif timed_out:
+        if killed_at:
             wait = max(0.0, killed_at + 10 - time.monotonic())
-        r, w, _ = select.select([sock], [sock] if pending else [], [], wait)
-        if not r and not w:
-            if timed_out:
+        elif deadline is not None:
+            wait = max(0.0, deadline - time.monotonic())
+        r, w, _ = select.select(watch, [sock] if pending else [], [], wait)
+        cancelled = cancel_fd in r
+        if cancelled:
+            watch.remove(cancel_fd)
+            r.remove(cancel_fd)
+        if cancelled or not r and not w:
+            if killed_at and not cancelled:
                 break   # killed 10 s ago and the monitor still says nothing: give up reading
-            timed_out = True
-            killed_at = time.monotonic()
-            try:
-                engine.kill(cid, "SIGKILL")
-            except RongqiError:
-                pass   # it ended at the same moment
-            continue
+            if not killed_at:
+                timed_out = not cancelled
+                killed_at = time.monotonic()
+                try:
+                    engine.kill(cid, "SIGKILL")
+                except RongqiError:
+                    pass   # it ended at the same moment
+            if not r and not w:
+                continue
         if w:
             try:
                 n = sock.send(pending)
@@ -219,6 +241,43 @@ def _relay(engine: Any, cid: str, sock: socket.socket, stdin: bytes | None,
 async def run_async(argv: Sequence[str], **kwargs: Any) -> Result:
     """run() for asyncio: the blocking parts in a worker thread, so many sandboxes run at
     once from one event loop (`await asyncio.gather(*(run_async([...]) for _ in range(20)))`).
-    Takes run()'s keywords."""
-    return await asyncio.to_thread(run, argv, **kwargs)
+    Takes run()'s keywords. Cancelling the task (asyncio.wait_for's timeout, a TaskGroup
+    failing) kills the container, and the CancelledError comes once it is gone."""
+    if isinstance(argv, str):
+        raise TypeError("argv is a list of arguments, not a string (use ['sh', '-c', ...])")
+    import contextvars
+    import functools
+    import inspect
+    # run()'s keywords with its defaults, checked here (a bad one is run's TypeError at once)
+    defaults = {k: p.default for k, p in inspect.signature(run).parameters.items()
+                if p.kind is p.KEYWORD_ONLY}
+    bad = sorted(set(kwargs) - set(defaults))
+    if bad:
+        raise TypeError(f"run_async() got an unexpected keyword argument '{bad[0]}'")
+    opts: dict[str, Any] = {**defaults, **kwargs}
+    r, w = os.pipe2(os.O_CLOEXEC)
+    loop = asyncio.get_running_loop()
+    call = functools.partial(contextvars.copy_context().run, _run, argv, cancel_fd=r, **opts)
+    fut = loop.run_in_executor(None, call)
+
+    def close(_: object = None) -> None:
+        os.close(r)
+        os.close(w)
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        os.write(w, b"x")            # the worker kills the container and cleans up
+        while not fut.done():
+            try:
+                await asyncio.shield(fut)
+            except asyncio.CancelledError:
+                continue              # cancelled again: still wait, nothing may outlive us
+            except Exception:         # noqa: BLE001 - the cancel is what the caller asked
+                break
+        raise
+    finally:
+        if fut.done():
+            close()
+        else:
+            fut.add_done_callback(close)
 

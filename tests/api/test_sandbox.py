@@ -80,6 +80,39 @@ def test_timeout_leaves_nothing_running(client):
                 pass
 
 
+def _running(cmdline: bytes) -> list[str]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if f.read() == cmdline:
+                        found.append(pid)
+            except OSError:
+                pass
+    return found
+
+
+def test_cancelling_run_async_kills_the_sandbox(client):
+    secs = str(random.randrange(100000, 999999))   # a command line no other test runs
+
+    async def main() -> None:
+        await asyncio.wait_for(sandbox.run_async(["sleep", secs], timeout=None,
+                                                 client=client), 2)
+    t = time.monotonic()
+    with pytest.raises(asyncio.TimeoutError):
+        asyncio.run(main())
+    # the TimeoutError came once the container was gone, not before
+    assert time.monotonic() - t < 30
+    assert client.containers.list(all=True) == []
+    assert _running(f"sleep\x00{secs}\x00".encode()) == []
+
+
+def test_run_async_takes_runs_keywords_only(client):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
+        asyncio.run(sandbox.run_async(["true"], bogus=1, client=client))
+
+
 def test_oom(client):
     r = sandbox.run(["sh", "-c", "x=a; while true; do x=$x$x; done"], memory="32m",
                     client=client)
