@@ -238,8 +238,12 @@ def test_slirp4netns_ends_with_a_killed_monitor_and_with_the_container(rl):
     # and a restart gets a new one (new namespaces each run)
     cid = rl("run", "-d", "--name", "again", "-p", f"{_free_port()}:80", "busybox", "sh",
              "-c", "httpd -p 80 -h /etc; sleep 600", check=True).stdout.strip()
+    first = _helpers(cid)
     rl("restart", "-t", "0", "again", check=True)
-    assert len(_helpers(cid)) == 1
+    deadline = time.monotonic() + 10  # the old one ends as its exit pipe closes
+    while (now := _helpers(cid)) and set(now) & set(first) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(now) == 1 and not set(now) & set(first), (first, now)
     rl("rm", "-f", "-t", "0", "again", check=True)
     assert _wait_gone(cid) == []
 
@@ -260,12 +264,9 @@ def test_a_tun_device_the_user_cannot_open_is_one_line(rl):
 
 
 def test_bad_slirp4netns_options_are_podmans_errors(rl):
+    # (the rest of podman's words: tests/unit/engine/test_networks_rootless_options.py)
     for opt, msg in (("foo", 'unknown option for slirp4netns: "foo"'),
-                     ("mtu=12", 'invalid mtu "12"'),
-                     ("port_handler=x", 'unknown port_handler for slirp4netns: "x"'),
-                     ("allow_host_loopback=yes",
-                      'invalid value of allow_host_loopback for slirp4netns: "yes"'),
-                     ("cidr=10.0.2.0", 'invalid cidr "10.0.2.0"')):
+                     ("mtu=12", 'invalid mtu "12"')):
         r = rl("create", "--network", f"slirp4netns:{opt}", "busybox", "true")
         assert (r.returncode, r.stderr) == (125, f"Error: {msg}\n")
     assert rl("ps", "-aq", check=True).stdout == ""

@@ -31,6 +31,10 @@ def test_modes_and_their_options_are_split():
     ("outbound_addr6=::1", "enable_ipv6=true is required for outbound_addr6"),
     ("outbound_addr=nope0", 'invalid outbound_addr "nope0"'),
     ("enable_ipv6", 'unknown option for slirp4netns: "enable_ipv6"'),
+    ("port_handler=x", 'unknown port_handler for slirp4netns: "x"'),
+    ("allow_host_loopback=yes", 'invalid value of allow_host_loopback for slirp4netns: "yes"'),
+    ("cidr=10.0.2.0", 'invalid cidr "10.0.2.0"'),
+    ("cidr=fd00::/64", 'invalid cidr "fd00::/64"'),
 ])
 def test_bad_slirp4netns_options(opt, msg):
     opts = [opt] if not opt.startswith("outbound_addr6") else [opt, "enable_ipv6=false"]
