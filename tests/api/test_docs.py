@@ -105,3 +105,43 @@ def test_examples_run(page, kinds, tmp_path, oci_binary):
                                        f"--- stderr\n{p.stderr}")
     finally:
         _cleanup(env, oci_binary)
+
+
+MODULE_PATH = re.compile(r"`([a-z_]+(?:/[\w.-]+)*/[\w-]+\.py)`")
+
+
+def test_the_modules_the_guide_and_the_module_map_name_exist():
+    # The guide's "Where:" for each step, the API page's modules and architecture's module
+    # map: a file renamed or split must take its page along.
+    pages = [("docs/guide.md", lambda line: True), ("docs/api.md", lambda line: True),
+             ("docs/architecture.md", lambda line: line.startswith("| `"))]
+    missing, seen = [], 0
+    for page, keep in pages:
+        for n, line in enumerate((REPO / page).read_text().splitlines(), 1):
+            if not keep(line):
+                continue
+            for path in MODULE_PATH.findall(line):
+                seen += 1
+                if not any((base / path).exists()
+                           for base in (REPO, REPO / "src", REPO / "src" / "rongqi")):
+                    missing.append(f"{page}:{n}: {path}")
+    # and the dotted names (rongqi.image.builtin, rongqi.api.create_body, ...) of the two
+    # pages that teach the Python side
+    import importlib
+    for page in ("docs/guide.md", "docs/api.md"):
+        for name in sorted(set(re.findall(r"\brongqi(?:\.[a-z_]+)+", (REPO / page).read_text()))):
+            parts = name.split(".")
+            for i in range(len(parts), 0, -1):
+                try:
+                    obj = importlib.import_module(".".join(parts[:i]))
+                except ImportError:
+                    continue
+                try:
+                    for attr in parts[i:]:
+                        obj = getattr(obj, attr)
+                except AttributeError:
+                    missing.append(f"{page}: {name}")
+                break
+            else:
+                missing.append(f"{page}: {name}")
+    assert seen > 30 and missing == [], missing
