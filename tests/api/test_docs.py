@@ -145,3 +145,53 @@ def test_the_modules_the_guide_and_the_module_map_name_exist():
             else:
                 missing.append(f"{page}: {name}")
     assert seen > 30 and missing == [], missing
+
+
+# (command, the words of its error that docs/troubleshooting.md must show, exit code)
+TROUBLES = [
+    (["rm", "nosuch"], 'no container with name or ID "nosuch" found: no such container', 1),
+    (["rmi", "nosuch"], "nosuch: image not known", 1),
+    (["inspect", "nosuch"], 'inspecting object: no such object: "nosuch"', 125),
+    (["run", "--rm", "--network", "none", "busybox", "nosuchcmd"],
+     'exec: "nosuchcmd": executable file not found in $PATH: OCI runtime attempted to invoke '
+     "a command that was not found", 127),
+    (["run", "--rm", "--network", "none", "busybox", "/etc/passwd"],
+     "OCI permission denied", 126),
+    (["create", "--name", "trouble-created", "busybox", "true"],
+     'the container name "trouble-created" is already in use by', 125),
+    (["rm", "trouble-running"], "as it is running - running or paused containers cannot be "
+     "removed without force: container state improper", 2),
+    (["exec", "trouble-created", "true"], "can only create exec sessions on running "
+     "containers: container state improper", 125),
+    (["--runtime", "nosuchrt", "run", "--rm", "busybox", "true"],
+     'could not find a working binary for runtime "nosuchrt"', 125),
+    (["run", "--rm", "--network", "nonet", "busybox", "true"],
+     "unable to find network with name or ID nonet: network not found", 125),
+]
+
+
+def test_troubleshooting_shows_the_errors_as_the_cli_says_them(tmp_path, oci_binary):
+    page = (REPO / "docs" / "troubleshooting.md").read_text()
+    env = _env(tmp_path, oci_binary)
+
+    def rongqi(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["rongqi", *argv], env=env, capture_output=True, text=True,
+                              timeout=120, stdin=subprocess.DEVNULL)
+    try:
+        assert rongqi("create", "--name", "trouble-created", "--network", "none", "busybox",
+                      "true").returncode == 0
+        assert rongqi("run", "-d", "--name", "trouble-running", "--network", "none",
+                      "busybox", "sleep", "600").returncode == 0
+        wrong = []
+        for argv, words, code in TROUBLES:
+            p = rongqi(*argv)
+            if words not in p.stderr or p.returncode != code:
+                wrong.append(f"rongqi {' '.join(argv)}: exit {p.returncode}: {p.stderr!r}")
+            # the page shows them with placeholders: x for the name, ID for an id
+            shown = words.replace("nosuchcmd", "x").replace("nosuchrt", "x") \
+                .replace("nosuch", "x").replace("nonet", "x").replace("trouble-created", "x")
+            if shown not in page:
+                wrong.append(f"docs/troubleshooting.md lacks {shown!r}")
+        assert wrong == [], "\n".join(wrong)
+    finally:
+        _cleanup(env, oci_binary)
