@@ -194,6 +194,8 @@ def test_a_rootless_container_publishes_a_port_on_the_hosts_loopback(rl):
     assert "default via 10.0.2.2 dev tap0" in out
     resolv = rl("exec", "web", "cat", "/etc/resolv.conf", check=True).stdout
     assert resolv.split("nameserver ", 1)[1].startswith("10.0.2.3\n")  # slirp's DNS first
+    hosts = rl("exec", "web", "cat", "/etc/hosts", check=True).stdout.splitlines()
+    assert f"10.0.2.100\t{cid[:12]} web" in hosts   # podman's: the names on tap0's address
     # the container's root is the user (a user namespace), and its netns is not the host's
     st = rl.state(cid)
     assert os.readlink(f"/proc/{st['pid']}/ns/net") != os.readlink("/proc/self/ns/net")

@@ -879,6 +879,10 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
         from rongqi.engine import networks_rootless
         files["resolv.conf"] = networks_rootless.resolv_with_slirp_dns(
             files["resolv.conf"], net_plan.get("options") if net_plan else [])
+    if net == "slirp4netns":
+        from rongqi.engine import networks_rootless
+        files["hosts"] = networks_rootless.hosts_for_slirp(
+            files["hosts"], net_plan.get("options") if net_plan else [], inp.rootless)
     networks.write_plan(inp.userdata, net_plan)
     for fname, text in files.items():
         path = os.path.join(inp.userdata, fname)

@@ -561,3 +561,35 @@ def resolv_with_slirp_dns(text: str, options: list[str] | None) -> str:
     at = next((i for i, ln in enumerate(lines) if ln.startswith(("nameserver", "options"))),
               len(lines))
     return "".join(lines[:at]) + line + "".join(lines[at:])
+
+
+def hosts_for_slirp(text: str, options: list[str] | None, rootless: bool) -> str:
+    """/etc/hosts as podman 4 writes it for slirp4netns: the container's names on its tap
+    address (.100); for an ordinary user host.containers.internal on the host's first
+    non-loopback address (podman's util.GetLocalIP), for root none (no bridge gateway)."""
+    o = slirp_options(options or [])
+    lines = text.splitlines()
+    if lines and lines[-1].startswith("127.0.0.1\t"):
+        lines[-1] = slirp_addresses(o["cidr"])[0] + lines[-1][len("127.0.0.1"):]
+    host = host_ipv4() if rootless else ""
+    if host:
+        lines.append(f"{host}\thost.containers.internal")
+    return "\n".join(lines) + "\n"
+
+
+def host_ipv4() -> str:
+    """The first IPv4 address of the host's interfaces but lo (SIOCGIFADDR: nothing is sent)."""
+    import fcntl
+    import struct
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _, name in socket.if_nameindex():
+            if name == "lo":
+                continue
+            try:
+                req = struct.pack("256s", name.encode()[:15])
+                addr = socket.inet_ntoa(fcntl.ioctl(s.fileno(), 0x8915, req)[20:24])
+            except OSError:
+                continue
+            if not addr.startswith("127."):
+                return addr
+    return ""
