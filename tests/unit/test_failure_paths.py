@@ -149,10 +149,19 @@ class Env:
 
 @pytest.fixture
 def env(tmp_path, monkeypatch, capfd):
+    import threading
+
     old_pipe = signal.getsignal(signal.SIGPIPE)
     old_umask = os.umask(0o022)
     os.umask(old_umask)
+    # The runtime as the engine runs it in `rongqi serve`: a process with other threads (what
+    # it does after a failure must not depend on being alone).
+    done = threading.Event()
+    other = threading.Thread(target=done.wait, daemon=True)
+    other.start()
     yield Env(tmp_path, monkeypatch, capfd)
+    done.set()
+    other.join()
     signal.signal(signal.SIGPIPE, old_pipe)
     os.umask(old_umask)
 

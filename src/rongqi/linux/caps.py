@@ -94,9 +94,15 @@ class CapSets:
         return f"CapSets({inner})"
 
 
-_libc = None
-_CapHeader = _CapData = None
-ctypes = None  # imported on first use: reading and checking names needs no ctypes (start-up cost)
+TYPE_CHECKING = False  # typing is not imported on the runtime's path (mypy reads this)
+if TYPE_CHECKING:
+    from typing import Any
+
+# Set on first use (_c): ctypes and the structures made with it.
+_libc: Any = None
+_CapHeader: Any = None
+_CapData: Any = None
+ctypes: Any = None  # imported on first use: reading and checking names needs no ctypes (start-up cost)
 
 
 def _c():

@@ -48,7 +48,7 @@ def parse_map(text: str, what: str = "uid_map") -> list[IdRange]:
 def subordinate_ranges(path: str, user: str, uid: int) -> list[tuple[int, int]]:
     """(start, count) pairs that path (/etc/subuid or /etc/subgid) gives to user (by name or uid)."""
     keys = {user, str(uid)}
-    out = []
+    out: list[tuple[int, int]] = []
     try:
         with open(path) as f:
             lines = f.read().splitlines()

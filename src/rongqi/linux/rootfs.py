@@ -379,8 +379,8 @@ class RootfsSetup:
                 try:
                     if not self.cgroupns:
                         self._bind_ro(host_dir, fd_path(sfd), flags,
-                                      lambda: self.sc.openat2(dest_fd, sub, O_PATH | os.O_DIRECTORY, 0,
-                                                              s.RESOLVE_NO_SYMLINKS))
+                                      lambda sub=sub: self.sc.openat2(dest_fd, sub, O_PATH | os.O_DIRECTORY, 0,
+                                                                      s.RESOLVE_NO_SYMLINKS))
                     elif key == "unified":
                         self.sc.mount("cgroup2", fd_path(sfd), "cgroup2", flags, None)
                     else:

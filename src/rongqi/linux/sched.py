@@ -32,7 +32,7 @@ def set_scheduler(policy: int, nice: int, priority: int, flags: int, runtime: in
     k = kernel()
     ct = k.ctypes
 
-    class SchedAttr(ct.Structure):
+    class SchedAttr(ct.Structure):  # type: ignore[name-defined]  # ctypes, imported on first use
         _fields_ = (("size", ct.c_uint32), ("sched_policy", ct.c_uint32), ("sched_flags", ct.c_uint64),
                     ("sched_nice", ct.c_int32), ("sched_priority", ct.c_uint32),
                     ("sched_runtime", ct.c_uint64), ("sched_deadline", ct.c_uint64),

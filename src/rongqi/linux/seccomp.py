@@ -134,8 +134,14 @@ class CompiledFilter:
 
 # ---- libseccomp through ctypes --------------------------------------------------
 
-ctypes = None  # imported on first use: a cached filter is read and checked without it
-_ArgCmp = _Version = _SockFprog = None
+TYPE_CHECKING = False  # typing is not imported on the runtime's path (mypy reads this)
+if TYPE_CHECKING:
+    from typing import Any
+
+ctypes: Any = None  # imported on first use: a cached filter is read and checked without it
+_ArgCmp: Any = None
+_Version: Any = None
+_SockFprog: Any = None
 
 
 def _ctypes():
@@ -326,7 +332,7 @@ def _enosys_stub(lib, profile: SeccompProfile, tokens: list[int]) -> bytes:
     prog: list[list] = []
     labels: dict[str, int] = {}
 
-    def op(code: int, k: int = 0, jt: str | int = 0, jf: str | int = 0) -> None:
+    def op(code: int, k: str | int = 0, jt: str | int = 0, jf: str | int = 0) -> None:
         prog.append([code, jt, jf, k])
 
     for i, (audit, tops) in enumerate(largest.items()):

@@ -30,7 +30,7 @@ def parse_signal(text: str) -> int:
         except ValueError:
             raise UsageError(f"unknown signal: {text}") from None
         return n
-    n = getattr(_signal, "SIG" + t, None)
-    if not isinstance(n, int) or t in ("_DFL", "_IGN"):
+    v = getattr(_signal, "SIG" + t, None)
+    if not isinstance(v, int) or t in ("_DFL", "_IGN"):
         raise UsageError(f"unknown signal: {text}")
-    return n
+    return v

@@ -354,7 +354,7 @@ class Syscalls:
         os.sched_setaffinity(0, cpus)
 
     # -- exec ---------------------------------------------------------------------
-    def execve(self, path: str, args: list[str], env: dict[str, str] | list[str]) -> None:
+    def execve(self, path: str, args: list[str], env: dict[str, str]) -> None:
         os.execve(path, args, env)
 
 

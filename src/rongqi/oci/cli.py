@@ -9,6 +9,16 @@ from __future__ import annotations
 import os
 import sys
 
+TYPE_CHECKING = False  # typing is not imported on the runtime's path (mypy reads this)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from rongqi.errors import UsageError
+
+    Flag = tuple[str, str, str, Any]  # (long name, short name or "", kind, default)
+    FlagTable = tuple[Flag, ...]
+    Options = dict[str, Any]  # a command's flags as parsed: long name -> value
+
 VERSION = "0.1.0"
 SPEC_VERSION = "1.2.0"
 COMMIT = "unknown"
@@ -39,7 +49,7 @@ _CREATE = (
 )
 
 # command -> (module under rongqi.oci.commands, flags, usage, one-line description)
-COMMANDS: dict[str, tuple[str, tuple, str, str]] = {
+COMMANDS: dict[str, tuple[str, FlagTable, str, str]] = {
     "create": ("create", _CREATE, "<container-id>", "create a container"),
     "start": ("start", (), "<container-id>", "executes the user defined process in a created container"),
     "run": (
@@ -119,7 +129,7 @@ class Globals:
 
     __slots__ = ("root", "log", "log_format", "debug", "systemd_cgroup")
 
-    def __init__(self, opts: dict):
+    def __init__(self, opts: Options):
         self.root = opts["root"] or default_root()
         self.log = opts["log"]
         self.log_format = opts["log-format"]
@@ -135,27 +145,27 @@ def default_root() -> str:
     return "/run/rongqi"
 
 
-def _usage_error(msg: str):
+def _usage_error(msg: str) -> UsageError:
     from rongqi.errors import UsageError
 
     return UsageError(msg)
 
 
-def parse_flags(table: tuple, argv: list[str], stop_at_first_arg: bool = True) -> tuple[dict, list[str]]:
+def parse_flags(table: FlagTable, argv: list[str], stop_at_first_arg: bool = True) -> tuple[Options, list[str]]:
     """Parse ``argv`` against ``table``; return (options, positional args).
 
     Without stop_at_first_arg, flags may follow the arguments, as urfave/cli v1 reorders them for
     runc (`update ID --memory 1G`): after the first argument, a dash-word that names a flag of the
     table is that flag, any other (`kill ID -9`) is an argument; "--" ends the flags.
     """
-    opts: dict = {}
-    by_name: dict[str, tuple] = {}
-    for entry in table:
-        name, short, kind, default = entry
+    opts: Options = {}
+    by_name: dict[str, Flag] = {}
+    for flag in table:
+        name, short, kind, default = flag
         opts[name] = list(default or ()) if kind == "list" else default
-        by_name[name] = entry
+        by_name[name] = flag
         if short:
-            by_name[short] = entry
+            by_name[short] = flag
     args: list[str] = []
     i = 0
     n = len(argv)
@@ -199,10 +209,9 @@ def parse_flags(table: tuple, argv: list[str], stop_at_first_arg: bool = True) -
             i += 1
         if kind == "int":
             try:
-                value = int(value, 0)
+                opts[name] = int(value, 0)
             except ValueError:
                 raise _usage_error(f"invalid value {value!r} for flag --{name}: not an integer") from None
-            opts[name] = value
         elif kind == "list":
             opts[name].append(value)
         else:
@@ -218,7 +227,7 @@ def _help_text(command: str | None = None) -> str:
     if command:
         _, table, usage, desc = COMMANDS[command]
         lines = [f"usage: rongqi-oci {command} [command options] {usage}", "", desc, "", "options:"]
-        for name, short, kind, default in table:
+        for name, short, kind, _default in table:
             flag = f"--{name}" + (f", -{short}" if short else "")
             lines.append(f"   {flag:<28} {'' if kind == 'bool' else kind}")
         return "\n".join(lines) + "\n"
@@ -226,7 +235,7 @@ def _help_text(command: str | None = None) -> str:
     for name, (_, _, _, desc) in COMMANDS.items():
         lines.append(f"   {name:<10} {desc}")
     lines += ["", "global options:"]
-    for name, short, kind, default in GLOBAL_FLAGS:
+    for name, short, kind, _default in GLOBAL_FLAGS:
         flag = f"--{name}" + (f", -{short}" if short else "")
         lines.append(f"   {flag:<28} {'' if kind == 'bool' else kind}")
     return "\n".join(lines) + "\n"
@@ -300,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
             _check_systemd()
         g = Globals(gopts)
         module = __import__("rongqi.oci.commands." + module_name, fromlist=["run"])
-        return module.run(g, opts, args, log)
+        code: int = module.run(g, opts, args, log)
+        return code
     except KeyboardInterrupt:
         return 130
     except Exception as err:  # noqa: BLE001 - the one place errors become a line

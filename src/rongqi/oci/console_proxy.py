@@ -58,7 +58,7 @@ class ConsoleSocket:
 
         if not select.select([self._sock], [], [], timeout)[0]:
             raise RongqiError("console socket: the container never connected to hand over its terminal")
-        fd, _ = self._sock._accept()
+        fd, _ = self._sock._accept()  # type: ignore[attr-defined]  # the fd, not a socket object
         conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, fd)
         try:
             conn.settimeout(timeout)
@@ -66,7 +66,7 @@ class ConsoleSocket:
             _, ancdata, _, _ = conn.recvmsg(4096, size)
         finally:
             conn.close()
-        fds = []
+        fds: list[int] = []
         for level, kind, data in ancdata:
             if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
                 n = len(data) // 4
@@ -104,7 +104,7 @@ def make_raw(fd: int) -> list | None:
         old = termios.tcgetattr(fd)
     except termios.error:
         return None
-    new = [list(x) if isinstance(x, list) else x for x in old]
+    new: list = [list(x) if isinstance(x, list) else x for x in old]
     new[0] &= ~(termios.IGNBRK | termios.BRKINT | termios.PARMRK | termios.ISTRIP | termios.INLCR |
                 termios.IGNCR | termios.ICRNL | termios.IXON)
     new[1] &= ~termios.OPOST

@@ -63,12 +63,11 @@ def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls | None = 
         check_stdio(opts.stdio)
     spec, raw = load_bundle(opts.bundle)
     debug(f"create {cid}: config.json of {os.path.abspath(opts.bundle)} parsed, root {spec.root_path}")
-    if spec.process is None:
-        raise SpecError("process: required to create a container (the program to run)")
+    proc = spec.need_process()
     if opts.listen_fds > 0:
-        env = [e for e in spec.process.env if not e.startswith(("LISTEN_FDS=", "LISTEN_PID="))]
-        spec.process.env = env + [f"LISTEN_FDS={opts.listen_fds}", "LISTEN_PID=1"]
-    if spec.process.terminal and not opts.console_socket:
+        env = [e for e in proc.env if not e.startswith(("LISTEN_FDS=", "LISTEN_PID="))]
+        proc.env = env + [f"LISTEN_FDS={opts.listen_fds}", "LISTEN_PID=1"]
+    if proc.terminal and not opts.console_socket:
         raise UsageError("process.terminal is true: a detached container needs --console-socket to hand the "
                          "terminal to (or set terminal to false)")
     if not os.path.isdir(spec.root_path):
@@ -112,9 +111,9 @@ def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls | None = 
         if cg is not None:
             if new_cgroup:
                 cleanup.cgroup = cg
-            st.cgroup = cg.to_dict()
+            st.cgroup = cg_state = cg.to_dict()
             if not new_cgroup and _warn_if_not_empty(cg, spec):
-                st.cgroup["shared"] = True
+                cg_state["shared"] = True
         pid, sync = _spawn(sc, spec, st, opts, caps, cleanup, cg)
         try:
             st.pid = pid
@@ -168,7 +167,7 @@ class _Cleanup:
 
 def check_host_support(spec: Spec) -> None:
     """Refuse, at create, what this host cannot enforce: a label nobody applies is no confinement."""
-    proc = spec.process
+    proc = spec.need_process()
     # A namespace joined by path may be the runtime's own: what would be set there is the host's
     # (runc refuses net sysctls in the host's network namespace; the rest it sets on the host).
     uts = spec.linux.namespace("uts")
@@ -182,7 +181,7 @@ def check_host_support(spec: Spec) -> None:
         for key in spec.linux.sysctl:
             kind = sysctl_namespace(key)
             ns = spec.linux.namespace(kind) if kind else None
-            if ns is not None and ns.path and namespaces.same_as_host(kind, ns.path):
+            if kind and ns is not None and ns.path and namespaces.same_as_host(kind, ns.path):
                 raise SpecError(f"linux.sysctl.{key}: the {kind} namespace joined at {ns.path} is the runtime's "
                                 "own: setting it would change the host's")
     if proc.apparmor_profile or proc.selinux_label or spec.linux.mount_label:
@@ -227,7 +226,7 @@ def _hook_dict(h) -> dict:
 
 def cap_sets(spec: Spec):
     """Capability names -> masks, checked now so that create fails, not the init after start."""
-    c = spec.process.capabilities
+    c = spec.need_process().capabilities
     if c is None:
         return None
     from rongqi.linux import caps as capmod
@@ -374,14 +373,14 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
         if lin.seccomp is not None:
             from rongqi.linux import seccomp as seccomp_mod
 
-            c.seccomp_before_caps = seccomp_mod.load_needs_cap_sys_admin(spec.process.no_new_privileges)
+            c.seccomp_before_caps = seccomp_mod.load_needs_cap_sys_admin(spec.need_process().no_new_privileges)
             try:
                 c.seccomp_filter = seccomp_mod.compile_filter(lin.seccomp)
                 if lin.seccomp.uses_notify():
                     c.seccomp_listener_fd = seccomp_mod.connect_listener(lin.seccomp.listenerPath)
             except OSError as err:
                 raise RongqiError(f"linux.seccomp: {err.strerror or err}") from None
-        if spec.process.terminal:
+        if spec.need_process().terminal:
             from rongqi.oci.terminal import connect
 
             c.console_fd = connect(opts.console_socket)

@@ -23,9 +23,30 @@ class ExecOptions:
                  "env", "user", "additional_gids", "caps", "no_new_privs", "apparmor", "process_label",
                  "preserve_fds", "ignore_paused", "cgroup", "process", "stdio")
 
+    args: list[str] | None
+    process_file: str | None
+    tty: bool | None
+    console_socket: str | None
+    pidfd_socket: str | None
+    detach: bool | None
+    pid_file: str | None
+    cwd: str | None
+    env: list[str] | None
+    user: str | None
+    additional_gids: list[str] | None
+    caps: list[str] | None
+    no_new_privs: bool | None
+    apparmor: str | None
+    process_label: str | None
+    preserve_fds: int | None
+    ignore_paused: bool | None
+    cgroup: list[str] | None
+    process: dict | None
+    stdio: tuple[int, int, int] | None
+
     # process: the process as a JSON object already read (the in-process runtime's, instead
     # of --process FILE); stdio: the fds the process gets as 0, 1, 2 (None: the caller's).
-    def __init__(self, **kw):
+    def __init__(self, **kw: object) -> None:
         unknown = set(kw) - set(self.__slots__)
         if unknown:
             raise TypeError(f"ExecOptions: unknown option(s) {', '.join(sorted(unknown))}")
@@ -214,7 +235,8 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls | None =
 
                 c.console_fd = connect(o.console_socket)
 
-            early, late = [], []
+            early: list[tuple[str, str]] = []
+            late: list[tuple[str, str]] = []
             for kind in namespaces.JOIN_ORDER:
                 if spec.linux.namespace(kind) is None:
                     continue

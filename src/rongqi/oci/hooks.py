@@ -27,7 +27,7 @@ class HookSpec:
         return cls(d["path"], list(d.get("args") or []), list(d.get("env") or []), d.get("timeout"))
 
     def to_dict(self) -> dict:
-        out = {"path": self.path}
+        out: dict[str, object] = {"path": self.path}
         if self.args:
             out["args"] = self.args
         if self.env:

@@ -33,7 +33,7 @@ class InitConfig:
     def __init__(self):
         self.spec = None
         self.state_dir_fd = -1
-        self.sync: Sync | None = None
+        self.sync = Sync(-1, -1)  # the channel to the runtime: set before the clone
         self.no_pivot = False
         self.no_new_keyring = False
         self.preserve_fds = 0
@@ -119,7 +119,7 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
     if c.host_binds:
         word, text, fds = sync.recv_fds(len(spec.mounts))
         text, _, which = text.partition(" ")
-        bind_fds = dict(zip((int(i) for i in which.split(",") if i), fds))
+        bind_fds = dict(zip((int(i) for i in which.split(",") if i), fds, strict=False))
     else:
         word, text = sync.recv()
     if word != proto.GO:
@@ -144,6 +144,7 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
 
     from rongqi.linux import rootfs as rootfs_mod
 
+    rs: rootfs_mod.SharedRoot | rootfs_mod.RootfsSetup
     if lin.namespace("mount") is None:
         rs = rootfs_mod.SharedRoot(sc, spec.root_path, lin.sysctl)
     else:

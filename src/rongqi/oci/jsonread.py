@@ -10,7 +10,13 @@ On the runtime's start path: standard library only, nothing imported.
 
 from __future__ import annotations
 
+import builtins
+
 from rongqi.errors import SpecError
+
+TYPE_CHECKING = False  # typing is not imported on the runtime's path (mypy reads this)
+if TYPE_CHECKING:
+    from typing import Any, Literal, overload
 
 
 def kind(v: object) -> str:
@@ -82,13 +88,25 @@ class Obj:
         self.d = obj(d, path)
         self.path = path
 
-    def at(self, key: str) -> str:
+    def at(self, key: builtins.str) -> builtins.str:
         return f"{self.path}.{key}" if self.path else key
 
-    def raw(self, key: str):
+    def raw(self, key: builtins.str) -> Any:
         return self.d.get(key)
 
-    def str(self, key: str, default: str | None = None, required: bool = False) -> str | None:
+    # Obj's readers are named after the JSON kinds (str, bool, int, list): inside the class
+    # those names are the methods, so the types are spelled builtins.X.
+    if TYPE_CHECKING:
+        @overload
+        def str(self, key: builtins.str, default: builtins.str, required: builtins.bool = False) -> builtins.str: ...
+        @overload
+        def str(self, key: builtins.str, default: None = None, *, required: Literal[True]) -> builtins.str: ...
+        @overload
+        def str(self, key: builtins.str, default: None = None,
+                required: builtins.bool = False) -> builtins.str | None: ...
+
+    def str(self, key: builtins.str, default: builtins.str | None = None,
+            required: builtins.bool = False) -> builtins.str | None:
         v = self.d.get(key)
         if v is None:
             if required:
@@ -96,12 +114,26 @@ class Obj:
             return default
         return string(v, self.at(key))
 
-    def bool(self, key: str, default: bool = False) -> bool:
+    def bool(self, key: builtins.str, default: builtins.bool = False) -> builtins.bool:
         v = self.d.get(key)
         return default if v is None else boolean(v, self.at(key))
 
-    def int(self, key: str, default: int | None = None, lo: int | None = None, hi: int | None = None,
-            required: bool = False, what: str = "") -> int | None:
+    if TYPE_CHECKING:
+        @overload
+        def int(self, key: builtins.str, default: builtins.int, lo: builtins.int | None = None,
+                hi: builtins.int | None = None, required: builtins.bool = False,
+                what: builtins.str = "") -> builtins.int: ...
+        @overload
+        def int(self, key: builtins.str, default: None = None, lo: builtins.int | None = None,
+                hi: builtins.int | None = None, *, required: Literal[True], what: builtins.str = "") -> builtins.int: ...
+        @overload
+        def int(self, key: builtins.str, default: None = None, lo: builtins.int | None = None,
+                hi: builtins.int | None = None, required: builtins.bool = False,
+                what: builtins.str = "") -> builtins.int | None: ...
+
+    def int(self, key: builtins.str, default: builtins.int | None = None, lo: builtins.int | None = None,
+            hi: builtins.int | None = None, required: builtins.bool = False,
+            what: builtins.str = "") -> builtins.int | None:
         v = self.d.get(key)
         if v is None:
             if required:
@@ -109,21 +141,25 @@ class Obj:
             return default
         return integer(v, self.at(key), lo, hi, what)
 
-    def obj(self, key: str) -> Obj | None:
+    def member(self, key: builtins.str) -> Obj:
+        """An object member known to be there (raw(key) is not None)."""
+        return Obj(self.d.get(key), self.at(key))
+
+    def obj(self, key: builtins.str) -> Obj | None:
         v = self.d.get(key)
         return None if v is None else Obj(v, self.at(key))
 
-    def list(self, key: str) -> list:
+    def list(self, key: builtins.str) -> builtins.list[Any]:
         v = self.d.get(key)
         return [] if v is None else array(v, self.at(key))
 
-    def strs(self, key: str) -> list[str]:
+    def strs(self, key: builtins.str) -> builtins.list[builtins.str]:
         out = self.list(key)
         for i, s in enumerate(out):
             string(s, f"{self.at(key)}[{i}]")
         return out
 
-    def str_map(self, key: str) -> dict[str, str]:
+    def str_map(self, key: builtins.str) -> dict[builtins.str, builtins.str]:
         v = self.d.get(key)
         if v is None:
             return {}

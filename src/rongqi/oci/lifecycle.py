@@ -97,7 +97,7 @@ def kill(root: str, cid: str, sig: int, all_: bool = False) -> None:
         from rongqi.linux import cgroups
 
         try:
-            cgroups.Cgroup.from_dict(st.cgroup).thaw()
+            cgroups.Cgroup.from_dict(st.cgroup or {}).thaw()
         except OSError:
             pass
 
@@ -151,7 +151,7 @@ def _kill_and_wait(st: statemod.State) -> None:
     except ProcessLookupError:
         pidfd = -1
     try:
-        if cg is not None and not st.cgroup.get("shared"):
+        if cg is not None and not (st.cgroup or {}).get("shared"):
             try:
                 cg.kill_all(SIGKILL)
             except OSError:

@@ -32,15 +32,22 @@ def _list(obj: dict, key: str, where: str) -> list:
     return [] if v is None else jsonread.array(v, f"{where}.{key}")
 
 
+def _need_uint(obj: dict, key: str, where: str, limit: int) -> int:
+    v = obj.get(key)
+    if v is None:
+        raise SpecError(f"{where}.{key}: required")
+    return jsonread.integer(v, f"{where}.{key}", 0, limit)
+
+
 def _choice(value: object, allowed, path: str, what: str) -> str:
-    jsonread.string(value, path)
-    if value not in allowed:
-        raise SpecError(f'{path}: unknown {what} "{value}"')
-    return value
+    s = jsonread.string(value, path)
+    if s not in allowed:
+        raise SpecError(f'{path}: unknown {what} "{s}"')
+    return s
 
 
-def parse_seccomp(obj: object, where: str = "linux.seccomp") -> SeccompProfile:
-    jsonread.obj(obj, where)
+def parse_seccomp(raw: object, where: str = "linux.seccomp") -> SeccompProfile:
+    obj = jsonread.obj(raw, where)
     if "defaultAction" not in obj:
         raise SpecError(f"{where}.defaultAction: required")
     default = _choice(obj["defaultAction"], ACTIONS, f"{where}.defaultAction", "action")
@@ -77,8 +84,8 @@ def parse_seccomp(obj: object, where: str = "linux.seccomp") -> SeccompProfile:
         for k, a in enumerate(_list(r, "args", rp)):
             ap = f"{rp}.args[{k}]"
             jsonread.obj(a, ap)
-            index = _uint(a, "index", ap, _MAX_ARGS - 1, required=True)
-            value = _uint(a, "value", ap, 2**64 - 1, required=True)
+            index = _need_uint(a, "index", ap, _MAX_ARGS - 1)
+            value = _need_uint(a, "value", ap, 2**64 - 1)
             value_two = _uint(a, "valueTwo", ap, 2**64 - 1) or 0
             if "op" not in a:
                 raise SpecError(f"{ap}.op: required")

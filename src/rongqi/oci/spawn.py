@@ -18,7 +18,20 @@ from rongqi.oci.state import write_private
 
 TYPE_CHECKING = False  # typing is not imported on the runtime's path (mypy reads this)
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, Protocol
+
+    from rongqi.linux.cgroups import Cgroup
+    from rongqi.linux.exeguard import Reexec
     from rongqi.oci.spec import Spec
+
+    class Cleanup(Protocol):
+        """create's record of what to undo (create._Cleanup): the processes made so far."""
+
+        helper: int
+        pid: int
+
+    Joins = list[tuple[str, str]]  # (namespace kind, path), in the order they are joined
 
 
 def preload_for_child(spec: Spec) -> None:
@@ -52,8 +65,10 @@ def preload_for_child(spec: Spec) -> None:
         import time  # noqa: F401
 
 
-def spawn_in_cgroup(sc: sysc.Syscalls, cg, flags: int, early_joins, prepare, after_joins, child_main, *,
-                    close_in_helper=(), cleanup=None, stdio: tuple[int, int, int] | None = None) -> int:
+def spawn_in_cgroup(sc: sysc.Syscalls, cg: Cgroup | None, flags: int, early_joins: Joins,
+                    prepare: Callable[[], None], after_joins: Callable[[], None] | None,
+                    child_main: Callable[[], None], *, close_in_helper: tuple[int, ...] = (),
+                    cleanup: Cleanup | None = None, stdio: tuple[int, int, int] | None = None) -> int:
     """Start a process in a container's namespaces, born in its cgroup; return its pid.
 
     A helper (a fork of the runtime) is moved into the cgroup while it imports ctypes and
@@ -68,6 +83,9 @@ def spawn_in_cgroup(sc: sysc.Syscalls, cg, flags: int, early_joins, prepare, aft
     started from a writable path, a caller's own interpreter), the helper re-execs through
     a protected interpreter first (it costs an interpreter start): prepare, after_joins and
     child_main then travel to it (oci/jobcodec.py: bound methods of plain values).
+
+    close_in_helper: our ends of the channel to the new process, the first the read end of the
+    pipe it reports on (it also names a process the helper cloned but could not report).
 
     stdio: the fds the new process gets as 0, 1, 2; they become the helper's own right after
     the fork (install_stdio), never this process's: a threaded caller (the engine in
@@ -139,7 +157,8 @@ def spawn_in_cgroup(sc: sysc.Syscalls, cg, flags: int, early_joins, prepare, aft
             cleanup.helper = 0
     word, _, text = data.decode(errors="replace").partition(" ")
     if word != proto.HELPER_OK:
-        _reap_lost_child(mid, close_in_helper)
+        if close_in_helper:
+            _reap_lost_child(mid, close_in_helper[0])
         if text or join_error is None:
             raise RongqiError(text or "the runtime's helper process died before it started the process")
         raise join_error
@@ -149,57 +168,53 @@ def spawn_in_cgroup(sc: sysc.Syscalls, cg, flags: int, early_joins, prepare, aft
     return pid
 
 
-def _reap_lost_child(helper: int, ends) -> None:
+def _reap_lost_child(helper: int, report_r: int) -> None:
     """Kill and reap a process the helper cloned but did not report (it died, or its report
     failed, between the clone and the write): born with CLONE_PARENT, it is our child, waiting
     on the sync channel, and would stay a zombie of ours (of a long-lived engine's, too).
 
-    Found among our children by the channel: it holds the other end of one of ours (ends are
-    our ends of it). That names it exactly in a single-threaded runtime only: in a threaded one
-    (the engine serving the Docker API) another thread's helper, a fork made meanwhile, holds
-    copies of every fd we had, and so would its clone until it closes them; there the process
-    is left (a zombie until we exit). Reading another process's fds needs it dumpable or
-    CAP_SYS_PTRACE (root has it); rootless, a non-dumpable one (exec's) is not found either.
+    Found among our children by the channel: report_r is our read end of the pipe it reports
+    on, and it holds that pipe's write end only (the helper closed our ends before its clone).
+    Any other process holding the pipe is a fork another thread of ours made meanwhile (the
+    engine serving the Docker API runs creates in threads), or that fork's clone: forked from
+    us, it holds both ends. Reading another process's fds needs it dumpable or CAP_SYS_PTRACE
+    (root has it); rootless, a non-dumpable one (exec's) is not found, and stays until we exit.
     """
-    me = os.getpid()
     try:
-        tasks = os.listdir(f"/proc/{me}/task")
+        link = os.readlink(f"/proc/self/fd/{report_r}")
     except OSError:
         return
-    if len(tasks) != 1:
-        return
-    links = set()
-    for fd in ends:
-        try:
-            links.add(os.readlink(f"/proc/self/fd/{fd}"))
-        except OSError:
-            pass
-    if not links:
-        return
+    me = os.getpid()
     children: set[int] = set()
-    for tid in tasks:
-        try:
-            with open(f"/proc/{me}/task/{tid}/children", "rb") as f:
-                children.update(int(p) for p in f.read().split())
-        except OSError:
-            pass
+    try:
+        for tid in os.listdir(f"/proc/{me}/task"):
+            try:
+                with open(f"/proc/{me}/task/{tid}/children", "rb") as f:
+                    children.update(int(p) for p in f.read().split())
+            except OSError:
+                pass
+    except OSError:
+        return
     for pid in children - {helper}:
+        modes = set()
         try:
-            fds = os.listdir(f"/proc/{pid}/fd")
+            for name in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    if os.readlink(f"/proc/{pid}/fd/{name}") != link:
+                        continue
+                    with open(f"/proc/{pid}/fdinfo/{name}", "rb") as f:
+                        flags = next(int(line.split()[1], 8) for line in f if line.startswith(b"flags:"))
+                except (OSError, StopIteration, ValueError):
+                    continue
+                modes.add(flags & os.O_ACCMODE)
         except OSError:
             continue
-        for name in fds:
-            try:
-                if os.readlink(f"/proc/{pid}/fd/{name}") not in links:
-                    continue
-            except OSError:
-                continue
+        if modes == {os.O_WRONLY}:
             try:
                 os.kill(pid, 9)
                 os.waitpid(pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
-            break
 
 
 def check_stdio(stdio: tuple[int, int, int]) -> None:
@@ -231,8 +246,9 @@ def install_stdio(stdio: tuple[int, int, int]) -> None:
         os.close(fd)
 
 
-def _helper(rep_w: int, go_r: int, sc: sysc.Syscalls, flags: int, early_joins, prepare, after_joins,
-            child_main) -> None:
+def _helper(rep_w: int, go_r: int, sc: sysc.Syscalls, flags: int, early_joins: Joins,
+            prepare: Callable[[], None], after_joins: Callable[[], None] | None,
+            child_main: Callable[[], None]) -> None:
     """The helper's work (see spawn_in_cgroup); never returns."""
     try:
         sysc.kernel()
@@ -255,7 +271,7 @@ def _helper(rep_w: int, go_r: int, sc: sysc.Syscalls, flags: int, early_joins, p
         _helper_failed(rep_w, err, early_joins)
 
 
-def _helper_failed(rep_w: int, err: BaseException, early_joins) -> None:
+def _helper_failed(rep_w: int, err: BaseException, early_joins: Joins | tuple[()]) -> None:
     from rongqi.oci.init import describe
 
     msg = str(err) if isinstance(err, RongqiError) else describe(err)
@@ -279,7 +295,7 @@ _REEXEC_MODULES = ("rongqi.oci.", "rongqi.linux.", "rongqi.fastjson", "rongqi.er
 _REEXEC_STDLIB = frozenset(("socket", "_socket", "_signal", "select", "time", "resource", "ctypes", "fcntl"))
 
 
-def _reexec_helper(reexec, job: tuple) -> None:
+def _reexec_helper(reexec: Reexec, job: tuple[Any, ...]) -> None:
     """Become the helper again under the protected interpreter; returns only by raising.
 
     The fd table is kept as the fork left it: close-on-exec fds are made inheritable for

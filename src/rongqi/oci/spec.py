@@ -185,6 +185,12 @@ class Spec:
         self.linux = Linux()
         self.bundle = ""
 
+    def need_process(self) -> Process:
+        """The process, which create (and exec, which sets it) cannot go without."""
+        if self.process is None:
+            raise SpecError("process: required to create a container (the program to run)")
+        return self.process
+
 
 def load_bundle(bundle: str) -> tuple[Spec, bytes]:
     """Read and parse <bundle>/config.json; return the spec and the raw bytes."""
@@ -299,11 +305,11 @@ def _parse_process(p: _Obj) -> Process:
     pr.selinux_label = p.str("selinuxLabel", "")
     pr.oom_score_adj = p.int("oomScoreAdj", None, -1000, 1000)
     if p.raw("scheduler") is not None:
-        pr.scheduler = _parse_scheduler(p.obj("scheduler"))
+        pr.scheduler = _parse_scheduler(p.member("scheduler"))
     if p.raw("ioPriority") is not None:
         from rongqi.linux.sched import IOPRIO_CLASSES
 
-        io = p.obj("ioPriority")
+        io = p.member("ioPriority")
         klass = io.str("class", required=True)
         if klass not in IOPRIO_CLASSES:
             raise SpecError(f"{io.at('class')}: unknown class {klass!r} (known: {', '.join(IOPRIO_CLASSES)})")
@@ -311,7 +317,7 @@ def _parse_process(p: _Obj) -> Process:
     if p.raw("execCPUAffinity") is not None:
         from rongqi.linux.sched import parse_cpus
 
-        aff = p.obj("execCPUAffinity")
+        aff = p.member("execCPUAffinity")
         final = aff.str("final", "") or aff.str("initial", "")
         if final:
             try:
@@ -401,7 +407,7 @@ def _parse_linux(lin: _Obj, out: Linux) -> None:
                                   do.int("uid", None, 0, _U32), do.int("gid", None, 0, _U32)))
     out.cgroups_path = lin.str("cgroupsPath", "")
     if lin.raw("resources") is not None:
-        out.raw_resources = lin.obj("resources").d
+        out.raw_resources = lin.member("resources").d
         out.resources = _parse_optional("rongqi.oci.resources", "parse_resources", out.raw_resources, lin.at("resources"))
     prop = lin.str("rootfsPropagation", "")
     if prop and prop not in ("private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable"):
@@ -416,12 +422,12 @@ def _parse_linux(lin: _Obj, out: Linux) -> None:
     out.mount_label = lin.str("mountLabel", "")
     out.sysctl = lin.str_map("sysctl")
     if lin.raw("seccomp") is not None:
-        out.raw_seccomp = lin.obj("seccomp").d
+        out.raw_seccomp = lin.member("seccomp").d
         out.seccomp = _parse_optional("rongqi.oci.seccomp_spec", "parse_seccomp", out.raw_seccomp, lin.at("seccomp"))
     if lin.raw("personality") is not None:
         from rongqi.linux.sched import PERSONALITY_DOMAINS
 
-        po = lin.obj("personality")
+        po = lin.member("personality")
         domain = po.str("domain", required=True)
         if domain not in PERSONALITY_DOMAINS:
             raise SpecError(f"{po.at('domain')}: unknown domain {domain!r} (use LINUX or LINUX32)")
@@ -429,7 +435,7 @@ def _parse_linux(lin: _Obj, out: Linux) -> None:
             raise SpecError(f"{po.at('flags')}: personality flags are not supported (as in runc)")
         out.personality = PERSONALITY_DOMAINS[domain]
     if lin.raw("intelRdt") is not None:
-        out.intel_rdt = lin.obj("intelRdt").d
+        out.intel_rdt = lin.member("intelRdt").d
 
 
 # S_IFMT bits of each device type, and their names for errors.

@@ -85,7 +85,7 @@ class State:
         try:
             from rongqi.linux import cgroups
 
-            return cgroups.Cgroup.from_dict(self.cgroup).is_frozen()
+            return cgroups.Cgroup.from_dict(self.cgroup or {}).is_frozen()
         except (ImportError, OSError, AttributeError):
             return False
 

@@ -10,4 +10,4 @@ def rfc3339nano(ns: int | None = None) -> str:
         ns = time.time_ns()
     sec, frac = divmod(ns, 1_000_000_000)
     t = time.gmtime(sec)
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%09dZ" % (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, frac)
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{frac:09d}Z"

@@ -11,6 +11,13 @@ from rongqi.errors import RongqiError, SpecError
 from rongqi.linux.cgroups import files
 from rongqi.linux.cgroups.files import CgroupError, read_pids
 
+TYPE_CHECKING = False  # typing is not imported on the runtime's path (mypy reads this)
+if TYPE_CHECKING:
+    from rongqi.linux.cgroups import freezer as _freezer_mod
+    from rongqi.linux.cgroups.resources import Resources
+
+    Freezer = type[_freezer_mod.V1] | type[_freezer_mod.V2]
+
 DEFAULT_ROOT = "/sys/fs/cgroup"
 UNIFIED = "unified"  # key of the cgroup2 directory in Cgroup.dirs, on v2 and hybrid hosts
 _SIGKILL = 9
@@ -228,7 +235,7 @@ class Cgroup:
         return f"Cgroup({self.path!r}, mode={self.mode!r})"
 
     @classmethod
-    def open(cls, path: str, *, mode: str | None = None, root: str = DEFAULT_ROOT) -> "Cgroup":
+    def open(cls, path: str, *, mode: str | None = None, root: str = DEFAULT_ROOT) -> Cgroup:
         if not path.startswith("/") or ".." in path.split("/"):
             raise CgroupError(f"cgroup path {path!r} must be absolute and free of '..'")
         path = "/" + "/".join(p for p in path.split("/") if p)
@@ -244,7 +251,7 @@ class Cgroup:
         return {"path": self.path, "mode": self.mode, "root": self.root, "dirs": dict(self.dirs)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Cgroup":
+    def from_dict(cls, d: dict) -> Cgroup:
         return cls(d["path"], d["mode"], d.get("root", DEFAULT_ROOT), dict(d["dirs"]))
 
     # --- which directory serves what ------------------------------------------------
@@ -320,7 +327,7 @@ class Cgroup:
         leaf = "/" + "/".join(parts)
         return any(d.endswith(leaf) for d in made)
 
-    def apply(self, res: object) -> None:
+    def apply(self, res: Resources) -> None:
         """Write the limits of ``res`` (a resources.Resources); fields left None are not touched."""
         if self.mode == "v2":
             from rongqi.linux.cgroups import v2
@@ -359,7 +366,7 @@ class Cgroup:
 
     # --- freezer ---------------------------------------------------------------------
 
-    def _freezer(self) -> tuple[object, str]:
+    def _freezer(self) -> tuple[Freezer, str]:
         from rongqi.linux.cgroups import freezer  # not v1/v2: a status check writes no limits
 
         d = self.dirs.get("freezer")
@@ -445,9 +452,9 @@ class Cgroup:
                     except ProcessLookupError:
                         pass
             finally:
-                if froze:
+                if froze and impl is not None:
                     impl.thaw(fd)
-        if paused and sig == _SIGKILL:
+        if paused and sig == _SIGKILL and impl is not None:
             impl.thaw(fd)
 
     def destroy(self) -> None:

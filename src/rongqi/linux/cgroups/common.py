@@ -21,10 +21,13 @@ class CpusetController:
 
     @staticmethod
     def apply(d: str, res: Resources) -> None:
-        if res.cpu.cpus:
-            files.write(d, "cpuset.cpus", res.cpu.cpus, R + ".cpu.cpus")
-        if res.cpu.mems:
-            files.write(d, "cpuset.mems", res.cpu.mems, R + ".cpu.mems")
+        c = res.cpu
+        if c is None:  # wanted() said it is set
+            return
+        if c.cpus:
+            files.write(d, "cpuset.cpus", c.cpus, R + ".cpu.cpus")
+        if c.mems:
+            files.write(d, "cpuset.mems", c.mems, R + ".cpu.mems")
 
 
 class PidsController:
@@ -37,5 +40,7 @@ class PidsController:
 
     @staticmethod
     def apply(d: str, res: Resources) -> None:
-        limit = res.pids.limit
+        limit = res.pids.limit if res.pids is not None else None
+        if limit is None:  # wanted() said it is set
+            return
         files.write(d, "pids.max", "max" if limit <= 0 else limit, R + ".pids.limit")

@@ -120,7 +120,7 @@ class _Bpf:
     """bpf(2) through ctypes; one instance, made on first use."""
 
     __slots__ = ("ctypes", "syscall", "nr")
-    _instance: "_Bpf | None" = None
+    _instance: _Bpf | None = None
 
     def __init__(self) -> None:
         import ctypes
@@ -136,7 +136,7 @@ class _Bpf:
         self.syscall.argtypes = (ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_uint)
 
     @classmethod
-    def get(cls) -> "_Bpf":
+    def get(cls) -> _Bpf:
         if cls._instance is None:
             cls._instance = cls()
         return cls._instance

@@ -27,6 +27,8 @@ class MemoryController:
     @staticmethod
     def apply(d: str, res: Resources) -> None:
         m = res.memory
+        if m is None:  # wanted() said it is set
+            return
         F = R + ".memory"
         _memory_and_swap(d, m.limit, m.swap)
         if m.reservation is not None:
@@ -91,6 +93,8 @@ class CpuController:
     @staticmethod
     def apply(d: str, res: Resources) -> None:
         c = res.cpu
+        if c is None:  # wanted() said it is set
+            return
         F = R + ".cpu"
         if c.shares:
             files.write(d, "cpu.shares", c.shares, F + ".shares")
@@ -128,6 +132,8 @@ class BlkioController:
     @staticmethod
     def apply(d: str, res: Resources) -> None:
         b = res.block_io
+        if b is None:  # wanted() said it is set
+            return
         F = R + ".blockIO"
         # CFQ's blkio.weight is gone from current kernels; BFQ's takes the same 10..1000 range.
         prefix = "blkio." if exists(d, "blkio.weight") else "blkio.bfq."
@@ -164,7 +170,7 @@ class HugetlbController:
 
     @staticmethod
     def apply(d: str, res: Resources) -> None:
-        for i, h in enumerate(res.hugepage_limits):
+        for i, h in enumerate(res.hugepage_limits or ()):
             size = convert.hugepage_name(h.page_size)
             where = f"{R}.hugepageLimits[{i}]"
             files.write(d, f"hugetlb.{size}.limit_in_bytes", h.limit, where + ".limit")
@@ -183,7 +189,7 @@ class DevicesController:
     @staticmethod
     def apply(d: str, res: Resources) -> None:
         # Rules apply in order, later ones overriding earlier ones, exactly as the v1 lists do.
-        for i, rule in enumerate(res.devices):
+        for i, rule in enumerate(res.devices or ()):
             fname = "devices.allow" if rule.allow else "devices.deny"
             files.write(d, fname, convert.device_line(rule), f"{R}.devices[{i}]")
 
@@ -198,6 +204,8 @@ class NetClsController:
 
     @staticmethod
     def apply(d: str, res: Resources) -> None:
+        if res.network is None:  # wanted() said it is set
+            return
         files.write(d, "net_cls.classid", res.network.class_id, R + ".network.classID")
 
 
@@ -211,7 +219,9 @@ class NetPrioController:
 
     @staticmethod
     def apply(d: str, res: Resources) -> None:
-        for i, p in enumerate(res.network.priorities):
+        if res.network is None:  # wanted() said it is set
+            return
+        for i, p in enumerate(res.network.priorities or ()):
             files.write(d, "net_prio.ifpriomap", f"{p.name} {p.priority}", f"{R}.network.priorities[{i}]")
 
 
@@ -225,7 +235,7 @@ class RdmaController:
 
     @staticmethod
     def apply(d: str, res: Resources) -> None:
-        for dev, limit in res.rdma.items():
+        for dev, limit in (res.rdma or {}).items():
             files.write(d, "rdma.max", convert.rdma_line(dev, limit), f"{R}.rdma.{dev}")
 
 

@@ -44,6 +44,8 @@ class MemoryController:
     @staticmethod
     def apply(d: str, res: Resources) -> None:
         m = res.memory
+        if m is None:  # wanted() said it is set
+            return
         F = R + ".memory"
         # kernel, kernelTCP, swappiness and disableOOMKiller have no cgroup v2 file; runc ignores them too.
         if m.swap is not None:
@@ -75,6 +77,8 @@ class CpuController:
     @staticmethod
     def apply(d: str, res: Resources) -> None:
         c = res.cpu
+        if c is None:  # wanted() said it is set
+            return
         F = R + ".cpu"
         if c.realtime_period or c.realtime_runtime:
             field = F + (".realtimeRuntime" if c.realtime_runtime else ".realtimePeriod")
@@ -105,6 +109,8 @@ class IoController:
     @staticmethod
     def apply(d: str, res: Resources) -> None:
         b = res.block_io
+        if b is None:  # wanted() said it is set
+            return
         F = R + ".blockIO"
         # BFQ takes blkio's 10..1000 range as is; the generic io.weight wants 1..10000.
         bfq = exists(d, "io.bfq.weight")
@@ -146,7 +152,7 @@ class HugetlbController:
 
     @staticmethod
     def apply(d: str, res: Resources) -> None:
-        for i, h in enumerate(res.hugepage_limits):
+        for i, h in enumerate(res.hugepage_limits or ()):
             size = convert.hugepage_name(h.page_size)
             where = f"{R}.hugepageLimits[{i}].limit"
             files.write(d, f"hugetlb.{size}.max", convert.v2_limit(h.limit), where)
@@ -164,7 +170,7 @@ class RdmaController:
 
     @staticmethod
     def apply(d: str, res: Resources) -> None:
-        for dev, limit in res.rdma.items():
+        for dev, limit in (res.rdma or {}).items():
             files.write(d, "rdma.max", convert.rdma_line(dev, limit), f"{R}.rdma.{dev}")
 
 
@@ -194,7 +200,7 @@ class DevicesController:
     def apply(d: str, res: Resources) -> None:
         from rongqi.linux.cgroups import ebpf
 
-        ebpf.set_device_filter(d, res.devices, R + ".devices")
+        ebpf.set_device_filter(d, res.devices or [], R + ".devices")
 
 
 class UnifiedController:
@@ -208,7 +214,7 @@ class UnifiedController:
     @staticmethod
     def apply(d: str, res: Resources) -> None:
         available = enabled_controllers(d)
-        for key, value in res.unified.items():
+        for key, value in (res.unified or {}).items():
             field = f"{R}.unified.{key}"
             controller = key.partition(".")[0]
             if controller != "cgroup" and controller not in available:

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from rongqi.errors import UsageError
 
+TYPE_CHECKING = False  # typing is not imported on the runtime's path (mypy reads this)
+if TYPE_CHECKING:
+    from rongqi.oci.cli import Globals, Options
+    from rongqi.oci.create import CreateOptions
+
 
 def one_id(args: list[str], command: str, extra_ok: int = 0) -> str:
     if not args:
@@ -32,7 +37,7 @@ def listen_fds() -> int:
         return 0
 
 
-def create_options(g, opts):
+def create_options(g: Globals, opts: Options) -> CreateOptions:
     from rongqi.oci.create import CreateOptions
 
     return CreateOptions(bundle=opts["bundle"], pid_file=opts["pid-file"], console_socket=opts["console-socket"],

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from rongqi.oci.commands import create_options, one_id
 
+TYPE_CHECKING = False  # typing is not imported on the runtime's path (mypy reads this)
+if TYPE_CHECKING:
+    from rongqi.oci.cli import ErrorLog, Globals, Options
 
-def run(g, opts, args, log) -> int:
+
+def run(g: Globals, opts: Options, args: list[str], log: ErrorLog) -> int:
     cid = one_id(args, "create")
     from rongqi.oci import create
 

@@ -9,8 +9,12 @@ import sys
 
 from rongqi.oci.commands import one_id
 
+TYPE_CHECKING = False  # typing is not imported on the runtime's path (mypy reads this)
+if TYPE_CHECKING:
+    from rongqi.oci.cli import ErrorLog, Globals, Options
 
-def run(g, opts, args, log) -> int:
+
+def run(g: Globals, opts: Options, args: list[str], log: ErrorLog) -> int:
     from rongqi.fastjson import dumps
     from rongqi.oci import cgroup_ops
     from rongqi.oci import state as statemod
@@ -18,7 +22,7 @@ def run(g, opts, args, log) -> int:
     cid = one_id(args, "events")
     interval = cgroup_ops.parse_interval(opts["interval"])
 
-    def emit(event: dict) -> None:
+    def emit(event: dict[str, object]) -> None:
         sys.stdout.write(dumps(event) + "\n")
         sys.stdout.flush()
 

@@ -9,6 +9,10 @@ import os
 
 from rongqi.errors import RongqiError, UsageError
 
+TYPE_CHECKING = False  # typing is not imported on the runtime's path (mypy reads this)
+if TYPE_CHECKING:
+    from rongqi.oci.cli import ErrorLog, Globals, Options
+
 
 def _process_file_terminal(path: str) -> bool:
     from rongqi.fastjson import JSONError, loads
@@ -26,7 +30,7 @@ def _process_file_terminal(path: str) -> bool:
 EXEC_FAILED = 255
 
 
-def run(g, opts, args, log) -> int:
+def run(g: Globals, opts: Options, args: list[str], log: ErrorLog) -> int:
     if not args:
         raise UsageError('"exec" requires a container id and a command (or --process FILE)')
     try:
@@ -42,7 +46,7 @@ def run(g, opts, args, log) -> int:
         raise failed from None
 
 
-def _exec(g, opts, args) -> int:
+def _exec(g: Globals, opts: Options, args: list[str]) -> int:
     cid, cmd = args[0], args[1:]
     from rongqi.oci.exec import ExecOptions, exec_process
 

@@ -10,6 +10,10 @@ import os
 
 from rongqi.oci.commands import create_options, one_id
 
+TYPE_CHECKING = False  # typing is not imported on the runtime's path (mypy reads this)
+if TYPE_CHECKING:
+    from rongqi.oci.cli import ErrorLog, Globals, Options
+
 
 def wants_terminal(bundle: str) -> bool:
     from rongqi.fastjson import JSONError, loads
@@ -28,7 +32,7 @@ def exit_code(status: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def run(g, opts, args, log) -> int:
+def run(g: Globals, opts: Options, args: list[str], log: ErrorLog) -> int:
     cid = one_id(args, "run")
     from rongqi.oci import create, lifecycle
 

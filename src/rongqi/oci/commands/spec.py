@@ -6,8 +6,12 @@ import os
 
 from rongqi.errors import RongqiError
 
+TYPE_CHECKING = False  # typing is not imported on the runtime's path (mypy reads this)
+if TYPE_CHECKING:
+    from rongqi.oci.cli import ErrorLog, Globals, Options
 
-def run(g, opts, args, log) -> int:
+
+def run(g: Globals, opts: Options, args: list[str], log: ErrorLog) -> int:
     from rongqi.fastjson import dumps
     from rongqi.oci.default_spec import default_spec
 
