@@ -569,12 +569,13 @@ def hosts_for_slirp(text: str, options: list[str] | None, rootless: bool) -> str
     non-loopback address (podman's util.GetLocalIP), for root none (no bridge gateway)."""
     o = slirp_options(options or [])
     lines = text.splitlines()
+    own = []
     if lines and lines[-1].startswith("127.0.0.1\t"):
-        lines[-1] = slirp_addresses(o["cidr"])[0] + lines[-1][len("127.0.0.1"):]
+        own = [slirp_addresses(o["cidr"])[0] + lines.pop()[len("127.0.0.1"):]]
     host = host_ipv4() if rootless else ""
     if host:
-        lines.append(f"{host}\thost.containers.internal")
-    return "\n".join(lines) + "\n"
+        lines.append(f"{host}\thost.containers.internal")   # before the names, as podman's
+    return "\n".join(lines + own) + "\n"
 
 
 def host_ipv4() -> str:

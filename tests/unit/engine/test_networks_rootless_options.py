@@ -69,6 +69,6 @@ def test_hosts_put_the_names_on_the_tap_address_and_the_host_on_its_own(monkeypa
     base = "127.0.0.1\tlocalhost\n127.0.0.1\tabc web\n"
     monkeypatch.setattr(rl, "host_ipv4", lambda: "192.0.2.7")
     assert rl.hosts_for_slirp(base, [], True) == \
-        "127.0.0.1\tlocalhost\n10.0.2.100\tabc web\n192.0.2.7\thost.containers.internal\n"
+        "127.0.0.1\tlocalhost\n192.0.2.7\thost.containers.internal\n10.0.2.100\tabc web\n"
     assert rl.hosts_for_slirp(base, ["cidr=10.5.0.0/24"], False) == \
         "127.0.0.1\tlocalhost\n10.5.0.100\tabc web\n"
