@@ -9,6 +9,7 @@ the end whatever happened. Nothing outlives a call: a timeout kills the containe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import select
@@ -125,7 +126,7 @@ def _run(argv: Sequence[str], *, image: str, timeout: float | None, memory: int 
     engine = cl.engine
     t0 = time.monotonic()
     staged, binds = _stage_files(files or {})
-    cid = ""
+    cid = run_dir = ""
     try:
         opts = _options(argv, image, memory=memory, cpus=cpus, pids=pids, network=network,
                         read_only=read_only, env=env, user=user, workdir=workdir,
@@ -133,7 +134,7 @@ def _run(argv: Sequence[str], *, image: str, timeout: float | None, memory: int 
                         timeout=timeout, binds=binds)
         with _translated("image"):
             rec = engine.create(opts)
-        cid = rec.id
+        cid, run_dir = rec.id, rec.run_dir
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             with _translated(), _FORK_LOCK:
@@ -157,11 +158,23 @@ def _run(argv: Sequence[str], *, image: str, timeout: float | None, memory: int 
         return Result(out, err, code, duration, timed_out, oom)
     finally:
         if cid:
-            try:
-                engine.remove(cid, force=True, volumes=True, timeout=0)
-            except RongqiError:
-                pass
+            _remove(engine, cid, run_dir)
         shutil.rmtree(staged, ignore_errors=True)
+
+
+def _remove(engine: Any, cid: str, run_dir: str) -> None:
+    """The container and all it held gone, whatever happened to it. Its monitor deletes the
+    runtime's container (the cgroup) before its exit frame but only ignores a failure there,
+    and rm leaves that delete to a monitor that is still finishing: so rm comes once the
+    monitor is gone, and rm's own cleanup then deletes whatever was left (the runtime's
+    container, or an orphan cgroup)."""
+    from rongqi.engine.monitor import wait_gone
+    with contextlib.suppress(RongqiError):
+        engine.stop(cid, 0)          # a no-op once exited; else SIGKILL, then its exit record
+    with contextlib.suppress(RongqiError, OSError):
+        wait_gone(run_dir, timeout=10)
+    with contextlib.suppress(RongqiError):
+        engine.remove(cid, force=True, volumes=True, timeout=0)
 
 
 def _relay(engine: Any, cid: str, sock: socket.socket, stdin: bytes | None,

@@ -126,6 +126,40 @@ def test_limits_pids(client):
         or b"fork" in r.stderr
 
 
+def test_what_the_monitor_could_not_delete_is_deleted_before_run_returns(client,
+                                                                          monkeypatch):
+    # The monitor deletes the runtime's container (and its cgroup) before its exit frame,
+    # and ignores a failure there (rm finishes the job). Make that delete fail in the
+    # monitor (a fork of this process): rm must not run while the monitor is still finishing
+    # (it leaves the runtime's container to a live monitor), or the cgroup stays behind.
+    import glob
+
+    from rongqi.oci.inprocess import InProcessRuntime
+    me = os.getpid()
+    real = InProcessRuntime.delete
+
+    def delete(self, cid, force=False):
+        if os.getpid() != me:
+            raise OSError(16, "Device or resource busy (injected)")
+        return real(self, cid, force)
+    monkeypatch.setattr(InProcessRuntime, "delete", delete)
+    monkeypatch.setenv("RONGQI_MONITOR_NO_SLIM", "1")   # the fork keeps the patched class
+    made = []
+    create = client.engine.create
+
+    def record(opts):
+        rec = create(opts)
+        made.append(rec.id)
+        return rec
+    monkeypatch.setattr(client.engine, "create", record)
+    for _ in range(5):   # rm racing the monitor's last steps: the old code lost most rounds
+        r = sandbox.run(["sh", "-c", "echo hi"], client=client)
+        assert r.stdout == b"hi\n"
+    assert made and client.containers.list(all=True) == []
+    left = [d for cid in made for d in glob.glob(f"/sys/fs/cgroup/*/rongqi/{cid}")]
+    assert left == []
+
+
 def test_argv_must_be_a_list(client):
     with pytest.raises(TypeError):
         sandbox.run("echo hi", client=client)  # type: ignore[arg-type]
