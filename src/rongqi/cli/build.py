@@ -33,8 +33,10 @@ def _args(sp: argparse.ArgumentParser) -> None:
                     help=argparse.SUPPRESS)
     sp.add_argument("--pull-never", dest="pull", action="store_const", const="never",
                     help=argparse.SUPPRESS)
-    sp.add_argument("--network", default="none",
-                    help="the network of RUN steps: none (default), host, or a network")
+    sp.add_argument("--network", "--net", default="",
+                    help="the network of RUN steps: private (the default network as root, "
+                         "slirp4netns otherwise; the default), bridge, none, host, "
+                         "slirp4netns, or network names")
     sp.add_argument("--label", action="append", default=[], metavar="K=V",
                     help="a label of the image")
     sp.add_argument("--platform", default="", help="os/arch of the FROM images")

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from rongqi.engine import containerfile as cfmod
 from rongqi.engine.containerfile import ContainerfileError, Instruction, Lexer, Stage
@@ -33,6 +33,7 @@ from rongqi.errors import EngineError, RongqiError
 
 if TYPE_CHECKING:
     from rongqi.engine import Engine
+    from rongqi.engine.records import Container
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 IGNORE_FILES = (".containerignore", ".dockerignore")
@@ -54,7 +55,9 @@ class BuildOptions:
     target: str = ""
     no_cache: bool = False
     pull: str = "missing"                          # missing | always | never | newer
-    network: str = "none"                          # the RUN containers' network
+    # The RUN steps' network: "" is buildah's default ("private": a netns of the step's own
+    # on the default network as root, slirp4netns for an ordinary user); none, host, names.
+    network: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     platform: str = ""
     tls_verify: bool = True
@@ -67,6 +70,19 @@ class BuildOptions:
     secrets: dict[str, str] = field(default_factory=dict)
     # RUN --mount=type=ssh: id -> agent sockets or private keys (--ssh default | ID=PATH[,PATH])
     ssh: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class BuildStep:
+    """A RUN step's container as the network code sees one (engine/networks.py: setup,
+    teardown, process_started read an id, a name, a userdata dir and a config). It has no
+    container record: its networks.json carries an `owner`, the lock its build holds for its
+    whole life, which is how the network sweep tells a live step from a dead build's."""
+
+    id: str
+    name: str
+    userdata: str
+    config: dict[str, Any] = field(default_factory=dict)
 
 
 # -- the image being built --------------------------------------------------------------------
@@ -392,6 +408,9 @@ class Builder:
         self.deps: dict[int, set[int]] = {}
         self.final_prefix = ""
         self.build_id = ""
+        self.lock_path = ""
+        self._warned: set[str] = set()
+        self.network = ""   # the RUN steps' default network, checked (build_network)
 
     # -- the whole build --------------------------------------------------------------------
     def run(self) -> str:
@@ -403,9 +422,11 @@ class Builder:
         # a sweep never sees a live build's file unlocked.
         self.build_id = secrets.token_hex(8)
         path = os.path.join(self.work_dir, f"build-{self.build_id}.lock")
+        self.network = build_network(self.engine, self.opts.network)
         fd = os.open(path + ".new", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
         os.rename(path + ".new", path)
+        self.lock_path = path
         try:
             self.ctx = open_context(self.opts, self.work_dir, f"build-{self.build_id}-ctx-")
             # Layer blobs are referenced by no image until the end: no gc meanwhile.
@@ -858,15 +879,35 @@ class Builder:
                 text = ins.rest + "\n" + "".join(
                     h.content + h.name + "\n" for h in ins.heredocs)
                 argv = [*state.shell, text]
-        network = ins.flag("network") or self.opts.network
-        if network == "default":
-            network = self.opts.network
+        # RUN --security (BuildKit's): sandbox is what every step gets; insecure (a
+        # privileged step) needs an entitlement rongqi build does not grant, so it is refused
+        # rather than run unprivileged as if it had been granted.
+        sec = ins.flag("security")
+        if sec not in (None, "sandbox"):
+            if sec == "insecure":
+                raise ContainerfileError("RUN --security=insecure is not allowed: rongqi build "
+                                         "grants no entitlement security.insecure (the step "
+                                         "would run privileged)")
+            raise ContainerfileError(f'unsupported value "{sec}" for "RUN --security", must be '
+                                     'either "sandbox" or "insecure"')
+        # RUN --network as buildah takes it: default (the build's --network), none, host.
+        # The cache key has the instruction's own flag (buildah's key is the instruction's
+        # text), not the build's --network: a step made with one is reused with another.
+        run_net = ins.flag("network")
+        if run_net in (None, "", "default"):
+            network = self.network
+        elif run_net in ("none", "host"):
+            network = run_net
+        else:
+            raise ContainerfileError(f'unsupported value "{run_net}" for "RUN --network", '
+                                     'must be either "host" or "none"')
         mounts_raw = ins.flag_all("mount")
         arg_text = " ".join(f"{k}={v}" for k, v in sorted(args.items()) if v is not None)
         created_by = (f"|{len([v for v in args.values() if v is not None])} {arg_text} "
                       if arg_text else "") + " ".join(argv)
-        key = _hash(state.key, "RUN", json.dumps(argv), arg_text, network,
-                    json.dumps(mounts_raw), self._mount_keys(mounts_raw))
+        key = _hash(state.key, "RUN", json.dumps(argv), arg_text,
+                    "network=" + (run_net or ""), json.dumps(mounts_raw),
+                    self._mount_keys(mounts_raw))
         hit = self._cached(key)
         if hit is not None:
             return self._hit(hit)
@@ -947,11 +988,16 @@ class Builder:
             container_id=cid, name=cid, opts=opts, image_config={**state.config, "config": cfg},
             rootfs=snap.rootfs, userdata=userdata, volumes=self.engine.volumes,
             rootless=self.engine.rootless, engine=self.engine))
+        for w in out.warnings:   # e.g. no slirp4netns for this user: once per build
+            if w not in self._warned:
+                self._warned.add(w)
+                print(f"WARN[0000] {w}", file=sys.stderr)
         spec = out.spec
         spec["process"]["env"] = [e for e in spec["process"]["env"]
                                   if not e.startswith("container=")] + ["container=rongqi"]
         write_json_atomic(os.path.join(bdir, "config.json"), spec)
         stack.skip_dests.extend(m["destination"] for m in spec.get("mounts") or [])  # type: ignore[attr-defined]
+        step = self._network_up(cid, base, userdata, stack)
         rt = self.engine.runtime
         from rongqi.engine.runtime import InProcessRuntime
         if not isinstance(rt, InProcessRuntime):
@@ -982,6 +1028,10 @@ class Builder:
                     if relay is not None:
                         os.close(outfd)   # the container has its own copy
             created = True
+            if step is not None:
+                # slirp4netns, or a bridge in the step's user namespace: plugged in now
+                from rongqi.engine import networks
+                networks.process_started(self.engine, step, pid)
             rt.start(cid)
             _, status = os.waitpid(pid, 0)
             code = os.waitstatus_to_exitcode(status)
@@ -994,11 +1044,56 @@ class Builder:
                     rt.delete(cid, force=True)
             if relay is not None:
                 relay.join(timeout=10)
+            # At once, not when the layer is written: the addresses and the netns go back now.
+            down_err = self._network_down(step) if step is not None else None
+        if down_err is not None and not code:
+            raise BuildError(f'building at STEP "{self.step_text}": tearing down the network: '
+                             f"{down_err}")
         if code:
             err = BuildError(f'building at STEP "{self.step_text}": while running runtime: '
                              f"exit status {code if code > 0 else 128 - code}")
             err.exit_code = code if code > 0 else 128 - code
             raise err
+
+    def _network_up(self, cid: str, base: str, userdata: str,
+                    stack: contextlib.ExitStack) -> Container | None:
+        """The step's network, when it has one of its own (bundle.build wrote its plan):
+        the plan gets the build's lock as its owner, then a bridge is set up now (slirp4netns
+        and a bridge inside a user namespace after the runtime's create). None: no network
+        of its own (none, host). Torn down by _network_down, or by the stack if the step
+        fails before its container runs."""
+        from rongqi.engine import networks
+        # Duck-typed: the network code reads only id, name, userdata and config.
+        step = cast("Container", BuildStep(cid, cid, userdata))
+        att = networks.load(step)
+        if att is None:
+            return None
+        # The network code's liveness test for a record-less step: this lock, held by the
+        # build for its whole life (the pid is for people reading the records). The records'
+        # root is the step's dir, with a containers/ID in it while the step runs: what an
+        # older rongqi's sweep (no owners) takes for a live container's record.
+        os.makedirs(os.path.join(base, "containers", cid), 0o700)
+        att["owner"] = {"kind": "build", "pid": os.getpid(), "lock": self.lock_path,
+                        "root": base}
+        networks.save(step, att)
+        stack.callback(self._network_down, step)
+        if att.get("mode") == "bridge" and not att.get("late"):
+            networks.setup(self.engine, step)
+        return step
+
+    def _network_down(self, step: Container) -> Exception | None:
+        """Undo _network_up (idempotent: the stack's callback runs it again); the error, if
+        netavark's teardown failed, for the caller to report."""
+        from rongqi.engine import networks
+        slirp = networks.process_ended(step, self.engine)
+        if slirp:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(slirp, 0)
+        try:
+            networks.teardown(self.engine, step)
+        except (RongqiError, OSError) as e:
+            return e
+        return None
 
     def _mount_spec(self, raw: str, stack: contextlib.ExitStack, base: str) -> Any:
         from rongqi.engine.options import MountSpec
@@ -1682,6 +1777,13 @@ def sweep(engine: Engine) -> None:
             if any(cid.startswith(d + "-") for d in dead):
                 with contextlib.suppress(RongqiError, OSError):
                     rt.delete(cid, force=True)
+    # Their RUN steps' networks (netns, veths, firewall rules, leases): recorded host-wide
+    # with this build's lock as the owner, which is free now; undone after the containers
+    # above are gone. Any network setup's sweep would find them too.
+    from rongqi.engine import networks
+    if not engine.rootless and os.path.isdir(os.path.join(networks.rundir(), "active")):
+        with networks.host_lock():
+            networks.sweep_orphans()
     for snap in engine.storage.snapshots():
         if any(snap.id.startswith(d + "-") for d in dead):
             with contextlib.suppress(RongqiError, OSError):
@@ -1694,6 +1796,33 @@ def sweep(engine: Engine) -> None:
             elif n.endswith(".lock"):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(p)
+
+
+def build_network(engine: Engine, value: str) -> str:
+    """`rongqi build --network` as podman's (buildah's) build takes it -> the RUN steps'
+    `--network` for bundle.build: "" (also private, default, bridge) the default network
+    as root, slirp4netns for an ordinary user (buildah's default); none; host; slirp4netns;
+    NAME[,NAME] (checked now, before any step runs)."""
+    v = (value or "").strip()
+    if v in ("", "private", "default", "bridge"):
+        return ""
+    if v in ("none", "host"):
+        return v
+    if v == "slirp4netns" or v.startswith("slirp4netns:"):
+        return "slirp4netns"
+    if v.startswith(("container:", "ns:", "pasta")):
+        raise EngineError(f'invalid value for --network: "{v}": a build\'s RUN steps take '
+                          "none, host, private (the default), bridge, slirp4netns or network "
+                          "names")
+    from rongqi.engine import networks
+    names = [n for n in (v[7:] if v.startswith("bridge:") else v).split(",") if n]
+    if not names:
+        raise EngineError(f'invalid value for --network: "{v}"')
+    if engine.rootless:
+        raise networks.NetworkError("bridge networks need root (netavark sets them up on "
+                                    "the host); an ordinary user's build uses slirp4netns")
+    store = networks.NetworkStore(engine.root)
+    return ",".join(store.get(n)["name"] for n in names)
 
 
 def build(engine: Engine, opts: BuildOptions, out: IO[bytes]) -> str:

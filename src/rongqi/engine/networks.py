@@ -718,13 +718,25 @@ def _write_leases(net: dict[str, Any], leases: dict[str, Any]) -> None:
 
 
 def _lease_alive(lease: dict[str, Any]) -> bool:
-    """A lease whose container record is gone (its root deleted) is stale."""
+    """A lease whose container record is gone (its root deleted) is stale; so is one of a
+    build's RUN step (no container record: an `owner` naming the lock its build holds for its
+    whole life, docs/build.md) once that lock is free, i.e. the build has ended or died.
+    Applies alike to leases, port records and the host-wide active records."""
+    owner = lease.get("owner")
+    if isinstance(owner, dict) and owner.get("lock"):
+        from rongqi.locking import LockError, is_held
+        try:
+            return is_held(str(owner["lock"]))
+        except LockError:
+            return True   # cannot tell (not ours to open): keep it
     return os.path.isdir(os.path.join(lease.get("root", "/nonexistent"), "containers",
                                       lease.get("id", "-")))
 
 
-def _allocate(net: dict[str, Any], cid: str, root: str, static: list[str]) -> list[str]:
-    """One address per subnet of `net` for container `cid` (under host_lock)."""
+def _allocate(net: dict[str, Any], cid: str, root: str, static: list[str],
+              owner: dict[str, Any] | None = None) -> list[str]:
+    """One address per subnet of `net` for container `cid` (under host_lock); `owner`: a
+    build step's (see _lease_alive)."""
     leases = {ip: v for ip, v in _read_leases(net).items() if _lease_alive(v)}
     mine = [ip for ip, v in leases.items() if v.get("id") == cid]
     for ip in mine:
@@ -752,7 +764,7 @@ def _allocate(net: dict[str, Any], cid: str, root: str, static: list[str]) -> li
                     break
             if not ip:
                 raise NetworkError(f"IPAM error: failed to find free IP in range: {sub}")
-        leases[ip] = {"id": cid, "root": root}
+        leases[ip] = {"id": cid, "root": root, **({"owner": owner} if owner else {})}
         out.append(ip)
     _write_leases(net, leases)
     return out
@@ -796,7 +808,8 @@ def _ports_in_use_by_others(cid: str) -> set[tuple[str, int]]:
     return used
 
 
-def _assign_ports(cid: str, root: str, mappings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _assign_ports(cid: str, root: str, mappings: list[dict[str, Any]],
+                  owner: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Host ports for the mappings: 0 becomes a free port; each is checked free on the host
     (bound for a moment) and against other containers' ports. Under host_lock."""
     used = _ports_in_use_by_others(cid)
@@ -829,7 +842,8 @@ def _assign_ports(cid: str, root: str, mappings: list[dict[str, Any]]) -> list[d
     os.makedirs(d, 0o700, exist_ok=True)
     if out:
         with open(os.path.join(d, cid), "w") as f:
-            json.dump({"id": cid, "root": root, "ports": out}, f)
+            json.dump({"id": cid, "root": root, "ports": out,
+                       **({"owner": owner} if owner else {})}, f)
     return out
 
 
@@ -1004,18 +1018,20 @@ def setup(engine: Engine, c: Container, late: bool = False) -> None:
         # The host-wide record comes first, so a CLI (or monitor) killed anywhere from here
         # on leaves what the next teardown needs: first the networks (leases and ports are
         # released by container id), then, once addresses are chosen, netavark's document.
-        _write_active(engine.root, conf, c.id, att["netns"],
-                      {"container_id": c.id, "network_info": nets})
+        owner = att.get("owner")   # a build step's: no container record (docs/build.md)
+        root = _record_root(engine, owner)
+        _write_active(root, conf, c.id, att["netns"],
+                      {"container_id": c.id, "network_info": nets}, owner)
         made: list[Any] = [("active", None)]
         try:
             ips: dict[str, list[str]] = {}
             for name, a in att["networks"].items():
-                ips[name] = _allocate(nets[name], c.id, engine.root, a.get("static_ips") or [])
+                ips[name] = _allocate(nets[name], c.id, root, a.get("static_ips") or [], owner)
                 made.append(("lease", nets[name]))
-            ports = _assign_ports(c.id, engine.root, att.get("ports") or [])
+            ports = _assign_ports(c.id, root, att.get("ports") or [], owner)
             made.append(("ports", None))
             doc = _net_options(c, att, nets, ips, ports)
-            _write_active(engine.root, conf, c.id, att["netns"], doc)
+            _write_active(root, conf, c.id, att["netns"], doc, owner)
             if not late:
                 remove_netns(att["netns"])
                 make_netns(att["netns"])
@@ -1045,6 +1061,13 @@ def setup(engine: Engine, c: Container, late: bool = False) -> None:
     write_etc(c, att)
 
 
+def _record_root(engine: Engine, owner: dict[str, Any] | None) -> str:
+    """The `root` of a host-wide record: the engine's; a build step's own dir (which holds
+    containers/ID while the step runs), so that a rongqi from before owners (whose liveness
+    test is only ROOT/containers/ID) takes the step for a live container, not an orphan."""
+    return str(owner["root"]) if owner and owner.get("root") else engine.root
+
+
 # What is (being) set up is also recorded host-wide (RUNDIR/active/CID.json), written before
 # anything is made: it is what teardown undoes, so that happens even when the setup was cut
 # short (its CLI killed) or the container's record is gone (its root deleted, `rm` given up
@@ -1053,12 +1076,14 @@ def _active_path(cid: str) -> str:
     return os.path.join(rundir(), "active", cid + ".json")
 
 
-def _write_active(root: str, conf: str, cid: str, netns: str, doc: dict[str, Any]) -> None:
+def _write_active(root: str, conf: str, cid: str, netns: str, doc: dict[str, Any],
+                  owner: dict[str, Any] | None = None) -> None:
     path = _active_path(cid)
     os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump({"id": cid, "root": root, "netns": netns, "conf": conf, "doc": doc}, f)
+        json.dump({"id": cid, "root": root, "netns": netns, "conf": conf, "doc": doc,
+                   **({"owner": owner} if owner else {})}, f)
     os.rename(tmp, path)
 
 
@@ -1095,7 +1120,8 @@ def _undo(conf: str, cid: str, netns: str, doc: dict[str, Any]) -> NetworkError 
 
 
 def sweep_orphans() -> list[str]:
-    """Undo the setups of containers whose record no longer exists (under host_lock)."""
+    """Undo the setups of containers whose record no longer exists, and of build steps
+    whose build has ended or died (its lock free: _lease_alive), under host_lock."""
     d = os.path.join(rundir(), "active")
     try:
         names = [n for n in os.listdir(d) if n.endswith(".json")]
@@ -1416,8 +1442,9 @@ def process_started(engine: Engine, c: Container, pid: int) -> None:
             teardown(engine, c)  # what a killed monitor's run left
         # Recorded before the bind, so a monitor killed from here on leaves nothing behind
         # that the next teardown does not find (setup adds the rest to it).
-        _write_active(engine.root, os.path.join(engine.runroot, "networks"), c.id,
-                      att["netns"], {"container_id": c.id})
+        _write_active(_record_root(engine, att.get("owner")),
+                      os.path.join(engine.runroot, "networks"), c.id, att["netns"],
+                      {"container_id": c.id}, att.get("owner"))
         remove_netns(att["netns"])
         try:
             _bind_netns(f"/proc/{pid}/ns/net", att["netns"])
