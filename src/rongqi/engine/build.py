@@ -82,6 +82,8 @@ class BuildStep:
     id: str
     name: str
     userdata: str
+    bundle: str = ""                     # its config.json (the rootless holder reads it)
+    run_dir: str = ""                    # RUN/ID: the rootless namespaces' links
     config: dict[str, Any] = field(default_factory=dict)
 
 
@@ -997,7 +999,7 @@ class Builder:
                                   if not e.startswith("container=")] + ["container=rongqi"]
         write_json_atomic(os.path.join(bdir, "config.json"), spec)
         stack.skip_dests.extend(m["destination"] for m in spec.get("mounts") or [])  # type: ignore[attr-defined]
-        step = self._network_up(cid, base, userdata, stack)
+        step = self._network_up(cid, base, bdir, stack)
         rt = self.engine.runtime
         from rongqi.engine.runtime import InProcessRuntime
         if not isinstance(rt, InProcessRuntime):
@@ -1017,20 +1019,24 @@ class Builder:
                         out.write(chunk)
             relay = threading.Thread(target=copy, daemon=True)
             relay.start()
+        from rongqi.engine import networks
         pid_file = os.path.join(base, "pid")
         created = False
         code: int | None = None
         try:
             with self._create_lock:   # create swaps this process's fds 0-2 for the while
+                # slirp4netns/pasta: the namespaces the runtime joins, held through create
+                held = networks.before_create(self.engine, step) if step is not None else None
                 try:
                     pid = rt.create(cid, bdir, pid_file=pid_file, stdio=(null, outfd, outfd))
                 finally:
+                    if held is not None:
+                        held.release()
                     if relay is not None:
                         os.close(outfd)   # the container has its own copy
             created = True
             if step is not None:
-                # slirp4netns, or a bridge in the step's user namespace: plugged in now
-                from rongqi.engine import networks
+                # a bridge in the step's user namespace: plugged in now
                 networks.process_started(self.engine, step, pid)
             rt.start(cid)
             _, status = os.waitpid(pid, 0)
@@ -1055,7 +1061,7 @@ class Builder:
             err.exit_code = code if code > 0 else 128 - code
             raise err
 
-    def _network_up(self, cid: str, base: str, userdata: str,
+    def _network_up(self, cid: str, base: str, bdir: str,
                     stack: contextlib.ExitStack) -> Container | None:
         """The step's network, when it has one of its own (bundle.build wrote its plan):
         the plan gets the build's lock as its owner, then a bridge is set up now (slirp4netns
@@ -1064,10 +1070,13 @@ class Builder:
         fails before its container runs."""
         from rongqi.engine import networks
         # Duck-typed: the network code reads only id, name, userdata and config.
-        step = cast("Container", BuildStep(cid, cid, userdata))
+        run_dir = os.path.join(self.engine.runroot, cid)   # where bundle.build points
+        step = cast("Container", BuildStep(cid, cid, os.path.join(base, "userdata"), bdir,
+                                           run_dir))
         att = networks.load(step)
         if att is None:
             return None
+        stack.callback(shutil.rmtree, run_dir, True)
         # The network code's liveness test for a record-less step: this lock, held by the
         # build for its whole life (the pid is for people reading the records). The records'
         # root is the step's dir, with a containers/ID in it while the step runs: what an
@@ -1085,10 +1094,11 @@ class Builder:
         """Undo _network_up (idempotent: the stack's callback runs it again); the error, if
         netavark's teardown failed, for the caller to report."""
         from rongqi.engine import networks
-        slirp = networks.process_ended(step, self.engine)
-        if slirp:
+        helper = networks.helper_pid(step)   # slirp4netns or pasta: our child, reaped here
+        networks.process_ended(step, self.engine)
+        if helper:
             with contextlib.suppress(ChildProcessError):
-                os.waitpid(slirp, 0)
+                os.waitpid(helper, 0)
         try:
             networks.teardown(self.engine, step)
         except (RongqiError, OSError) as e:
@@ -1796,24 +1806,29 @@ def sweep(engine: Engine) -> None:
             elif n.endswith(".lock"):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(p)
+    # A rootless step's namespace links (RUN/STEP-ID, where bundle.build points them).
+    with contextlib.suppress(OSError):
+        for n in os.listdir(engine.runroot):
+            if n.startswith("build-") and any(n.startswith(d + "-") for d in dead):
+                shutil.rmtree(os.path.join(engine.runroot, n), ignore_errors=True)
 
 
 def build_network(engine: Engine, value: str) -> str:
     """`rongqi build --network` as podman's (buildah's) build takes it -> the RUN steps'
     `--network` for bundle.build: "" (also private, default, bridge) the default network
-    as root, slirp4netns for an ordinary user (buildah's default); none; host; slirp4netns;
-    NAME[,NAME] (checked now, before any step runs)."""
+    as root, slirp4netns for an ordinary user (buildah's default); none; host;
+    slirp4netns[:OPTS]; pasta[:OPTS]; NAME[,NAME] (checked now, before any step runs)."""
     v = (value or "").strip()
     if v in ("", "private", "default", "bridge"):
         return ""
     if v in ("none", "host"):
         return v
-    if v == "slirp4netns" or v.startswith("slirp4netns:"):
-        return "slirp4netns"
-    if v.startswith(("container:", "ns:", "pasta")):
+    if v.split(":", 1)[0] in ("slirp4netns", "pasta"):
+        return v   # with its options, checked by bundle.build as for run
+    if v.startswith(("container:", "ns:")):
         raise EngineError(f'invalid value for --network: "{v}": a build\'s RUN steps take '
-                          "none, host, private (the default), bridge, slirp4netns or network "
-                          "names")
+                          "none, host, private (the default), bridge, slirp4netns, pasta or "
+                          "network names")
     from rongqi.engine import networks
     names = [n for n in (v[7:] if v.startswith("bridge:") else v).split(",") if n]
     if not names:

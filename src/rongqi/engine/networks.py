@@ -1414,6 +1414,13 @@ def settings(c: Container) -> dict[str, Any]:
 _slirp: dict[str, tuple[int, int]] = {}
 
 
+def helper_pid(c: Container) -> int | None:
+    """The pid of the slirp4netns or pasta this process started for `c` (a build reaps its
+    steps' own; the monitor's wait loop reaps a container's)."""
+    entry = _slirp.get(c.id)
+    return entry[0] if entry else None
+
+
 def tun_usable() -> bool:
     """Whether this process may open /dev/net/tun (slirp4netns and pasta need it)."""
     from rongqi.engine import networks_rootless
