@@ -16,6 +16,7 @@ import ipaddress
 import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -25,6 +26,7 @@ import pytest
 
 from rq import rq  # noqa: F401 - the fixture
 from support.plugin import SESSION_TAG
+from test_networks_rootless import rl, user  # noqa: F401 - the ordinary user's fixtures
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(not os.access("/usr/lib/podman/netavark", os.X_OK),
@@ -276,3 +278,27 @@ def test_a_killed_build_is_reaped_by_the_next_build_alone(rq, tmp_path):
     assert _build_dirs_empty(rq)
     assert _bridge_ports(bridge) == []
     assert _rules(subnet) == []
+
+
+@pytest.mark.skipif(not all(shutil.which(t) for t in ("useradd", "slirp4netns", "unshare")),
+                    reason="an ordinary user's build needs useradd, slirp4netns and unshare")
+def test_an_ordinary_user_s_steps_get_slirp4netns_by_default(rl):  # noqa: F811 - the fixture
+    """buildah's default for an ordinary user: each step on a slirp4netns of its own, its
+    namespaces held through the runtime's create as for a container, nothing left after."""
+    ctx = rl.home / "ctx"
+    ctx.mkdir()
+    names = "cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' ' | sort"
+    (ctx / "Containerfile").write_text(f"FROM busybox\nRUN {names} > /n\n"
+                                       f"RUN --network=none {names} > /none\n")
+    for p in (ctx, ctx / "Containerfile"):
+        os.chown(p, rl.pw.pw_uid, rl.pw.pw_gid)
+    rl("image", "inspect", "busybox", check=True)
+    rl("build", "-t", "rlb", str(ctx), check=True, timeout=180)
+    out = rl("run", "--rm", "--network", "none", "rlb", "cat", "/n", "/none", check=True)
+    assert out.stdout == "lo\ntap0\nlo\n"
+    run = rl.home / "xdg" / "rongqi" / "engine"
+    assert [n for n in os.listdir(run) if n.startswith("build-")] == []
+    assert os.listdir(run / "build") == []
+    left = subprocess.run(["ps", "-u", str(rl.pw.pw_uid), "-o", "comm="], capture_output=True,
+                          text=True, check=False).stdout.split()
+    assert "slirp4netns" not in left
