@@ -61,7 +61,7 @@ def host_capabilities() -> list[str]:
 def make_bundle(oci_binary: str, dest: Path, probe: str, args: list[str], *, privileged: bool,
                 uid: int = 0, host_pid: bool = False, masked: bool | None = None,
                 devices: list[dict] | None = None, files: dict[str, str] | None = None,
-                host_files: list[str] = ()) -> tuple[str, str]:
+                host_files: list[str] = (), caps_add: tuple[str, ...] = ()) -> tuple[str, str]:
     """A bundle whose config.json is `rongqi-oci spec`'s, with the probe in its rootfs.
 
     privileged: all the host's capabilities, no seccomp, no masked or readonly paths, no
@@ -69,7 +69,8 @@ def make_bundle(oci_binary: str, dest: Path, probe: str, args: list[str], *, pri
     namespaces stay (host_pid drops only the pid namespace). masked=True keeps the masks and
     readonly paths in a privileged config (to show that full root can lift them). devices are
     added to linux.devices (nodes the runtime creates); files ({path: text}) to the rootfs,
-    mode 0755; host_files are copied from the host to the same paths (symlinks resolved).
+    mode 0755; host_files are copied from the host to the same paths (symlinks resolved);
+    caps_add are added to the bounding, effective and permitted sets (docker's --cap-add).
     Returns (bundle dir, cgroupsPath).
     """
     from rongqi.image.busybox import make_rootfs
@@ -110,6 +111,9 @@ def make_bundle(oci_binary: str, dest: Path, probe: str, args: list[str], *, pri
             if m["destination"] == "/sys":
                 m["options"] = [o for o in m.get("options", []) if o != "ro"]
         spec["linux"]["resources"] = {"devices": [{"allow": True, "access": "rwm"}]}
+    for cap in caps_add:
+        for kind in ("bounding", "effective", "permitted"):
+            spec["process"]["capabilities"].setdefault(kind, []).append(cap)
     if host_pid:
         spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] != "pid"]
     (dest / "config.json").write_text(json.dumps(spec, indent=1))
@@ -166,11 +170,13 @@ class Run:
 def run_probe(oci_binary: str, root: str, bundle: str, *, exec_while_running: bool = False,
               no_pivot: bool = False, timeout: float = 60, launcher: list[str] | None = None,
               exec_argv: tuple[str, ...] = ("/bin/true",), max_execs: int = 0,
-              after_execs: Callable[[], None] | None = None) -> Run:
+              after_execs: Callable[[], None] | None = None,
+              instead_of_exec: Callable[[int], None] | None = None) -> Run:
     """Run the bundle detached (stdout to a file, never a pipe), exec into it while it runs if
     asked (at most max_execs times if given, then after_execs() is called), wait for it to
     stop and delete it. launcher is
-    the command that runs rongqi-oci (default: oci_binary itself)."""
+    the command that runs rongqi-oci (default: oci_binary itself). instead_of_exec(pid of the
+    container's init) is called in place of each exec when given."""
     cid = new_id("sec")
     before = socket.gethostname()
     execs = 0
@@ -191,9 +197,12 @@ def run_probe(oci_binary: str, root: str, bundle: str, *, exec_while_running: bo
                     break
                 assert time.monotonic() < deadline, "the probe container never stopped"
                 if exec_while_running and not (max_execs and execs >= max_execs):
-                    # Each exec is a runtime process (the host's python) entering the container.
-                    subprocess.run([*oci, "--root", root, "exec", cid, *exec_argv],
-                                   stdin=subprocess.DEVNULL, check=False, capture_output=True, timeout=30)
+                    if instead_of_exec is not None:
+                        instead_of_exec(json.loads(st.stdout)["pid"])
+                    else:
+                        # Each exec is a runtime process (the host's python) entering the container.
+                        subprocess.run([*oci, "--root", root, "exec", cid, *exec_argv],
+                                       stdin=subprocess.DEVNULL, check=False, capture_output=True, timeout=30)
                     execs += 1
                     if execs == max_execs and after_execs is not None:
                         after_execs()

@@ -398,6 +398,92 @@ static void a_exe_reopen(const char *n, const char *secs) {
     printf("\n");
 }
 
+/* Whether the directory fd (anything a runtime process holds: its root, cwd or an open
+ * directory) leads to the host: walk up with ".." to the top of its tree and look for the
+ * host-only marker there. The walk is not stopped by our own root, which is not on its way. */
+static int reaches_marker(int fd, const char *marker) {
+    int cur = dup(fd);
+    for (int i = 0; i < 256 && cur >= 0; i++) {
+        int up = openat(cur, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (up < 0) break;
+        struct stat a, b;
+        int top = fstat(cur, &a) == 0 && fstat(up, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+        close(cur);
+        cur = up;
+        if (top) break;
+    }
+    if (cur < 0) return 0;
+    struct stat st;
+    int found = fstatat(cur, marker + 1, &st, 0) == 0;
+    close(cur);
+    return found;
+}
+
+/* ARG is SECS,MARKER: for SECS seconds (one pass if 0) watch /proc for the runtime's processes
+ * (a created container's init, an exec entering the container: anything but our own
+ * programs) and open their root, cwd and open directories; count those leading to the host
+ * (MARKER, a host-only file, found at the top of their tree). Nothing is written. */
+static void a_reach_host(const char *n, const char *arg) {
+    char marker[256];
+    snprintf(marker, sizeof marker, "%s", strchr(arg, ',') ? strchr(arg, ',') + 1 : "/");
+    int seen = 0, opened = 0, reached = 0;
+    char via[64] = "";
+    static char done[32768];
+    pid_t self = getpid(), parent = getppid();
+    time_t end = time(NULL) + atoi(arg);
+    do {
+        DIR *d = opendir("/proc");
+        if (!d) return err(n, "opendir");
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            int pid = atoi(de->d_name);
+            if (pid <= 0 || pid >= 32768 || done[pid] || pid == self || pid == parent) continue;
+            char path[320], link[256] = {0};
+            snprintf(path, sizeof path, "/proc/%d/exe", pid);
+            ssize_t l = readlink(path, link, sizeof link - 1);
+            if (l >= 0 && (strcmp(link, "/bin/busybox") == 0 || strstr(link, "probe"))) {
+                done[pid] = 1;
+                continue;  /* a program of the container's own */
+            }
+            if (l < 0 && errno == ENOENT) continue; /* gone, or a zombie */
+            done[pid] = 1;
+            seen++;
+            const char *what[] = {"root", "cwd"};
+            for (int k = 0; k < 2; k++) {
+                snprintf(path, sizeof path, "/proc/%d/%s", pid, what[k]);
+                int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fd < 0) continue;
+                opened++;
+                if (reaches_marker(fd, marker)) {
+                    reached++;
+                    if (!strstr(via, what[k])) strncat(via, what[k], sizeof via - strlen(via) - 2), strcat(via, "+");
+                }
+                close(fd);
+            }
+            snprintf(path, sizeof path, "/proc/%d/fd", pid);
+            DIR *fds = opendir(path);
+            if (!fds) continue;
+            struct dirent *fe;
+            while ((fe = readdir(fds))) {
+                if (fe->d_name[0] == '.') continue;
+                snprintf(path, sizeof path, "/proc/%d/fd/%s", pid, fe->d_name);
+                /* O_DIRECTORY: a fifo or a device fails before it is opened (never blocks). */
+                int fd = open(path, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
+                if (fd < 0) continue;
+                opened++;
+                if (reaches_marker(fd, marker)) {
+                    reached++;
+                    if (!strstr(via, "fd")) strcat(via, "fd+");
+                }
+                close(fd);
+            }
+            closedir(fds);
+        }
+        closedir(d);
+    } while (time(NULL) < end);
+    printf("%s ok seen=%d opened=%d reached=%d via=%s\n", n, seen, opened, reached, via[0] ? via : "-");
+}
+
 struct attempt {
     const char *name;
     void (*fn)(const char *, const char *);
@@ -411,6 +497,7 @@ static const struct attempt ATTEMPTS[] = {
     {"chroot", a_chroot},       {"stat", a_stat_marker},    {"selfexe", a_selfexe},
     {"runtime_exe", a_runtime_exe}, {"setuid", a_setuid},   {"hostname", a_hostname},
     {"time", a_time},           {"devopen", a_devopen},    {"exe_reopen", a_exe_reopen},
+    {"reach_host", a_reach_host},
 };
 
 int main(int argc, char **argv) {

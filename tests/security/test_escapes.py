@@ -9,14 +9,16 @@ kernel or the probe, made them fail. See docs/security-tests.md for the table.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from rongqi.linux import exeguard
-from escape_probe import Run, host_block_device, interpreter_tree, make_bundle, run_probe, shared_libraries
+from escape_probe import Outcome, Run, host_block_device, interpreter_tree, make_bundle, run_probe, shared_libraries
 from support.plugin import new_id
 
 pytestmark = pytest.mark.root
@@ -396,6 +398,50 @@ def _exe_attack(oci_binary, suite_root, tmp_path_factory, probe_binary, interpre
                      max_execs=EXE_ATTACK_EXECS, after_execs=lambda: Path(bundle, "rootfs", "exe-attack-done").touch())
 
 
+def _init_exe_attack(oci_binary, suite_root, tmp_path_factory, probe_binary, interpreter: str, name: str) -> Run:
+    """The same attack on a container's init: while the probe watches, a second container is
+    run again and again in the probe's pid namespace (as a pod's containers share one) whose
+    process is /evil, so each time the kernel runs the init's own executable, the runtime's
+    interpreter, as a process the probe can see."""
+    base = tmp_path_factory.mktemp(name)
+    bundle, _ = make_bundle(oci_binary, base / "bundle", probe_binary, ["exe_reopen=60"], privileged=False,
+                            files={"/evil": "#!/proc/self/exe\n"}, host_files=shared_libraries(interpreter))
+    launcher = _launcher_of(oci_binary, interpreter)
+    spec = json.loads(Path(bundle, "config.json").read_text())
+    rounds = iter(range(1000))
+
+    def run_evil(pid: int) -> None:
+        b = base / f"evil{next(rounds)}"
+        b.mkdir()
+        cfg = json.loads(json.dumps(spec))
+        cfg["root"]["path"] = os.path.join(bundle, "rootfs")  # the probe's own files
+        cfg["process"]["args"] = ["/evil"]
+        cfg["linux"]["cgroupsPath"] = f"/rongqi-test/{new_id('sec')}"
+        cfg["linux"]["namespaces"] = [n if n["type"] != "pid" else {"type": "pid", "path": f"/proc/{pid}/ns/pid"}
+                                      for n in cfg["linux"]["namespaces"]]
+        (b / "config.json").write_text(json.dumps(cfg))
+        cid = new_id("sec")
+        try:
+            subprocess.run([*launcher, "--root", suite_root, "run", "-b", str(b), cid], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, timeout=30)
+        finally:
+            subprocess.run([oci_binary, "--root", suite_root, "delete", "--force", cid], capture_output=True,
+                           check=False, timeout=60)
+
+    return run_probe(oci_binary, suite_root, bundle, exec_while_running=True, launcher=launcher,
+                     max_execs=EXE_ATTACK_RUNS, instead_of_exec=run_evil,
+                     after_execs=lambda: Path(bundle, "rootfs", "exe-attack-done").touch())
+
+
+EXE_ATTACK_RUNS = 15
+
+
+@pytest.fixture(scope="module")
+def init_exe_attack(oci_binary, suite_root, tmp_path_factory, probe_binary, private_interpreter) -> Run:
+    return _init_exe_attack(oci_binary, suite_root, tmp_path_factory, probe_binary, private_interpreter,
+                            "init-exe-attack")
+
+
 @pytest.fixture(scope="module")
 def exe_attack(oci_binary, suite_root, tmp_path_factory, probe_binary, private_interpreter) -> Run:
     """The runtime started from a writable interpreter: it must protect itself (re-exec)."""
@@ -425,9 +471,9 @@ def exe_attack_privileged(oci_binary, suite_root, tmp_path_factory, probe_binary
                        "exe-attack-priv", privileged=True)
 
 
-def _assert_never_opened_for_writing(run: Run) -> None:
+def _assert_never_opened_for_writing(run: Run, execs: int = EXE_ATTACK_EXECS) -> None:
     r = run["exe_reopen"]
-    assert run.execs == EXE_ATTACK_EXECS
+    assert run.execs == execs
     # The attack reached the runtime's executable (else the test proves nothing) ...
     assert int(r.field("caught")) > 0, run.output
     # ... and never opened it for writing: each one held ends in EROFS, a read-only mount
@@ -441,6 +487,13 @@ def test_runtime_executable_cannot_be_reopened_for_writing_after_a_proc_self_exe
     _assert_never_opened_for_writing(exe_attack)
     # The exec's process ran a protected interpreter that the runtime re-exec'd its helper through.
     assert exe_attack["exe_reopen"].field("exe").startswith(exeguard.GUARD_DIR + "/python-")
+
+
+def test_a_containers_process_that_is_a_proc_self_exe_script_cannot_reopen_the_runtime_for_writing(
+        init_exe_attack):
+    # Issue 9's case: the container's own process is `#!/proc/self/exe`, run by its init.
+    _assert_never_opened_for_writing(init_exe_attack, EXE_ATTACK_RUNS)
+    assert init_exe_attack["exe_reopen"].field("exe").startswith(exeguard.GUARD_DIR + "/python-")
 
 
 def test_runtime_started_from_a_protected_interpreter_is_not_reexecuted(exe_attack_protected_launcher):
@@ -474,3 +527,50 @@ def test_rootfs_whose_proc_or_sys_is_a_symlink_is_refused(oci_binary, suite_root
 
 def test_privileged_container_cannot_reopen_the_runtime_executable_for_writing_either(exe_attack_privileged):
     _assert_never_opened_for_writing(exe_attack_privileged)
+
+
+# -- a container holding CAP_SYS_PTRACE (docker's --cap-add SYS_PTRACE) -----------------------
+# CAP_SYS_PTRACE crosses the runtime's non-dumpable guard: a process of the container may open
+# /proc/PID/root, cwd and fd/N of the runtime's processes it can see. What it finds there must be
+# the container's own, never a directory of the host (the CVE-2016-9962 class: runc's init once
+# held a dirfd of the host; its exec once showed up in the container before joining its mounts).
+
+
+def test_a_created_containers_init_holds_no_directory_of_the_host(oci_binary, suite_root, tmp_path, probe_binary,
+                                                                   host_marker):
+    # The init waits for `start` (the container is "created") as the container's user, with
+    # its capabilities: an exec'd process with CAP_SYS_PTRACE opens whatever fds it holds.
+    # It held the state dir (the host's /run/...), from which ".." led to the host's root.
+    bundle, _ = make_bundle(oci_binary, tmp_path / "bundle", probe_binary, ["selfexe"], privileged=False,
+                            caps_add=("CAP_SYS_PTRACE",))
+    cid = new_id("sec")
+    oci = [oci_binary, "--root", suite_root]
+    try:
+        with tempfile.TemporaryFile("w+") as err:  # the init holds it: never a pipe
+            r = subprocess.run([*oci, "create", "-b", bundle, cid], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=err, timeout=60)
+            err.seek(0)
+            assert r.returncode == 0, err.read()
+        r = subprocess.run([*oci, "exec", cid, "/bin/probe", f"reach_host=0,{host_marker}"],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        o = Outcome(r.stdout.strip().splitlines()[-1])
+        assert int(o.field("seen")) >= 1 and int(o.field("opened")) > 0, o.line  # the init's root, cwd, fds
+        assert (o.field("reached"), o.field("via")) == ("0", "-"), o.line
+    finally:
+        subprocess.run([*oci, "delete", "--force", cid], capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def ptrace_exec(oci_binary, suite_root, tmp_path_factory, probe_binary, host_marker) -> Run:
+    return _run(oci_binary, suite_root, tmp_path_factory, probe_binary, [f"reach_host=8,{host_marker}"],
+                "ptrace-exec", exec_while_running=True, privileged=False, caps_add=("CAP_SYS_PTRACE",))
+
+
+def test_an_exec_is_seen_in_the_container_only_once_inside_its_root(ptrace_exec):
+    # An exec's process is visible in the container's pid namespace from its clone on: it must
+    # be born in the container's mount namespace and root, not join them later (its root and
+    # cwd were the host's until then).
+    o = ptrace_exec["reach_host"]
+    assert ptrace_exec.execs > 0 and int(o.field("seen")) > 0, o.line  # the check saw exec processes
+    assert (o.field("reached"), o.field("via")) == ("0", "-"), o.line

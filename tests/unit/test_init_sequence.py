@@ -63,7 +63,7 @@ def run_init(tmp_path, monkeypatch):
         real_send, real_await = initmod.Sync.send, initmod._await_start
         monkeypatch.setattr(initmod.Sync, "send", lambda self, word, text="": (sc._rec("send", word),
                                                                                real_send(self, word, text)))
-        monkeypatch.setattr(initmod, "_await_start", lambda c: (sc._rec("start-handshake"), real_await(c)))
+        monkeypatch.setattr(initmod, "_await_start", lambda c, fd_dir: (sc._rec("start-handshake"), real_await(c, fd_dir)))
         monkeypatch.setattr(initmod, "_run_hooks", lambda kind, hooks, state: sc._rec("hooks", kind))
         spec = parse(spec_dict, str(tmp_path))
         state_dir = tmp_path / "state"
@@ -78,7 +78,7 @@ def run_init(tmp_path, monkeypatch):
                                   ("bounding", "effective", "permitted", "inheritable", "ambient")))
         c.seccomp_filter = "compiled-filter" if seccomp else None
         c.seccomp_before_caps = seccomp_before_caps
-        c.state_dir_fd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY)
+        c.fifo_fd = os.open(state_dir / "exec.fifo", os.O_PATH)
         if host_binds:
             import socket
 
@@ -94,7 +94,7 @@ def run_init(tmp_path, monkeypatch):
         from_init_r, from_init_w = os.pipe()
         c.sync = initmod.Sync(to_init_r, from_init_w)
         sc.sync_fds = (to_init_r, from_init_w)
-        sc.state_dir_fd = c.state_dir_fd
+        sc.fifo_fd = c.fifo_fd
         try:
             with pytest.raises(Exec):
                 initmod.setup(sc, c)
@@ -178,7 +178,10 @@ def test_fds_closed_then_privileges_dropped_in_order_then_seccomp_then_ready(run
         [names.index(n) for n in ("start-handshake", "execve")]
     assert order == sorted(order), names
     # Before seccomp (where close_range may be denied), keeping only what the init still needs.
-    assert sc.calls[names.index("close_fds_from")] == ("close_fds_from", 3, tuple(sorted((*sc.sync_fds, sc.state_dir_fd))))
+    # The fifo by an O_PATH fd of its own and our fd directory in a verified procfs; no directory of the host.
+    _, lowest, kept = sc.calls[names.index("close_fds_from")]
+    fd_dir = next(fd for fd in kept if fd not in (*sc.sync_fds, sc.fifo_fd))
+    assert (lowest, kept) == (3, tuple(sorted((*sc.sync_fds, sc.fifo_fd, fd_dir))))
     assert sc.calls[names.index("setresuid")] == ("setresuid", 1000)
     assert sc.calls[names.index("setgroups")] == ("setgroups", [10])
     assert sc.calls[nnp][1:] == (sysc.PR_SET_NO_NEW_PRIVS, 1)

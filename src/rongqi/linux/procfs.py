@@ -93,3 +93,35 @@ def read(path: str, sc: sysc.Syscalls = sysc.SYSCALLS) -> bytes:
             out += chunk
     finally:
         os.close(fd)
+
+
+def open_own_fd_dir(sc: sysc.Syscalls = sysc.SYSCALLS) -> int:
+    """An O_PATH fd of this process's /proc/PID/fd directory in a verified procfs: the view's
+    /proc, or where there is none, a procfs of our pid namespace mounted nowhere. Holding it
+    exposes nothing of the host: it is the container's own procfs (see reopen)."""
+    try:
+        return open_file("/proc/self/fd", os.O_PATH | os.O_DIRECTORY, sc)
+    except OSError as err:
+        if err.errno not in (errno.EXDEV, errno.ENOENT):
+            raise
+    root = sc.detached_procfs()
+    try:
+        if sc.fstatfs_type(root) != PROC_SUPER_MAGIC or os.fstat(root).st_ino != PROC_ROOT_INO:
+            raise _not_procfs("a new procfs")
+        pid = os.readlink("self", dir_fd=root)
+        return sc.openat2(root, pid + "/fd", os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW, 0, _BENEATH)
+    finally:
+        os.close(root)
+
+
+def reopen(fd_dir: int, fd: int, flags: int) -> int:
+    """Open again what fd (an O_PATH fd, say) refers to, with flags, through fd_dir (from
+    open_own_fd_dir). The magic link is followed; what it gave must be fd's own file, or
+    something mounted over the link in the container's view redirected it: refused."""
+    new = os.open(str(fd), flags | os.O_CLOEXEC | os.O_NOCTTY, dir_fd=fd_dir)
+    want, got = os.fstat(fd), os.fstat(new)
+    if (got.st_dev, got.st_ino) != (want.st_dev, want.st_ino):
+        os.close(new)
+        raise OSError(errno.EXDEV, f"reopen of fd {fd} through /proc gave another file (a mount over "
+                                   "the magic link?): refused")
+    return new

@@ -11,10 +11,10 @@ import os
 # Syscall numbers that differ between architectures (glibc has no wrapper for these).
 _MACHINE = os.uname().machine
 if _MACHINE == "x86_64":
-    NR = {"clone": 56, "pivot_root": 155, "keyctl": 250,
+    NR = {"clone": 56, "pivot_root": 155, "keyctl": 250, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
           "openat2": 437, "mount_setattr": 442, "ioprio_set": 251, "sched_setattr": 314}
 elif _MACHINE in ("aarch64", "riscv64"):
-    NR = {"clone": 220, "pivot_root": 41, "keyctl": 219,
+    NR = {"clone": 220, "pivot_root": 41, "keyctl": 219, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
           "openat2": 437, "mount_setattr": 442, "ioprio_set": 30, "sched_setattr": 274}
 else:  # pragma: no cover - only the two above are tested
     NR = {}
@@ -229,6 +229,24 @@ class Syscalls:
         attr = k.MountAttr(attr_set, attr_clr, propagation, 0)
         if k.syscall(NR["mount_setattr"], fd, _b(path), flags, k.ctypes.byref(attr), k.ctypes.sizeof(attr)) < 0:
             raise _fail("mount_setattr", path)
+
+    def detached_procfs(self) -> int:
+        """An O_PATH fd of a new procfs of our pid namespace, mounted nowhere (fsopen, fsmount):
+        a verified /proc for a process whose view has none."""
+        k = kernel()
+        fs = k.syscall(NR["fsopen"], b"proc", 1)  # FSOPEN_CLOEXEC
+        if fs < 0:
+            raise _fail("fsopen proc")
+        try:
+            if k.syscall(NR["fsconfig"], fs, 6, None, None, 0) < 0:  # FSCONFIG_CMD_CREATE
+                raise _fail("fsconfig proc")
+            # FSMOUNT_CLOEXEC; MOUNT_ATTR_NOSUID|NODEV|NOEXEC
+            fd = k.syscall(NR["fsmount"], fs, 1, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
+            if fd < 0:
+                raise _fail("fsmount proc")
+            return fd
+        finally:
+            os.close(fs)
 
     def pivot_root(self, new_root: str, put_old: str) -> None:
         if kernel().syscall(NR["pivot_root"], _b(new_root), _b(put_old)) < 0:

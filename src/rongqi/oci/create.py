@@ -384,7 +384,7 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
             from rongqi.oci.terminal import connect
 
             c.console_fd = connect(opts.console_socket)
-        c.state_dir_fd = os.open(st.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        c.fifo_fd = os.open(os.path.join(st.dir, statemod.FIFO), os.O_PATH | os.O_CLOEXEC)
         p_r, c_w = os.pipe2(os.O_CLOEXEC)  # init -> runtime
         c.host_binds = bool(_binds_opened_by_host(spec))
         if c.host_binds:
@@ -404,7 +404,7 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
                 os.close(fd)
         raise
     finally:
-        for fd in (c.state_dir_fd, c_r, c_w, c.console_fd, c.seccomp_listener_fd):
+        for fd in (c.fifo_fd, c_r, c_w, c.console_fd, c.seccomp_listener_fd):
             if fd >= 0:
                 os.close(fd)
     sync = Sync(p_r, p_w)

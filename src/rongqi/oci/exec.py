@@ -2,8 +2,8 @@
 
 The process is built as runc builds it: --process FILE, or the container's own
 config.json process with the command line's overrides. It is cloned with
-CLONE_PARENT by a helper that has joined the user and pid namespaces, so that it
-is our child (we wait for it) and PID-namespaced like the container.
+CLONE_PARENT by a helper that has joined all the container's namespaces and its root,
+so that it is our child (we wait for it) and born inside the container.
 """
 
 from __future__ import annotations
@@ -264,7 +264,7 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls | None =
 
             job = _ExecJob(sc, c, proc, root_fd)
             try:
-                pid = spawn_in_cgroup(sc, cg, 0, early, job.prepare, None, job.main, close_in_helper=(p_r, p_w),
+                pid = spawn_in_cgroup(sc, cg, 0, early, job.prepare, job.enter, job.main, close_in_helper=(p_r, p_w),
                                       stdio=o.stdio)
             except RongqiError as err:
                 raise RongqiError(f"exec: {err}") from None
@@ -335,13 +335,27 @@ class _ExecJob:
         self.sc.prctl(sysc.PR_SET_DUMPABLE, 0)
         preload_for_child(self.c.spec)
 
+    def enter(self) -> None:
+        """The rest of the container's namespaces and its root, joined by the helper before it
+        clones: the process is visible in the container's pid namespace from its birth, so it
+        must be born inside the container's mounts and root. (Joined by the process itself,
+        its root and cwd were the host's until then, and a process of the container holding
+        CAP_SYS_PTRACE, which crosses the non-dumpable guard, could open them.)"""
+        for kind, path in self.c.late_joins:
+            namespaces.join(self.sc, kind, path)
+        if self.root_fd >= 0:
+            self.sc.chdir(self.root_fd)
+            self.sc.chroot(".")
+            os.close(self.root_fd)
+            self.root_fd = -1
+
     def main(self) -> None:
-        _child(self.sc, self.c, self.proc, self.root_fd)
+        _child(self.sc, self.c, self.proc)
 
 
-def _child(sc: sysc.Syscalls, c: InitConfig, proc, root_fd: int = -1) -> None:
-    """The exec'd process, before execve: never returns. root_fd: chroot there (a container
-    without a mount namespace, whose root is its init's chroot)."""
+def _child(sc: sysc.Syscalls, c: InitConfig, proc) -> None:
+    """The exec'd process, before execve: never returns. It is born in the container's
+    namespaces and root (see _ExecJob.enter)."""
     code = 1
     try:
         word, text = c.sync.recv()
@@ -352,15 +366,13 @@ def _child(sc: sysc.Syscalls, c: InitConfig, proc, root_fd: int = -1) -> None:
         if c.userns:
             sc.setresgid(0)
             sc.setresuid(0)
-        for kind, path in c.late_joins:
-            namespaces.join(sc, kind, path)
-        if root_fd >= 0:
-            sc.chdir(root_fd)
-            sc.chroot(".")
         os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
         env = _environ(proc)
         try:
             sc.chdir(proc.cwd)
+            # In the container's root, as the init's (CVE-2024-21626: a cwd reached through an
+            # fd of the host's is "unreachable" and getcwd fails).
+            os.getcwd()
         except OSError as err:
             raise OSError(err.errno, f"cwd {proc.cwd}: {err.strerror}") from None
         exe = find_executable(proc.args[0], env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"))

@@ -25,14 +25,17 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 class InitConfig:
     """Everything the init needs, prepared by the parent before clone."""
 
-    __slots__ = ("spec", "state_dir_fd", "sync", "no_pivot", "no_new_keyring", "preserve_fds",
+    __slots__ = ("spec", "fifo_fd", "sync", "no_pivot", "no_new_keyring", "preserve_fds",
                  "late_joins", "new_cgroupns", "userns", "runtime_hooks", "state_json", "container_id",
                  "caps", "seccomp_before_caps", "host_pid", "cgroup_dirs", "seccomp_filter", "console_fd", "seccomp_listener_fd",
                  "host_binds")
 
     def __init__(self):
         self.spec = None
-        self.state_dir_fd = -1
+        # O_PATH of exec.fifo, never of the state dir: a directory of the host's would let a
+        # process of the container that may open our /proc/PID/fd (CAP_SYS_PTRACE) walk up
+        # from it to the host's root while we wait for start (the CVE-2016-9962 class).
+        self.fifo_fd = -1
         self.sync = Sync(-1, -1)  # the channel to the runtime: set before the clone
         self.no_pivot = False
         self.no_new_keyring = False
@@ -195,13 +198,19 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
     # opened the fifo only the startContainer hooks and execve are left, so `start` returns
     # when the program runs and a signal sent right after it reaches the program.
     keep = 3 + c.preserve_fds
+    # The fifo is reopened through our fd directory in a verified procfs, opened now: after
+    # seccomp only openat and fstat remain for the handshake (see _await_start).
+    from rongqi.linux import procfs
+
+    fd_dir = procfs.open_own_fd_dir(sc)
     # No fd of the runtime survives into the container (CVE-2024-21626 class). Closed before
     # seccomp: under a filter that denies close_range, closing is one syscall per fd number.
-    sc.close_fds_from(keep, tuple(fd for fd in (sync.rfd, sync.wfd, c.state_dir_fd, c.seccomp_listener_fd) if fd >= 0))
+    sc.close_fds_from(keep, tuple(fd for fd in (sync.rfd, sync.wfd, c.fifo_fd, fd_dir, c.seccomp_listener_fd)
+                                  if fd >= 0))
     finalize_process(sc, c)
     sync.send(proto.READY)
     sync.close()
-    _await_start(c)
+    _await_start(c, fd_dir)
 
     hooks = spec.hooks.get("startContainer")
     if hooks:
@@ -217,15 +226,22 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
     execve(sc, exe, proc.args, env)
 
 
-def _await_start(c: InitConfig) -> None:
+def _await_start(c: InitConfig, fd_dir: int) -> None:
     """The start handshake: block until `start` opens exec.fifo, then write one byte.
 
-    The fd stays open, close-on-exec: `start` reads on until EOF, which comes at our
-    execve (or our exit), so that it returns only once the program runs.
+    The fifo is reopened for writing from its O_PATH fd through fd_dir, our verified
+    /proc/PID/fd (runc's /proc/self/fd/N reopen). The fd stays open, close-on-exec: `start`
+    reads on until EOF, which comes at our execve (or our exit), so that it returns only once
+    the program runs.
     """
-    fd = os.open(FIFO, os.O_WRONLY | os.O_CLOEXEC, dir_fd=c.state_dir_fd)
-    os.close(c.state_dir_fd)
-    c.state_dir_fd = -1
+    from rongqi.linux import procfs
+
+    try:
+        fd = procfs.reopen(fd_dir, c.fifo_fd, os.O_WRONLY)
+    finally:
+        os.close(fd_dir)
+        os.close(c.fifo_fd)
+        c.fifo_fd = -1
     os.write(fd, b"0")
 
 

@@ -7,6 +7,7 @@ The order of the messages between the runtime, the helper and the child is oci/p
 
 from __future__ import annotations
 
+import _thread
 import os
 
 from rongqi.errors import RongqiError, UsageError
@@ -15,6 +16,8 @@ from rongqi.linux import namespaces
 from rongqi.linux import syscall as sysc
 from rongqi.oci import protocol as proto
 from rongqi.oci.state import write_private
+
+_FORK_LOCK = _thread.allocate_lock()  # see spawn_in_cgroup
 
 TYPE_CHECKING = False  # typing is not imported on the runtime's path (mypy reads this)
 if TYPE_CHECKING:
@@ -99,11 +102,20 @@ def spawn_in_cgroup(sc: sysc.Syscalls, cg: Cgroup | None, flags: int, early_join
         raise RongqiError(f"cannot protect the runtime's executable from the container: {describe_os_error(err)}") from None
     fds: list[int] = []
     try:
-        rep_r, rep_w = os.pipe2(os.O_CLOEXEC)  # helper -> runtime: "ok PID" or "error TEXT"
-        fds += (rep_r, rep_w)
-        go_r, go_w = os.pipe2(os.O_CLOEXEC)    # runtime -> helper: in the cgroup now
-        fds += (go_r, go_w)
-        mid = os.fork()
+        # The helper's ends of these pipes exist in this process only under the lock: a threaded
+        # caller's other helpers (forks) must not inherit them. A spawn whose report pipe's write
+        # end another spawn's child held would never see the EOF it waits for, while that child
+        # waits for its own "go", which comes after its spawn's EOF: a deadlock.
+        with _FORK_LOCK:
+            rep_r, rep_w = os.pipe2(os.O_CLOEXEC)  # helper -> runtime: "ok PID" or "error TEXT"
+            fds += (rep_r, rep_w)
+            go_r, go_w = os.pipe2(os.O_CLOEXEC)    # runtime -> helper: in the cgroup now
+            fds += (go_r, go_w)
+            mid = os.fork()
+            if mid != 0:
+                fds = [rep_r, go_w]
+                os.close(rep_w)
+                os.close(go_r)
     except BaseException:
         for fd in fds:
             os.close(fd)
@@ -123,8 +135,6 @@ def spawn_in_cgroup(sc: sysc.Syscalls, cg: Cgroup | None, flags: int, early_join
         _helper(rep_w, go_r, sc, flags, early_joins, prepare, after_joins, child_main)
     if reexec is not None:
         reexec.close()
-    os.close(rep_w)
-    os.close(go_r)
     if cleanup is not None:
         cleanup.helper = mid
     join_error = None
