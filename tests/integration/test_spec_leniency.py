@@ -203,3 +203,16 @@ def test_a_sysctl_in_the_runtimes_own_namespace_is_refused(oci_binary, runtime_r
     assert r.returncode == 1 and "linux.sysctl.net.ipv4.ip_forward" in r.stderr and "runtime's own" in r.stderr, \
         r.stderr
     assert not os.path.exists(os.path.join(runtime_root, unique_id))
+
+
+def test_a_container_without_a_proc_mount_is_started_through_a_procfs_of_its_own(oci_binary, runtime_root,
+                                                                                 bundle_factory, unique_id):
+    # The init reopens exec.fifo from its O_PATH fd through /proc/PID/fd (it holds no directory
+    # of the host while it waits for start): with no procfs at /proc in the container, through a
+    # procfs mounted nowhere (fsopen). The image's /proc is an empty directory here.
+    bundle = bundle_factory(["sh", "-c", "ls -A /proc | wc -l"])
+    edit_config(bundle, lambda c: (c.__setitem__("mounts", [m for m in c["mounts"] if m["destination"] != "/proc"]),
+                                   c["linux"].__setitem__("maskedPaths", []),
+                                   c["linux"].__setitem__("readonlyPaths", [])))
+    r = run(oci_binary, runtime_root, bundle, unique_id)
+    assert (r.returncode, r.stdout) == (0, "0\n"), r.stderr
