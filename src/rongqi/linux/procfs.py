@@ -114,11 +114,12 @@ def open_own_fd_dir(sc: sysc.Syscalls = sysc.SYSCALLS) -> int:
         os.close(root)
 
 
-def reopen(fd_dir: int, fd: int, flags: int) -> int:
+def reopen(fd_dir: int, fd: int, flags: int, opener=os.open) -> int:
     """Open again what fd (an O_PATH fd, say) refers to, with flags, through fd_dir (from
     open_own_fd_dir). The magic link is followed; what it gave must be fd's own file, or
-    something mounted over the link in the container's view redirected it: refused."""
-    new = os.open(str(fd), flags | os.O_CLOEXEC | os.O_NOCTTY, dir_fd=fd_dir)
+    something mounted over the link in the container's view redirected it: refused.
+    opener: os.open, or the caller's stand-in for it."""
+    new = opener(str(fd), flags | os.O_CLOEXEC | os.O_NOCTTY, dir_fd=fd_dir)
     want, got = os.fstat(fd), os.fstat(new)
     if (got.st_dev, got.st_ino) != (want.st_dev, want.st_ino):
         os.close(new)

@@ -237,7 +237,7 @@ def _await_start(c: InitConfig, fd_dir: int) -> None:
     from rongqi.linux import procfs
 
     try:
-        fd = procfs.reopen(fd_dir, c.fifo_fd, os.O_WRONLY)
+        fd = procfs.reopen(fd_dir, c.fifo_fd, os.O_WRONLY, os.open)
     finally:
         os.close(fd_dir)
         os.close(c.fifo_fd)
