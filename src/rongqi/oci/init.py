@@ -14,7 +14,6 @@ from rongqi.linux import namespaces
 from rongqi.linux import syscall as sysc
 from rongqi.oci import protocol as proto
 from rongqi.oci.protocol import Sync  # noqa: F401  (jobcodec, callers)
-from rongqi.oci.state import FIFO
 
 # rongqi.linux.rootfs (and mount) are imported by the helper process that clones the init
 # (see oci/spawn.py _helper), off the runtime's own path.
