@@ -566,6 +566,79 @@ def top(engine: object, ref: str, args: list[str]) -> list[list[str]] | str:
     return top_table(procs, descriptors, ctx)
 
 
+def host_ps(engine: object, ref: str, ps_args: str = "") -> dict[str, list]:
+    """dockerd's top: ps(1) of the host over the container's processes (so an image without
+    ps works), `{"Titles", "Processes"}` as daemon/top_unix.go makes them: `ps ARGS
+    -qPID,PID...`, retried without the pids when ps refuses them together (`f`), then
+    only the rows of the container's pids (and the thread rows "-" that follow one)."""
+    import re
+    import subprocess
+
+    from rongqi.engine import lifecycle
+    from rongqi.engine import status as st
+    from rongqi.errors import ContainerStateImproper, EngineError, UsageError
+    c = lifecycle.synced(engine, engine.get(ref))   # type: ignore[attr-defined]
+    if c.status not in st.ALIVE:
+        raise ContainerStateImproper(f"Container {c.id} is not running")
+    ps_args = ps_args or "-ef"
+    for k, v in re.findall(r"\s+([^\s]*)=\s*(PID[^\s]*)", ps_args):
+        if k != "pid":
+            raise UsageError(f'specifying "{k}={v}" is not allowed')
+    pids = engine.runtime_for(c).ps(c.id)   # type: ignore[attr-defined]
+    args = ps_args.split(" ")
+    try:
+        r = subprocess.run(["ps", *args, "-q" + ",".join(str(p) for p in pids)],
+                           stdin=subprocess.DEVNULL, capture_output=True, check=False)
+        if r.returncode != 0:
+            r = subprocess.run(["ps", *args], stdin=subprocess.DEVNULL, capture_output=True,
+                               check=False)
+    except FileNotFoundError:
+        raise EngineError('ps: exec: "ps": executable file not found in $PATH') from None
+    if r.returncode != 0:
+        err = r.stderr.decode(errors="replace").split("\n", 1)[0]
+        raise EngineError(f"ps: {err or f'exit status {r.returncode}'}")
+    return parse_ps_output(r.stdout.decode(errors="replace"), pids)
+
+
+def parse_ps_output(output: str, pids: list[int]) -> dict[str, list]:
+    """dockerd's parsePSOutput: the titles, and the rows whose PID is the container's."""
+    lines = output.split("\n")
+    titles = lines[0].split()
+    if "PID" not in titles:
+        from rongqi.errors import EngineError
+        raise EngineError("Couldn't find PID field in ps output")
+    at = titles.index("PID")
+    keep = set(pids)
+    rows: list[list[str]] = []
+    last_kept = False
+    for line in lines[1:]:
+        if not line:
+            continue
+        fields = line.split()
+        if len(fields) <= at:
+            continue
+        if fields[at] == "-":            # a thread row (ps -m) belongs to the row above it
+            if last_kept:
+                rows.append(_fit(fields, len(titles)))
+            continue
+        try:
+            pid = int(fields[at])
+        except ValueError:
+            from rongqi.errors import EngineError
+            raise EngineError(f"Unexpected pid '{fields[at]}': invalid syntax") from None
+        last_kept = pid in keep
+        if last_kept:
+            rows.append(_fit(fields, len(titles)))
+    return {"Titles": titles, "Processes": rows}
+
+
+def _fit(fields: list[str], n: int) -> list[str]:
+    # The last column (the command) keeps its spaces.
+    if n and len(fields) > n:
+        fields = fields[:n - 1] + [" ".join(fields[n - 1:])]
+    return fields
+
+
 def _ps_in_container(engine: object, c: object, args: list[str]) -> str:
     """podman's fallback: `ps ARGS` executed in the container, its output captured."""
     from rongqi.engine import exec as execmod

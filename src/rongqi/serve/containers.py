@@ -512,15 +512,13 @@ def list_containers(req: Request) -> Response:
 # -- processes, figures, changes ------------------------------------------------------------------
 @route("GET", "/containers/{id}/top")
 def top(req: Request) -> Response:
-    import shlex
-
     from rongqi.engine import stats
     c = _synced(req)
     if c.status not in ALIVE:
         raise HTTPError(409, f"Container {c.id} is not running")
     with _docker_words(req.params["id"]):
-        table = stats.top(req.engine, c.id, shlex.split(req.arg("ps_args") or ""))
-    return json_response(tr.top_json(table))
+        # dockerd runs the host's ps over the container's pids, never a ps in the container
+        return json_response(stats.host_ps(req.engine, c.id, req.arg("ps_args") or ""))
 
 
 @route("GET", "/containers/{id}/stats")
