@@ -83,6 +83,16 @@ class Event:
 
 
 # -- writing -------------------------------------------------------------------------------------
+def container_attributes(config: dict, extra: dict[str, str] | None = None
+                         ) -> dict[str, str]:
+    """A container event's Attributes: the container's labels (podman's and docker's events
+    carry them, and `label=` filters match them), then what the event adds (signal...);
+    `{}` without any, as podman writes a container's (an image's are null)."""
+    attrs = {str(k): str(v) for k, v in (config.get("labels") or {}).items()}
+    attrs.update(extra or {})
+    return attrs
+
+
 def emit(root: str, type: str, action: str, *, id: str = "", name: str = "", image: str = "",
          attributes: dict[str, str] | None = None, exit_code: int | None = None,
          health_status: str = "", network: str = "") -> Event | None:

@@ -694,7 +694,8 @@ def _emit(engine: Engine, c: Container, action: str) -> None:
     except ImportError:   # engine/events.py has not landed yet
         return
     events.emit(engine.root, "container", action, id=c.id, name=c.name,
-                image=c.config.get("image_name", ""))
+                image=c.config.get("image_name", ""),
+                attributes=events.container_attributes(c.config))
 
 
 # -- export -----------------------------------------------------------------------------------

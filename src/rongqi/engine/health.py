@@ -170,7 +170,8 @@ def record(engine: Any, c: Any, entry: dict[str, Any], hc: dict[str, Any]) -> st
 
             events.emit(engine.root, "container", "health_status", id=c.id, name=c.name,
                         image=c.config.get("image_name", ""),
-                        attributes={"health_status": h["status"]})
+                        attributes=events.container_attributes(
+                            c.config, {"health_status": h["status"]}))
         except Exception:  # noqa: BLE001 - an events log that cannot be written is not the check's failure
             pass
     return h["status"]

@@ -43,7 +43,8 @@ def _emit(engine: Engine, action: str, c: Container, *, exit_code: int | None = 
           **attributes: str) -> None:
     from rongqi.engine import events
     events.emit(engine.root, "container", action, id=c.id, name=c.name,
-                image=c.config.get("image_name", ""), attributes=attributes or None,
+                image=c.config.get("image_name", ""),
+                attributes=events.container_attributes(c.config, attributes),
                 exit_code=exit_code)
 
 

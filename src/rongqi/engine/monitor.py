@@ -1158,7 +1158,7 @@ class Monitor:
 
             events.emit(self.engine.root, "container", "died", id=self.id,
                         name=self.container.name, image=self.config.get("image_name", ""),
-                        exit_code=code)
+                        attributes=events.container_attributes(self.config), exit_code=code)
         except Exception:  # noqa: BLE001 - an event is never worth failing the exit for
             pass
         if self.remove:

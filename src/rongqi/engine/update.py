@@ -121,7 +121,7 @@ def update(engine: Engine, ref: str | Container, upd: ResourceUpdate) -> Contain
     from rongqi.engine import events
     events.emit(engine.root, "container", "update", id=c.id, name=c.name,
                 image=c.config.get("image_name", ""),
-                attributes=dict(c.config.get("labels") or {}) or None)
+                attributes=events.container_attributes(c.config))
     return c
 
 
