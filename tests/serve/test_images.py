@@ -88,7 +88,9 @@ def test_docker_pull_images_inspect_history_tag_rmi(serve, registry):
     assert serve.docker("images", "-q").stdout.split() == [short, short]
     assert serve.docker("rmi", "mine:v1").stdout.splitlines() == ["Untagged: mine:v1"]
     out = serve.docker("rmi", ref).stdout.splitlines()
-    assert out[0] == f"Untagged: {ref}" and out[1] == f"Deleted: {doc['Id']}"
+    # dockerd's digest reference goes with the repository's last tag, then the image
+    assert out[:3] == [f"Untagged: {ref}", f"Untagged: {registry.host}/bb@{digest}",
+                       f"Deleted: {doc['Id']}"]
     assert serve.docker("images", "-aq").stdout == ""
     # the store let go of the blobs too
     assert serve.docker("image", "inspect", ref, check=False).returncode == 1
@@ -138,6 +140,33 @@ def test_docker_pull_all_tags(serve, registry, busybox_archive):
 
 
 # -- push ------------------------------------------------------------------------------------------
+def test_inspect_and_rmi_by_repository_digest(serve, registry):
+    ref = f"{registry.host}/bb:1"
+    serve.docker("pull", ref)
+    [doc] = json.loads(serve.docker("image", "inspect", ref).stdout)
+    [by_digest] = doc["RepoDigests"]
+    assert by_digest.startswith(f"{registry.host}/bb@sha256:")
+    # inspect (CLI, docker-py, history) by NAME@DIGEST: the image whose RepoDigests has it
+    [again] = json.loads(serve.docker("image", "inspect", by_digest).stdout)
+    assert again["Id"] == doc["Id"]
+    assert serve.client().images.get(by_digest).id == doc["Id"]
+    assert serve.http.get(f"/images/{by_digest}/history").status_code == 200
+    other = f"{registry.host}/bb@sha256:" + "0" * 64
+    p = serve.docker("image", "inspect", other, check=False)
+    assert p.returncode == 1 and f"No such image: {other}" in p.stderr
+    # a container made by digest runs that image
+    serve.docker("run", "--rm", "--network", "none", by_digest, "true")
+    # rmi by digest: that reference goes, the image stays with its tag
+    assert serve.docker("rmi", by_digest).stdout.splitlines() == [f"Untagged: {by_digest}"]
+    [doc] = json.loads(serve.docker("image", "inspect", ref).stdout)
+    assert doc["RepoTags"] == [ref] and doc["RepoDigests"] == []
+    p = serve.docker("rmi", by_digest, check=False)
+    assert p.returncode == 1 and f"No such image: {by_digest}" in p.stderr
+    assert serve.docker("rmi", ref).stdout.splitlines()[:2] == [f"Untagged: {ref}",
+                                                               f"Deleted: {doc['Id']}"]
+    assert serve.docker("images", "-aq").stdout == ""
+
+
 def test_docker_push_and_pull_back(serve, registry):
     src, dest = f"{registry.host}/bb:1", f"{registry.host}/copy:2"
     serve.docker("pull", src)

@@ -132,9 +132,41 @@ def all_images(store: ImageStore) -> list[ImageFacts]:
     return _facts_of(store, entries)
 
 
+def repo_digest_of(ref: str) -> str:
+    """`NAME@sha256:...` as RepoDigests hold it (the full repository), "" for other refs."""
+    if "@" not in ref:
+        return ""
+    from rongqi.image import reference
+    try:
+        r = reference.parse(ref, default_tag=None)
+    except RongqiError:
+        return ""
+    return f"{r.repository}@{r.digest}" if r.digest else ""
+
+
+def by_repo_digest(store: ImageStore, ref: str) -> ImageFacts | None:
+    """The image whose RepoDigests has `ref` (`busybox@sha256:...`), as dockerd's reference
+    store finds an image by a repository digest; None when no image has it."""
+    want = repo_digest_of(ref)
+    if not want:
+        return None
+    for f in all_images(store):
+        if want in f.repo_digests:
+            return f
+    return None
+
+
 def image(store: ImageStore, ref: str) -> ImageFacts:
-    """The image `ref` names (a name, an ID or ID prefix); ImageNotFound if none."""
-    _, desc = store.resolve(ref)
+    """The image `ref` names (a name, an ID or ID prefix, a repository digest);
+    ImageNotFound if none."""
+    from rongqi.image.errors import ImageNotFound
+    try:
+        _, desc = store.resolve(ref)
+    except ImageNotFound:
+        found = by_repo_digest(store, ref)
+        if found is None:
+            raise
+        return found
     m = store.manifest(desc)
     image_id = m["config"]["digest"]
     for f in all_images(store):

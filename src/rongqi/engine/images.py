@@ -110,7 +110,15 @@ def _local(engine: Engine, name: str) -> tuple[str, Descriptor] | None:
     try:
         return engine.store.resolve(name)
     except ImageNotFound:
-        return None
+        pass
+    if "@" in name:
+        # NAME@sha256:... of an image pulled by tag: its repository digest (as dockerd's
+        # reference store and podman find it), not a name of its own
+        from rongqi.engine.imageinfo import by_repo_digest
+        facts = by_repo_digest(engine.store, name)
+        if facts is not None:
+            return name, facts.desc
+    return None
 
 
 def _remote_digest(engine: Engine, name: str, opts: PullOptions) -> str | None:

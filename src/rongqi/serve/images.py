@@ -504,7 +504,10 @@ def remove_image(engine: Engine, ref: str, *, force: bool = False) -> list[dict[
     try:
         resolved, _ = store.resolve(ref)
     except ImageNotFound:
-        raise HTTPError(404, f"No such image: {ref}") from None
+        by_digest = imageinfo.by_repo_digest(store, ref)
+        if by_digest is None:
+            raise HTTPError(404, f"No such image: {ref}") from None
+        return _remove_repo_digest(engine, ref, by_digest, force=force)
     facts = find(engine, ref)
     users = _users(engine, facts.id)
     # Every stored name of the image (a by-digest pull's "x@sha256:..." too).
@@ -515,9 +518,11 @@ def remove_image(engine: Engine, ref: str, *, force: bool = False) -> list[dict[
             raise _Conflict(f'unable to remove repository reference "{ref}" (must force) - '
                             f"container {users[0].id[:12]} is using its referenced image "
                             f"{facts.short_id}")
+        before = _digests_held(store, facts)
         _untag(store, resolved, facts, keep=len(names) == 1 and bool(users))
         records.append({"Untagged": familiar(resolved)})
         _event(engine, "untag", facts.id, resolved)
+        records += _gone_digests(engine, facts, before)
         if len(names) > 1 or users:
             return records
     else:
@@ -532,11 +537,13 @@ def remove_image(engine: Engine, ref: str, *, force: bool = False) -> list[dict[
         if not force and len(repos) > 1:
             raise _Conflict(f"unable to delete {facts.short_id} (must be forced) - image is "
                             "referenced in multiple repositories")
+        before = _digests_held(store, facts)
         for i, n in enumerate(names):
             # force, stopped containers: untagged, the image stays for them
             _untag(store, n, facts, keep=bool(users) and i == len(names) - 1)
             records.append({"Untagged": familiar(n)})
             _event(engine, "untag", facts.id, n)
+        records += _gone_digests(engine, facts, before)
         if users:
             return records
     for digest in facts.manifests:
@@ -545,6 +552,48 @@ def remove_image(engine: Engine, ref: str, *, force: bool = False) -> list[dict[
     _event(engine, "remove", facts.id)
     records.extend({"Deleted": chain} for chain in collect_garbage(engine, facts))
     return records
+
+
+def _digests_held(store: Any, facts: ImageFacts) -> set[str]:
+    """The repository digests the image's names carry now (pull's annotation)."""
+    return {(d.annotations or {}).get(imageinfo.REPO_DIGEST, "")
+            for _n, d in store.names() if d.digest in facts.manifests} - {""}
+
+
+def _gone_digests(engine: Engine, facts: ImageFacts, before: set[str]) -> list[dict[str, str]]:
+    """dockerd's records for the digest references that went with the names removed (its
+    digest refs of a repository go with the repository's last tag)."""
+    gone = sorted(before - _digests_held(engine.store, facts))
+    for rd in gone:
+        _event(engine, "untag", facts.id, rd)
+    return [{"Untagged": familiar(rd)} for rd in gone]
+
+
+def _remove_repo_digest(engine: Engine, ref: str, facts: ImageFacts, *,
+                        force: bool) -> list[dict[str, str]]:
+    """dockerd's delete of a digest reference (`docker rmi busybox@sha256:...`): that
+    reference goes; the image stays with its tags (rongqi keeps a repository digest on the
+    names pulled with it, so there always are some: the image itself never goes here)."""
+    from rongqi.image.media import REF_NAME, Descriptor
+    store = engine.store
+    rd = imageinfo.repo_digest_of(ref)
+    refs = len(facts.names) + len(facts.repo_digests)
+    users = _users(engine, facts.id)
+    if not force and refs == 1 and users:
+        raise _Conflict(f'unable to remove repository reference "{ref}" (must force) - '
+                        f"container {users[0].id[:12]} is using its referenced image "
+                        f"{facts.short_id}")
+    with store.gc_lock(shared=True):
+        for name, d in store.names():
+            ann = dict(d.annotations or {})
+            if ann.get(imageinfo.REPO_DIGEST) != rd:
+                continue
+            ann.pop(imageinfo.REPO_DIGEST)
+            ann.pop(REF_NAME, None)
+            store.set_name(name, Descriptor(d.media_type, d.digest, d.size, ann or None,
+                                            d.platform))
+    _event(engine, "untag", facts.id, rd)
+    return [{"Untagged": familiar(rd)}]
 
 
 def _untag(store: Any, name: str, facts: ImageFacts, *, keep: bool) -> None:
