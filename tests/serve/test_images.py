@@ -345,6 +345,23 @@ def test_docker_build_run_copy_and_tag(serve, registry, tmp_path):
     serve.docker("rmi", "built:1", "built:2")
 
 
+def test_docker_build_of_stages_counts_steps_over_the_whole_file(serve, registry, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {registry.host}/bb:1 AS one\n"
+                                    "RUN echo staged > /a\n"
+                                    f"FROM {registry.host}/bb:1\n"
+                                    "COPY --from=one /a /a\n")
+    out = serve.docker("build", "-t", "staged:1", str(ctx)).stdout.splitlines()
+    steps = [x for x in out if x.startswith("Step ")]
+    assert steps == [f"Step 1/4 : FROM {registry.host}/bb:1 AS one",
+                     "Step 2/4 : RUN echo staged > /a", f"Step 3/4 : FROM {registry.host}/bb:1",
+                     "Step 4/4 : COPY --from=one /a /a"]
+    assert serve.rongqi("run", "--rm", "--network", "none", "staged:1", "cat",
+                        "/a").stdout == "staged\n"
+    serve.docker("rmi", "staged:1")
+
+
 def test_docker_build_failure_and_dockerfile_outside_the_context(serve, registry, tmp_path):
     ctx = tmp_path / "ctx"
     ctx.mkdir()
@@ -576,6 +593,33 @@ def test_build_lines_in_the_classic_builders_words():
     assert _docker_line("plain output", tags) == "plain output\n"
     assert [_pull_policy(v) for v in (None, "", "0", "1", "true", "never")] == [
         "missing", "missing", "missing", "always", "always", "never"]
+
+
+def test_build_steps_are_numbered_across_stages_as_the_classic_builder(tmp_path):
+    import io
+    import tarfile
+
+    from rongqi.serve.builds import _docker_line, step_plan
+    text = (b"ARG BASE=busybox\nFROM $BASE AS one\nRUN echo a > /a\nFROM busybox AS unused\n"
+            b"RUN true\nFROM busybox\nCOPY --from=one /a /a\nRUN cat /a\n")
+    ctx = tmp_path / "ctx.tar"
+    with tarfile.open(ctx, "w") as tar:
+        info = tarfile.TarInfo("./Dockerfile")
+        info.size = len(text)
+        tar.addfile(info, io.BytesIO(text))
+    plan = step_plan(str(ctx), None, "")
+    assert plan is not None and plan.total == 8
+    tags: list[str] = []
+    assert _docker_line("[1/3] STEP 1/2: FROM busybox AS one", tags, plan) == (
+        "Step 1/8 : ARG BASE=busybox\nStep 2/8 : FROM busybox AS one\n")
+    assert _docker_line("[1/3] STEP 2/2: RUN echo a > /a", tags, plan) == \
+        "Step 3/8 : RUN echo a > /a\n"
+    # the unused stage is skipped by the build: its numbers (4, 5) never appear
+    assert _docker_line("[3/3] STEP 1/3: FROM busybox", tags, plan) == "Step 6/8 : FROM busybox\n"
+    assert _docker_line("[3/3] STEP 3/3: RUN cat /a", tags, plan) == "Step 8/8 : RUN cat /a\n"
+    target = step_plan(str(ctx), None, "one")
+    assert target is not None and target.total == 3
+    assert step_plan(str(ctx), "Missing.dockerfile", "") is None   # the build says why
 
 
 def test_reference_filter_is_gos_path_match():

@@ -132,10 +132,75 @@ def _argv(engine: Engine, req: Request, context: str, tags: list[str]) -> list[s
     return argv
 
 
-def _docker_line(line: str, tags_seen: list[str]) -> str | None:
+class StepPlan:
+    """The classic builder's numbering: one count over the whole Dockerfile (the ARGs
+    before the first FROM, then each stage's FROM and instructions, up to the target), which
+    `rongqi build`'s `[S/T] STEP I/N` lines are mapped onto. A stage the build skips (no
+    stage needs it) leaves its numbers out; the classic builder would have built it."""
+
+    def __init__(self, meta_args: list[str], stage_steps: list[int]):
+        self.meta_args = meta_args
+        self.offsets = []
+        n = len(meta_args)
+        for steps in stage_steps:
+            self.offsets.append(n)
+            n += steps
+        self.total = n
+        self.started = False
+
+    def step(self, stage: int, index: int) -> int | None:
+        """The global number of step `index` (1-based) of stage `stage` (1-based)."""
+        if not 1 <= stage <= len(self.offsets):
+            return None
+        return self.offsets[stage - 1] + index
+
+    def prologue(self) -> list[str]:
+        """The meta ARG steps, shown before the first stage's (once)."""
+        if self.started:
+            return []
+        self.started = True
+        return [f"Step {i}/{self.total} : {text}\n" for i, text in enumerate(self.meta_args, 1)]
+
+
+def step_plan(context: str, dockerfile: str | None, target: str) -> StepPlan | None:
+    """The StepPlan of the context's Dockerfile (None when it cannot be read here: the build
+    then says why, and the lines keep the build's own per-stage numbers)."""
+    import tarfile
+
+    from rongqi.engine import containerfile
+    names = [dockerfile] if dockerfile else ["Dockerfile", "Containerfile", "dockerfile",
+                                             "containerfile"]
+    try:
+        with tarfile.open(context) as tar:
+            members = {posixpath.normpath(m.name.lstrip("/")): m for m in tar.getmembers()
+                       if m.isfile()}
+            member = next((members[n] for n in names if n in members), None)
+            if member is None or member.size > 1 << 20:
+                return None
+            f = tar.extractfile(member)
+            text = f.read().decode("utf-8", "replace") if f is not None else ""
+        cf = containerfile.parse(text)
+    except (OSError, tarfile.TarError, RongqiError, ValueError):
+        return None
+    stages = list(cf.stages)
+    if target:
+        chosen = cf.stage(target)
+        if chosen is None:
+            return None
+        stages = stages[:chosen.index + 1]
+    return StepPlan([m.original.strip() for m in cf.meta_args],
+                    [1 + len(st.instructions) for st in stages])
+
+
+def _docker_line(line: str, tags_seen: list[str], plan: StepPlan | None = None) -> str | None:
     """One line of `rongqi build` as the classic builder's (None: not shown)."""
     m = _STEP.match(line)
     if m:
+        if plan is not None:
+            stage = int(m.group(1)[1:].split("/")[0]) if m.group(1) else 1
+            n = plan.step(stage, int(m.group(2)))
+            if n is not None:
+                return "".join(plan.prologue()) + f"Step {n}/{plan.total} : {m.group(4)}\n"
         return f"{m.group(1) or ''}Step {m.group(2)}/{m.group(3)} : {m.group(4)}\n"
     if line.startswith("--> Using cache "):
         return " ---> Using cache\n"   # the id follows on a line of its own
@@ -221,6 +286,7 @@ def build(req: Request) -> Response:
         plain_context(raw, context)
         os.unlink(raw)
         argv = _argv(engine, req, context, tags)
+        plan = step_plan(context, _dockerfile(req), req.arg("target") or "")
         env = dict(os.environ)
         import rongqi
         src = os.path.dirname(os.path.dirname(os.path.abspath(rongqi.__file__)))
@@ -243,7 +309,7 @@ def build(req: Request) -> Response:
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    return Response(200, _stream(proc, errlog, work, quiet, req.disconnected),
+    return Response(200, _stream(proc, errlog, work, quiet, req.disconnected, plan),
                     content_type="application/json")
 
 
@@ -270,7 +336,7 @@ def _lines(f: IO[bytes], gone: Callable[[], bool]) -> Iterator[str]:
 
 
 def _stream(proc: subprocess.Popen[bytes], errlog: IO[bytes], work: str, quiet: bool,
-            gone: Callable[[], bool]) -> Iterator[bytes]:
+            gone: Callable[[], bool], plan: StepPlan | None = None) -> Iterator[bytes]:
     def out(obj: dict[str, Any]) -> bytes:
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
@@ -281,7 +347,7 @@ def _stream(proc: subprocess.Popen[bytes], errlog: IO[bytes], work: str, quiet: 
         for line in _lines(proc.stdout, gone):
             if _ID_LINE.match(line):
                 image_id = line
-            text = _docker_line(line, tags)
+            text = _docker_line(line, tags, plan)
             if text is not None and not quiet:
                 yield out({"stream": text})
         if proc.poll() is None and gone():

@@ -68,22 +68,41 @@ def _set_winsize(fd: int, h: int, w: int) -> None:
 
 # -- records -----------------------------------------------------------------------------------
 def find(engine: Any, exec_id: str) -> tuple[str, dict[str, Any]]:
-    """(path, record) of an exec by its full id; Docker's 404 otherwise."""
+    """(path, record) of an exec by its full id; Docker's 404 otherwise, and once its
+    container's run has ended: dockerd forgets a container's execs when it stops (its
+    Cleanup), whether it was stopped or ended by itself."""
     if _ID.fullmatch(exec_id):
         for path in glob.glob(os.path.join(glob.escape(engine.runroot), "*", EXECS,
                                            exec_id + ".json")):
             try:
                 with open(path) as f:
-                    return path, json.load(f)
+                    doc = json.load(f)
             except (OSError, ValueError):
                 continue
+            if _run_alive(engine, os.path.basename(os.path.dirname(os.path.dirname(path)))):
+                return path, doc
     raise HTTPError(404, f"No such exec instance: {exec_id}")
+
+
+def _run_alive(engine: Any, cid: str) -> bool:
+    """Whether the container whose run dir holds an exec record still runs (or is paused)."""
+    from rongqi.engine import lifecycle
+    from rongqi.engine import status as st
+    from rongqi.errors import NoSuchContainer
+    try:
+        c = lifecycle.synced(engine, engine.get(cid))
+    except NoSuchContainer:
+        return False
+    return c.status in st.ALIVE
 
 
 def exec_ids(container: Any) -> list[str] | None:
     """The container's exec ids, for its inspect's ExecIDs (None when it has none, as dockerd)."""
+    from rongqi.engine import status as st
     from rongqi.engine.exec import exec_ids as ids
 
+    if container.status not in st.ALIVE:
+        return None     # dockerd's Cleanup at the end of a run forgets them
     return ids(container) or None
 
 
