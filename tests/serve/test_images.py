@@ -272,8 +272,11 @@ def test_rmi_refused_while_a_container_uses_the_image(serve, registry):
             f"container {cid[:12]} is using its referenced image {image_id[7:19]}") in p.stderr
     r = serve.http.delete(f"/images/{image_id[7:19]}")
     assert r.status_code == 409 and "stopped container" in r.json()["message"]
-    # force: the name goes, the image stays (unnamed) for its container, as Docker
-    assert serve.docker("rmi", "-f", ref).stdout.splitlines() == [f"Untagged: {ref}"]
+    # force: the name goes (its repository's digest reference with it, as dockerd's), the
+    # image stays (unnamed) for its container, as Docker
+    [digest] = json.loads(serve.docker("image", "inspect", ref).stdout)[0]["RepoDigests"]
+    assert serve.docker("rmi", "-f", ref).stdout.splitlines() == [f"Untagged: {ref}",
+                                                                   f"Untagged: {digest}"]
     assert serve.docker("images", "-aq", "--no-trunc").stdout.split() == [image_id]
     assert serve.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split() == [
         "<none>:<none>"]
