@@ -118,6 +118,24 @@ def test_detached_lifecycle(client):
     assert client.containers.list(all=True) == []
 
 
+def test_tty_entrypoint_stdin_open_and_restart(client):
+    # a terminal's output as docker's: \r\n line ends
+    assert client.containers.run("busybox", "sh -c 'tty; echo hi'", tty=True, remove=True,
+                                 network="none") == b"/dev/pts/0\r\nhi\r\n"
+    assert client.containers.run("busybox", ["-c", "echo $0 ep"], entrypoint="sh",
+                                 remove=True, network="none") == b"sh ep\n"
+    c = client.containers.run("busybox", "sleep 600", detach=True, network="none",
+                              stdin_open=True)
+    before = dict(c.attrs["State"])
+    assert c.attrs["Config"]["OpenStdin"] is True
+    c.restart(timeout=0)
+    c.reload()
+    assert c.status == "running"
+    assert c.attrs["State"]["Pid"] != before["Pid"]
+    assert c.attrs["State"]["StartedAt"] != before["StartedAt"]
+    c.remove(force=True)
+
+
 def test_logs(client):
     c = client.containers.run("busybox", ["sh", "-c", "echo a; sleep 0.2; echo b >&2; "
                                           "sleep 0.2; echo c"], detach=True)
