@@ -50,7 +50,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="sandbox-bench-") as tmp:
         base = Path(tmp)
         os.environ["RONGQI_RUNTIME_ROOT"] = str(base / "rq-runtime")
-        t = Tools(base, [sys.executable, "-m", "rongqi.cli.main"])
+        t = Tools(base, [sys.executable, "-m", "rongqi.cli.main"], "none")
         t.env["PYTHONPATH"] = str(REPO / "src")
         t.env["RONGQI_RUNTIME_ROOT"] = str(base / "rq-runtime")
         try:
