@@ -166,3 +166,35 @@ def test_update_on_cgroup_v2_writes_the_unified_files(tmp_path):
     assert read["io.bfq.weight"] == "300"
     assert read["cpuset.cpus"] == "0"
     assert read["cpu.weight"] != "max"                # shares 512 in v2's weight scale
+
+
+def test_update_through_a_runtime_binary(tmp_path):
+    """--runtime runc: the runtime's `update --resources -` (its stdin the LinuxResources),
+    and runc's refusal comes back as one Error: line with nothing changed."""
+    import shutil
+
+    from rq import Rongqi
+    runc = shutil.which("runc")
+    if runc is None:
+        pytest.skip("runc is not installed")
+    r = Rongqi(tmp_path / "engine", runtime=runc, check=False)
+    try:
+        cid = r("run", "-d", "--name", "overrunc", "--network", "none", "-m", "64m", "busybox",
+                "sleep", "600", check=True).stdout.strip()
+        base = f"/rongqi/{cid}"   # the bundle's cgroupsPath, as the in-process runtime's
+        r("update", "--memory", "32m", "--cpus", "0.5", "--pids-limit", "77", "overrunc",
+          check=True)
+
+        def read(ctrl: str, name: str) -> str:
+            with open(f"/sys/fs/cgroup/{ctrl}{base}/{name}") as f:
+                return f.read().strip()
+        assert (read("memory", "memory.limit_in_bytes"), read("cpu", "cpu.cfs_quota_us"),
+                read("pids", "pids.max")) == (str(32 << 20), "50000", "77")
+        if os.path.exists("/sys/fs/cgroup/cpu/cpu.rt_runtime_us"):
+            p = r("update", "--memory", "48m", "--cpu-rt-runtime", "1000", "overrunc")
+            assert p.returncode == 125 and p.stderr.startswith("Error: runc: ")
+            assert len(p.stderr.splitlines()) == 1
+            assert read("memory", "memory.limit_in_bytes") == str(32 << 20)
+            assert r.inspect("overrunc")["HostConfig"]["Memory"] == 32 << 20
+    finally:
+        r.cleanup()

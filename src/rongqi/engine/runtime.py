@@ -94,8 +94,10 @@ class BinaryRuntime:
             if stdio is not None:
                 kw = {"stdin": stdio[0], "stdout": stdio[1], "stderr": stdio[2]}
             elif capture:
-                kw = {"stdin": subprocess.DEVNULL if input is None else subprocess.PIPE,
-                      "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+                # with input, run() makes the stdin pipe itself (and refuses a stdin too)
+                kw = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+                if input is None:
+                    kw["stdin"] = subprocess.DEVNULL
             try:
                 r = subprocess.run(argv, input=input, timeout=timeout, check=False, **kw)
             except FileNotFoundError:
