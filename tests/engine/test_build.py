@@ -569,3 +569,47 @@ def test_run_output_reaches_an_output_without_a_file_descriptor(rq, tmp_path):
     assert b"\nrelayed-output\n" in out.getvalue()
     assert out.getvalue().endswith(b"--> " + image_id[:11].encode() + b"\n")
     assert _leftovers(rq) == ([], [], [])
+
+
+def test_a_stage_index_past_the_last_is_a_parse_error_not_a_pull(rq, tmp_path):
+    """COPY --from=N and RUN --mount from=N with N past the last stage name no image: one
+    line with the file and line, nothing pulled (the name would go to a registry)."""
+    rq("image", "inspect", "busybox", check=True)   # the built-in, made here: no pull
+    ctx = _ctx(tmp_path, "FROM busybox AS a\nRUN echo a > /a\nFROM busybox\nCOPY --from=0 /a /a\n"
+               "COPY --from=5 /a /b\n")
+    r = _build(rq, ctx, "--network", "none", check=False)
+    assert (r.returncode, r.stderr) == (125, f"Error: {ctx}/Containerfile: dockerfile parse "
+                                        "error on line 5: invalid from flag value 5: the "
+                                        "file has 2 stages\n")
+    assert r.stdout == ""
+    ctx2 = _ctx(tmp_path, "FROM busybox\nRUN --mount=type=bind,from=1,target=/m true\n",
+                name="mount")
+    r = _build(rq, ctx2, "--network", "none", check=False)
+    assert r.returncode == 125 and r.stderr.endswith(
+        "line 2: invalid from flag value 1: the file has 1 stage\n")
+
+
+def test_run_mount_keys_and_values_are_checked(rq, tmp_path):
+    """A misspelt --mount key, a bad sharing or boolean value, and a cache mount's from=
+    (BuildKit seeds the cache from it; not done here) are one line each, not ignored; ro=false
+    and rw=true are read as BuildKit reads them."""
+    rq("image", "inspect", "busybox", check=True)   # the built-in, made here: no pull
+    cases = {
+        "type=cache,target=/c,sharng=locked": "unexpected key 'sharng' in 'sharng=locked'",
+        "type=cache,target=/c,sharing=maybe": 'unsupported sharing value "maybe"',
+        "type=bind,target=/c,ro=perhaps": "invalid value for ro: perhaps",
+        "type=cache,target=/c,from=busybox": ("mount type=cache,target=/c,from=busybox: a "
+                                              "cache mount's from= and source= are not "
+                                              "supported"),
+    }
+    for i, (mount, why) in enumerate(cases.items()):
+        ctx = _ctx(tmp_path, f"FROM busybox\nRUN --mount={mount} true\n", name=f"c{i}")
+        r = _build(rq, ctx, "--network", "none", check=False)
+        assert (r.returncode, r.stderr) == (
+            125, f'Error: building at STEP "RUN --mount={mount} true": {why}\n'), mount
+    ok = _ctx(tmp_path, "FROM busybox\n"
+              "RUN --mount=type=bind,target=/ctx,rw=true touch /ctx/new\n"
+              "RUN --mount=type=cache,target=/c,ro=false,sharing=locked echo x > /c/f\n",
+              {"f": "x"}, name="ok")
+    _build(rq, ok, "--network", "none")
+    assert not (ok / "new").exists()   # rw writes go to a copy (docker's rule)

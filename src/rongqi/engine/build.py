@@ -517,6 +517,12 @@ class Builder:
                 for r in refs:
                     r = self._expand_meta(r)
                     st = cf.stage(r)
+                    if st is None and r.isdigit():
+                        # a stage index past the last stage: never an image to pull
+                        raise ContainerfileError(
+                            f"{cf.path}: dockerfile parse error on line {ins.line}: "
+                            f"invalid from flag value {r}: the file has "
+                            f"{len(cf.stages)} stage{'s' if len(cf.stages) != 1 else ''}")
                     if st is not None and st.index < s.index:
                         out.append(st)
                     elif st is not None and st.index >= s.index:
@@ -1112,6 +1118,13 @@ class Builder:
         if kind not in ("bind", "cache", "tmpfs", "secret", "ssh"):
             raise ContainerfileError(f"mount type {kind} is not supported here (bind, cache, "
                                      "tmpfs, secret, ssh)")
+        # BuildKit's keys per type: a misspelt one is an error, not silently dropped.
+        for part in raw.split(","):
+            key = part.partition("=")[0].strip().lower()
+            if key not in _MOUNT_KEYS["all"] | _MOUNT_KEYS[kind]:
+                raise ContainerfileError(f"unexpected key '{key}' in '{part.strip()}'")
+        if kind == "cache" and f.get("sharing", "shared") not in ("shared", "private", "locked"):
+            raise ContainerfileError(f"unsupported sharing value \"{f['sharing']}\"")
         if kind in ("secret", "ssh"):
             return self._private_mount(kind, f, raw, base)
         target = f.get("target") or f.get("dst") or f.get("destination") or ""
@@ -1119,8 +1132,14 @@ class Builder:
             raise ContainerfileError(f"mount {raw}: a target is required")
         if not target.startswith("/"):
             raise ContainerfileError(f"mount {raw}: the target must be absolute")
-        ro = f.get("ro", f.get("readonly")) is not None or (kind == "bind" and "rw" not in f)
+        # ro/readonly/rw/readwrite: bare or true, false as BuildKit reads them
+        asked_ro = _mount_bool(f, "ro", "readonly")
+        ro = bool(asked_ro) or (kind == "bind" and not _mount_bool(f, "rw", "readwrite"))
         if kind == "cache":
+            if f.get("from") or f.get("source"):
+                # BuildKit seeds a new cache from there; not done here, so not accepted.
+                raise ContainerfileError(f"mount {raw}: a cache mount's from= and source= "
+                                         "are not supported")
             ident = f.get("id") or target
             d = os.path.join(self.mounts_dir, hashlib.sha256(ident.encode()).hexdigest()[:32])
             try:
@@ -1132,8 +1151,7 @@ class Builder:
             if not os.path.isdir(d):
                 os.makedirs(d, mode=mode, exist_ok=True)
                 os.chown(d, uid, gid)
-            return MountSpec(kind="bind", source=d, destination=target,
-                             readonly="ro" in f or "readonly" in f)
+            return MountSpec(kind="bind", source=d, destination=target, readonly=bool(asked_ro))
         if kind == "tmpfs":
             opts = [f"size={f['size']}"] if f.get("size") else []
             return MountSpec(kind="tmpfs", destination=target, options=opts)
@@ -1629,6 +1647,29 @@ def _mode(path: str) -> int:
         return os.stat(path).st_mode
     except OSError:
         return 0
+
+
+# RUN --mount's keys (BuildKit's); `sharing` is accepted: steps of one build run one at a time
+# per stage, and shared is what every cache mount here is.
+_MOUNT_KEYS: dict[str, frozenset[str]] = {
+    "all": frozenset({"type", "target", "dst", "destination", "ro", "readonly"}),
+    "bind": frozenset({"source", "src", "from", "rw", "readwrite"}),
+    "cache": frozenset({"id", "sharing", "from", "source", "src", "mode", "uid", "gid"}),
+    "tmpfs": frozenset({"size"}),
+    "secret": frozenset({"id", "required", "mode", "uid", "gid", "env"}),
+    "ssh": frozenset({"id", "required", "mode", "uid", "gid"}),
+}
+
+
+def _mount_bool(f: dict[str, str], *keys: str) -> bool | None:
+    """A boolean mount option (bare `ro`, `ro=true`, `ro=false`); None when absent."""
+    for k in keys:
+        if k in f:
+            v = f[k].lower()
+            if v not in ("", "true", "1", "false", "0"):
+                raise ContainerfileError(f"invalid value for {k}: {f[k]}")
+            return v in ("", "true", "1")
+    return None
 
 
 def _mount_fields(raw: str) -> dict[str, str]:
