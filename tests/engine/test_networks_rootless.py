@@ -265,6 +265,31 @@ def test_a_tun_device_the_user_cannot_open_is_one_line(rl):
     assert "/dev/net/tun" in r.stderr and r.stdout.count("\n") == 1  # only lo
 
 
+def test_a_port_in_use_or_privileged_is_podmans_error(rl):
+    """Checked before anything starts: podman's rootless words (its rootlessport's), exit 125,
+    no container and no slirp4netns left."""
+    holder = socket.socket()
+    holder.bind(("0.0.0.0", 0))
+    holder.listen(1)
+    busy = holder.getsockname()[1]
+    try:
+        r = rl("run", "--rm", "-p", f"{busy}:80", "busybox", "true")
+        assert (r.returncode, r.stderr) == (
+            125, f"Error: rootlessport listen tcp 0.0.0.0:{busy}: bind: address already in use\n")
+    finally:
+        holder.close()
+    with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+        start = int(f.read())
+    if start > 80:
+        r = rl("run", "--rm", "-p", "80:80", "busybox", "true")
+        assert r.returncode == 125
+        assert r.stderr.startswith("Error: rootlessport cannot expose privileged port 80, you "
+                                   "can add 'net.ipv4.ip_unprivileged_port_start=80' to "
+                                   f"/etc/sysctl.conf (currently {start})"), r.stderr
+        assert r.stderr.endswith(": listen tcp 0.0.0.0:80: bind: permission denied\n")
+    assert rl("ps", "-aq", check=True).stdout == ""
+
+
 def test_bad_slirp4netns_options_are_podmans_errors(rl):
     # (the rest of podman's words: tests/unit/engine/test_networks_rootless_options.py)
     for opt, msg in (("foo", 'unknown option for slirp4netns: "foo"'),

@@ -330,6 +330,7 @@ def start_slirp(c: Container, att: dict[str, Any], o: dict[str, Any], *, netns: 
     if binary is None:
         raise _error('could not find slirp4netns, the network namespace can\'t be configured: '
                      'exec: "slirp4netns": executable file not found in $PATH')
+    ports = _assign_ports(att.get("ports") or [])  # refused before anything runs
     api = _sock_path(c.id)
     os.makedirs(os.path.dirname(api), 0o700, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
@@ -379,7 +380,6 @@ def start_slirp(c: Container, att: dict[str, Any], o: dict[str, Any], *, netns: 
         proc.stderr.close()
     networks._slirp[c.id] = (proc.pid, exit_w)
     guest = slirp_addresses(o["cidr"])[0]
-    ports = _assign_ports(att.get("ports") or [])
     for m in ports:
         _slirp_api(api, {"execute": "add_hostfwd", "arguments": {
             "proto": m["protocol"], "host_addr": m.get("host_ip") or "0.0.0.0",
@@ -390,18 +390,43 @@ def start_slirp(c: Container, att: dict[str, Any], o: dict[str, Any], *, netns: 
 
 
 def _assign_ports(mappings: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """-p 80 and -P: a free host port now (the forwarder binds it a moment later)."""
+    """Each host port bound for a moment (the forwarder binds it next), so one in use or one
+    the user may not bind is refused in podman's words before anything starts; -p 80 and -P
+    get a free one."""
     out = []
     for m in mappings:
         m = dict(m)
-        if not int(m["host_port"]):
-            kind = socket.SOCK_DGRAM if m["protocol"] == "udp" else socket.SOCK_STREAM
-            s = socket.socket(socket.AF_INET, kind)
-            s.bind((m.get("host_ip") or "0.0.0.0", 0))
-            m["host_port"] = s.getsockname()[1]
+        proto = m["protocol"]
+        kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+        ip = m.get("host_ip") or ""
+        fam = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        port = int(m["host_port"])
+        where = f"{ip or '0.0.0.0'}:{port}"
+        s = socket.socket(fam, kind)
+        try:
+            s.bind((ip or "0.0.0.0", port))
+            port = s.getsockname()[1]
+        except OSError as err:
+            why = f"listen {proto} {where}: bind: {(err.strerror or str(err)).lower()}"
+            if err.errno == 13 and port < 1024:
+                raise _error(f"rootlessport cannot expose privileged port {port}, you can "
+                             f"add 'net.ipv4.ip_unprivileged_port_start={port}' to "
+                             f"/etc/sysctl.conf (currently {_unprivileged_start()}), or "
+                             f"choose a larger port number (>= 1024): {why}") from None
+            raise _error(f"rootlessport {why}") from None
+        finally:
             s.close()
+        m["host_port"] = port
         out.append(m)
     return out
+
+
+def _unprivileged_start() -> str:
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+            return f.read().strip()
+    except OSError:
+        return "1024"
 
 
 def _slirp_api(path: str, request: dict[str, Any]) -> dict[str, Any]:
