@@ -2,6 +2,9 @@
 """The engine side by side with podman: `run --rm busybox true`, `exec`, detached starts, and
 each idle container's monitor memory against conmon's. Interleaved, so load hits both alike.
 
+`--before CHECKOUT` runs a second rongqi (another checkout's src/, e.g. a worktree of main)
+in the same rotation, so a change's before and after are measured side by side with podman.
+
 Both get the same busybox (rongqi's built-in image, saved and loaded into a private podman
 storage) and the same network mode (`--network none` unless --network says otherwise: as
 root rongqi's default is a bridge through netavark, which costs as much as the rest of a
@@ -9,6 +12,7 @@ run); podman runs with `--runtime runc` (crun refuses this host). Run as root on
 machine:
 
     sudo /opt/rongqi/venv/bin/python3 bench/engine/engine_bench.py [-n 20] [--detached 50]
+        [--before /path/to/other/checkout]
 """
 
 from __future__ import annotations
@@ -31,10 +35,14 @@ from support.private_podman import private_podman  # noqa: E402
 
 
 class Tools:
-    def __init__(self, base: Path, rongqi: list[str], network: str):
+    def __init__(self, base: Path, rongqi: list[str], network: str,
+                 before: list[str] | None = None):
         self.base = base
         self.net = ["--network", network]
         self.rq = [*rongqi, "--root", str(base / "rq-root"), "--runroot", str(base / "rq-run")]
+        # The other tree's rongqi, with a root of its own (its records' format may differ).
+        self.rq0 = [*before, "--root", str(base / "rq0-root"), "--runroot",
+                    str(base / "rq0-run")] if before else None
         self.pm, self.env = private_podman(base / "pm", storage_driver=None,
                                            runtime=shutil.which("runc") or "runc")
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed rongqi has its .pyc
@@ -52,6 +60,15 @@ class Tools:
         # First runs warm the caches (layers unpacked, .pyc written) and are not counted.
         self.run([*self.rq, "run", "--rm", *self.net, "busybox", "true"])
         self.run([*self.pm, "run", "--rm", *self.net, "busybox", "true"])
+        if self.rq0:
+            self.run([*self.rq0, "run", "--rm", *self.net, "busybox", "true"])
+
+    def engines(self) -> list[tuple[str, list[str]]]:
+        """(label, argv prefix) of each engine measured, podman first."""
+        out = [("podman --runtime runc", self.pm), ("rongqi", self.rq)]
+        if self.rq0:
+            out.append(("rongqi (before)", self.rq0))
+        return out
 
     def timed(self, argv: list[str]) -> float:
         t = time.perf_counter()
@@ -59,7 +76,7 @@ class Tools:
         return time.perf_counter() - t
 
 
-def fast_launcher(base: Path) -> str:
+def fast_launcher(base: Path, src: Path | None = None, name: str = "rongqi") -> str:
     """bin/rongqi as installed (`python3 -IS`, no site), but over this checkout's src/.
 
     The checkout's own bin/rongqi runs site (so that a human's checkout finds its
@@ -72,8 +89,9 @@ def fast_launcher(base: Path) -> str:
     body = (REPO / "bin" / "rongqi").read_text()
     start = body.index("sys.argv[0] = ")
     head = (f"#!{sys.executable} -IS\nimport sys\n"
-            f"sys.path[:0] = [{str(REPO / 'src')!r}, {sysconfig.get_paths()['purelib']!r}]\n")
-    path = base / "rongqi"
+            f"sys.path[:0] = [{str(src or REPO / 'src')!r}, "
+            f"{sysconfig.get_paths()['purelib']!r}]\n")
+    path = base / name
     path.write_text(head + body[start:])
     path.chmod(0o755)
     return str(path)
@@ -112,6 +130,8 @@ def main() -> int:
     ap.add_argument("--network", default="none",
                     help="the network mode of both engines' containers (default none)")
     ap.add_argument("--json", help="write the figures here too")
+    ap.add_argument("--before", metavar="CHECKOUT",
+                    help="also run this checkout's rongqi (its src/) in the same rotation")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root")
@@ -119,54 +139,62 @@ def main() -> int:
     out: dict = {}
     with tempfile.TemporaryDirectory(prefix="engine-bench-") as tmp:
         rongqi = a.rongqi.split() if a.rongqi else [fast_launcher(Path(tmp))]
-        t = Tools(Path(tmp), rongqi, a.network)
+        before = [fast_launcher(Path(tmp), Path(a.before).resolve() / "src", "rongqi-before")
+                  ] if a.before else None
+        t = Tools(Path(tmp), rongqi, a.network, before)
         try:
             t.setup()
             # -- run --rm ------------------------------------------------------------------
-            rq_run, pm_run = [], []
+            engines = t.engines()
+            times: dict[str, list[float]] = {label: [] for label, _ in engines}
             for i in range(a.n):
-                pair = [(rq_run, [*t.rq, "run", "--rm", *t.net, "busybox", "true"]),
-                        (pm_run, [*t.pm, "run", "--rm", *t.net, "busybox", "true"])]
-                for xs, argv in (pair if i % 2 == 0 else pair[::-1]):
-                    xs.append(t.timed(argv))
-            rows = [summary("podman --runtime runc run --rm", pm_run),
-                    summary("rongqi run --rm", rq_run)]
+                # Each round in a rotated order, so neither goes first every time.
+                for label, argv in engines[i % len(engines):] + engines[:i % len(engines)]:
+                    times[label].append(t.timed([*argv, "run", "--rm", *t.net, "busybox",
+                                                 "true"]))
+            load = os.getloadavg()
+            rows = [summary(f"{label} run --rm", times[label]) for label, _ in engines]
             print(f"run --rm --network {a.network} busybox true "
-                  "(goal: rongqi at most 0.33 of podman)")
+                  f"(goal: rongqi at most 0.33 of podman; load {load[0]:.2f} {load[1]:.2f})")
             table(rows, rows[0]["name"])
             out["run"] = rows
+            out["load"] = load
             # -- exec --------------------------------------------------------------------
-            t.run([*t.rq, "run", "-d", "--name", "bench-exec", *t.net, "busybox", "sleep",
-                   "3600"])
-            t.run([*t.pm, "run", "-d", "--name", "bench-exec", *t.net, "busybox", "sleep",
-                   "3600"])
-            rq_ex, pm_ex = [], []
+            for _, argv in engines:
+                t.run([*argv, "run", "-d", "--name", "bench-exec", *t.net, "busybox", "sleep",
+                       "3600"])
+            times = {label: [] for label, _ in engines}
             for i in range(a.n):
-                pair = [(rq_ex, [*t.rq, "exec", "bench-exec", "true"]),
-                        (pm_ex, [*t.pm, "exec", "bench-exec", "true"])]
-                for xs, argv in (pair if i % 2 == 0 else pair[::-1]):
-                    xs.append(t.timed(argv))
-            rows = [summary("podman exec", pm_ex), summary("rongqi exec", rq_ex)]
+                for label, argv in engines[i % len(engines):] + engines[:i % len(engines)]:
+                    times[label].append(t.timed([*argv, "exec", "bench-exec", "true"]))
+            rows = [summary(f"{label} exec".replace(" --runtime runc", ""), times[label])
+                    for label, _ in engines]
             print("\nexec CTR true")
             table(rows, rows[0]["name"])
             out["exec"] = rows
             # -- idle monitor memory -------------------------------------------------------
             time.sleep(2.5)  # past the monitor's re-exec (SLIM_AFTER, 1 s)
-            rq_cid = t.run([*t.rq, "inspect", "-f", "{{.Id}}", "bench-exec"]).stdout.strip()
-            mpid = int((Path(tmp) / "rq-run" / rq_cid / "monitor.pid").read_text())
             pm_cid = t.run([*t.pm, "inspect", "-f", "{{.Id}}", "bench-exec"]).stdout.strip()
             conmon = int(t.run([*t.pm, "inspect", "-f", "{{.State.ConmonPid}}",
                                 pm_cid]).stdout.strip())
-            (rp, rr), (cp, cr) = pss_rss(mpid), pss_rss(conmon)
-            print(f"\nidle monitor memory: rongqi PSS {rp} kB RSS {rr} kB; "
-                  f"conmon PSS {cp} kB RSS {cr} kB (ratio PSS {rp / cp:.1f}x)")
-            out["memory_kb"] = {"rongqi": {"pss": rp, "rss": rr}, "conmon": {"pss": cp, "rss": cr}}
+            cp, cr = pss_rss(conmon)
+            out["memory_kb"] = {"conmon": {"pss": cp, "rss": cr}}
+            for label, argv in engines[1:]:
+                run_root = Path(argv[argv.index("--runroot") + 1])
+                rq_cid = t.run([*argv, "inspect", "-f", "{{.Id}}", "bench-exec"]).stdout.strip()
+                mpid = int((run_root / rq_cid / "monitor.pid").read_text())
+                rp, rr = pss_rss(mpid)
+                print(f"\nidle monitor memory: {label} PSS {rp} kB RSS {rr} kB; "
+                      f"conmon PSS {cp} kB RSS {cr} kB (ratio PSS {rp / cp:.1f}x)")
+                out["memory_kb"][label] = {"pss": rp, "rss": rr}
             # -- detached starts -----------------------------------------------------------
             res = {}
-            for name, base_argv in (("rongqi", t.rq), ("podman", [*t.pm])):
+            for name, base_argv in [(label.split()[0] if label.startswith("podman") else label,
+                                     argv) for label, argv in engines[1:] + engines[:1]]:
                 # Errors to files, not pipes: a monitor (conmon) that kept a pipe open would
                 # keep its reader waiting for the container's whole life.
-                errs = [open(Path(tmp) / f"{name}-{i}.err", "w+") for i in range(a.detached)]
+                errs = [open(Path(tmp) / f"{name.replace(' ', '-')}-{i}.err", "w+")
+                        for i in range(a.detached)]
                 start = time.perf_counter()
                 procs = [subprocess.Popen([*base_argv, "run", "-d", *t.net, "busybox", "sleep",
                                            "3600"], stdout=subprocess.DEVNULL, stderr=f,
@@ -189,6 +217,8 @@ def main() -> int:
             out["detached"] = res
         finally:
             t.run([*t.rq, "rm", "-f", "--all", "-t", "0"], check=False)
+            if t.rq0:
+                t.run([*t.rq0, "rm", "-f", "--all", "-t", "0"], check=False)
             t.run([*t.pm, "rm", "-f", "--all", "-t", "0"], check=False)
             t.run([*t.pm, "system", "reset", "-f"], check=False)
             # podman's overlay driver bind-mounts its root/overlay on itself: ours to drop.

@@ -52,7 +52,9 @@ FORBIDDEN = (
 )
 # Measured when this test was written: 137 modules (stdlib and rongqi); 92 since run's path
 # lost dataclasses, secrets, hashlib and the other commands' modules (on the bridge; 90 with
-# --network none). Room for a few more;
+# --network none; 98 and 97 as counted here before the next cut); 92 on the bridge and 79
+# with --network none since socket.py, subprocess, tempfile, typing and the network code
+# left the CLI's path. Room for a few more;
 # past it, look at what was added (`python3 -X importtime`) and import it lazily.
 MAX_MODULES = 105
 
@@ -78,3 +80,24 @@ def test_run_rm_loads_only_what_run_needs(rq):
     assert heavy == [], f"`run` imports {heavy}"
     assert len(modules) <= MAX_MODULES, f"{len(modules)} modules: {modules}"
     assert rq.engine().list(all=True) == []
+
+
+# With no network of rongqi's own (none, host, container:NAME) the CLI needs none of the
+# network code: engine/networks.py and what it brings (netavark's subprocess, ipaddress,
+# socket.py with its enums), nor BinaryRuntime's subprocess and tempfile, nor typing (the
+# modules on this path import it for the type checker only).
+NO_NETWORK_FORBIDDEN = ("rongqi.engine.networks", "rongqi.engine.ports", "socket", "subprocess",
+                        "ipaddress", "tempfile", "selectors", "typing")
+
+
+def test_run_without_a_network_of_ours_loads_no_network_code(rq):
+    rq("run", "--rm", "--network", "none", "busybox", "true", check=True)
+    for net in ("none", "host"):
+        loaded = set(_loaded(rq, "run", "--rm", "--network", net, "busybox", "true"))
+        assert [m for m in NO_NETWORK_FORBIDDEN if m in loaded] == [], net
+    assert rq.engine().list(all=True) == []
+
+
+def test_the_network_plan_file_is_the_one_networks_writes():
+    from rongqi.engine import lifecycle, networks
+    assert lifecycle.NETWORK_PLAN == networks.ATTACH_FILE

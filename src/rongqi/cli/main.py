@@ -13,7 +13,9 @@ import contextlib
 import json
 import os
 import sys
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported on run's path (mypy reads this)
+if TYPE_CHECKING:
+    from typing import Any
 
 from rongqi.errors import RongqiError, UsageError
 

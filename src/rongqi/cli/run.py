@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported on run's path (mypy reads this)
+if TYPE_CHECKING:
+    from typing import Any
 
 DETACH_HELP = 'keys that detach (default "ctrl-p,ctrl-q"; "" none)'
 FORWARDED = (1, 2, 3, 10, 12, 14, 15)  # HUP INT QUIT USR1 USR2 ALRM TERM
@@ -144,20 +146,20 @@ def _streams(attach: list[str], interactive: bool) -> tuple[bool, set[int]]:
 
 
 def cmd_run(ctx: Any, a: argparse.Namespace) -> int:
+    from rongqi.engine import monitor
     from rongqi.errors import UsageError
 
-    opts = _options(a)
-    keys = _detach_keys(opts.detach_keys)
-    if opts.detach and a.attach:
-        raise UsageError("--attach and --detach cannot be used together")
-    if opts.log_driver == "passthrough" and opts.detach:
-        raise UsageError("passthrough logging driver is not supported in detached mode")
     engine = _engine(ctx)
-    from rongqi.engine import monitor
-
-    # The monitor-to-be imports the runtime on the other core while create works.
+    # The monitor-to-be imports the runtime on the other core while this process reads the
+    # options and makes the container (forked first, so its warm-up is done by "go").
     monitor.prefork(engine)
     try:
+        opts = _options(a)
+        keys = _detach_keys(opts.detach_keys)
+        if opts.detach and a.attach:
+            raise UsageError("--attach and --detach cannot be used together")
+        if opts.log_driver == "passthrough" and opts.detach:
+            raise UsageError("passthrough logging driver is not supported in detached mode")
         c = engine.create(opts, keep_mounted=True)  # started at once: no unmount + mount
     except BaseException:
         pre = monitor._take_preforked()
@@ -184,9 +186,9 @@ def cmd_run(ctx: Any, a: argparse.Namespace) -> int:
 
 def _start_and_relay(engine: Any, c: Any, *, stdin: bool, shown: set[int], tty: bool,
                      keys: bytes, sig_proxy: bool, remove_on_error: bool = False) -> int:
-    import socket
+    import _socket  # not socket.py: its import is ~2 ms of CPU, and a pair is all we need
 
-    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    mine, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
     os.set_inheritable(theirs.fileno(), False)
     try:
         engine.start(c.id, attach=theirs)
@@ -613,24 +615,33 @@ def cmd_exec(ctx: Any, a: argparse.Namespace) -> int:
                          "invalid argument")
     keys = _detach_keys(a.detach_keys)
     engine = _engine(ctx)
-    c = execmod.running_container(engine, ref)
-    req = execmod.ExecRequest(command=list(a.command), env=_env(a), user=a.user,
-                              workdir=a.workdir, tty=a.tty, privileged=a.privileged)
-    proc = execmod.build_process(c, req)
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     try:
-        if a.detach:
-            ExecParent(engine, c, proc, stdio=(null, null, null)).r.close()
-            import secrets
-
-            print(secrets.token_hex(32))
-            return 0
-        if a.tty:
-            return _exec_tty(engine, c, proc, stdin=a.interactive, keys=keys)
-        stdio = (0 if a.interactive else null, 1, 2)
-        ep = ExecParent(engine, c, proc, stdio=stdio)
+        # The process's parent is forked first: it imports the runtime's exec code on the
+        # other core while this process finds the container and builds the process.
+        stdio = (None if a.tty else (null, null, null) if a.detach
+                 else (0 if a.interactive else null, 1, 2))
+        ep = ExecParent(engine, stdio=stdio)
     finally:
         os.close(null)
+    try:
+        c = execmod.running_container(engine, ref)
+        req = execmod.ExecRequest(command=list(a.command), env=_env(a), user=a.user,
+                                  workdir=a.workdir, tty=a.tty, privileged=a.privileged)
+        proc = execmod.build_process(c, req)
+    except BaseException:
+        ep.cancel()
+        raise
+    if a.detach:
+        ep.launch(c, proc)
+        ep.r.close()
+        import secrets
+
+        print(secrets.token_hex(32))
+        return 0
+    if a.tty:
+        return _exec_tty(engine, c, proc, stdin=a.interactive, keys=keys, ep=ep)
+    ep.launch(c, proc)
     proxy = SignalProxy(lambda sig: _signal_pid(ep.pid, sig))
     proxy.install()
     try:
@@ -644,48 +655,54 @@ class ExecParent:
     process (the runtime makes it our child), reports its pid, waits for it and reports its
     exit code. The process never lingers as a zombie of whoever started the CLI when the CLI
     detaches or dies (a zombie in the container's pid namespace keeps the container from
-    ever stopping)."""
+    ever stopping).
 
-    def __init__(self, engine: Any, c: Any, proc: dict[str, Any], *, tty: bool = False,
-                 console_socket: str = "", stdio: tuple[int, int, int] | None = None):
-        from rongqi.engine import exec as execmod
-        from rongqi.errors import RongqiError
+    Given no container (`ExecParent(engine, stdio=...)`, what `exec` does first thing), the
+    fork is made at once and imports the runtime's exec code on the other core while the CLI
+    finds the container and builds the process; `launch(c, proc)` then hands it the job (and
+    `cancel()` lets it go without one). Given c and proc, it launches at once."""
 
+    def __init__(self, engine: Any, c: Any = None, proc: dict[str, Any] | None = None, *,
+                 tty: bool = False, console_socket: str = "",
+                 stdio: tuple[int, int, int] | None = None):
         r, w = os.pipe2(os.O_CLOEXEC)
+        job_r, self.job_w = os.pipe2(os.O_CLOEXEC)
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the parent process of the exec
-            code = 0
             try:
                 os.close(r)
-                os.setsid()
-                import signal
-
-                for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM,
-                            signal.SIGPIPE):
-                    signal.signal(sig, signal.SIG_IGN)
-                try:
-                    child = execmod.start(engine, c, proc, tty=tty, detach=True,
-                                          console_socket=console_socket, stdio=stdio)
-                except RongqiError as err:
-                    os.write(w, f"error {getattr(err, 'exit_code', 125)} {err}\n".encode())
-                    os._exit(1)
-                if stdio is not None:
-                    null = os.open(os.devnull, os.O_RDWR)
-                    for fd in (0, 1, 2):
-                        os.dup2(null, fd)
-                os.write(w, f"pid {child}\n".encode())
-                code = execmod.wait(child)
-                try:
-                    os.write(w, f"exit {code}\n".encode())
-                except OSError:
-                    pass  # the CLI detached or died: nobody asks any more
+                os.close(self.job_w)
+                _exec_parent(engine, job_r, w, stdio)
             finally:
                 os._exit(0)
         os.close(w)
+        os.close(job_r)
         self.helper = pid
         self.r = os.fdopen(r, "rb")
+        self.pid = 0
+        if c is not None:
+            assert proc is not None
+            self.launch(c, proc, tty=tty, console_socket=console_socket)
+
+    def launch(self, c: Any, proc: dict[str, Any], *, tty: bool = False,
+               console_socket: str = "") -> None:
+        """Start proc in container c; return once it runs (self.pid), or raise its error."""
+        from rongqi import fastjson
+        from rongqi.errors import RongqiError
+
+        job = fastjson.dumps({"id": c.id, "proc": proc, "tty": tty,
+                              "console_socket": console_socket}).encode()
+        try:
+            view = memoryview(job)
+            while view:
+                view = view[os.write(self.job_w, view):]
+        except BrokenPipeError:
+            pass  # it died: its report (or its EOF) says so
+        finally:
+            os.close(self.job_w)
+            self.job_w = -1
         line = self.r.readline().decode(errors="replace").strip()
         word, _, rest = line.partition(" ")
         if word != "pid":
@@ -697,6 +714,13 @@ class ExecParent:
                 raise CommandError(text, int(code))
             raise RongqiError(text or "exec: the process could not be started")
         self.pid = int(rest)
+
+    def cancel(self) -> None:
+        """No process after all (the container was not running...): let the fork go."""
+        if self.job_w >= 0:
+            os.close(self.job_w)
+            self.job_w = -1
+        self.close()
 
     def wait(self) -> int:
         line = self.r.readline().decode(errors="replace").strip()
@@ -712,6 +736,54 @@ class ExecParent:
             pass
 
 
+def _exec_parent(engine: Any, job_r: int, w: int, stdio: tuple[int, int, int] | None) -> None:
+    """ExecParent's fork: warm up, read the job, start the process, report, wait, report."""
+    os.setsid()
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_IGN)
+    from rongqi import fastjson
+    from rongqi.engine import exec as execmod
+    from rongqi.errors import RongqiError
+
+    if type(engine.runtime).__name__ == "InProcessRuntime":
+        try:
+            # What the in-process runtime's exec imports, while the CLI finds the container.
+            import rongqi.engine.monitor  # noqa: F401 - exec's error wording
+            import rongqi.oci.exec  # noqa: F401
+            import rongqi.oci.spawn  # noqa: F401
+        except ImportError:
+            pass
+    data = b""
+    while True:
+        chunk = os.read(job_r, 65536)
+        if not chunk:
+            break
+        data += chunk
+    os.close(job_r)
+    if not data:
+        return  # cancelled
+    try:
+        job = fastjson.loads(data)
+        c = engine.get(job["id"])
+        child = execmod.start(engine, c, job["proc"], tty=job["tty"], detach=True,
+                              console_socket=job["console_socket"], stdio=stdio)
+    except RongqiError as err:
+        os.write(w, f"error {getattr(err, 'exit_code', 125)} {err}\n".encode())
+        os._exit(1)
+    if stdio is not None:
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+    os.write(w, f"pid {child}\n".encode())
+    code = execmod.wait(child)
+    try:
+        os.write(w, f"exit {code}\n".encode())
+    except OSError:
+        pass  # the CLI detached or died: nobody asks any more
+
+
 def _signal_pid(pid: int, sig: int) -> None:
     try:
         os.kill(pid, sig)
@@ -719,16 +791,20 @@ def _signal_pid(pid: int, sig: int) -> None:
         pass
 
 
-def _exec_tty(engine: Any, c: Any, proc: dict[str, Any], *, stdin: bool, keys: bytes) -> int:
-    from rongqi.engine import exec as execmod
+def _exec_tty(engine: Any, c: Any, proc: dict[str, Any], *, stdin: bool, keys: bytes,
+              ep: ExecParent) -> int:
     from rongqi.oci.console_proxy import ConsoleSocket
 
     size = _winsize(0) or _winsize(1)
     if size:
         proc["consoleSize"] = {"height": size[0], "width": size[1]}
-    console = ConsoleSocket()
     try:
-        ep = ExecParent(engine, c, proc, tty=True, console_socket=console.path)
+        console = ConsoleSocket()
+    except BaseException:
+        ep.cancel()
+        raise
+    try:
+        ep.launch(c, proc, tty=True, console_socket=console.path)
         master = console.receive_master()
     finally:
         console.close()

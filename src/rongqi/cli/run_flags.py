@@ -9,7 +9,9 @@ podman's rules and wording (sizes, durations, signals, mounts, maps), raising on
 from __future__ import annotations
 
 import argparse
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported on run's path (mypy reads this)
+if TYPE_CHECKING:
+    from typing import Any
 
 # Go's strconv.ParseBool spellings: `--rm=false` as podman's (cobra's) bool flags take it.
 _TRUE = ("true", "True", "TRUE", "t", "T", "1")

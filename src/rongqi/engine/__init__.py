@@ -8,7 +8,9 @@ holds the paths and the shared objects (image store, layer storage, runtime, rec
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+TYPE_CHECKING = False  # typing is not imported on run's path (mypy reads this)
+if TYPE_CHECKING:
+    from typing import Any
 
 from rongqi.engine.records import Container, Records
 

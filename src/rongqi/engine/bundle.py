@@ -15,7 +15,9 @@ import os
 import resource
 import signal as _signal
 import stat
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported on run's path (mypy reads this)
+if TYPE_CHECKING:
+    from typing import Any
 
 from rongqi.engine.options import ContainerOptions, Healthcheck, IdMap, MountSpec
 from rongqi.errors import RongqiError
@@ -41,6 +43,9 @@ READONLY_PATHS = ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/s
                   "/proc/sysrq-trigger"]
 # Namespaced sysctls a container may set (docker's and podman's rule); net.* only with its
 # own network namespace, kernel.* IPC ones only with its own IPC namespace.
+# --network values that are networks.mode_of's own mode (no network rongqi sets up; with
+# container:NAME and ns:PATH): bundle and start leave engine/networks.py unimported for them.
+NO_ENGINE_NETWORK = ("none", "private", "host")
 _IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
                 "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
 RLIMITS = ("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
@@ -634,8 +639,12 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
     sysctls: dict[str, str] = {}
     # Networks (engine/networks.py): bridge ones get a netns rongqi makes at start (its path
     # fixed now); slirp4netns (rootless) plugs into the netns the runtime makes.
-    from rongqi.engine import networks
-    net, _ = networks.mode_of(opts.network, inp.rootless)
+    net = opts.network or ""
+    if net in NO_ENGINE_NETWORK or net.startswith(("container:", "ns:")):
+        networks = None  # no network of ours: engine/networks.py (netavark's) is not needed
+    else:
+        from rongqi.engine import networks
+        net, _ = networks.mode_of(opts.network, inp.rootless)
     if net == "slirp4netns" and not opts.network and not networks.tun_usable():
         warnings.append("slirp4netns cannot open /dev/net/tun (its mode leaves it to root): "
                         "the container gets no network, as with --network none")
@@ -644,7 +653,8 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
     root = getattr(inp.engine, "root", None)
     usernet = net in ("slirp4netns", "pasta")
     net_plan = networks.plan(inp.engine, root, inp.container_id, inp.name, opts,
-                             inp.rootless, exposed) if net == "bridge" or usernet else None
+                             inp.rootless, exposed) \
+        if networks is not None and (net == "bridge" or usernet) else None
     # slirp4netns/pasta: the monitor holds the namespaces before the runtime's create and
     # points these links at them (networks_rootless.Holder says why).
     run_dir = os.path.join(inp.engine.runroot, inp.container_id) \
@@ -883,7 +893,8 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
         from rongqi.engine import networks_rootless
         files["hosts"] = networks_rootless.hosts_for_slirp(
             files["hosts"], net_plan.get("options") if net_plan else [], inp.rootless)
-    networks.write_plan(inp.userdata, net_plan)
+    if networks is not None:
+        networks.write_plan(inp.userdata, net_plan)
     for fname, text in files.items():
         path = os.path.join(inp.userdata, fname)
         with open(path, "w") as f:

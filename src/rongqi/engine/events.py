@@ -13,7 +13,9 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO
+TYPE_CHECKING = False  # typing is not imported on run's path (mypy reads this)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 from rongqi.errors import UsageError
 from rongqi.locking import Lock, LockError

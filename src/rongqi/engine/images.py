@@ -7,7 +7,9 @@ Prints nothing: progress goes to the image.progress.Progress the caller passes.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+TYPE_CHECKING = False  # typing is not imported on run's path (mypy reads this)
+if TYPE_CHECKING:
+    from typing import Any
 
 from rongqi.errors import EngineError, RongqiError
 from rongqi.values import dataclass, field

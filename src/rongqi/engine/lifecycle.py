@@ -15,7 +15,9 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from typing import TYPE_CHECKING, Any
+TYPE_CHECKING = False  # typing is not imported on run's path (mypy reads this)
+if TYPE_CHECKING:
+    from typing import Any
 
 from rongqi.engine import records as rec
 from rongqi.engine import status as st
@@ -336,8 +338,9 @@ def start(engine: Engine, ref: str | Container, *, attach: Any = None) -> Contai
             monitor.wait_gone(c.run_dir, KILL_GRACE)
         prepare_start(engine, c)
         try:
-            from rongqi.engine import networks
-            networks.setup(engine, c)  # the netns plugged in before the process runs
+            if has_network_plan(c):  # none, host, container:X have none: networks not imported
+                from rongqi.engine import networks
+                networks.setup(engine, c)  # the netns plugged in before the process runs
             monitor.start_container(engine.for_container(c), c, attach=attach)
         except BaseException as err:
             c.state.update(error=str(err) if isinstance(err, RongqiError) else "",
@@ -351,6 +354,16 @@ def start(engine: Engine, ref: str | Container, *, attach: Any = None) -> Contai
         c.save_state()
     _emit(engine, "start", c)
     return c
+
+
+# engine/networks.py's ATTACH_FILE: bundle.build writes it only for a network of ours (bridge,
+# slirp4netns); tests/engine/test_run.py checks the two names agree.
+NETWORK_PLAN = "networks.json"
+
+
+def has_network_plan(c: Container) -> bool:
+    """Whether create planned a network for c (else networks.setup has nothing to do)."""
+    return os.path.exists(os.path.join(c.userdata, NETWORK_PLAN))
 
 
 def prepare_start(engine: Engine, c: Container) -> None:

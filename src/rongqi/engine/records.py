@@ -14,7 +14,9 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+TYPE_CHECKING = False  # typing is not imported on run's path (mypy reads this)
+if TYPE_CHECKING:
+    from typing import Any
 
 from rongqi.engine import status as st
 from rongqi.errors import EngineError, NameInUse, NoSuchContainer

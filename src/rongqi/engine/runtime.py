@@ -9,18 +9,20 @@ runtime refuses, RuntimeFailure for the rest, with the runtime's own message).
 
 from __future__ import annotations
 
+import _thread
 import contextlib
-import json
 import os
-import shutil
-import subprocess
-import tempfile
-import threading
-from typing import Any, Protocol
 
 from rongqi.errors import ContainerNotFound, ContainerStateError, EngineError, RongqiError, UsageError
 # The in-process runtime lives with the runtime it calls (rongqi.oci); the engine's name for it.
 from rongqi.oci.inprocess import InProcessRuntime, Stdio
+
+# Every `run` imports this module for the in-process runtime: what only BinaryRuntime needs
+# (json, shutil, subprocess, tempfile) is imported in its methods, and typing (Protocol) is
+# for the type checker alone.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Protocol
 
 __all__ = ["Runtime", "RuntimeFailure", "InProcessRuntime", "BinaryRuntime", "Stdio", "for_path",
            "default_root", "signal_number"]
@@ -30,23 +32,27 @@ class RuntimeFailure(EngineError):
     """The OCI runtime refused or failed; the message is the runtime's."""
 
 
-class Runtime(Protocol):
-    name: str      # "rongqi" (in-process) or the binary's path
-    root: str      # the runtime's state root (--root)
+if TYPE_CHECKING:
+    class Runtime(Protocol):
+        name: str      # "rongqi" (in-process) or the binary's path
+        root: str      # the runtime's state root (--root)
 
-    def create(self, cid: str, bundle: str, *, console_socket: str = "", pid_file: str = "",
-               stdio: Stdio | None = None) -> int: ...
-    def start(self, cid: str) -> None: ...
-    def state(self, cid: str) -> dict[str, Any]: ...
-    def kill(self, cid: str, sig: int, all: bool = False) -> None: ...
-    def delete(self, cid: str, force: bool = False) -> None: ...
-    def pause(self, cid: str) -> None: ...
-    def resume(self, cid: str) -> None: ...
-    def ps(self, cid: str) -> list[int]: ...
-    def exec(self, cid: str, process: dict[str, Any], *, tty: bool = False, detach: bool = False,
-             console_socket: str = "", stdio: Stdio | None = None, pid_file: str = "") -> int: ...
-    def update(self, cid: str, resources: dict[str, Any]) -> None: ...
-    def stats(self, cid: str) -> dict[str, Any]: ...
+        def create(self, cid: str, bundle: str, *, console_socket: str = "",
+                   pid_file: str = "", stdio: Stdio | None = None) -> int: ...
+        def start(self, cid: str) -> None: ...
+        def state(self, cid: str) -> dict[str, Any]: ...
+        def kill(self, cid: str, sig: int, all: bool = False) -> None: ...
+        def delete(self, cid: str, force: bool = False) -> None: ...
+        def pause(self, cid: str) -> None: ...
+        def resume(self, cid: str) -> None: ...
+        def ps(self, cid: str) -> list[int]: ...
+        def exec(self, cid: str, process: dict[str, Any], *, tty: bool = False,
+                 detach: bool = False, console_socket: str = "", stdio: Stdio | None = None,
+                 pid_file: str = "") -> int: ...
+        def update(self, cid: str, resources: dict[str, Any]) -> None: ...
+        def stats(self, cid: str) -> dict[str, Any]: ...
+else:
+    Runtime = object  # the protocol above, for annotations: both runtimes have its methods
 
 
 def default_root() -> str:
@@ -59,6 +65,7 @@ def for_path(path: str | None, root: str | None = None) -> Runtime:
     """The runtime `--runtime` names: None, "" or "rongqi" is the in-process one."""
     if not path or path == "rongqi":
         return InProcessRuntime(root or default_root())
+    import shutil
     exe = path if os.sep in path else shutil.which(path)
     if not exe or not os.access(exe, os.X_OK):
         raise EngineError(f'could not find a working binary for runtime "{path}": '
@@ -85,6 +92,8 @@ class BinaryRuntime:
 
     def _run(self, args: list[str], *, stdio: Stdio | None = None, input: bytes | None = None,
              capture: bool = True, timeout: float = 120) -> str:
+        import subprocess
+        import tempfile
         os.makedirs(self.root, 0o700, exist_ok=True)
         fd, log = tempfile.mkstemp(prefix="runtime-log-", suffix=".json")
         os.close(fd)
@@ -128,6 +137,7 @@ class BinaryRuntime:
 
     def create(self, cid: str, bundle: str, *, console_socket: str = "", pid_file: str = "",
                stdio: Stdio | None = None) -> int:
+        import tempfile
         own_pid_file = not pid_file
         if own_pid_file:
             fd, pid_file = tempfile.mkstemp(prefix="pid-")
@@ -149,6 +159,7 @@ class BinaryRuntime:
         self._run(["start", cid])
 
     def state(self, cid: str) -> dict[str, Any]:
+        import json
         return json.loads(self._run(["state", cid]))
 
     def kill(self, cid: str, sig: int, all: bool = False) -> None:
@@ -164,12 +175,15 @@ class BinaryRuntime:
         self._run(["resume", cid])
 
     def ps(self, cid: str) -> list[int]:
+        import json
         return [int(p) for p in json.loads(self._run(["ps", "--format", "json", cid]) or "[]")]
 
     def exec(self, cid: str, process: dict[str, Any], *, tty: bool = False, detach: bool = False,
              console_socket: str = "", stdio: Stdio | None = None, pid_file: str = "") -> int:
         """Start the process and return its pid. Always `--detach` for the binary (its pid
         comes from --pid-file); the caller, a subreaper, reaps it as the process's parent."""
+        import json
+        import tempfile
         with tempfile.TemporaryDirectory(prefix="exec-") as tmp:
             proc_path = os.path.join(tmp, "process.json")
             with open(proc_path, "w") as f:
@@ -183,9 +197,11 @@ class BinaryRuntime:
                 return int(f.read().strip())
 
     def update(self, cid: str, resources: dict[str, Any]) -> None:
+        import json
         self._run(["update", "--resources", "-", cid], input=json.dumps(resources).encode())
 
     def stats(self, cid: str) -> dict[str, Any]:
+        import json
         out = self._run(["events", "--stats", cid])
         doc = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
         return doc.get("data") or {}
@@ -202,11 +218,12 @@ def _null_stdio() -> Stdio:
 
 
 _NULL = -1
-_NULL_LOCK = threading.Lock()
+_NULL_LOCK = _thread.allocate_lock()
 
 
 def _last_error(log: str) -> str:
     """The msg of the last "error" line of a runtime's JSON log (runc, crun, rongqi-oci)."""
+    import json
     msg = ""
     with contextlib.suppress(OSError):
         with open(log, errors="replace") as f:

@@ -14,7 +14,9 @@ import shutil
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported on run's path (mypy reads this)
+if TYPE_CHECKING:
+    from typing import Any
 
 from rongqi.errors import RongqiError
 from rongqi.values import dataclass, field

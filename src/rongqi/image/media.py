@@ -5,7 +5,9 @@ One place for the OCI and Docker schema2 names so that pull, push, load and save
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported on run's path (mypy reads this)
+if TYPE_CHECKING:
+    from typing import Any
 
 from rongqi.values import dataclass, field
 

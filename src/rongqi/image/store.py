@@ -12,7 +12,9 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from typing import IO, Any
+TYPE_CHECKING = False  # typing is not imported on run's path (mypy reads this)
+if TYPE_CHECKING:
+    from typing import IO, Any
 
 # default_root and DEFAULT_ROOT live in the package (rongqi/image/__init__.py), so that the
 # CLI gets its --root default without importing the store.
