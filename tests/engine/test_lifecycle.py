@@ -450,3 +450,22 @@ def test_ps_table_headers_are_podmans(rongqi):
     r = rongqi("ps", "-a", "--format", "table {{.ID}}\t{{.CreatedAt}}\t{{.RunningFor}}\t{{.Status}}")
     assert r.stdout.split("\n")[0].split("  ") == ["CONTAINER ID", "CREATED AT", "RUNNING FOR",
                                                    "STATUS"]
+
+
+def test_info_and_version_in_podmans_shapes(rongqi):
+    rongqi("create", "--name", "inf", "busybox", "true")
+    doc = json.loads(rongqi("info", "-f", "json").stdout)
+    assert list(doc) == ["host", "plugins", "registries", "store", "version"]
+    store = doc["store"]
+    assert (store["graphRoot"], store["runRoot"]) == (rongqi.root, rongqi.runroot)
+    assert store["containerStore"]["number"] == 1 and store["imageStore"]["number"] >= 1
+    assert doc["host"]["cgroupVersion"] in ("v1", "v2")
+    assert doc["host"]["cpus"] == os.cpu_count()
+    assert rongqi("info", "-f", "{{.Store.GraphRoot}}").stdout == rongqi.root + "\n"
+    text = rongqi("info").stdout  # podman's YAML
+    assert text.startswith("host:\n") and "\nstore:\n" in text
+    _one_error(rongqi("info", "-f", "{{.Nope}}", check=False), 125, r"can't evaluate field Nope")
+    v = rongqi("version").stdout.splitlines()
+    assert v[0].startswith("Client:") and v[1].split()[0] == "Version:"
+    version = json.loads(rongqi("version", "-f", "json").stdout)["Client"]["Version"]
+    assert rongqi("version", "-f", "{{.Client.Version}}").stdout == version + "\n"

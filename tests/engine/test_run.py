@@ -201,3 +201,40 @@ def test_a_create_that_fails_leaves_no_preforked_monitor(rq):
     assert r.returncode == 125 and len(r.stderr.strip().splitlines()) == 1
     r = rq("run", "--rm", "--memory", "lots", "busybox", "true")
     assert r.returncode == 125 and r.stderr.startswith("Error: ")
+
+
+def test_run_pulls_a_missing_image_from_a_loopback_registry(rq, tmp_path):
+    """The pull policy's `missing` against a real registry (Debian's docker-registry on
+    127.0.0.1): busybox pushed there, removed here, then run by its registry name."""
+    from support.registry import start_registry, stop
+
+    reg = start_registry(tmp_path / "registry")
+    try:
+        assert rq("run", "--rm", "busybox", "true").returncode == 0  # the built-in image
+        name = f"{reg.host}/team/bb:1"
+        r = rq("push", "busybox", name)
+        assert r.returncode == 0, r.stderr
+        assert rq("rmi", "busybox").returncode == 0
+        r = rq("run", "--rm", name, "sh", "-c", "echo pulled; cat /etc/hostname | wc -c")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.splitlines()[0] == "pulled"
+        images = rq("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+        assert images == [name]
+        # --pull always asks again (the same digest: nothing new is stored); never does not
+        # ask at all (test_lifecycle has the unreachable registry's one Error line).
+        assert rq("run", "--rm", "--pull", "always", name, "true").returncode == 0
+        # --pull newer: the same digest there, nothing pulled; a changed image pushed under
+        # the name (the local one stays the old), and newer brings it.
+        assert rq("run", "--rm", "--pull", "newer", name, "test", "!", "-e", "/v").returncode == 0
+        assert rq("run", "--name", "chg", name, "sh", "-c", "echo 2 > /v").returncode == 0
+        assert rq("commit", "chg", "localhost/changed:1").returncode == 0
+        assert rq("push", "localhost/changed:1", name).returncode == 0
+        assert rq("rm", "chg").returncode == 0
+        assert rq("run", "--rm", "--pull", "missing", name, "cat", "/v").returncode == 1
+        r = rq("run", "--rm", "--pull", "newer", name, "cat", "/v")
+        assert (r.returncode, r.stdout) == (0, "2\n"), r.stderr
+        stop(reg.proc)
+        assert rq("run", "--rm", "--pull", "never", name, "true").returncode == 0
+    finally:
+        stop(reg.proc)
+    assert rq.engine().list(all=True) == []

@@ -3,6 +3,7 @@ each flag makes visible inside the container, and podman's one Error line for ba
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -141,6 +142,32 @@ def test_cpus_and_pids_limit(rongqi):
                + _cgroup_file("pids/pids.max", "pids.max"))
     cpu, pids = text.splitlines()
     assert cpu.split()[0] == "50000" and pids == "10"
+
+
+def test_memory_reservation_cpu_shares_z_label_stop_signal_timeout_and_start_period(
+        rongqi, tmp_path):
+    text = out(rongqi, "--memory-reservation", "32m", "--cpu-shares", "512", "busybox", "sh",
+               "-c", _cgroup_file("memory/memory.soft_limit_in_bytes", "memory.low") + ";"
+               + _cgroup_file("cpu/cpu.shares", "cpu.weight"))
+    low, shares = text.splitlines()
+    assert low == str(32 << 20) and shares in ("512", "20")  # v2: the weight of 512 shares
+    # :Z and label=disable are accepted (no SELinux here), with podman's note for the first.
+    d = tmp_path / "labelled"
+    d.mkdir()
+    p = run(rongqi, "-v", f"{d}:/mnt:Z", "--security-opt", "label=disable", "busybox", "sh",
+            "-c", "echo ok > /mnt/f")
+    assert "no SELinux on this host" in p.stderr and (d / "f").read_text() == "ok\n"
+    rongqi("run", "-d", "--name", "stops", "--stop-signal", "SIGUSR1", "--stop-timeout", "5",
+           "--health-cmd", "true", "--health-start-period", "1m30s", "--annotation", "team=a",
+           "busybox", "sh", "-c",
+           "trap 'echo got usr1; exit 3' USR1; while :; do sleep 0.1; done")
+    doc = json.loads(rongqi("inspect", "stops").stdout)[0]
+    assert doc["Config"]["StopSignal"] == 10 and doc["Config"]["StopTimeout"] == 5
+    assert doc["Config"]["Annotations"]["team"] == "a"
+    assert doc["Config"]["Healthcheck"]["StartPeriod"] == 90 * 10**9
+    rongqi("stop", "stops")  # SIGUSR1, which the trap turns into exit 3 (not the timeout's KILL)
+    assert rongqi("inspect", "-f", "{{.State.ExitCode}}", "stops").stdout == "3\n"
+    assert "got usr1" in rongqi("logs", "stops").stdout
 
 
 def test_ulimits(rongqi):

@@ -249,6 +249,13 @@ def test_a_reader_without_the_log_and_a_root_that_cannot_take_events(tmp_path: P
     assert events.emit(str(missing), "container", "start") is None  # dropped, no error
 
 
+def test_the_suite_blocks_docker_hub_so_pull_busybox_asks_no_registry(tmp_path: Path) -> None:
+    # tests/support/plugin.py: RONGQI_REGISTRIES blocks docker.io for every test.
+    conf = os.environ["RONGQI_REGISTRIES"]
+    r = rongqi(tmp_path, "pull", "busybox")
+    assert f"(registry docker.io is blocked in {conf}); using the built-in busybox" in r.stdout
+
+
 def test_image_commands_and_system_prune_report_events_as_podman(tmp_path: Path) -> None:
     # Docker Hub blocked (registries.json's `blocked`, containers-registries.conf's): the
     # pull falls back to the built-in busybox without a connection or a DNS query.

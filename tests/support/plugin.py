@@ -10,7 +10,9 @@ import contextlib
 import itertools
 import os
 import secrets
+import shutil
 import subprocess
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +36,23 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "root: needs root and real kernel features")
     config.addinivalue_line("markers", "clients: drives a real peer (containerd, registry, skopeo)")
     config.addinivalue_line("markers", "no_leak_check: the test manages leaks itself")
+    # No test asks Docker Hub (nor its DNS name: this host's network is loopback alone):
+    # every rongqi the suite runs, in-process or not, reads a registries.json that blocks
+    # docker.io unless the test names its own, so `pull busybox` makes the built-in image.
+    if "RONGQI_REGISTRIES" not in os.environ:
+        global _REGISTRIES_DIR
+        _REGISTRIES_DIR = tempfile.mkdtemp(prefix="rongqi-test-registries-")
+        conf = Path(_REGISTRIES_DIR) / "registries.json"
+        conf.write_text('{"blocked": ["docker.io"]}\n')
+        os.environ["RONGQI_REGISTRIES"] = str(conf)
+
+
+_REGISTRIES_DIR = ""
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _REGISTRIES_DIR:
+        shutil.rmtree(_REGISTRIES_DIR, ignore_errors=True)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -224,6 +243,7 @@ def bundle_factory(tmp_path: Path) -> BundleFactory:
 
 __all__ = [
     "pytest_configure",
+    "pytest_unconfigure",
     "pytest_runtest_setup",
     "leak_checker",
     "_session_leak_check",
