@@ -692,8 +692,9 @@ class ExecParent:
         from rongqi import fastjson
         from rongqi.errors import RongqiError
 
-        job = fastjson.dumps({"id": c.id, "proc": proc, "tty": tty,
-                              "console_socket": console_socket}).encode()
+        # The record rides along: the fork need not read it again.
+        job = fastjson.dumps({"id": c.id, "config": c.config, "state": c.state, "proc": proc,
+                              "tty": tty, "console_socket": console_socket}).encode()
         try:
             view = memoryview(job)
             while view:
@@ -766,7 +767,9 @@ def _exec_parent(engine: Any, job_r: int, w: int, stdio: tuple[int, int, int] | 
         return  # cancelled
     try:
         job = fastjson.loads(data)
-        c = engine.get(job["id"])
+        from rongqi.engine.records import Container
+
+        c = Container(engine.records, job["id"], job["config"], job["state"])
         child = execmod.start(engine, c, job["proc"], tty=job["tty"], detach=True,
                               console_socket=job["console_socket"], stdio=stdio)
     except RongqiError as err:
