@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                     rt.times_ms.append(ms)
                     rt.cpu_ms.append(rt.last_cpu_ms)
 
-        for rnd in range(args.parallel_rounds):
+        for rnd in range(args.parallel_rounds if args.parallel > 0 else 0):  # --parallel 0: none
             for rt in active if rnd % 2 == 0 else active[::-1]:
                 wall, ok, err = run_parallel(rt, par_bundles, f"par{rnd}")
                 rt.parallel_ms.append(wall)
@@ -272,6 +272,13 @@ def report(runtimes: list[Runtime], args: argparse.Namespace) -> None:
           " cpu = median CPU of the runtime and its processes per run)")
     print(table(["runtime", "median", "p90", "min", "ok", "ratio", "cpu", "cpu ratio"], rows))
 
+    if args.parallel <= 0:
+        for rt in runtimes:
+            if rt.refused:
+                print(f"\n{rt.name} could not run the bundle: {rt.refused}")
+            elif rt.failures:
+                print(f"\n{rt.name}: {len(rt.failures)} failed runs; first: {rt.failures[0]}")
+        return
     rows = []
     for rt in runtimes:
         if not rt.parallel_ms:
