@@ -574,3 +574,47 @@ def test_an_exec_is_seen_in_the_container_only_once_inside_its_root(ptrace_exec)
     o = ptrace_exec["reach_host"]
     assert ptrace_exec.execs > 0 and int(o.field("seen")) > 0, o.line  # the check saw exec processes
     assert (o.field("reached"), o.field("via")) == ("0", "-"), o.line
+
+
+def test_an_in_process_callers_other_fds_never_reach_an_exec(oci_binary, suite_root, tmp_path, probe_binary,
+                                                              host_marker):
+    # The engine in `rongqi serve` calls the runtime in-process, from threads: what its process
+    # holds open at the time (another container's state dir under its lock, pipes, a
+    # cgroup.procs being written) was in every exec'd process until that closed its fds before
+    # execve, visible to a container holding CAP_SYS_PTRACE. Here the caller holds a directory
+    # of the host's while it execs into the container again and again.
+    import time
+
+    from rongqi.oci.inprocess import InProcessRuntime
+
+    bundle, _ = make_bundle(oci_binary, tmp_path / "bundle", probe_binary, [f"reach_host=6,{host_marker}"],
+                            privileged=False, caps_add=("CAP_SYS_PTRACE",))
+    rt = InProcessRuntime(suite_root)
+    cid = new_id("sec")
+    held = os.open(os.path.dirname(host_marker), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    null = os.open(os.devnull, os.O_RDWR)
+    proc = {"args": ["/bin/true"], "cwd": "/", "user": {"uid": 0, "gid": 0}, "env": ["PATH=/bin"]}
+    execs = 0
+    with tempfile.TemporaryFile("w+") as out:
+        try:
+            rt.create(cid, bundle, stdio=(null, out.fileno(), out.fileno()))
+            rt.start(cid)
+            deadline = time.monotonic() + 30
+            while rt.state(cid)["status"] == "running":
+                assert time.monotonic() < deadline, "the probe container never stopped"
+                try:
+                    pid = rt.exec(cid, proc, stdio=(null, null, null))
+                except Exception:  # noqa: BLE001 - the container stopped meanwhile
+                    break
+                os.waitpid(pid, 0)
+                execs += 1
+        finally:
+            rt.delete(cid, force=True)
+            os.close(held)
+            os.close(null)
+        out.seek(0)
+        lines = [line for line in out.read().splitlines() if line.startswith("reach_host ")]
+    assert lines, "the probe printed nothing"
+    o = Outcome(lines[-1])
+    assert execs > 0 and int(o.field("seen")) > 0, o.line
+    assert (o.field("reached"), o.field("via")) == ("0", "-"), o.line

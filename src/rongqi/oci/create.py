@@ -397,7 +397,9 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
         c.sync = Sync(c_r, c_w)
         job = _InitJob(sc, c, new_time)
         pid = spawn_in_cgroup(sc, cg, new_flags, early_joins, job.prepare, job.after_joins, job.main,
-                              close_in_helper=(p_r, p_w), cleanup=cleanup, stdio=opts.stdio)
+                              close_in_helper=(p_r, p_w), cleanup=cleanup, stdio=opts.stdio,
+                              keep_fds=(c_r, c_w, c.fifo_fd, c.console_fd, c.seccomp_listener_fd,
+                                        *range(3, 3 + c.preserve_fds)))
     except BaseException:
         for fd in (p_r, p_w):
             if fd >= 0:

@@ -265,7 +265,9 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls | None =
             job = _ExecJob(sc, c, proc, root_fd)
             try:
                 pid = spawn_in_cgroup(sc, cg, 0, early, job.prepare, job.enter, job.main, close_in_helper=(p_r, p_w),
-                                      stdio=o.stdio)
+                                      stdio=o.stdio,
+                                      keep_fds=(c_r, c_w, c.console_fd, c.seccomp_listener_fd, root_fd,
+                                                *range(3, 3 + c.preserve_fds)))
             except RongqiError as err:
                 raise RongqiError(f"exec: {err}") from None
         finally:

@@ -71,7 +71,8 @@ def preload_for_child(spec: Spec) -> None:
 def spawn_in_cgroup(sc: sysc.Syscalls, cg: Cgroup | None, flags: int, early_joins: Joins,
                     prepare: Callable[[], None], after_joins: Callable[[], None] | None,
                     child_main: Callable[[], None], *, close_in_helper: tuple[int, ...] = (),
-                    cleanup: Cleanup | None = None, stdio: tuple[int, int, int] | None = None) -> int:
+                    cleanup: Cleanup | None = None, stdio: tuple[int, int, int] | None = None,
+                    keep_fds: tuple[int, ...] | None = None) -> int:
     """Start a process in a container's namespaces, born in its cgroup; return its pid.
 
     A helper (a fork of the runtime) is moved into the cgroup while it imports ctypes and
@@ -93,6 +94,7 @@ def spawn_in_cgroup(sc: sysc.Syscalls, cg: Cgroup | None, flags: int, early_join
     stdio: the fds the new process gets as 0, 1, 2; they become the helper's own right after
     the fork (install_stdio), never this process's: a threaded caller (the engine in
     `rongqi serve`) may run several creates and execs at once, each with its own stdio.
+    keep_fds: the fds above 2 the job needs; the helper closes every other one at once.
     """
     from rongqi.linux import exeguard
 
@@ -128,6 +130,12 @@ def spawn_in_cgroup(sc: sysc.Syscalls, cg: Cgroup | None, flags: int, early_join
                 os.close(fd)
             if stdio is not None:
                 install_stdio(stdio)
+            if keep_fds is not None:
+                # Nothing else of this process goes on: a threaded caller's other fds (another
+                # container's pipes, a state dir's lock, a cgroup.procs being written) would
+                # stay open in the new process, visible in its container until it closes them.
+                keep = (rep_w, go_r, *keep_fds) + ((reexec.fd,) if reexec is not None else ())
+                sc.close_fds_from(3, tuple(fd for fd in keep if fd >= 0))
             if reexec is not None:
                 _reexec_helper(reexec, (rep_w, go_r, sc, flags, early_joins, prepare, after_joins, child_main))
         except BaseException as err:  # noqa: BLE001 - reported to the runtime
