@@ -27,7 +27,10 @@ MOUNT_SYS = "mkdir -p /tmp/s && mount -t sysfs none /tmp/s && echo MOUNTED"
 
 
 def _bundle(tmp_path, script: str) -> str:
-    bundle = make_bundle(str(tmp_path / "bundle"), ["unshare", "-mrpf", "sh", "-c", script],
+    # sysfs also needs a network namespace that the new user namespace owns (sysfs_get_tree):
+    # without -n its mount is refused whatever the runtime left visible.
+    unshare = "-mrpfn" if script == MOUNT_SYS else "-mrpf"
+    bundle = make_bundle(str(tmp_path / "bundle"), ["unshare", unshare, "sh", "-c", script],
                          cgroups_path=f"/rongqi-test/{new_id('np')}")
     cfg_path = os.path.join(bundle, "config.json")
     cfg = json.load(open(cfg_path))
