@@ -665,11 +665,13 @@ class ExecParent:
     def __init__(self, engine: Any, c: Any = None, proc: dict[str, Any] | None = None, *,
                  tty: bool = False, console_socket: str = "",
                  stdio: tuple[int, int, int] | None = None):
+        from rongqi.linux import forking
+
         r, w = os.pipe2(os.O_CLOEXEC)
         job_r, self.job_w = os.pipe2(os.O_CLOEXEC)
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
+        pid = forking.fork()
         if pid == 0:  # pragma: no cover - the parent process of the exec
             try:
                 os.close(r)

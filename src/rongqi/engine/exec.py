@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rongqi.errors import RongqiError
+from rongqi.linux import forking
 
 
 class ContainerNotRunning(RongqiError):
@@ -202,7 +203,7 @@ def parent_main(request_fd: int, report_fd: int) -> None:
         chunks.append(chunk)
     os.close(request_fd)
     req = json.loads(b"".join(chunks))
-    if os.fork() != 0:
+    if forking.fork() != 0:
         os._exit(0)
     record = req.get("record") or ""
 

@@ -15,6 +15,7 @@ import sys
 import time
 
 from rongqi.errors import RongqiError
+from rongqi.linux import forking
 
 TYPE_CHECKING = False  # typing is not imported: the slim monitor (see _reexec) does without it
 if TYPE_CHECKING:
@@ -67,12 +68,12 @@ def start_container(engine: Any, container: Any, *, attach: Any = None) -> None:
     else:
         r, w = os.pipe2(os.O_CLOEXEC)
         _flush()
-        pid = os.fork()
+        pid = forking.fork()
         if pid == 0:  # pragma: no cover - runs in the forked processes
             try:
                 os.close(r)
                 os.setsid()
-                if os.fork() != 0:
+                if forking.fork() != 0:
                     os._exit(0)
                 Monitor(engine, container, w, attach).main()
                 os._exit(0)
@@ -208,7 +209,7 @@ def spawned() -> None:
 
     doc = json.loads(sys.stdin.buffer.read())
     sys.path[:] = doc["sys_path"]
-    if os.fork() != 0:
+    if forking.fork() != 0:
         os._exit(0)
     _become_monitor(doc, doc["report"], doc["attach"])
 
@@ -330,11 +331,11 @@ def forker_main(fd: int) -> None:
             for f in fds:
                 os.close(f)
             continue
-        pid = os.fork()
+        pid = forking.fork()
         if pid == 0:  # pragma: no cover - the monitor's parent-to-be
             chan.close()
             os.setsid()
-            if os.fork() != 0:
+            if forking.fork() != 0:
                 os._exit(0)
             _become_monitor(doc, fds[0], fds[1] if len(fds) > 1 else -1)
         for f in fds:
@@ -365,13 +366,13 @@ class Preforked:
         self.chan, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
         self.report_r, report_w = os.pipe2(os.O_CLOEXEC)
         _flush()
-        pid = os.fork()
+        pid = forking.fork()
         if pid == 0:  # pragma: no cover - the monitor-to-be
             try:
                 self.chan.close()
                 os.close(self.report_r)
                 os.setsid()
-                if os.fork() != 0:
+                if forking.fork() != 0:
                     os._exit(0)
                 _waiting_monitor(engine, theirs, report_w)
             finally:
@@ -1300,7 +1301,7 @@ class Monitor:
             self.health = sched
 
     def _run_health(self) -> None:
-        pid = os.fork()
+        pid = forking.fork()
         if pid == 0:  # pragma: no cover - the check's own process
             code = 1
             try:

@@ -11,6 +11,7 @@ import select
 import time
 
 from rongqi.errors import HookError
+from rongqi.linux import forking
 
 
 class HookSpec:
@@ -88,7 +89,7 @@ def run_hook(kind: str, index: int, hook: HookSpec, state_json: bytes, cwd: str 
     args = hook.args or [hook.path]
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
-    pid = os.fork()
+    pid = forking.fork()
     if pid == 0:  # the hook
         try:
             os.dup2(in_r, 0)

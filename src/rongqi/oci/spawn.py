@@ -8,11 +8,13 @@ The order of the messages between the runtime, the helper and the child is oci/p
 from __future__ import annotations
 
 import _thread
+import gc
 import os
 
 from rongqi.errors import RongqiError, UsageError
 from rongqi.errors import os_error_line as describe_os_error
 from rongqi.linux import namespaces
+from rongqi.linux import forking
 from rongqi.linux import syscall as sysc
 from rongqi.oci import protocol as proto
 from rongqi.oci.state import write_private
@@ -113,7 +115,7 @@ def spawn_in_cgroup(sc: sysc.Syscalls, cg: Cgroup | None, flags: int, early_join
             fds += (rep_r, rep_w)
             go_r, go_w = os.pipe2(os.O_CLOEXEC)    # runtime -> helper: in the cgroup now
             fds += (go_r, go_w)
-            mid = os.fork()
+            mid = forking.fork()
             if mid != 0:
                 fds = [rep_r, go_w]
                 os.close(rep_w)
@@ -125,6 +127,9 @@ def spawn_in_cgroup(sc: sysc.Syscalls, cg: Cgroup | None, flags: int, early_join
             reexec.close()
         raise
     if mid == 0:  # the helper: never returns
+        # No collections at all in the helper and the init it clones: both are short-lived,
+        # and the init closes the fds that objects made since the fork may still name.
+        gc.disable()
         try:
             for fd in (rep_r, go_w, *close_in_helper):
                 os.close(fd)
