@@ -170,7 +170,9 @@ class Holder:
         up_r, up_w = os.pipe2(os.O_CLOEXEC)      # holder -> us
         down_r, down_w = os.pipe2(os.O_CLOEXEC)  # us -> holder
         flags = _CLONE_NEWNET | (_CLONE_NEWUSER if userns else 0)
-        pid = os.fork()
+        from rongqi.linux import forking
+
+        pid = forking.fork()
         if pid == 0:  # the holder: only syscalls from here on, then _exit
             code = 0
             try:
