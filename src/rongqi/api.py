@@ -896,8 +896,11 @@ class ImageCollection:
               tag: str | None = None, dockerfile: str | None = None,
               buildargs: Mapping[str, str] | None = None, nocache: bool = False,
               labels: Mapping[str, str] | None = None, target: str | None = None,
-              pull: bool = False, **kwargs: Any) -> tuple[Image, Iterator[dict[str, Any]]]:
-        """Build from a context directory (path) or a Dockerfile (fileobj): (Image, log)."""
+              pull: bool = False, network_mode: str | None = None,
+              **kwargs: Any) -> tuple[Image, Iterator[dict[str, Any]]]:
+        """Build from a context directory (path) or a Dockerfile (fileobj): (Image, log).
+        network_mode is the RUN steps' network, as docker-py's: None or "default" the default
+        network, "none", "host" or a network's name."""
         from rongqi.engine import build as b
         with contextlib.ExitStack() as stack:
             if path is None:
@@ -907,7 +910,7 @@ class ImageCollection:
                 with open(os.path.join(path, "Dockerfile"), "wb") as f:
                     f.write(fileobj.read())
             opts = _build_options(b, path, tag, dockerfile, buildargs, nocache, labels,
-                                  target, pull)
+                                  target, pull, network_mode)
             out = io.BytesIO()
             with _translated("image"):
                 image_id = b.build(self.client.engine, opts, out)
@@ -926,7 +929,8 @@ def all_labels(have: Mapping[str, str], want: Sequence[str]) -> bool:
 
 def _build_options(b: Any, path: str, tag: str | None, dockerfile: str | None,
                    buildargs: Mapping[str, str] | None, nocache: bool,
-                   labels: Mapping[str, str] | None, target: str | None, pull: bool) -> Any:
+                   labels: Mapping[str, str] | None, target: str | None, pull: bool,
+                   network_mode: str | None = None) -> Any:
     """engine.build.BuildOptions from docker-py's build keywords (only the fields it has)."""
     import dataclasses
     names = {f.name for f in dataclasses.fields(b.BuildOptions)}
@@ -934,7 +938,9 @@ def _build_options(b: Any, path: str, tag: str | None, dockerfile: str | None,
                             "containerfiles": [dockerfile] if dockerfile else [],
                             "build_args": dict(buildargs or {}), "no_cache": nocache,
                             "labels": dict(labels or {}), "target": target or "",
-                            "pull": "always" if pull else "missing", "quiet": False}
+                            "pull": "always" if pull else "missing", "quiet": False,
+                            "network": "" if network_mode in (None, "", "default")
+                            else network_mode}
     return b.BuildOptions(**{k: v for k, v in want.items() if k in names})
 
 

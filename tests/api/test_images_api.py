@@ -101,3 +101,12 @@ def test_build_from_a_dockerfile_object_and_its_errors(client):
         client.images.build(fileobj=io.BytesIO(b"FROM busybox\nRUN exit 3\n"))
     with pytest.raises(TypeError):
         client.images.build()
+
+
+def test_build_network_mode(client):
+    """docker-py's network_mode: the RUN steps' network ("none": only lo)."""
+    text = b"FROM busybox\nRUN ls /sys/class/net | tr '\\n' ' ' > /links\n"
+    image, _ = client.images.build(fileobj=io.BytesIO(text), network_mode="none",
+                                   tag="api-net-none")
+    assert client.containers.run("api-net-none", ["cat", "/links"], remove=True,
+                                 network_mode="none") == b"lo "

@@ -413,6 +413,25 @@ def test_build_query_options_and_compressed_context(serve, registry):
     serve.docker("rmi", "opts:1", f"{registry.host}/bb:1")
 
 
+def test_build_networkmode_none_and_default(serve, registry):
+    """networkmode is the RUN steps' network: none has only lo; default (dockerd's bridge) is
+    the default network's eth0 (nocache: the network is not in the step's cache key)."""
+    def build(mode: str, tag: str) -> str:
+        dockerfile = (f"FROM {registry.host}/bb:1\n"
+                      "RUN ls /sys/class/net | sort | tr '\\n' ' ' > /links\n")
+        r = serve.http.post("/v1.41/build", params={"t": tag, "networkmode": mode, "nocache": "1"},
+                            content=dockerfile.encode(),
+                            headers={"Content-Type": "application/octet-stream"})
+        assert r.status_code == 200
+        msgs = [json.loads(line) for line in r.text.splitlines()]
+        assert not any("error" in m for m in msgs), msgs
+        return serve.rongqi("run", "--rm", "--network", "none", tag, "cat", "/links").stdout
+
+    assert build("none", "net-none:1") == "lo "
+    assert build("default", "net-default:1") == "eth0 lo "
+    serve.docker("rmi", "net-none:1", "net-default:1", f"{registry.host}/bb:1")
+
+
 def test_build_never_reads_a_host_file_through_a_symlinked_dockerfile(serve, tmp_path):
     secret = tmp_path / "host-secret"
     secret.write_text("HOST-SECRET-LINE\n")

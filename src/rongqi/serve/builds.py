@@ -124,10 +124,10 @@ def _argv(engine: Engine, req: Request, context: str, tags: list[str]) -> list[s
     if req.arg("platform"):
         argv += ["--platform", req.arg("platform") or ""]
     network = req.arg("networkmode") or ""
-    # Docker's "default" is its bridge; RUN steps here have no network unless one is named
-    # (docs/serve.md), as `rongqi build` without --network.
-    if network and network not in ("default", "none"):
-        argv += ["--network", "host" if network == "host" else network]
+    # Docker's "default" (and no networkmode) is its bridge: `rongqi build`'s own default, a
+    # network namespace of the step's own on the default network (buildah's "private").
+    if network and network != "default":
+        argv += ["--network", network]
     argv.append(context)
     return argv
 
