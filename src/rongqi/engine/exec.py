@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
-from typing import Any
 
 from rongqi.errors import RongqiError
 from rongqi.linux import forking
+# Not dataclasses (with inspect, ast and dis: ~10 ms of every `rongqi exec`) nor typing.
+from rongqi.values import dataclass, field
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ContainerNotRunning(RongqiError):
