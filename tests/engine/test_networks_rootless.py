@@ -237,13 +237,21 @@ def test_slirp4netns_ends_with_a_killed_monitor_and_with_the_container(rl):
     cid = rl("run", "-d", "--name", "short", "busybox", "sleep", "1", check=True).stdout.strip()
     assert rl("wait", "short", check=True).stdout == "0\n"
     assert _wait_gone(cid) == []
-    # and a restart gets a new one (new namespaces each run)
-    cid = rl("run", "-d", "--name", "again", "-p", f"{_free_port()}:80", "busybox", "sh",
-             "-c", "httpd -p 80 -h /etc; sleep 600", check=True).stdout.strip()
+    # a restart by the policy, under the monitor's slim self (the first run ends after 2 s,
+    # the re-exec is at 1 s; the second serves): a new slirp4netns for the new namespaces
+    port = _free_port()
+    once = ("if [ -e /once ]; then exec httpd -f -p 80 -h /etc; fi; touch /once; sleep 2; "
+            "exit 1")
+    cid = rl("run", "-d", "--name", "again", "--restart", "always", "-p", f"{port}:80",
+             "busybox", "sh", "-c", once, check=True).stdout.strip()
     first = _helpers(cid)
-    rl("restart", "-t", "0", "again", check=True)
+    assert len(first) == 1
+    deadline = time.monotonic() + 30
+    while rl.state(cid).get("restart_count", 0) < 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _get(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
     deadline = time.monotonic() + 10  # the old one ends as its exit pipe closes
-    while (now := _helpers(cid)) and set(now) & set(first) and time.monotonic() < deadline:
+    while set(now := _helpers(cid)) & set(first) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(now) == 1 and not set(now) & set(first), (first, now)
     rl("rm", "-f", "-t", "0", "again", check=True)
