@@ -46,6 +46,10 @@ def _env(base: Path, oci_binary: str) -> dict[str, str]:
     for f in bindir.iterdir():
         f.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RONGQI_")}
+    if "RONGQI_REGISTRIES" in os.environ:
+        # tests/support/plugin.py's registries.json, which blocks docker.io: an example that
+        # pulls asks no registry outside loopback (nor Docker Hub's DNS name).
+        env["RONGQI_REGISTRIES"] = os.environ["RONGQI_REGISTRIES"]
     env.update(PATH=f"{bindir}:{os.path.dirname(sys.executable)}:{env.get('PATH', '')}",
                PYTHONPATH=str(SRC), RONGQI_ROOT=str(base / "root"),
                RONGQI_RUNROOT=str(base / "run"), RONGQI_RUNTIME_ROOT=str(base / "runtime"),
