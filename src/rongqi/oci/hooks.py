@@ -88,8 +88,18 @@ def run_hook(kind: str, index: int, hook: HookSpec, state_json: bytes, cwd: str 
             env[k] = v
     args = hook.args or [hook.path]
     in_r, in_w = os.pipe()
-    out_r, out_w = os.pipe()
-    pid = forking.fork()
+    try:
+        out_r, out_w = os.pipe()
+    except BaseException:
+        os.close(in_r)
+        os.close(in_w)
+        raise
+    try:
+        pid = forking.fork()
+    except BaseException:  # EAGAIN, ENOMEM: no hook ran; its pipes go with the error
+        for fd in (in_r, in_w, out_r, out_w):
+            os.close(fd)
+        raise
     if pid == 0:  # the hook
         try:
             os.dup2(in_r, 0)
