@@ -19,7 +19,7 @@ from rongqi.linux import syscall as sysc
 from rongqi.oci import debug
 from rongqi.oci import protocol as proto
 from rongqi.oci import state as statemod
-from rongqi.oci.init import InitConfig, Sync
+from rongqi.oci.protocol import InitConfig, Sync
 from rongqi.oci.spawn import check_stdio, preload_for_child, send_pidfd, spawn_in_cgroup, write_pid_file
 from rongqi.oci.spec import Spec, load_bundle
 
@@ -105,16 +105,16 @@ def create(root: str, cid: str, opts: CreateOptions, sc: sysc.Syscalls | None = 
                     raise
                 # An ordinary user cannot give away a file (root maps to a subordinate id,
                 # as with podman's keep-id); the fifo is 0622: the init may open it anyway.
-        cg, new_cgroup = _make_cgroup(spec, cid, opts.systemd_cgroup)
+        cg, new_cgroup, limits = _make_cgroup(spec, cid, opts.systemd_cgroup)
         debug(f"create {cid}: cgroup {cg.path if cg is not None else 'of the caller'} "
-              f"{'made' if new_cgroup else 'reused'}, limits written")
+              f"{'made' if new_cgroup else 'reused'}")
         if cg is not None:
             if new_cgroup:
                 cleanup.cgroup = cg
             st.cgroup = cg_state = cg.to_dict()
             if not new_cgroup and _warn_if_not_empty(cg, spec):
                 cg_state["shared"] = True
-        pid, sync = _spawn(sc, spec, st, opts, caps, cleanup, cg)
+        pid, sync = _spawn(sc, spec, st, opts, caps, cleanup, cg, limits)
         try:
             st.pid = pid
             st.pid_start = statemod.proc_stat(pid)[0]
@@ -263,7 +263,8 @@ def cap_sets(spec: Spec):
 
 
 def _make_cgroup(spec: Spec, cid: str, systemd: bool):
-    """Create and fill the container's cgroup; None for a rootless container that sets no
+    """Create the container's cgroup; return it, whether it is new, and the limits to write in
+    it (_spawn writes them while the helper starts). None for a rootless container that sets no
     limits and may not make one (it then runs in its caller's cgroup, as under runc)."""
     from rongqi.linux import cgroups
 
@@ -282,15 +283,9 @@ def _make_cgroup(spec: Spec, cid: str, systemd: bool):
         new = cg.create()
     except cgroups.CgroupError as err:
         if rootless and err.errno in (1, 13, 30) and not _sets_limits(spec):  # EPERM, EACCES, EROFS
-            return None, False
+            return None, False, None
         raise
-    try:
-        cg.apply(res)
-    except BaseException:
-        if new:
-            cg.destroy()  # only what this create made: an existing cgroup is not ours to remove
-        raise
-    return cg, new
+    return cg, new, res
 
 
 def _warn_if_not_empty(cg, spec: Spec) -> bool:
@@ -325,7 +320,7 @@ def _with_default_devices(spec: Spec):
 
 
 def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOptions, caps, cleanup,
-           cg) -> tuple[int, Sync]:
+           cg, limits) -> tuple[int, Sync]:
     """Start the init in its namespaces and cgroup; return its pid and the sync channel.
 
     A helper process (a fork) is moved into the container's cgroup while it imports
@@ -333,6 +328,10 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
     on itself, joins the user/pid/time namespaces given by path (those only apply to
     children), and clones the init with CLONE_PARENT: the init is born in its cgroup,
     with its limits, and is our child. The runtime itself never needs ctypes here.
+
+    The limits are written while the helper starts (it is in the cgroup by then): no process of
+    the container's program runs before they are, as the init waits for our "go", which comes
+    after; and the writes overlap with the helper's imports and clone, off the critical path.
     """
     lin = spec.linux
     new_flags = 0
@@ -399,7 +398,8 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
         pid = spawn_in_cgroup(sc, cg, new_flags, early_joins, job.prepare, job.after_joins, job.main,
                               close_in_helper=(p_r, p_w), cleanup=cleanup, stdio=opts.stdio,
                               keep_fds=(c_r, c_w, c.fifo_fd, c.console_fd, c.seccomp_listener_fd,
-                                        *range(3, 3 + c.preserve_fds)))
+                                        *range(3, 3 + c.preserve_fds)),
+                              meanwhile=_LimitsWriter(cg, limits, st.id) if cg is not None else None)
     except BaseException:
         for fd in (p_r, p_w):
             if fd >= 0:
@@ -422,6 +422,21 @@ def _spawn(sc: sysc.Syscalls, spec: Spec, st: statemod.State, opts: CreateOption
             sync.close()
             raise
     return pid, sync
+
+
+class _LimitsWriter:
+    """spawn_in_cgroup's meanwhile for create: the cgroup's limits, written while the helper starts."""
+
+    __slots__ = ("cg", "limits", "cid")
+
+    def __init__(self, cg, limits, cid: str):
+        self.cg = cg
+        self.limits = limits
+        self.cid = cid
+
+    def __call__(self) -> None:
+        self.cg.apply(self.limits)
+        debug(f"create {self.cid}: limits written")
 
 
 class _InitStateJson:
@@ -454,6 +469,7 @@ class _InitJob:
         # While the runtime moves us into the cgroup: every module the init needs after
         # pivot_root (its host's Python library is then out of reach), and our own limits.
         import rongqi.linux.rootfs  # noqa: F401
+        import rongqi.oci.init  # noqa: F401  (not imported by the runtime itself: see protocol.InitConfig)
 
         preload_for_child(self.c.spec)
         _set_own_limits(self.sc, self.c.spec.process)

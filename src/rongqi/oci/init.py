@@ -13,49 +13,12 @@ import os
 from rongqi.linux import namespaces
 from rongqi.linux import syscall as sysc
 from rongqi.oci import protocol as proto
-from rongqi.oci.protocol import Sync  # noqa: F401  (jobcodec, callers)
+from rongqi.oci.protocol import InitConfig, Sync  # noqa: F401  (jobcodec, callers)
 
 # rongqi.linux.rootfs (and mount) are imported by the helper process that clones the init
 # (see oci/spawn.py _helper), off the runtime's own path.
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-class InitConfig:
-    """Everything the init needs, prepared by the parent before clone."""
-
-    __slots__ = ("spec", "fifo_fd", "sync", "no_pivot", "no_new_keyring", "preserve_fds",
-                 "late_joins", "new_cgroupns", "userns", "runtime_hooks", "state_json", "container_id",
-                 "caps", "seccomp_before_caps", "host_pid", "cgroup_dirs", "seccomp_filter", "console_fd", "seccomp_listener_fd",
-                 "host_binds")
-
-    def __init__(self):
-        self.spec = None
-        # O_PATH of exec.fifo, never of the state dir: a directory of the host's would let a
-        # process of the container that may open our /proc/PID/fd (CAP_SYS_PTRACE) walk up
-        # from it to the host's root while we wait for start (the CVE-2016-9962 class).
-        self.fifo_fd = -1
-        self.sync = Sync(-1, -1)  # the channel to the runtime: set before the clone
-        self.no_pivot = False
-        self.no_new_keyring = False
-        self.preserve_fds = 0
-        self.late_joins: list[tuple[str, str]] = []
-        self.new_cgroupns = False
-        self.userns = False
-        self.runtime_hooks = False
-        self.state_json = None  # callable(status) -> bytes
-        self.container_id = ""
-        self.seccomp_listener_fd = -1  # connected to linux.seccomp.listenerPath by the runtime
-        self.console_fd = -1  # connected to --console-socket by the runtime, before clone
-        self.caps = None  # rongqi.linux.caps.CapSets or None (keep the runtime's)
-        self.seccomp_before_caps = False
-        self.cgroup_dirs: dict[str, str] | None = None
-        # Compiled by the runtime before clone: libseccomp lives on the host, not in the container.
-        self.seccomp_filter = None
-        self.host_pid = 0  # our pid as the runtime sees it (told in the "go" message)
-        # "go" carries O_PATH fds of bind sources, opened by the host's root (see
-        # create._send_go): the sync channel from the runtime is then a unix socket.
-        self.host_binds = False
 
 
 def run(sc: sysc.Syscalls, c: InitConfig) -> None:

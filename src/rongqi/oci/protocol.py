@@ -1,5 +1,6 @@
 """The messages between the runtime, its helper and the container's init: one home for the
-words, the order they come in, and the line channel (Sync) that carries them.
+words, the order they come in, the line channel (Sync) that carries them, and what the init
+is handed at its clone (InitConfig).
 
     runtime (create)             helper (fork)                  init (clone of the helper)
     ----------------             -------------                  --------------------------
@@ -87,3 +88,43 @@ class Sync:
                 except OSError:
                     pass
         self.rfd = self.wfd = -1
+
+
+class InitConfig:
+    """Everything the init (or an exec'd process) needs, prepared by the runtime before the
+    clone: the process inherits it in memory (oci/init.py runs it). Here, beside the messages,
+    so that create's own process never imports init.py: its helper does, while the cgroup
+    migration runs (see create._InitJob.prepare)."""
+
+    __slots__ = ("spec", "fifo_fd", "sync", "no_pivot", "no_new_keyring", "preserve_fds",
+                 "late_joins", "new_cgroupns", "userns", "runtime_hooks", "state_json", "container_id",
+                 "caps", "seccomp_before_caps", "host_pid", "cgroup_dirs", "seccomp_filter", "console_fd", "seccomp_listener_fd",
+                 "host_binds")
+
+    def __init__(self):
+        self.spec = None
+        # O_PATH of exec.fifo, never of the state dir: a directory of the host's would let a
+        # process of the container that may open our /proc/PID/fd (CAP_SYS_PTRACE) walk up
+        # from it to the host's root while we wait for start (the CVE-2016-9962 class).
+        self.fifo_fd = -1
+        self.sync = Sync(-1, -1)  # the channel to the runtime: set before the clone
+        self.no_pivot = False
+        self.no_new_keyring = False
+        self.preserve_fds = 0
+        self.late_joins: list[tuple[str, str]] = []
+        self.new_cgroupns = False
+        self.userns = False
+        self.runtime_hooks = False
+        self.state_json = None  # callable(status) -> bytes
+        self.container_id = ""
+        self.seccomp_listener_fd = -1  # connected to linux.seccomp.listenerPath by the runtime
+        self.console_fd = -1  # connected to --console-socket by the runtime, before clone
+        self.caps = None  # rongqi.linux.caps.CapSets or None (keep the runtime's)
+        self.seccomp_before_caps = False
+        self.cgroup_dirs: dict[str, str] | None = None
+        # Compiled by the runtime before clone: libseccomp lives on the host, not in the container.
+        self.seccomp_filter = None
+        self.host_pid = 0  # our pid as the runtime sees it (told in the "go" message)
+        # "go" carries O_PATH fds of bind sources, opened by the host's root (see
+        # create._send_go): the sync channel from the runtime is then a unix socket.
+        self.host_binds = False

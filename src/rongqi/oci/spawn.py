@@ -74,7 +74,8 @@ def spawn_in_cgroup(sc: sysc.Syscalls, cg: Cgroup | None, flags: int, early_join
                     prepare: Callable[[], None], after_joins: Callable[[], None] | None,
                     child_main: Callable[[], None], *, close_in_helper: tuple[int, ...] = (),
                     cleanup: Cleanup | None = None, stdio: tuple[int, int, int] | None = None,
-                    keep_fds: tuple[int, ...] | None = None) -> int:
+                    keep_fds: tuple[int, ...] | None = None,
+                    meanwhile: Callable[[], None] | None = None) -> int:
     """Start a process in a container's namespaces, born in its cgroup; return its pid.
 
     A helper (a fork of the runtime) is moved into the cgroup while it imports ctypes and
@@ -92,6 +93,10 @@ def spawn_in_cgroup(sc: sysc.Syscalls, cg: Cgroup | None, flags: int, early_join
 
     close_in_helper: our ends of the channel to the new process, the first the read end of the
     pipe it reports on (it also names a process the helper cloned but could not report).
+
+    meanwhile: run once the helper is in the cgroup and told to go on, while it starts the
+    process (create writes the cgroup's limits there); if it fails, its error is raised once
+    the process is started and its pid known (create's cleanup then stops it).
 
     stdio: the fds the new process gets as 0, 1, 2; they become the helper's own right after
     the fork (install_stdio), never this process's: a threaded caller (the engine in
@@ -166,6 +171,12 @@ def spawn_in_cgroup(sc: sysc.Syscalls, cg: Cgroup | None, flags: int, early_join
                 join_error = err  # the helper reads EOF instead, and exits without a word
     finally:
         os.close(go_w)
+    pending: BaseException | None = None
+    if join_error is None and meanwhile is not None:
+        try:
+            meanwhile()
+        except BaseException as err:  # noqa: BLE001 - raised below, once the pid is known
+            pending = err
     data = b""
     try:
         while True:
@@ -182,12 +193,16 @@ def spawn_in_cgroup(sc: sysc.Syscalls, cg: Cgroup | None, flags: int, early_join
     if word != proto.HELPER_OK:
         if close_in_helper:
             _reap_lost_child(mid, close_in_helper[0])
+        if pending is not None:
+            raise pending  # the limits' error is the cause if there is one (a pids.max the clone hit)
         if text or join_error is None:
             raise RongqiError(text or "the runtime's helper process died before it started the process")
         raise join_error
     pid = int(text)
     if cleanup is not None:
         cleanup.pid = pid
+    if pending is not None:
+        raise pending
     return pid
 
 
