@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from rongqi.linux import syscall as sysc
 
 # The errno a fault at each kind of call raises (EPERM for the rest): what the kernel says there.
-ERRNO = {"fork": E.EAGAIN, "clone": E.EAGAIN, "pipe2": E.EMFILE, "pidfd_open": E.EMFILE, "memfd_create": E.EMFILE,
+ERRNO = {"fork": E.EAGAIN, "clone": E.EAGAIN, "pipe": E.EMFILE, "pipe2": E.EMFILE, "pidfd_open": E.EMFILE, "memfd_create": E.EMFILE,
          "write": E.ENOSPC, "mkdir": E.ENOSPC, "open": E.EACCES, "mount": E.EINVAL, "setrlimit": E.EPERM,
          "cgroup.create": E.ENOSPC, "cgroup.apply": E.EINVAL, "cgroup.add_pid": E.ENOSPC}
 
 # os functions of the runtime's modules that can fail; the rest (close, read, waitpid, kill,
 # unlink, rmdir, stat...) are passed through: a close or unlink that fails is no failure path
 # of create to test (the fd is gone anyway; cleanup's own errors are ignored by design).
-OS_FAULTS = ("mkdir", "open", "mkfifo", "chmod", "chown", "pipe2", "fork", "rename", "symlink", "mknod",
+OS_FAULTS = ("mkdir", "open", "mkfifo", "chmod", "chown", "pipe", "pipe2", "fork", "rename", "symlink", "mknod",
              "pidfd_open", "memfd_create", "write")
 # Journalled, never failed: cleanup's own steps.
 NOTES = ("cgroup.destroy", "cgroup.kill_all")

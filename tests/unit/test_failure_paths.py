@@ -24,7 +24,7 @@ from rongqi.oci import state as statemod
 # The modules whose `os` calls are the runtime's own (FaultyOs stands in for os there).
 RUNTIME_MODULES = ("rongqi.oci.create", "rongqi.oci.spawn", "rongqi.oci.init", "rongqi.oci.exec",
                    "rongqi.oci.protocol", "rongqi.oci.state", "rongqi.linux.rootfs", "rongqi.linux.namespaces",
-                   "rongqi.linux.forking")
+                   "rongqi.linux.forking", "rongqi.oci.hooks")
 
 
 def _spec(rootfs: str) -> dict:

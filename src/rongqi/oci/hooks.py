@@ -87,17 +87,15 @@ def run_hook(kind: str, index: int, hook: HookSpec, state_json: bytes, cwd: str 
         if sep:
             env[k] = v
     args = hook.args or [hook.path]
-    in_r, in_w = os.pipe()
+    fds: list[int] = []
     try:
+        in_r, in_w = os.pipe()
+        fds += (in_r, in_w)
         out_r, out_w = os.pipe()
-    except BaseException:
-        os.close(in_r)
-        os.close(in_w)
-        raise
-    try:
+        fds += (out_r, out_w)
         pid = forking.fork()
-    except BaseException:  # EAGAIN, ENOMEM: no hook ran; its pipes go with the error
-        for fd in (in_r, in_w, out_r, out_w):
+    except BaseException:
+        for fd in fds:
             os.close(fd)
         raise
     if pid == 0:  # the hook
@@ -117,6 +115,7 @@ def run_hook(kind: str, index: int, hook: HookSpec, state_json: bytes, cwd: str 
     os.close(in_r)
     os.close(out_w)
     output = bytearray()
+    reaped = False
     try:
         # The hook may not read its stdin: don't let a full pipe block us.
         try:
@@ -139,6 +138,7 @@ def run_hook(kind: str, index: int, hook: HookSpec, state_json: bytes, cwd: str 
                 if not events and deadline is not None and time.monotonic() >= deadline:
                     os.kill(pid, 9)
                     os.waitpid(pid, 0)
+                    reaped = True
                     raise HookError(f"{kind} hook #{index} ({hook.path}) timed out after {hook.timeout}s")
                 for fd, _ in events:
                     if fd == out_r and out_open:
@@ -166,7 +166,16 @@ def run_hook(kind: str, index: int, hook: HookSpec, state_json: bytes, cwd: str 
         finally:
             os.close(pidfd)
         _, status = os.waitpid(pid, 0)
+        reaped = True
     finally:
+        if not reaped:
+            # We failed before the hook ended (a write, pidfd_open, an interrupt): it must not
+            # run on unwatched, nor stay our zombie.
+            try:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
         os.close(out_r)
         if in_w >= 0:
             os.close(in_w)
