@@ -291,8 +291,13 @@ class LayerStorage:
                         "fuse-overlayfs)")
 
     def _save(self, snap: Snapshot) -> None:
-        with open(self._meta_path(snap.id), "w") as f:
+        # Written aside and renamed: a command killed mid-write (SIGKILL, in create) leaves a
+        # whole record or the old one, never an empty snapshot.json that every later sweep
+        # would stumble over.
+        path = self._meta_path(snap.id)
+        with open(path + ".tmp", "w") as f:
             json.dump(asdict(snap), f)
+        os.replace(path + ".tmp", path)
 
     def get_snapshot(self, snap_id: str) -> Snapshot:
         try:
@@ -300,6 +305,9 @@ class LayerStorage:
                 return Snapshot(**json.load(f))
         except FileNotFoundError:
             raise StorageError(f"snapshot {snap_id} does not exist") from None
+        except (ValueError, TypeError):
+            # Older rongqi wrote it in place: a kill mid-write left it empty or cut.
+            raise StorageError(f"snapshot {snap_id}: its record is damaged") from None
 
     def snapshots(self) -> list[Snapshot]:
         out = []
@@ -448,8 +456,14 @@ class LayerStorage:
         path = os.path.join(self.snap_dir, snap_id)
         if not os.path.isdir(path):
             return
-        with contextlib.suppress(StorageError):
+        try:
             self.unmount(self.get_snapshot(snap_id))
+        except StorageError:
+            # No record to say how it was mounted: a kernel mount of ours goes by its path.
+            rootfs = os.path.join(path, "rootfs")
+            if _is_mounted(rootfs):
+                with contextlib.suppress(OSError):
+                    self.sys.umount2(rootfs, 2)
         if _is_mounted(os.path.join(path, "rootfs")):
             raise StorageError(f"snapshot {snap_id} is still mounted")
         if not (trash and to_trash(path, trash)):

@@ -94,6 +94,27 @@ def test_snapshot_shows_merged_layers_with_whiteouts_applied(stores, mode):
         assert snap.rootfs not in f.read()
 
 
+@pytest.mark.parametrize("record", [b"", b'{"id": "c1", "pa'])
+def test_a_snapshot_whose_record_a_kill_cut_short_is_still_removed(stores, record):
+    """A command SIGKILLed while it wrote snapshot.json (older rongqi wrote it in place) left
+    it empty or cut: the snapshot is a damaged one, not a traceback, and removal unmounts it
+    by its path and deletes it. Records are now written aside and renamed."""
+    store, make = stores
+    storage = make("overlay")
+    md = put_image(store, [BASE])
+    snap = storage.create_snapshot("c1", storage.unpack_image(store, md.digest))
+    assert not os.path.exists(os.path.join(snap.path, "snapshot.json.tmp"))
+    with open(os.path.join(snap.path, "snapshot.json"), "wb") as f:
+        f.write(record)
+    with pytest.raises(StorageError, match="record is damaged"):
+        storage.get_snapshot("c1")
+    assert storage.snapshots() == []
+    storage.remove_snapshot("c1")
+    assert not os.path.exists(snap.path)
+    with open("/proc/self/mountinfo") as f:
+        assert snap.rootfs not in f.read()
+
+
 def test_layers_are_unpacked_once_and_shared(stores):
     store, make = stores
     storage = make()
