@@ -22,6 +22,7 @@ import urllib.request
 import pytest
 
 from rq import rq  # noqa: F401 - the fixture
+from support.net import free_port, http_get
 from support.plugin import SESSION_TAG
 
 pytestmark = [pytest.mark.root,
@@ -48,24 +49,8 @@ def _net(rq, *extra: str, internal: bool = False) -> tuple[str, str]:
     return name, subnet
 
 
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
-def _get(url: str, timeout: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                return r.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def _httpd(rq, *args: str) -> str:
@@ -89,9 +74,9 @@ def _leases(cid: str) -> list[str]:
 
 # -- ports -----------------------------------------------------------------------------------------
 def test_published_port_answers_on_loopback_and_from_other_containers(rq):
-    port = _free_port()
+    port = free_port()
     cid = _httpd(rq, "--name", "web", "-p", f"{port}:80")
-    assert _get(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
+    assert http_get(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
     assert rq("port", "web", check=True).stdout == f"80/tcp -> 0.0.0.0:{port}\n"
     # Another container reaches it through the host (the default network's gateway).
     gw = rq("inspect", "web", "--format", "{{.NetworkSettings.Gateway}}", check=True).stdout.strip()
@@ -101,24 +86,24 @@ def test_published_port_answers_on_loopback_and_from_other_containers(rq):
 
 
 def test_publish_on_one_host_ip_a_range_and_a_random_port(rq):
-    p1, p2 = _free_port(), _free_port()
-    lo = _free_port()
+    p1, p2 = free_port(), free_port()
+    lo = free_port()
     while True:  # two consecutive free ports for the range
         try:
             socket.create_server(("127.0.0.1", lo + 1)).close()
             break
         except OSError:
-            lo = _free_port()
+            lo = free_port()
     cid = rq("run", "-d", "--name", "multi", "-p", f"127.0.0.1:{p1}:80", "-p", "81",
              "-p", f"{lo}-{lo + 1}:90-91", "busybox", "sh", "-c",
              "httpd -p 80 -h /etc; httpd -p 81 -h /etc; httpd -p 90 -h /etc; "
              "httpd -p 91 -h /etc; sleep 600", check=True).stdout.strip()
-    assert _get(f"http://127.0.0.1:{p1}/hostname").strip() == cid[:12]
+    assert http_get(f"http://127.0.0.1:{p1}/hostname").strip() == cid[:12]
     random_port = int(rq("port", "multi", "81", check=True).stdout.strip().rsplit(":", 1)[1])
     assert random_port > 0
-    assert _get(f"http://127.0.0.1:{random_port}/hostname").strip() == cid[:12]
+    assert http_get(f"http://127.0.0.1:{random_port}/hostname").strip() == cid[:12]
     for p in (lo, lo + 1):
-        assert _get(f"http://127.0.0.1:{p}/hostname").strip() == cid[:12]
+        assert http_get(f"http://127.0.0.1:{p}/hostname").strip() == cid[:12]
     del p2
 
 
@@ -130,7 +115,7 @@ def test_publish_all_uses_the_images_exposed_ports(rq):
     line = rq("port", "pw", check=True).stdout.strip()
     m = re.fullmatch(r"80/tcp -> 0\.0\.0\.0:(\d+)", line)
     assert m, line
-    assert _get(f"http://127.0.0.1:{m.group(1)}/hostname").strip() == _httpd_image[:12]
+    assert http_get(f"http://127.0.0.1:{m.group(1)}/hostname").strip() == _httpd_image[:12]
     ports = json.loads(rq("inspect", "pw", "--format", "{{json .NetworkSettings.Ports}}",
                           check=True).stdout)
     assert ports == {"80/tcp": [{"HostIp": "", "HostPort": m.group(1)}]}
@@ -241,10 +226,10 @@ def test_ipv6_network_gives_a_global_address(rq):
 
 
 def test_stats_counts_the_network_traffic(rq):
-    port = _free_port()
+    port = free_port()
     _httpd(rq, "--name", "st", "-p", f"127.0.0.1:{port}:80")
     for _ in range(3):
-        _get(f"http://127.0.0.1:{port}/passwd")
+        http_get(f"http://127.0.0.1:{port}/passwd")
     row = json.loads(rq("stats", "--no-stream", "--format", "json", "st", check=True).stdout)[0]
     rx, tx = row["net_io"].split(" / ")
     assert rx != "0B" and tx != "0B", row["net_io"]
@@ -253,7 +238,7 @@ def test_stats_counts_the_network_traffic(rq):
 # -- cleanup -----------------------------------------------------------------------------------
 def test_nothing_is_left_after_rm_and_network_rm(rq):
     net, subnet = _net(rq)
-    port = _free_port()
+    port = free_port()
     cid = _httpd(rq, "--name", "gone", "--network", net, "-p", f"{port}:80")
     bridge = json.loads(rq("network", "inspect", net, check=True).stdout)[0]["network_interface"]
     assert os.path.exists(f"/run/netns/rongqi-{cid}")
@@ -280,7 +265,7 @@ def test_stop_tears_down_and_start_sets_up_again(rq):
 
 def test_a_killed_monitor_and_container_are_cleaned_up_by_the_next_command(rq):
     net, _ = _net(rq)
-    cid = rq("run", "-d", "--name", "victim", "--network", net, "-p", f"{_free_port()}:80",
+    cid = rq("run", "-d", "--name", "victim", "--network", net, "-p", f"{free_port()}:80",
              "busybox", "sleep", "600", check=True).stdout.strip()
     st = rq.state(cid)
     os.kill(st["monitor_pid"], signal.SIGKILL)
@@ -331,7 +316,7 @@ def test_a_port_in_use_on_the_host_is_refused_and_nothing_is_left(rq):
 
 
 def test_a_port_another_container_publishes_is_refused(rq):
-    port = _free_port()
+    port = free_port()
     _httpd(rq, "--name", "first", "-p", f"{port}:80")
     r = rq("run", "--rm", "-p", f"{port}:80", "busybox", "true")
     _one_error(r, 125, "address already in use")
@@ -396,9 +381,9 @@ def test_a_monitor_past_its_slim_re_exec_tears_the_network_down(rq):
 
 def test_network_reload_puts_flushed_firewall_rules_back(rq):
     net, _ = _net(rq)
-    port = _free_port()
+    port = free_port()
     cid = _httpd(rq, "--name", "web", "--network", net, "-p", f"127.0.0.1:{port}:80")
-    assert _get(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
+    assert http_get(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
     mac = rq("exec", "web", "cat", "/sys/class/net/eth0/address", check=True).stdout
     ip = rq("inspect", "web", "--format", "{{.NetworkSettings.IPAddress}}",
             check=True).stdout.strip()
@@ -411,10 +396,10 @@ def test_network_reload_puts_flushed_firewall_rules_back(rq):
     for ln in mine:
         subprocess.run(["iptables", "-t", "nat", "-D", *shlex.split(ln)[1:]], check=True)
     with pytest.raises(OSError):
-        _get(f"http://127.0.0.1:{port}/hostname", timeout=1)
+        http_get(f"http://127.0.0.1:{port}/hostname", timeout=1)
 
     assert rq("network", "reload", "web", check=True).stdout == cid + "\n"
-    assert _get(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
+    assert http_get(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
     # the same address and MAC, the name still answers on the network
     assert rq("exec", "web", "cat", "/sys/class/net/eth0/address", check=True).stdout == mac
     assert rq("inspect", "web", "--format", "{{.NetworkSettings.IPAddress}}",
@@ -460,13 +445,13 @@ def test_system_prune_removes_the_networks_no_container_uses(rq):
 def test_slirp4netns_forwards_a_published_port(rq):
     """The rootless stack, driven as root here: the container's own netns on a tap device,
     the port forwarded by slirp4netns' API (add_hostfwd), gone with the container."""
-    port = _free_port()
+    port = free_port()
     cid = _httpd(rq, "--name", "sl", "--network", "slirp4netns", "-p", f"{port}:80")
-    assert _get(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
+    assert http_get(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
     # still there once the monitor re-exec'd into its slim self (after 1 s): slirp4netns
     # ends when its exit fd closes, so the new image must hold it
     time.sleep(2)
-    assert _get(f"http://127.0.0.1:{port}/hostname", timeout=5).strip() == cid[:12]
+    assert http_get(f"http://127.0.0.1:{port}/hostname", timeout=5).strip() == cid[:12]
     out = rq("exec", "sl", "ip", "route", check=True).stdout
     assert "default via 10.0.2.2 dev tap0" in out
     assert rq("port", "sl", check=True).stdout == f"80/tcp -> 0.0.0.0:{port}\n"
@@ -481,10 +466,10 @@ def test_slirp4netns_and_pasta_plug_into_a_user_namespaced_containers_netns(rq):
     dir, so the runtime makes the namespaces and the stack joins them by the init's pid
     (root may open them); both ports answer and the helpers end with the containers."""
     for net in ("slirp4netns", "pasta"):
-        port = _free_port()
+        port = free_port()
         cid = _httpd(rq, "--name", f"u-{net}", "--uidmap", "0:100000:65536", "--gidmap",
                      "0:100000:65536", "--network", net, "-p", f"{port}:80")
-        assert _get(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
+        assert http_get(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
         assert rq("exec", f"u-{net}", "cat", "/proc/self/uid_map",
                   check=True).stdout.split() == ["0", "100000", "65536"]
         rq("rm", "-f", "-t", "0", f"u-{net}", check=True)

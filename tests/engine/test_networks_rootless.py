@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from support.net import free_port, http_get
 from support.delegation import remove_user
 from support.engine_cli import SRC
 from support.plugin import SESSION_TAG
@@ -110,24 +111,8 @@ def rl(user: pwd.struct_passwd) -> Iterator[User]:
     shutil.rmtree(d, ignore_errors=True)
 
 
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
-def _get(url: str, timeout: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                return r.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def _helpers(cid: str) -> list[int]:
@@ -184,11 +169,11 @@ def test_a_rootless_container_publishes_a_port_on_the_hosts_loopback(rl):
     """The rootless default network is slirp4netns, as podman 4's: its own netns on tap0, the
     port forwarded through slirp4netns' API socket, still there after the monitor's slim
     re-exec, gone with the container."""
-    port = _free_port()
+    port = free_port()
     r = rl("run", "-d", "--name", "web", "-p", f"{port}:80", "busybox", "httpd", "-f", "-p",
            "80", "-h", "/etc", check=True)
     cid = r.stdout.strip()
-    assert _get(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
+    assert http_get(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
     assert rl("port", "web", check=True).stdout == f"80/tcp -> 0.0.0.0:{port}\n"
     out = rl("exec", "web", "ip", "route", check=True).stdout
     assert "default via 10.0.2.2 dev tap0" in out
@@ -202,7 +187,7 @@ def test_a_rootless_container_publishes_a_port_on_the_hosts_loopback(rl):
     assert os.readlink(f"/proc/{st['pid']}/ns/user") != os.readlink("/proc/self/ns/user")
     assert len(_helpers(cid)) == 1
     time.sleep(1.5)  # the monitor re-execs into its slim self after 1 s: the exit fd goes along
-    assert _get(f"http://127.0.0.1:{port}/hostname", timeout=5).strip() == cid[:12]
+    assert http_get(f"http://127.0.0.1:{port}/hostname", timeout=5).strip() == cid[:12]
     rl("rm", "-f", "-t", "0", "web", check=True)
     assert _wait_gone(cid) == []
     with pytest.raises(OSError):
@@ -239,7 +224,7 @@ def test_slirp4netns_ends_with_a_killed_monitor_and_with_the_container(rl):
     assert _wait_gone(cid) == []
     # a restart by the policy, under the monitor's slim self (the first run ends after 2 s,
     # the re-exec is at 1 s; the second serves): a new slirp4netns for the new namespaces
-    port = _free_port()
+    port = free_port()
     once = ("if [ -e /once ]; then exec httpd -f -p 80 -h /etc; fi; touch /once; sleep 2; "
             "exit 1")
     cid = rl("run", "-d", "--name", "again", "--restart", "always", "-p", f"{port}:80",
@@ -249,7 +234,7 @@ def test_slirp4netns_ends_with_a_killed_monitor_and_with_the_container(rl):
     deadline = time.monotonic() + 30
     while rl.state(cid).get("restart_count", 0) < 1 and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _get(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
+    assert http_get(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
     deadline = time.monotonic() + 10  # the old one ends as its exit pipe closes
     while set(now := _helpers(cid)) & set(first) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -263,7 +248,7 @@ def test_a_tun_device_the_user_cannot_open_is_one_line(rl):
     refused in one line naming the device and its mode; nothing is left. The default network
     falls back to none with a warning, so ordinary users still run containers there."""
     rl.tun_mode = 0o600
-    r = rl("run", "--rm", "--network", "slirp4netns", "-p", f"{_free_port()}:80", "busybox",
+    r = rl("run", "--rm", "--network", "slirp4netns", "-p", f"{free_port()}:80", "busybox",
            "true")
     assert r.returncode == 125
     assert r.stderr.startswith("Error: slirp4netns cannot open /dev/net/tun"), r.stderr
@@ -308,12 +293,12 @@ def test_bad_slirp4netns_options_are_podmans_errors(rl):
 
 
 def test_slirp4netns_options_change_the_network(rl):
-    port = _free_port()
+    port = free_port()
     r = rl("run", "-d", "--name", "o", "-p", f"127.0.0.1:{port}:80", "--network",
            "slirp4netns:cidr=10.41.0.0/24,mtu=1500,enable_ipv6=false,port_handler=slirp4netns",
            "busybox", "httpd", "-f", "-p", "80", "-h", "/etc", check=True)
     cid = r.stdout.strip()
-    assert _get(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
+    assert http_get(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
     out = rl("exec", "o", "ip", "addr", "show", "tap0", check=True).stdout
     assert "inet 10.41.0.100/24" in out and "mtu 1500" in out and "inet6 fd00" not in out
     resolv = rl("exec", "o", "cat", "/etc/resolv.conf", check=True).stdout
@@ -332,10 +317,10 @@ def test_pasta_publishes_a_port_and_is_stopped_after_its_monitor_was_killed(rl):
     """--network pasta as podman 4.4+ spells it: the port forwarded by pasta (-t), gone with
     the container; pasta has no exit fd, so after a SIGKILLed monitor the next command that
     syncs the container stops it (by its recorded pid and start time)."""
-    port = _free_port()
+    port = free_port()
     cid = rl("run", "-d", "--name", "p", "--network", "pasta", "-p", f"{port}:80", "busybox",
              "httpd", "-f", "-p", "80", "-h", "/etc", check=True).stdout.strip()
-    assert _get(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
+    assert http_get(f"http://127.0.0.1:{port}/hostname").strip() == cid[:12]
     assert rl("port", "p", check=True).stdout == f"80/tcp -> 0.0.0.0:{port}\n"
     assert len(_helpers(cid)) == 1
     rl("rm", "-f", "-t", "0", "p", check=True)

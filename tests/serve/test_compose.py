@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from support.net import free_port, http_get
 from support.serving import session_network
 
 COMPOSE = "/usr/bin/docker-compose"
@@ -37,12 +36,6 @@ def _local_dns(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RONGQI_NETWORK_DNS", "127.0.0.1")
 
 
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 PROJECT_FILE = """\
@@ -95,22 +88,12 @@ class Compose:
         return p
 
 
-def _get(url: str, timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                return r.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def test_compose_up_ps_logs_exec_down(serve, tmp_path: Path) -> None:
     name, subnet, bridge = session_network(10)
     project = name.replace("-", "").lower()[-20:]
-    port = _free_port()
+    port = free_port()
     (tmp_path / "docker-compose.yml").write_text(
         PROJECT_FILE.format(port=port, subnet=subnet, bridge=bridge))
     compose = Compose(serve, tmp_path, project)
@@ -118,7 +101,7 @@ def test_compose_up_ps_logs_exec_down(serve, tmp_path: Path) -> None:
         compose("up", "-d")
 
         # the published port answers on the host's loopback
-        assert _get(f"http://127.0.0.1:{port}/index.html") == "hello from web\n"
+        assert http_get(f"http://127.0.0.1:{port}/index.html", timeout=30) == "hello from web\n"
         # the client reached the server by its service name
         deadline = time.monotonic() + 30
         while "client got: hello from web" not in (logs := compose("logs", "client").stdout):

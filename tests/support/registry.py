@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -17,14 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from support.net import free_port
+
 REGISTRY = shutil.which("docker-registry")
 SKOPEO = shutil.which("skopeo")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

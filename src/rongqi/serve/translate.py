@@ -48,6 +48,23 @@ def _bad(message: str) -> InvalidParameter:
     return InvalidParameter(message)
 
 
+def _check_cpus(nano: int, quota: int, period: int) -> None:
+    """dockerd's checks of NanoCpus, CpuQuota and CpuPeriod, for create and update alike."""
+    if nano and period:
+        raise _bad("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+    if nano and quota:
+        raise _bad("Conflicting options: Nano CPUs and CPU Quota cannot both be set")
+    ncpu = os.cpu_count() or 1
+    if nano < 0 or nano > ncpu * NS:
+        raise _bad(f"Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs "
+                   "available")
+    if period and not 1000 <= period <= 1_000_000:
+        raise _bad("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s "
+                   "(i.e. 1000000)")
+    if 0 < quota < 1000:
+        raise _bad("CPU cfs quota can not be less than 1ms (i.e. 1000)")
+
+
 # -- small Docker types -------------------------------------------------------------------------
 def strslice(value: Any, what: str) -> list[str] | None:
     """Docker's StrSlice: null, a JSON string (one element, never split) or a list of strings."""
@@ -548,19 +565,7 @@ def _resources(hc: Mapping[str, Any], o: ContainerOptions, warnings: list[str]) 
     nano = int(hc.get("NanoCpus") or 0)
     quota = int(hc.get("CpuQuota") or 0)
     period = int(hc.get("CpuPeriod") or 0)
-    if nano and period:
-        raise _bad("Conflicting options: Nano CPUs and CPU Period cannot both be set")
-    if nano and quota:
-        raise _bad("Conflicting options: Nano CPUs and CPU Quota cannot both be set")
-    ncpu = os.cpu_count() or 1
-    if nano < 0 or nano > ncpu * NS:
-        raise _bad(f"Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs "
-                   "available")
-    if period and not 1000 <= period <= 1_000_000:
-        raise _bad("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s "
-                   "(i.e. 1000000)")
-    if quota and 0 < quota < 1000:
-        raise _bad("CPU cfs quota can not be less than 1ms (i.e. 1000)")
+    _check_cpus(nano, quota, period)
     if nano:
         o.cpus = nano / NS
     elif quota > 0:
@@ -620,19 +625,7 @@ def update_request(body: Mapping[str, Any], c: Container) -> tuple[Any, list[str
     nano = _update_int(body, "NanoCpus")
     quota = _update_int(body, "CpuQuota")
     period = _update_int(body, "CpuPeriod")
-    if nano and period:
-        raise _bad("Conflicting options: Nano CPUs and CPU Period cannot both be set")
-    if nano and quota:
-        raise _bad("Conflicting options: Nano CPUs and CPU Quota cannot both be set")
-    ncpu = os.cpu_count() or 1
-    if nano < 0 or nano > ncpu * NS:
-        raise _bad(f"Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs "
-                   "available")
-    if period and not 1000 <= period <= 1_000_000:
-        raise _bad("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s "
-                   "(i.e. 1000000)")
-    if 0 < quota < 1000:
-        raise _bad("CPU cfs quota can not be less than 1ms (i.e. 1000)")
+    _check_cpus(nano, quota, period)
     shares = _update_int(body, "CpuShares")
     if shares < 0:
         raise _bad("invalid CPU shares: must not be negative")
