@@ -1,6 +1,6 @@
 """The project's one lock primitive: flock(2) on a file (or a directory), shared or exclusive.
 
-Used by the runtime (oci/state), the image store, layer storage and the engine. flock locks
+Used by the runtime (oci/statedir), the image store, layer storage and the engine. flock locks
 belong to an open file description: two opens in one process (two threads) exclude each other,
 a process's death releases its locks, and a forked child keeps a lock unless it closes the fd.
 Runtime path: imports only os, fcntl and rongqi.errors (time only for a timeout).

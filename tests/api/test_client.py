@@ -335,10 +335,24 @@ def test_mypy_strict_on_the_public_api(tmp_path):
     import shutil
     shutil.copytree(os.path.dirname(rongqi.__file__), tmp_path / "rongqi",
                     ignore=shutil.ignore_patterns("__pycache__"))
+    # `import rongqi.oci as oci` (names found lazily at run time) gives mypy the real
+    # signatures: a wrong type or a misspelt name is an error.
+    (tmp_path / "uses_oci.py").write_text(
+        "import rongqi.oci as oci\n"
+        "pid: int = oci.create('c', '/b', stdio=(0, 1, 2))\n"
+        "oci.start('c')\n"
+        "status: str = oci.state('c')['status']\n"
+        "code: int = oci.exec('c', ['true'], env={'A': 'b'})\n"
+        "oci.kill('c', 'KILL', all=True)\n"
+        "pids: list[int] = oci.ps('c')\n"
+        "oci.pause('c'); oci.resume('c'); oci.delete('c', force=True)\n"
+        "ids = [s['id'] for s in oci.list(root=oci.default_root())]\n"
+        "rc: int = oci.run('c', '/b', stdio=(0, 1, 2))\n")
     p = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent",
                         "--no-incremental", "--cache-dir", os.devnull,
                         "rongqi/__init__.py", "rongqi/api.py", "rongqi/errors.py",
-                        "rongqi/sandbox.py", "rongqi/oci/api.py"],
+                        "rongqi/sandbox.py", "rongqi/oci/__init__.py", "rongqi/oci/api.py",
+                        "uses_oci.py"],
                        cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
 

@@ -1,4 +1,4 @@
-"""rongqi.oci.api, the runtime's Python face, on real bundles: create/start/state/kill/delete,
+"""rongqi.oci (oci/api.py), the runtime's Python face, on real bundles: create/start/state/kill/delete,
 exec (its exit code, env, cwd, user), pause/resume/ps/list, run, and runc's errors."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-import rongqi.oci.api as oci
+import rongqi.oci as oci
 from rongqi.errors import ContainerNotFound, ContainerStateError
 
 pytestmark = pytest.mark.root
@@ -74,3 +74,38 @@ def test_run_returns_the_exit_code(bundle_factory, runtime_root, unique_id):
 def test_errors_as_runc(runtime_root):
     with pytest.raises(ContainerNotFound, match="does not exist"):
         oci.start("nope", root=runtime_root)
+
+
+def test_no_module_of_the_package_shadows_an_api_name():
+    # Importing rongqi.oci.X sets the package's attribute X: a module named like an API
+    # function (the runtime's create.py, state.py and exec.py once were) would replace it.
+    import importlib
+    import pkgutil
+
+    import rongqi.oci
+    import rongqi.oci.api as api
+
+    names = [m.name for m in pkgutil.iter_modules(rongqi.oci.__path__)]
+    assert not set(names) & set(api.__all__), "a module of rongqi.oci is named like its API"
+    for name in names:
+        importlib.import_module(f"rongqi.oci.{name}")
+    for name in api.__all__:
+        assert getattr(rongqi.oci, name) is getattr(api, name), name
+        assert name in dir(rongqi.oci)
+    assert rongqi.oci._API == tuple(api.__all__)   # the package's lazy list is the API's
+    with pytest.raises(AttributeError):
+        rongqi.oci.creat  # noqa: B018
+
+
+def test_the_package_does_not_import_the_api_until_asked():
+    # rongqi.oci is on rongqi-oci's start path: looking up its modules must not load api.py.
+    import subprocess
+    import sys
+
+    code = ("import sys, rongqi.oci, rongqi.oci.statedir\n"
+            "from rongqi.oci import creation\n"
+            "assert 'rongqi.oci.api' not in sys.modules\n"
+            "import rongqi.oci as oci\n"
+            "assert oci.create.__module__ == 'rongqi.oci.api'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60,
+                   env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.dirname(oci.__file__)))})

@@ -21,10 +21,10 @@ class OciRuntime:
 
     def create(self, cid: str, bundle: str, *, console_socket: str = "", pid_file: str = "",
                stdio: tuple[int, int, int] = (0, 1, 2)) -> None:
-        from rongqi.oci import create
+        from rongqi.oci import creation
 
         assert stdio == (0, 1, 2)
-        create.create(self.root, cid, create.CreateOptions(
+        creation.create(self.root, cid, creation.CreateOptions(
             bundle=bundle, console_socket=console_socket, pid_file=pid_file))
 
     def start(self, cid: str) -> None:

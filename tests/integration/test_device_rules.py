@@ -16,7 +16,7 @@ import pytest
 
 from rongqi.linux import cgroups
 from rongqi.linux.cgroups import Cgroup
-from rongqi.oci.create import _with_default_devices
+from rongqi.oci.creation import _with_default_devices
 from rongqi.oci.spec import parse as parse_spec
 from support.plugin import new_id
 

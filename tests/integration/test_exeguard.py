@@ -161,7 +161,7 @@ def test_in_process_create_reexecs_the_helper_through_a_sealed_copy_where_no_mou
     # A caller whose own interpreter is unprotected (here: pytest's, as an API user's would be)
     # and that may not mount (as inside a container): the init runs from a sealed memfd copy.
     from rongqi.image.busybox import make_bundle
-    from rongqi.oci import create, lifecycle
+    from rongqi.oci import creation, lifecycle
     from support.plugin import new_id
 
     monkeypatch.setattr(exeguard, "_self_protected", False)
@@ -169,7 +169,7 @@ def test_in_process_create_reexecs_the_helper_through_a_sealed_copy_where_no_mou
     cid = new_id("exeguard")
     root = str(tmp_path / "root")
     bundle = make_bundle(str(tmp_path / "bundle"), ["true"], cgroups_path=f"/rongqi-test/{cid}")
-    st = create.create(root, cid, create.CreateOptions(bundle=bundle))
+    st = creation.create(root, cid, creation.CreateOptions(bundle=bundle))
     try:
         # The init waits for `start`, still running the runtime's code: from the sealed copy.
         assert os.readlink(f"/proc/{st.pid}/exe").startswith("/memfd:rongqi-python")

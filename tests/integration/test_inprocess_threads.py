@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-import rongqi.oci.api as oci
+import rongqi.oci as oci
 from rongqi.oci.inprocess import InProcessRuntime
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (real containers)")

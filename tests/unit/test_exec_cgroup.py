@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rongqi.errors import UsageError
-from rongqi.oci.exec import sub_cgroup_dirs
+from rongqi.oci.execution import sub_cgroup_dirs
 
 V1 = {"memory": "/sys/fs/cgroup/memory/c", "pids": "/sys/fs/cgroup/pids/c", "name=systemd": "/sys/fs/cgroup/systemd/c",
       "unified": "/sys/fs/cgroup/unified/c"}

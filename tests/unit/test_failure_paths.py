@@ -19,11 +19,11 @@ from rongqi.linux import cgroups, exeguard
 from rongqi.linux import seccomp as seccomp_mod
 from rongqi.linux import syscall as sysc
 from rongqi.oci import cli
-from rongqi.oci import state as statemod
+from rongqi.oci import statedir as statemod
 
 # The modules whose `os` calls are the runtime's own (FaultyOs stands in for os there).
-RUNTIME_MODULES = ("rongqi.oci.create", "rongqi.oci.spawn", "rongqi.oci.init", "rongqi.oci.exec",
-                   "rongqi.oci.protocol", "rongqi.oci.state", "rongqi.linux.rootfs", "rongqi.linux.namespaces",
+RUNTIME_MODULES = ("rongqi.oci.creation", "rongqi.oci.spawn", "rongqi.oci.init", "rongqi.oci.execution",
+                   "rongqi.oci.protocol", "rongqi.oci.statedir", "rongqi.linux.rootfs", "rongqi.linux.namespaces",
                    "rongqi.linux.forking", "rongqi.oci.hooks")
 
 

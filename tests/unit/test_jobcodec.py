@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from rongqi.oci import jobcodec
-from rongqi.oci.create import _InitJob, _InitStateJson
+from rongqi.oci.creation import _InitJob, _InitStateJson
 from rongqi.oci.init import InitConfig, Sync
 from rongqi.oci.spec import parse
 from rongqi.linux import syscall as sysc
-from rongqi.oci import state as statemod
+from rongqi.oci import statedir as statemod
 
 
 def _spec():

@@ -95,7 +95,7 @@ def test_is_held_sees_another_process_holding_the_lock_and_its_death(tmp_path):
 
 def test_the_runtime_state_lock_names_a_missing_container(tmp_path):
     from rongqi.errors import ContainerNotFound
-    from rongqi.oci.state import Lock as StateLock
+    from rongqi.oci.statedir import Lock as StateLock
 
     with pytest.raises(ContainerNotFound, match="container abc does not exist"):
         StateLock(str(tmp_path / "abc"))

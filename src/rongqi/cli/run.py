@@ -754,7 +754,7 @@ def _exec_parent(engine: Any, job_r: int, w: int, stdio: tuple[int, int, int] | 
         try:
             # What the in-process runtime's exec imports, while the CLI finds the container.
             import rongqi.engine.monitor  # noqa: F401 - exec's error wording
-            import rongqi.oci.exec  # noqa: F401
+            import rongqi.oci.execution  # noqa: F401
             import rongqi.oci.spawn  # noqa: F401
         except ImportError:
             pass

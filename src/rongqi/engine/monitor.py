@@ -448,7 +448,7 @@ def _waiting_monitor(engine: Any, chan: Any, report_w: int) -> None:
         rt = engine.runtime
         if type(rt).__name__ == "InProcessRuntime":
             import rongqi.linux.rootfs  # noqa: F401
-            import rongqi.oci.create  # noqa: F401
+            import rongqi.oci.creation  # noqa: F401
             import rongqi.oci.lifecycle  # noqa: F401
             import rongqi.oci.init  # noqa: F401
             # And what create imports as it reads the spec and makes the cgroup (measured:

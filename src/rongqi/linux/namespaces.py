@@ -1,7 +1,7 @@
 """Namespace kinds: OCI names, clone(2) flags and /proc/PID/ns file names; joining by path.
 
 Which namespaces are made new at clone time and which are joined (and by whom,
-the init or the runtime's helper process) is decided in rongqi.oci.create and rongqi.oci.exec.
+the init or the runtime's helper process) is decided in rongqi.oci.creation and rongqi.oci.execution.
 Whether the runtime is rootless (runc's rule: not root, or root of a user namespace other
 than the initial one) is decided here: rootless().
 """

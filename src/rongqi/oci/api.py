@@ -2,15 +2,15 @@
 state, kill, delete, exec, pause, resume, ps, list, and run = all of them in one call).
 
 What `rongqi-oci` (runc's command line) does, as typed functions in this process; each is a
-thin call into rongqi.oci's own modules (container, state, exec, cgroup_ops), the same code
+thin call into rongqi.oci's own modules (creation, statedir, execution, cgroup_ops), the same code
 the command line and the engine's in-process runtime (oci/inprocess.py) run. Safe to call
 from several threads at once: stdio goes to the container's process only, this process's
 fds 0-2 never change. `root` is the state directory
 (`rongqi-oci --root`; default /run/rongqi, an ordinary user's $XDG_RUNTIME_DIR/rongqi).
 The container's init is a child of the calling process: wait for it with os.waitpid.
 
-    import rongqi.oci.api as oci      # not rongqi.oci itself: oci.state and oci.exec are
-                                      # the runtime's own modules of those names
+    import rongqi.oci as oci          # the package exposes these names lazily (oci/__init__.py);
+                                      # `import rongqi.oci.api as oci` works as well
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def ps(container_id: str, *, root: str | None = None) -> builtins.list[int]:
 def list(*, root: str | None = None) -> builtins.list[dict[str, Any]]:
     """`rongqi-oci list --format json`: every container's state under root."""
     from rongqi.errors import ContainerNotFound
-    from rongqi.oci import state as statemod
+    from rongqi.oci import statedir as statemod
     r = _root(root)
     out = []
     for cid in statemod.list_ids(r):
@@ -120,7 +120,7 @@ def exec(container_id: str, args: Sequence[str], *, env: Mapping[str, str] | Non
     """`rongqi-oci exec`: args run in the running container, with the container's process
     (its user, capabilities, seccomp, cwd) changed by env, cwd and user ("UID[:GID]").
     Returns the exit code, or with detach the new process's pid (our child: waitpid it)."""
-    from rongqi.oci.exec import ExecOptions, exec_process
+    from rongqi.oci.execution import ExecOptions, exec_process
     make: Any = ExecOptions   # runc's flags as attributes (the class is untyped)
     o = make(args=[str(a) for a in args], env=[f"{k}={v}" for k, v in (env or {}).items()],
              cwd=cwd or None, user=user or None, detach=True, stdio=stdio)

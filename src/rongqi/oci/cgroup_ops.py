@@ -6,7 +6,7 @@ Shared by the rongqi-oci commands and the engine (in-process); runc's status rul
 from __future__ import annotations
 
 from rongqi.errors import ContainerStateError, RongqiError, UsageError
-from rongqi.oci import state as statemod
+from rongqi.oci import statedir as statemod
 
 # runc's libcontainer errors, matched by clients (containerd's shim, podman).
 NOT_RUNNING = "container not running"

@@ -1,7 +1,7 @@
 """OCI hooks: run a hook program with the container's state JSON on stdin, with a timeout.
 
 Which hooks run when, and in which namespaces, is decided by the callers in
-oci/create.py and oci/lifecycle.py (runtime namespace) and oci/init.py (container namespace).
+oci/creation.py and oci/lifecycle.py (runtime namespace) and oci/init.py (container namespace).
 """
 
 from __future__ import annotations

@@ -119,7 +119,7 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
     rs.prepare()
     mounts = [rootfs_mod.MountSpec(m.destination, m.type, m.source, m.options, bind_fds.get(i, -1))
               for i, m in enumerate(spec.mounts)]
-    # We were born in our cgroup (and cgroup namespace): see oci/create.py _spawn.
+    # We were born in our cgroup (and cgroup namespace): see oci/creation.py _spawn.
     rs.mount_all(mounts)
     rs.create_devices([_device(d) for d in lin.devices])
     rs.make_cwd(proc.cwd)

@@ -30,17 +30,17 @@ class InProcessRuntime:
 
     def create(self, cid: str, bundle: str, *, console_socket: str = "", pid_file: str = "",
                stdio: Stdio | None = None) -> int:
-        from rongqi.oci import create
-        opts = create.CreateOptions(bundle=bundle, pid_file=pid_file,
+        from rongqi.oci import creation
+        opts = creation.CreateOptions(bundle=bundle, pid_file=pid_file,
                                     console_socket=console_socket, stdio=stdio)
-        return create.create(self.root, cid, opts).pid
+        return creation.create(self.root, cid, opts).pid
 
     def start(self, cid: str) -> None:
         from rongqi.oci import lifecycle
         lifecycle.start(self.root, cid)
 
     def state(self, cid: str) -> dict[str, Any]:
-        from rongqi.oci import state as statemod
+        from rongqi.oci import statedir as statemod
         return statemod.load(self.root, cid).oci_state()
 
     def kill(self, cid: str, sig: int, all: bool = False) -> None:
@@ -48,7 +48,7 @@ class InProcessRuntime:
         lifecycle.kill(self.root, cid, sig, all)
 
     def delete(self, cid: str, force: bool = False) -> None:
-        from rongqi.oci import state as statemod
+        from rongqi.oci import statedir as statemod
         # Every start first deletes the last run's container, which a first start does not
         # have: its ContainerNotFound comes from the light state module, so the CLI does not
         # import the runtime's lifecycle code (and ctypes, the spec, the init) to learn that.
@@ -72,7 +72,7 @@ class InProcessRuntime:
              console_socket: str = "", stdio: Stdio | None = None, pid_file: str = "") -> int:
         """Start the process (a runtime-spec process object) and return its pid."""
         from rongqi.fastjson import dumps, loads
-        from rongqi.oci.exec import ExecOptions, exec_process
+        from rongqi.oci.execution import ExecOptions, exec_process
 
         # Through JSON and back: the values a --process file would give (tuples become arrays,
         # a value JSON cannot hold fails here), and a copy the runtime may change.
@@ -88,7 +88,7 @@ class InProcessRuntime:
 
     def stats(self, cid: str) -> dict[str, Any]:
         from rongqi.oci import cgroup_ops
-        from rongqi.oci import state as statemod
+        from rongqi.oci import statedir as statemod
         st = statemod.load(self.root, cid)
         if st.status() == "stopped":
             raise ContainerStateError("container not running")

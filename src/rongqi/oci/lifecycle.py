@@ -10,7 +10,7 @@ import os
 from rongqi.errors import ContainerStateError
 from rongqi.linux.signals import SIGKILL
 from rongqi.oci import debug
-from rongqi.oci import state as statemod
+from rongqi.oci import statedir as statemod
 
 
 def start(root: str, cid: str) -> statemod.State:

@@ -17,7 +17,7 @@ is handed at its clone (InitConfig).
     create returns ... start:    "0" on exec.fifo, then EOF on the sync channel at execve
                     <------------------------------------------- ERROR TEXT (any time before READY)
 
-An exec'd process (oci/exec.py) gets GO PID and answers ERROR TEXT or EOF at execve. EOF is
+An exec'd process (oci/execution.py) gets GO PID and answers ERROR TEXT or EOF at execve. EOF is
 what Sync.recv returns when the other side closed (execve, exit, a crash).
 """
 

@@ -17,7 +17,7 @@ from rongqi.linux import namespaces
 from rongqi.linux import forking
 from rongqi.linux import syscall as sysc
 from rongqi.oci import protocol as proto
-from rongqi.oci.state import write_private
+from rongqi.oci.statedir import write_private
 
 _FORK_LOCK = _thread.allocate_lock()  # see spawn_in_cgroup
 

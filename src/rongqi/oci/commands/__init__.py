@@ -1,5 +1,5 @@
 """One module per rongqi-oci command: parse nothing, check arguments, call the runtime's operation
-(oci/create.py, oci/lifecycle.py, ...), print.
+(oci/creation.py, oci/lifecycle.py, ...), print.
 
 Each module exposes run(g, opts, args, log) -> exit code; oci/cli.py imports
 only the module of the command being run.
@@ -12,7 +12,7 @@ from rongqi.errors import UsageError
 TYPE_CHECKING = False  # typing is not imported on the runtime's path (mypy reads this)
 if TYPE_CHECKING:
     from rongqi.oci.cli import Globals, Options
-    from rongqi.oci.create import CreateOptions
+    from rongqi.oci.creation import CreateOptions
 
 
 def one_id(args: list[str], command: str, extra_ok: int = 0) -> str:
@@ -38,7 +38,7 @@ def listen_fds() -> int:
 
 
 def create_options(g: Globals, opts: Options) -> CreateOptions:
-    from rongqi.oci.create import CreateOptions
+    from rongqi.oci.creation import CreateOptions
 
     return CreateOptions(bundle=opts["bundle"], pid_file=opts["pid-file"], console_socket=opts["console-socket"],
                          pidfd_socket=opts["pidfd-socket"], no_pivot=opts["no-pivot"],

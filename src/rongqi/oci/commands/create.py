@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 def run(g: Globals, opts: Options, args: list[str], log: ErrorLog) -> int:
     cid = one_id(args, "create")
-    from rongqi.oci import create
+    from rongqi.oci import creation
 
-    create.create(g.root, cid, create_options(g, opts))
+    creation.create(g.root, cid, create_options(g, opts))
     return 0

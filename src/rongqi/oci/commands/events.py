@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 def run(g: Globals, opts: Options, args: list[str], log: ErrorLog) -> int:
     from rongqi.fastjson import dumps
     from rongqi.oci import cgroup_ops
-    from rongqi.oci import state as statemod
+    from rongqi.oci import statedir as statemod
 
     cid = one_id(args, "events")
     interval = cgroup_ops.parse_interval(opts["interval"])

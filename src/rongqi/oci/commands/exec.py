@@ -48,7 +48,7 @@ def run(g: Globals, opts: Options, args: list[str], log: ErrorLog) -> int:
 
 def _exec(g: Globals, opts: Options, args: list[str]) -> int:
     cid, cmd = args[0], args[1:]
-    from rongqi.oci.exec import ExecOptions, exec_process
+    from rongqi.oci.execution import ExecOptions, exec_process
 
     o = ExecOptions(args=cmd, process_file=opts["process"], tty=opts["tty"], console_socket=opts["console-socket"],
                     pidfd_socket=opts["pidfd-socket"], detach=opts["detach"], pid_file=opts["pid-file"],

@@ -14,15 +14,15 @@ if TYPE_CHECKING:
 
 def run(g: Globals, opts: Options, args: list[str], log: ErrorLog) -> int:
     from rongqi.fastjson import dumps
-    from rongqi.oci import state
+    from rongqi.oci import statedir
 
     fmt = opts["format"]
     if fmt not in ("table", "json"):
         raise UsageError(f"invalid format option {fmt!r} (use table or json)")
     rows = []
-    for cid in state.list_ids(g.root):
+    for cid in statedir.list_ids(g.root):
         try:
-            st = state.load(g.root, cid)
+            st = statedir.load(g.root, cid)
         except RongqiError:
             continue
         s = st.oci_state()

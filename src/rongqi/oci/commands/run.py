@@ -34,7 +34,7 @@ def exit_code(status: int) -> int:
 
 def run(g: Globals, opts: Options, args: list[str], log: ErrorLog) -> int:
     cid = one_id(args, "run")
-    from rongqi.oci import create, lifecycle
+    from rongqi.oci import creation, lifecycle
 
     console = None
     if not opts["detach"] and not opts["console-socket"] and wants_terminal(opts["bundle"]):
@@ -43,7 +43,7 @@ def run(g: Globals, opts: Options, args: list[str], log: ErrorLog) -> int:
         console = ConsoleSocket()
         opts["console-socket"] = console.path
     try:
-        st = create.create(g.root, cid, create_options(g, opts))
+        st = creation.create(g.root, cid, create_options(g, opts))
     except BaseException:
         if console is not None:
             console.close()

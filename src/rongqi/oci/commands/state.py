@@ -13,8 +13,8 @@ if TYPE_CHECKING:
 
 def run(g: Globals, opts: Options, args: list[str], log: ErrorLog) -> int:
     from rongqi.fastjson import dumps
-    from rongqi.oci import state
+    from rongqi.oci import statedir
 
-    st = state.load(g.root, one_id(args, "state"))
+    st = statedir.load(g.root, one_id(args, "state"))
     sys.stdout.write(dumps(st.oci_state(), indent=2) + "\n")
     return 0

@@ -14,7 +14,7 @@ from rongqi.errors import ContainerStateError, RongqiError, SpecError, UsageErro
 from rongqi.linux import namespaces
 from rongqi.linux import syscall as sysc
 from rongqi.oci import protocol as proto
-from rongqi.oci import state as statemod
+from rongqi.oci import statedir as statemod
 from rongqi.oci.init import InitConfig, Sync, describe, finalize_process, find_executable, give_stdio, _environ
 
 
@@ -198,7 +198,7 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls | None =
     if proc.terminal and not o.console_socket and o.detach:
         raise UsageError("cannot allocate a tty for a detached exec without --console-socket")
     spec.process = proc
-    from rongqi.oci.create import cap_sets, check_host_support
+    from rongqi.oci.creation import cap_sets, check_host_support
 
     check_host_support(spec)
 

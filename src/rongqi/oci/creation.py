@@ -1,4 +1,4 @@
-"""create: a container from its bundle, up to its init waiting for `start` on the exec fifo.
+"""creation: a container from its bundle, up to its init waiting for `start` on the exec fifo.
 
 The config parsed once, checked against the host (capabilities, LSM labels, namespaces
 joined by path), the state dir and the cgroup made, the init cloned by a helper
@@ -18,7 +18,7 @@ from rongqi.linux.signals import SIGKILL
 from rongqi.linux import syscall as sysc
 from rongqi.oci import debug
 from rongqi.oci import protocol as proto
-from rongqi.oci import state as statemod
+from rongqi.oci import statedir as statemod
 from rongqi.oci.protocol import InitConfig, Sync
 from rongqi.oci.spawn import check_stdio, preload_for_child, send_pidfd, spawn_in_cgroup, write_pid_file
 from rongqi.oci.spec import Spec, load_bundle
