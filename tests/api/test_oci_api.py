@@ -92,7 +92,7 @@ def test_no_module_of_the_package_shadows_an_api_name():
     for name in api.__all__:
         assert getattr(rongqi.oci, name) is getattr(api, name), name
         assert name in dir(rongqi.oci)
-    assert rongqi.oci._API == tuple(api.__all__)   # the package's lazy list is the API's
+    assert rongqi.oci.__all__ == api.__all__   # the package's lazy list is the API's
     with pytest.raises(AttributeError):
         rongqi.oci.creat  # noqa: B018
 

@@ -8,9 +8,11 @@ No module of this package may be named like an API function (tests/api/test_oci_
 
 import sys as _sys
 
-# oci/api.py's __all__, spelled out here so that a lookup of any other name never imports it.
-_API = ("create", "start", "state", "kill", "delete", "exec", "pause", "resume", "ps", "list",
-        "run", "default_root", "Stdio")
+# oci/api.py's __all__, spelled out here so that a lookup of any other name never imports it
+# (`from rongqi.oci import *` does, and gets the API).
+__all__ = ["create", "start", "state", "kill", "delete", "exec", "pause", "resume", "ps", "list",
+           "run", "default_root", "Stdio"]
+_API = frozenset(__all__)
 
 TYPE_CHECKING = False  # typing is not imported on the runtime's path (mypy reads this)
 if TYPE_CHECKING:
@@ -24,7 +26,9 @@ else:
         if name in _API:
             from rongqi.oci import api
             value = getattr(api, name)
-            globals()[name] = value   # found once; later lookups never come here
+            # Found once; later lookups never come here. (So after a lookup of list or exec
+            # this module's globals shadow the builtins of those names: none is used here.)
+            globals()[name] = value
             return value
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
