@@ -218,8 +218,108 @@ def _image_rows(ctx: Context, records: list[Any], no_trunc: bool) -> list[dict[s
     return rows
 
 
+def _image_matches(name: str, pattern: str) -> bool:
+    """podman's reference match: a glob against the full name, the familiar one or the last
+    path component, with or without the tag (`images my-img` finds localhost/my-img:latest)."""
+    import fnmatch
+    repo, _, tag = name.rpartition(":") if ":" in name.rpartition("/")[2] else (name, "", "")
+    fam = _familiar(repo)
+    has_tag = ":" in pattern.rpartition("/")[2]
+    for r in {repo, fam, repo.rpartition("/")[2]}:
+        if fnmatch.fnmatchcase(f"{r}:{tag}" if has_tag else r, pattern):
+            return True
+    return False
+
+
+def _familiar(repo: str) -> str:
+    for prefix in ("docker.io/library/", "docker.io/"):
+        if repo.startswith(prefix):
+            return repo[len(prefix):]
+    return repo
+
+
+def _select_images(ctx: Context, records: list[Any], a: argparse.Namespace) -> list[Any]:
+    """`images [REFERENCE] [--filter K=V]... [--sort KEY]`: podman's image filters (before,
+    after/since, reference, dangling, label, id, readonly) and sort keys."""
+    from rongqi.cli.output import parse_time_ns
+    if getattr(a, "reference", None):
+        records = [r for r in records if _image_matches(r.name, a.reference)]
+    for f in getattr(a, "filter", None) or []:
+        key, eq, value = f.partition("=")
+        if key in ("before", "after", "since"):
+            _, desc = _resolve(ctx, value)
+            digest = ctx.store.manifest(desc)["config"]["digest"]
+            pivot = next((r for r in ctx.store.images() if r.config_digest == digest), None)
+            t = parse_time_ns(pivot.created) if pivot else None
+            if t is None:
+                continue
+            if key == "before":
+                records = [r for r in records if (parse_time_ns(r.created) or 0) < t]
+            else:
+                records = [r for r in records if (parse_time_ns(r.created) or 0) > t]
+        elif key == "reference":
+            records = [r for r in records if _image_matches(r.name, value)]
+        elif key == "dangling":
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise RongqiError(f"invalid dangling filter value \"{value}\"")
+            # every image listed here has a name: none is dangling
+            if value.lower() in ("true", "1"):
+                records = []
+        elif key == "readonly":
+            if value.lower() in ("true", "1"):
+                records = []
+        elif key == "id":
+            records = [r for r in records if r.id.startswith(value.removeprefix("sha256:"))]
+        elif key == "label":
+            lk, leq, lv = value.partition("=")
+            kept = []
+            for r in records:
+                try:
+                    labels = (ctx.store.config(r.manifest).get("config") or {}).get("Labels") or {}
+                except (RongqiError, OSError, ValueError):
+                    labels = {}
+                if lk in labels and (not leq or labels[lk] == lv):
+                    kept.append(r)
+            records = kept
+        else:
+            raise RongqiError(f"invalid image filter \"{key}\"" if eq else
+                              f"invalid image filter \"{f}\": bad format")
+    sort = getattr(a, "sort", None) or "created"
+    if sort == "created":
+        # newest first; an image's names in the order it got them (stable), as podman's
+        records = sorted(records, key=lambda r: -(parse_time_ns(r.created) or 0))
+    elif sort == "id":
+        records = sorted(records, key=lambda r: (r.id, r.name))
+    elif sort == "size":
+        records = sorted(records, key=lambda r: (r.size, r.name))
+    elif sort == "tag":
+        records = sorted(records, key=lambda r: (_split_name(r.name)[1], r.name))
+    else:
+        records = sorted(records, key=lambda r: _split_name(r.name))
+    return records
+
+
+def _images_json(ctx: Context, records: list[Any]) -> list[dict[str, Any]]:
+    """podman's `images --format json`: one entry per image, its names together."""
+    from rongqi.cli.output import parse_time_ns, rfc3339_nano
+    rows = _image_rows(ctx, records, True)
+    out: dict[str, dict[str, Any]] = {}
+    for r, row in zip(records, rows):
+        if r.config_digest in out:
+            continue
+        ns = parse_time_ns(r.created) or 0
+        out[r.config_digest] = {
+            "Id": r.id, "ParentId": "", "RepoTags": row["Names"],
+            "RepoDigests": row["RepoDigests"], "Size": row["VirtualSize"], "SharedSize": 0,
+            "VirtualSize": row["VirtualSize"], "Labels": row["Labels"] or None,
+            "Containers": row["Containers"], "Names": row["Names"], "Digest": row["Digest"],
+            "History": row["Names"], "Created": ns // 1_000_000_000,
+            "CreatedAt": rfc3339_nano(r.created)}
+    return list(out.values())
+
+
 def cmd_images(ctx: Context, a: argparse.Namespace) -> int:
-    records = sorted(ctx.store.images(), key=lambda r: r.name)
+    records = _select_images(ctx, ctx.store.images(), a)
     if a.format and a.format not in ("table", "json"):
         from rongqi.cli import gotemplate
         from rongqi.cli.output import render
@@ -231,8 +331,8 @@ def cmd_images(ctx: Context, a: argparse.Namespace) -> int:
             return 0
         a.format = "json"
     if a.format == "json":
-        print(json.dumps([{"Names": [r.name], "Id": r.id, "Digest": r.manifest.digest,
-                           "Created": r.created, "Size": r.size} for r in records], indent=2))
+        from rongqi.cli.output import to_json
+        print(to_json(_images_json(ctx, records)))
         return 0
     if a.quiet:
         seen = []
@@ -267,10 +367,20 @@ def cmd_rmi(ctx: Context, a: argparse.Namespace) -> int:
     uses is refused (exit 2) unless -f, which removes those containers first."""
     from rongqi.image.errors import ImageNotFound
     code = 0
-    for name in a.names:
+    names = list(a.names)
+    if getattr(a, "all", False):
+        if names:
+            raise RongqiError("when using the --all switch, you may not pass any images names "
+                              "or IDs")
+        names = sorted({n for n, _ in ctx.store.names()})
+    elif not names:
+        raise RongqiError("image name or ID must be specified")
+    for name in names:
         try:
             full, desc = ctx.store.resolve(name)
         except ImageNotFound:
+            if getattr(a, "ignore", False):
+                continue
             print(f"Error: {name}: image not known", file=sys.stderr)
             code = 1
             continue
@@ -307,11 +417,43 @@ def _containers_of_image(ctx: Context, desc: Any, *, force: bool) -> None:
 
 
 def cmd_tag(ctx: Context, a: argparse.Namespace) -> int:
-    from rongqi.image import reference
+    # podman's naming: a name without a registry is localhost's (`tag img foo` ->
+    # localhost/foo:latest), as commit names its images
+    from rongqi.engine.files import commit_name
     _, desc = _resolve(ctx, a.source)
     for t in a.targets:
-        ctx.store.set_name(str(reference.parse(t)), desc)
-        _image_event(ctx, "tag", desc, str(reference.parse(t)))
+        ctx.store.set_name(commit_name(t), desc)
+        _image_event(ctx, "tag", desc, commit_name(t))
+    return 0
+
+
+def cmd_untag(ctx: Context, a: argparse.Namespace) -> int:
+    """podman's untag: the names given (every name of the image without any); the image
+    stays, unnamed, and a name it does not have is an error."""
+    from rongqi.engine.files import commit_name
+    _, desc = _resolve(ctx, a.image)
+    mine = [n for n, d in ctx.store.names() if d.digest == desc.digest]
+    going = []
+    for t in a.names or mine:
+        full = t if t in mine else commit_name(t)
+        if full not in mine:
+            raise RongqiError(f"{t}: tag not known")
+        going.append(full)
+    for n in going:
+        ctx.store.remove_name(n)
+        _image_event(ctx, "untag", desc, n)
+    if not any(d.digest == desc.digest for _, d in ctx.store.names()):
+        ctx.store.keep(desc)  # the image stays in the store, unnamed, when its last name goes
+    return 0
+
+
+def cmd_image_exists(ctx: Context, a: argparse.Namespace) -> int:
+    """podman's image exists: exit 0 when the image is in the store, 1 when not."""
+    from rongqi.image.errors import ImageNotFound
+    try:
+        ctx.store.resolve(a.image)
+    except ImageNotFound:
+        return 1
     return 0
 
 
@@ -323,7 +465,9 @@ def _inspect_one(ctx: Context, name: str) -> dict[str, Any]:
     repo_digests = sorted({(d.annotations or {}).get("io.rongqi.repo.digest", "")
                            for n, d in ctx.store.names() if d.digest == desc.digest} - {""})
     size = sum(x.get("size", 0) for x in manifest["layers"])
-    return {
+    from rongqi.cli.gotemplate import Struct
+    # podman's inspect.ImageData: its Go field ID (JSON "Id") is what templates name
+    data = Struct("*inspect.ImageData", {
         "Id": manifest["config"]["digest"], "Digest": desc.digest, "RepoTags": tags,
         "RepoDigests": repo_digests, "Created": cfg.get("created", ""),
         "Author": cfg.get("author", ""), "Architecture": cfg.get("architecture", ""),
@@ -332,7 +476,13 @@ def _inspect_one(ctx: Context, name: str) -> dict[str, Any]:
         "RootFS": {"Type": "layers", "Layers": cfg.get("rootfs", {}).get("diff_ids", [])},
         "ManifestMediaType": desc.media_type or manifest.get("mediaType", ""),
         "Annotations": manifest.get("annotations", {}),
-    }
+        "Labels": (cfg.get("config") or {}).get("Labels") or None,
+        "Comment": cfg.get("comment", ""), "VirtualSize": size,
+        "User": (cfg.get("config") or {}).get("User", ""),
+        "History": cfg.get("history", []), "NamesHistory": tags,
+    })
+    data.promoted = {"ID": data["Id"].partition(":")[2]}
+    return data
 
 
 def cmd_inspect(ctx: Context, a: argparse.Namespace) -> int:
@@ -756,6 +906,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                    help="how snapshots are mounted (auto: kernel overlay as root, "
                         "fuse-overlayfs rootless, else a copy)")
     p.add_argument("--version", action="version", version="rongqi version 0.1.0")
+    # podman's global flags that scripts (and podman's own system tests) pass
+    p.add_argument("--storage-driver", default=None, choices=("overlay", "vfs"),
+                   help="vfs: snapshots are copies (--storage-mode copy)")
+    p.add_argument("--log-level", default="warn", help="trace, debug, info, warn, warning, "
+                   "error, fatal, panic (rongqi logs errors only)")
+    p.add_argument("--context", default="default", help="only \"default\" (no swarm)")
+    p.add_argument("--noout", action="store_true", help="nothing on stdout")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
     only = _command_word(p, argv) if argv is not None else None
 
@@ -792,10 +949,20 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                         help="table (the default), json, or a Go template (podman's fields)")
         sp.add_argument("-n", "--noheading", action="store_true", help="no header row")
         sp.add_argument("--no-trunc", action="store_true", help="full image ids")
+        sp.add_argument("-a", "--all", action="store_true",
+                        help="intermediate images too (rongqi keeps none: every image has a name)")
+        sp.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
+                        help="before, after/since, reference, dangling, label, id")
+        sp.add_argument("--sort", default="created",
+                        choices=("created", "id", "repository", "size", "tag"))
+        sp.add_argument("reference", nargs="?", help="only images whose name matches")
 
     def rmi_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("names", nargs="+")
+        sp.add_argument("names", nargs="*")
         sp.add_argument("-f", "--force", action="store_true")
+        sp.add_argument("-a", "--all", action="store_true", help="every image")
+        sp.add_argument("-i", "--ignore", action="store_true",
+                        help="no error for an image that does not exist")
         sp.add_argument("--no-prune", action="store_true")
 
     def inspect_args(sp: argparse.ArgumentParser) -> None:
@@ -838,6 +1005,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                         help="also remove the build cache: cached steps and the persistent "
                         "RUN --mount=type=cache directories (podman 4.4's flag)")
 
+    def untag_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("image")
+        sp.add_argument("names", nargs="*")
+
+    def image_ref_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("image")
+
     table = [
         (["pull"], cmd_pull, "fetch an image from a registry", pull_args),
         (["push"], cmd_push, "send an image to a registry", push_args),
@@ -848,6 +1022,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         (["load"], cmd_load, "load a docker-archive or oci-archive", load_args),
         (["save"], cmd_save, "write images to an archive", save_args),
         (["import"], cmd_import, "make an image from a rootfs tarball", import_args),
+        (["untag"], cmd_untag, "remove names from an image", untag_args),
         # `export` is podman's container command (cli/fs.py); given an image instead it still
         # writes the image's flattened rootfs with cmd_export below.
     ]
@@ -872,6 +1047,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         (["save"], cmd_save, "save images", save_args),
         (["import"], cmd_import, "import a rootfs tarball", import_args),
         (["prune"], cmd_prune, "remove unused data", prune_args),
+        (["untag"], cmd_untag, "remove names from an image", untag_args),
+        (["exists"], cmd_image_exists, "exit 0 if the image is in the store, else 1",
+         image_ref_args),
     ]:
         args(add(names, fn, help, isub))
     mnt = add(["mount"], cmd_mount, "make a snapshot of an image and print its rootfs", isub)
@@ -963,11 +1141,26 @@ def exit_code(err: RongqiError) -> int:
     return 125
 
 
+_LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "panic")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         parser = build_parser(argv)
         args = parser.parse_args(argv)
+        if args.log_level not in _LOG_LEVELS:
+            # podman's words and exit code, before any command runs
+            print(f'Log Level "{args.log_level}" is not supported, choose from: '
+                  + ", ".join(_LOG_LEVELS), file=sys.stderr)
+            return 1
+        if args.context != "default":
+            raise RongqiError(f"rongqi does not support {args.context}, the only --context "
+                              'value allowed is "default"')
+        if args.storage_driver == "vfs" and args.storage_mode == "auto":
+            args.storage_mode = "copy"
+        if args.noout:
+            sys.stdout = open(os.devnull, "w")
         fn = getattr(args, "fn", None)
         if fn is None:
             # `rongqi`, `rongqi image`, `rongqi system` alone: show what there is.
