@@ -360,7 +360,9 @@ class Container(_Model):
 
     def remove(self, v: bool = False, link: bool = False, force: bool = False) -> None:
         with _translated():
-            self._engine.remove(self.id, force=force, volumes=v)
+            # dockerd's forced remove kills at once (SIGKILL), never a stop with its timeout
+            # (rongqi serve does the same: serve/containers.py)
+            self._engine.remove(self.id, force=force, volumes=v, timeout=0 if force else None)
 
     def rename(self, name: str) -> None:
         with _translated():
