@@ -28,6 +28,10 @@ EXAMPLES: dict[str, list[str]] = {
             "rongqi rmi localhost/app:1.0 localhost/app:2.0"],
     "tag": ["rongqi tag busybox localhost/mybox:1.0",
             "rongqi tag 3f57d9401f8d localhost:5000/app:latest localhost:5000/app:1.0"],
+    "untag": ["rongqi untag busybox localhost/mybox:1.0",
+              "rongqi untag 3f57d9401f8d  # every name: the image stays, unnamed"],
+    "image exists": ["rongqi image exists busybox && echo present",
+                     "rongqi image exists localhost/app:1.0 || rongqi build -t app:1.0 ."],
     "history": ["rongqi history busybox", "rongqi history --no-trunc localhost/app:1.0"],
     "load": ["rongqi load -i busybox.tar", "rongqi load < app-oci.tar",
              "rongqi load -q -i images.tar"],
@@ -177,6 +181,7 @@ TWINS: dict[str, str] = {
     "image ls": "images", "image pull": "pull", "image push": "push", "image rm": "rmi",
     "image history": "history", "image load": "load", "image save": "save",
     "image import": "import", "image tag": "tag", "image build": "build",
+    "image untag": "untag",
     "system info": "info", "system service": "serve",
     "container ls": "ps", **{f"container {c}": c for c in (
         "create", "start", "stop", "restart", "kill", "rm", "wait", "rename",
