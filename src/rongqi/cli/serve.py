@@ -34,6 +34,25 @@ def _args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--group", metavar="NAME",
                     help="the unix socket's group (mode 0660; default: docker if the host has "
                          "that group, else root's)")
+    # dockerd's TLS flags, names and defaults (tcp only, as dockerd: a unix socket has none)
+    from rongqi.cli.run_flags import _bool_flag
+    certs = default_cert_dir()
+    _bool_flag(sp, ["--tls"], "tls", None, "use TLS; implied by --tlsverify")
+    _bool_flag(sp, ["--tlsverify"], "tlsverify", None,
+               "use TLS and verify the remote (default from DOCKER_TLS_VERIFY)")
+    sp.add_argument("--tlscacert", default=os.path.join(certs, "ca.pem"), metavar="PATH",
+                    help="trust certs signed only by this CA (default %(default)s)")
+    sp.add_argument("--tlscert", default=os.path.join(certs, "cert.pem"), metavar="PATH",
+                    help="path to TLS certificate file (default %(default)s)")
+    sp.add_argument("--tlskey", default=os.path.join(certs, "key.pem"), metavar="PATH",
+                    help="path to TLS key file (default %(default)s)")
+
+
+def default_cert_dir() -> str:
+    """dockerd's directory for ca.pem, cert.pem and key.pem: $DOCKER_CERT_PATH, else the
+    docker config dir ($DOCKER_CONFIG, else ~/.docker)."""
+    return (os.environ.get("DOCKER_CERT_PATH") or os.environ.get("DOCKER_CONFIG")
+            or os.path.join(os.path.expanduser("~"), ".docker"))
 
 
 def default_socket() -> str:
@@ -63,10 +82,10 @@ def cmd_serve(ctx: Any, a: argparse.Namespace) -> int:
         raise UsageError("started by socket activation: the socket is the .socket unit's, "
                          "give no address")
     addr = Address(a.socket or a.uri or default_socket())
-    if listener is None and addr.scheme == "tcp" and not addr.loopback():
-        print(f"WARNING: {addr} is reachable from other machines, with no TLS and no "
-              "authentication: whoever can connect to it is root on this machine",
-              file=sys.stderr, flush=True)
+    import socket
+    tcp = addr.scheme == "tcp" if listener is None else \
+        listener.family in (socket.AF_INET, socket.AF_INET6)
+    tls = _tls_options(a, addr, listener is not None) if tcp else None
     args = ctx.args
 
     def make_engine() -> Any:
@@ -76,4 +95,32 @@ def cmd_serve(ctx: Any, a: argparse.Namespace) -> int:
                       registries_conf=args.registries_conf, threaded=True)
 
     return serve_main(addr, make_engine, timeout=a.timeout, group=a.group,
-                      signals=(signal.SIGTERM, signal.SIGINT), listener=listener)
+                      signals=(signal.SIGTERM, signal.SIGINT), listener=listener, tls=tls)
+
+
+def _tls_options(a: argparse.Namespace, addr: Any, loopback_unknown: bool) -> Any:
+    """dockerd's TLS settings for a tcp listener (cmd/dockerd: --tlsverify, given or from
+    DOCKER_TLS_VERIFY, implies --tls), its warnings when clients are not verified, and the
+    refusal of an unverified listener on another machine's reach unless asked for."""
+    from rongqi.errors import UsageError
+    from rongqi.serve.tls import TLSOptions
+
+    verify = a.tlsverify if a.tlsverify is not None else bool(os.environ.get("DOCKER_TLS_VERIFY"))
+    use_tls = bool(a.tls) or a.tlsverify is not None or verify
+    if not verify:
+        for line in ("Binding to IP address without --tlsverify is insecure and gives root "
+                     "access on this machine to everyone who has access to your network.",
+                     "Binding to an IP address, even on localhost, can also give access to "
+                     "scripts run in a browser. Be safe out there!"):
+            print(f"WARNING: {line} host=\"{addr}\"", file=sys.stderr, flush=True)
+        explicit = a.tls is not None or a.tlsverify is not None
+        if not explicit and not loopback_unknown and not addr.loopback():
+            # dockerd 20.10 slows its start by 15 s here and says that this will be refused
+            # in the next release (later dockerd refuse it): refused now, with its way out
+            raise UsageError(f"binding to {addr} without --tlsverify is refused: it gives "
+                             "root on this machine to whoever can reach it; you can override "
+                             "this by explicitly specifying '--tls=false' or "
+                             "'--tlsverify=false'")
+    if not use_tls:
+        return None
+    return TLSOptions(cert=a.tlscert, key=a.tlskey, cacert=a.tlscacert, verify=verify)

@@ -19,15 +19,19 @@ from rongqi.serve.http import Address
 
 def serve_main(addr: Address, make_engine: Callable[[], Any], *, timeout: float = 0,
                group: str | None = None, signals: Iterable[int] = (),
-               listener: Any = None) -> int:
+               listener: Any = None, tls: Any = None) -> int:
     """Serve the API on addr (or on `listener`, a socket systemd's activation handed over)
     until one of `signals` arrives or nothing was asked for `timeout` seconds (0: never);
-    0 on a clean end."""
+    0 on a clean end. `tls` (serve/tls.py TLSOptions) puts TLS on a tcp listener."""
     from rongqi.serve.app import API_VERSION, App, version_text
     from rongqi.serve.http import Server, listen
 
     from rongqi.engine import monitor
 
+    context = None
+    if tls is not None:
+        from rongqi.serve.tls import server_context
+        context = server_context(tls)  # a bad key pair or CA file: before anything listens
     app = App(make_engine)  # the route modules load before the socket exists
     activated = listener is not None
     if listener is None:
@@ -37,7 +41,7 @@ def serve_main(addr: Address, make_engine: Callable[[], Any], *, timeout: float 
     monitor.start_forker()
     # An activated socket's file is systemd's: it stays when this process exits.
     ident = os.stat(addr.path).st_ino if addr.scheme == "unix" and not activated else None
-    server = Server(listener, app, idle_timeout=timeout)
+    server = Server(listener, app, idle_timeout=timeout, tls=context)
     previous = {}
     for sig in signals:
         previous[sig] = _signal.signal(sig, lambda *_: server.stop())
@@ -50,7 +54,9 @@ def serve_main(addr: Address, make_engine: Callable[[], Any], *, timeout: float 
     elif addr.scheme == "tcp":
         host, port = listener.getsockname()[:2]
         where = Address(f"tcp://{host}:{port}")
-    print(f"rongqi serve: listening on {where} (Docker API {version_text(API_VERSION)})",
+    how = "" if tls is None else \
+        " with TLS, client certificates verified" if tls.verify else " with TLS"
+    print(f"rongqi serve: listening on {where}{how} (Docker API {version_text(API_VERSION)})",
           file=sys.stderr, flush=True)
     try:
         server.serve_forever()

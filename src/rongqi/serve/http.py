@@ -465,8 +465,10 @@ class Server:
     hijacked ones do)."""
 
     def __init__(self, listener: socket.socket, app: Application, idle_timeout: float = 0,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, tls: Any = None):
         self.listener = listener
+        # an ssl.SSLContext (serve/tls.py): every connection goes through a TLSRelay
+        self.tls = tls
         self.app = app
         self.idle_timeout = idle_timeout
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -542,6 +544,26 @@ class Server:
                 return
             raise
         sock.setblocking(True)
+        if self.tls is not None:
+            # the handshake in a thread of its own: a slow or silent client blocks no one
+            threading.Thread(target=self._serve_tls, args=(sock,), name="serve-tls",
+                             daemon=True).start()
+            return
+        self._serve_connection(sock)
+
+    def _serve_tls(self, raw: socket.socket) -> None:
+        from rongqi.serve.tls import TLSRelay
+        relay = TLSRelay(raw, self.tls, self.log)
+        if not relay.handshake():
+            return
+        if self.stopping.is_set():
+            relay.close()
+            return
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._serve_connection(ours)
+        relay.relay(theirs)
+
+    def _serve_connection(self, sock: socket.socket) -> None:
         conn = Connection(self, sock)
         t = threading.Thread(target=conn.serve, name="serve-conn", daemon=True)
         with self._lock:
