@@ -24,7 +24,8 @@ from rongqi.engine.changes import Change, mount_stub_rule, tree_changes, upper_c
     write_layer
 from rongqi.engine.treecopy import CopyError, IdMapper, RootDir, TarSink, TreeReader, \
     TreeWriter, clean, tar_entries
-from rongqi.errors import EngineError, NoSuchContainer, UsageError
+from rongqi.errors import (ContainerNotFound, ContainerStateError, EngineError, NoSuchContainer,
+                           UsageError)
 
 if TYPE_CHECKING:
     from rongqi.engine import Engine
@@ -598,8 +599,11 @@ def commit(engine: Engine, ref: str, name: str = "", *, changes: list[str] | Non
             base = store.read_json(base_manifest["config"]["digest"])
             paused = False
             if pause and c.status == st.RUNNING:
-                engine.runtime.pause(c.id)
-                paused = True
+                # A process that ended just now (its monitor not yet heard) has nothing left
+                # to freeze: commit its files as they are, as podman does a stopped one's.
+                with contextlib.suppress(ContainerNotFound, ContainerStateError):
+                    engine.runtime.pause(c.id)
+                    paused = True
             try:
                 with os.fdopen(fd, "wb") as f:
                     tee = _Tee(f)

@@ -44,6 +44,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "images",
     "builds",
     "containers",
+    "swarm",
 )
 
 # A request body read whole (Request.body()/json()) larger than this is refused with 413;

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 ALIVE = ("running", "paused", "stopping")
 POLL = 0.01
+# How long a kill with SIGKILL waits for the container to end (dockerd's figure).
+KILL_WAIT = 10.0
 
 
 @contextlib.contextmanager
@@ -141,6 +143,12 @@ def kill(req: Request) -> Response:
                              "not running")
     with _docker_words(req.params["id"]):
         req.engine.kill(c, sig)
+    if signal_number(sig) == 9:
+        # dockerd (and podman's compat API) answer a SIGKILL once the container has ended:
+        # an inspect right after it sees exited and 137, never running.
+        from rongqi.engine import lifecycle
+        with contextlib.suppress(RongqiError):
+            lifecycle.wait(req.engine, c.id, ["stopped"], timeout=KILL_WAIT)
     return Response(204)
 
 
@@ -304,10 +312,15 @@ def _wait_for(engine: Engine, c: Container, condition: str, base: tuple[str, str
     from rongqi.engine.records import EXIT, STATE
     code: int | None = None
     last_sync = 0.0
+    # The monitor of a container with a restart policy says nothing at the end of a run it
+    # restarts (its exit frame comes after the last one): such a wait watches the state.
+    policy = c.config.get("restart") or {}
+    name = policy.get("name") if isinstance(policy, dict) else str(policy).partition(":")[0]
+    restarts = name in ("always", "unless-stopped", "on-failure")
     while code is None:
         if req.stopping.is_set():
             raise _Gone()
-        if os.path.exists(os.path.join(c.run_dir, "attach")):
+        if not restarts and os.path.exists(os.path.join(c.run_dir, "attach")):
             code = _exit_from_monitor(c, req)
             if code is not None:
                 break
@@ -323,6 +336,11 @@ def _wait_for(engine: Engine, c: Container, condition: str, base: tuple[str, str
         if state is not None:
             c.state = state
             ended = state.get("status") == "exited"
+            if restarts and state.get("finished_at") not in ("", None, base[1]):
+                # A run ended and the restart policy began the next one (the state never
+                # says exited then): that end is what Docker's wait reports.
+                code = int(state.get("exit_code", 0))
+                break
             if ended and (condition == "not-running" or state.get("finished_at") != base[1]
                           or state.get("started_at") != base[0]):
                 code = int(state.get("exit_code", 0))

@@ -1,0 +1,76 @@
+"""Cases of docker-py's own integration suite (tests/integration in docker/docker-py) that
+passed on dockerd 20.10 and failed on `rongqi serve`, written afresh: each test names the
+docker-py cases it mirrors. docs/serve.md ("docker-py's integration suite") has the run."""
+
+from __future__ import annotations
+
+import time
+
+import docker.errors
+import pytest
+
+
+def _api(serve, **kw):
+    return serve.client(**kw).api
+
+
+def test_kill_answers_once_the_container_ended_and_wait_sees_a_restarted_run(serve):
+    # api_container_test.py KillTest::test_kill, ::test_kill_with_dict_instead_of_id,
+    # models_containers_test.py ContainerTest::test_kill and ContainerCollectionTest::
+    # test_list (kill, then remove without force): dockerd answers a SIGKILL once the
+    # container is gone, so the inspect right after it says exited, 137.
+    api = _api(serve, timeout=20)
+    cid = api.create_container("busybox", ["sleep", "600"])["Id"]
+    api.start(cid)
+    api.kill(cid)
+    state = api.inspect_container(cid)["State"]
+    assert (state["Running"], state["Status"], state["ExitCode"]) == (False, "exited", 137)
+    api.remove_container(cid)
+
+    # CreateContainerTest::test_create_with_restart_policy: wait() on a container whose
+    # policy restarts it answers at the end of the run (it hung: the monitor's exit frame
+    # only comes after the last run), and the container is running again, so a remove
+    # without force is refused in dockerd's words.
+    cid = api.create_container("busybox", ["sleep", "1"], host_config=api.create_host_config(
+        restart_policy={"Name": "always", "MaximumRetryCount": 0}, network_mode="none"))["Id"]
+    api.start(cid)
+    t0 = time.monotonic()
+    assert api.wait(cid, timeout=15) == {"StatusCode": 0, "Error": None}
+    assert time.monotonic() - t0 < 10
+    with pytest.raises(docker.errors.APIError) as err:
+        api.remove_container(cid)
+    assert "You cannot remove " in err.value.explanation
+    api.remove_container(cid, force=True)
+
+
+def test_commit_of_a_container_that_just_ended(serve):
+    # api_image_test.py CommitTest::test_commit, ::test_commit_with_changes and
+    # RemoveImageTest::test_remove: start `touch /test` and commit at once (pause=True).
+    # The record still said running while the process had ended, the pause failed and the
+    # commit answered 404 "container ... does not exist".
+    api = _api(serve)
+    for _ in range(3):
+        cid = api.create_container("busybox", ["touch", "/test"])["Id"]
+        api.start(cid)
+        image = api.commit(cid, changes=["EXPOSE 8000", 'CMD ["bash"]'])["Id"]
+        conf = api.inspect_image(image)["Config"]
+        assert "8000/tcp" in conf["ExposedPorts"] and conf["Cmd"] == ["bash"]
+        api.remove_container(cid, force=True)
+        assert {"Deleted": image} in api.remove_image(image, force=True)
+
+
+def test_swarm_routes_answer_as_a_daemon_outside_a_swarm(serve):
+    # api_network_test.py TestNetworks.tearDown calls leave_swarm(force=True) after every
+    # network test: docker-py takes dockerd's 503 as "not in a swarm"; a 404 "page not
+    # found" raised NotFound and failed all 26 of them.
+    api = _api(serve)
+    assert api.leave_swarm(force=True) is True
+    with pytest.raises(docker.errors.APIError) as err:
+        api.inspect_swarm()
+    assert err.value.response.status_code == 503
+    assert err.value.explanation.startswith("This node is not a swarm manager.")
+    p = serve.docker("node", "ls", check=False)
+    assert p.returncode == 1
+    assert "Error response from daemon: This node is not a swarm manager." in p.stderr
+    p = serve.docker("swarm", "init", check=False)
+    assert p.returncode == 1 and "rongqi has no swarm mode" in p.stderr
