@@ -1,5 +1,5 @@
-"""Leak detection for the test suite: mounts, cgroups, netns, veths, processes, and the
-network state netavark and rongqi keep (firewall rules and chains, IPAM leases).
+"""Leak detection for the test suite: mounts, cgroups, netns, veths, bridges, processes, and
+the network state netavark and rongqi keep (firewall rules and chains, IPAM leases).
 
 A snapshot before a test and one after it are compared; what is new is a leak. Several
 developers run the suite on this machine at once, so every new resource is classified:
@@ -125,13 +125,14 @@ class Leaks:
     cgroups: list[str] = field(default_factory=list)
     netns: list[str] = field(default_factory=list)
     veths: list[str] = field(default_factory=list)
+    bridges: list[str] = field(default_factory=list)
     procs: list[Proc] = field(default_factory=list)
     firewall: list[str] = field(default_factory=list)
     leases: list[tuple[str, str, str]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.mounts or self.cgroups or self.netns or self.veths or self.procs
-                    or self.firewall or self.leases)
+        return bool(self.mounts or self.cgroups or self.netns or self.veths or self.bridges
+                    or self.procs or self.firewall or self.leases)
 
     def lines(self) -> list[str]:
         return (
@@ -140,6 +141,7 @@ class Leaks:
             + [f"cgroup {c}" for c in self.cgroups]
             + [f"netns {n}" for n in self.netns]
             + [f"veth {v}" for v in self.veths]
+            + [f"bridge {b}" for b in self.bridges]
             + [f"firewall rule {r}" for r in self.firewall]
             + [f"IPAM lease {k} in {os.path.basename(f)} (root {r})" for f, k, r in self.leases]
         )
@@ -196,6 +198,80 @@ def read_netns() -> set[str]:
 def read_links() -> set[str]:
     """Network interfaces of the host namespace (cheap; veths are picked out on demand)."""
     return set(os.listdir("/sys/class/net"))
+
+
+# Bridges that are the host's or another tool's defaults (docker's, podman's, libvirt's, LXC's,
+# CNI's) or the engine's own default network's (rongqi0: every session's containers share it,
+# so it is no one session's): never a test session's leak, never removed by this module.
+FOREIGN_BRIDGES = frozenset({"docker0", "podman0", "cni-podman0", "cni0", "virbr0", "lxcbr0",
+                             "lxdbr0", "rongqi0"})
+
+
+def read_bridges() -> dict[str, list[str]]:
+    """The host namespace's bridges and the ports on each."""
+    out: dict[str, list[str]] = {}
+    for name in read_links():
+        if os.path.isdir(f"/sys/class/net/{name}/bridge"):
+            try:
+                out[name] = sorted(os.listdir(f"/sys/class/net/{name}/brif"))
+            except OSError:
+                continue  # gone meanwhile
+    return out
+
+
+def read_addresses() -> list[tuple[str, str]]:
+    """(interface, address) of every address in the host namespace, IPv4 and IPv6."""
+    out = []
+    for line in _run_lines(["ip", "-o", "addr", "show"]):
+        words = line.split()
+        if len(words) >= 4 and words[2] in ("inet", "inet6"):
+            out.append((words[1].split("@")[0], words[3].split("/")[0]))
+    return out
+
+
+@dataclass(frozen=True)
+class NetRecord:
+    """A network record of a test's engine (ROOT/networks/NAME.json, podman's network JSON)."""
+
+    path: str
+    root: str
+    name: str
+    id: str
+    bridge: str
+    subnets: tuple[str, ...]
+
+
+# Where the suite's engines keep their roots: a test dir (tmp_path) itself, or one or two
+# levels below it (tmp_path/root, tmp_path/engine/root); deeper would walk images' files.
+_RECORD_GLOBS = ("*/networks/*.json", "*/*/networks/*.json", "*/*/*/networks/*.json")
+
+
+def network_records(session_dir: str) -> list[NetRecord]:
+    """The engines' network records in the test dirs of one pytest session's temp dir."""
+    import glob
+
+    out = []
+    for pattern in _RECORD_GLOBS:
+        for path in glob.glob(os.path.join(glob.escape(session_dir), pattern)):
+            doc = _json(path)
+            if doc.get("driver", "bridge") != "bridge" or not doc.get("name"):
+                continue
+            subnets = tuple(str(s.get("subnet")) for s in doc.get("subnets") or []
+                            if isinstance(s, dict) and s.get("subnet"))
+            out.append(NetRecord(path, os.path.dirname(os.path.dirname(path)), str(doc["name"]),
+                                 str(doc.get("id", "")), str(doc.get("network_interface", "")),
+                                 subnets))
+    return out
+
+
+def netavark_chains(network_name: str) -> tuple[str, str]:
+    """The two chains netavark makes for a network: NETAVARK-H and NETAVARK-DN-H, H the first
+    13 hex digits (upper case) of SHA-512 of the network's *name* (netavark's hash_string), so
+    networks of one name in two roots share them."""
+    import hashlib
+
+    h = hashlib.sha512(network_name.encode()).hexdigest()[:13].upper()
+    return f"NETAVARK-{h}", f"NETAVARK-DN-{h}"
 
 
 def read_veths() -> set[str]:
@@ -420,6 +496,14 @@ class LeakChecker:
         new_links = after.links - before.links
         for name in sorted(new_links & read_veths() if new_links else ()):
             (ours if self.tag in name else ambiguous).veths.append(name)
+        new_bridges = sorted(b for b in (read_bridges() if new_links else {})
+                             if b in new_links and b not in FOREIGN_BRIDGES)
+        if new_bridges:
+            # netavark removes a bridge with the network's last container: one left after a test
+            # is a leak; ours when a network record under this session's temp dir names it.
+            mine_br = {r.bridge for r in network_records(self.basetemp)}
+            for name in new_bridges:
+                (ours if name in mine_br or self.tag in name else ambiguous).bridges.append(name)
         new_rules = sorted(after.firewall - before.firewall)
         # A chain is ours when a rule of ours is in it (netavark names chains by a hash).
         our_chains = {r.split(" ", 2)[2].split()[1] for r in new_rules
@@ -443,6 +527,7 @@ class LeakChecker:
             ambiguous.cgroups = [c for c in ambiguous.cgroups if keep(c)]
             ambiguous.netns = [n for n in ambiguous.netns if keep(n)]
             ambiguous.veths = [v for v in ambiguous.veths if keep(v)]
+            ambiguous.bridges = [b for b in ambiguous.bridges if keep(b)]
         return ours, ambiguous
 
     def settled(self, procs: list[Proc], before: Snapshot, wait: float = 3.0) -> list[Proc]:
@@ -499,6 +584,16 @@ class LeakChecker:
         for name in leaks.veths:
             if "rongqi" in name or self.tag in name or name.startswith("rq"):
                 subprocess.run(["ip", "link", "delete", name], capture_output=True)
+        if leaks.bridges:
+            # Only a bridge a network record of this session names (or carrying its tag): an
+            # ambiguous one is reported and left where it is.
+            mine_br = {r.bridge for r in network_records(self.basetemp)}
+            for name in leaks.bridges:
+                if name in FOREIGN_BRIDGES or not (name in mine_br or self.tag in name):
+                    continue
+                subprocess.run(["ip", "link", "delete", name], capture_output=True)
+                if os.path.exists(f"/sys/class/net/{name}"):
+                    failed.append(f"ip link delete {name}")
         failed += self._remove_rules(leaks.firewall)
         self._remove_leases(leaks.leases)
         return failed
@@ -670,12 +765,130 @@ def _json(path: str) -> dict:
         return {}
 
 
-def dead_sessions_leftovers() -> Stale:
+def session_dirs(near: str = "") -> list[str]:
+    """pytest sessions' numbered temp dirs (.../pytest-of-USER/pytest-N): those in the temp
+    dir, and those beside `near` (a session's basetemp parent, where --basetemp put it)."""
+    import glob
+    import tempfile
+
+    parents = set(glob.glob(os.path.join(glob.escape(tempfile.gettempdir()), "pytest-of-*")))
+    if near:
+        if os.path.basename(near).startswith("pytest-of-"):
+            parents.add(near)
+        parents |= set(glob.glob(os.path.join(glob.escape(near), "pytest-of-*")))
+    return sorted(d for p in parents for d in glob.glob(os.path.join(glob.escape(p), "pytest-*"))
+                  if _NUMBERED.match(d) and os.path.isdir(d) and not os.path.islink(d))
+
+
+def _rule_key(rule: str) -> tuple[str, str, str]:
+    """(command, table, chain) of a read_firewall line (a rule, or a chain's ':' line)."""
+    cmd, table, line = rule.split(" ", 2)
+    return cmd, table, (line[1:].split()[0] if line.startswith(":") else line[3:].split()[0])
+
+
+def _in(ip: str, subnet: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(ip) in ipaddress.ip_network(subnet, strict=False)
+    except ValueError:
+        return False
+
+
+def _unicast_net(word: str) -> bool:
+    """Whether a word of a rule is a network a bridge could carry (not ! -d 224.0.0.0/4)."""
+    import ipaddress
+
+    if "/" not in word or not (":" in word or word[:1].isdigit()):
+        return False
+    try:
+        net = ipaddress.ip_network(word, strict=False)
+    except ValueError:
+        return False
+    return not (net.is_multicast or net.is_link_local or net.is_loopback)
+
+
+def _dead_networks(out: Stale, near: str) -> None:
+    """The bridges and netavark rules of networks whose records are only in dead sessions'
+    temp dirs, whatever became of their containers' records (an active record undone while
+    its netns was already gone, a netavark teardown that failed half-way, a session killed
+    while netavark ran). Proof, all of it under the host network lock:
+    - a bridge: no port on it, a dead session's record names it, every address on it lies
+      in that record's subnets, and it is none of FOREIGN_BRIDGES;
+    - a rule: it names a subnet of such a record that no other interface of the host has an
+      address in and no live lease holds an address in, or it forwards a port of a container
+      of a dead root (netavark's "dnat name: NET id: CID" comment);
+    - a chain (NETAVARK-H, NETAVARK-DN-H: hashed from the network's name, so shared by the
+      networks of that name in every root): only once no other rule jumps to it.
+    The records are searched (a few glob levels per test dir) only when the host shows a
+    candidate: an empty bridge, or a netavark rule for a subnet no interface has."""
+    bridges = read_bridges()
+    firewall = sorted(read_firewall())
+    addrs = read_addresses()
+    empty = {b for b, ports in bridges.items() if not ports and b not in FOREIGN_BRIDGES}
+    rule_subnets = {w for r in firewall for w in r.split() if _unicast_net(w)}
+    orphans = {n for n in rule_subnets if not any(_in(ip, n) for _i, ip in addrs)}
+    if not empty and not orphans:
+        return
+    records = [r for d in session_dirs(near) if session_alive(d) is False
+               for r in network_records(d) if r.name != "podman"]  # the default: everyone's
+    if not records:
+        return
+    live_ips = [key for path, key, root in read_leases()
+                if "/ipam/" in path and session_alive(root) is not False]
+    gone: dict[str, NetRecord] = {}
+    for rec in records:
+        its = [ip for i, ip in addrs if i == rec.bridge]
+        if rec.bridge in empty and rec.bridge not in gone and \
+                all(any(_in(ip, n) for n in rec.subnets) for ip in its):
+            gone[rec.bridge] = rec
+    dead_subnets: dict[str, NetRecord] = {}
+    for rec in records:
+        for n in rec.subnets:
+            if n in rule_subnets and \
+                    not any(_in(ip, n) for i, ip in addrs if i not in gone) and \
+                    not any(_in(ip, n) for ip in live_ips):
+                dead_subnets[n] = rec
+    dead_ids: set[str] = set()
+    for root in {r.root for r in records}:
+        with contextlib.suppress(OSError):
+            dead_ids |= set(os.listdir(os.path.join(root, "containers")))
+    reap = []
+    for r in firewall:
+        m = re.search(r"dnat name: \S+ id: ([0-9a-f]{64})", r)
+        if set(r.split()) & dead_subnets.keys() or m and m.group(1) in dead_ids:
+            reap.append(r)
+    rest = [r for r in firewall if r not in reap]
+    chains = {c for rec in records for c in netavark_chains(rec.name)}
+    for chain in sorted(chains):
+        for cmd, table in {_rule_key(r)[:2] for r in rest if _rule_key(r)[2] == chain}:
+            inside = [r for r in rest if _rule_key(r) == (cmd, table, chain)]
+            jumps = re.compile(rf"\s-[jg] {re.escape(chain)}(\s|$)")
+            if not any(_rule_key(r)[:2] == (cmd, table) and _rule_key(r)[2] != chain
+                       and jumps.search(r) for r in rest):
+                reap += inside
+    if not gone and not reap:
+        return
+    for r in reap:
+        if r not in out.leaks.firewall:
+            out.leaks.firewall.append(r)
+    for b in sorted(gone):
+        if b not in out.bridges:
+            out.bridges.append(b)
+    named = " ".join(reap) + " " + " ".join(gone)
+    for rec in sorted({*gone.values(), *dead_subnets.values()}, key=lambda r: r.path):
+        if rec.bridge in gone or any(n in named for n in rec.subnets):
+            out.why.append(f"network {rec.name} ({rec.bridge} {' '.join(rec.subnets)}) of "
+                           f"{rec.root}")
+
+
+def dead_sessions_leftovers(near: str = "") -> Stale:
     """The engine's network state (active records, leases, ports, netns, the rules of a
-    network nobody live holds an address on) and cgroups of test sessions that are gone.
-    Call it under the engine's host network lock, so no setup runs meanwhile. A netns no
-    record names (one left before the host-wide records existed) cannot be attributed and
-    is left alone."""
+    network nobody live holds an address on, and bridges and rules of dead sessions' network
+    records: _dead_networks) and cgroups of test sessions that are gone. `near`: where this
+    session's basetemp is (session_dirs). Call it under the engine's host network lock, so
+    no setup runs meanwhile. A netns no record names (one left before the host-wide records
+    existed) cannot be attributed and is left alone."""
     out = Stale()
     dead_cids: dict[str, str] = {}  # container id -> the dead root it belonged to
     live_cids: set[str] = set()
@@ -744,6 +957,7 @@ def dead_sessions_leftovers() -> Stale:
                 parts[1] == "rongqi" and parts[2] in dead_cids:
             if len(parts) == 3:
                 out.leaks.cgroups.append(cg)
+    _dead_networks(out, near)
     named = " ".join(out.lines())
     for cid, root in sorted(dead_cids.items()):
         if cid[:12] in named or cid in named:

@@ -112,7 +112,7 @@ def _dead_sessions_check(checker: LeakChecker) -> str:
         host_lock = contextlib.nullcontext  # type: ignore[assignment]
     try:
         with host_lock():  # no setup of a live session runs while we look and undo
-            stale = dead_sessions_leftovers()
+            stale = dead_sessions_leftovers(checker.tmp_parent)
             if not stale:
                 return ""
             conf = os.path.join(checker.basetemp, "stale-netavark")

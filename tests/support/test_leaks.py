@@ -6,6 +6,7 @@ tests leak on purpose, then checks the verdicts and that nothing was left on the
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -300,3 +301,125 @@ assert _remove_netavark_base() == [] and lines() == [], lines()        # unused:
                         str(Path(__file__).resolve().parents[1])],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def _fake_network(session: Path, name: str, bridge: str, subnets: list[str],
+                  cid: str = "") -> None:
+    """A network as a session's engine records it and netavark leaves it on the host: the
+    record (ROOT/networks/NAME.json), the bridge with its gateways (down: no route, no
+    packet), and netavark's nat rules and chain for each subnet (ip6tables for IPv6)."""
+    from support.leaks import netavark_chains
+    root = session / "test_net0" / "root"
+    (root / "networks").mkdir(parents=True, exist_ok=True)
+    if cid:
+        (root / "containers" / cid).mkdir(parents=True)
+    (root / "networks" / f"{name}.json").write_text(json.dumps({
+        "name": name, "id": secrets.token_hex(32), "driver": "bridge",
+        "network_interface": bridge,
+        "subnets": [{"subnet": s, "gateway": str(ipaddress.ip_network(s)[1])} for s in subnets]}))
+    if bridge:
+        subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+        for s in subnets:
+            gw = f"{ipaddress.ip_network(s)[1]}/{s.split('/')[1]}"
+            subprocess.run(["ip", "addr", "add", gw, "dev", bridge,
+                            *(["nodad"] if ":" in s else [])], check=True)
+    chain = netavark_chains(name)[0]
+    for s in subnets:
+        ipt = "ip6tables" if ":" in s else "iptables"
+        subprocess.run([ipt, "-t", "nat", "-N", chain], capture_output=True)
+        subprocess.run([ipt, "-t", "nat", "-A", "POSTROUTING", "-s", s, "-j", chain], check=True)
+        subprocess.run([ipt, "-t", "nat", "-A", chain, "-d", s, "-j", "ACCEPT"], check=True)
+
+
+def _fake_network_gone(name: str, bridges: list[str], subnets: list[str]) -> None:
+    from support.leaks import netavark_chains
+    for b in bridges:
+        subprocess.run(["ip", "link", "delete", b], capture_output=True)
+    chain = netavark_chains(name)[0]
+    for s in subnets:
+        ipt = "ip6tables" if ":" in s else "iptables"
+        subprocess.run([ipt, "-t", "nat", "-D", "POSTROUTING", "-s", s, "-j", chain],
+                       capture_output=True)
+        subprocess.run([ipt, "-t", "nat", "-F", chain], capture_output=True)
+        subprocess.run([ipt, "-t", "nat", "-X", chain], capture_output=True)
+
+
+@root
+def test_a_dead_sessions_bridges_and_rules_are_reaped_and_a_live_ones_kept(tmp_path):
+    """A session SIGKILLed after its containers' records were gone leaves its networks'
+    bridges and netavark rules with nothing host-wide naming them: the next session finds
+    them through the network records in the dead session's temp dir (its .lock names a dead
+    pid), reports them as the first test's failure and removes them: a bridge with its
+    gateways, its rules (iptables and ip6tables) and the network's chain, and the rules of a
+    network whose bridge was gone already. The same left by a session that still runs (its
+    .lock names a live pytest: this one) is not touched."""
+    from support.leaks import netavark_chains, read_bridges, read_firewall
+    p = subprocess.Popen(["true"])
+    p.wait()
+    sessions = tmp_path / "pytest-of-root"     # beside the inner session's --basetemp
+    dead, live = sessions / "pytest-7", sessions / "pytest-8"
+    for d, pid in ((dead, p.pid), (live, os.getpid())):
+        d.mkdir(parents=True)
+        (d / ".lock").write_text(str(pid))
+    tag = secrets.token_hex(3)
+    x, y = int(tag[:2], 16), int(tag[2:4], 16)
+    nets = {  # name: (session, bridge, subnets)
+        f"dead{tag}": (dead, f"rqx{tag}", [f"10.253.{x}.0/24", f"fd99:{tag[:4]}::/64"]),
+        f"gone{tag}": (dead, "", [f"10.253.{y}.0/24"]),
+        f"live{tag}": (live, f"rqy{tag}", [f"10.254.{x}.0/24"]),
+    }
+    if x == y:
+        pytest.skip("two fake networks drew one subnet; the next run draws others")
+    try:
+        for name, (session, bridge, subnets) in nets.items():
+            _fake_network(session, name, bridge, subnets, cid=secrets.token_hex(32))
+        rules = lambda name: [r for r in read_firewall()  # noqa: E731
+                              if any(s in r.split() for s in nets[name][2])
+                              or netavark_chains(name)[0] in r]
+        assert len(rules(f"dead{tag}")) == 6 and len(rules(f"gone{tag}")) == 3
+        code, out = _run_inner(tmp_path, """
+            def test_first():
+                pass
+
+            def test_second():
+                pass
+        """)
+        assert code == 1 and "resources left by earlier test sessions" in out, out
+        assert f"bridge rqx{tag}" in out and f"network dead{tag} (rqx{tag}" in out, out
+        assert f"10.253.{y}.0/24" in out and f"fd99:{tag[:4]}::/64" in out, out
+        assert "1 passed" in out and "1 error" in out, out
+        assert f"rqx{tag}" not in read_bridges()
+        assert rules(f"dead{tag}") == [] and rules(f"gone{tag}") == []
+        # the live session's: untouched, and not named
+        assert f"rqy{tag}" in read_bridges() and len(rules(f"live{tag}")) == 3
+        assert f"rqy{tag}" not in out and f"10.254.{x}." not in out, out
+    finally:
+        for name, (_s, bridge, subnets) in nets.items():
+            _fake_network_gone(name, [bridge] if bridge else [], subnets)
+
+
+@root
+def test_a_leaked_bridge_of_a_network_of_this_session_fails_and_is_removed(tmp_path):
+    """netavark removes a network's bridge with its last container: a bridge left after a
+    test, named by a network record of the session's own engine, fails it and is deleted."""
+    bridge = f"rqz{secrets.token_hex(3)}"
+    code, out = _run_inner(tmp_path, f"""
+        import json, subprocess
+
+        def test_leaves_a_bridge(tmp_path):
+            (tmp_path / "root" / "networks").mkdir(parents=True)
+            (tmp_path / "root" / "networks" / "n.json").write_text(json.dumps(
+                {{"name": "n", "id": "0" * 64, "driver": "bridge",
+                  "network_interface": "{bridge}", "subnets": []}}))
+            subprocess.run(["ip", "link", "add", "{bridge}", "type", "bridge"], check=True)
+
+        def test_after_starts_clean():
+            pass
+    """)
+    try:
+        assert code == 1, out
+        assert "ERROR test_inner.py::test_leaves_a_bridge" in out and f"bridge {bridge}" in out
+        assert "PASSED test_inner.py::test_after_starts_clean" in out
+        assert not os.path.exists(f"/sys/class/net/{bridge}")
+    finally:
+        subprocess.run(["ip", "link", "delete", bridge], capture_output=True)
