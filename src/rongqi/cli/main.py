@@ -911,7 +911,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                    help="vfs: snapshots are copies (--storage-mode copy)")
     p.add_argument("--log-level", default="warn", help="trace, debug, info, warn, warning, "
                    "error, fatal, panic (rongqi logs errors only)")
-    p.add_argument("--context", default="default", help="only \"default\" (no swarm)")
+    # its own dest: build's positional CONTEXT is `context` in the same namespace
+    p.add_argument("--context", dest="global_context", default="default",
+                   help="only \"default\" (no swarm)")
     p.add_argument("--noout", action="store_true", help="nothing on stdout")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
     only = _command_word(p, argv) if argv is not None else None
@@ -1154,8 +1156,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f'Log Level "{args.log_level}" is not supported, choose from: '
                   + ", ".join(_LOG_LEVELS), file=sys.stderr)
             return 1
-        if args.context != "default":
-            raise RongqiError(f"rongqi does not support {args.context}, the only --context "
+        if args.global_context != "default":
+            raise RongqiError(f"rongqi does not support {args.global_context}, the only --context "
                               'value allowed is "default"')
         if args.storage_driver == "vfs" and args.storage_mode == "auto":
             args.storage_mode = "copy"
