@@ -86,7 +86,21 @@ def cmd_start(ctx: Any, a: argparse.Namespace) -> int:
     if a.attach or a.interactive:
         from rongqi.cli import run
         return run.start_attached(ctx, a)
+    if a.all and a.names:
+        from rongqi.errors import UsageError
+        raise UsageError("either start all containers or the container(s) provided in the "
+                         "arguments")
     refs = _refs(ctx, a, "start")
+    if a.all:
+        # podman's start --all: the containers that are not running (a running one is
+        # neither started again nor printed)
+        from rongqi.engine import status as st
+        refs = [r for r in refs if ctx.engine.get(r).status not in st.ALIVE]
+    if a.filter and not a.all:
+        # podman: --filter narrows the containers named too
+        from rongqi.engine.lifecycle import filtered
+        keep = {c.id for c in filtered(ctx.engine, [ctx.engine.get(r) for r in refs], a.filter)}
+        refs = [r for r in refs if ctx.engine.get(r).id in keep]
 
     def one(ref: str) -> None:
         ctx.engine.start(ref)
@@ -117,8 +131,9 @@ def cmd_restart(ctx: Any, a: argparse.Namespace) -> int:
 
 
 def cmd_kill(ctx: Any, a: argparse.Namespace) -> int:
-    from rongqi.engine.runtime import signal_number
-    signal_number(a.signal)  # a bad signal is one error, before any container is touched
+    from rongqi.engine.runtime import podman_signal
+    # a bad signal is one error, before any container is touched; "-HUP" is HUP (podman's)
+    a.signal = str(podman_signal(a.signal))
     refs = _refs(ctx, a, "kill", running=True)
 
     def one(ref: str) -> None:
@@ -138,9 +153,10 @@ def cmd_rm(ctx: Any, a: argparse.Namespace) -> int:
     def one(ref: str) -> None:
         cid = ctx.engine.remove(ref, force=a.force, volumes=a.volumes, timeout=timeout)
         print(cid if a.all else ref)
-    # podman rm: 1 for a container that does not exist, 2 for one running without -f.
+    # podman rm: 1 for a container that does not exist, 2 for one running without -f;
+    # with --force (or --ignore) a missing one is no error at all.
     return _each(refs, one, codes={NoSuchContainer: 1},
-                 ignore=(NoSuchContainer,) if a.ignore else ())
+                 ignore=(NoSuchContainer,) if a.ignore or a.force else ())
 
 
 def cmd_prune(ctx: Any, a: argparse.Namespace) -> int:
@@ -198,7 +214,15 @@ def cmd_wait(ctx: Any, a: argparse.Namespace) -> int:
     refs = _refs(ctx, a, "wait")
 
     def one(ref: str) -> None:
-        print(ctx.engine.wait(ref, a.condition or None, interval=min(interval, 0.25)))
+        from rongqi.errors import NoSuchContainer
+        try:
+            print(ctx.engine.wait(ref, a.condition or None, interval=min(interval, 0.25)))
+        except NoSuchContainer:
+            if not a.ignore:
+                raise
+            print(-1)  # podman's mark for a container that is not there
+    if not refs and a.latest and a.ignore:
+        print(-1)
     return _each(refs, one)
 
 
@@ -224,6 +248,16 @@ def _unix(text: str) -> int:
 def _size(ctx: Any, c: Any) -> tuple[int, int]:
     from rongqi.engine.usage import container_size
     return container_size(ctx.engine, c)
+
+
+class PsRow(dict):  # type: ignore[type-arg]
+    """A `ps` row as templates see podman's psReporter: its fields, and its method
+    `{{.Label "key"}}` (the label's value, "" when the container has none)."""
+
+    template_methods = ("Label",)
+
+    def Label(self, name: str) -> str:  # noqa: N802 - Go's method name
+        return str((self.get("Labels") or {}).get(name, ""))
 
 
 def ps_row(ctx: Any, c: Any, *, no_trunc: bool = False, size: bool = False) -> dict[str, Any]:
@@ -305,7 +339,7 @@ def cmd_ps(ctx: Any, a: argparse.Namespace) -> int:
         cs = cs[:1]
     elif a.last is not None and a.last >= 0:
         cs = cs[:a.last]
-    rows = [ps_row(ctx, c, no_trunc=a.no_trunc, size=a.size) for c in cs]
+    rows = [PsRow(ps_row(ctx, c, no_trunc=a.no_trunc, size=a.size)) for c in cs]
     if a.sort:
         key = SORT_KEYS[a.sort]
         order = sorted(range(len(rows)), key=lambda i: (cs[i].config.get("created", "")
@@ -402,7 +436,8 @@ def _names(sp: argparse.ArgumentParser, *, all: bool = True, cidfile: bool = Fal
 
 
 def _time(sp: argparse.ArgumentParser, default: int | None = None) -> None:
-    sp.add_argument("-t", "--time", type=int, default=default, metavar="SECONDS",
+    # --timeout: podman's other spelling (its stop and restart take both)
+    sp.add_argument("-t", "--time", "--timeout", type=int, default=default, metavar="SECONDS",
                     help="seconds to wait for the stop signal before SIGKILL (default: the "
                          "container's stop timeout, 10)")
 

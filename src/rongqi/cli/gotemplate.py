@@ -1820,7 +1820,11 @@ class _State:
             return MISSING
         if receiver is None:
             raise _ExecError(node, f"nil pointer evaluating interface {{}}.{name}")
-        if isinstance(receiver, Struct):
+        # a row type's methods (podman's psReporter.Label "key"): a dict row whose class lists
+        # them in template_methods, reached below as any object's method
+        method = (isinstance(receiver, dict) and name not in receiver
+                  and name in getattr(type(receiver), "template_methods", ()))
+        if isinstance(receiver, Struct) and not method:
             if name not in receiver and name in receiver.promoted:
                 return receiver.promoted[name]
             if name not in receiver:
@@ -1830,7 +1834,7 @@ class _State:
                 raise _ExecError(node, f"{name} has arguments but cannot be invoked as "
                                        f"function")
             return receiver[name]
-        if isinstance(receiver, dict):
+        if isinstance(receiver, dict) and not method:
             if has_args:
                 raise _ExecError(node, f"{name} is not a method but has arguments")
             return receiver.get(name, MISSING)

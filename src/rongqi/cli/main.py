@@ -136,6 +136,12 @@ def _image_event(ctx: Context, action: str, desc: Any = None, name: str = "") ->
 # -- commands ------------------------------------------------------------------------------------
 def cmd_pull(ctx: Context, a: argparse.Namespace) -> int:
     from rongqi.engine import images
+    if a.platform and (a.arch or a.os):
+        raise UsageError("--platform option can not be specified with --arch or --os")
+    if a.arch or a.os:
+        machine = os.uname().machine
+        a.platform = (f"{a.os or 'linux'}/"
+                      f"{a.arch or {'x86_64': 'amd64', 'aarch64': 'arm64'}.get(machine, machine)}")
     if a.platform:
         from rongqi.image.registry import Platform
         Platform.parse(a.platform)  # a bad one is the error, before any progress shows
@@ -175,6 +181,13 @@ IMAGES_HEADERS = {"ID": "IMAGE ID", "Id": "IMAGE ID", "ReadOnly": "R/O", "Create
                   "CreatedAt": "CREATED AT", "IsReadOnly": "R/O"}
 
 
+def _whole_seconds(t: Any) -> Any:
+    """podman's image times are Unix seconds (its API's Created): `images` and `history`
+    print `2022-06-15 12:00:00 +0000 UTC`, no fraction."""
+    t.ns -= t.ns % 1_000_000_000
+    return t
+
+
 def _image_rows(ctx: Context, records: list[Any], no_trunc: bool) -> list[dict[str, Any]]:
     """podman's imageReporter fields, for `images --format TEMPLATE`."""
     from rongqi.cli.output import GoTime, human_size
@@ -206,7 +219,7 @@ def _image_rows(ctx: Context, records: list[Any], no_trunc: bool) -> list[dict[s
         rows.append({
             "ID": r.config_digest if no_trunc else _short_id(r.config_digest), "Id": r.id,
             "Repository": repo, "Tag": tag, "Digest": digest,
-            "CreatedSince": _ago(r.created), "CreatedAt": GoTime(r.created),
+            "CreatedSince": _ago(r.created), "CreatedAt": _whole_seconds(GoTime(r.created)),
             "Created": _ago(r.created), "Size": human_size(sizes[r.config_digest]),
             "VirtualSize": sizes[r.config_digest],
             "SharedSize": 0, "ReadOnly": False, "IsReadOnly": False,
@@ -529,7 +542,8 @@ def cmd_history(ctx: Context, a: argparse.Namespace) -> int:
             by = by[:44] + "…"
         out.append({"ID": full if a.no_trunc or i else full[:12], "Id": full,
                     "Created": _ago(r["created"]) if a.human else r["created"],
-                    "CreatedSince": _ago(r["created"]), "CreatedAt": GoTime(r["created"]),
+                    "CreatedSince": _ago(r["created"]),
+                    "CreatedAt": _whole_seconds(GoTime(r["created"])),
                     "CreatedBy": by, "Size": human_size(r["size"]) if a.human else str(r["size"]),
                     "Comment": r["comment"], "Tags": None})
     if a.quiet:
@@ -930,6 +944,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         sp.add_argument("name")
         sp.add_argument("-q", "--quiet", action="store_true")
         sp.add_argument("--platform", help="os/arch[/variant]")
+        sp.add_argument("--arch", default="", help="the architecture (with the host's OS)")
+        sp.add_argument("--os", default="", help="the OS (with the host's architecture)")
         sp.add_argument("--tls-verify", type=_bool, default=True, metavar="BOOL",
                         help="false: allow plain http for this registry")
         sp.add_argument("--creds", help="user:password for the registry")
@@ -1146,8 +1162,32 @@ def exit_code(err: RongqiError) -> int:
 _LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "panic")
 
 
+# Flags whose value may start with a dash: `kill -s -HUP` (podman reads "-HUP" as HUP),
+# `logs --since -1s` (a second from now). argparse would take the value for an option, so it
+# is joined to its flag.
+_DASH_VALUES = {"kill": {"-s": "--signal", "--signal": "--signal"},
+                "logs": {"--since": "--since", "--until": "--until"},
+                "events": {"--since": "--since", "--until": "--until"}}
+
+
+def _dash_values(argv: list[str]) -> list[str]:
+    word = next((w for w in argv if w in _DASH_VALUES), None)
+    if word is None:
+        return argv
+    flags = _DASH_VALUES[word]
+    out = list(argv)
+    i = out.index(word) + 1
+    while i < len(out) - 1:
+        if out[i] == "--":
+            break
+        if out[i] in flags and out[i + 1].startswith("-") and len(out[i + 1]) > 1:
+            out[i:i + 2] = [f"{flags[out[i]]}={out[i + 1]}"]
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = _dash_values(sys.argv[1:] if argv is None else argv)
     try:
         parser = build_parser(argv)
         args = parser.parse_args(argv)

@@ -744,8 +744,11 @@ def _exec_parent(engine: Any, job_r: int, w: int, stdio: tuple[int, int, int] | 
     os.setsid()
     import signal
 
-    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGPIPE):
-        signal.signal(sig, signal.SIG_IGN)
+    # Caught (by a handler that does nothing), not ignored: an ignored signal stays ignored
+    # across execve, so the exec'd process could not trap INT/HUP/QUIT/TERM (podman's can).
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # the runtime resets SIGPIPE itself
     from rongqi import fastjson
     from rongqi.engine import exec as execmod
     from rongqi.errors import RongqiError

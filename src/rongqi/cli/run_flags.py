@@ -89,6 +89,8 @@ def add_create_flags(p: argparse.ArgumentParser, *, run: bool = True) -> None:
     a("--memory-swap", default=None, help="memory plus swap limit; -1 unlimited")
     a("--memory-reservation", default=None, help="memory soft limit")
     a("--cpus", default=None, help="number of CPUs (quota/period)")
+    a("--cpu-period", default=None, help="the CPU CFS period, microseconds")
+    a("--cpu-quota", default=None, help="the CPU CFS quota, microseconds")
     a("-c", "--cpu-shares", default=None, help="CPU shares (relative weight)")
     a("--cpuset-cpus", default="", help="CPUs to run on (0-3, 0,1)")
     a("--cpuset-mems", default="", help="memory nodes to allocate from")
@@ -129,6 +131,9 @@ def add_create_flags(p: argparse.ArgumentParser, *, run: bool = True) -> None:
     a("--log-driver", default="", help="k8s-file (default), json-file, none, passthrough")
     a("--log-opt", action=app, default=[], help="max-size=SIZE, max-file=N, path=FILE, tag=T")
     a("--pull", default="missing", help="missing, always, never, newer")
+    a("--platform", default="", help="os/arch[/variant] of the image to pull")
+    a("--arch", default="", help="the architecture of the image to pull")
+    a("--os", default="", help="the OS of the image to pull")
     _bool_flag(p, ["--tls-verify"], "tls_verify", True, "check the registry's certificate")
     # network
     a("--network", "--net", default="",
@@ -141,6 +146,8 @@ def add_create_flags(p: argparse.ArgumentParser, *, run: bool = True) -> None:
     a("--dns-search", action=app, default=[], help="a search domain")
     a("--dns-option", "--dns-opt", action=app, default=[], help="a resolv.conf option")
     a("--add-host", action=app, default=[], help="HOST:IP in /etc/hosts")
+    p.add_argument("--no-hosts", action="store_true",
+                   help="keep the image's /etc/hosts (no file of rongqi's over it)")
     a("-p", "--publish", action=app, default=[], help="[IP:][HOSTPORT:]PORT[/PROTO]")
     _bool_flag(p, ["-P", "--publish-all"], "publish_all", False, "publish every exposed port")
     p.add_argument("image", help="the image")
@@ -314,11 +321,8 @@ def parse_volume(text: str, cwd: str) -> Any:
         _fail("host directory cannot be empty")
     ro, extra = _mount_options(parts[2].split(",")) if len(parts) == 3 else (False, [])
     _check_dest(dest)
-    for o in extra:
-        if o in ("z", "Z"):
-            import sys
-            print(f"rongqi: note: -v ...:{o}: no SELinux on this host, the label is not "
-                  "changed", file=sys.stderr)
+    # :z and :Z relabel for SELinux; with none on the host podman says nothing, and neither do
+    # we (a note on stderr is a line more in every `2>&1` that reads the command's output)
     if src.startswith(("/", ".")):
         return MountSpec("bind", dest, os.path.normpath(os.path.join(cwd, src)), readonly=ro,
                          options=extra)
@@ -677,6 +681,12 @@ def options_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = N
             _fail(f'invalid argument "{ns.cpus}" for "--cpus" flag: strconv.ParseFloat: '
                   f'parsing "{ns.cpus}": invalid syntax')
     o.cpu_shares = _int_flag(ns.cpu_shares, "-c, --cpu-shares", unsigned=True)
+    # podman's conflicts, in its words (620-option-conflicts)
+    for flag, value in (("--cpu-period", ns.cpu_period), ("--cpu-quota", ns.cpu_quota)):
+        if value is not None and ns.cpus is not None:
+            _fail(f"{flag} and --cpus cannot be set together")
+    o.cpu_period = _int_flag(ns.cpu_period, "--cpu-period", unsigned=True)
+    o.cpu_quota = _int_flag(ns.cpu_quota, "--cpu-quota")
     o.cpuset_cpus = _check_cpuset(ns.cpuset_cpus, "cpuset-cpus")
     o.cpuset_mems = _check_cpuset(ns.cpuset_mems, "cpuset-mems")
     o.pids_limit = _int_flag(ns.pids_limit, "--pids-limit")
@@ -722,6 +732,8 @@ def options_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = N
         o.sysctls[k] = v
     o.restart = parse_restart(ns.restart, ns.rm)
     if ns.stop_signal:
+        if ns.stop_signal.isdigit() and not 1 <= int(ns.stop_signal) <= 64:
+            _fail("valid signals are 1 through 64")  # podman's words for 0 and past 64
         try:
             signal_number(ns.stop_signal)
         except BundleError as e:
@@ -765,6 +777,18 @@ def options_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = N
     o.dns = [_check_ip(d, f"{d} is not an ip address") for d in ns.dns]
     o.dns_search = list(ns.dns_search)
     o.dns_option = list(ns.dns_option)
+    if ns.no_hosts and ns.add_host:
+        _fail("--no-hosts and --add-host cannot be set together")
+    o.no_hosts = ns.no_hosts
+    if ns.platform and (ns.arch or ns.os):
+        _fail("--platform option can not be specified with --arch or --os")
+    if ns.platform:
+        o.platform = ns.platform
+    elif ns.arch or ns.os:
+        import os as _os
+        machine = _os.uname().machine
+        arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+        o.platform = f"{ns.os or 'linux'}/{ns.arch or arch}"
     for h in ns.add_host:
         host, colon, ip = h.partition(":")
         if not colon or not host:

@@ -907,7 +907,7 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
     for fname, dest in (("hosts", "/etc/hosts"), ("hostname", "/etc/hostname"),
                         ("resolv.conf", "/etc/resolv.conf"), (".containerenv",
                                                               "/run/.containerenv")):
-        if dest in user_dests:
+        if dest in user_dests or (fname == "hosts" and opts.no_hosts):
             continue
         mounts_spec.append({"destination": dest, "type": "bind",
                             "source": os.path.join(inp.userdata, fname),
@@ -1237,6 +1237,10 @@ def _resources(opts: ContainerOptions, rootless: bool, warnings: list[str]) -> d
     if opts.cpus:
         cpu["quota"] = int(round(opts.cpus * CPU_PERIOD))
         cpu["period"] = CPU_PERIOD
+    if opts.cpu_period:
+        cpu["period"] = opts.cpu_period
+    if opts.cpu_quota:
+        cpu["quota"] = opts.cpu_quota
     if opts.cpu_shares:
         cpu["shares"] = opts.cpu_shares
     if opts.cpuset_cpus:

@@ -197,8 +197,11 @@ def parent_main(request_fd: int, report_fd: int) -> None:
     it, and also when nobody listens any more (a detached exec)."""
     import signal
 
-    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGPIPE):
-        signal.signal(sig, signal.SIG_IGN)
+    # Caught (by a handler that does nothing), not ignored: an ignored signal stays ignored
+    # across execve, so the exec'd process could not trap INT/HUP/QUIT/TERM (podman's can).
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # the runtime resets SIGPIPE itself
     chunks = []
     while True:
         chunk = os.read(request_fd, 65536)

@@ -199,7 +199,8 @@ def create(engine: Engine, opts: ContainerOptions, *, progress: Progress | None 
     from rongqi.engine import images
     _validate(opts)
     image = images.resolve(engine, opts.image, opts.pull,
-                           images.PullOptions(tls_verify=opts.tls_verify), progress)
+                           images.PullOptions(tls_verify=opts.tls_verify,
+                                              platform=getattr(opts, "platform", "")), progress)
     sweep(engine)
     records = engine.records
     cid = rec.new_id()
@@ -401,6 +402,15 @@ def _wait_gone(c: Container, timeout: float) -> bool:
         time.sleep(POLL)
 
 
+def _warn(text: str) -> None:
+    """A warning on stderr as podman's logrus prints one when stderr is no terminal."""
+    import sys
+    from datetime import datetime, timezone
+    now = datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+    with contextlib.suppress(OSError, ValueError):
+        print(f'time="{now}" level=warning msg="{text}"', file=sys.stderr, flush=True)
+
+
 def stop(engine: Engine, ref: str | Container, timeout: float | None = None) -> Container:
     """The stop signal, then after `timeout` seconds (default the container's) SIGKILL.
 
@@ -422,12 +432,16 @@ def stop(engine: Engine, ref: str | Container, timeout: float | None = None) -> 
             if t > 0:
                 engine.runtime_for(c).kill(c.id, sig)
     if t <= 0 or not _wait_gone(c, t):
+        if t > 0:
+            _warn(f"StopSignal {c.config.get('stop_signal') or 'SIGTERM'} failed to stop "
+                  f"container {c.name} in {t:g} seconds, resorting to SIGKILL")
         with contextlib.suppress(ContainerNotFound, ContainerStateError):
             engine.runtime_for(c).kill(c.id, signal.SIGKILL, all=True)
         if not _wait_gone(c, KILL_GRACE):
             raise EngineError(f"container {c.id} did not exit within {KILL_GRACE:g} seconds of "
                               "SIGKILL")
-    with locked(engine, c) as c:
+    # a --rm container may be gone already (its monitor removed it): stopped all the same
+    with contextlib.suppress(NoSuchContainer), locked(engine, c) as c:
         pass
     _emit(engine, "stop", c)
     return c
@@ -652,13 +666,20 @@ def compile_filters(filters: list[str]) -> Any:
                 int(value)
             except ValueError:
                 raise UsageError(f'exited code "{value}" is not an integer') from None
+        if key == "restart-policy" and value not in ("always", "on-failure", "unless-stopped",
+                                                     "none", "no"):
+            raise UsageError(f"{value} invalid restart policy")  # podman's words
         by_key.setdefault(key, []).append(value)
 
     def one(key: str, value: str, c: Container) -> bool:
         if key == "name":
             return re.search(value, c.name) is not None
         if key == "id":
-            return c.id.startswith(value)
+            # podman: hex digits are a prefix (either case); anything else is a regex
+            v = value.lower()
+            if v and all(ch in "0123456789abcdef" for ch in v):
+                return c.id.startswith(v)
+            return re.search(value, c.id) is not None
         if key == "status":
             return c.status == {"stopped": st.EXITED, "configured": st.CREATED}.get(value, value)
         if key == "label":
@@ -673,7 +694,8 @@ def compile_filters(filters: list[str]) -> Any:
         if key == "exited":
             return c.status == st.EXITED and int(c.state.get("exit_code", 0)) == int(value)
         if key == "restart-policy":
-            return (c.config.get("restart") or {}).get("name", "no") == value
+            name = (c.config.get("restart") or {}).get("name") or "no"
+            return name == value or (value == "none" and name == "no")
         if key == "health":
             return (c.state.get("health") or {}).get("status", "") == value
         return True  # before/since are handled by the caller below

@@ -241,9 +241,13 @@ def parse_since(text: str, now_ns: int | None = None) -> int:
     if t[-1] in "smhµ" and not t.replace(".", "").isdigit():
         import re
 
-        parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", t)
-        if parts and "".join(n + u for n, u in parts) == t:
-            return now - int(sum(float(n) * units[u] for n, u in parts))
+        # Go's ParseDuration takes a sign: "-1s" is a second from now (podman's logs
+        # --since -1s: nothing yet)
+        sign = -1 if t[0] == "-" else 1
+        body = t[1:] if t[0] in "+-" else t
+        parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", body)
+        if parts and "".join(n + u for n, u in parts) == body:
+            return now - sign * int(sum(float(n) * units[u] for n, u in parts))
     try:
         return int(float(t) * 1_000_000_000)
     except ValueError:

@@ -44,6 +44,10 @@ class CommandError(RongqiError):
         self.exit_code = exit_code
 
 
+def _ignore(signum: int, frame: object) -> None:
+    """A signal the process shrugs off, while its children's programs get the default."""
+
+
 def start_container(engine: Any, container: Any, *, attach: Any = None) -> None:
     """Fork the monitor, which creates and starts the runtime container; return once the
     container's process runs, with container.state's pid, monitor_pid, started_at and status
@@ -674,8 +678,12 @@ class Monitor:
         self.wake_r = wake_r
         _signal.signal(SIGCHLD, lambda *_: None)
         _signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-        for sig in (1, 2, 3):  # HUP INT QUIT: the CLI's terminal is not ours
-            _signal.signal(sig, _signal.SIG_IGN)
+        # HUP INT QUIT: the CLI's terminal is not ours. A handler that does nothing, not
+        # SIG_IGN: an ignored signal stays ignored across execve, so the container's process
+        # (forked from here) could not trap it (sh ignores `trap ... HUP` then); a caught one
+        # is back to its default in the new program, as under podman's conmon.
+        for sig in (1, 2, 3):
+            _signal.signal(sig, _ignore)
         self.poller = select.poll()
         self.poller.register(wake_r, select.POLLIN)
         from rongqi.engine.logs import LogWriter, parse_size

@@ -91,6 +91,8 @@ class ContainerOptions:
     memory_swap: int | None = None                           # bytes, -1 = unlimited
     memory_reservation: int | None = None
     cpus: float | None = None
+    cpu_period: int | None = None                            # microseconds (--cpu-period)
+    cpu_quota: int | None = None                             # microseconds (--cpu-quota)
     cpu_shares: int | None = None
     cpuset_cpus: str = ""
     cpuset_mems: str = ""
@@ -124,6 +126,8 @@ class ContainerOptions:
     log_opts: dict[str, str] = field(default_factory=dict)   # max-size, max-file, path
     # image
     pull: str = "missing"                                    # missing | always | never | newer
+    platform: str = ""                                       # os/arch[/variant] to pull; "" = this host's
+    no_hosts: bool = False                                   # --no-hosts: the image's /etc/hosts
     tls_verify: bool = True
     # network: "" is the default (bridge on the network `podman` as root, slirp4netns rootless)
     network: str = ""                                        # none | host | bridge | slirp4netns | container:NAME | NAME[,NAME]

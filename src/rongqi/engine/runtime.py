@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from typing import Any, Protocol
 
 __all__ = ["Runtime", "RuntimeFailure", "InProcessRuntime", "BinaryRuntime", "Stdio", "for_path",
-           "default_root", "signal_number"]
+           "default_root", "podman_signal", "signal_number"]
 
 
 class RuntimeFailure(EngineError):
@@ -235,6 +235,26 @@ def _last_error(log: str) -> str:
                 if isinstance(doc, dict) and doc.get("level") in ("error", "fatal"):
                     msg = str(doc.get("msg", ""))
     return msg
+
+
+def podman_signal(text: str) -> int:
+    """A signal as podman's CLI reads one (util.ParseSignal): a leading dash dropped ("-1",
+    "-HUP"), a number or a name with or without SIG; 0 is "invalid signal: 0", a number past
+    64 "valid signals are 1 through 64"."""
+    base = text[1:] if text.startswith("-") else text
+    if base.isdigit() or (base[:1] in "+-" and base[1:].isdigit()):
+        n = int(base)
+        if n == 0:
+            raise UsageError(f"invalid signal: {base}")
+        if not 1 <= n <= 64:
+            raise UsageError("valid signals are 1 through 64")
+        return n
+    if not base or base.strip() != base:
+        raise UsageError(f"invalid signal: {base}")
+    n = signal_number(base)
+    if not 1 <= n <= 64:
+        raise UsageError("valid signals are 1 through 64")
+    return n
 
 
 def signal_number(text: str | int) -> int:
