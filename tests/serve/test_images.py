@@ -371,7 +371,7 @@ def test_docker_build_failure_and_dockerfile_outside_the_context(serve, registry
     (ctx / "Dockerfile").write_text(f"FROM {registry.host}/bb:1\nRUN exit 3\n")
     p = serve.docker("build", "-t", "bad:1", str(ctx), check=False)
     assert p.returncode == 3
-    assert 'building at STEP "RUN exit 3"' in p.stderr
+    assert "The command '/bin/sh -c exit 3' returned a non-zero code: 3" in p.stderr
     assert serve.docker("images", "-q", "bad").stdout == ""
     # -f from outside: the CLI puts it in the tar under a name of its own
     outside = tmp_path / "Other.dockerfile"
@@ -609,6 +609,8 @@ def test_build_lines_in_the_classic_builders_words():
     assert _docker_line("[1/2] STEP 1/3: FROM a AS b", tags) == "[1/2] Step 1/3 : FROM a AS b\n"
     assert _docker_line("--> Using cache " + "a" * 64, tags) == " ---> Using cache\n"
     assert _docker_line("--> 0123456789a (1.2s)", tags) == " ---> 0123456789a\n"
+    # with the build's events the whole id comes from its `image` event instead
+    assert _docker_line("--> 0123456789a (1.2s)", tags, None, True) is None
     assert _docker_line("COMMIT x:1", tags) is None and _docker_line("f" * 64, tags) is None
     assert _docker_line("Successfully tagged docker.io/library/x:1", tags) is None
     assert tags == ["docker.io/library/x:1"]

@@ -368,12 +368,29 @@ def _find_file(root: str, names: list[str], shown: str) -> tuple[str, str]:
 
 
 # -- progress ------------------------------------------------------------------------------------
+# Set by `rongqi serve` for the build it runs: a token that marks event lines in the output.
+EVENTS_ENV = "RONGQI_BUILD_EVENTS"
+
+
 class Progress:
-    """podman's build lines on `out` (nothing with -q; RUN output then goes to stderr)."""
+    """podman's build lines on `out` (nothing with -q; RUN output then goes to stderr).
+
+    Run by `rongqi serve` (EVENTS_ENV set), it also writes event lines for the classic
+    builder's stream: `\x1eTOKEN KIND VALUE...`, in order with the lines and the RUN
+    output. Only the service knows the token, so a RUN step's output cannot forge one; the
+    variable is dropped at once so no process started from here inherits it."""
 
     def __init__(self, out: IO[bytes], quiet: bool):
         self.out = out
         self.quiet = quiet
+        self.token = os.environ.pop(EVENTS_ENV, "")
+
+    def event(self, kind: str, *values: str) -> None:
+        """`from IMAGE_ID`, `running CONTAINER_ID`, `removed CONTAINER_ID`, `image IMAGE_ID`,
+        `failed CODE JSON_ARGV` (nothing unless the service asked)."""
+        if self.token:
+            self.out.write(f"\x1e{self.token} {kind} {' '.join(values)}\n".encode())
+            self.out.flush()
 
     def line(self, text: str) -> None:
         if not self.quiet:
@@ -606,6 +623,8 @@ class Builder:
         from_text = f"FROM {base}" + (f" AS {stage.name}" if stage.name else "")
         self.progress.line(f"{prefix}STEP 1/{total}: {from_text}")
         state = self._from(stage, base)
+        if base.lower() != "scratch":
+            self.progress.event("from", self._from_id or state.image_id())
         args: dict[str, str | None] = {}
         triggers = list(state.cfg.get("OnBuild") or [])
         if triggers:
@@ -623,6 +642,7 @@ class Builder:
     def _from(self, stage: Stage, base: str) -> ImageState:
         cf = self.cf
         assert cf is not None
+        self._from_id = ""   # the base image's id, when it is a stored image
         platform = self._expand_meta(stage.platform) if stage.platform else self.opts.platform
         if base.lower() == "scratch":
             return ImageState(_scratch(platform), [], _hash("scratch", platform))
@@ -638,6 +658,7 @@ class Builder:
                                                     tls_verify=self.opts.tls_verify))
         except RongqiError as e:
             raise BuildError(f'building at STEP "FROM {base}": {e}') from None
+        self._from_id = img.id
         manifest = self.engine.store.manifest(img.manifest_digest)
         config = json.loads(json.dumps(img.config))
         config.pop("created", None)
@@ -668,6 +689,7 @@ class Builder:
         if not last:
             self.progress.line(f"--> {new.image_id()[:11]}" +
                                (f" ({took:.1f}s)" if took >= 1.0 else ""))
+            self.progress.event("image", new.image_id())
         return new
 
     def _scope_env(self, state: ImageState, args: dict[str, str | None]) -> dict[str, str]:
@@ -965,6 +987,10 @@ class Builder:
         from rongqi.engine.options import ContainerOptions, MountSpec
         from rongqi.engine.records import write_json_atomic
         cid = self._name()
+        # The step's container as Docker names one (64 hex; the runtime's name keeps the
+        # build's prefix for the sweep): its short form is the hostname, as in dockerd's and
+        # buildah's RUN, and the service's ` ---> Running in ID`.
+        docker_id = secrets.token_hex(32)
         base = tempfile.mkdtemp(prefix=cid + "-", dir=self.work_dir)
         stack.callback(shutil.rmtree, base, True)
         userdata = os.path.join(base, "userdata")
@@ -990,6 +1016,7 @@ class Builder:
                                                                   "Entrypoint", "Cmd")}
         opts = ContainerOptions(image="", command=list(argv), entrypoint=[], env=dict(env),
                                 network=network, mounts=mounts, log_driver="none",
+                                hostname="" if network == "host" else docker_id[:12],
                                 user=state.cfg.get("User") or "",
                                 workdir=state.cfg.get("WorkingDir") or "")
         out = bundle.build(bundle.BundleInput(
@@ -1041,6 +1068,7 @@ class Builder:
                     if relay is not None:
                         os.close(outfd)   # the container has its own copy
             created = True
+            self.progress.event("running", docker_id)
             if step is not None:
                 # a bridge in the step's user namespace: plugged in now
                 networks.process_started(self.engine, step, pid)
@@ -1062,10 +1090,13 @@ class Builder:
             raise BuildError(f'building at STEP "{self.step_text}": tearing down the network: '
                              f"{down_err}")
         if code:
+            status = code if code > 0 else 128 - code
+            self.progress.event("failed", str(status), json.dumps(argv))
             err = BuildError(f'building at STEP "{self.step_text}": while running runtime: '
-                             f"exit status {code if code > 0 else 128 - code}")
-            err.exit_code = code if code > 0 else 128 - code
+                             f"exit status {status}")
+            err.exit_code = status
             raise err
+        self.progress.event("removed", docker_id)
 
     def _network_up(self, cid: str, base: str, bdir: str,
                     stack: contextlib.ExitStack) -> Container | None:
@@ -1559,6 +1590,7 @@ class Builder:
         self.progress.line(f"{self.final_prefix}COMMIT "
                            f"{self.opts.tags[0] if self.opts.tags else ''}".rstrip())
         self.progress.line(f"--> {image_id[:11]}")
+        self.progress.event("image", image_id)
         if names:
             for n in names:
                 store.set_name(n, mdesc)

@@ -14,6 +14,7 @@ import json
 import os
 import posixpath
 import re
+import secrets
 import select
 import shutil
 import signal
@@ -192,8 +193,10 @@ def step_plan(context: str, dockerfile: str | None, target: str) -> StepPlan | N
                     [1 + len(st.instructions) for st in stages])
 
 
-def _docker_line(line: str, tags_seen: list[str], plan: StepPlan | None = None) -> str | None:
-    """One line of `rongqi build` as the classic builder's (None: not shown)."""
+def _docker_line(line: str, tags_seen: list[str], plan: StepPlan | None = None,
+                 events: bool = False) -> str | None:
+    """One line of `rongqi build` as the classic builder's (None: not shown). With `events`
+    the build's `--> ID` lines are left out: its `image` events give the whole ids."""
     m = _STEP.match(line)
     if m:
         if plan is not None:
@@ -205,7 +208,7 @@ def _docker_line(line: str, tags_seen: list[str], plan: StepPlan | None = None) 
     if line.startswith("--> Using cache "):
         return " ---> Using cache\n"   # the id follows on a line of its own
     if line.startswith("--> "):
-        return f" ---> {line[4:].split(' ', 1)[0][:12]}\n"
+        return None if events else f" ---> {line[4:].split(' ', 1)[0][:12]}\n"
     if line.startswith("COMMIT") or _ID_LINE.match(line):
         return None
     if line.startswith("Successfully tagged "):
@@ -295,6 +298,9 @@ def build(req: Request) -> Response:
         runtime_root = getattr(engine, "_runtime_root", None)
         if runtime_root:
             env["RONGQI_RUNTIME_ROOT"] = runtime_root
+        from rongqi.engine.build import EVENTS_ENV
+        token = secrets.token_hex(16)
+        env[EVENTS_ENV] = token
         auth = _auth_file(req.headers.get("x-registry-config"), work)
         if auth:
             env["REGISTRY_AUTH_FILE"] = auth
@@ -309,8 +315,60 @@ def build(req: Request) -> Response:
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    return Response(200, _stream(proc, errlog, work, quiet, req.disconnected, plan),
+    removal = _removal(req)
+    return Response(200, _stream(proc, errlog, work, quiet, req.disconnected, plan,
+                                 _Events(token, *removal)),
                     content_type="application/json")
+
+
+def _removal(req: Request) -> tuple[bool, bool]:
+    """(rm, forcerm) as dockerd reads them: rm is true unless given false."""
+    rm = req.arg("rm")
+    return (rm is None or rm.strip().lower() not in ("0", "false", "no"), req.flag("forcerm"))
+
+
+class _Events:
+    """The build's event lines (engine/build.py Progress.event) as the classic builder's
+    lines: ` ---> ID` after FROM and each step, ` ---> Running in ID` and `Removing
+    intermediate container ID` around a RUN step's container, and the failed command."""
+
+    def __init__(self, token: str, rm: bool = True, forcerm: bool = False):
+        self.mark = f"\x1e{token} "
+        self.rm = rm
+        self.forcerm = forcerm
+        self.running = ""
+        self.failed: tuple[int, list[str]] | None = None
+
+    def split(self, line: str) -> tuple[str, str | None]:
+        """(output before the event, the event) of one line; (line, None) without one. A RUN
+        step's output that does not end its line comes before the event on the same line."""
+        before, sep, ev = line.partition(self.mark)
+        return (before, ev) if sep else (line, None)
+
+    def text(self, ev: str) -> str | None:
+        kind, _, value = ev.partition(" ")
+        if kind in ("from", "image"):
+            return f" ---> {value[:12]}\n"
+        if kind == "running":
+            self.running = value
+            return f" ---> Running in {value[:12]}\n"
+        if kind == "removed":
+            return f"Removing intermediate container {value[:12]}\n" if self.rm else None
+        if kind == "failed":
+            code, _, argv = value.partition(" ")
+            with contextlib.suppress(ValueError):
+                self.failed = (int(code), [str(x) for x in json.loads(argv)])
+        return None
+
+    def failure(self) -> tuple[str, str | None] | None:
+        """dockerd's message for a RUN step that exited non-zero, and the removal line that
+        forcerm shows for its container; None when no step failed so."""
+        if self.failed is None:
+            return None
+        code, argv = self.failed
+        gone = f"Removing intermediate container {self.running[:12]}\n" \
+            if self.forcerm and self.running else None
+        return f"The command '{' '.join(argv)}' returned a non-zero code: {code}", gone
 
 
 def _lines(f: IO[bytes], gone: Callable[[], bool]) -> Iterator[str]:
@@ -336,7 +394,8 @@ def _lines(f: IO[bytes], gone: Callable[[], bool]) -> Iterator[str]:
 
 
 def _stream(proc: subprocess.Popen[bytes], errlog: IO[bytes], work: str, quiet: bool,
-            gone: Callable[[], bool], plan: StepPlan | None = None) -> Iterator[bytes]:
+            gone: Callable[[], bool], plan: StepPlan | None = None,
+            events: _Events | None = None) -> Iterator[bytes]:
     def out(obj: dict[str, Any]) -> bytes:
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
@@ -345,9 +404,19 @@ def _stream(proc: subprocess.Popen[bytes], errlog: IO[bytes], work: str, quiet: 
     try:
         assert proc.stdout is not None
         for line in _lines(proc.stdout, gone):
+            ev = None
+            if events is not None:
+                line, ev = events.split(line)
+                if ev is not None:
+                    text = events.text(ev)
+                    if line and not quiet:
+                        yield out({"stream": line})   # output without its newline yet
+                    if text is not None and not quiet:
+                        yield out({"stream": text})
+                    continue
             if _ID_LINE.match(line):
                 image_id = line
-            text = _docker_line(line, tags, plan)
+            text = _docker_line(line, tags, plan, events is not None)
             if text is not None and not quiet:
                 yield out({"stream": text})
         if proc.poll() is None and gone():
@@ -358,6 +427,11 @@ def _stream(proc: subprocess.Popen[bytes], errlog: IO[bytes], work: str, quiet: 
             lines = [x for x in errlog.read().decode("utf-8", "replace").splitlines()
                      if x.strip()]
             msg = (lines[-1] if lines else f"the build exited {code}").removeprefix("Error: ")
+            failed = events.failure() if events is not None else None
+            if failed is not None:
+                msg, gone_line = failed
+                if gone_line and not quiet:
+                    yield out({"stream": gone_line})
             yield out({"errorDetail": {"code": code or 1, "message": msg}, "error": msg})
             return
         yield out({"aux": {"ID": f"sha256:{image_id}"}})
