@@ -74,3 +74,46 @@ def test_swarm_routes_answer_as_a_daemon_outside_a_swarm(serve):
     assert "Error response from daemon: This node is not a swarm manager." in p.stderr
     p = serve.docker("swarm", "init", check=False)
     assert p.returncode == 1 and "rongqi has no swarm mode" in p.stderr
+
+
+def test_exec_that_cannot_start_is_dockerd_126(serve):
+    # models_containers_test.py ContainerTest::test_exec_run_failed: exec_run of a command
+    # that does not exist is ExitCode 126, dockerd's code for any exec that cannot start
+    # (the engine's parent records podman's 127).
+    client = serve.client()
+    c = client.containers.run("busybox", "sleep 60", detach=True)
+    code, out = c.exec_run("docker ps")
+    assert code == 126 and b"docker" in out
+    api = client.api
+    eid = api.exec_create(c.id, ["nosuch-command"])["Id"]
+    with pytest.raises(docker.errors.APIError) as err:
+        api.exec_start(eid, detach=True)
+    assert err.value.response.status_code == 400
+    assert api.exec_inspect(eid)["ExitCode"] == 126
+    assert c.exec_run("sh -c 'exit 3'")[0] == 3          # a started command keeps its own
+    c.remove(force=True)
+
+
+def test_build_applies_dockerignore_exceptions_and_refuses_an_empty_dockerfile(serve, tmp_path):
+    # api_build_test.py BuildTest::test_build_with_dockerignore: `ignored` with
+    # `!ignored/subdir/excepted-file` keeps that file (the excluded directory was left out
+    # whole); regression_test.py ::test_443_handle_nonchunked_response_in_stream: an empty
+    # Dockerfile is dockerd's 400 before the stream, which docker-py raises.
+    import io
+    ctx = tmp_path / "ctx"
+    (ctx / "ignored" / "subdir").mkdir(parents=True)
+    (ctx / "Dockerfile").write_text("FROM busybox\nADD . /test\n")
+    (ctx / ".dockerignore").write_text("ignored\nDockerfile\n.dockerignore\n"
+                                       "!ignored/subdir/excepted-file\n")
+    for rel in ("not-ignored", "ignored/subdir/file", "ignored/subdir/excepted-file"):
+        (ctx / rel).write_text("x")
+    api = _api(serve)
+    lines = list(api.build(path=str(ctx), tag="ign:1", decode=True))
+    assert "Successfully tagged ign:1\n" in [x.get("stream") for x in lines], lines
+    out = serve.client().containers.run("ign:1", ["find", "/test", "-type", "f"], remove=True)
+    assert sorted(out.decode().split()) == ["/test/ignored/subdir/excepted-file",
+                                           "/test/not-ignored"]
+    with pytest.raises(docker.errors.APIError) as err:
+        list(api.build(fileobj=io.BytesIO(b""), tag="a/b/c"))
+    assert err.value.response.status_code == 400
+    assert err.value.explanation == "the Dockerfile (Dockerfile) cannot be empty"

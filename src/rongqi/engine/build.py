@@ -206,8 +206,17 @@ class Ignore:
         return out
 
     def may_include_below(self, rel: str) -> bool:
-        """Whether an excluded directory may still have re-included entries below it."""
-        return any(negate for _, negate, _ in self.rules)
+        """Whether an excluded directory may still have re-included entries below it: a `!`
+        pattern that names something under it, or whose wildcards start above its depth
+        (moby walks such a directory instead of leaving it out whole)."""
+        below = rel.strip("/") + "/"
+        for _, negate, pat in self.rules:
+            if not negate:
+                continue
+            head = re.split(r"[*?\[\\]", pat, maxsplit=1)[0]
+            if pat.startswith(below) or (head != pat and below.startswith(head)):
+                return True
+        return False
 
 
 def _pattern_regex(pat: str) -> str:
@@ -1541,7 +1550,11 @@ class Builder:
                 inner = "/" + os.path.relpath(real, real_root) if real != real_root else "/"
 
                 def skip(path: str, est: os.stat_result) -> bool:
-                    return ignore.excluded(path.lstrip("/"))
+                    rel = path.lstrip("/")
+                    # An excluded directory with `!` exceptions below is walked (docker's
+                    # `ignored` + `!ignored/sub/file` keeps that file and its parents).
+                    return ignore.excluded(rel) and not (
+                        stat.S_ISDIR(est.st_mode) and ignore.may_include_below(rel))
                 reader = TreeReader(croot, xattrs=False, skip=skip)
                 if ins.cmd == "ADD" and stat.S_ISREG(st.st_mode) and _is_archive(real):
                     from rongqi.engine.treecopy import tar_entries

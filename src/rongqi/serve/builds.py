@@ -163,25 +163,48 @@ class StepPlan:
         return [f"Step {i}/{self.total} : {text}\n" for i, text in enumerate(self.meta_args, 1)]
 
 
-def step_plan(context: str, dockerfile: str | None, target: str) -> StepPlan | None:
-    """The StepPlan of the context's Dockerfile (None when it cannot be read here: the build
-    then says why, and the lines keep the build's own per-stage numbers)."""
+def dockerfile_text(context: str, dockerfile: str | None) -> tuple[str, str] | None:
+    """The context's Dockerfile: (its name, its text); None when it cannot be read here."""
     import tarfile
 
-    from rongqi.engine import containerfile
     names = [dockerfile] if dockerfile else ["Dockerfile", "Containerfile", "dockerfile",
                                              "containerfile"]
     try:
         with tarfile.open(context) as tar:
             members = {posixpath.normpath(m.name.lstrip("/")): m for m in tar.getmembers()
                        if m.isfile()}
-            member = next((members[n] for n in names if n in members), None)
-            if member is None or member.size > 1 << 20:
+            name = next((n for n in names if n in members), None)
+            if name is None or members[name].size > 1 << 20:
                 return None
-            f = tar.extractfile(member)
-            text = f.read().decode("utf-8", "replace") if f is not None else ""
-        cf = containerfile.parse(text)
-    except (OSError, tarfile.TarError, RongqiError, ValueError):
+            f = tar.extractfile(members[name])
+            return name, f.read().decode("utf-8", "replace") if f is not None else ""
+    except (OSError, tarfile.TarError):
+        return None
+
+
+def _check_instructions(found: tuple[str, str] | None) -> None:
+    """dockerd's 400s, before the stream starts, for a Dockerfile with nothing to build
+    (clients raise them as errors; a build would only say so inside its stream)."""
+    if found is None:
+        return
+    name, text = found
+    if not text.strip():
+        raise HTTPError(400, f"the Dockerfile ({name}) cannot be empty")
+    if all(not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()):
+        raise HTTPError(400, f"failed to parse {name}: file with no instructions")
+
+
+def step_plan(context: str, dockerfile: str | None, target: str,
+              found: tuple[str, str] | None = None) -> StepPlan | None:
+    """The StepPlan of the context's Dockerfile (None when it cannot be read here: the build
+    then says why, and the lines keep the build's own per-stage numbers)."""
+    from rongqi.engine import containerfile
+    found = found or dockerfile_text(context, dockerfile)
+    if found is None:
+        return None
+    try:
+        cf = containerfile.parse(found[1])
+    except (RongqiError, ValueError):
         return None
     stages = list(cf.stages)
     if target:
@@ -288,8 +311,10 @@ def build(req: Request) -> Response:
         context = os.path.join(work, "context.tar")
         plain_context(raw, context)
         os.unlink(raw)
+        found = dockerfile_text(context, _dockerfile(req))
+        _check_instructions(found)
         argv = _argv(engine, req, context, tags)
-        plan = step_plan(context, _dockerfile(req), req.arg("target") or "")
+        plan = step_plan(context, _dockerfile(req), req.arg("target") or "", found)
         env = dict(os.environ)
         import rongqi
         src = os.path.dirname(os.path.dirname(os.path.abspath(rongqi.__file__)))

@@ -330,6 +330,7 @@ def _start_detached(engine: Any, c: Any, doc: dict[str, Any], path: str) -> Resp
     finally:
         parent.close()  # it records the exit itself
     if word != "pid":
+        _failed(path, started=False)
         _raise_start_error(rest)
     return Response(200)
 
@@ -401,7 +402,7 @@ def _start_pipes(req: Request, c: Any, doc: dict[str, Any], path: str, session: 
         finally:
             parent.close()
     except (_StartFailed, RongqiError, OSError) as err:  # after the hijack: said in band
-        _failed(path)
+        _failed(path, started=not isinstance(err, _StartFailed))
         peer.send(_in_band(str(err), framed))
     finally:
         theirs.close_all()
@@ -409,12 +410,14 @@ def _start_pipes(req: Request, c: Any, doc: dict[str, Any], path: str, session: 
         peer.close()
 
 
-def _failed(path: str) -> None:
-    """A start that failed before the parent could say so: the record gets dockerd's 126."""
+def _failed(path: str, started: bool = True) -> None:
+    """A start that failed: the record gets dockerd's 126 (its code for every exec that could
+    not start, where the engine's parent records podman's 127 for a command not found);
+    after a start, only when the parent could not record the exit itself."""
     from rongqi.engine.exec import update_record
 
     with contextlib.suppress(OSError, ValueError), open(path) as f:
-        if json.load(f).get("ExitCode") is None:
+        if not started or json.load(f).get("ExitCode") is None:
             update_record(path, Running=False, ExitCode=126)
 
 
@@ -463,7 +466,7 @@ def _start_tty(req: Request, c: Any, doc: dict[str, Any], path: str, session: Se
                              daemon=True, name=f"exec-{doc['ID'][:12]}").start()
             handed_off = True
     except (_StartFailed, RongqiError, OSError) as err:  # after the hijack: said in band
-        _failed(path)
+        _failed(path, started=not isinstance(err, _StartFailed))
         peer.send(_in_band(str(err), framed))
     finally:
         if not handed_off:
