@@ -42,6 +42,11 @@ class PullOptions:
     platform: str = ""           # os/arch[/variant]; "" = this host's
     tls_verify: bool = True
     creds: str = ""              # user:password
+    # Docker's AuthConfig tokens (rongqi serve's X-Registry-Auth; image/registry.py): an
+    # OAuth2 refresh token for the token server, a bearer token for the registry itself
+    identity_token: str = ""
+    registry_token: str = ""
+    client_id: str = ""          # the OAuth2 client_id (rongqi's own when empty)
     unpack: bool = True
     jobs: int = 4
 
@@ -78,6 +83,12 @@ def pull(engine: Engine, name: str, opts: PullOptions | None = None,
     if opts.creds:
         user, _, pw = opts.creds.partition(":")
         client.explicit_creds[ref.api_host] = (user, pw)
+    if opts.identity_token:
+        client.identity_tokens[ref.api_host] = opts.identity_token
+    if opts.registry_token:
+        client.registry_tokens[ref.api_host] = opts.registry_token
+    if opts.client_id:
+        client.client_id = opts.client_id
     platform = Platform.parse(opts.platform) if opts.platform else None
     cancelled = threading.Event()
 

@@ -1,6 +1,7 @@
 """Registry credentials in docker's config.json and containers' auth.json, and WWW-Authenticate.
 
-Reads both formats ({"auths": {host: {"auth": base64("user:pass")}}}); writes them 0600.
+Reads both formats ({"auths": {host: {"auth": base64("user:pass")}}}, with "identitytoken" and
+"registrytoken" where a login left them); writes them 0600.
 """
 
 from __future__ import annotations
@@ -89,6 +90,23 @@ class CredentialStore:
                         raise AuthError(f"{path}: bad auth entry for {key}") from None
                     return user, pw
         return None
+
+    def tokens(self, host: str) -> tuple[str, str]:
+        """(identitytoken, registrytoken) of the first file's entry that has either: the
+        OAuth2 refresh token a login returned (docker's config.json and containers-auth.json
+        keep it as "identitytoken") and a bearer token for the registry itself (docker's
+        "registrytoken"); ("", "") when none has."""
+        for path in self.paths:
+            auths = self._read(path).get("auths") or {}
+            for key in _keys_for(host):
+                entry = auths.get(key)
+                if not isinstance(entry, dict):
+                    continue
+                ident = str(entry.get("identitytoken") or "")
+                reg = str(entry.get("registrytoken") or "")
+                if ident or reg:
+                    return ident, reg
+        return "", ""
 
     def _write(self, path: str, data: dict) -> None:
         os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)

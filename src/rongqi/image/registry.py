@@ -176,10 +176,33 @@ class RegistryClient:
         self._token_locks: dict[tuple[str, str], threading.Lock] = {}
         self._lock = threading.Lock()
         self.explicit_creds: dict[str, tuple[str, str]] = {}
+        # Docker's AuthConfig tokens, per registry host, given with a request (rongqi serve's
+        # X-Registry-Auth) over the credential files' ones: an identity token is an OAuth2
+        # refresh token for the registry's token server; a registry token is sent to the
+        # registry itself as its bearer token (no token server asked).
+        self.identity_tokens: dict[str, str] = {}
+        self.registry_tokens: dict[str, str] = {}
+        # The refresh tokens token servers gave (a login's identity token), per host.
+        self.refresh_tokens: dict[str, str] = {}
+        # The client_id sent to token servers (the distribution spec requires one for OAuth2;
+        # dockerd's is "docker": rongqi serve sets it).
+        self.client_id = "rongqi"
+        self._offline = False   # ask for a refresh token (login only, as dockerd)
 
     # -- transport -----------------------------------------------------------------------------
     def _credentials(self, host: str) -> tuple[str, str] | None:
         return self.explicit_creds.get(host) or self.creds.get(host)
+
+    def _tokens_for(self, host: str) -> tuple[str, str]:
+        """(identity token, registry token) for host: the request's, else the files'."""
+        if host in self.identity_tokens or host in self.registry_tokens:
+            return self.identity_tokens.get(host, ""), self.registry_tokens.get(host, "")
+        if host in self.explicit_creds:
+            return "", ""   # a request's own username and password win over the files
+        try:
+            return self.creds.tokens(host)
+        except AuthError:
+            return "", ""
 
     def base_url(self, host: str) -> str:
         with self._lock:
@@ -234,17 +257,35 @@ class RegistryClient:
 
     def _fetch_token(self, host: str, realm: str, params: dict[str, str], scopes: list[str],
                      key: tuple[str, str]) -> str:
-        query: list[tuple[str, str]] = []
-        if params.get("service"):
-            query.append(("service", params["service"]))
-        query.extend(("scope", s) for s in scopes)
+        """A bearer token from the token server (the distribution token spec): with an
+        identity token, OAuth2's refresh_token grant (a POST); else a GET with the basic
+        credentials (`offline_token=true` for a login, as dockerd asks, to get a refresh
+        token), or OAuth2's password grant where the server takes only POSTs."""
+        service = params.get("service", "")
+        refresh = self._tokens_for(host)[0]
         creds = self._credentials(host)
-        auth = httpx.BasicAuth(*creds) if creds else None
-        try:
-            r = self.http.get(realm, params=query, auth=auth)
-        except httpx.TransportError as e:
-            raise AuthError(f"token server {realm}: {e}") from None
-        if r.status_code in (401, 403):
+        if refresh:
+            r = self._oauth(realm, service, scopes, {"grant_type": "refresh_token",
+                                                     "refresh_token": refresh})
+        else:
+            query: list[tuple[str, str]] = []
+            if service:
+                query.append(("service", service))
+            query.extend(("scope", s) for s in scopes)
+            if self._offline:
+                query += [("offline_token", "true"), ("client_id", self.client_id)]
+            if creds:
+                query.append(("account", creds[0]))
+            auth = httpx.BasicAuth(*creds) if creds else None
+            try:
+                r = self.http.get(realm, params=query, auth=auth)
+            except httpx.TransportError as e:
+                raise AuthError(f"token server {realm}: {e}") from None
+            if r.status_code in (404, 405) and creds:
+                r = self._oauth(realm, service, scopes, {
+                    "grant_type": "password", "username": creds[0], "password": creds[1],
+                    **({"access_type": "offline"} if self._offline else {})})
+        if r.status_code in (400, 401, 403):
             raise AuthError(f"registry {host}: the token server refused the credentials "
                             f"({r.status_code})")
         if r.status_code != 200:
@@ -253,13 +294,34 @@ class RegistryClient:
             body = r.json()
         except ValueError:
             raise AuthError(f"token server {realm}: answer is not JSON") from None
-        value = body.get("token") or body.get("access_token")
-        if not value:
+        if not isinstance(body, dict):
+            raise AuthError(f"token server {realm}: answer is not a JSON object")
+        value = body.get("access_token") or body.get("token")
+        if not value or not isinstance(value, str):
             raise AuthError(f"token server {realm}: no token in the answer")
-        ttl = max(int(body.get("expires_in") or 60), 60)
+        new_refresh = body.get("refresh_token")
+        if isinstance(new_refresh, str) and new_refresh:
+            with self._lock:
+                self.refresh_tokens[host] = new_refresh
+                if refresh and new_refresh != refresh:
+                    self.identity_tokens[host] = new_refresh   # a rotated one, from now on
+        try:
+            ttl = max(int(body.get("expires_in") or 60), 60)
+        except (TypeError, ValueError):
+            ttl = 60
         with self._lock:
             self._tokens[key] = _Token(value, time.monotonic() + ttl - 10)
         return value
+
+    def _oauth(self, realm: str, service: str, scopes: list[str],
+               grant: dict[str, str]) -> httpx.Response:
+        """POST the token server an OAuth2 grant (the distribution spec's oauth.md)."""
+        form = {**grant, "service": service, "scope": " ".join(scopes),
+                "client_id": self.client_id}
+        try:
+            return self.http.post(realm, data=form)
+        except httpx.TransportError as e:
+            raise AuthError(f"token server {realm}: {e}") from None
 
     def _auth_header(self, host: str, scope: str | None) -> str | None:
         ch = self._challenges.get(host)
@@ -267,6 +329,9 @@ class RegistryClient:
             return None
         scheme, params = ch
         if scheme == "bearer":
+            registry_token = self._tokens_for(host)[1]
+            if registry_token:
+                return "Bearer " + registry_token   # dockerd's RegistryToken: sent as is
             return "Bearer " + self._token(host, params, scope)
         if scheme == "basic":
             creds = self._credentials(host)
@@ -661,17 +726,27 @@ class RegistryClient:
             raise RegistryError(f"registry {host}: /v2/_catalog is not JSON") from None
         return [str(x) for x in repos]
 
-    def login(self, host: str, user: str, password: str) -> None:
-        """Check credentials against the registry before they are saved."""
+    def login(self, host: str, user: str, password: str, identity_token: str = "") -> str:
+        """Check credentials (or an identity token) against the registry before they are
+        saved; the identity token to keep: the refresh token the registry's token server gave
+        (asked for as dockerd asks, `offline_token=true`), or "" when it gave none."""
         self.explicit_creds[host] = (user, password)
+        if identity_token:
+            self.identity_tokens[host] = identity_token
         with self._lock:
             self._tokens.clear()
-        r = self._send("GET", host, self.base_url(host) + "/v2/", scope=None)
+            self.refresh_tokens.pop(host, None)
+        self._offline = True
+        try:
+            r = self._send("GET", host, self.base_url(host) + "/v2/", scope=None)
+        finally:
+            self._offline = False
         r.close()
         if r.status_code in (401, 403):
             raise AuthError(f"login to {host} failed: wrong username or password")
         if r.status_code != 200:
             raise self._error(r, f"login to {host}")
+        return self.refresh_tokens.get(host) or self.identity_tokens.get(host, "")
 
 
 class _Retry(Exception):

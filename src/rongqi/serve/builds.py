@@ -86,10 +86,19 @@ def _auth_file(header: str | None, workdir: str) -> str | None:
     from rongqi.image.reference import registry_host
     auths = {}
     for server, cfg in doc.items():
-        if not isinstance(cfg, dict) or not cfg.get("username"):
+        if not isinstance(cfg, dict):
             continue
-        pair = f"{cfg['username']}:{cfg.get('password') or ''}".encode()
-        auths[registry_host(str(server))] = {"auth": base64.b64encode(pair).decode()}
+        entry: dict[str, str] = {}
+        if cfg.get("username"):
+            pair = f"{cfg['username']}:{cfg.get('password') or ''}".encode()
+            entry["auth"] = base64.b64encode(pair).decode()
+        # a login's identity token (an OAuth2 refresh token) and a registry token, as the
+        # credential files keep them (image/auth.py CredentialStore.tokens reads them)
+        for key in ("identitytoken", "registrytoken"):
+            if cfg.get(key):
+                entry[key] = str(cfg[key])
+        if entry:
+            auths[registry_host(str(server))] = entry
     if not auths:
         return None
     path = os.path.join(workdir, "auth.json")

@@ -36,11 +36,9 @@ PROGRESS_INTERVAL = 0.1
 
 
 # -- shared helpers ------------------------------------------------------------------------------
-def registry_auth(header: str | None) -> tuple[str, str] | None:
-    """X-Registry-Auth: base64url JSON of Docker's AuthConfig; (username, password) or None.
-
-    A header that does not decode is no credentials, as dockerd reads it for pull and push.
-    """
+def _auth_doc(header: str | None) -> dict[str, Any] | None:
+    """X-Registry-Auth's AuthConfig (base64url JSON); None when it does not decode, which
+    is no credentials, as dockerd reads it for pull and push."""
     if not header:
         return None
     try:
@@ -48,7 +46,42 @@ def registry_auth(header: str | None) -> tuple[str, str] | None:
         doc = json.loads(raw)
     except (ValueError, TypeError):
         return None
-    if not isinstance(doc, dict):
+    return doc if isinstance(doc, dict) else None
+
+
+def registry_tokens(header: str | None) -> tuple[str, str]:
+    """X-Registry-Auth's (identitytoken, registrytoken): the refresh token a `docker login`
+    got back as IdentityToken, and a bearer token for the registry itself."""
+    doc = _auth_doc(header) or {}
+    return str(doc.get("identitytoken") or ""), str(doc.get("registrytoken") or "")
+
+
+def use_auth(client: Any, host: str, header: str | None) -> None:
+    """Give a RegistryClient what X-Registry-Auth says for `host`, as dockerd's pull and push
+    use it: username and password, an identity token (refreshed at the registry's token
+    server with OAuth2, client_id "docker" as dockerd's), a registry token (sent as is)."""
+    client.client_id = DOCKER_CLIENT_ID
+    creds = registry_auth(header)
+    if creds:
+        client.explicit_creds[host] = creds
+    identity, registry = registry_tokens(header)
+    if identity:
+        client.identity_tokens[host] = identity
+    if registry:
+        client.registry_tokens[host] = registry
+
+
+# dockerd's registry.AuthClientID: the OAuth2 client_id its token requests carry.
+DOCKER_CLIENT_ID = "docker"
+
+
+def registry_auth(header: str | None) -> tuple[str, str] | None:
+    """X-Registry-Auth: base64url JSON of Docker's AuthConfig; (username, password) or None.
+
+    A header that does not decode is no credentials, as dockerd reads it for pull and push.
+    """
+    doc = _auth_doc(header)
+    if doc is None:
         return None
     user, password = doc.get("username") or "", doc.get("password") or ""
     if not user and doc.get("auth"):
@@ -243,13 +276,11 @@ def _pull(req: Request, ref: Reference, platform_text: str, all_tags: bool = Fal
         except RongqiError as e:
             raise HTTPError(400, f'"{platform_text}": unknown operating system or '
                                  f"architecture: {e}") from None
-    creds = registry_auth(req.headers.get("x-registry-auth"))
     repo = familiar(ref.repository)
     # Ask the registry first: a missing image or bad credentials is Docker's error status
     # before any stream (what the docker CLI reacts to), and the layers are known up front.
     client = engine.registry()
-    if creds:
-        client.explicit_creds[ref.api_host] = creds
+    use_auth(client, ref.api_host, req.headers.get("x-registry-auth"))
     known: dict[str, list[str]] = {}     # str(ref) -> its layers, asked before the stream
     try:
         if all_tags:
@@ -274,8 +305,13 @@ def _pull(req: Request, ref: Reference, platform_text: str, all_tags: bool = Fal
         raise HTTPError(500, str(e)) from None
     _ = engine.store, engine.storage   # made here: the engine's lazy parts are not thread-safe
     out = _Streamed()
+    header = req.headers.get("x-registry-auth")
+    creds = registry_auth(header)
+    identity, registry = registry_tokens(header)
     opts = images.PullOptions(platform=platform_text,
-                              creds=f"{creds[0]}:{creds[1]}" if creds else "")
+                              creds=f"{creds[0]}:{creds[1]}" if creds else "",
+                              identity_token=identity, registry_token=registry,
+                              client_id=DOCKER_CLIENT_ID)
 
     def one(r: Reference) -> bool:
         """Pull r; whether anything changed (a new manifest under its name)."""
@@ -693,10 +729,8 @@ def push(req: Request) -> Response:
     if not found:
         raise HTTPError(404, "An image does not exist locally with the tag: "
                              f"{familiar(str(targets[0]) if targets else repo.repository)}")
-    creds = registry_auth(req.headers.get("x-registry-auth"))
     client = engine.registry()
-    if creds:
-        client.explicit_creds[repo.api_host] = creds
+    use_auth(client, repo.api_host, req.headers.get("x-registry-auth"))
     out = _Streamed()
 
     def work() -> None:
@@ -832,9 +866,7 @@ def search(req: Request) -> Response:
                              "does not ask: name a registry in the term "
                              "(REGISTRY[:PORT]/TERM) to search its catalog")
     client = req.engine.registry()
-    creds = registry_auth(req.headers.get("x-registry-auth"))
-    if creds:
-        client.explicit_creds[host] = creds
+    use_auth(client, host, req.headers.get("x-registry-auth"))
     repos = client.catalog(host)
     if any(v.lower() in ("true", "1") for v in filters.get("is-official", []) +
            filters.get("is-automated", [])):
@@ -850,7 +882,10 @@ def search(req: Request) -> Response:
 # -- auth ----------------------------------------------------------------------------------------
 @route("POST", "/auth")
 def auth(req: Request) -> Response:
-    """A login check against the registry (dockerd keeps no credentials: the client does)."""
+    """A login check against the registry (dockerd keeps no credentials: the client does).
+    IdentityToken is the refresh token the registry's token server gave (asked for with
+    offline_token=true, as dockerd asks); an AuthConfig with an identitytoken logs in with it
+    (OAuth2's refresh_token grant)."""
     from rongqi.image.errors import AuthError
     from rongqi.image.reference import registry_host
     doc = req.json() or {}
@@ -858,12 +893,14 @@ def auth(req: Request) -> Response:
         raise HTTPError(400, "the body must be a JSON object (an AuthConfig)")
     user = str(doc.get("username") or "")
     password = str(doc.get("password") or "")
+    identity = str(doc.get("identitytoken") or "")
     host = registry_host(str(doc.get("serveraddress") or ""))
     client = req.engine.registry()
+    client.client_id = DOCKER_CLIENT_ID
     try:
-        client.login(host, user, password)
+        token = client.login(host, user, password, identity)
     except AuthError:
         url = f"{client.base_url(host)}/v2/"
         raise HTTPError(401, f"login attempt to {url} failed with status: 401 "
                              "Unauthorized") from None
-    return json_response({"IdentityToken": "", "Status": "Login Succeeded"})
+    return json_response({"IdentityToken": token, "Status": "Login Succeeded"})

@@ -6,27 +6,20 @@ stopped by PID at teardown; images come from busybox-static, never from the inte
 
 from __future__ import annotations
 
-import base64
-import http.server
 import io
-import json
-import os
-import subprocess
 import tarfile
-import threading
-import time
-import urllib.parse
 from pathlib import Path
 
 import pytest
 
 from rongqi.image import media
 from rongqi.image.archive import add_layer_file, create_image, layer_from_dir
-from rongqi.image.store import ImageStore, canonical_json
+from rongqi.image.store import ImageStore
 
 from support.registry import REGISTRY, SKOPEO, Registry, free_port, htpasswd_auth  # noqa: F401
 from support.registry import start_registry as _start_registry
 from support.registry import stop as _stop
+from support.registry_token import TokenServer
 
 pytestmark = pytest.mark.clients
 
@@ -44,81 +37,6 @@ def basic_registry(tmp_path):
     reg.user, reg.password = "alice", "s3cret"
     yield reg
     _stop(reg.proc)
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-class TokenServer:
-    """A Docker token server: checks basic credentials and signs RS256 JWTs with openssl."""
-
-    def __init__(self, tmp: Path, service: str, issuer: str, user: str, password: str):
-        self.key = tmp / "token.key"
-        self.cert = tmp / "token.crt"
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                        str(self.key), "-out", str(self.cert), "-days", "1", "-subj",
-                        "/CN=rongqi-test-token"], check=True, capture_output=True)
-        der = subprocess.run(["openssl", "x509", "-in", str(self.cert), "-outform", "DER"],
-                             check=True, capture_output=True).stdout
-        self.x5c = base64.b64encode(der).decode()
-        self.service, self.issuer, self.user, self.password = service, issuer, user, password
-        self.issued: list[str] = []
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                q = urllib.parse.urlparse(self.path)
-                params = urllib.parse.parse_qs(q.query)
-                scopes = params.get("scope", [])
-                authz = self.headers.get("Authorization", "")
-                anonymous = not authz
-                if not anonymous:
-                    want = "Basic " + base64.b64encode(
-                        f"{server.user}:{server.password}".encode()).decode()
-                    if authz != want:
-                        self.send_response(401)
-                        self.end_headers()
-                        return
-                token = server.sign(scopes, grant=not anonymous)
-                server.issued.append(" ".join(scopes))
-                body = json.dumps({"token": token, "expires_in": 300}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def sign(self, scopes: list[str], grant: bool) -> str:
-        access = []
-        for s in scopes:
-            for one in s.split(" "):
-                typ, _, rest = one.partition(":")
-                name, _, actions = rest.rpartition(":")
-                access.append({"type": typ, "name": name,
-                               "actions": actions.split(",") if grant else []})
-        now = int(time.time())
-        header = {"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]}
-        claims = {"iss": self.issuer, "sub": self.user if grant else "", "aud": self.service,
-                  "exp": now + 300, "nbf": now - 10, "iat": now, "jti": os.urandom(8).hex(),
-                  "access": access}
-        signing_input = f"{_b64url(canonical_json(header))}.{_b64url(canonical_json(claims))}"
-        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(self.key)],
-                             input=signing_input.encode(), check=True,
-                             capture_output=True).stdout
-        return f"{signing_input}.{_b64url(sig)}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
