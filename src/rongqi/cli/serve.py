@@ -41,11 +41,14 @@ def _args(sp: argparse.ArgumentParser) -> None:
     _bool_flag(sp, ["--tlsverify"], "tlsverify", None,
                "use TLS and verify the remote (default from DOCKER_TLS_VERIFY)")
     sp.add_argument("--tlscacert", default=os.path.join(certs, "ca.pem"), metavar="PATH",
-                    help="trust certs signed only by this CA (default %(default)s)")
+                    help="trust certs signed only by this CA (default ca.pem in "
+                         "$DOCKER_CERT_PATH, else $DOCKER_CONFIG or ~/.docker)")
     sp.add_argument("--tlscert", default=os.path.join(certs, "cert.pem"), metavar="PATH",
-                    help="path to TLS certificate file (default %(default)s)")
+                    help="path to TLS certificate file (default cert.pem in "
+                         "$DOCKER_CERT_PATH, else $DOCKER_CONFIG or ~/.docker)")
     sp.add_argument("--tlskey", default=os.path.join(certs, "key.pem"), metavar="PATH",
-                    help="path to TLS key file (default %(default)s)")
+                    help="path to TLS key file (default key.pem in $DOCKER_CERT_PATH, "
+                         "else $DOCKER_CONFIG or ~/.docker)")
 
 
 def default_cert_dir() -> str:
