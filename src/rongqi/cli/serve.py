@@ -88,7 +88,11 @@ def cmd_serve(ctx: Any, a: argparse.Namespace) -> int:
     import socket
     tcp = addr.scheme == "tcp" if listener is None else \
         listener.family in (socket.AF_INET, socket.AF_INET6)
-    tls = _tls_options(a, addr, listener is not None) if tcp else None
+    shown = addr
+    if listener is not None and tcp:
+        host, port = listener.getsockname()[:2]   # systemd's tcp socket, for the warnings
+        shown = Address(f"tcp://[{host}]:{port}" if ":" in host else f"tcp://{host}:{port}")
+    tls = _tls_options(a, shown, listener is not None) if tcp else None
     args = ctx.args
 
     def make_engine() -> Any:
