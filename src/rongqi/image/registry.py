@@ -188,6 +188,7 @@ class RegistryClient:
         # dockerd's is "docker": rongqi serve sets it).
         self.client_id = "rongqi"
         self._offline = False   # ask for a refresh token (login only, as dockerd)
+        self._file_tokens: dict[str, tuple[str, str]] = {}
 
     # -- transport -----------------------------------------------------------------------------
     def _credentials(self, host: str) -> tuple[str, str] | None:
@@ -199,10 +200,16 @@ class RegistryClient:
             return self.identity_tokens.get(host, ""), self.registry_tokens.get(host, "")
         if host in self.explicit_creds:
             return "", ""   # a request's own username and password win over the files
-        try:
-            return self.creds.tokens(host)
-        except AuthError:
-            return "", ""
+        with self._lock:
+            known = self._file_tokens.get(host)
+        if known is None:   # read once per host: every request of a pull asks
+            try:
+                known = self.creds.tokens(host)
+            except AuthError:
+                known = ("", "")
+            with self._lock:
+                self._file_tokens[host] = known
+        return known
 
     def base_url(self, host: str) -> str:
         with self._lock:
