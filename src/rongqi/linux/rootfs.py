@@ -216,11 +216,17 @@ class RootfsSetup:
             return
         if kind in ("proc", "sysfs"):
             self._check_ordinary_dir(m.destination, kind)
+        dir_mode = self._existing_dir_mode(m.destination) if kind == "tmpfs" else None
         fd = make_mountpoint(self.sc, self.root_fd, m.destination, True)
         try:
             target = fd_path(fd)
             flags = o.flags
             data = o.data_string()
+            if dir_mode is not None:
+                # runc: a tmpfs over a directory of the image keeps that directory's mode
+                # (setuid, setgid and sticky bits too); a mode= of the spec comes after it, so
+                # it wins. Over a directory the runtime makes, tmpfs's own default (1777).
+                data = f"mode={dir_mode:04o}" + ("," + data if data else "")
             if self.mount_label and kind in ("tmpfs", "devpts", "mqueue"):
                 data = (data + "," if data else "") + f'context="{self.mount_label}"'
             if kind == "tmpfs" and m.destination == "/dev" and flags & s.MS_RDONLY:
@@ -246,6 +252,18 @@ class RootfsSetup:
             self._finish(m.destination, o)
         finally:
             os.close(fd)
+
+    def _existing_dir_mode(self, dest: str) -> int | None:
+        """The permission bits of the directory at dest in the root, or None if there is none."""
+        try:
+            fd = open_in_root(self.sc, self.root_fd, dest, O_PATH)
+        except (FileNotFoundError, NotADirectoryError):
+            return None  # made below, as a directory of the runtime's
+        try:
+            mode = os.fstat(fd).st_mode
+        finally:
+            os.close(fd)
+        return st.S_IMODE(mode) if st.S_ISDIR(mode) else None
 
     def _check_ordinary_dir(self, dest: str, kind: str) -> None:
         """proc and sysfs go on a real directory of the image, never through a symlink (runc's

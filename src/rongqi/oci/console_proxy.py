@@ -97,7 +97,7 @@ def _little() -> bool:
 
 
 def make_raw(fd: int) -> list | None:
-    """Put a terminal in raw mode (cfmakeraw); return the old attributes to restore."""
+    """Put a terminal in raw mode (cfmakeraw but OPOST); return the old attributes to restore."""
     import termios
 
     try:
@@ -107,7 +107,8 @@ def make_raw(fd: int) -> list | None:
     new: list = [list(x) if isinstance(x, list) else x for x in old]
     new[0] &= ~(termios.IGNBRK | termios.BRKINT | termios.PARMRK | termios.ISTRIP | termios.INLCR |
                 termios.IGNCR | termios.ICRNL | termios.IXON)
-    new[1] &= ~termios.OPOST
+    # Output processing stays on, as containerd/console's raw mode keeps OPOST for runc:
+    # the container's pty sends bare "\n" (clear_onlcr), our terminal adds the "\r".
     new[2] &= ~(termios.CSIZE | termios.PARENB)
     new[2] |= termios.CS8
     new[3] &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.ISIG | termios.IEXTEN)
@@ -115,6 +116,24 @@ def make_raw(fd: int) -> list | None:
     new[6][termios.VTIME] = 0
     termios.tcsetattr(fd, termios.TCSANOW, new)
     return old
+
+
+def clear_onlcr(master: int) -> None:
+    """No "\n" -> "\r\n" on the container's terminal, as runc's foreground run/exec -t.
+
+    Linux ptys start with ONLCR; runc clears it (containerd/console's ClearONLCR) on the
+    pty it relays, so what a program prints reaches our stdout byte for byte: scripts
+    that read `run` output see "line\n", not "line\r\n". On a pty master, the
+    attributes set are the slave's.
+    """
+    import termios
+
+    try:
+        attrs = termios.tcgetattr(master)
+        attrs[1] &= ~termios.ONLCR
+        termios.tcsetattr(master, termios.TCSANOW, attrs)
+    except termios.error:
+        pass
 
 
 def restore(fd: int, old: list | None) -> None:
@@ -292,6 +311,7 @@ def run_foreground(master: int, pid: int, before=None) -> None:
     starts with the right window size and sees no typed-ahead echo.
     """
     copy_winsize(0, master)
+    clear_onlcr(master)
     fwd = Forwarder(pid, master)
     fwd.install()
     old = make_raw(0) if os.isatty(0) else None

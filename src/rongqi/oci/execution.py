@@ -21,7 +21,8 @@ from rongqi.oci.init import InitConfig, Sync, describe, finalize_process, find_e
 class ExecOptions:
     __slots__ = ("args", "process_file", "tty", "console_socket", "pidfd_socket", "detach", "pid_file", "cwd",
                  "env", "user", "additional_gids", "caps", "no_new_privs", "apparmor", "process_label",
-                 "preserve_fds", "ignore_paused", "cgroup", "process", "stdio")
+                 "preserve_fds", "ignore_paused", "cgroup", "process", "stdio", "console_relayed",
+                 "process_data")
 
     args: list[str] | None
     process_file: str | None
@@ -43,9 +44,13 @@ class ExecOptions:
     cgroup: list[str] | None
     process: dict | None
     stdio: tuple[int, int, int] | None
+    console_relayed: bool | None
+    process_data: bytes | None
 
     # process: the process as a JSON object already read (the in-process runtime's, instead
-    # of --process FILE); stdio: the fds the process gets as 0, 1, 2 (None: the caller's).
+    # of --process FILE); stdio: the fds the process gets as 0, 1, 2 (None: the caller's);
+    # console_relayed: the console socket is exec -t's own, rongqi-oci relays the pty;
+    # process_data: what --process FILE held, read once (a pipe, as <(...), reads once).
     def __init__(self, **kw: object) -> None:
         unknown = set(kw) - set(self.__slots__)
         if unknown:
@@ -65,11 +70,14 @@ def build_process(st: statemod.State, spec, o: ExecOptions):
     if o.process_file:
         if o.args:
             raise UsageError("exec: give either --process FILE or a command, not both")
-        try:
-            with open(o.process_file, "rb") as f:
-                raw = f.read()
-        except OSError as err:
-            raise UsageError(f"--process {o.process_file}: cannot read: {err.strerror}") from None
+        if o.process_data is not None:
+            raw = o.process_data
+        else:
+            try:
+                with open(o.process_file, "rb") as f:
+                    raw = f.read()
+            except OSError as err:
+                raise UsageError(f"--process {o.process_file}: cannot read: {err.strerror}") from None
         from rongqi.fastjson import JSONError, loads
 
         try:
@@ -262,7 +270,7 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls | None =
             c.sync = Sync(c_r, c_w)
             from rongqi.oci.spawn import spawn_in_cgroup
 
-            job = _ExecJob(sc, c, proc, root_fd)
+            job = _ExecJob(sc, c, proc, root_fd, bool(o.console_relayed))
             try:
                 pid = spawn_in_cgroup(sc, cg, 0, early, job.prepare, job.enter, job.main, close_in_helper=(p_r, p_w),
                                       stdio=o.stdio,
@@ -320,13 +328,14 @@ class _ExecJob:
     """What the helper does for exec, as methods of a plain value (the helper may
     re-exec under a protected interpreter: see spawn.spawn_in_cgroup)."""
 
-    __slots__ = ("sc", "c", "proc", "root_fd")
+    __slots__ = ("sc", "c", "proc", "root_fd", "relayed")
 
-    def __init__(self, sc: sysc.Syscalls, c: InitConfig, proc, root_fd: int = -1):
+    def __init__(self, sc: sysc.Syscalls, c: InitConfig, proc, root_fd: int = -1, relayed: bool = False):
         self.sc = sc
         self.c = c
         self.proc = proc
         self.root_fd = root_fd
+        self.relayed = relayed
 
     def prepare(self) -> None:
         from rongqi.oci.spawn import preload_for_child
@@ -352,10 +361,10 @@ class _ExecJob:
             self.root_fd = -1
 
     def main(self) -> None:
-        _child(self.sc, self.c, self.proc)
+        _child(self.sc, self.c, self.proc, self.relayed)
 
 
-def _child(sc: sysc.Syscalls, c: InitConfig, proc) -> None:
+def _child(sc: sysc.Syscalls, c: InitConfig, proc, relayed: bool = False) -> None:
     """The exec'd process, before execve: never returns. It is born in the container's
     namespaces and root (see _ExecJob.enter)."""
     code = 1
@@ -383,7 +392,7 @@ def _child(sc: sysc.Syscalls, c: InitConfig, proc) -> None:
         if proc.terminal and c.console_fd >= 0:
             from rongqi.oci.terminal import setup_console
 
-            setup_console(sc, c.console_fd, proc.console_size)
+            setup_console(sc, c.console_fd, proc.console_size, relayed)
         give_stdio(sc, proc.user.uid, bool(proc.terminal and c.console_fd >= 0))
         keep = 3 + c.preserve_fds
         # Keep only the sync pipe's write end (close-on-exec) to report an execve failure,

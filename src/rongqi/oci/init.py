@@ -347,7 +347,8 @@ def _environ(proc) -> dict[str, str]:
         k, sep, v = e.partition("=")
         if sep and k:
             env[k] = v
-    if "HOME" not in env:
+    # runc: an unset or empty HOME is the user's home from the container's /etc/passwd.
+    if not env.get("HOME"):
         env["HOME"] = _home_of(proc.user.uid)
     return env
 

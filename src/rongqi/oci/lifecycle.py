@@ -84,7 +84,17 @@ def kill(root: str, cid: str, sig: int, all_: bool = False) -> None:
     st = statemod.load(root, cid)
     status = st.status()
     if status == "stopped":
-        raise ContainerStateError("container not running")
+        if not all_:
+            raise ContainerStateError("container not running")
+        # runc: --all on a stopped container succeeds; what is still in its cgroup (the
+        # init of a container in the host's pid namespace dies alone) gets the signal.
+        if st.cgroup:
+            from rongqi.linux import cgroups
+
+            cg = cgroups.Cgroup.from_dict(st.cgroup)
+            if any(os.path.isdir(d) for d in cg.dirs.values()):
+                cg.kill_all(sig)
+        return
     if all_ and st.cgroup:
         from rongqi.linux import cgroups
 

@@ -19,6 +19,9 @@ TIOCSPTLCK = 0x40045431
 TIOCGPTPEER = 0x5441  # Linux 4.13: an fd of the slave, from the master
 TIOCSCTTY = 0x540E
 TIOCSWINSZ = 0x5414
+TCGETS, TCSETS = 0x5401, 0x5402
+ONLCR = 0o4
+_TERMIOS = 36  # the kernel's struct termios: four flag words, c_line, c_cc[19]
 
 
 def connect(path: str) -> int:
@@ -62,9 +65,25 @@ def send_master(sock_fd: int, master: int, name: str) -> None:
         s.close()
 
 
-def setup_console(sc, sock_fd: int, size: tuple[int, int] | None) -> None:
-    """In the init, after pivot_root: make the pty, send its master, adopt its slave."""
+def clear_onlcr(fd: int) -> None:
+    """Output "\n" stays "\n" on this pty (ioctls by hand: termios is not imported in here)."""
+    attrs = bytearray(fcntl.ioctl(fd, TCGETS, bytes(_TERMIOS)))
+    oflag = struct.unpack_from("I", attrs, 4)[0]
+    struct.pack_into("I", attrs, 4, oflag & ~ONLCR)
+    fcntl.ioctl(fd, TCSETS, bytes(attrs))
+
+
+def setup_console(sc, sock_fd: int, size: tuple[int, int] | None, relayed: bool = False) -> None:
+    """In the init, after pivot_root: make the pty, send its master, adopt its slave.
+
+    relayed: rongqi-oci itself relays this pty (a foreground exec -t): ONLCR is cleared
+    before the process can write, as runc's relay does (console_proxy.clear_onlcr does it
+    for run, whose program starts only after the relay is set up). A --console-socket
+    client's pty is left as the kernel makes it: the client decides.
+    """
     master, slave, name = open_pty(size)
+    if relayed:
+        clear_onlcr(slave)
     try:
         send_master(sock_fd, master, name)
     finally:

@@ -14,13 +14,23 @@ if TYPE_CHECKING:
     from rongqi.oci.cli import ErrorLog, Globals, Options
 
 
-def _process_file_terminal(path: str) -> bool:
-    from rongqi.fastjson import JSONError, loads
-
+def _read_process_file(path: str) -> bytes | None:
+    """--process FILE's bytes, read once: it may be a pipe (runc's tests pass -p <(echo ...))."""
     try:
         with open(path, "rb") as f:
-            doc = loads(f.read())
-    except (OSError, JSONError):
+            return f.read()
+    except OSError:
+        return None  # exec_process reports the file's problem in its own words
+
+
+def _process_file_terminal(raw: bytes | None) -> bool:
+    from rongqi.fastjson import JSONError, loads
+
+    if raw is None:
+        return False
+    try:
+        doc = loads(raw)
+    except JSONError:
         return False  # exec_process reports the file's problem in its own words
     return isinstance(doc, dict) and doc.get("terminal") is True
 
@@ -56,7 +66,9 @@ def _exec(g: Globals, opts: Options, args: list[str]) -> int:
                     caps=opts["cap"], no_new_privs=opts["no-new-privs"], apparmor=opts["apparmor"],
                     process_label=opts["process-label"], preserve_fds=opts["preserve-fds"],
                     ignore_paused=opts["ignore-paused"], cgroup=opts["cgroup"])
-    terminal = _process_file_terminal(o.process_file) if o.process_file else bool(o.tty)
+    if o.process_file:
+        o.process_data = _read_process_file(o.process_file)
+    terminal = _process_file_terminal(o.process_data) if o.process_file else bool(o.tty)
     console = None
     if terminal and not o.console_socket:
         if o.detach:
@@ -65,6 +77,7 @@ def _exec(g: Globals, opts: Options, args: list[str]) -> int:
 
         console = ConsoleSocket()
         o.console_socket = console.path
+        o.console_relayed = True
     try:
         pid = exec_process(g.root, cid, o)
     except BaseException:

@@ -1,0 +1,156 @@
+"""Behaviours runc's own integration suite (tests/integration/*.bats) checks, where rongqi-oci differed.
+
+Each test names the bats case it mirrors; they were found by running that suite against both
+runtimes (docs/runtime.md, "runc's integration suite"). Written fresh: none of the suite's code.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from support.oci_cli import oci, wait_status
+
+pytestmark = pytest.mark.root
+
+
+def _on_a_terminal(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run argv with a pty as stdin (so a foreground terminal is set up) and stdout a pipe."""
+    master, slave = os.openpty()
+    try:
+        return subprocess.run(argv, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    finally:
+        os.close(slave)
+        os.close(master)
+
+
+def test_foreground_terminal_output_keeps_bare_newlines(oci_binary, runtime_root, bundle_factory, unique_id):
+    """run.bats "runc run with tmpfs perms", env.bats "env var override": `run` of a terminal
+    process, output read by a script. runc clears ONLCR on the pty it relays, so the lines
+    end in "\\n" (bats compares ${lines[0]} to "444"); with the pty's default "\\r\\n" every
+    such comparison failed. exec -t relays the same way."""
+    bundle = bundle_factory(["sh", "-c", "echo one; echo two"], terminal=True)
+    r = _on_a_terminal([oci_binary, "--root", runtime_root, "run", "-b", bundle, unique_id])
+    assert r.returncode == 0, r.stderr
+    assert b"\r" not in r.stdout, r.stdout
+    assert r.stdout.endswith(b"one\ntwo\n"), r.stdout
+
+    bundle2 = bundle_factory(["sleep", "60"])
+    cid = unique_id + "x"
+    assert oci(oci_binary, runtime_root, "run", "-d", "-b", bundle2, cid).returncode == 0
+    try:
+        r = _on_a_terminal([oci_binary, "--root", runtime_root, "exec", "-t", cid, "sh", "-c", "echo a; echo b"])
+        assert r.returncode == 0, r.stderr
+        assert b"\r" not in r.stdout, r.stdout
+        assert r.stdout.endswith(b"a\nb\n"), r.stdout
+    finally:
+        oci(oci_binary, runtime_root, "delete", "--force", cid)
+
+
+def test_an_empty_home_is_the_users_home(oci_binary, runtime_root, bundle_factory, unique_id):
+    """env.bats "empty HOME env var is overridden" (and "... with multiple overrides"): HOME=""
+    in process.env is replaced by the user's home from the container's /etc/passwd, as an
+    unset HOME is; a non-empty one is kept. exec builds its environment the same way."""
+    env = ["PATH=/bin:/usr/bin", "HOME=/override", "HOME="]
+    bundle = bundle_factory(["sh", "-c", "echo \"[$HOME]\""], env=env)
+    r = oci(oci_binary, runtime_root, "run", "-b", bundle, unique_id)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "[/root]\n"
+
+    bundle2 = bundle_factory(["sleep", "60"], env=["PATH=/bin:/usr/bin", "HOME="])
+    cid = unique_id + "x"
+    assert oci(oci_binary, runtime_root, "run", "-d", "-b", bundle2, cid).returncode == 0
+    try:
+        r = oci(oci_binary, runtime_root, "exec", cid, "sh", "-c", "echo \"[$HOME]\"")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "[/root]\n"
+        r = oci(oci_binary, runtime_root, "exec", "-e", "HOME=/kept", cid, "sh", "-c", "echo \"[$HOME]\"")
+        assert r.stdout == "[/kept]\n"
+    finally:
+        oci(oci_binary, runtime_root, "delete", "--force", cid)
+
+
+def _cgroup_procs(cgroups_path: str) -> list[int]:
+    base = "/sys/fs/cgroup/pids" if os.path.isdir("/sys/fs/cgroup/pids") else "/sys/fs/cgroup"
+    with open(f"{base}{cgroups_path}/cgroup.procs") as f:
+        return [int(x) for x in f.read().split()]
+
+
+def test_kill_all_of_a_stopped_container_succeeds_and_reaches_what_is_left(oci_binary, runtime_root,
+                                                                        bundle_factory, unique_id):
+    """kill.bats "kill detached busybox": once the container stopped, `kill ID 0` fails with
+    "container not running" but `kill -a ID 0` exits 0 (runc: --all signals what its cgroup
+    still holds). Without a pid namespace the init can die alone (delete.bats "[host pidns +
+    init gone]"): `kill -a ID KILL` then still kills the exec'd processes left behind."""
+    cg = f"/rongqi-test/{unique_id}"
+    bundle = bundle_factory(["sleep", "600"], cgroups_path=cg,
+                            namespaces=["ipc", "uts", "mount", "network"])
+    assert oci(oci_binary, runtime_root, "run", "-d", "-b", bundle, unique_id).returncode == 0
+    try:
+        # A detached exec inherits our stdio: no pipes, or the call waits for the sleep.
+        subprocess.run([oci_binary, "--root", runtime_root, "exec", "-d", unique_id, "sleep", "601"], check=True,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        procs = _cgroup_procs(cg)
+        assert len(procs) == 2, procs
+        init = int(oci(oci_binary, runtime_root, "state", unique_id).stdout.split('"pid": ')[1].split(",")[0])
+        os.kill(init, 9)
+        wait_status(oci_binary, runtime_root, unique_id, "stopped")
+
+        r = oci(oci_binary, runtime_root, "kill", unique_id, "0")
+        assert r.returncode == 1 and "container not running" in r.stderr
+        r = oci(oci_binary, runtime_root, "kill", "-a", unique_id, "0")
+        assert r.returncode == 0, r.stderr
+        assert len(_cgroup_procs(cg)) == 1, "signal 0 kills nobody"
+
+        r = oci(oci_binary, runtime_root, "kill", "--all", unique_id, "KILL")
+        assert r.returncode == 0, r.stderr
+        deadline = time.monotonic() + 10
+        while _cgroup_procs(cg) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _cgroup_procs(cg) == []
+    finally:
+        oci(oci_binary, runtime_root, "delete", "--force", unique_id)
+
+
+def test_a_tmpfs_over_an_image_directory_keeps_its_mode(oci_binary, runtime_root, bundle_factory, unique_id):
+    """run.bats "runc run with tmpfs" and "runc run with tmpfs perms": a tmpfs mounted over a
+    directory of the image gets that directory's mode (setuid/setgid/sticky included) unless
+    the mount's options give a mode=, which wins; over a directory the runtime makes, tmpfs's
+    own default."""
+    mounts = [{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]},
+              {"destination": "/srv/a", "type": "tmpfs", "source": "tmpfs", "options": []},
+              {"destination": "/srv/b", "type": "tmpfs", "source": "tmpfs", "options": ["mode=0410"]},
+              {"destination": "/srv/new", "type": "tmpfs", "source": "tmpfs", "options": []}]
+    bundle = bundle_factory(["stat", "-c", "%n %a", "/tmp", "/srv/a", "/srv/b", "/srv/new"], mounts=mounts)
+    rootfs = os.path.join(bundle, "rootfs")
+    os.chmod(os.path.join(rootfs, "tmp"), 0o7777)
+    for name in ("a", "b"):
+        os.makedirs(os.path.join(rootfs, "srv", name))
+        os.chmod(os.path.join(rootfs, "srv", name), 0o710)
+    r = oci(oci_binary, runtime_root, "run", "-b", bundle, unique_id)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:4] == ["/tmp 7777", "/srv/a 710", "/srv/b 410", "/srv/new 1777"]
+
+
+def test_exec_process_file_may_be_a_pipe(oci_binary, runtime_root, bundle_factory, unique_id):
+    """tty.bats "runc exec [tty consolesize]": `exec -p <(echo "$json")` hands the process over
+    a pipe, which reads once. exec read it a first time to learn whether the process wants a
+    terminal and then found it empty ("malformed JSON ... at character 0")."""
+    bundle = bundle_factory(["sleep", "60"])
+    assert oci(oci_binary, runtime_root, "run", "-d", "-b", bundle, unique_id).returncode == 0
+    try:
+        r_fd, w_fd = os.pipe()
+        os.write(w_fd, b'{"args": ["sh", "-c", "echo from-a-pipe"], "cwd": "/", "env": ["PATH=/bin"]}')
+        os.close(w_fd)
+        try:
+            r = subprocess.run([oci_binary, "--root", runtime_root, "exec", "-p", f"/dev/fd/{r_fd}", unique_id],
+                               pass_fds=(r_fd,), capture_output=True, text=True, timeout=60)
+        finally:
+            os.close(r_fd)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "from-a-pipe\n"
+    finally:
+        oci(oci_binary, runtime_root, "delete", "--force", unique_id)
