@@ -135,3 +135,43 @@ def test_cpu_period_quota_and_no_hosts_take_effect(rongqi):
     mine = rongqi("run", "--rm", "busybox", "cat", "/etc/hosts").stdout
     theirs = rongqi("run", "--rm", "--no-hosts", "busybox", "cat", "/etc/hosts", check=False)
     assert "localhost" in mine and theirs.stdout != mine
+
+
+def test_run_details_as_podmans_030_run_checks_them(rongqi, tmp_path):
+    """030-run: "user namespace preserved root ownership" (--privileged says nothing on
+    stderr: no capability the runtime lacks is asked for), "Verify /run/.containerenv exist"
+    (empty unless --privileged), "--net=host and --port prints warning", "--kernel-memory
+    warning", "create --security-opt" (no-new-privileges:true), "--attach stdin prints
+    container ID", "with log-opt option" (LogConfig.Size as podman prints it), "--log-driver"
+    (none: no LogPath); "save --quiet"; "failed --rm" (a port in use is exit 126)."""
+    p = rongqi("run", "--rm", "--privileged", "busybox", "stat", "-c", "%u:%g:%n", "/etc")
+    assert (p.stdout, p.stderr) == ("0:0:/etc\n", "")
+    assert rongqi("run", "--rm", "busybox", "stat", "-c", "%s", "/run/.containerenv").stdout \
+        == "0\n"
+    assert "name=" in rongqi("run", "--rm", "--privileged", "busybox", "cat",
+                             "/run/.containerenv").stdout
+    p = rongqi("run", "--rm", "-p", "8080", "--net=host", "busybox", "echo", "hi")
+    assert p.stdout == "hi\n" and p.stderr.startswith(
+        "Port mappings have been discarded as one of the Host, Container, Pod, and None "
+        "network modes are in use\n")
+    p = rongqi("run", "--rm", "--kernel-memory", "100", "busybox", "true")
+    assert "The --kernel-memory flag is no longer supported. This flag is a noop." in p.stderr
+    for opt in ("no-new-privileges=true", "no-new-privileges:true", "no-new-privileges"):
+        rongqi("rm", rongqi("create", "--security-opt", opt, "busybox").stdout.strip())
+    p = rongqi("run", "--name", "ai", "--attach", "stdin", "busybox", "echo", "hello")
+    assert p.stdout == rongqi("inspect", "-f", "{{.Id}}", "ai").stdout
+    rongqi("run", "--name", "sz", "--log-opt", "max-size=7.047m", "busybox", "true")
+    assert rongqi("inspect", "-f", "{{.HostConfig.LogConfig.Size}}", "sz").stdout == "7.047MB\n"
+    rongqi("run", "--name", "nolog", "--log-driver", "none", "busybox", "true")
+    assert rongqi("inspect", "-f", "[{{.HostConfig.LogConfig.Path}}]", "nolog").stdout == "[]\n"
+    assert rongqi("save", "--quiet", "busybox", "-o", str(tmp_path / "a.tar")).stdout == ""
+    import socket
+    s = socket.socket()
+    s.bind(("0.0.0.0", 0))
+    s.listen()
+    try:
+        p = rongqi("run", "-d", "-p", f"{s.getsockname()[1]}:80", "busybox", "true", check=False)
+    finally:
+        s.close()
+    assert p.returncode == 126 and "address already in use" in p.stderr, p.stderr
+    rongqi("rm", "-f", "ai", "sz", "nolog")

@@ -929,6 +929,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--context", dest="global_context", default="default",
                    help="only \"default\" (no swarm)")
     p.add_argument("--noout", action="store_true", help="nothing on stdout")
+    p.add_argument("--events-backend", default="file", choices=("file", "journald", "none"),
+                   help="accepted for podman's scripts: rongqi's events are always its file "
+                        "(ROOT/events.log)")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
     only = _command_word(p, argv) if argv is not None else None
 
@@ -1002,6 +1005,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     def save_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("names", nargs="+")
         sp.add_argument("-o", "--output")
+        sp.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress (rongqi's save shows none)")
         sp.add_argument("--format", choices=("docker-archive", "oci-archive"),
                         default="docker-archive")
 

@@ -180,6 +180,9 @@ def cmd_run(ctx: Any, a: argparse.Namespace) -> int:
         print(c.id)
         return 0
     stdin, shown = _streams(a.attach, opts.interactive)
+    if not shown:
+        # `run -a stdin`: neither output is shown, so podman prints the container's ID
+        print(c.id, flush=True)
     return _start_and_relay(engine, c, stdin=stdin, shown=shown, tty=opts.tty, keys=keys,
                             sig_proxy=opts.sig_proxy and not opts.tty, remove_on_error=True)
 

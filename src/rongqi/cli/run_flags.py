@@ -89,6 +89,7 @@ def add_create_flags(p: argparse.ArgumentParser, *, run: bool = True) -> None:
     a("--memory-swap", default=None, help="memory plus swap limit; -1 unlimited")
     a("--memory-reservation", default=None, help="memory soft limit")
     a("--cpus", default=None, help="number of CPUs (quota/period)")
+    a("--kernel-memory", default=None, help=argparse.SUPPRESS)  # podman: a no-op, warned
     a("--cpu-period", default=None, help="the CPU CFS period, microseconds")
     a("--cpu-quota", default=None, help="the CPU CFS quota, microseconds")
     a("-c", "--cpu-shares", default=None, help="CPU shares (relative weight)")
@@ -521,7 +522,9 @@ def parse_security_opts(items: list[str], o: Any) -> None:
     import os
     for n, item in enumerate(items, 1):
         key, eq, value = item.partition("=")
-        if key == "no-new-privileges" or (key == "no-new-privileges" and not eq):
+        if not eq and item.startswith("no-new-privileges:"):
+            key, eq, value = item.partition(":")  # podman takes NAME:VALUE here too
+        if key == "no-new-privileges":
             if eq and value.lower() not in ("true", "false"):
                 _fail(f'invalid --security-opt 2: "{item}"')
             o.no_new_privileges = not eq or value.lower() == "true"
@@ -797,6 +800,16 @@ def options_from_args(ns: argparse.Namespace, environ: dict[str, str] | None = N
             _check_ip(ip.strip("[]"), f'invalid IP address in add-host: "{ip}"')
     o.add_host = list(ns.add_host)
     o.publish = [_check_publish(x) for x in ns.publish]
+    if (o.publish or ns.publish_all) and (o.network in ("host", "none")
+                                          or o.network.startswith("container:")):
+        # podman's line (on stderr, before the container's output), and the ports go
+        import sys
+        print("Port mappings have been discarded as one of the Host, Container, Pod, and None "
+              "network modes are in use", file=sys.stderr)
+        o.publish, ns.publish_all = [], False
+    if ns.kernel_memory is not None:
+        from rongqi.engine.lifecycle import _warn
+        _warn("The --kernel-memory flag is no longer supported. This flag is a noop.")
     o.publish_all = ns.publish_all
     return o
 

@@ -409,13 +409,26 @@ def _cap_name(text: str) -> str:
     return name
 
 
+def _own_bounding_set(names: Any) -> set[str]:
+    """The capabilities in this process's bounding set (all of them if it cannot be read)."""
+    try:
+        with open("/proc/self/status") as f:
+            mask = next(int(ln.split()[1], 16) for ln in f if ln.startswith("CapBnd:"))
+    except (OSError, StopIteration, ValueError):
+        return set(names)
+    return {n for n, bit in dict(names).items() if mask >> bit & 1}
+
+
 def capabilities(opts: ContainerOptions, uid: int) -> dict[str, list[str]]:
     """podman's sets: the default (docker's) list or all of them with --privileged, then
     --cap-drop, then --cap-add (ALL in either); a non-root user keeps only the bounding set,
     plus what --cap-add named in every set (podman 4 puts those in the ambient set)."""
     from rongqi.linux.caps import CAPABILITIES
     from rongqi.oci.profile import DEFAULT_CAPABILITIES
-    every = list(CAPABILITIES)
+    # --privileged and ALL: every capability this process can still give (podman's
+    # BoundingSet()), not ones its bounding set lost (CAP_SYS_RESOURCE on some hosts), which
+    # the runtime could only drop with a warning on every such run
+    every = [c for c in CAPABILITIES if c in _own_bounding_set(CAPABILITIES)]
     adds = [_cap_name(c) for c in opts.cap_add]
     drops = [_cap_name(c) for c in opts.cap_drop]
     caps = list(every) if opts.privileged else list(DEFAULT_CAPABILITIES)
@@ -881,8 +894,10 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
         "hosts": hosts_file(opts, hostname, inp.name, base=base_hosts),
         "hostname": hostname + "\n",
         "resolv.conf": resolv_conf(opts, _read_host("/etc/resolv.conf")),
+        # podman: the details only for a --privileged container; others get an empty file
         ".containerenv": (f'engine="rongqi"\nname="{inp.name}"\nid="{inp.container_id}"\n'
-                          f'image="{opts.image}"\nrootless={int(inp.rootless)}\n'),
+                          f'image="{opts.image}"\nrootless={int(inp.rootless)}\n'
+                          if opts.privileged else ""),
     }
     if net == "slirp4netns" and not opts.dns:
         # slirp4netns' DNS forwarder first, then the host's servers (podman 4's order).

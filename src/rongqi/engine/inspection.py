@@ -18,6 +18,22 @@ if TYPE_CHECKING:
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
+
+def _log_size(text: str) -> str:
+    """--log-opt max-size as podman's inspect shows it: go-units' FromHumanSize (decimal:
+    "7.047m" is 7047000 bytes) printed by HumanSize ("7.047MB"); "0B" when unset."""
+    import re
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtTpP]?)[iI]?[bB]?\s*", text or "")
+    if not m:
+        return text or "0B"
+    n = float(m.group(1)) * 1000 ** " kmgtp".index(m.group(2).lower() or " ")
+    units = ["B", "kB", "MB", "GB", "TB", "PB"]
+    i = 0
+    while n >= 1000 and i < len(units) - 1:
+        n /= 1000
+        i += 1
+    return f"{n:.4g}{units[i]}"
+
 def _health(c: Container) -> dict[str, Any]:
     """podman 4.3 shows State.Health always (Status "" without a health check)."""
     h = c.state.get("health")
@@ -90,7 +106,7 @@ def container_json(engine: Engine, c: Container) -> dict[str, Any]:
     blkio = resources.get("blockIO") or {}
     nano_cpus = int(o.get("cpus") * 1e9) if o.get("cpus") else 0
     mounts = cfg.get("mounts", [])
-    log_size = o.get("log_opts", {}).get("max-size", "0B")
+    log_size = _log_size(o.get("log_opts", {}).get("max-size", ""))
     return {
         "Id": c.id,
         "Created": cfg.get("created", ""),
@@ -169,7 +185,9 @@ def container_json(engine: Engine, c: Container) -> dict[str, Any]:
             "ContainerIDFile": o.get("cidfile", ""),
             "LogConfig": {"Type": cfg.get("log_driver", "k8s-file"),
                           "Config": o.get("log_opts") or None,
-                          "Path": cfg.get("log_path", ""), "Tag": "", "Size": log_size},
+                          # podman: no log file (and no path) with the none driver
+                          "Path": "" if cfg.get("log_driver") == "none"
+                          else cfg.get("log_path", ""), "Tag": "", "Size": log_size},
             "NetworkMode": _network_mode(c, o),
             "PortBindings": _port_bindings(c),
             "RestartPolicy": {"Name": "" if restart.get("name") == "no" else restart.get("name"),

@@ -77,6 +77,13 @@ class InvalidNetworkMode(NetworkError):
     """connect/disconnect of a container whose network is not bridge (none, host, ...)."""
 
 
+
+class PortInUse(NetworkError):
+    """A published host port another process holds: podman's `run` exits 126 for it (the
+    container could not be started), not 125."""
+
+    exit_code = 126
+
 def _find(*candidates: str) -> str:
     for c in candidates:
         if os.access(c, os.X_OK):
@@ -822,7 +829,7 @@ def _assign_ports(cid: str, root: str, mappings: list[dict[str, Any]],
         fam = socket.AF_INET6 if ":" in ip else socket.AF_INET
         port = int(m["host_port"])
         if port and (proto, port) in used:
-            raise NetworkError(f"cannot listen on the {proto.upper()} port: listen {proto}4 "
+            raise PortInUse(f"cannot listen on the {proto.upper()} port: listen {proto}4 "
                                f"{ip}:{port}: bind: address already in use")
         if proto != "sctp":
             s = socket.socket(fam, kind)
@@ -830,7 +837,9 @@ def _assign_ports(cid: str, root: str, mappings: list[dict[str, Any]],
                 s.bind((ip or ("::" if fam == socket.AF_INET6 else "0.0.0.0"), port))
                 port = s.getsockname()[1]
             except OSError as err:
-                raise NetworkError(f"cannot listen on the {proto.upper()} port: listen "
+                import errno
+                kind_err = PortInUse if err.errno == errno.EADDRINUSE else NetworkError
+                raise kind_err(f"cannot listen on the {proto.upper()} port: listen "
                                    f"{proto}{'6' if fam == socket.AF_INET6 else '4'} "
                                    f"{ip}:{port}: bind: {err.strerror.lower()}") from None
             finally:

@@ -181,7 +181,15 @@ def test_log_pull_network_flags():
     assert o.log_driver == "json-file" and o.log_opts == {"max-size": "1m", "max-file": "3"}
     assert (o.pull, o.network, o.dns, o.dns_search, o.dns_option) == \
         ("never", "host", ["1.1.1.1"], ["x.y"], ["ndots:1"])
-    assert o.add_host == ["db:10.0.0.1"] and o.publish == ["8080:80/tcp"] and o.publish_all
+    # podman discards the ports of a host-network container (and says so on stderr)
+    assert o.add_host == ["db:10.0.0.1"] and o.publish == [] and not o.publish_all
+    o = opts("-p", "8080:80/tcp", "-P", "img")
+    assert o.publish == ["8080:80/tcp"] and o.publish_all
+    o = opts("--log-driver", "json-file", "--log-opt", "max-size=1m", "--log-opt", "max-file=3",
+             "--pull", "never", "--network", "host", "--dns", "1.1.1.1", "--dns-search", "x.y",
+             "--dns-option", "ndots:1", "--add-host", "db:10.0.0.1",
+             "--ip", "10.0.0.5", "--mac-address", "02:42:ac:11:00:02", "--sysctl", "net.ipv4.ip_forward=1",
+             "--oom-score-adj", "-500", "img")
     assert o.sysctls == {"net.ipv4.ip_forward": "1"} and o.oom_score_adj == -500
     assert error("--log-driver", "foo", "img") == \
         "running container create option: invalid log driver: invalid argument"
