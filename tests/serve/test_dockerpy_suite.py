@@ -4,9 +4,11 @@ docker-py cases it mirrors. docs/serve.md ("docker-py's integration suite") has 
 
 from __future__ import annotations
 
+import os
 import time
 
 import docker.errors
+import docker.types
 import pytest
 
 
@@ -117,3 +119,36 @@ def test_build_applies_dockerignore_exceptions_and_refuses_an_empty_dockerfile(s
         list(api.build(fileobj=io.BytesIO(b""), tag="a/b/c"))
     assert err.value.response.status_code == 400
     assert err.value.explanation == "the Dockerfile (Dockerfile) cannot be empty"
+
+
+@pytest.mark.root
+@pytest.mark.skipif(not os.access("/usr/lib/podman/netavark", os.X_OK),
+                    reason="netavark is not installed")
+def test_a_static_address_shows_in_ipamconfig_and_info_counts_every_image(serve):
+    # api_network_test.py TestNetworks::test_create_with_ipv4_address and
+    # ::test_connect_with_ipv4_address: the endpoint's IPAMConfig is the address asked for
+    # (it was null); api_image_test.py ListImagesTest::test_images: /info's Images is the
+    # number of ids images(all=True) lists.
+    from support.serving import session_network
+    name, subnet, bridge = session_network(41)
+    api = _api(serve)
+    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)])
+    api.create_network(name, ipam=ipam, options={"com.docker.network.bridge.name": bridge})
+    ip, ip2 = subnet.replace(".0/24", ".23"), subnet.replace(".0/24", ".24")
+    cid = api.create_container(
+        "busybox", "top", host_config=api.create_host_config(network_mode=name),
+        networking_config=api.create_networking_config(
+            {name: api.create_endpoint_config(ipv4_address=ip)}))["Id"]
+    api.start(cid)
+    ep = api.inspect_container(cid)["NetworkSettings"]["Networks"][name]
+    assert (ep["IPAMConfig"], ep["IPAddress"]) == ({"IPv4Address": ip}, ip)
+    api.disconnect_container_from_network(cid, name)
+    api.connect_container_to_network(cid, name, ipv4_address=ip2)
+    ep = api.inspect_container(cid)["NetworkSettings"]["Networks"][name]
+    assert (ep["IPAMConfig"], ep["IPAddress"]) == ({"IPv4Address": ip2}, ip2)
+    api.disconnect_container_from_network(cid, name)
+    api.connect_container_to_network(cid, name)                 # none asked: null, as Docker
+    assert api.inspect_container(cid)["NetworkSettings"]["Networks"][name]["IPAMConfig"] is None
+    api.remove_container(cid, force=True)
+    api.commit(api.create_container("busybox", "true")["Id"])     # an unnamed image too
+    assert len({i["Id"] for i in api.images(all=True)}) == api.info()["Images"]

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import rongqi
+from rongqi.errors import RongqiError
 from rongqi.serve.app import (API_VERSION, MIN_API_VERSION, HTTPError, Request, Response,
                               json_response, json_stream, route, version_text)
 
@@ -48,6 +49,16 @@ def _build_time() -> str:
     package_dir = os.path.dirname(rongqi.__file__)
     built = os.stat(package_dir).st_mtime
     return time.strftime("%Y-%m-%dT%H:%M:%S.000000000+00:00", time.gmtime(built))
+
+
+def _image_count(engine: Any, fallback: int) -> int:
+    """dockerd's Images: every image id GET /images/json?all=1 lists (named and dangling),
+    which docker-py's suite compares with that listing."""
+    from rongqi.engine import imageinfo
+    try:
+        return len({f.id for f in imageinfo.all_images(engine.store)})
+    except (RongqiError, OSError):
+        return fallback
 
 
 def version_data() -> dict[str, Any]:
@@ -127,7 +138,7 @@ def info_data(engine: Any) -> dict[str, Any]:
         "ID": _engine_id(engine),
         "Containers": counts["number"], "ContainersRunning": counts["running"],
         "ContainersPaused": counts["paused"], "ContainersStopped": counts["stopped"],
-        "Images": store["imageStore"]["number"],
+        "Images": _image_count(engine, store["imageStore"]["number"]),
         "Driver": store["graphDriverName"],
         "DriverStatus": [["Backing Filesystem", _fs_type(engine.root)]],
         "SystemStatus": None,

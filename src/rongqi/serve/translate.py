@@ -867,16 +867,28 @@ def _network_id(engine: Engine | None, name: str) -> str:
         return name
 
 
+def _endpoint_ipam(attachment: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """The endpoint's IPAMConfig as the client asked for it (a static address at create or
+    connect), Docker's EndpointIPAMConfig with its empty fields left out; None when none."""
+    static = [str(ip) for ip in (attachment or {}).get("static_ips") or [] if ip]
+    v4 = next((ip for ip in static if "." in ip), "")
+    v6 = next((ip for ip in static if ":" in ip), "")
+    out = {k: v for k, v in (("IPv4Address", v4), ("IPv6Address", v6)) if v}
+    return out or None
+
+
 def networks_json(c: Container, engine: Engine | None = None) -> dict[str, Any]:
     """NetworkSettings.Networks: one EndpointSettings per network (host and none included,
     as Docker shows them), the default network as "bridge"."""
     from rongqi.engine import networks
     settings = networks.settings(c)
     nets = dict(settings.get("Networks") or {})
+    attached = (networks.load(c) or {}).get("networks") or {}
     out: dict[str, Any] = {}
     for name, d in nets.items():
         out[docker_network_name(name)] = {
-                     "IPAMConfig": d.get("IPAMConfig"), "Links": d.get("Links"),
+                     "IPAMConfig": d.get("IPAMConfig") or _endpoint_ipam(attached.get(name)),
+                     "Links": d.get("Links"),
                      "Aliases": d.get("Aliases"), "NetworkID": _network_id(engine, name),
                      "EndpointID": d.get("EndpointID", ""), "Gateway": d.get("Gateway", ""),
                      "IPAddress": d.get("IPAddress", ""),
