@@ -154,3 +154,23 @@ def test_exec_process_file_may_be_a_pipe(oci_binary, runtime_root, bundle_factor
         assert r.stdout == "from-a-pipe\n"
     finally:
         oci(oci_binary, runtime_root, "delete", "--force", unique_id)
+
+
+def test_exec_says_an_execve_failure_in_runcs_words(oci_binary, runtime_root, bundle_factory, unique_id):
+    """exec.bats "runc exec [execve error]" (run.bats has the same case for run): a script
+    whose interpreter does not exist fails its execve with ENOENT. One line on stderr, which
+    names the program as runc does: "exec /run.sh: no such file or directory" (run said so
+    already; exec said "/run.sh: No such file or directory")."""
+    bundle = bundle_factory(["sleep", "60"])
+    script = os.path.join(bundle, "rootfs", "run.sh")
+    with open(script, "w") as f:
+        f.write("#!/mmnnttbb foo bar\nsh\n")
+    os.chmod(script, 0o755)
+    assert oci(oci_binary, runtime_root, "run", "-d", "-b", bundle, unique_id).returncode == 0
+    try:
+        r = oci(oci_binary, runtime_root, "exec", unique_id, "/run.sh")
+        assert r.returncode == 255
+        lines = r.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].endswith("exec /run.sh: no such file or directory"), r.stderr
+    finally:
+        oci(oci_binary, runtime_root, "delete", "--force", unique_id)

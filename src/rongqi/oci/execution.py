@@ -15,7 +15,7 @@ from rongqi.linux import namespaces
 from rongqi.linux import syscall as sysc
 from rongqi.oci import protocol as proto
 from rongqi.oci import statedir as statemod
-from rongqi.oci.init import InitConfig, Sync, describe, finalize_process, find_executable, give_stdio, _environ
+from rongqi.oci.init import InitConfig, Sync, describe, execve, finalize_process, find_executable, give_stdio, _environ
 
 
 class ExecOptions:
@@ -404,7 +404,7 @@ def _child(sc: sysc.Syscalls, c: InitConfig, proc, relayed: bool = False) -> Non
         finalize_process(sc, c)
         for fd in range(3, keep):
             os.set_inheritable(fd, True)
-        sc.execve(exe, proc.args, env)
+        execve(sc, exe, proc.args, env)  # its error in runc's words, as run's: "exec /x: ..."
     except BaseException as err:  # noqa: BLE001
         try:
             c.sync.send("error", describe(err))
