@@ -174,3 +174,39 @@ def test_exec_says_an_execve_failure_in_runcs_words(oci_binary, runtime_root, bu
         assert len(lines) == 1 and lines[0].endswith("exec /run.sh: no such file or directory"), r.stderr
     finally:
         oci(oci_binary, runtime_root, "delete", "--force", unique_id)
+
+
+def _status_caps(text: str) -> dict[str, str]:
+    return {k: v.strip() for k, _, v in (line.partition(":") for line in text.splitlines()) if k.startswith("Cap")}
+
+
+def test_an_unknown_capability_is_warned_about_and_left_out(oci_binary, runtime_root, bundle_factory, unique_id):
+    """capabilities.bats "runc run with unknown capability": names no kernel defines in a
+    capability set ("CAP_UNKNOWN", "UNKNOWN_CAP") do not fail the container; runc warns
+    ("ignoring unknown or unavailable capabilities") and grants the known ones."""
+    caps = ["CAP_KILL", "CAP_UNKNOWN", "UNKNOWN_CAP"]
+    bundle = bundle_factory(["cat", "/proc/self/status"], capabilities=caps)
+    r = oci(oci_binary, runtime_root, "run", "-b", bundle, unique_id)
+    assert r.returncode == 0, r.stderr
+    assert "unknown capabilities: CAP_UNKNOWN, UNKNOWN_CAP" in r.stderr
+    got = _status_caps(r.stdout)
+    assert got["CapBnd"] == got["CapEff"] == got["CapPrm"] == f"{1 << 5:016x}", got  # CAP_KILL only
+
+
+def test_exec_cap_is_never_inheritable(oci_binary, runtime_root, bundle_factory, unique_id):
+    """capabilities.bats "runc exec --cap": --cap adds to the bounding, effective and permitted
+    sets only. It also filled inheritable and ambient, which runc stopped doing in its fix of
+    CVE-2022-29162: an inheritable capability is kept across the execve of a program with
+    inheritable file capabilities, and an ambient one by every program, even non-root."""
+    bundle = bundle_factory(["sleep", "60"], capabilities=[])
+    assert oci(oci_binary, runtime_root, "run", "-d", "-b", bundle, unique_id).returncode == 0
+    try:
+        r = oci(oci_binary, runtime_root, "exec", "--cap", "CAP_KILL", "--cap", "CAP_AUDIT_WRITE", unique_id,
+                "cat", "/proc/self/status")
+        assert r.returncode == 0, r.stderr
+        got = _status_caps(r.stdout)
+        want = f"{(1 << 5) | (1 << 29):016x}"
+        assert (got["CapBnd"], got["CapEff"], got["CapPrm"]) == (want, want, want), got
+        assert got["CapInh"] == got["CapAmb"] == "0" * 16, got
+    finally:
+        oci(oci_binary, runtime_root, "delete", "--force", unique_id)

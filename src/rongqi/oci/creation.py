@@ -232,14 +232,21 @@ def cap_sets(spec: Spec):
     from rongqi.linux import caps as capmod
 
     sets = []
+    unknown: list[str] = []
     for name in ("bounding", "effective", "permitted", "inheritable", "ambient"):
-        try:
-            sets.append(capmod.mask(getattr(c, name)))
-        except capmod.UnknownCapability as err:
-            names_ = getattr(c, name)
-            idx = names_.index(err.name) if err.name in names_ else 0
-            raise SpecError(f"process.capabilities.{name}[{idx}]: {err}") from None
+        names_ = getattr(c, name)
+        # runc: a name no kernel defines is warned about and left out, not an error (a
+        # set only loses a capability by it: the container gets less, never more).
+        bad = capmod.unknown(names_)
+        for n in bad:
+            if n not in unknown:
+                unknown.append(n)
+        sets.append(capmod.mask([n for n in names_ if n not in bad]))
     bounding, effective, permitted, inheritable, ambient = sets
+    if unknown:
+        from rongqi.oci import log
+
+        log.warn("process.capabilities: ignoring unknown capabilities: " + ", ".join(unknown))
     newer = sorted({n for name in ("bounding", "effective", "permitted", "inheritable", "ambient")
                     for n in capmod.unsupported(getattr(c, name))})
     if newer:

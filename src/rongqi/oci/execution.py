@@ -116,9 +116,14 @@ def build_process(st: statemod.State, spec, o: ExecOptions):
 
         c = p.capabilities or Capabilities()
         for name in o.caps:
-            for lst in (c.bounding, c.effective, c.permitted, c.ambient, c.inheritable):
+            # runc's --cap: bounding, effective and permitted. Never inheritable (runc's
+            # CVE-2022-29162: an inheritable set let a program with inheritable file
+            # capabilities gain them); ambient only where inheritable already allows it.
+            for lst in (c.bounding, c.effective, c.permitted):
                 if name not in lst:
                     lst.append(name)
+            if name in c.inheritable and name not in c.ambient:
+                c.ambient.append(name)
         p.capabilities = c
     if o.no_new_privs:
         p.no_new_privileges = True
