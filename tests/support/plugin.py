@@ -69,10 +69,13 @@ def leak_checker(tmp_path_factory: pytest.TempPathFactory) -> LeakChecker:
     return LeakChecker(str(tmp_path_factory.getbasetemp()), SESSION_TAG)
 
 
-def _judge(checker: LeakChecker, before: Any, what: str) -> None:
+def _judge(checker: LeakChecker, before: Any, what: str) -> bool:
+    """Fail `what` for what it leaked; True when the host is as compare's snapshot saw it
+    (nothing was cleaned up), so that snapshot can be the next test's `before`."""
     ours, ambiguous = checker.compare(before)
     problems = ours.lines()
     failed = checker.cleanup(ours)
+    exact = not ours
     # A process this session started is always its descendant (the session is a subreaper),
     # so a "rongqi" process outside its tree is someone else's: a shell command, another
     # session. It is worth a warning when it outlives a short wait, never a failure or a kill.
@@ -83,6 +86,7 @@ def _judge(checker: LeakChecker, before: Any, what: str) -> None:
         if not checker.other_sessions():
             problems += ambiguous.lines()
             failed += checker.cleanup(ambiguous, kill_processes=False)
+            exact = False
         else:
             notes += ambiguous.lines()
     if notes:
@@ -96,6 +100,25 @@ def _judge(checker: LeakChecker, before: Any, what: str) -> None:
         if failed:
             msg += "\ncleanup failed for:\n  " + "\n  ".join(failed)
         pytest.fail(msg, pytrace=False)
+    return exact
+
+
+# Fixture set-ups and finalizations other than _leak_check's own, counted (the hooks below):
+# the snapshot a test's check ends with is the next test's `before` only while this count has
+# not moved since, i.e. no fixture of any scope made or removed anything in between (a module
+# fixture starting a daemon, one set up ahead of _leak_check). It saves a snapshot a test.
+_FIXTURE_EVENTS = [0]
+_REUSABLE: list[Any] = [None, -1]   # (snapshot, _FIXTURE_EVENTS when it was taken)
+
+
+def pytest_fixture_setup(fixturedef: Any, request: Any) -> None:
+    if fixturedef.argname != "_leak_check":
+        _FIXTURE_EVENTS[0] += 1
+
+
+def pytest_fixture_post_finalizer(fixturedef: Any, request: Any) -> None:
+    if fixturedef.argname != "_leak_check":
+        _FIXTURE_EVENTS[0] += 1
 
 
 # What dead earlier sessions left, found at this session's start: the first test fails with it.
@@ -160,11 +183,15 @@ def _leak_check(request: pytest.FixtureRequest, leak_checker: LeakChecker) -> It
     if _STALE:
         pytest.fail(_STALE.pop(), pytrace=False)
     if request.node.get_closest_marker("no_leak_check"):
+        _REUSABLE[:] = [None, -1]
         yield
         return
-    before = leak_checker.snapshot()
+    snap, at = _REUSABLE
+    _REUSABLE[:] = [None, -1]
+    before = snap if snap is not None and at == _FIXTURE_EVENTS[0] else leak_checker.snapshot()
     yield
-    _judge(leak_checker, before, request.node.nodeid)
+    if _judge(leak_checker, before, request.node.nodeid):
+        _REUSABLE[:] = [leak_checker.last_after, _FIXTURE_EVENTS[0]]
 
 
 # -- runtime fixtures ------------------------------------------------------------------------
@@ -245,6 +272,8 @@ __all__ = [
     "pytest_configure",
     "pytest_unconfigure",
     "pytest_runtest_setup",
+    "pytest_fixture_setup",
+    "pytest_fixture_post_finalizer",
     "leak_checker",
     "_session_leak_check",
     "_leak_check",

@@ -6,6 +6,7 @@ tests leak on purpose, then checks the verdicts and that nothing was left on the
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -14,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,18 @@ TESTS = Path(__file__).resolve().parents[1]
 REPO = TESTS.parent
 
 root = pytest.mark.root
+
+
+@contextlib.contextmanager
+def _others_held_off() -> Iterator[None]:
+    """The host network lock of /run/rongqi/networks held: a session starting meanwhile waits
+    with its start-sweep (it runs under that lock) so it cannot take a fake dead session's
+    leftovers (a rongqi-test cgroup of a dead pid is anyone's to reap) before the inner
+    session, whose own network run dir (RONGQI_NETWORK_RUNDIR) has a lock of its own."""
+    from rongqi.locking import Lock
+    os.makedirs("/run/rongqi/networks", 0o700, exist_ok=True)
+    with Lock("/run/rongqi/networks/lock"):
+        yield
 
 
 def _run_inner(tmp_path: Path, body: str) -> tuple[int, str]:
@@ -179,11 +193,15 @@ def test_leaked_lease_and_firewall_rule_fail_and_are_removed(tmp_path):
 
 
 @root
-def test_a_dead_sessions_leftovers_fail_the_first_test_and_are_removed(tmp_path):
+def test_a_dead_sessions_leftovers_fail_the_first_test_and_are_removed(tmp_path, monkeypatch):
     """At its start a session looks for what sessions that are gone left: a netns, an
     active network record and a lease whose root lies under a pytest temp dir whose .lock
     names a dead pid, and a rongqi-test cgroup tagged with a dead pid. The first test fails
-    saying so, all of it is removed; a lease of a live session's root is left alone."""
+    saying so, all of it is removed; a lease of a live session's root is left alone. The
+    records are in a network run dir of the test's own, the inner session's (other sessions
+    starting meanwhile would take them first)."""
+    netrun = tmp_path / "netrun"
+    monkeypatch.setenv("RONGQI_NETWORK_RUNDIR", str(netrun))
     p = subprocess.Popen(["true"])
     p.wait()
     dead = tmp_path / "old" / "pytest-of-root" / "pytest-1"
@@ -192,8 +210,8 @@ def test_a_dead_sessions_leftovers_fail_the_first_test_and_are_removed(tmp_path)
     cid, live_cid = secrets.token_hex(32), secrets.token_hex(32)
     root = dead / "test_x0" / "root"
     (root / "containers" / cid).mkdir(parents=True)  # its files stay: only its pytest died
-    active = f"/run/rongqi/networks/active/{cid}.json"
-    ipam = f"/run/rongqi/networks/ipam/leaktest-{secrets.token_hex(4)}.json"
+    active = f"{netrun}/active/{cid}.json"
+    ipam = f"{netrun}/ipam/leaktest-{secrets.token_hex(4)}.json"
     cgroup = f"/sys/fs/cgroup/pids/rongqi-test/p{p.pid}x0000-1"
     os.makedirs(os.path.dirname(active), exist_ok=True)
     os.makedirs(os.path.dirname(ipam), exist_ok=True)
@@ -205,14 +223,15 @@ def test_a_dead_sessions_leftovers_fail_the_first_test_and_are_removed(tmp_path)
         with open(ipam, "w") as f:
             json.dump({"10.252.0.9": {"id": cid, "root": str(root)},
                        "10.252.0.10": {"id": live_cid, "root": str(tmp_path / "root")}}, f)
-        os.makedirs(cgroup)
-        code, out = _run_inner(tmp_path, """
-            def test_first():
-                pass
+        with _others_held_off():
+            os.makedirs(cgroup)
+            code, out = _run_inner(tmp_path, """
+                def test_first():
+                    pass
 
-            def test_second():
-                pass
-        """)
+                def test_second():
+                    pass
+            """)
         assert code == 1, out
         assert "resources left by earlier test sessions" in out, out
         for what in (f"netns rongqi-{cid}", "IPAM lease 10.252.0.9", f"network set up for {cid[:12]}",
@@ -236,11 +255,16 @@ def test_a_dead_sessions_leftovers_fail_the_first_test_and_are_removed(tmp_path)
 @root
 @pytest.mark.skipif(not os.access("/usr/lib/podman/netavark", os.X_OK),
                     reason="netavark is not installed")
-def test_a_dead_sessions_container_on_a_network_is_undone_at_the_next_start(tmp_path):
+def test_a_dead_sessions_container_on_a_network_is_undone_at_the_next_start(tmp_path,
+                                                                           monkeypatch):
     """A real container of a session that died (its pytest, monitor and process killed):
     its netns, veth, lease, the network's rules and bridge, and its cgroup are the next
-    session's first failure, and gone after it."""
+    session's first failure, and gone after it. Its host-wide records are in a network run
+    dir of the test's own (RONGQI_NETWORK_RUNDIR, for the engine, this test's cleanup and
+    the inner session alike): in /run/rongqi/networks the start-sweep of any other session
+    starting meanwhile would find them first, and the inner session nothing."""
     from support.engine_cli import Rongqi
+    monkeypatch.setenv("RONGQI_NETWORK_RUNDIR", str(tmp_path / "netrun"))
     p = subprocess.Popen(["true"])
     p.wait()
     dead = tmp_path / "old" / "pytest-of-root" / "pytest-2"
@@ -264,10 +288,11 @@ def test_a_dead_sessions_container_on_a_network_is_undone_at_the_next_start(tmp_
     assert os.path.exists(f"/run/netns/rongqi-{cid}") and rules()
     assert os.path.exists(f"/sys/class/net/{bridge}")
     try:
-        code, out = _run_inner(tmp_path, """
-            def test_first():
-                pass
-        """)
+        with _others_held_off():
+            code, out = _run_inner(tmp_path, """
+                def test_first():
+                    pass
+            """)
         assert code == 1 and "resources left by earlier test sessions" in out, out
         assert f"netns rongqi-{cid}" in out and f"network set up for {cid[:12]}" in out, out
         assert not os.path.exists(f"/run/netns/rongqi-{cid}") and rules() == []
