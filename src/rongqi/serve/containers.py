@@ -68,6 +68,39 @@ def _make_bind_sources(body: dict[str, Any]) -> None:
             os.makedirs(src, 0o755, exist_ok=True)
 
 
+def _volumes_from(req: Request, body: dict[str, Any], opts: Any) -> None:
+    """HostConfig.VolumesFrom (`NAME[:ro|:rw]`): the named containers' volumes and binds at
+    the same paths, beside this container's own (which win); `ro` makes them read-only, no
+    mode keeps each one's own. The volumes are shared by name: a `rm -v` of this container
+    leaves them to their owner."""
+    from rongqi.engine.options import MountSpec
+    entries = (body.get("HostConfig") or {}).get("VolumesFrom") or []
+    if not entries:
+        return
+    if not isinstance(entries, list):
+        raise HTTPError(400, "HostConfig.VolumesFrom: expected a list of container names")
+    taken = {os.path.normpath(m.destination) for m in opts.mounts}
+    for entry in entries:
+        ref, _, mode = str(entry).partition(":")
+        if mode not in ("", "ro", "rw"):
+            raise HTTPError(400, f"invalid mode: {mode}")
+        with _docker_words(ref):
+            source = req.engine.get(ref)
+        for m in source.config.get("mounts") or []:
+            dest = os.path.normpath(str(m.get("Destination") or "/"))
+            if dest == "/" or dest in taken:
+                continue
+            ro = mode == "ro" or (not mode and not m.get("RW", True))
+            if m.get("Type") == "bind" and m.get("Source"):
+                opts.mounts.append(MountSpec("bind", dest, str(m["Source"]), readonly=ro))
+            elif m.get("Type") == "volume" and m.get("Name"):
+                opts.mounts.append(MountSpec("volume", dest, str(m["Name"]), readonly=ro))
+            else:
+                continue   # a tmpfs is the container's own, as with Docker
+            taken.add(dest)
+    opts.annotations[tr.VOLUMES_FROM] = ",".join(str(e) for e in entries)
+
+
 @route("POST", "/containers/create")
 def create(req: Request) -> Response:
     from rongqi.errors import NameInUse
@@ -79,6 +112,7 @@ def create(req: Request) -> Response:
         raise HTTPError(400, "invalid JSON in the request body: expected an object")
     name = req.arg("name") or ""
     opts, warnings = tr.create_options(body, name)
+    _volumes_from(req, body, opts)
     _make_bind_sources(body)
     try:
         c = req.engine.create(opts)

@@ -376,8 +376,13 @@ def devices(items: Sequence[Mapping[str, Any]] | None) -> list[Any]:
 _ZERO_ONLY = ("BlkioWeight", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps",
               "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "CpuRealtimePeriod",
               "CpuRealtimeRuntime", "CpuCount", "CpuPercent", "IOMaximumIOps",
-              "IOMaximumBandwidth", "DeviceCgroupRules", "DeviceRequests", "VolumesFrom",
-              "Links", "CgroupParent", "VolumeDriver", "MaskedPaths", "ReadonlyPaths")
+              "IOMaximumBandwidth", "DeviceCgroupRules", "DeviceRequests",
+              "Links", "CgroupParent", "MaskedPaths", "ReadonlyPaths")
+# Docker's HostConfig values that the engine has no field for, kept in the record's
+# annotations so that inspect shows them back (podman keeps --volumes-from the same way).
+VOLUMES_FROM = "io.podman.annotations.volumes-from"
+ISOLATION = "io.rongqi.docker.isolation"
+VOLUME_DRIVER = "io.rongqi.docker.volume-driver"
 _NAMESPACE_MODES = {"IpcMode": ("", "private", "shareable"), "PidMode": ("", "private"),
                     "UTSMode": ("", "private"), "CgroupnsMode": ("", "private", "host"),
                     "Cgroup": ("",)}
@@ -494,6 +499,15 @@ def create_options(body: Mapping[str, Any], name: str = "", *,
         raise _bad(f"Unknown runtime specified {runtime}")
     if str(hc.get("Isolation") or "") not in ("", "default"):
         raise _bad(f"invalid isolation '{hc['Isolation']}' on linux")
+    if hc.get("Isolation"):
+        o.annotations[ISOLATION] = str(hc["Isolation"])
+    driver = str(hc.get("VolumeDriver") or "")
+    if driver and driver != "local":
+        # dockerd makes the container and looks the plugin up only for a volume to create
+        if any(m.kind == "volume" for m in o.mounts):
+            raise _bad(f'error looking up volume plugin {driver}: plugin "{driver}" not '
+                       "found")
+        o.annotations[VOLUME_DRIVER] = driver
     # -- lifecycle -----------------------------------------------------------------------------
     o.remove = bool(hc.get("AutoRemove"))
     o.restart = restart_policy(hc.get("RestartPolicy"), o.remove)
@@ -1046,6 +1060,7 @@ def inspect_json(engine: Engine, c: Container, *, size: bool = False) -> dict[st
     if o.get("mac_address"):
         config["MacAddress"] = o["mac_address"]
     restart = c.config.get("restart") or {"name": "no", "max_retries": 0}
+    annotations = dict(c.config.get("annotations") or {})
     host_config: dict[str, Any] = {
         "Binds": binds(c), "ContainerIDFile": o.get("cidfile", ""),
         "LogConfig": {"Type": c.config.get("log_driver", "k8s-file"),
@@ -1053,7 +1068,9 @@ def inspect_json(engine: Engine, c: Container, *, size: bool = False) -> dict[st
         "NetworkMode": network_mode(c), "PortBindings": port_bindings(c),
         "RestartPolicy": {"Name": restart.get("name") or "no",
                           "MaximumRetryCount": restart.get("max_retries", 0)},
-        "AutoRemove": bool(o.get("remove")), "VolumeDriver": "", "VolumesFrom": None,
+        "AutoRemove": bool(o.get("remove")),
+        "VolumeDriver": annotations.get(VOLUME_DRIVER, ""),
+        "VolumesFrom": [v for v in annotations.get(VOLUMES_FROM, "").split(",") if v] or None,
         "CapAdd": list(o.get("cap_add") or []) or None,
         "CapDrop": list(o.get("cap_drop") or []) or None,
         "CgroupnsMode": "private" if ph.get("CgroupMode") == "private" else "host",
@@ -1067,7 +1084,7 @@ def inspect_json(engine: Engine, c: Container, *, size: bool = False) -> dict[st
         "ReadonlyRootfs": bool(o.get("read_only")),
         "SecurityOpt": ph.get("SecurityOpt") or None, "UTSMode": "",
         "UsernsMode": o.get("userns", "") or "", "ShmSize": ph.get("ShmSize", 65536000),
-        "Runtime": "runc", "ConsoleSize": [0, 0], "Isolation": "",
+        "Runtime": "runc", "ConsoleSize": [0, 0], "Isolation": annotations.get(ISOLATION, ""),
         "CpuShares": ph.get("CpuShares", 0), "Memory": ph.get("Memory", 0),
         "NanoCpus": ph.get("NanoCpus", 0), "CgroupParent": "",
         "BlkioWeight": ph.get("BlkioWeight", 0),
