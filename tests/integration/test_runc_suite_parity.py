@@ -210,3 +210,48 @@ def test_exec_cap_is_never_inheritable(oci_binary, runtime_root, bundle_factory,
         assert got["CapInh"] == got["CapAmb"] == "0" * 16, got
     finally:
         oci(oci_binary, runtime_root, "delete", "--force", unique_id)
+
+
+@pytest.mark.parametrize("init_gone", [False, True], ids=["init-alive", "init-gone"])
+def test_sigkill_without_a_pid_namespace_kills_the_whole_container(oci_binary, runtime_root, bundle_factory,
+                                                                  unique_id, init_gone):
+    """kill.bats "kill KILL [host pidns]" and "kill KILL [host pidns + init gone]": in the
+    host's pid namespace the init's death takes nobody with it, so `kill ID KILL` (no --all)
+    must reach every process of the container's cgroup, even when the init is already gone;
+    exec'd processes were left running."""
+    cg = f"/rongqi-test/{unique_id}"
+    bundle = bundle_factory(["sleep", "600"], cgroups_path=cg, namespaces=["ipc", "uts", "mount", "network"])
+    assert oci(oci_binary, runtime_root, "run", "-d", "-b", bundle, unique_id).returncode == 0
+    try:
+        for _ in range(2):
+            subprocess.run([oci_binary, "--root", runtime_root, "exec", "-d", unique_id, "sleep", "601"], check=True,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        assert len(_cgroup_procs(cg)) == 3
+        if init_gone:
+            init = int(oci(oci_binary, runtime_root, "state", unique_id).stdout.split('"pid": ')[1].split(",")[0])
+            os.kill(init, 9)
+            wait_status(oci_binary, runtime_root, unique_id, "stopped")
+        r = oci(oci_binary, runtime_root, "kill", unique_id, "KILL")
+        assert r.returncode == 0, r.stderr
+        deadline = time.monotonic() + 10
+        while _cgroup_procs(cg) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _cgroup_procs(cg) == []
+        wait_status(oci_binary, runtime_root, unique_id, "stopped")
+    finally:
+        oci(oci_binary, runtime_root, "delete", "--force", unique_id)
+
+
+def test_sigkill_with_a_pid_namespace_still_signals_only_the_init(oci_binary, runtime_root, bundle_factory,
+                                                                 unique_id):
+    """The other side of the kill.bats cases: with its own pid namespace the kernel takes the
+    namespace down with its init, and a stopped container's `kill ID KILL` stays runc's error."""
+    bundle = bundle_factory(["sleep", "600"])
+    assert oci(oci_binary, runtime_root, "run", "-d", "-b", bundle, unique_id).returncode == 0
+    try:
+        assert oci(oci_binary, runtime_root, "kill", unique_id, "KILL").returncode == 0
+        wait_status(oci_binary, runtime_root, unique_id, "stopped")
+        r = oci(oci_binary, runtime_root, "kill", unique_id, "KILL")
+        assert r.returncode == 1 and "container not running" in r.stderr
+    finally:
+        oci(oci_binary, runtime_root, "delete", "--force", unique_id)

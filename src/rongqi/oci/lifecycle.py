@@ -82,6 +82,18 @@ def _run_hooks_warn(kind: str, st: statemod.State) -> None:
 
 def kill(root: str, cid: str, sig: int, all_: bool = False) -> None:
     st = statemod.load(root, cid)
+    if sig == SIGKILL and st.cgroup and not _own_pid_namespace(st):
+        # runc: the kernel kills a pid namespace's every process with its init only when
+        # the container has its own; sharing the host's (or another's), its exec'd and
+        # forked processes would outlive the init. So SIGKILL goes to the whole cgroup,
+        # even once the init is gone (runc's issue 4047).
+        from rongqi.linux import cgroups
+
+        cg = cgroups.Cgroup.from_dict(st.cgroup)
+        if any(os.path.isdir(d) for d in cg.dirs.values()):
+            cg.kill_all(sig)
+        debug(f"kill {cid}: SIGKILL sent to every process of its cgroup (no pid namespace of its own)")
+        return
     status = st.status()
     if status == "stopped":
         if not all_:
@@ -110,6 +122,19 @@ def kill(root: str, cid: str, sig: int, all_: bool = False) -> None:
             cgroups.Cgroup.from_dict(st.cgroup or {}).thaw()
         except OSError:
             pass
+
+
+def _own_pid_namespace(st: statemod.State) -> bool:
+    """Whether the container made a pid namespace of its own (a "pid" entry with no path)."""
+    from rongqi.fastjson import JSONError, loads
+
+    try:
+        with open(st.config, "rb") as f:
+            cfg = loads(f.read())
+        nss = cfg["linux"]["namespaces"]
+        return any(ns.get("type") == "pid" and not ns.get("path") for ns in nss)
+    except (OSError, JSONError, KeyError, TypeError, AttributeError):
+        return True  # unknown: signal the init only, as before
 
 
 def _pidfd_send_signal(pidfd: int, sig: int) -> None:
