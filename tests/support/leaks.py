@@ -831,6 +831,16 @@ class Stale:
         return self.leaks.lines() + [f"bridge {b}" for b in self.bridges]
 
 
+def _write_json(path: str, doc: dict) -> None:
+    import json
+
+    with contextlib.suppress(OSError):
+        os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+        with open(path + ".tmp", "w") as f:
+            json.dump(doc, f)
+        os.rename(path + ".tmp", path)
+
+
 def _json(path: str) -> dict:
     import json
 
@@ -907,8 +917,19 @@ def _dead_networks(out: Stale, near: str) -> None:
     orphans = {n for n in rule_subnets if not any(_in(ip, n) for _i, ip in addrs)}
     if not empty and not orphans:
         return
-    records = [r for d in session_dirs(near) if session_alive(d) is False
+    # A dead session's temp dir never changes: once searched for these candidates (or more)
+    # it need not be again (a search is seconds with tens of old sessions' dirs, and every
+    # session, test_leaks' inner ones too, starts with it while a candidate stays unexplained:
+    # a bridge someone made by hand, a rule of podman's own).
+    cands = sorted(empty | orphans)
+    memo_path = os.path.join(NETWORK_RUNDIR, "test-sweep-memo.json")
+    memo = _json(memo_path)
+    searched = set(memo.get("searched") or []) if set(cands) <= set(memo.get("candidates") or []) \
+        else set()
+    dead = [d for d in session_dirs(near) if session_alive(d) is False]
+    records = [r for d in dead if d not in searched
                for r in network_records(d) if r.name != "podman"]  # the default: everyone's
+    _write_json(memo_path, {"candidates": cands, "searched": sorted(searched | set(dead))})
     if not records:
         return
     live_ips = [key for path, key, root in read_leases()
