@@ -4,6 +4,7 @@ case checks, one short container per test."""
 
 from __future__ import annotations
 
+import os
 import re
 
 from support.engine_cli import Rongqi, rongqi  # noqa: F401 - the fixture
@@ -175,3 +176,34 @@ def test_run_details_as_podmans_030_run_checks_them(rongqi, tmp_path):
         s.close()
     assert p.returncode == 126 and "address already in use" in p.stderr, p.stderr
     rongqi("rm", "-f", "ai", "sz", "nolog")
+
+
+def test_a_mount_given_twice_noexec_volume_and_cpus_above_the_hosts(rongqi, tmp_path):
+    """160-volumes "volume duplicates" (the same -v twice is one mount; two different ones
+    on one destination are refused) and "exec/noexec" (a script on a noexec volume: 126,
+    permission denied, not 127); 280-update "test all options" (--cpus above the host's
+    count, as podman allows)."""
+    d1, d2 = tmp_path / "a", tmp_path / "b"
+    d1.mkdir()
+    d2.mkdir()
+    rongqi("run", "--rm", "-v", f"{d1}:/vol1", "-v", f"{d1}:/vol1", "busybox", "true")
+    p = rongqi("run", "--rm", "-v", f"{d1}:/vol1", "-v", f"{d2}:/vol1", "busybox", "true",
+               check=False)
+    assert (p.returncode, p.stderr) == (125, "Error: /vol1: duplicate mount destination\n")
+    rongqi("volume", "create", "nx")
+    mp = rongqi("volume", "inspect", "--format", "{{.Mountpoint}}", "nx").stdout.strip()
+    with open(f"{mp}/myscript", "w") as f:
+        f.write("#!/bin/sh\necho got here\n")
+    os.chmod(f"{mp}/myscript", 0o755)
+    p = rongqi("run", "--rm", "-v", "nx:/vol:noexec", "busybox", "/vol/myscript", check=False)
+    assert p.returncode == 126 and re.search("exec.* permission denied", p.stderr), p.stderr
+    assert rongqi("run", "--rm", "-v", "nx:/vol", "busybox", "/vol/myscript").stdout \
+        == "got here\n"
+    cid = rongqi("run", "-d", "busybox", "sleep", "60").stdout.strip()
+    many = (os.cpu_count() or 1) + 3
+    rongqi("update", f"--cpus={many}", cid)
+    quota = rongqi("exec", cid, "sh", "-c", "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null"
+                   " || cut -d' ' -f1 /sys/fs/cgroup/cpu.max").stdout.strip()
+    assert quota == str(many * 100000)
+    rongqi("rm", "-f", "-t", "0", cid)
+    rongqi("volume", "rm", "nx")

@@ -108,3 +108,38 @@ def test_global_log_level_noout_storage_driver_context(capsys, tmp_path):
     assert code == 0 and out.startswith("REPOSITORY")
     code, out, _ = run(capsys, tmp_path, "--noout", "volume", "create", "v1")
     assert (code, out) == (0, "")
+
+
+def test_an_image_saved_by_id_loads_unnamed_and_lists_as_none(capsys, root, tmp_path):
+    """120-load "podman load - by image ID" (the archive has no name; `images -a` shows
+    <none>:<none>, rmi prints Deleted:), "load invalid file" (podman's words), 125-import
+    "podman import" (-q; an unnamed import is kept, not collected)."""
+    code, iid, _ = run(capsys, root, "image", "inspect", "--format", "{{.ID}}", "busybox")
+    iid = iid.strip()
+    archive = tmp_path / "byid.tar"
+    assert run(capsys, root, "save", iid[:12], "-o", str(archive))[0] == 0
+    code, out, _ = run(capsys, root, "rmi", "-f", iid[:12])
+    assert code == 0 and out.splitlines()[-1] == f"Deleted: {iid}"
+    code, out, _ = run(capsys, root, "load", "-i", str(archive))
+    assert (code, out) == (0, f"Loaded image: sha256:{iid}\n")
+    code, out, _ = run(capsys, root, "images", "-a", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}")
+    assert out == f"{iid[:12]} <none>:<none>\n"
+    code, out, _ = run(capsys, root, "images", "--filter", "dangling=true", "-q")
+    assert out == iid[:12] + "\n"
+    assert run(capsys, root, "rmi", iid[:12])[1].strip() == f"Deleted: {iid}"
+    code, out, _ = run(capsys, root, "images", "-a", "--noheading")
+    assert (code, out) == (0, "")
+    bad = tmp_path / "invalid"
+    bad.write_text("I am an invalid file and should cause a podman-load error\n")
+    code, _, err = run(capsys, root, "load", "-i", str(bad))
+    assert code == 125
+    assert err.startswith("Error: payload does not match any of the supported image formats:")
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "f").write_text("x")
+    import tarfile
+    with tarfile.open(tmp_path / "fs.tar", "w") as tf:
+        tf.add(tmp_path / "root", arcname=".")
+    code, out, _ = run(capsys, root, "import", "-q", str(tmp_path / "fs.tar"))
+    assert code == 0 and out.startswith("sha256:")
+    code, listed, _ = run(capsys, root, "images", "-q", "--no-trunc")
+    assert out.strip() in listed.split()

@@ -65,14 +65,19 @@ def test_attach_flag_selects_streams(rq):
     assert len(bad.stderr.strip().splitlines()) == 1
 
 
-def test_command_not_found_is_127_and_leaves_nothing(rq):
-    r = rq("run", "--name", "nf", "busybox", "nosuchcommand")
+def test_command_not_found_is_127_and_run_rm_leaves_nothing(rq):
+    r = rq("run", "--rm", "--name", "nf", "busybox", "nosuchcommand")
     assert r.returncode == 127
     assert r.stderr.startswith("Error: ") and len(r.stderr.strip().splitlines()) == 1
     assert "executable file not found in $PATH" in r.stderr
     assert rq.engine().list(all=True) == []
     assert not os.listdir(os.path.join(rq.root, "names")) if os.path.isdir(
         os.path.join(rq.root, "names")) else True
+    # without --rm podman 4.3.1 keeps the container that could not start, as created
+    # (its 030-run "failed --rm" lists it in ps -a); rm removes it
+    assert rq("run", "--name", "nf", "busybox", "nosuchcommand").returncode == 127
+    assert [c.status for c in rq.engine().list(all=True)] == ["created"]
+    assert rq("rm", "nf").returncode == 0 and rq.engine().list(all=True) == []
 
 
 def test_command_not_executable_is_126(rq):
@@ -81,7 +86,10 @@ def test_command_not_executable_is_126(rq):
     assert len(r.stderr.strip().splitlines()) == 1
     d = rq("run", "-d", "busybox", "/etc")
     assert d.returncode == 126 and d.stdout == ""
-    assert rq.engine().list(all=True) == []
+    # podman keeps the container that could not start (created) unless --rm
+    assert [c.status for c in rq.engine().list(all=True)] == ["created"]
+    assert rq("run", "--rm", "-d", "busybox", "/etc").returncode == 126
+    assert len(rq.engine().list(all=True)) == 1
 
 
 def test_sig_proxy_forwards_sigterm_to_the_container(rq):

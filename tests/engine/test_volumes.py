@@ -135,6 +135,13 @@ def test_run_rm_and_a_failed_run_leave_no_anonymous_volume(rongqi: Rongqi):
     # podman's --rm removes the container's anonymous volumes; named ones stay.
     rongqi("run", "--rm", "-v", "/anon", "-v", "named:/named", "busybox", "true")
     assert rongqi("volume", "ls", "-q").stdout == "named\n"
-    p = rongqi("run", "-v", "/anon", "busybox", "/no/such/command", check=False)
+    p = rongqi("run", "--rm", "-v", "/anon", "busybox", "/no/such/command", check=False)
     assert p.returncode == 127
+    assert rongqi("volume", "ls", "-q").stdout == "named\n" and rongqi.ids() == []
+    # without --rm the container stays, created, with its volume (podman 4.3.1's); rm -v
+    # takes both
+    p = rongqi("run", "--name", "kept", "-v", "/anon", "busybox", "/no/such/command",
+               check=False)
+    assert p.returncode == 127 and len(rongqi.ids()) == 1
+    rongqi("rm", "-v", "kept")
     assert rongqi("volume", "ls", "-q").stdout == "named\n" and rongqi.ids() == []

@@ -113,6 +113,8 @@ def _human(n: float) -> str:
 
 
 def _split_name(name: str) -> tuple[str, str]:
+    if not name:
+        return "<none>", "<none>"  # an unnamed image
     from rongqi.image import reference
     ref = reference.parse(name)
     fam = ref.familiar()
@@ -193,7 +195,9 @@ def _image_rows(ctx: Context, records: list[Any], no_trunc: bool) -> list[dict[s
     from rongqi.cli.output import GoTime, human_size
     names_of: dict[str, list[str]] = {}
     for r in records:
-        names_of.setdefault(r.config_digest, []).append(r.name)
+        names_of.setdefault(r.config_digest, [])
+        if r.name:
+            names_of[r.config_digest].append(r.name)
     users: dict[str, int] = {}
     try:
         for c in ctx.engine.list(all=True):
@@ -224,9 +228,10 @@ def _image_rows(ctx: Context, records: list[Any], no_trunc: bool) -> list[dict[s
             "VirtualSize": sizes[r.config_digest],
             "SharedSize": 0, "ReadOnly": False, "IsReadOnly": False,
             "History": ", ".join(names_of[r.config_digest]),
-            "Containers": users.get(r.config_digest, 0), "Dangling": False,
+            "Containers": users.get(r.config_digest, 0), "Dangling": not r.name,
             "Names": names_of[r.config_digest], "Labels": labels,
-            "RepoTags": [r.name], "RepoDigests": [annotated] if annotated else [],
+            "RepoTags": [r.name] if r.name else [],
+            "RepoDigests": [annotated] if annotated else [],
             "ParentId": ""})
     return rows
 
@@ -235,6 +240,8 @@ def _image_matches(name: str, pattern: str) -> bool:
     """podman's reference match: a glob against the full name, the familiar one or the last
     path component, with or without the tag (`images my-img` finds localhost/my-img:latest)."""
     import fnmatch
+    if not name:
+        return False
     repo, _, tag = name.rpartition(":") if ":" in name.rpartition("/")[2] else (name, "", "")
     fam = _familiar(repo)
     has_tag = ":" in pattern.rpartition("/")[2]
@@ -275,9 +282,8 @@ def _select_images(ctx: Context, records: list[Any], a: argparse.Namespace) -> l
         elif key == "dangling":
             if value.lower() not in ("true", "false", "1", "0"):
                 raise RongqiError(f"invalid dangling filter value \"{value}\"")
-            # every image listed here has a name: none is dangling
-            if value.lower() in ("true", "1"):
-                records = []
+            want = value.lower() in ("true", "1")
+            records = [r for r in records if (not r.name) == want]
         elif key == "readonly":
             if value.lower() in ("true", "1"):
                 records = []
@@ -331,8 +337,28 @@ def _images_json(ctx: Context, records: list[Any]) -> list[dict[str, Any]]:
     return list(out.values())
 
 
+def _unnamed_records(ctx: Context) -> list[Any]:
+    """Images the store holds without a name (a load of an archive saved by ID, an untag of
+    the last name): podman lists them as <none> <none>."""
+    from rongqi.image.errors import ImageError
+    from rongqi.image.store import ImageRecord
+    named = {d.digest for _, d in ctx.store.names()}
+    out = []
+    for d in ctx.store.unnamed():
+        if d.digest in named:
+            continue
+        try:
+            m = ctx.store.manifest(d)
+            cfg = ctx.store.read_json(m["config"]["digest"])
+        except (ImageError, OSError, KeyError):
+            continue
+        size = m["config"].get("size", 0) + sum(x.get("size", 0) for x in m["layers"])
+        out.append(ImageRecord("", d, m["config"]["digest"], cfg.get("created", ""), size))
+    return out
+
+
 def cmd_images(ctx: Context, a: argparse.Namespace) -> int:
-    records = _select_images(ctx, ctx.store.images(), a)
+    records = _select_images(ctx, ctx.store.images() + _unnamed_records(ctx), a)
     if a.format and a.format not in ("table", "json"):
         from rongqi.cli import gotemplate
         from rongqi.cli.output import render
@@ -350,8 +376,9 @@ def cmd_images(ctx: Context, a: argparse.Namespace) -> int:
     if a.quiet:
         seen = []
         for r in records:
-            if _short_id(r.config_digest) not in seen:
-                seen.append(_short_id(r.config_digest))
+            shown = r.config_digest if a.no_trunc else _short_id(r.config_digest)
+            if shown not in seen:
+                seen.append(shown)
         for image_id in seen:
             print(image_id)
         return 0
@@ -397,8 +424,9 @@ def cmd_rmi(ctx: Context, a: argparse.Namespace) -> int:
             print(f"Error: {name}: image not known", file=sys.stderr)
             code = 1
             continue
+        from rongqi.engine.files import commit_name
         same = [n for n, d in ctx.store.names() if d.digest == desc.digest]
-        by_id = full != name and full != _normalized(name)
+        by_id = full not in (name, _normalized(name), commit_name(name))
         if by_id and len(same) > 1 and not a.force:
             raise RongqiError(f"image {name} is referenced by several names ({', '.join(same)});"
                               " use -f to remove them all")
@@ -410,7 +438,9 @@ def cmd_rmi(ctx: Context, a: argparse.Namespace) -> int:
             _image_event(ctx, "untag", desc, n)
             print(f"Untagged: {n}")
         if not any(d.digest == desc.digest for _, d in ctx.store.names()):
+            ctx.store.remove_unnamed(desc.digest)  # an unnamed (<none>) image goes too
             _image_event(ctx, "remove", desc)  # podman: the id, no name
+            print(f"Deleted: {ctx.store.manifest(desc)['config']['digest'].partition(':')[2]}")
     if not a.no_prune:
         _gc(ctx)
     return code
@@ -584,20 +614,35 @@ def cmd_load(ctx: Context, a: argparse.Namespace) -> int:
             while chunk := sys.stdin.buffer.read(1 << 20):
                 f.write(chunk)
         path = tmp
+    from rongqi.image.errors import ImageError
     try:
         loaded = load_archive(ctx.store, path)
+    except ImageError as e:
+        if "not a readable image archive" not in str(e) or not os.path.isfile(path):
+            raise  # a file that is not there: its own one-line error
+        detail = str(e).partition(": not a readable image archive: ")[2].splitlines()[0]
+        detail = detail.rstrip(":") or "not a tar archive"
+        raise RongqiError("payload does not match any of the supported image formats:\n"
+                          f" * oci-archive: {detail}\n * docker-archive: {detail}") from None
     finally:
         if tmp:
             os.unlink(tmp)
     for name, desc in loaded:
+        if not name:
+            ctx.store.keep(desc)  # held unnamed (podman's <none>), not left for gc
         _image_event(ctx, "loadfromarchive", desc, name or "")
-        print(f"Loaded image: {name or desc.digest}")
+        print("Loaded image: " + (name or ctx.store.manifest(desc)["config"]["digest"]))
     return 0
 
 
 def cmd_save(ctx: Context, a: argparse.Namespace) -> int:
+    from rongqi.engine.files import commit_name
     from rongqi.image.archive import save_docker_archive, save_oci_archive
-    images = [_resolve(ctx, n) for n in a.names]
+    images = []
+    for n in a.names:
+        full, desc = _resolve(ctx, n)
+        # saved by ID, an image goes without a name (podman's: it loads as <none>)
+        images.append((full if full in (n, _normalized(n), commit_name(n)) else "", desc))
     save = save_oci_archive if a.format == "oci-archive" else save_docker_archive
     if not a.output:
         if sys.stdout.isatty():
@@ -647,6 +692,8 @@ def cmd_import(ctx: Context, a: argparse.Namespace) -> int:
             raise RongqiError(f"import: {a.file}: {e.strerror}") from None
         with f:
             desc = import_tarball(ctx.store, f, name, config)
+    if not name:
+        ctx.store.keep(desc)  # held unnamed (podman's <none>), not left for gc
     _image_event(ctx, "import", desc, name or "")
     print(ctx.store.manifest(desc)["config"]["digest"])
     return 0
@@ -1013,6 +1060,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     def import_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("file")
         sp.add_argument("name", nargs="?")
+        sp.add_argument("-q", "--quiet", action="store_true", help="the image's ID only")
         sp.add_argument("-c", "--change", action="append")
 
     def export_args(sp: argparse.ArgumentParser) -> None:

@@ -172,10 +172,12 @@ def cmd_run(ctx: Any, a: argparse.Namespace) -> int:
         try:
             engine.start(c.id)
         except BaseException:
-            try:
-                engine.remove(c.id, force=True, volumes=True)
-            except Exception:  # noqa: BLE001 - the start's error is the one to show
-                pass
+            # podman keeps a container whose start failed (ps -a lists it) unless --rm
+            if opts.remove:
+                try:
+                    engine.remove(c.id, force=True, volumes=True)
+                except Exception:  # noqa: BLE001 - the start's error is the one to show
+                    pass
             raise
         print(c.id)
         return 0
@@ -184,7 +186,8 @@ def cmd_run(ctx: Any, a: argparse.Namespace) -> int:
         # `run -a stdin`: neither output is shown, so podman prints the container's ID
         print(c.id, flush=True)
     return _start_and_relay(engine, c, stdin=stdin, shown=shown, tty=opts.tty, keys=keys,
-                            sig_proxy=opts.sig_proxy and not opts.tty, remove_on_error=True)
+                            sig_proxy=opts.sig_proxy and not opts.tty,
+                            remove_on_error=opts.remove)
 
 
 def _start_and_relay(engine: Any, c: Any, *, stdin: bool, shown: set[int], tty: bool,
@@ -199,7 +202,8 @@ def _start_and_relay(engine: Any, c: Any, *, stdin: bool, shown: set[int], tty: 
         mine.close()
         theirs.close()
         if remove_on_error:
-            # `run` leaves nothing of a container that never ran (record, name, snapshot).
+            # `run --rm` leaves nothing of a container that never ran (record, name,
+            # snapshot); without --rm podman keeps it, as created, for ps -a and rm.
             try:
                 engine.remove(c.id, force=True, volumes=True)
             except Exception:  # noqa: BLE001 - the start's error is the one to show

@@ -791,7 +791,12 @@ def _build(inp: BundleInput, plan: _Plan) -> BundleOutput:
         _searchable(inp.userdata)
 
     # -- mounts ----------------------------------------------------------------------------------
-    user_mounts = list(opts.mounts)
+    # The same mount given twice is one (podman's 160-volumes "volume duplicates": -v A:/x
+    # -v A:/x runs); two different ones on one destination are an error.
+    user_mounts = []
+    for m in opts.mounts:
+        if m not in user_mounts:
+            user_mounts.append(m)
     dests = [os.path.normpath(m.destination) for m in user_mounts]
     for d in dests:
         if dests.count(d) > 1:

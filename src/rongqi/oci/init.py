@@ -51,12 +51,17 @@ def run(sc: sysc.Syscalls, c: InitConfig) -> None:
                 os.write(2, f"{line}\n".encode())
             except OSError:
                 pass
-        code = 127 if isinstance(err, ExecNotFound) else 1
+        code = 126 if isinstance(err, ExecDenied) else 127 if isinstance(err, ExecNotFound) else 1
     os._exit(code)
 
 
 class ExecNotFound(Exception):
     pass
+
+
+class ExecDenied(ExecNotFound):
+    """The file is there, as a regular file with an x bit, but exec is refused (a noexec
+    mount): runc's "permission denied" (126), not "no such file" (127)."""
 
 
 class ExecFailed(Exception):
@@ -370,6 +375,12 @@ def find_executable(name: str, path: str) -> str:
     if "/" in name:
         if _is_executable(name):
             return name
+        try:
+            st = os.stat(name)
+        except OSError:
+            st = None
+        if st is not None and (st.st_mode & 0o170000) == 0o100000 and st.st_mode & 0o111:
+            raise ExecDenied(f'exec: "{name}": permission denied')
         raise ExecNotFound(f'exec: "{name}": stat {name}: no such file or directory or not executable')
     for d in path.split(":"):
         p = (d or ".") + "/" + name
