@@ -255,3 +255,32 @@ def test_sigkill_with_a_pid_namespace_still_signals_only_the_init(oci_binary, ru
         assert r.returncode == 1 and "container not running" in r.stderr
     finally:
         oci(oci_binary, runtime_root, "delete", "--force", unique_id)
+
+
+def _with_hooks(bundle: str, hooks: dict) -> None:
+    import json
+
+    path = os.path.join(bundle, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg["hooks"] = hooks
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+
+
+def test_a_failing_hook_is_reported_in_runcs_words(oci_binary, runtime_root, bundle_factory, unique_id):
+    """hooks.bats "runc create [second createRuntime hook fails]" / "[hook fails]": create fails
+    with "error running createRuntime hook #1:" (the hooks counted from 0, as runc counts);
+    a hook killed by a signal is said as Go says it ("signal: killed"), which seccomp.bats's
+    startContainer case matches ("bad system call")."""
+    bundle = bundle_factory(["true"])
+    _with_hooks(bundle, {"createRuntime": [{"path": "/bin/true"}, {"path": "/bin/false"}]})
+    r = oci(oci_binary, runtime_root, "create", "-b", bundle, unique_id)
+    assert r.returncode == 1
+    assert "error running createRuntime hook #1: /bin/false: exit status 1" in r.stderr, r.stderr
+    assert not os.path.exists(os.path.join(runtime_root, unique_id))
+
+    _with_hooks(bundle, {"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", "kill -9 $$"]}]})
+    r = oci(oci_binary, runtime_root, "create", "-b", bundle, unique_id)
+    assert r.returncode == 1
+    assert "error running prestart hook #0: /bin/sh: signal: killed" in r.stderr, r.stderr

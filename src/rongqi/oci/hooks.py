@@ -139,7 +139,7 @@ def run_hook(kind: str, index: int, hook: HookSpec, state_json: bytes, cwd: str 
                     os.kill(pid, 9)
                     os.waitpid(pid, 0)
                     reaped = True
-                    raise HookError(f"{kind} hook #{index} ({hook.path}) timed out after {hook.timeout}s")
+                    raise HookError(f"error running {kind} hook #{index}: {hook.path}: timed out after {hook.timeout}s")
                 for fd, _ in events:
                     if fd == out_r and out_open:
                         chunk = os.read(out_r, 65536)
@@ -182,5 +182,12 @@ def run_hook(kind: str, index: int, hook: HookSpec, state_json: bytes, cwd: str 
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         text = output.decode(errors="replace").strip().replace("\n", "; ")
-        why = f"exit status {code}" if code > 0 else f"killed by signal {-code}"
-        raise HookError(f"{kind} hook #{index} ({hook.path}) failed: {why}" + (f": {text}" if text else ""))
+        if code > 0:
+            why = f"exit status {code}"
+        else:
+            import _signal  # built in: no file is read (startContainer hooks run in the container's root)
+
+            why = "signal: " + (_signal.strsignal(-code) or str(-code)).lower()
+        # runc's words, which its users and tests match: "error running createRuntime hook #1:
+        # exit status 1"; the hook's path and output after, as runc gives its output.
+        raise HookError(f"error running {kind} hook #{index}: {hook.path}: {why}" + (f": {text}" if text else ""))
