@@ -284,3 +284,39 @@ def test_a_failing_hook_is_reported_in_runcs_words(oci_binary, runtime_root, bun
     r = oci(oci_binary, runtime_root, "create", "-b", bundle, unique_id)
     assert r.returncode == 1
     assert "error running prestart hook #0: /bin/sh: signal: killed" in r.stderr, r.stderr
+
+
+def test_a_32_bit_personality_with_a_seccomp_filter(oci_binary, runtime_root, bundle_factory, unique_id):
+    """personality.bats "runc run personality for i686" and "... with exec for i686", on a
+    config with a seccomp filter (rongqi-oci spec's has docker's profile): under LINUX32
+    uname(2) says "i686", and the filter was loaded with i386's seccomp(2) number, which an
+    x86_64 kernel answers with ENOSYS ("seccomp: load the filter: Function not implemented")."""
+    if os.uname().machine != "x86_64":
+        pytest.skip("the LINUX32 personality's machine name is checked on x86_64")
+    import json
+
+    bundle = bundle_factory(["sh", "-c", "uname -m; sleep 60"])
+    path = os.path.join(bundle, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg["linux"]["personality"] = {"domain": "LINUX32"}
+    cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    out, err = os.path.join(bundle, "out"), os.path.join(bundle, "err")
+    # Files, not pipes: the detached container keeps its stdio open.
+    with open(out, "w") as f, open(err, "w") as e:
+        r = subprocess.run([oci_binary, "--root", runtime_root, "run", "-d", "-b", bundle, unique_id],
+                           stdin=subprocess.DEVNULL, stdout=f, stderr=e, timeout=60)
+    try:
+        assert r.returncode == 0, open(err).read()
+        deadline = time.monotonic() + 10
+        while not open(out).read() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert open(out).read() == "i686\n"
+        r = oci(oci_binary, runtime_root, "exec", unique_id, "sh", "-c", "uname -m; mkdir /tmp/x")
+        assert r.stdout == "i686\n", r.stderr
+        assert "Operation not permitted" in r.stderr, "the filter is loaded in exec's process too"
+    finally:
+        oci(oci_binary, runtime_root, "delete", "--force", unique_id)

@@ -62,6 +62,18 @@ _BPF_MAXINSNS = 4096
 _SYS_SECCOMP = {"x86_64": 317, "aarch64": 277, "riscv64": 277, "loongarch64": 277,
                 "s390x": 348, "ppc64le": 358, "ppc64": 358, "i686": 354, "i386": 354,
                 "armv7l": 383, "armv8l": 383, "mips64": 5312}
+# uname(2) answers with the personality's machine: under PER_LINUX32 an x86_64 kernel says
+# "i686" and an arm64 one "armv8l". A 64-bit process still calls the 64-bit table.
+_AS_64BIT = {"i386": "x86_64", "i486": "x86_64", "i586": "x86_64", "i686": "x86_64",
+             "armv7l": "aarch64", "armv8l": "aarch64", "ppc": "ppc64", "s390": "s390x", "mips": "mips64"}
+
+
+def _abi_machine() -> str:
+    """This process's machine for system call numbers, whatever its personality."""
+    import sys
+
+    m = os.uname().machine
+    return _AS_64BIT.get(m, m) if sys.maxsize > 2**32 else m
 
 
 class SeccompArg:
@@ -522,9 +534,10 @@ def _c():
 def load_filter(compiled: CompiledFilter) -> int | None:
     """Install compiled in this process; the notify fd if it has a listener."""
     _ctypes()
-    nr = _SYS_SECCOMP.get(os.uname().machine)
+    machine = _abi_machine()  # the init may have set linux.personality (LINUX32) already
+    nr = _SYS_SECCOMP.get(machine)
     if nr is None:
-        raise OSError(38, f"seccomp: no system call number known for {os.uname().machine}")
+        raise OSError(38, f"seccomp: no system call number known for {machine}")
     buf = ctypes.create_string_buffer(compiled.bpf, len(compiled.bpf))
     prog = _SockFprog(len(compiled.bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
     rc = _c().syscall(ctypes.c_long(nr), ctypes.c_long(_SECCOMP_SET_MODE_FILTER),
