@@ -36,6 +36,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "root: needs root and real kernel features")
     config.addinivalue_line("markers", "clients: drives a real peer (containerd, registry, skopeo)")
     config.addinivalue_line("markers", "no_leak_check: the test manages leaks itself")
+    if not config.pluginmanager.has_plugin("rongqi-fixture-events"):
+        config.pluginmanager.register(_FixtureEvents(), "rongqi-fixture-events")
     # No test asks Docker Hub (nor its DNS name: this host's network is loopback alone):
     # every rongqi the suite runs, in-process or not, reads a registries.json that blocks
     # docker.io unless the test names its own, so `pull busybox` makes the built-in image.
@@ -111,14 +113,20 @@ _FIXTURE_EVENTS = [0]
 _REUSABLE: list[Any] = [None, -1]   # (snapshot, _FIXTURE_EVENTS when it was taken)
 
 
-def pytest_fixture_setup(fixturedef: Any, request: Any) -> None:
-    if fixturedef.argname != "_leak_check":
-        _FIXTURE_EVENTS[0] += 1
+class _FixtureEvents:
+    """Registered as a plugin of its own (pytest_configure): a conftest's hooks would only
+    hear the fixtures of nodes under its directory, not the session-scoped ones (whose node
+    is the session, at the rootdir), e.g. containerd's and dockerd's daemons."""
 
+    @staticmethod
+    def pytest_fixture_setup(fixturedef: Any, request: Any) -> None:
+        if fixturedef.argname != "_leak_check":
+            _FIXTURE_EVENTS[0] += 1
 
-def pytest_fixture_post_finalizer(fixturedef: Any, request: Any) -> None:
-    if fixturedef.argname != "_leak_check":
-        _FIXTURE_EVENTS[0] += 1
+    @staticmethod
+    def pytest_fixture_post_finalizer(fixturedef: Any, request: Any) -> None:
+        if fixturedef.argname != "_leak_check":
+            _FIXTURE_EVENTS[0] += 1
 
 
 # What dead earlier sessions left, found at this session's start: the first test fails with it.
@@ -272,8 +280,6 @@ __all__ = [
     "pytest_configure",
     "pytest_unconfigure",
     "pytest_runtest_setup",
-    "pytest_fixture_setup",
-    "pytest_fixture_post_finalizer",
     "leak_checker",
     "_session_leak_check",
     "_leak_check",
