@@ -422,6 +422,11 @@ def read_procs() -> dict[int, Proc]:
     return procs
 
 
+def _is_bats(cmdline: str) -> bool:
+    """A bats-core runner: `bats ...`, `bash /usr/bin/bats ...`, bats-exec-suite/file/test."""
+    return any(os.path.basename(w).startswith("bats") for w in cmdline.split()[:2])
+
+
 def _has_cmdline(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -500,13 +505,16 @@ class LeakChecker:
         return out
 
     def other_sessions(self, procs: dict[int, Proc] | None = None) -> list[Proc]:
-        """Other live pytest processes (not us, not our ancestors, not our descendants)."""
+        """Other live test sessions (not us, not our ancestors, not our descendants): pytest
+        processes, and bats runs (the project's bats suites drive rongqi from a shell: what
+        they make is no more attributable than another pytest's)."""
         procs = procs if procs is not None else read_procs()
         mine = self._descendants(procs) | set(_ancestors(self.me, procs)) | {self.me}
         return [
             p
             for p in procs.values()
-            if p.pid not in mine and "pytest" in p.cmdline and p.state != "Z"
+            if p.pid not in mine and p.state != "Z"
+            and ("pytest" in p.cmdline or _is_bats(p.cmdline))
         ]
 
     # -- compare --------------------------------------------------------------------------

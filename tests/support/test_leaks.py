@@ -448,3 +448,11 @@ def test_a_leaked_bridge_of_a_network_of_this_session_fails_and_is_removed(tmp_p
         assert not os.path.exists(f"/sys/class/net/{bridge}")
     finally:
         subprocess.run(["ip", "link", "delete", bridge], capture_output=True)
+
+
+def test_a_bats_run_is_another_session_and_a_path_with_bats_in_it_is_not():
+    from support.leaks import _is_bats
+    assert _is_bats("/bin/bash /usr/bin/bats test/system/010-images.bats")
+    assert _is_bats("bash /usr/lib/bats-core/bats-exec-test -x t.bats")
+    assert not _is_bats("/opt/rongqi/venv/bin/python3 /work/wt/podbats/bin/rongqi run busybox")
+    assert not _is_bats("timeout 120 /tmp/podbats/rongqi pull quay.io/libpod/testimage")
