@@ -154,7 +154,6 @@ def test_healthcheck_durations_are_nanoseconds():
     ({"HostConfig": {"PidMode": "host"}}, 'PidMode "host" is not supported'),
     ({"HostConfig": {"IpcMode": "host"}}, 'IpcMode "host" is not supported'),
     ({"HostConfig": {"UTSMode": "host"}}, 'UTSMode "host" is not supported'),
-    ({"HostConfig": {"VolumesFrom": ["other"]}}, "HostConfig.VolumesFrom is not supported"),
     ({"HostConfig": {"BlkioWeight": 300}}, "HostConfig.BlkioWeight is not supported"),
     ({"HostConfig": {"Binds": ["/only"]}}, "invalid volume specification: '/only'"),
     ({"HostConfig": {"Binds": ["/a:rel"]}}, "mount path must be absolute"),
