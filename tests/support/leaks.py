@@ -20,6 +20,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -1113,8 +1114,8 @@ def remove_stale(stale: Stale, checker: LeakChecker, conf: str) -> list[str]:
 # owns them: netavark's base chains (NETAVARK_FORWARD, NETAVARK-HOSTPORT-*, and the jumps to
 # them from FORWARD, PREROUTING, OUTPUT and POSTROUTING: netavark never removes them) and the
 # runtime's read-only binds of an unprotected interpreter under /run/rongqi/exe (exeguard's
-# fallback, made once per boot). A session that found neither at its start removes them at
-# its end, once nothing uses them: the host is left as the session found it.
+# fallback, made once per boot). The tests remove what they made once nothing uses it, so
+# the host is left as the tests found it.
 GUARD_DIR = "/run/rongqi/exe"
 _BASE_CHAINS = ("NETAVARK_FORWARD", "NETAVARK-HOSTPORT-DNAT", "NETAVARK-HOSTPORT-MASQ",
                 "NETAVARK-HOSTPORT-SETMARK")
@@ -1125,24 +1126,72 @@ def _guard_mounts() -> list[str]:
             if m.mountpoint == GUARD_DIR or m.mountpoint.startswith(GUARD_DIR + "/")]
 
 
-class HostBaseline:
-    """What of the host-wide state above existed when the session started."""
+# Which of it the tests made is kept on the host, not in the session: sessions overlap (CI's
+# beside a shell's), and the last one to end, the only one that may remove it, is often one
+# that found it already there. A session that finds a kind absent marks it as the tests'; the
+# last session to end removes every marked kind once nothing uses it, and unmarks it. A kind
+# present with no mark is the host's own (podman's chains, say) and is never touched.
+BASELINE_MARK = "/run/rongqi/test-made-host-state"
 
-    def __init__(self) -> None:
-        self.had_netavark = any("NETAVARK" in ln for t in ("filter", "nat")
-                                for ln in _run_lines(["iptables", "-t", t, "-S"]))
-        self.had_guard = bool(_guard_mounts())
+
+def _netavark_lines() -> list[str]:
+    return [ln for cmd in ("iptables", "ip6tables") for t in ("filter", "nat")
+            for ln in _run_lines([cmd, "-t", t, "-S"]) if "NETAVARK" in ln]
+
+
+@contextlib.contextmanager
+def _marked(mark: str) -> Iterator[set[str]]:
+    """The mark's kinds under its lock, written back (or removed when empty) on exit."""
+    import fcntl
+    os.makedirs(os.path.dirname(mark), exist_ok=True)
+    lock = os.open(mark + ".lock", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            with open(mark) as f:
+                kinds = {ln.strip() for ln in f if ln.strip()}
+        except FileNotFoundError:
+            kinds = set()
+        yield kinds
+        if kinds:
+            with open(mark + ".new", "w") as f:
+                f.write("".join(k + "\n" for k in sorted(kinds)))
+            os.replace(mark + ".new", mark)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(mark)
+    finally:
+        os.close(lock)
+
+
+class HostBaseline:
+    """Marks (BASELINE_MARK) the kinds of host-wide state above that are absent at the
+    session's start, so whichever session ends last removes them."""
+
+    def __init__(self, mark: str = BASELINE_MARK) -> None:
+        self.mark = mark
+        with _marked(mark) as kinds:
+            if not _netavark_lines():
+                kinds.add("netavark")
+            if not _guard_mounts():
+                kinds.add("guard")
 
     def restore(self) -> list[str]:
-        """Remove what the session made of it; what could not be removed, as lines."""
+        """Remove what of it the tests made, as far as nothing uses it; what could not be
+        removed, as lines. Only for the last session to end."""
         failed: list[str] = []
-        if not self.had_netavark:
-            failed += _remove_netavark_base()
-        if not self.had_guard:
-            for mp in sorted(_guard_mounts(), key=len, reverse=True):
-                r = subprocess.run(["umount", mp], capture_output=True, text=True)
-                if r.returncode != 0:
-                    failed.append(f"umount {mp}: {r.stderr.strip()}")
+        with _marked(self.mark) as kinds:
+            if "netavark" in kinds:
+                failed += _remove_netavark_base()
+                if not _netavark_lines():
+                    kinds.discard("netavark")
+            if "guard" in kinds:
+                for mp in sorted(_guard_mounts(), key=len, reverse=True):
+                    r = subprocess.run(["umount", mp], capture_output=True, text=True)
+                    if r.returncode != 0:
+                        failed.append(f"umount {mp}: {r.stderr.strip()}")
+                if not _guard_mounts():
+                    kinds.discard("guard")
         return failed
 
 

@@ -328,6 +328,39 @@ assert _remove_netavark_base() == [] and lines() == [], lines()        # unused:
     assert r.returncode == 0, r.stderr
 
 
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                    reason="needs root and unshare (network and mount namespaces of the test's own)")
+def test_base_chains_a_session_found_absent_are_removed_by_the_last_session_to_end(tmp_path):
+    # Sessions overlap: A starts on a bare host, netavark makes its base chains, B starts and
+    # finds them; A ends first (while B runs, so it removes nothing), B ends last. B must
+    # remove them: the mark A left says the tests made them. A host's own chains (present,
+    # no mark) are never removed. In namespaces of its own: the host is not touched.
+    script = r"""
+import os, subprocess, sys
+sys.path.insert(0, sys.argv[1])
+from support.leaks import HostBaseline, _netavark_lines
+mark = sys.argv[2]
+def ipt(*a): subprocess.run(["iptables", *a], check=True)
+def make():
+    ipt("-N", "NETAVARK_FORWARD"); ipt("-A", "FORWARD", "-j", "NETAVARK_FORWARD")
+    ipt("-t", "nat", "-N", "NETAVARK-HOSTPORT-MASQ")
+    ipt("-t", "nat", "-A", "POSTROUTING", "-j", "NETAVARK-HOSTPORT-MASQ")
+a = HostBaseline(mark)
+make()                                   # a test of A's made them
+b = HostBaseline(mark)                   # B starts: they are there
+assert "netavark" in open(mark).read()
+assert b.restore() == [] and _netavark_lines() == [], _netavark_lines()
+assert not os.path.exists(mark) or "netavark" not in open(mark).read()
+make()                                   # now the host's own: present, unmarked
+c = HostBaseline(mark)
+assert c.restore() == [] and len(_netavark_lines()) == 4, _netavark_lines()
+"""
+    r = subprocess.run(["unshare", "-n", "-m", sys.executable, "-c", script,
+                        str(Path(__file__).resolve().parents[1]), str(tmp_path / "mark")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
 def _fake_network(session: Path, name: str, bridge: str, subnets: list[str],
                   cid: str = "") -> None:
     """A network as a session's engine records it and netavark leaves it on the host: the
