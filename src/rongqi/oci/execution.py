@@ -15,7 +15,8 @@ from rongqi.linux import namespaces
 from rongqi.linux import syscall as sysc
 from rongqi.oci import protocol as proto
 from rongqi.oci import statedir as statemod
-from rongqi.oci.init import InitConfig, Sync, describe, execve, finalize_process, find_executable, give_stdio, _environ
+from rongqi.oci.init import (DEFAULT_PATH, InitConfig, Sync, _environ, describe, enter_cwd, execve,
+                             finalize_process, find_executable, give_stdio)
 
 
 class ExecOptions:
@@ -294,11 +295,7 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls | None =
                 raise RongqiError(text)
             # "eof": the pipe closed on execve, the process runs.
         except BaseException:
-            try:
-                os.kill(pid, 9)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
+            _kill_and_reap(pid)
             raise
     finally:
         sync.close()
@@ -313,11 +310,7 @@ def exec_process(root: str, cid: str, o: ExecOptions, sc: sysc.Syscalls | None =
             send_pidfd(o.pidfd_socket, pid)
     except BaseException:
         # The caller cannot learn of the process: it must not run on unwatched (runc kills it too).
-        try:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
+        _kill_and_reap(pid)
         raise
     from rongqi.oci import debug
 
@@ -384,14 +377,8 @@ def _child(sc: sysc.Syscalls, c: InitConfig, proc, relayed: bool = False) -> Non
             sc.setresuid(0)
         os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
         env = _environ(proc)
-        try:
-            sc.chdir(proc.cwd)
-            # In the container's root, as the init's (CVE-2024-21626: a cwd reached through an
-            # fd of the host's is "unreachable" and getcwd fails).
-            os.getcwd()
-        except OSError as err:
-            raise OSError(err.errno, f"cwd {proc.cwd}: {err.strerror}") from None
-        exe = find_executable(proc.args[0], env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"))
+        enter_cwd(sc, proc.cwd, "cwd")   # in the container's root, as the init's
+        exe = find_executable(proc.args[0], env.get("PATH", DEFAULT_PATH))
         for r in proc.rlimits or ():
             sc.setrlimit(r.resource, r.soft, r.hard)
         if proc.terminal and c.console_fd >= 0:
@@ -417,3 +404,12 @@ def _child(sc: sysc.Syscalls, c: InitConfig, proc, relayed: bool = False) -> Non
             pass
         code = 127 if type(err).__name__ == "ExecNotFound" else 1
     os._exit(code)
+
+
+def _kill_and_reap(pid: int) -> None:
+    """The exec'd process (our child) killed and reaped, whatever state it reached."""
+    try:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass

@@ -145,13 +145,7 @@ def setup(sc: sysc.Syscalls, c: InitConfig) -> None:
     os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
 
     env = _environ(proc)
-    try:
-        sc.chdir(proc.cwd)
-        # The cwd must be a path in the container's root (CVE-2024-21626: a cwd reached
-        # through a leaked fd is "unreachable" and getcwd fails).
-        os.getcwd()
-    except OSError as err:
-        raise OSError(err.errno, f"process.cwd {proc.cwd}: {err.strerror}") from None
+    enter_cwd(sc, proc.cwd, "process.cwd")
     exe = find_executable(proc.args[0], env.get("PATH", DEFAULT_PATH))
 
     if proc.terminal:
@@ -344,6 +338,16 @@ def _setgroups_denied() -> bool:
         return procfs.read("/proc/self/setgroups").strip() == b"deny"
     except FileNotFoundError:
         return False
+
+
+def enter_cwd(sc: sysc.Syscalls, cwd: str, what: str) -> None:
+    """chdir to the process's cwd, which must be a path in the container's root (CVE-2024-21626:
+    a cwd reached through a leaked fd of the host's is "unreachable" and getcwd fails)."""
+    try:
+        sc.chdir(cwd)
+        os.getcwd()
+    except OSError as err:
+        raise OSError(err.errno, f"{what} {cwd}: {err.strerror}") from None
 
 
 def _environ(proc) -> dict[str, str]:
